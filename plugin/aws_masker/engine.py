@@ -1,0 +1,85 @@
+"""The masking engine: one scan per string, one token map per request.
+
+``Masker`` is built once per configuration (it is immutable and thread-safe). ``Masker.mask_texts``
+masks every string of one request together, so they share one token map and a token-shaped string
+anywhere in the request is reserved before any token is issued.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .config import MaskerConfig
+from .scanner import Found, Scanner
+from .tokens import TokenIssuer, process_secret
+
+
+@lru_cache(maxsize=1)
+def default_scanner() -> Scanner:
+    return Scanner()
+
+
+@dataclass
+class MaskResult:
+    """What one request's masking did. ``tokens`` maps token -> original, for this request only."""
+
+    tokens: dict[str, str] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    """Masked occurrences per category."""
+    collisions: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class Masker:
+    def __init__(self, config: MaskerConfig | None = None, scanner: Scanner | None = None) -> None:
+        self.config = config or MaskerConfig()
+        self._scanner = scanner or default_scanner()
+        self._enabled = self.config.enabled_categories
+        self._allow = frozenset(self.config.allow_list)
+        secret = self.config.token_secret
+        self._secret = secret.encode("utf-8") if secret else process_secret()
+
+    def find(self, text: str) -> list[Found]:
+        """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
+        return self._scanner.scan(text, self._enabled, self._allow)[0]
+
+    def mask_text(self, text: str) -> tuple[str, MaskResult]:
+        (masked,), result = self.mask_texts([text])
+        return masked, result
+
+    def mask_texts(self, texts: list[str]) -> tuple[list[str], MaskResult]:
+        """Mask several strings of one request with one shared token map."""
+        scans: list[list[Found]] = []
+        issuer = TokenIssuer(self._secret)
+        for text in texts:
+            found, reserved = self._scanner.scan(text, self._enabled, self._allow)
+            scans.append(found)
+            issuer.reserved |= reserved
+        result = MaskResult()
+        out: list[str] = []
+        for text, found in zip(texts, scans, strict=True):
+            out.append(_render(text, found, issuer, result))
+        result.tokens = issuer.by_token
+        result.collisions = issuer.collisions
+        return out, result
+
+
+def _render(text: str, found: list[Found], issuer: TokenIssuer, result: MaskResult) -> str:
+    pieces: list[str] = []
+    last = 0
+    for f in found:
+        if not f.mask:
+            continue
+        pieces.append(text[last : f.start])
+        pieces.append(issuer.issue(f.kind, f.value))
+        result.counts[f.category] += 1
+        last = f.end
+    if last == 0:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)

@@ -1,0 +1,35 @@
+"""Errors the engine raises. Each carries a stable code and never the offending input."""
+
+from __future__ import annotations
+
+
+class MaskerError(Exception):
+    """Base class. ``code`` is the ``AWS_MASKER_<code>`` suffix, ``status`` the HTTP status to use."""
+
+    code = "2001"
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidEncodingError(MaskerError):
+    """A body that is not valid UTF-8 (or not decodable with its Content-Encoding)."""
+
+    code = "2004"
+    status = 400
+
+
+class BodyTooLargeError(MaskerError):
+    """A body the gateway could not hand over, or larger than the configured limit."""
+
+    code = "2005"
+    status = 413
+
+
+class RestoreError(MaskerError):
+    """The upstream response could not be decoded or restored."""
+
+    code = "3001"
+    status = 502

@@ -1,0 +1,967 @@
+"""The pattern catalogue: every AWS identifier the engine recognises, as one declarative table.
+
+Read it top to bottom. Each ``Rule`` has a name, the config category that switches it on or off, the
+token kind it produces, a regular expression (with an optional ``(?P<v>...)`` group: only that part
+is masked, the rest is context that stays), an optional validator, and samples that must and must not
+match. ``tests/test_catalogue.py`` checks every sample, so a rule cannot silently drift.
+
+Order matters: all rules are combined into one alternation that is tried at the start of each word
+(a position after a character other than ``[A-Za-z0-9]``), and there the first rule in this table
+that matches wins. So specific rules (tokens, ARNs, endpoint hostnames, keyed
+values) come before generic ones (bare IDs, IP addresses). A rule's match is consumed whole, which is
+why an ARN or a hostname is never split by another rule.
+
+The masked value is the ``(?P<v>...)`` group if the rule has one, else everything before the
+``(?P<t>...)`` group if it has that, else the whole match.
+
+A validator returns ``MASK`` (mask the value), ``KEEP`` (recognised, left verbatim, and still
+consumed so no other rule carves it up) or ``REJECT`` (not this rule; other rules get a try).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Verdict(Enum):
+    MASK = "mask"
+    KEEP = "keep"
+    REJECT = "reject"
+
+
+Validator = Callable[[str, str, int], Verdict]
+"""(value, whole text, start offset of the value) -> verdict."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    category: str
+    kind: str
+    regex: str
+    description: str
+    must_match: tuple[tuple[str, str], ...]
+    """(text, the value that must be masked in it)."""
+    must_not_match: tuple[str, ...]
+    validate: Validator | None = None
+    kind_of: Callable[[str], str] | None = None
+    """Refines the token kind from the matched value (ARN service, hostname suffix)."""
+    category_of: Callable[[str], str] | None = None
+    """Refines the category from the matched value (an RDS endpoint host is ``rds``)."""
+    kinds: tuple[str, ...] = field(default=())
+    """Every kind ``kind_of`` can return (the token grammar is built from these)."""
+
+    def all_kinds(self) -> tuple[str, ...]:
+        return (self.kind, *self.kinds)
+
+    def category_for(self, value: str) -> str:
+        return self.category_of(value) if self.category_of else self.category
+
+
+# --------------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------------
+
+# Every regex starts with a literal or a character class and checks what precedes it with a
+# lookbehind placed *after* that first character: the regex engine then rejects a non-matching rule
+# on its first character, which is what makes one combined pass fast. The scanner only tries rules at
+# word starts, so "not preceded by a letter or digit" holds already; lookbehinds add the rest.
+#
+# For EC2 IDs a ``\n``-style JSON escape also counts as a boundary, so a JSON body masked as text
+# (when it does not parse) cannot hide "\ni-0123..." behind the escape's letter.
+END = r"(?![A-Za-z0-9_])"
+OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+REGION = r"(?:[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])"
+PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
+BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+RDS_ID = r"[a-z][a-z0-9-]{0,62}"
+ASSIGN = r"[\"']?\s*[:=]\s*[\"']?"
+HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
+
+
+LEAD_WORDS: set[str] = set()
+"""Every literal a rule can start with (filled by ``words``): the scanner never skips over these."""
+
+
+def literal_trie(
+    candidates: list[str] | tuple[str, ...] | set[str], leaf: Callable[[str], str] | None = None
+) -> str:
+    """A regex matching any of ``candidates`` as a trie of literals (longer words tried first).
+
+    ``leaf(word)`` is appended where a word ends (e.g. a lookbehind over the whole word).
+    """
+    trie: dict[str, dict] = {}
+    for w in candidates:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, dict], prefix: str) -> str:
+        alts = [re.escape(ch) + emit(child, prefix + ch) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            alts.append(leaf(prefix) if leaf else "")
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(trie, "")
+
+
+def words(
+    candidates: list[str] | tuple[str, ...], not_after: str = "[A-Za-z0-9_]", also_after: str | None = None
+) -> str:
+    """Match one of the literal ``candidates`` not preceded by ``not_after`` (a one-character class).
+
+    Compiles to a character class of first letters, then a trie of the rest with, at each word's end,
+    a lookbehind over the whole word: a rule built on it is rejected on its first character, and the
+    engine compares literals, not alternatives. Longer words are preferred. ``also_after`` (a
+    fixed-width regex) is a context accepted even though ``not_after`` matches there.
+    """
+    LEAD_WORDS.update(candidates)
+
+    def leaf(word: str) -> str:
+        ok = f"(?<!{not_after}{re.escape(word)})"
+        return f"(?:{ok}|(?<={also_after}{re.escape(word)}))" if also_after else ok
+
+    by_first: dict[str, list[str]] = {}
+    for w in candidates:
+        by_first.setdefault(w[0], []).append(w)
+    firsts = "".join(re.escape(ch) for ch in sorted(by_first))
+    groups = [
+        f"(?<={re.escape(ch)})" + literal_trie([w[1:] for w in ws], lambda rest, ch=ch: leaf(ch + rest))
+        for ch, ws in sorted(by_first.items())
+    ]
+    return f"[{firsts}](?:{'|'.join(groups)})"
+
+
+# EC2-family resource ID prefixes -> token kind. Longest prefix first in the regex.
+EC2_PREFIXES: dict[str, str] = {
+    "i": "EC2",
+    "ami": "AMI",
+    "aki": "AKI",
+    "ari": "ARI",
+    "vol": "EBS_VOL",
+    "snap": "SNAPSHOT",
+    "import-ami": "IMPORT_AMI",
+    "import-snap": "IMPORT_SNAP",
+    "sg": "SECURITY_GROUP",
+    "sgr": "SG_RULE",
+    "subnet": "SUBNET",
+    "vpc": "VPC",
+    "eni": "ENI",
+    "eni-attach": "ENI_ATTACH",
+    "igw": "IGW",
+    "eigw": "EIGW",
+    "nat": "NAT_GW",
+    "rtb": "ROUTE_TABLE",
+    "rtbassoc": "RTB_ASSOC",
+    "acl": "NACL",
+    "aclassoc": "NACL_ASSOC",
+    "eipalloc": "EIP_ALLOC",
+    "eipassoc": "EIP_ASSOC",
+    "vpce": "VPC_ENDPOINT",
+    "vpce-svc": "VPCE_SERVICE",
+    "pcx": "VPC_PEERING",
+    "tgw": "TGW",
+    "tgw-attach": "TGW_ATTACH",
+    "tgw-rtb": "TGW_ROUTE_TABLE",
+    "vgw": "VGW",
+    "cgw": "CGW",
+    "vpn": "VPN",
+    "dopt": "DHCP_OPTIONS",
+    "lt": "LAUNCH_TEMPLATE",
+    "fs": "EFS",
+    "fsmt": "EFS_MOUNT",
+    "fsap": "EFS_ACCESS_POINT",
+    "key": "KEY_PAIR",
+    "r": "RESERVATION",
+    "pl": "PREFIX_LIST",
+    "cr": "CAPACITY_RESERVATION",
+    "dedicated-host": "DEDICATED_HOST",
+    "h": "DEDICATED_HOST",
+    "fl": "FLOW_LOG",
+    "sir": "SPOT_REQUEST",
+    "sfr": "SPOT_FLEET",
+    "fleet": "EC2_FLEET",
+    "elastic-ip": "ELASTIC_IP",
+    "export-i": "EXPORT_TASK",
+    "ipam": "IPAM",
+    "ipam-pool": "IPAM_POOL",
+    "vpc-flow-log": "FLOW_LOG",
+}
+
+
+def _ec2_kind(value: str) -> str:
+    return EC2_PREFIXES[value.rsplit("-", 1)[0]]
+
+
+# ARN service (and resource type) -> token kind. Anything else is a generic ARN.
+ARN_KINDS: dict[str, str] = {
+    "iam:role": "IAM_ROLE_ARN",
+    "iam:user": "IAM_USER_ARN",
+    "iam:group": "IAM_GROUP_ARN",
+    "iam:policy": "IAM_POLICY_ARN",
+    "iam:instance-profile": "IAM_PROFILE_ARN",
+    "iam:root": "IAM_ROOT_ARN",
+    "sts:assumed-role": "STS_ROLE_ARN",
+    "sts:federated-user": "STS_USER_ARN",
+    "lambda": "LAMBDA_ARN",
+    "s3": "S3_ARN",
+    "rds": "RDS_ARN",
+    "ec2": "EC2_ARN",
+    "dynamodb": "DYNAMODB_ARN",
+    "sns": "SNS_ARN",
+    "sqs": "SQS_ARN",
+    "kms": "KMS_ARN",
+    "secretsmanager": "SECRET_ARN",
+    "ssm": "SSM_ARN",
+    "elasticloadbalancing": "ELB_ARN",
+    "ecs": "ECS_ARN",
+    "eks": "EKS_ARN",
+    "ecr": "ECR_ARN",
+    "logs": "LOG_GROUP_ARN",
+    "cloudformation": "CFN_STACK_ARN",
+    "acm": "ACM_CERT_ARN",
+    "states": "STEP_FN_ARN",
+    "kinesis": "KINESIS_ARN",
+    "firehose": "FIREHOSE_ARN",
+    "es": "ES_DOMAIN_ARN",
+    "elasticache": "ELASTICACHE_ARN",
+    "route53": "ROUTE53_ARN",
+    "apigateway": "APIGW_ARN",
+    "execute-api": "APIGW_ARN",
+    "cloudfront": "CLOUDFRONT_ARN",
+    "events": "EVENTS_ARN",
+    "sagemaker": "SAGEMAKER_ARN",
+    "glue": "GLUE_ARN",
+    "athena": "ATHENA_ARN",
+    "redshift": "REDSHIFT_ARN",
+    "batch": "BATCH_ARN",
+    "codecommit": "CODECOMMIT_ARN",
+    "codebuild": "CODEBUILD_ARN",
+    "elasticfilesystem": "EFS_ARN",
+    "cognito-idp": "COGNITO_ARN",
+    "wafv2": "WAF_ARN",
+}
+
+_ARN_RE = re.compile(r"arn:[^:]+:(?P<svc>[^:]*):(?P<region>[^:]*):(?P<acct>[^:]*):(?P<res>.*)", re.S)
+_WILDCARD_RESOURCE = re.compile(r"[A-Za-z-]*[/:]?\*")
+
+
+def _arn_kind(value: str) -> str:
+    m = _ARN_RE.match(value)
+    if m is None:  # pragma: no cover - the catalogue regex guarantees the shape
+        return "ARN"
+    svc, res = m["svc"], m["res"]
+    rtype = re.split(r"[/:]", res, maxsplit=1)[0]
+    return ARN_KINDS.get(f"{svc}:{rtype}") or ARN_KINDS.get(svc) or "ARN"
+
+
+def _arn_verdict(value: str, text: str, start: int) -> Verdict:
+    """AWS-managed ARNs (account ``aws``) and pure wildcards identify nobody: keep them readable."""
+    m = _ARN_RE.match(value)
+    if m is None:  # pragma: no cover
+        return Verdict.MASK
+    acct, res = m["acct"], m["res"]
+    if acct == "aws":
+        return Verdict.KEEP
+    if acct in ("", "*") and (res in ("", "*") or _WILDCARD_RESOURCE.fullmatch(res)):
+        return Verdict.KEEP
+    return Verdict.MASK
+
+
+_BUCKET_FORBIDDEN = re.compile(
+    r"\.\.|\.-|-\.|^xn--|^sthree-|^amzn-s3-demo-|-s3alias$|--ol-s3$|\.mrap$|--x-s3$"
+)
+_IPV4_SHAPE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+
+
+def _valid_bucket(value: str) -> bool:
+    return 3 <= len(value) <= 63 and not _BUCKET_FORBIDDEN.search(value) and not _IPV4_SHAPE.fullmatch(value)
+
+
+def _bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    return Verdict.MASK if _valid_bucket(value) else Verdict.REJECT
+
+
+# Prose context ("S3 my-bucket", "RDS prod-db") is weak evidence, so the value must look like a
+# resource name: quoted, or containing a hyphen, dot or digit. "S3 bucket policies" stays prose.
+_PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
+
+
+def _looks_like_name(value: str, text: str, start: int) -> bool:
+    quoted = start > 0 and text[start - 1] in "\"'`"
+    if value in _PROSE_STOPWORDS:
+        return False
+    return quoted or any(c in value for c in "-.0123456789")
+
+
+def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    if _valid_bucket(value) and _looks_like_name(value, text, start):
+        return Verdict.MASK
+    return Verdict.REJECT
+
+
+def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
+    if value.endswith("-") or "--" in value:
+        return Verdict.REJECT
+    return Verdict.MASK if _looks_like_name(value, text, start) else Verdict.REJECT
+
+
+def _rds_key_verdict(value: str, text: str, start: int) -> Verdict:
+    return Verdict.REJECT if value.endswith("-") or "--" in value else Verdict.MASK
+
+
+# Version strings ("v1.2.3.4", "version 10.0.1.4") and product tokens ("Chrome/120.0.0.0") look like
+# IPv4 addresses; the preceding characters tell them apart.
+_VERSION_BEFORE = re.compile(r"(?:\b[vV]|\b(?:[Vv]er(?:sion)?|VERSION)[\s:=]*|[A-Za-z]/)$")
+
+
+def _preceded_by_version(text: str, start: int) -> bool:
+    if start == 0 or text[start - 1] not in " \t:=/":
+        return False  # fast path: every version context ends in one of these characters
+    return _VERSION_BEFORE.search(text, max(0, start - 12), start) is not None
+
+
+def _private_ip_verdict(value: str, text: str, start: int) -> Verdict:
+    return Verdict.REJECT if _preceded_by_version(text, start) else Verdict.MASK
+
+
+def _public_ip_verdict(value: str, text: str, start: int) -> Verdict:
+    if _preceded_by_version(text, start):
+        return Verdict.REJECT
+    octets = value.split("/", 1)[0].split(".")
+    if any(len(o) > 1 and o[0] == "0" for o in octets):
+        return Verdict.REJECT  # leading zeros: not an address
+    a, b, c, d = (int(o) for o in octets)
+    if a > 255 or b > 255 or c > 255 or d > 255:
+        return Verdict.REJECT
+    if (
+        a in (0, 10, 127)
+        or a >= 224  # multicast, reserved, broadcast, netmasks like 255.255.255.0
+        or (a == 100 and 64 <= b <= 127)
+        or (a == 169 and b == 254)  # link-local, e.g. the instance metadata address
+        or (a == 172 and 16 <= b <= 31)
+        or (a == 192 and b == 168)
+    ):
+        # Private ranges have their own rule; the rest identify nobody.
+        return Verdict.KEEP
+    return Verdict.MASK
+
+
+def _ipv6_verdict(value: str, text: str, start: int) -> Verdict:
+    addr_text = value.split("/", 1)[0]
+    try:
+        addr = ipaddress.IPv6Address(addr_text)
+    except ValueError:
+        return Verdict.REJECT
+    if not any(c.isdigit() for c in addr_text) or len(addr_text) < 6:
+        return Verdict.REJECT  # "dead::beef", "a::b": code, not addresses
+    if addr.is_loopback or addr.is_unspecified:
+        return Verdict.KEEP
+    return Verdict.MASK
+
+
+_HOST_KINDS: tuple[tuple[str, str, str], ...] = (
+    # (suffix regex, kind, category)
+    (r"\.rds\.amazonaws\.com(?:\.cn)?", "RDS_HOST", "rds"),
+    (r"\.elb\.amazonaws\.com(?:\.cn)?", "ELB_HOST", "hostname"),
+    (r"\.elb\." + REGION + r"\.amazonaws\.com(?:\.cn)?", "ELB_HOST", "hostname"),
+    (r"\.execute-api\." + REGION + r"\.amazonaws\.com(?:\.cn)?", "APIGW_HOST", "hostname"),
+    (r"\.cloudfront\.net", "CLOUDFRONT_HOST", "hostname"),
+    (r"\.cache\.amazonaws\.com(?:\.cn)?", "ELASTICACHE_HOST", "hostname"),
+    (r"\.eks\.amazonaws\.com(?:\.cn)?", "EKS_HOST", "hostname"),
+    (r"\.dkr\.ecr\." + REGION + r"\.amazonaws\.com(?:\.cn)?", "ECR_HOST", "hostname"),
+    (r"\.es\.amazonaws\.com(?:\.cn)?", "OPENSEARCH_HOST", "hostname"),
+    (r"\.lambda-url\." + REGION + r"\.on\.aws", "LAMBDA_URL_HOST", "hostname"),
+    (r"\.elasticbeanstalk\.com", "BEANSTALK_HOST", "hostname"),
+    (r"\.compute(?:-1)?\.amazonaws\.com(?:\.cn)?", "EC2_HOST", "hostname"),
+    (r"\.compute\.internal", "PRIVATE_DNS", "private_ip"),
+    (r"\.ec2\.internal", "PRIVATE_DNS", "private_ip"),
+)
+_HOST_SUFFIX_RE = re.compile(
+    "(?:" + "|".join(f"(?P<h{i}>{s})" for i, (s, _k, _c) in enumerate(_HOST_KINDS)) + ")$"
+)
+
+
+def _host_suffix(value: str) -> tuple[str, str]:
+    m = _HOST_SUFFIX_RE.search(value)
+    if m is None:  # pragma: no cover - the catalogue regex only admits listed suffixes
+        return "HOST", "hostname"
+    _s, kind, category = _HOST_KINDS[int(m.lastgroup[1:])]  # type: ignore[index]
+    return kind, category
+
+
+def _host_kind(value: str) -> str:
+    return _host_suffix(value)[0]
+
+
+def _host_category(value: str) -> str:
+    return _host_suffix(value)[1]
+
+
+# A host is labels then one of the suffixes; the first label must be followed by a dot, which rejects
+# ordinary words right after their last letter.
+HOST_REGEX = (
+    r"[A-Za-z0-9](?<![A-Za-z0-9.-].)[A-Za-z0-9-]*+(?:\.[A-Za-z0-9-]++)*?(?:"
+    + "|".join(s for s, _k, _c in _HOST_KINDS)
+    + r")(?![A-Za-z0-9-])"
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# The catalogue
+# --------------------------------------------------------------------------------------------------
+
+RULES: tuple[Rule, ...] = (
+    # ---- ARNs: first, so nothing else ever splits one -------------------------------------------
+    Rule(
+        name="arn",
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"arn:(?<![A-Za-z0-9_-]arn:)" + PARTITION + r":[a-z0-9-]+:(?:" + REGION + r"|\*)?:"
+            r"(?:[0-9]{12}|aws|\*)?:[A-Za-z0-9_/:.+=@*!$%&?~#{}-]*[A-Za-z0-9_/+=@*$%&?~#{}-]"
+        ),
+        description="Any ARN in any partition, masked as one unit; the kind names the service",
+        validate=_arn_verdict,
+        kind_of=_arn_kind,
+        kinds=tuple(dict.fromkeys(ARN_KINDS.values())),
+        must_match=(
+            ("role arn:aws:iam::123456789012:role/Admin.", "arn:aws:iam::123456789012:role/Admin"),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:my-fn",
+                "arn:aws:lambda:us-east-1:123456789012:function:my-fn",
+            ),
+            ("arn:aws:s3:::acme-prod-data/logs/*", "arn:aws:s3:::acme-prod-data/logs/*"),
+            (
+                "arn:aws-cn:eks:cn-north-1:123456789012:cluster/prod-eks",
+                "arn:aws-cn:eks:cn-north-1:123456789012:cluster/prod-eks",
+            ),
+            (
+                "arn:aws-us-gov:rds:us-gov-west-1:123456789012:db:prod-db-1",
+                "arn:aws-us-gov:rds:us-gov-west-1:123456789012:db:prod-db-1",
+            ),
+            (
+                '"arn:aws:kms:eu-west-2:210987654321:key/1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"',
+                "arn:aws:kms:eu-west-2:210987654321:key/1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d",
+            ),
+        ),
+        must_not_match=(
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+            '"Resource": "arn:aws:s3:::*"',
+            "arn:aws:logs:*:*:*",
+            "Action: ec2:DescribeInstances",
+        ),
+    ),
+    # ---- Endpoint hostnames that embed a resource name or ID ------------------------------------
+    Rule(
+        name="s3_virtual_host",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[a-z0-9](?<![A-Za-z0-9.-].)[a-z0-9-]*+(?:\.[a-z0-9-]++)*?(?P<t>\.s3(?:[.-](?:website[.-])?"
+            r"(?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?)(?![A-Za-z0-9-])"
+        ),
+        description="Bucket in a virtual-hosted S3 URL: <bucket>.s3[.<region>].amazonaws.com",
+        validate=_bucket_verdict,
+        must_match=(
+            ("https://acme-prod-data.s3.amazonaws.com/a.txt", "acme-prod-data"),
+            ("acme.logs.s3.eu-west-1.amazonaws.com", "acme.logs"),
+            ("http://site-assets.s3-website-us-east-1.amazonaws.com", "site-assets"),
+        ),
+        must_not_match=("https://s3.amazonaws.com/", "s3.us-east-1.amazonaws.com"),
+    ),
+    Rule(
+        name="aws_hostname",
+        category="hostname",
+        kind="HOST",
+        regex=HOST_REGEX,
+        description=(
+            "AWS endpoint hostnames that embed a name or ID, masked as a unit: RDS endpoints (category rds), "
+            "EC2 private DNS names (private_ip), ELB, API Gateway, CloudFront, ElastiCache, EKS, ECR, "
+            "OpenSearch, Lambda URLs, EC2 public DNS (hostname)"
+        ),
+        kind_of=_host_kind,
+        category_of=_host_category,
+        kinds=tuple(dict.fromkeys(k for _s, k, _c in _HOST_KINDS)),
+        must_match=(
+            (
+                "host=prod-db.c9akciq32xyz.us-east-1.rds.amazonaws.com port=5432",
+                "prod-db.c9akciq32xyz.us-east-1.rds.amazonaws.com",
+            ),
+            (
+                "orders.cluster-ro-abcdefghij12.eu-west-1.rds.amazonaws.com",
+                "orders.cluster-ro-abcdefghij12.eu-west-1.rds.amazonaws.com",
+            ),
+            ("ip-10-0-0-1.ec2.internal", "ip-10-0-0-1.ec2.internal"),
+            ("node ip-10-0-1-5.us-west-2.compute.internal Ready", "ip-10-0-1-5.us-west-2.compute.internal"),
+            (
+                "i-0123456789abcdef0.eu-west-1.compute.internal",
+                "i-0123456789abcdef0.eu-west-1.compute.internal",
+            ),
+            (
+                "my-alb-1234567890.us-east-1.elb.amazonaws.com",
+                "my-alb-1234567890.us-east-1.elb.amazonaws.com",
+            ),
+            (
+                "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/prod",
+                "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+            ),
+            ("d111111abcdef8.cloudfront.net", "d111111abcdef8.cloudfront.net"),
+            (
+                "sessions.ab12cd.0001.use1.cache.amazonaws.com:6379",
+                "sessions.ab12cd.0001.use1.cache.amazonaws.com",
+            ),
+            (
+                "https://0A1B2C3D4E5F60718293A4B5C6D7E8F9.gr7.us-east-1.eks.amazonaws.com",
+                "0A1B2C3D4E5F60718293A4B5C6D7E8F9.gr7.us-east-1.eks.amazonaws.com",
+            ),
+            (
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1.4",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            ),
+            ("ec2-54-12-34-56.compute-1.amazonaws.com", "ec2-54-12-34-56.compute-1.amazonaws.com"),
+        ),
+        must_not_match=(
+            "https://sts.amazonaws.com",
+            "ec2.us-east-1.amazonaws.com",
+            "cloudfront.net",
+            "rds.amazonaws.com",
+            "https://rds.us-east-1.amazonaws.com",
+            "compute.internal",
+            "my.internal.host",
+        ),
+    ),
+    Rule(
+        name="sqs_queue_url",
+        category="hostname",
+        kind="SQS_QUEUE",
+        regex=(
+            r"[sq](?<![A-Za-z0-9.-].)(?:(?<=s)qs\." + REGION + r"|(?<=q)ueue)\.amazonaws\.com(?:\.cn)?/"
+            r"(?P<v>[0-9]{12}/[A-Za-z0-9_-]{1,80})(?![A-Za-z0-9_-])"
+        ),
+        description="Account and queue name in an SQS queue URL",
+        must_match=(
+            (
+                "https://sqs.us-east-1.amazonaws.com/123456789012/orders-queue.fifo",
+                "123456789012/orders-queue",
+            ),
+        ),
+        must_not_match=("https://sqs.us-east-1.amazonaws.com/",),
+    ),
+    # ---- S3 buckets -------------------------------------------------------------------------------
+    Rule(
+        name="s3_uri",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=r"s(?<![A-Za-z0-9]s)3a?n?://(?P<v>" + BUCKET + r")(?![a-z0-9.-])",
+        description="Bucket in s3://bucket/key URIs",
+        validate=_bucket_verdict,
+        must_match=(("aws s3 cp s3://acme-prod-data/2024/01/x.csv .", "acme-prod-data"),),
+        must_not_match=("s3:// is a URI scheme", "s3://x/"),
+    ),
+    Rule(
+        name="s3_path_style",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"s(?<![A-Za-z0-9.-]s)3(?:[.-](?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?/"
+            r"(?P<v>" + BUCKET + r")(?![a-z0-9.-])"
+        ),
+        description="Bucket in path-style S3 URLs: s3.<region>.amazonaws.com/<bucket>/key",
+        validate=_bucket_verdict,
+        must_match=(("https://s3.us-west-2.amazonaws.com/acme-backups/db.dump", "acme-backups"),),
+        must_not_match=("https://s3.us-west-2.amazonaws.com/",),
+    ),
+    Rule(
+        name="s3_bucket_key",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            words(
+                [
+                    "Bucket",
+                    "BucketName",
+                    "bucket",
+                    "bucket_name",
+                    "bucketName",
+                    "S3Bucket",
+                    "s3_bucket",
+                    "S3BucketName",
+                    "TargetBucket",
+                    "SourceBucket",
+                    "DestinationBucket",
+                    "LoggingBucket",
+                    "DeploymentBucket",
+                    "AWS_S3_BUCKET",
+                    "S3_BUCKET",
+                    "BUCKET_NAME",
+                ]
+            )
+            + ASSIGN
+            + r"(?P<v>"
+            + BUCKET
+            + r")(?=[\"'\s,;}\]]|$)"
+        ),
+        description='Bucket under JSON/YAML/HCL/env keys: "Bucket": "...", bucket = "...", S3_BUCKET=...',
+        validate=_bucket_verdict,
+        must_match=(
+            ('{"Bucket": "acme-prod-data", "Key": "a"}', "acme-prod-data"),
+            ('  bucket = "tf-state-7731"', "tf-state-7731"),
+            ("BucketName: media-uploads-eu\n", "media-uploads-eu"),
+        ),
+        must_not_match=('"Bucket": "arn:aws:s3:::*"', '"bucket": "A"'),
+    ),
+    Rule(
+        name="s3_prose",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            words(["S3", "s3", "Bucket", "bucket"]) + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
+            r"[\"'`]?(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[a-z0-9])"
+        ),
+        description='Bucket named in prose right after "S3" or "bucket" ("S3 my-bucket", "bucket named x")',
+        validate=_prose_bucket_verdict,
+        must_match=(
+            ("Analyze: S3 my-bucket returns 403", "my-bucket"),
+            ("the bucket named logs-prod is public", "logs-prod"),
+            ("S3 bucket 'billing' was deleted", "billing"),
+        ),
+        must_not_match=(
+            "S3 bucket policies are JSON",
+            "the bucket is empty",
+            "S3 is cheap",
+            "blogs and catalogs",
+        ),
+    ),
+    # ---- RDS --------------------------------------------------------------------------------------
+    Rule(
+        name="rds_identifier_key",
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(
+                [
+                    "DBInstanceIdentifier",
+                    "DBClusterIdentifier",
+                    "DBSnapshotIdentifier",
+                    "DBClusterSnapshotIdentifier",
+                    "SourceDBInstanceIdentifier",
+                    "SourceDBClusterIdentifier",
+                    "ReadReplicaSourceDBInstanceIdentifier",
+                    "DbInstanceIdentifier",
+                    "DbClusterIdentifier",
+                    "db_instance_identifier",
+                    "db_cluster_identifier",
+                    "cluster_identifier",
+                    "DBName",
+                    "db_name",
+                ]
+            )
+            + ASSIGN
+            + r"(?P<v>"
+            + RDS_ID
+            + r")(?=[\"'\s,;}\]]|$)"
+        ),
+        description="RDS instance/cluster identifiers under their JSON/YAML/HCL keys",
+        validate=_rds_key_verdict,
+        must_match=(
+            ('"DBInstanceIdentifier": "orders-db-2"', "orders-db-2"),
+            ('cluster_identifier = "aurora-main"', "aurora-main"),
+        ),
+        must_not_match=('"DBInstanceIdentifier": "Bad--"',),
+    ),
+    Rule(
+        name="rds_resource_id",
+        category="rds",
+        kind="RDS_RESOURCE_ID",
+        regex=words(["db-", "cluster-"], "[A-Za-z0-9_-]") + r"[A-Z0-9]{26}(?![A-Za-z0-9_])",
+        description="RDS DbiResourceId / DbClusterResourceId (db-<26 uppercase alnum>)",
+        must_match=(("DbiResourceId: db-ABCDEFGHIJKLMNOPQRSTUVWXY2", "db-ABCDEFGHIJKLMNOPQRSTUVWXY2"),),
+        must_not_match=("db-connection", "cluster-ABC"),
+    ),
+    Rule(
+        name="rds_prose",
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(["RDS", "Database", "database", "DB", "db"]) + r"(?:\s+(?:[Ii]nstance|[Cc]luster))?"
+            r"(?:\s+(?:named|called))?:?\s+[\"'`]?(?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[a-z0-9])"
+        ),
+        description='RDS identifiers in prose after "RDS", "database", "DB instance", "DB cluster"',
+        validate=_prose_rds_verdict,
+        must_match=(
+            ("Analyze: ... RDS prod-db, IP 10.0.1.100", "prod-db"),
+            ("the database orders-db-1 is slow", "orders-db-1"),
+            ("DB instance 'billing' failed over", "billing"),
+        ),
+        must_not_match=(
+            "the database connection pool",
+            "RDS instance types",
+            "goodbye feedback mongodb",
+            "DB is down",
+        ),
+    ),
+    # ---- Credentials -----------------------------------------------------------------------------
+    Rule(
+        name="access_key_id",
+        category="credentials",
+        kind="ACCESS_KEY",
+        regex=words(["AKIA", "ASIA", "ABIA", "ACCA"], "[A-Za-z0-9]") + r"[A-Z0-9]{16}(?![A-Za-z0-9])",
+        description="Access key IDs: AKIA (long-term), ASIA (STS), ABIA, ACCA + 16",
+        must_match=(
+            ("aws_access_key_id = AKIA2OGYBAH6XQ7TV4MZ", "AKIA2OGYBAH6XQ7TV4MZ"),
+            ('"AccessKeyId": "ASIAY34FZKBOKMUTVV7A"', "ASIAY34FZKBOKMUTVV7A"),
+        ),
+        must_not_match=("AKIA is a prefix", "AKIA2OGYBAH6XQ7TV4MZEXTRA"),
+    ),
+    Rule(
+        name="iam_unique_id",
+        category="credentials",
+        kind="IAM_ID",
+        regex=(
+            words(["AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA"], "[A-Za-z0-9]")
+            + r"[A-Z0-9]{16,17}(?![A-Za-z0-9])"
+        ),
+        description="IAM unique IDs: AIDA (user), AROA (role), AGPA, AIPA, ANPA, ANVA, APKA, ASCA",
+        must_match=(('"RoleId": "AROA3XFRBF535PLBIFPI4"', "AROA3XFRBF535PLBIFPI4"),),
+        must_not_match=("AROA",),
+    ),
+    Rule(
+        name="secret_access_key",
+        category="credentials",
+        kind="SECRET_KEY",
+        regex=(
+            words(
+                [
+                    "SecretAccessKey",
+                    "secretAccessKey",
+                    "aws_secret_access_key",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "secret_access_key",
+                    "SecretKey",
+                    "secret_key",
+                    "aws_secret_key",
+                    "AWS_SECRET_KEY",
+                ]
+            )
+            + ASSIGN
+            + r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        description="40-character secret access keys, only next to a key name that says so",
+        must_match=(
+            (
+                "aws_secret_access_key = Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+        ),
+        must_not_match=("commit 3f786850e387550fdab836ed7e6dc881de23001b",),
+    ),
+    Rule(
+        name="session_token_key",
+        category="credentials",
+        kind="SESSION_TOKEN",
+        regex=(
+            words(
+                [
+                    "SessionToken",
+                    "sessionToken",
+                    "aws_session_token",
+                    "AWS_SESSION_TOKEN",
+                    "aws_security_token",
+                    "AWS_SECURITY_TOKEN",
+                    "security_token",
+                ]
+            )
+            + ASSIGN
+            + r"(?P<v>[A-Za-z0-9/+=]{100,})"
+        ),
+        description="STS session tokens under their key names (100+ base64 characters)",
+        must_match=(
+            ("aws_session_token = " + "IQoJb3JpZ2luX2VjEJr" + "a" * 120, "IQoJb3JpZ2luX2VjEJr" + "a" * 120),
+        ),
+        must_not_match=("SessionToken: short",),
+    ),
+    Rule(
+        name="session_token",
+        category="credentials",
+        kind="SESSION_TOKEN",
+        regex=words(["FwoGZXIvYXdzE", "IQoJb3JpZ2luX2Vj"], "[A-Za-z0-9/+=]") + r"[A-Za-z0-9/+=]{50,}",
+        description="STS session tokens by their well-known base64 prefixes, with or without a key",
+        must_match=(("token FwoGZXIvYXdzEBAaD" + "x" * 80, "FwoGZXIvYXdzEBAaD" + "x" * 80),),
+        must_not_match=("FwoGZXIvYXdzE",),
+    ),
+    # ---- Account IDs: 12 digits only with evidence -----------------------------------------------
+    Rule(
+        name="account_id_key",
+        category="account",
+        kind="ACCOUNT",
+        regex=(
+            words(
+                [
+                    "OwnerId",
+                    "ownerId",
+                    "Owner",
+                    "AccountId",
+                    "accountId",
+                    "Account",
+                    "account",
+                    "awsAccountId",
+                    "recipientAccountId",
+                    "account_id",
+                    "aws_account_id",
+                    "AWS_ACCOUNT_ID",
+                    "AccountNumber",
+                    "SourceAccount",
+                    "RequesterId",
+                    "OwnerAccount",
+                    "AccountID",
+                    "accountID",
+                ]
+            )
+            + ASSIGN
+            + r"(?P<v>[0-9]{12})(?![0-9])"
+        ),
+        description="12-digit account IDs under keys such as OwnerId, Account, AccountId, awsAccountId",
+        must_match=(
+            ('"OwnerId": "123456789012"', "123456789012"),
+            ('{"Account": "210987654321", "Arn": "x"}', "210987654321"),
+            ("AWS_ACCOUNT_ID=000123456789", "000123456789"),
+        ),
+        must_not_match=('"Timestamp": "1700000000000"', '"OwnerId": "1234567890123"'),
+    ),
+    Rule(
+        name="account_id_prose",
+        category="account",
+        kind="ACCOUNT",
+        regex=(
+            words(["account", "Account", "ACCOUNT"]) + r"(?:\s+(?:ID|[Ii]d|[Nn]umber|no\.?|#))?\s*[:#=]?\s*"
+            r"[\"'`(]?(?P<v>[0-9]{12}|[0-9]{4}-[0-9]{4}-[0-9]{4})(?![0-9-])"
+        ),
+        description='12-digit account IDs right after the word "account" ("account 123456789012")',
+        must_match=(
+            ("in account 123456789012 we see", "123456789012"),
+            ("Account ID: 1234-5678-9012", "1234-5678-9012"),
+        ),
+        must_not_match=("account balance 1700000000000", "order 123456789012"),
+    ),
+    # ---- EC2-family resource IDs ------------------------------------------------------------------
+    Rule(
+        name="ec2_resource_id",
+        category="ec2",
+        kind="EC2",
+        regex=words([p + "-" for p in EC2_PREFIXES], "[A-Za-z0-9_-]", r"\\[nrtbf]") + HEX_ID + END,
+        description="EC2-family IDs: <prefix>- + exactly 8 or 17 lowercase hex; the longest prefix wins",
+        kind_of=_ec2_kind,
+        kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
+        must_match=(
+            ("Analyze: EC2 i-1234567890abcdef0, S3", "i-1234567890abcdef0"),
+            ("ami-0abcdef1234567890", "ami-0abcdef1234567890"),
+            ("vpc-0a1b2c3d4e5f67890 and sg-12345678", "vpc-0a1b2c3d4e5f67890"),
+            ("tgw-attach-0123456789abcdef0", "tgw-attach-0123456789abcdef0"),
+            ("old subnet-1a2b3c4d here", "subnet-1a2b3c4d"),
+            ('"\\ni-0123456789abcdef0"', "i-0123456789abcdef0"),
+        ),
+        must_not_match=("i-0123456789", "web-sg-12345678", "sg-1234567", "i-0123456789abcdef01", "vol-XYZ"),
+    ),
+    # ---- IP addresses -----------------------------------------------------------------------------
+    Rule(
+        name="private_ip_dash",
+        category="private_ip",
+        kind="PRIVATE_IP",
+        regex=(
+            r"ip-(?<![A-Za-z0-9_]ip-)(?P<v>10-"
+            + OCTET
+            + "-"
+            + OCTET
+            + "-"
+            + OCTET
+            + r"|172-(?:1[6-9]|2[0-9]|3[01])-"
+            + OCTET
+            + "-"
+            + OCTET
+            + r"|192-168-"
+            + OCTET
+            + "-"
+            + OCTET
+            + r")(?![0-9])"
+        ),
+        description="Dash-form private IPs inside hostnames (ip-10-0-0-1.corp.example)",
+        must_match=(("ssh ip-10-20-30-40.corp.example", "10-20-30-40"),),
+        must_not_match=("ip-8-8-8-8.example",),
+    ),
+    Rule(
+        name="private_ipv4",
+        category="private_ip",
+        kind="PRIVATE_IP",
+        regex=(
+            r"1(?<![0-9A-Za-z.]1)(?:0\."
+            + OCTET
+            + r"\."
+            + OCTET
+            + r"\."
+            + OCTET
+            + r"|72\.(?:1[6-9]|2[0-9]|3[01])\."
+            + OCTET
+            + r"\."
+            + OCTET
+            + r"|92\.168\."
+            + OCTET
+            + r"\."
+            + OCTET
+            + r"|00\.(?:6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\."
+            + OCTET
+            + r"\."
+            + OCTET
+            + r")(?:/(?:3[0-2]|[12]?[0-9]))?(?![0-9]|\.[0-9])"
+        ),
+        description="Private IPv4 (RFC 1918 and 100.64/10 CGNAT) with optional CIDR; not after v/version",
+        validate=_private_ip_verdict,
+        must_match=(
+            ("IP 10.0.1.100 is down", "10.0.1.100"),
+            ("cidr 172.31.0.0/16,", "172.31.0.0/16"),
+            ("192.168.1.1", "192.168.1.1"),
+            ("100.64.3.7", "100.64.3.7"),
+        ),
+        must_not_match=("version 10.0.1.4", "v10.0.0.1", "10.0.0.256", "1.10.0.0.1", "172.32.0.1"),
+    ),
+    Rule(
+        name="public_ipv4",
+        category="public_ip",
+        kind="PUBLIC_IP",
+        regex=(
+            r"[0-9](?<![0-9A-Za-z.].)[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+            r"(?:/(?:3[0-2]|[12]?[0-9]))?(?![0-9]|\.[0-9])"
+        ),
+        description="Public IPv4; loopback, link-local, multicast, reserved and netmasks are kept",
+        validate=_public_ip_verdict,
+        must_match=(("EIP 54.239.28.85 attached", "54.239.28.85"), ("3.5.140.0/22", "3.5.140.0/22")),
+        must_not_match=(
+            "v1.2.3.4",
+            "Version 1.2.3.4",
+            "127.0.0.1",
+            "0.0.0.0/0",
+            "255.255.255.0",
+            "169.254.169.254",
+            "Chrome/120.0.0.0",
+            "1.2.3.4.5",
+        ),
+    ),
+    Rule(
+        name="ipv6",
+        category="ipv6",
+        kind="IPV6",
+        regex=(
+            r"[0-9a-fA-F:](?<![0-9A-Za-z:.].)[0-9a-fA-F]{0,3}:[0-9a-fA-F]{0,4}:[0-9a-fA-F:]{0,35}"
+            r"(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?(?![0-9A-Za-z:])"
+        ),
+        description="IPv6 addresses (validated); ::1 and :: are kept; times and MACs never match",
+        validate=_ipv6_verdict,
+        must_match=(("2600:1f18:24e6:a200::/56", "2600:1f18:24e6:a200::/56"), ("2001:db8::1", "2001:db8::1")),
+        must_not_match=("10:30:45", "::1", "00:1a:2b:3c:4d:5e", "std::vector", "dead::beef"),
+    ),
+)

@@ -1,0 +1,124 @@
+"""One pass over the text with one combined regular expression.
+
+The catalogue's rules are compiled into a single alternation. A possessive "skipper" in front of it
+jumps from word start to word start inside the regex engine, so rules are only tried where an
+identifier can begin, and every rule starts with a literal or a character class, so a rule that
+cannot match there is rejected on its first character. At each word start the first rule (in
+catalogue order) that matches wins and its whole match is consumed. A validator may reject a match;
+then the remaining rules get a try at the same position before the scan moves on.
+
+Token-shaped text is found by a separate literal search (``TOKEN_RE``, anchored on ``AWS_``), so it
+is reserved exactly where the restore would find it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .patterns import LEAD_WORDS, RULES, Rule, Verdict, literal_trie
+from .tokens import TOKEN_RE
+
+_GROUP_DEF = re.compile(r"\(\?P<([a-z]+)>")
+
+# Between word starts: punctuation runs (a backslash escape like "\n" counts as punctuation, so the
+# word after it is a word start), then words (or a lone ':', where an IPv6 address may start).
+_PUNCT = r"(?:[^A-Za-z0-9:\\]++|\\[nrtbf]?)"
+# A "plain" word (letters only, followed by whitespace, a quote or a bracket) can only start a match
+# if it begins with one of the rules' leading literals; all other plain words are skipped without
+# trying the rules. tests/test_scanner.py checks this shortcut against the plain word-by-word scan.
+_PLAIN_SEPARATORS = r"[\s\"',;{}\[\]()<>|]"
+
+
+def _skipper(fast: bool) -> str:
+    if not fast:
+        return _PUNCT + r"*+(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + r"*+)*?"
+    guard = literal_trie({w for w in LEAD_WORDS if w.isalpha()})
+    plain = r"(?:(?!" + guard + r")[A-Za-z]++(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r"*+)*+"
+    return _PUNCT + r"*+" + plain + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + r"*+" + plain + r")*?"
+
+
+def _namespaced(regex: str, prefix: str) -> str:
+    return _GROUP_DEF.sub(lambda m: f"(?P<{prefix}{m[1]}>", regex)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One recognised identifier: ``text[start:end]`` is the value to replace."""
+
+    start: int
+    end: int
+    rule: Rule
+    category: str
+    kind: str
+    value: str
+    mask: bool  # False: recognised but kept verbatim (category off, allow-listed, KEEP verdict)
+
+
+class Scanner:
+    """Compiled catalogue. Thread-safe and reusable: holds no per-request state."""
+
+    def __init__(self, rules: tuple[Rule, ...] = RULES, fast_skip: bool = True) -> None:
+        self.rules = rules
+        alts = [f"{_namespaced(rule.regex, f'r{i}')}(?P<r{i}>)" for i, rule in enumerate(rules)]
+        self._combined = re.compile(_skipper(fast_skip) + r"(?P<s>)(?:" + "|".join(alts) + r"|\Z)", re.S)
+        self._singles = [re.compile(a, re.S) for a in alts]
+        self._index = {f"r{i}": i for i in range(len(rules))}
+        self._meta = [
+            (
+                rule,
+                f"r{i}",
+                f"r{i}v" if "(?P<v>" in rule.regex else None,
+                f"r{i}t" if "(?P<t>" in rule.regex else None,
+            )
+            for i, rule in enumerate(rules)
+        ]
+
+    def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> tuple[list[Found], set[str]]:
+        """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
+        reserved = set(TOKEN_RE.findall(text)) if "AWS_" in text else set()
+        found: list[Found] = []
+        match = self._combined.match
+        pos = 0
+        n = len(text)
+        while pos < n:
+            m = match(text, pos)
+            if m is None:  # pragma: no cover - the pattern always reaches \Z
+                break
+            name = m.lastgroup
+            if name == "s":
+                break  # reached the end: no identifier in the rest of the text
+            start = m.start("s")
+            i = self._index[name]  # type: ignore[index]
+            hit = self._accept(i, m, text, enabled, allow)
+            j = i + 1
+            while hit is None and j < len(self.rules):
+                m2 = self._singles[j].match(text, start)
+                if m2 is not None:
+                    hit = self._accept(j, m2, text, enabled, allow)
+                j += 1
+            if hit is None:
+                pos = start + 1
+                continue
+            found.append(hit[0])
+            pos = hit[1]
+        return found, reserved
+
+    def _accept(
+        self, i: int, m: re.Match[str], text: str, enabled: frozenset[str], allow: frozenset[str]
+    ) -> tuple[Found, int] | None:
+        rule, marker, vgroup, tgroup = self._meta[i]
+        start = m.start("s") if m.re is self._combined else m.start()
+        end = m.start(marker)
+        if vgroup is not None and m.start(vgroup) >= 0:
+            start, end = m.span(vgroup)
+        elif tgroup is not None and m.start(tgroup) >= 0:
+            end = m.start(tgroup)
+        value = text[start:end]
+        verdict = rule.validate(value, text, start) if rule.validate else Verdict.MASK
+        if verdict is Verdict.REJECT:
+            return None
+        category = rule.category_of(value) if rule.category_of else rule.category
+        mask = verdict is Verdict.MASK and category in enabled and value not in allow
+        kind = rule.kind_of(value) if rule.kind_of else rule.kind
+        return Found(start, end, rule, category, kind, value, mask), m.end()

@@ -1,0 +1,86 @@
+"""Deterministic, typed, fixed-width tokens.
+
+A token is ``AWS_<KIND>_<12 lowercase hex>``; the hex is an HMAC-SHA256 (keyed with ``token_secret``)
+of the kind and the original value. So the same identifier always gets the same token, across
+requests, workers and nodes, without shared state.
+
+Properties the rest of the system relies on:
+- The grammar is closed: ``TOKEN_RE`` matches exactly ``AWS_`` + a known kind + ``_`` + 12 hex.
+- No token is a prefix of another: every token is ``AWS_`` + kind + ``_`` + 12 hex, kinds are
+  uppercase and the hex part is lowercase, so a token ends exactly 12 hex characters after its kind.
+- A token never occurs inside another token or straddles its start, because it starts with ``A``,
+  which is not a lowercase hex digit, and no kind contains ``AWS``.
+- Tokens match no catalogue rule (they are uppercase + underscores), so masking is idempotent.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+
+from .patterns import RULES
+
+HEX_LEN = 12
+KINDS: tuple[str, ...] = tuple(
+    sorted({k for rule in RULES for k in rule.all_kinds()}, key=lambda k: (-len(k), k))
+)
+TOKEN_PATTERN = r"AWS_(?:" + "|".join(KINDS) + r")_[0-9a-f]{" + str(HEX_LEN) + "}"
+TOKEN_RE = re.compile(TOKEN_PATTERN)
+TOKEN_LEN_MAX = len("AWS__") + max(len(k) for k in KINDS) + HEX_LEN
+
+log = logging.getLogger(__name__)
+
+_process_secret: bytes | None = None
+
+
+def process_secret() -> bytes:
+    """The random per-process secret used when no ``token_secret`` is configured (warns once)."""
+    global _process_secret
+    if _process_secret is None:
+        _process_secret = secrets.token_bytes(32)
+        log.warning(
+            "aws-masker: no token_secret configured; using a random per-process secret. Tokens will "
+            "differ across nodes and restarts. Set token_secret for stable tokens."
+        )
+    return _process_secret
+
+
+def token_for(secret: bytes, kind: str, value: str, attempt: int = 0) -> str:
+    """The token for ``value`` of ``kind``; ``attempt`` > 0 gives the alternatives used on collision."""
+    msg = f"{kind}\x00{value}" if attempt == 0 else f"{kind}\x00{value}\x00{attempt}"
+    digest = hmac.digest(secret, msg.encode("utf-8"), "sha256")
+    return f"AWS_{kind}_{digest.hex()[:HEX_LEN]}"
+
+
+class TokenIssuer:
+    """Issues tokens for one request and remembers them (token -> original) for the restore.
+
+    ``reserved`` holds token-shaped text that was already present in the input. Such text is never
+    issued for a real identifier, so it can never be confused with one on the way back.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self.by_token: dict[str, str] = {}
+        self._by_value: dict[tuple[str, str], str] = {}
+        self.reserved: set[str] = set()
+        self.collisions = 0
+
+    def issue(self, kind: str, value: str) -> str:
+        key = (kind, value)
+        token = self._by_value.get(key)
+        if token is not None:
+            return token
+        attempt = 0
+        while True:
+            token = token_for(self._secret, kind, value, attempt)
+            owner = self.by_token.get(token)
+            if token not in self.reserved and (owner is None or owner == value):
+                break
+            self.collisions += 1
+            attempt += 1
+        self.by_token[token] = value
+        self._by_value[key] = token
+        return token
