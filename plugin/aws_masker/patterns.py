@@ -79,7 +79,7 @@ REGION = r"(?:[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])"
 PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
 BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 RDS_ID = r"[a-z][a-z0-9-]{0,62}"
-ASSIGN = r"[\"']?\s*[:=]\s*[\"']?"
+ASSIGN = r"[\"']?\s*[:=]\s*\[?\s*[\"']?"  # key, then : or =, then maybe a list, then maybe a quote
 HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
 
 
@@ -191,6 +191,13 @@ EC2_PREFIXES: dict[str, str] = {
     "ipam": "IPAM",
     "ipam-pool": "IPAM_POOL",
     "vpc-flow-log": "FLOW_LOG",
+    "vpc-cidr-assoc": "VPC_CIDR_ASSOC",
+    "subnet-cidr-assoc": "SUBNET_CIDR_ASSOC",
+    "tgw-mcast-domain": "TGW_MCAST_DOMAIN",
+    "lgw": "LOCAL_GW",
+    "ami-copy": "AMI",
+    "snap-copy": "SNAPSHOT",
+    "dopt-assoc": "DHCP_ASSOC",
 }
 
 
@@ -248,7 +255,7 @@ ARN_KINDS: dict[str, str] = {
 }
 
 _ARN_RE = re.compile(r"arn:[^:]+:(?P<svc>[^:]*):(?P<region>[^:]*):(?P<acct>[^:]*):(?P<res>.*)", re.S)
-_WILDCARD_RESOURCE = re.compile(r"[A-Za-z-]*[/:]?\*")
+_TYPE_WILDCARD = re.compile(r"[a-z][a-z-]*[/:]\*")
 
 
 def _arn_kind(value: str) -> str:
@@ -261,15 +268,16 @@ def _arn_kind(value: str) -> str:
 
 
 def _arn_verdict(value: str, text: str, start: int) -> Verdict:
-    """AWS-managed ARNs (account ``aws``) and pure wildcards identify nobody: keep them readable."""
+    """AWS-managed ARNs (account ``aws``, e.g. managed policies) and pure wildcards identify nobody:
+    they are the same in every account, so they stay readable for the model."""
     m = _ARN_RE.match(value)
     if m is None:  # pragma: no cover
         return Verdict.MASK
     acct, res = m["acct"], m["res"]
     if acct == "aws":
         return Verdict.KEEP
-    if acct in ("", "*") and (res in ("", "*") or _WILDCARD_RESOURCE.fullmatch(res)):
-        return Verdict.KEEP
+    if acct in ("", "*") and (res == "*" or (m["svc"] != "s3" and _TYPE_WILDCARD.fullmatch(res))):
+        return Verdict.KEEP  # "arn:aws:ec2:*:*:instance/*" names no resource; an S3 resource is a bucket
     return Verdict.MASK
 
 
@@ -410,6 +418,21 @@ HOST_REGEX = (
     + "|".join(s for s, _k, _c in _HOST_KINDS)
     + r")(?![A-Za-z0-9-])"
 )
+
+
+# What may stand right before an account ID: a key naming an account or an owner (JSON, YAML, HCL,
+# env, INI), or the word "account" in prose. Checked on the 80 characters before the digits.
+_ACCOUNT_CONTEXT = re.compile(
+    r"(?:"
+    r"(?:[Oo]wner(?:Id|ID|Account)?|[Aa]ccount(?:Id|ID|Number)?|AWSAccountId|awsAccountId|UserId|"
+    r"RequesterId|account_id|ACCOUNT_ID|SourceAccount|recipientAccountId)[\"']?\s*[:=]\s*\[?\s*[\"']?"
+    r"|\b(?:[Aa]ccount|ACCOUNT)(?:\s+(?:ID|[Ii]d|[Nn]umber|no\.?|#))?\s*[:#=]?\s*[\"'`(]?"
+    r")$"
+)
+
+
+def _account_verdict(value: str, text: str, start: int) -> Verdict:
+    return Verdict.MASK if _ACCOUNT_CONTEXT.search(text, max(0, start - 80), start) else Verdict.REJECT
 
 
 # --------------------------------------------------------------------------------------------------
@@ -597,6 +620,13 @@ RULES: tuple[Rule, ...] = (
                     "DestinationBucket",
                     "LoggingBucket",
                     "DeploymentBucket",
+                    "DestinationBucketName",
+                    "TargetBucketName",
+                    "target_bucket",
+                    "source_bucket",
+                    "destination_bucket",
+                    "log_bucket",
+                    "state_bucket",
                     "AWS_S3_BUCKET",
                     "S3_BUCKET",
                     "BUCKET_NAME",
@@ -660,6 +690,9 @@ RULES: tuple[Rule, ...] = (
                     "cluster_identifier",
                     "DBName",
                     "db_name",
+                    "ReadReplicaDBInstanceIdentifiers",
+                    "ReadReplicaDBClusterIdentifiers",
+                    "identifier",
                 ]
             )
             + ASSIGN
@@ -797,57 +830,31 @@ RULES: tuple[Rule, ...] = (
     ),
     # ---- Account IDs: 12 digits only with evidence -----------------------------------------------
     Rule(
-        name="account_id_key",
+        name="account_id",
         category="account",
         kind="ACCOUNT",
-        regex=(
-            words(
-                [
-                    "OwnerId",
-                    "ownerId",
-                    "Owner",
-                    "AccountId",
-                    "accountId",
-                    "Account",
-                    "account",
-                    "awsAccountId",
-                    "recipientAccountId",
-                    "account_id",
-                    "aws_account_id",
-                    "AWS_ACCOUNT_ID",
-                    "AccountNumber",
-                    "SourceAccount",
-                    "RequesterId",
-                    "OwnerAccount",
-                    "AccountID",
-                    "accountID",
-                ]
-            )
-            + ASSIGN
-            + r"(?P<v>[0-9]{12})(?![0-9])"
+        regex=r"[0-9](?<![0-9A-Za-z_.-].)(?:[0-9]{11}|[0-9]{3}-[0-9]{4}-[0-9]{4})(?![0-9-])",
+        description=(
+            "12-digit account IDs, only with evidence: under a key that names an account or owner "
+            "(OwnerId, *OwnerId, Account, AccountId, awsAccountId, UserId, ...) or after the word 'account'"
         ),
-        description="12-digit account IDs under keys such as OwnerId, Account, AccountId, awsAccountId",
+        validate=_account_verdict,
         must_match=(
             ('"OwnerId": "123456789012"', "123456789012"),
             ('{"Account": "210987654321", "Arn": "x"}', "210987654321"),
             ("AWS_ACCOUNT_ID=000123456789", "000123456789"),
-        ),
-        must_not_match=('"Timestamp": "1700000000000"', '"OwnerId": "1234567890123"'),
-    ),
-    Rule(
-        name="account_id_prose",
-        category="account",
-        kind="ACCOUNT",
-        regex=(
-            words(["account", "Account", "ACCOUNT"]) + r"(?:\s+(?:ID|[Ii]d|[Nn]umber|no\.?|#))?\s*[:#=]?\s*"
-            r"[\"'`(]?(?P<v>[0-9]{12}|[0-9]{4}-[0-9]{4}-[0-9]{4})(?![0-9-])"
-        ),
-        description='12-digit account IDs right after the word "account" ("account 123456789012")',
-        must_match=(
+            ('"TransitGatewayOwnerId": "845803944877"', "845803944877"),
+            ("sso_account_id = 802220383512", "802220383512"),
             ("in account 123456789012 we see", "123456789012"),
             ("Account ID: 1234-5678-9012", "1234-5678-9012"),
         ),
-        must_not_match=("account balance 1700000000000", "order 123456789012"),
+        must_not_match=(
+            '"Timestamp": "1700000000000"',
+            '"OwnerId": "1234567890123"',
+            "account balance 1700000000000",
+            "order 123456789012",
+            '"SizeInBytes": 123456789012',
+        ),
     ),
     # ---- EC2-family resource IDs ------------------------------------------------------------------
     Rule(
@@ -956,12 +963,22 @@ RULES: tuple[Rule, ...] = (
         category="ipv6",
         kind="IPV6",
         regex=(
-            r"[0-9a-fA-F:](?<![0-9A-Za-z:.].)[0-9a-fA-F]{0,3}:[0-9a-fA-F]{0,4}:[0-9a-fA-F:]{0,35}"
-            r"(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?(?![0-9A-Za-z:])"
+            r"[0-9a-fA-F:](?<![0-9A-Za-z:.].)(?:"
+            # a full 8-group address followed by ":port" (ALB and NLB logs write them unbracketed)
+            r"(?<=[0-9a-fA-F])[0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{1,4}){7}(?=:[0-9]{1,5}(?![0-9A-Za-z:]))"
+            r"|[0-9a-fA-F]{0,3}:[0-9a-fA-F]{0,4}:[0-9a-fA-F:]{0,35}"
+            r"(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?(?![0-9A-Za-z:]))"
         ),
         description="IPv6 addresses (validated); ::1 and :: are kept; times and MACs never match",
         validate=_ipv6_verdict,
-        must_match=(("2600:1f18:24e6:a200::/56", "2600:1f18:24e6:a200::/56"), ("2001:db8::1", "2001:db8::1")),
+        must_match=(
+            ("2600:1f18:24e6:a200::/56", "2600:1f18:24e6:a200::/56"),
+            ("2001:db8::1", "2001:db8::1"),
+            (
+                "client 2a02:c7c:5e31:8d00:bc91:3f0e:62d4:9a17:61022 ",
+                "2a02:c7c:5e31:8d00:bc91:3f0e:62d4:9a17",
+            ),
+        ),
         must_not_match=("10:30:45", "::1", "00:1a:2b:3c:4d:5e", "std::vector", "dead::beef"),
     ),
 )

@@ -41,8 +41,9 @@ def process_secret() -> bytes:
     if _process_secret is None:
         _process_secret = secrets.token_bytes(32)
         log.warning(
-            "aws-masker: no token_secret configured; using a random per-process secret. Tokens will "
-            "differ across nodes and restarts. Set token_secret for stable tokens."
+            "aws-masker: no token secret configured; using a random per-process secret, so tokens "
+            "will differ across nodes and restarts (set the plugin's token_secret, or "
+            "AWS_MASKER_TOKEN_SECRET for the CLI)"
         )
     return _process_secret
 

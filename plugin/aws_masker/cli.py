@@ -1,0 +1,127 @@
+"""The ``aws-masker`` command.
+
+    aws ec2 describe-instances | aws-masker mask      # see exactly what would leave the building
+    aws-masker gateway --config kong.yml              # the local Kong stand-in
+    aws-masker stub                                   # a Claude stand-in upstream
+    aws-masker up                                     # plugin server + gateway (+ stub) in one go
+
+Subcommands that need the gateway import it lazily, so ``mask`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from .body import mask_request
+from .config import CATEGORY_TOGGLES, MaskerConfig
+from .engine import Masker
+from .errors import MaskerError
+
+SECRET_ENV = "AWS_MASKER_TOKEN_SECRET"
+
+
+def _mask(args: argparse.Namespace) -> int:
+    disabled = set(args.disable or ())
+    unknown = disabled - set(CATEGORY_TOGGLES.values())
+    if unknown:
+        print(f"aws-masker: unknown category: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    toggles = {field: cat not in disabled for field, cat in CATEGORY_TOGGLES.items()}
+    config = MaskerConfig(
+        **toggles, allow_list=tuple(args.allow or ()), token_secret=os.environ.get(SECRET_ENV) or None
+    )
+    data = sys.stdin.buffer.read()
+    masker = Masker(config)
+    try:
+        if args.format == "text":
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                print("aws-masker: input is not valid UTF-8; nothing was written", file=sys.stderr)
+                return 1
+            masked_text, result = masker.mask_text(text)
+            masked = masked_text.encode("utf-8")
+        else:
+            masked, result = mask_request(data, masker)
+    except MaskerError as exc:
+        print(f"aws-masker: cannot mask input ({exc.message}); nothing was written", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(masked)
+    sys.stdout.flush()
+    if not args.quiet:
+        parts = ", ".join(
+            f"{cat} {n}" for cat, n in sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        summary = f"masked {result.total} identifiers ({len(result.tokens)} unique)"
+        print(f"aws-masker: {summary}{': ' + parts if parts else ''}", file=sys.stderr)
+    return 0
+
+
+# Subcommands implemented elsewhere; they parse their own arguments.
+DELEGATED: dict[str, tuple[str, str, str]] = {
+    "gateway": ("aws_masker_gateway.cli", "gateway_main", "run the local Kong stand-in"),
+    "stub": ("aws_masker_stack.stub", "stub_main", "run the Claude stand-in upstream"),
+    "up": ("aws_masker_stack.up", "up_main", "start the whole local stack"),
+}
+
+
+def _delegated(name: str) -> Callable[[list[str]], int]:
+    import importlib
+
+    module, func, _help = DELEGATED[name]
+    return getattr(importlib.import_module(module), func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aws-masker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    mask = sub.add_parser(
+        "mask",
+        help="mask AWS identifiers in stdin and write the result to stdout",
+        description=(
+            "Reads stdin, writes the masked text to stdout and a per-category count to stderr. "
+            f"Tokens are stable across runs when ${SECRET_ENV} is set."
+        ),
+    )
+    mask.add_argument(
+        "--format",
+        choices=("auto", "text"),
+        default="auto",
+        help="auto: a JSON document is masked value by value and stays valid JSON (default); "
+        "text: mask the bytes as plain text",
+    )
+    mask.add_argument(
+        "--disable",
+        action="append",
+        metavar="CATEGORY",
+        help=f"leave a category unmasked (repeatable): {', '.join(CATEGORY_TOGGLES.values())}",
+    )
+    mask.add_argument(
+        "--allow", action="append", metavar="VALUE", help="never mask this exact value (repeatable)"
+    )
+    mask.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    mask.set_defaults(func=_mask)
+
+    for name, (_module, _func, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    if argv and argv[0] in DELEGATED:
+        return int(_delegated(argv[0])(argv[1:]))
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
