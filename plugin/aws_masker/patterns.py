@@ -69,10 +69,8 @@ class Rule:
 # Every regex starts with a literal or a character class and checks what precedes it with a
 # lookbehind placed *after* that first character: the regex engine then rejects a non-matching rule
 # on its first character, which is what makes one combined pass fast. The scanner only tries rules at
-# word starts, so "not preceded by a letter or digit" holds already; lookbehinds add the rest.
-#
-# For EC2 IDs a ``\n``-style JSON escape also counts as a boundary, so a JSON body masked as text
-# (when it does not parse) cannot hide "\ni-0123..." behind the escape's letter.
+# word starts, so "not preceded by a letter or digit" holds already; lookbehinds add the rest. (The
+# scanner also treats JSON escapes such as "\n" as word ends; see scanner.py.)
 END = r"(?![A-Za-z0-9_])"
 OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 REGION = r"(?:[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])"
@@ -110,21 +108,17 @@ def literal_trie(
     return emit(trie, "")
 
 
-def words(
-    candidates: list[str] | tuple[str, ...], not_after: str = "[A-Za-z0-9_]", also_after: str | None = None
-) -> str:
+def words(candidates: list[str] | tuple[str, ...], not_after: str = "[A-Za-z0-9_]") -> str:
     """Match one of the literal ``candidates`` not preceded by ``not_after`` (a one-character class).
 
     Compiles to a character class of first letters, then a trie of the rest with, at each word's end,
     a lookbehind over the whole word: a rule built on it is rejected on its first character, and the
-    engine compares literals, not alternatives. Longer words are preferred. ``also_after`` (a
-    fixed-width regex) is a context accepted even though ``not_after`` matches there.
+    engine compares literals, not alternatives. Longer words are preferred.
     """
     LEAD_WORDS.update(candidates)
 
     def leaf(word: str) -> str:
-        ok = f"(?<!{not_after}{re.escape(word)})"
-        return f"(?:{ok}|(?<={also_after}{re.escape(word)}))" if also_after else ok
+        return f"(?<!{not_after}{re.escape(word)})"
 
     by_first: dict[str, list[str]] = {}
     for w in candidates:
@@ -414,7 +408,7 @@ def _host_category(value: str) -> str:
 # A host is labels then one of the suffixes; the first label must be followed by a dot, which rejects
 # ordinary words right after their last letter.
 HOST_REGEX = (
-    r"[A-Za-z0-9](?<![A-Za-z0-9.-].)[A-Za-z0-9-]*+(?:\.[A-Za-z0-9-]++)*?(?:"
+    r"[A-Za-z0-9](?<![A-Za-z0-9_.-].)[A-Za-z0-9-]*+(?:\.[A-Za-z0-9-]++)*?(?:"
     + "|".join(s for s, _k, _c in _HOST_KINDS)
     + r")(?![A-Za-z0-9-])"
 )
@@ -486,7 +480,7 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            r"[a-z0-9](?<![A-Za-z0-9.-].)[a-z0-9-]*+(?:\.[a-z0-9-]++)*?(?P<t>\.s3(?:[.-](?:website[.-])?"
+            r"[a-z0-9](?<![A-Za-z0-9_.-].)[a-z0-9-]*+(?:\.[a-z0-9-]++)*?(?P<t>\.s3(?:[.-](?:website[.-])?"
             r"(?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?)(?![A-Za-z0-9-])"
         ),
         description="Bucket in a virtual-hosted S3 URL: <bucket>.s3[.<region>].amazonaws.com",
@@ -581,10 +575,13 @@ RULES: tuple[Rule, ...] = (
         name="s3_uri",
         category="s3",
         kind="S3_BUCKET",
-        regex=r"s(?<![A-Za-z0-9]s)3a?n?://(?P<v>" + BUCKET + r")(?![a-z0-9.-])",
+        regex=r"s(?<![A-Za-z0-9]s)3a?n?://(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[a-z0-9])",
         description="Bucket in s3://bucket/key URIs",
         validate=_bucket_verdict,
-        must_match=(("aws s3 cp s3://acme-prod-data/2024/01/x.csv .", "acme-prod-data"),),
+        must_match=(
+            ("aws s3 cp s3://acme-prod-data/2024/01/x.csv .", "acme-prod-data"),
+            ("Upload it to s3://acme-prod-data.", "acme-prod-data"),
+        ),
         must_not_match=("s3:// is a URI scheme", "s3://x/"),
     ),
     Rule(
@@ -593,7 +590,7 @@ RULES: tuple[Rule, ...] = (
         kind="S3_BUCKET",
         regex=(
             r"s(?<![A-Za-z0-9.-]s)3(?:[.-](?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?/"
-            r"(?P<v>" + BUCKET + r")(?![a-z0-9.-])"
+            r"(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[a-z0-9])"
         ),
         description="Bucket in path-style S3 URLs: s3.<region>.amazonaws.com/<bucket>/key",
         validate=_bucket_verdict,
@@ -861,7 +858,7 @@ RULES: tuple[Rule, ...] = (
         name="ec2_resource_id",
         category="ec2",
         kind="EC2",
-        regex=words([p + "-" for p in EC2_PREFIXES], "[A-Za-z0-9_-]", r"\\[nrtbf]") + HEX_ID + END,
+        regex=words([p + "-" for p in EC2_PREFIXES], "[A-Za-z0-9_-]") + HEX_ID + END,
         description="EC2-family IDs: <prefix>- + exactly 8 or 17 lowercase hex; the longest prefix wins",
         kind_of=_ec2_kind,
         kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),

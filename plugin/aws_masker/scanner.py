@@ -20,22 +20,22 @@ from .patterns import LEAD_WORDS, RULES, Rule, Verdict, literal_trie
 from .tokens import TOKEN_RE
 
 _GROUP_DEF = re.compile(r"\(\?P<([a-z]+)>")
+_ESCAPE = re.compile(r"\\[nrtbf]")
 
-# Between word starts: punctuation runs (a backslash escape like "\n" counts as punctuation, so the
-# word after it is a word start), then words (or a lone ':', where an IPv6 address may start).
-_PUNCT = r"(?:[^A-Za-z0-9:\\]++|\\[nrtbf]?)"
+# Between word starts: punctuation runs, then words (or a lone ':', where an IPv6 address may start).
+_PUNCT = r"[^A-Za-z0-9:]*+"
 # A "plain" word (letters only, followed by whitespace, a quote or a bracket) can only start a match
 # if it begins with one of the rules' leading literals; all other plain words are skipped without
-# trying the rules. tests/test_scanner.py checks this shortcut against the plain word-by-word scan.
+# trying the rules. tests/test_corpus.py checks this shortcut against the plain word-by-word scan.
 _PLAIN_SEPARATORS = r"[\s\"',;{}\[\]()<>|]"
 
 
 def _skipper(fast: bool) -> str:
     if not fast:
-        return _PUNCT + r"*+(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + r"*+)*?"
+        return _PUNCT + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + r")*?"
     guard = literal_trie({w for w in LEAD_WORDS if w.isalpha()})
-    plain = r"(?:(?!" + guard + r")[A-Za-z]++(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r"*+)*+"
-    return _PUNCT + r"*+" + plain + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + r"*+" + plain + r")*?"
+    plain = r"(?:(?!" + guard + r")[A-Za-z]++(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*+"
+    return _PUNCT + plain + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + plain + r")*?"
 
 
 def _namespaced(regex: str, prefix: str) -> str:
@@ -77,6 +77,10 @@ class Scanner:
     def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> tuple[list[Found], set[str]]:
         """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
         reserved = set(TOKEN_RE.findall(text)) if "AWS_" in text else set()
+        if "\\" in text:
+            # A JSON-style escape ("\n", "\t", ...) ends a word: scan a same-length view where the
+            # escape letter is blanked, so "\n10.0.0.1" in raw JSON text cannot hide the address.
+            text = _ESCAPE.sub(lambda _m: "\\\x00", text)
         found: list[Found] = []
         match = self._combined.match
         pos = 0

@@ -1,0 +1,261 @@
+"""Whole-body masking and restoring: Anthropic JSON, text, SSE, encodings, bad input."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import zlib
+
+import brotli
+import pytest
+
+from aws_masker.body import mask_request, restore_response
+from aws_masker.engine import Masker
+from aws_masker.errors import InvalidEncodingError, RestoreError
+from aws_masker.sse import SSERestorer
+from aws_masker.tokens import TOKEN_RE
+
+PROMPT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1.100"
+ORIGINALS = ("i-1234567890abcdef0", "my-bucket", "prod-db", "10.0.1.100")
+
+
+def _request(**extra: object) -> dict:
+    img = base64.b64encode(b"i-1234567890abcdef0 10.0.1.100 raw image bytes").decode()
+    return {
+        "model": "claude-i-1234567890abcdef0",
+        "max_tokens": 256,
+        "system": "You help with AWS. Account 123456789012.",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": PROMPT},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": img}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "look at 10.0.1.100", "signature": "sig10.0.1.100"},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "ec2",
+                        "input": {"i-1234567890abcdef0": "10.0.1.100"},
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": '{"VpcId": "vpc-0a1b2c3d"}'}
+                ],
+            },
+        ],
+        "tools": [
+            {"name": "ec2", "description": "describe i-1234567890abcdef0", "input_schema": {"type": "object"}}
+        ],
+        **extra,
+    }
+
+
+def test_anthropic_request_is_masked_value_by_value(masker: Masker) -> None:
+    req = _request()
+    body, result = mask_request(json.dumps(req).encode(), masker)
+    doc = json.loads(body)  # still valid JSON
+    text = json.dumps(doc)
+    assert doc["model"] == req["model"]  # never touched
+    assert (
+        doc["messages"][0]["content"][1]["source"]["data"]
+        == req["messages"][0]["content"][1]["source"]["data"]
+    )
+    assert doc["messages"][1]["content"][0]["signature"] == "sig10.0.1.100"
+    for original in (*ORIGINALS, "123456789012", "vpc-0a1b2c3d"):
+        masked_strings = (
+            text.replace(req["model"], "")
+            .replace(req["messages"][0]["content"][1]["source"]["data"], "")
+            .replace("sig10.0.1.100", "")
+        )
+        assert original not in masked_strings
+    tool_input = doc["messages"][1]["content"][1]["input"]
+    assert list(tool_input) == [next(iter(tool_input))] and TOKEN_RE.fullmatch(next(iter(tool_input)))
+    assert result.counts["ec2"] == 4  # prompt, tool_use key, tool description... every occurrence
+    restored = restore_response(body, result.tokens, "application/json")
+    assert json.loads(restored.body) == req
+
+
+def test_non_json_text_is_masked_as_text(masker: Masker) -> None:
+    body, result = mask_request(PROMPT.encode(), masker)
+    assert all(o not in body.decode() for o in ORIGINALS)
+    assert result.total == 4
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"messages": [{"content": "EC2 i-1234567890abcdef0 at 10.0.1.100"}]',  # truncated JSON
+        '{"a": "\\ni-1234567890abcdef0 \\t10.0.1.100",}',  # trailing comma
+        '[1, 2, "10.0.1.100" NaN-garbage',
+    ],
+)
+def test_invalid_json_is_masked_as_text_never_passed_through(raw: str, masker: Masker) -> None:
+    body, result = mask_request(raw.encode(), masker)
+    out = body.decode()
+    assert "10.0.1.100" not in out
+    assert "i-1234567890abcdef0" not in out
+    assert result.total >= 1
+
+
+def test_nan_json_is_masked_as_text(masker: Masker) -> None:
+    body, _ = mask_request(b'{"x": NaN, "ip": "10.0.1.100"}', masker)
+    assert b"10.0.1.100" not in body
+
+
+def test_non_utf8_body_is_refused_with_a_clear_error(masker: Masker) -> None:
+    with pytest.raises(InvalidEncodingError) as exc:
+        mask_request(b'{"text": "10.0.1.100 \xff\xfe"}', masker)
+    assert "not valid UTF-8" in exc.value.message
+    assert "10.0.1.100" not in exc.value.message
+    assert exc.value.status == 400
+
+
+def test_deeply_nested_json_finishes_and_is_masked(masker: Masker) -> None:
+    depth = 100_000
+    raw = "[" * depth + '"10.0.1.100"' + "]" * depth
+    body, result = mask_request(raw.encode(), masker)  # too deep for json: masked as text
+    assert b"10.0.1.100" not in body
+    assert result.total == 1
+    nested = '{"a":' * 500 + '"10.0.1.100"' + "}" * 500  # parses: masked as JSON
+    body, _ = mask_request(nested.encode(), masker)
+    assert b"10.0.1.100" not in body and json.loads(body)
+
+
+def test_empty_body_passes(masker: Masker) -> None:
+    assert mask_request(b"", masker)[0] == b""
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("br", brotli.compress),
+        ("identity", lambda b: b),
+    ],
+)
+def test_compressed_responses_are_decoded_and_restored(encoding: str, encode, masker: Masker) -> None:
+    _, result = masker.mask_text(PROMPT)
+    masked = masker.mask_text(PROMPT)[0]
+    upstream = json.dumps({"content": [{"type": "text", "text": masked}]}).encode()
+    out = restore_response(encode(upstream), result.tokens, "application/json", encoding)
+    assert json.loads(out.body)["content"][0]["text"] == PROMPT
+    assert out.decoded is (encoding != "identity")
+
+
+def test_corrupt_or_unknown_encoding_fails_closed(masker: Masker) -> None:
+    _, result = masker.mask_text(PROMPT)
+    with pytest.raises(RestoreError):
+        restore_response(b"not gzip", result.tokens, "application/json", "gzip")
+    with pytest.raises(RestoreError):
+        restore_response(b"x", result.tokens, "application/json", "zstd")
+
+
+def _sse(events: list[tuple[str, dict]]) -> bytes:
+    return b"".join(f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events)
+
+
+def _stream(deltas: list[str], kind: str = "text_delta", field: str = "text") -> list[tuple[str, dict]]:
+    events: list[tuple[str, dict]] = [
+        ("message_start", {"type": "message_start", "message": {"id": "m", "content": []}}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        ("ping", {"type": "ping"}),
+    ]
+    for d in deltas:
+        events.append(
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": kind, field: d}},
+            )
+        )
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return events
+
+
+def _parse(body: bytes) -> list[tuple[str, dict]]:
+    out = []
+    for block in body.decode().split("\n\n"):
+        if not block.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def _text(events: list[tuple[str, dict]], field: str = "text") -> str:
+    return "".join(d["delta"][field] for n, d in events if n == "content_block_delta")
+
+
+def test_sse_token_split_at_every_position_is_restored(masker: Masker) -> None:
+    masked, result = masker.mask_text(PROMPT)
+    token = TOKEN_RE.search(masked).group()
+    start = masked.index(token)
+    for cut in range(start + 1, start + len(token)):
+        events = _stream([masked[:cut], masked[cut:]])
+        out = restore_response(_sse(events), result.tokens, "text/event-stream; charset=utf-8")
+        got = _parse(out.body)
+        assert [n for n, _ in got] == [n for n, _ in events]  # same events, same order
+        assert _text(got) == PROMPT
+
+
+def test_sse_restore_is_independent_of_byte_chunking(masker: Masker) -> None:
+    masked, result = masker.mask_text(PROMPT)
+    raw = _sse(_stream([masked[i : i + 7] for i in range(0, len(masked), 7)]))
+    whole = SSERestorer(result.tokens)
+    expected = whole.feed(raw) + whole.finish()
+    for step in (1, 2, 3, 5, 64):
+        r = SSERestorer(result.tokens)
+        got = b"".join(r.feed(raw[i : i + step]) for i in range(0, len(raw), step)) + r.finish()
+        assert got == expected
+    assert _text(_parse(expected)) == PROMPT
+
+
+def test_sse_tool_input_and_thinking_deltas_are_restored(masker: Masker) -> None:
+    masked, result = masker.mask_text(PROMPT)
+    partial = json.dumps({"q": masked})
+    for kind, field, text in (
+        ("input_json_delta", "partial_json", partial),
+        ("thinking_delta", "thinking", masked),
+    ):
+        events = _stream([text[:20], text[20:41], text[41:]], kind, field)
+        out = _parse(restore_response(_sse(events), result.tokens, "text/event-stream").body)
+        expected = json.dumps({"q": PROMPT}) if kind == "input_json_delta" else PROMPT
+        assert _text(out, field) == expected
+
+
+def test_sse_unknown_tokens_and_partial_prefixes_pass_through(masker: Masker) -> None:
+    _, result = masker.mask_text(PROMPT)
+    text = "AWS_EC2_ffffffffffff is not ours; trailing AWS_EC"
+    events = _stream([text[:30], text[30:]])
+    out = _parse(restore_response(_sse(events), result.tokens, "text/event-stream").body)
+    assert _text(out) == text
+
+
+def test_sse_non_delta_events_are_restored_in_place(masker: Masker) -> None:
+    masked, result = masker.mask_text(PROMPT)
+    events = [("error", {"type": "error", "error": {"type": "overloaded_error", "message": masked}})]
+    out = _parse(restore_response(_sse(events), result.tokens, "text/event-stream").body)
+    assert out[0][1]["error"]["message"] == PROMPT
+
+
+def test_plain_text_response_is_restored(masker: Masker) -> None:
+    masked, result = masker.mask_text(PROMPT)
+    out = restore_response(masked.encode(), result.tokens, "text/plain")
+    assert out.body.decode() == PROMPT and out.restored == 4

@@ -1,0 +1,57 @@
+"""The labelled corpus (tests/corpus/aws) must have 100% recall; the benign corpus (tests/corpus/benign)
+no false positive. See tests/corpus/README.md for the labelling rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aws_masker.engine import Masker
+from aws_masker.restore import restore_text
+from aws_masker.scanner import Scanner
+
+CORPUS = Path(__file__).parent / "corpus"
+LABELLED = sorted((CORPUS / "aws").glob("*.labels.yaml"))
+BENIGN = sorted((CORPUS / "benign").glob("*"))
+
+
+def _sample(label_file: Path) -> Path:
+    return label_file.with_name(label_file.name.removesuffix(".labels.yaml"))
+
+
+def test_corpus_is_substantial() -> None:
+    assert len(LABELLED) >= 30
+    assert len(BENIGN) >= 20
+    labels = sum(len(yaml.safe_load(f.read_text())) for f in LABELLED)
+    assert labels >= 400
+
+
+@pytest.mark.parametrize("label_file", LABELLED, ids=lambda p: _sample(p).name)
+def test_labelled_sample_full_recall(label_file: Path, masker: Masker) -> None:
+    text = _sample(label_file).read_text(encoding="utf-8")
+    labels = yaml.safe_load(label_file.read_text(encoding="utf-8"))
+    masked, result = masker.mask_text(text)
+    survivors = [label["category"] for label in labels if label["value"] in masked]
+    # Report categories only: the values are identifiers and stay out of test output.
+    assert not survivors, f"{len(survivors)} labelled identifiers survived, categories: {survivors}"
+    assert restore_text(masked, result.tokens)[0] == text
+
+
+@pytest.mark.parametrize("path", BENIGN, ids=lambda p: p.name)
+def test_benign_sample_untouched(path: Path, masker: Masker) -> None:
+    text = path.read_text(encoding="utf-8")
+    hits = [(f.rule.name, f.value) for f in masker.find(text) if f.mask]
+    assert hits == []
+    assert masker.mask_text(text)[0] == text
+
+
+def test_word_skipping_shortcut_finds_what_the_plain_scan_finds() -> None:
+    """The scanner skips plain words that cannot start a rule; this checks that shortcut against the
+    plain word-by-word scan on every corpus file."""
+    fast, plain = Scanner(fast_skip=True), Scanner(fast_skip=False)
+    enabled = frozenset({r.category for r in fast.rules} | {"rds", "private_ip"})
+    for path in [*(_sample(p) for p in LABELLED), *BENIGN]:
+        text = path.read_text(encoding="utf-8")
+        assert fast.scan(text, enabled, frozenset()) == plain.scan(text, enabled, frozenset()), path.name
