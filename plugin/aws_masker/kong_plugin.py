@@ -1,0 +1,43 @@
+"""The Kong-facing entry of aws-masker: schema, version, priority and the two phases.
+
+Everything here is thin: ``phases`` does the work, the engine knows nothing about Kong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+from .config import MaskerConfig
+from .engine import Masker
+from .phases import Limits, access, fail, response
+from .schema import SCHEMA
+
+Schema = SCHEMA
+version = __version__
+# Kong runs higher priorities first. 771 puts masking after every plugin that builds the prompt
+# (request-transformer 801, ai-request-transformer 777, ai-prompt-template 773, ai-prompt-decorator
+# 772: what they add is masked too) and before ai-proxy (770), which sends it upstream. It ties with
+# ai-prompt-guard (771), which only reads the prompt. In the response phase, this plugin ends the
+# request with kong.response.exit, so lower-priority response handlers do not run.
+priority = 771
+
+
+class Plugin:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.masker = Masker(MaskerConfig.from_mapping(config))
+        self.limits = Limits.from_mapping(config)
+
+    def access(self, kong: Any) -> None:
+        # Every phase is wrapped: an exception before the first PDK call would deadlock the plugin
+        # server (kong-protocol.md §5.2), and any failure must end the request, never forward it.
+        try:
+            access(kong, self.masker, self.limits)
+        except Exception as exc:  # fail closed on anything
+            fail(kong, exc)
+
+    def response(self, kong: Any) -> None:
+        try:
+            response(kong, self.limits)
+        except Exception as exc:  # fail closed on anything
+            fail(kong, exc)

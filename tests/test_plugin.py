@@ -1,0 +1,317 @@
+"""The plugin's phases against a recording fake of the PDK (the end-to-end tests use the real plugin
+server behind the local gateway). Every config field of the schema is exercised here or in
+test_engine.py."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import pytest
+
+from aws_masker import kong_plugin
+from aws_masker.config import CATEGORY_TOGGLES
+from aws_masker.phases import CTX_KEY
+from aws_masker.schema import SCHEMA
+from aws_masker.tokens import TOKEN_RE
+
+PROMPT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1.100"
+
+
+class FakeKong:
+    """Records PDK calls by dotted name and answers from a small state."""
+
+    def __init__(self, body: bytes | None = b"", headers: dict[str, str] | None = None) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.request_body = body
+        self.request_headers = {k.lower(): v for k, v in (headers or {}).items()}
+        self.shared: dict[str, Any] = {}
+        self.upstream_body: bytes | None = None
+        self.upstream_headers: dict[str, list[str]] = {}
+        self.upstream_status = 200
+        self.sent_body: bytes | None = None
+        self.sent_headers: dict[str, str] = {}
+        self.exit: tuple[int, Any, Any] | None = None
+
+    def __getattr__(self, name: str) -> _Path:
+        return _Path(self, f"kong.{name}")
+
+    def handle(self, method: str, args: tuple[Any, ...]) -> Any:
+        # kong.response.exit is terminal: Kong never answers a PDK call made after it.
+        assert self.exit is None, f"PDK call {method} after kong.response.exit"
+        self.calls.append((method, args))
+        if method == "kong.request.get_header":
+            return self.request_headers.get(args[0].lower())
+        if method == "kong.request.get_raw_body":
+            return self.request_body
+        if method == "kong.service.request.set_raw_body":
+            self.sent_body = args[0]
+            return None
+        if method == "kong.service.request.set_header":
+            self.sent_headers[args[0]] = args[1]
+            return None
+        if method == "kong.ctx.shared.set":
+            self.shared[args[0]] = args[1]
+            return None
+        if method == "kong.ctx.shared.get":
+            return self.shared.get(args[0])
+        if method == "kong.service.response.get_status":
+            return self.upstream_status
+        if method == "kong.service.response.get_headers":
+            return self.upstream_headers
+        if method == "kong.service.response.get_raw_body":
+            return self.upstream_body
+        if method == "kong.response.exit":
+            self.exit = (args[0], args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None)
+            return None
+        if method.startswith("kong.log.") or method == "kong.response.clear_header":
+            return None
+        raise AssertionError(f"unexpected PDK call {method}")
+
+
+class _Path:
+    def __init__(self, root: FakeKong, path: str) -> None:
+        self._root, self._path = root, path
+
+    def __getattr__(self, name: str) -> _Path:
+        return _Path(self._root, f"{self._path}.{name}")
+
+    def __call__(self, *args: Any) -> Any:
+        return self._root.handle(self._path, args)
+
+
+def defaults(**overrides: Any) -> dict[str, Any]:
+    conf = {name: spec.get("default") for field in SCHEMA for name, spec in field.items()}
+    conf.update(token_secret="unit-test-secret-0123", __seq__=1, __plugin_id="x")
+    conf.update(overrides)
+    return conf
+
+
+def run(phase: str, kong: FakeKong, conf: dict[str, Any] | None = None) -> None:
+    getattr(kong_plugin.Plugin(conf or defaults()), phase)(kong)
+
+
+def messages(text: str = PROMPT) -> bytes:
+    return json.dumps(
+        {"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": text}]}
+    ).encode()
+
+
+def test_plugin_contract() -> None:
+    assert [p for p in ("access", "response", "rewrite", "log") if hasattr(kong_plugin.Plugin, p)] == [
+        "access",
+        "response",
+    ]
+    assert isinstance(kong_plugin.priority, int) and 770 < kong_plugin.priority < 772
+    names = [next(iter(f)) for f in SCHEMA]
+    assert len(names) == len(set(names))
+    assert set(CATEGORY_TOGGLES) <= set(names)
+
+
+def test_access_masks_marks_and_asks_for_identity() -> None:
+    kong = FakeKong(messages())
+    run("access", kong)
+    sent = kong.sent_body.decode()
+    assert all(o not in sent for o in ("i-1234567890abcdef0", "my-bucket", "prod-db", "10.0.1.100"))
+    assert json.loads(sent)["messages"][0]["content"].count("AWS_") == 4
+    assert kong.sent_headers == {"Accept-Encoding": "identity"}
+    state = json.loads(kong.shared[CTX_KEY])
+    assert len(state["tokens"]) == 4 and set(state["tokens"].values()) >= {"prod-db"}
+    assert kong.exit is None
+    methods = [m for m, _ in kong.calls]
+    assert methods == [
+        "kong.request.get_header",
+        "kong.request.get_raw_body",
+        "kong.service.request.set_raw_body",
+        "kong.service.request.set_header",
+        "kong.ctx.shared.set",
+    ]
+    assert methods.index("kong.ctx.shared.set") > methods.index("kong.service.request.set_raw_body")
+
+
+def test_access_without_identifiers_leaves_the_body_and_still_marks() -> None:
+    kong = FakeKong(messages("hello there"))
+    run("access", kong)
+    assert kong.sent_body is None and kong.sent_headers == {}
+    assert json.loads(kong.shared[CTX_KEY]) == {"v": 1, "tokens": {}}
+
+
+def test_access_without_body_marks() -> None:
+    kong = FakeKong(b"")
+    run("access", kong)
+    assert CTX_KEY in kong.shared and kong.exit is None
+
+
+def test_body_kong_could_not_hand_over_is_refused_with_413() -> None:
+    kong = FakeKong(None)
+    run("access", kong)
+    status, body, _ = kong.exit
+    assert status == 413 and body["error"] == "AWS_MASKER_2005"
+    assert CTX_KEY not in kong.shared
+
+
+def test_max_body_size_is_enforced_from_content_length_and_body() -> None:
+    kong = FakeKong(messages(), {"Content-Length": "2048"})
+    run("access", kong, defaults(max_body_size=1024))
+    assert kong.exit[0] == 413
+    assert [m for m, _ in kong.calls if not m.startswith("kong.log")] == [
+        "kong.request.get_header",
+        "kong.response.exit",
+    ]
+    kong = FakeKong(messages())  # chunked: no Content-Length
+    run("access", kong, defaults(max_body_size=64))
+    assert kong.exit[0] == 413 and CTX_KEY not in kong.shared
+
+
+def test_non_utf8_body_gets_400_and_is_not_forwarded() -> None:
+    kong = FakeKong(b'{"content": "10.0.1.100 \xff"}')
+    run("access", kong)
+    status, body, headers = kong.exit
+    assert status == 400 and body["error"] == "AWS_MASKER_2004"
+    assert "10.0.1.100" not in json.dumps(body)
+    assert kong.sent_body is None and CTX_KEY not in kong.shared
+    assert headers == {"Content-Type": "application/json"}
+
+
+def test_unexpected_exception_fails_closed_with_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_masker import phases
+
+    def boom(*_a: Any) -> None:
+        raise KeyError("i-1234567890abcdef0")
+
+    monkeypatch.setattr(phases, "mask_request", boom)
+    kong = FakeKong(messages())
+    run("access", kong)
+    status, body, _ = kong.exit
+    assert status == 503 and body == {
+        "error": "AWS_MASKER_2001",
+        "message": "masking failed; the request was not forwarded",
+    }
+    logged = " ".join(str(a) for m, a in kong.calls if m.startswith("kong.log"))
+    assert "KeyError" in logged and "i-1234567890abcdef0" not in logged
+    assert kong.sent_body is None and CTX_KEY not in kong.shared
+
+
+def test_log_masked_requests_logs_counts_only() -> None:
+    for flag in (False, True):
+        kong = FakeKong(messages())
+        run("access", kong, defaults(log_masked_requests=flag))
+        lines = [a[0] for m, a in kong.calls if m == "kong.log.notice"]
+        assert bool(lines) is flag
+        if flag:
+            assert lines == ["aws-masker: masked 4 identifiers ec2=1 private_ip=1 rds=1 s3=1"]
+
+
+def _masked_roundtrip(content_type: str, upstream: bytes, conf: dict[str, Any] | None = None) -> FakeKong:
+    kong = FakeKong(messages())
+    run("access", kong, conf)
+    kong.calls.clear()
+    kong.exit = None
+    kong.upstream_headers = {"content-type": [content_type]}
+    kong.upstream_body = upstream
+    run("response", kong, conf)
+    return kong
+
+
+def _tokens(kong: FakeKong) -> list[str]:
+    return TOKEN_RE.findall(kong.sent_body.decode())
+
+
+def test_response_restores_json_with_five_calls() -> None:
+    kong = FakeKong(messages())
+    run("access", kong)
+    tokens = _tokens(kong)
+    upstream = json.dumps({"content": [{"type": "text", "text": " / ".join(tokens)}]}).encode()
+    kong.calls.clear()
+    kong.exit = None
+    kong.upstream_headers = {"content-type": ["application/json"]}
+    kong.upstream_body = upstream
+    run("response", kong)
+    status, body, headers = kong.exit
+    assert status == 200 and headers is None
+    assert json.loads(body)["content"][0]["text"] == "i-1234567890abcdef0 / my-bucket / prod-db / 10.0.1.100"
+    assert [m for m, _ in kong.calls] == [
+        "kong.ctx.shared.get",
+        "kong.service.response.get_status",
+        "kong.service.response.get_headers",
+        "kong.service.response.get_raw_body",
+        "kong.response.exit",
+    ]
+
+
+def test_response_with_nothing_masked_makes_one_call() -> None:
+    kong = FakeKong(messages("hello"))
+    run("access", kong)
+    kong.calls.clear()
+    run("response", kong)
+    assert [m for m, _ in kong.calls] == ["kong.ctx.shared.get"] and kong.exit is None
+
+
+def test_response_decodes_gzip_and_clears_the_header() -> None:
+    kong = FakeKong(messages())
+    run("access", kong)
+    text = " ".join(_tokens(kong))
+    kong.upstream_headers = {"content-type": ["text/plain"], "content-encoding": ["gzip"]}
+    kong.upstream_body = gzip.compress(text.encode())
+    run("response", kong)
+    assert ("kong.response.clear_header", ("Content-Encoding",)) in kong.calls
+    assert kong.exit[1] == b"i-1234567890abcdef0 my-bucket prod-db 10.0.1.100"
+
+
+def test_response_restore_failure_is_an_error_not_a_pass_through() -> None:
+    kong = FakeKong(messages())
+    run("access", kong)
+    kong.upstream_headers = {"content-type": ["application/json"], "content-encoding": ["gzip"]}
+    kong.upstream_body = b"not gzip at all"
+    run("response", kong)
+    assert kong.exit[0] == 502 and kong.exit[1]["error"] == "AWS_MASKER_3001"
+
+
+def test_max_response_size_skips_restore() -> None:
+    conf = defaults(max_response_size=10)
+    kong = FakeKong(messages())
+    run("access", kong, conf)
+    kong.upstream_headers = {"content-type": ["text/plain"]}
+    kong.upstream_body = b"x" * 11
+    run("response", kong, conf)
+    assert kong.exit is None
+    assert any(m == "kong.log.warn" for m, _ in kong.calls)
+
+
+def test_tokens_from_another_request_are_not_restored() -> None:
+    first = FakeKong(messages("secret 10.9.9.9"))
+    run("access", first)
+    foreign = _tokens(first)[0]
+    kong = FakeKong(messages(f"my IP 10.0.1.100 and {foreign}"))
+    run("access", kong)
+    kong.upstream_headers = {"content-type": ["text/plain"]}
+    kong.upstream_body = kong.sent_body
+    run("response", kong)
+    out = kong.exit[1].decode()
+    assert "10.0.1.100" in out and foreign in out and "10.9.9.9" not in out
+
+
+def test_token_secret_field_makes_tokens_stable_across_instances() -> None:
+    a, b = FakeKong(messages()), FakeKong(messages())
+    run("access", a, defaults(token_secret="one-secret-0123456"))
+    run("access", b, defaults(token_secret="one-secret-0123456"))
+    c = FakeKong(messages())
+    run("access", c, defaults(token_secret="another-secret-0123"))
+    assert a.sent_body == b.sent_body != c.sent_body
+
+
+def test_allow_list_field_reaches_the_engine() -> None:
+    kong = FakeKong(messages())
+    run("access", kong, defaults(allow_list=["10.0.1.100"]))
+    assert "10.0.1.100" in kong.sent_body.decode()
+
+
+@pytest.mark.parametrize("field", sorted(CATEGORY_TOGGLES))
+def test_each_toggle_field_reaches_the_engine(field: str) -> None:
+    kong = FakeKong(messages())
+    run("access", kong, defaults(**{field: False}))
+    on = FakeKong(messages())
+    run("access", on)
+    changed = {"mask_ec2_instances", "mask_s3_buckets", "mask_rds_instances", "mask_private_ips"}
+    assert (kong.sent_body != on.sent_body) is (field in changed)
