@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench-engine: $(STAMP)
-	$(BIN)/python -m aws_masker.bench --out docs/benchmarks.md
+	$(BIN)/python load/bench_engine.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
