@@ -1,0 +1,496 @@
+"""The gateway: Kong's request lifecycle on aiohttp, wired to plugin servers and the Lua runtime.
+
+Phases per request (``kong/init.lua``): rewrite (global plugins) -> router -> access (collecting;
+an exit or a Lua error skips the remaining access plugins) -> proxy (buffered when a plugin
+implements ``response`` or called ``enable_buffering``; then the ``response`` plugins run on the
+buffered upstream response) -> header_filter/body_filter (Lua plugins) -> client -> log (after
+the response, like Kong's timer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from . import SERVER_TOKEN
+from .bridge import run_external_phase
+from .context import ExitResponse, LuaError, RequestBody, RequestContext, RequestRecord, ServiceResponse
+from .declarative import ConfigValidator, DeclarativeConfig, parse_declarative, schema_validator
+from .errors import NO_ROUTE, UNEXPECTED_ERROR_JSON, error_body
+from .instances import InstanceCache
+from .logs import NOTICE
+from .lua import LuaEngine
+from .pdk import build_exit
+from .plugins import ConfiguredPlugin, ExternalPluginRuntime, PluginSet, build_plugin_set
+from .pluginserver import ExternalPluginInfo, PluginServerProcess, query_plugin_info
+from .proxy import UpstreamClient, UpstreamError, UpstreamResponse, build_upstream_request
+from .router import Router
+from .rpc import DEFAULT_TIMEOUT, ConnectionPool, RpcClient
+from .serverless import PRIORITIES, make_validator
+from .settings import GatewaySettings
+
+log = logging.getLogger("aws_masker_gateway.gateway")
+access_log = logging.getLogger("aws_masker_gateway.access")
+
+MAX_RECORDS = 10_000
+CLIENT_MAX_BODY = 1 << 30
+
+
+class GatewayError(RuntimeError):
+    """The gateway cannot start with this configuration."""
+
+
+@dataclass
+class Outcome:
+    """What goes back to the client, before Kong's header_filter and body_filter."""
+
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes | None = None
+    stream: UpstreamResponse | None = None
+    proxied: bool = False
+
+
+class _KongResponse(web.StreamResponse):
+    """aiohttp adds ``Content-Type: application/octet-stream`` by default; nginx does not."""
+
+    def __init__(self, *, status: int, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=status, headers=headers)
+        self._had_content_type = "Content-Type" in headers
+
+    async def _write_headers(self) -> None:
+        if not self._had_content_type:
+            self.headers.popall("Content-Type", None)
+        await super()._write_headers()
+
+
+def plugin_validators(
+    infos: Mapping[str, ExternalPluginInfo], engine: LuaEngine
+) -> dict[str, ConfigValidator]:
+    validators: dict[str, ConfigValidator] = {name: make_validator(name, engine) for name in PRIORITIES}
+    validators.update({name: schema_validator(info.config_fields) for name, info in infos.items()})
+    return validators
+
+
+def check_installed(settings: GatewaySettings, infos: Mapping[str, ExternalPluginInfo]) -> None:
+    """Kong refuses to start when ``plugins`` names a plugin nobody provides."""
+    for name in settings.plugins:
+        if name in ("bundled", "off") or name in PRIORITIES or name in infos:
+            continue
+        raise GatewayError(f"{name} plugin is enabled but not installed")
+
+
+class Gateway:
+    """One Kong node (one worker) serving a declarative configuration."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        config: DeclarativeConfig,
+        infos: Mapping[str, ExternalPluginInfo],
+        engine: LuaEngine,
+        *,
+        rpc_timeout: float = DEFAULT_TIMEOUT,
+        respawn: bool = True,
+    ) -> None:
+        check_installed(settings, infos)
+        self.settings = settings
+        self.engine = engine
+        self.infos = dict(infos)
+        self.validators = plugin_validators(infos, engine)
+        self.processes = {
+            s.name: PluginServerProcess(s, respawn=respawn) for s in settings.plugin_servers if s.start_cmd
+        }
+        self.externals: dict[str, ExternalPluginRuntime] = {}
+        for name, info in infos.items():
+            rpc = RpcClient(ConnectionPool(info.server.socket), timeout=rpc_timeout)
+            self.externals[name] = ExternalPluginRuntime(info, rpc, InstanceCache(name, rpc))
+        self._seq = itertools.count(1)
+        self.upstream = UpstreamClient()
+        self.records: OrderedDict[str, RequestRecord] = OrderedDict()
+        self._finished: dict[str, asyncio.Event] = {}
+        self._log_tasks: set[asyncio.Task[None]] = set()
+        self.apply_config(config)
+
+    # -- configuration ---------------------------------------------------------------------------
+    def apply_config(self, config: DeclarativeConfig) -> None:
+        """Switch to ``config`` (DB-less ``POST /config``): every plugin gets a new ``__seq__``."""
+        self.config = config
+        self.router = Router(config)
+        self.plugin_set: PluginSet = build_plugin_set(config, self.externals, self.engine, self._seq)
+
+    def reload(self, text: str) -> None:
+        self.apply_config(parse_declarative(text, self.settings, self.validators))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start plugin servers (without waiting, like Kong) and the upstream client."""
+        await self.upstream.start()
+        for process in self.processes.values():
+            process.start()
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        await asyncio.gather(*(p.wait_ready(timeout) for p in self.processes.values()))
+
+    async def stop(self) -> None:
+        if self._log_tasks:
+            await asyncio.wait(self._log_tasks, timeout=5)
+        for runtime in self.externals.values():
+            runtime.rpc.pool.close()
+        await asyncio.gather(*(p.stop() for p in self.processes.values()))
+        await self.upstream.close()
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=CLIENT_MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    # -- diagnostics -----------------------------------------------------------------------------
+    def record(self, request_id: str) -> RequestRecord | None:
+        return self.records.get(request_id)
+
+    async def wait_record(self, request_id: str, timeout: float = 10.0) -> RequestRecord:
+        """The record of a request once its log phase has finished."""
+        event = self._finished.get(request_id)
+        if event is not None:
+            await asyncio.wait_for(event.wait(), timeout)
+        record = self.records.get(request_id)
+        if record is None:
+            raise KeyError(request_id)
+        return record
+
+    # -- request lifecycle -----------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path, _, query = request.raw_path.partition("?")
+        body = await request.read()
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        ctx = RequestContext(
+            method=request.method,
+            raw_path=path,
+            query_string=query,
+            headers=request.headers,
+            body=RequestBody(body, spilled=len(body) > self.settings.client_body_buffer_size),
+            scheme=request.scheme,
+            server_port=sockname[1] if sockname else 0,
+            client_ip=request.remote or "",
+            http_version=f"{request.version.major}.{request.version.minor}",
+        )
+        ctx.lua = self.engine.new_request(ctx)
+        self._finished[ctx.request_id] = asyncio.Event()
+        plugin_set, router = self.plugin_set, self.router
+        plugins: list[ConfiguredPlugin] = plugin_set.global_plugins()
+        try:
+            outcome, plugins = await self._process(ctx, plugin_set, router)
+            outcome = self._header_filter(ctx, plugins, outcome)
+            if outcome.body is not None:
+                outcome.body = self._body_filter(ctx, plugins, outcome.body)
+            return await self._send(request, ctx, outcome)
+        finally:
+            task = asyncio.get_running_loop().create_task(self._log_phase(ctx, plugins))
+            self._log_tasks.add(task)
+            task.add_done_callback(self._log_tasks.discard)
+
+    async def _process(
+        self, ctx: RequestContext, plugin_set: PluginSet, router: Router
+    ) -> tuple[Outcome, list[ConfiguredPlugin]]:
+        global_plugins = plugin_set.global_plugins()
+        for plugin in global_plugins:
+            if "rewrite" in plugin.phases:
+                result = await self._run_plugin(plugin, ctx, "rewrite")
+                if result == "error":
+                    return self._error_outcome(ctx, 500), global_plugins
+                if result == "exit":
+                    return self._exit_outcome(ctx), global_plugins
+        match = router.match(ctx.method, ctx.raw_path, ctx.host)
+        if match is None:
+            return self._error_outcome(ctx, 404, NO_ROUTE), global_plugins
+        ctx.match = match
+        ctx.record.route = match.route.name or match.route.id
+        plugins = plugin_set.for_request(match)
+        if match.service is None:
+            ctx.exit = build_exit(503, {"message": "no Service found with those values"}, None)
+            return self._exit_outcome(ctx), plugins
+        ctx.upstream = build_upstream_request(ctx, match, match.service)
+        ctx.buffered = any(p.external is not None and "response" in p.phases for p in plugins)
+        for plugin in plugins:
+            if "access" not in plugin.phases:
+                continue
+            result = await self._run_plugin(plugin, ctx, "access")
+            if result == "error":
+                # the collecting iterator stores kong.response.exit(500, {message=...}) and skips the rest
+                headers = CIMultiDict({"Content-Type": "application/json; charset=utf-8"})
+                ctx.exit = ExitResponse(500, UNEXPECTED_ERROR_JSON, headers)
+            if ctx.exit is not None:
+                ctx.buffered = False
+                return self._exit_outcome(ctx), plugins
+        return await self._proxy(ctx, plugins), plugins
+
+    async def _proxy(self, ctx: RequestContext, plugins: list[ConfiguredPlugin]) -> Outcome:
+        assert ctx.match is not None and ctx.match.service is not None
+        ctx.phase = "balancer"
+        access_headers = ctx.response_headers
+        try:
+            upstream = await self.upstream.send(ctx, ctx.match.service)
+        except UpstreamError as exc:
+            log.error("upstream error: %s (request_id: %s)", exc, ctx.request_id)
+            if not ctx.buffered:
+                return self._error_outcome(ctx, exc.status)
+            content_type, body = error_body(exc.status, None, ctx.headers.get("Accept"), ctx)
+            headers = CIMultiDict({"Content-Type": content_type})
+            return await self._response_phase(ctx, plugins, ServiceResponse(exc.status, headers, body))
+        ctx.record.proxied = True
+        ctx.record.upstream_latency_ms = upstream.upstream_latency_ms
+        ctx.record.proxy_latency_ms = upstream.proxy_latency_ms
+        if ctx.buffered:
+            body = await self._read_upstream(ctx, upstream)
+            if isinstance(body, Outcome):
+                return body
+            return await self._response_phase(
+                ctx, plugins, ServiceResponse(upstream.status, upstream.headers, body)
+            )
+        headers = CIMultiDict(upstream.headers)
+        for name in set(access_headers.keys()):  # headers set by plugins in access win
+            headers.popall(name, None)
+        headers.extend(access_headers)
+        ctx.response_status = upstream.status
+        ctx.response_headers = headers
+        if any("body_filter" in p.lua_chunks for p in plugins):
+            body = await self._read_upstream(ctx, upstream)
+            if isinstance(body, Outcome):
+                return body
+            return Outcome(upstream.status, headers, body=body, proxied=True)
+        return Outcome(upstream.status, headers, stream=upstream, proxied=True)
+
+    async def _read_upstream(self, ctx: RequestContext, upstream: UpstreamResponse) -> bytes | Outcome:
+        try:
+            return await upstream.read_all()
+        except UpstreamError as exc:
+            log.error("upstream error: %s (request_id: %s)", exc, ctx.request_id)
+            return self._error_outcome(ctx, exc.status)
+
+    async def _response_phase(
+        self, ctx: RequestContext, plugins: list[ConfiguredPlugin], service_response: ServiceResponse
+    ) -> Outcome:
+        """``Kong.response()``: copy status and headers, run ``response`` plugins, send the original body."""
+        ctx.service_response = service_response
+        ctx.response_status = service_response.status
+        for name in set(service_response.headers.keys()):  # kong.response.set_headers(upstream headers)
+            ctx.response_headers.popall(name, None)
+        ctx.response_headers.extend(service_response.headers)
+        for plugin in plugins:
+            if plugin.external is None or "response" not in plugin.phases:
+                continue
+            result = await self._run_plugin(plugin, ctx, "response")
+            if result == "error":
+                return self._error_outcome(ctx, 500)
+            if result == "exit":
+                assert ctx.exit is not None
+                headers = ctx.response_headers
+                for name in set(ctx.exit.headers.keys()):
+                    headers.popall(name, None)
+                headers.extend(ctx.exit.headers)
+                ctx.response_status = ctx.exit.status
+                return Outcome(ctx.exit.status, headers, body=ctx.exit.body, proxied=True)
+        return Outcome(
+            service_response.status, ctx.response_headers, body=service_response.body, proxied=True
+        )
+
+    async def _run_plugin(self, plugin: ConfiguredPlugin, ctx: RequestContext, phase: str) -> str:
+        """Run one plugin's phase; return ``"ok"``, ``"exit"`` or ``"error"`` (a Lua error, logged)."""
+        ctx.phase = phase
+        ctx.current_plugin = plugin.name
+        try:
+            if plugin.external is not None:
+                await run_external_phase(plugin, ctx, phase, self.settings.client_body_buffer_size)
+            else:
+                assert ctx.lua is not None
+                outcome = self.engine.run(ctx.lua, phase, plugin.lua_chunks.get(phase, []))
+                if outcome.kind == "error":
+                    raise LuaError(outcome.message)
+                if outcome.kind == "exit":
+                    lua_exit = ctx.lua.take_exit()
+                    assert lua_exit is not None
+                    ctx.exit = build_exit(lua_exit.status, lua_exit.body, lua_exit.headers)
+        except LuaError as exc:
+            ctx.kong_log("err", str(exc), plugin=plugin.name)
+            ctx.record.plugin_errors.append(f"{plugin.name}: {exc}")
+            return "error"
+        finally:
+            ctx.current_plugin = None
+        return "exit" if ctx.exit is not None else "ok"
+
+    def _exit_outcome(self, ctx: RequestContext) -> Outcome:
+        assert ctx.exit is not None
+        headers = ctx.response_headers
+        for name in set(ctx.exit.headers.keys()):
+            headers.popall(name, None)
+        headers.extend(ctx.exit.headers)
+        return Outcome(ctx.exit.status, headers, body=ctx.exit.body)
+
+    def _error_outcome(self, ctx: RequestContext, status: int, message: str | None = None) -> Outcome:
+        """``kong.response.error``/the error handler: Kong's template, negotiated on ``Accept``."""
+        content_type, body = error_body(status, message, ctx.headers.get("Accept"), ctx)
+        ctx.exit = ExitResponse(status, body, CIMultiDict({"Content-Type": content_type}))
+        ctx.response_headers = CIMultiDict()
+        return self._exit_outcome(ctx)
+
+    # -- header_filter / body_filter / send ------------------------------------------------------
+    def _header_filter(
+        self, ctx: RequestContext, plugins: list[ConfiguredPlugin], outcome: Outcome
+    ) -> Outcome:
+        ctx.response_status = outcome.status
+        ctx.response_headers = outcome.headers
+        for plugin in plugins:
+            if "header_filter" in plugin.lua_chunks and ctx.lua is not None:
+                ctx.phase = "header_filter"
+                result = self.engine.run(ctx.lua, "header_filter", plugin.lua_chunks["header_filter"])
+                if result.kind == "error":
+                    ctx.kong_log("err", result.message, plugin=plugin.name)
+                    if outcome.stream is not None:
+                        outcome.stream.response.release()
+                    return self._header_filter(ctx, [], self._error_outcome(ctx, 500))
+        headers = ctx.response_headers
+        total = ctx.elapsed_ms()
+        if outcome.proxied:
+            headers["X-Kong-Upstream-Latency"] = str(ctx.record.upstream_latency_ms or 0)
+            headers["X-Kong-Proxy-Latency"] = str(ctx.record.proxy_latency_ms or 0)
+            upstream_via = headers.get("Via")
+            via = f"1.1 {SERVER_TOKEN}"
+            headers["Via"] = f"{upstream_via}, {via}" if upstream_via else via
+            headers.setdefault("Server", SERVER_TOKEN)
+        else:
+            headers["X-Kong-Response-Latency"] = str(total)
+            if headers.get("Via") != SERVER_TOKEN:
+                headers["Server"] = SERVER_TOKEN
+        headers["X-Kong-Request-Id"] = ctx.request_id
+        outcome.status = ctx.response_status or outcome.status
+        outcome.headers = headers
+        return outcome
+
+    def _body_filter(self, ctx: RequestContext, plugins: list[ConfiguredPlugin], body: bytes) -> bytes:
+        for plugin in plugins:
+            chunks = plugin.lua_chunks.get("body_filter")
+            if not chunks or ctx.lua is None:
+                continue
+            ctx.phase = "body_filter"
+            arg = ctx.lua.arg
+            arg[1], arg[2] = body, True
+            result = self.engine.run(ctx.lua, "body_filter", chunks)
+            if result.kind == "error":
+                ctx.kong_log("err", result.message, plugin=plugin.name)
+                continue
+            new_body = arg[1]
+            body = new_body if isinstance(new_body, bytes) else b""
+        return body
+
+    async def _send(self, request: web.Request, ctx: RequestContext, outcome: Outcome) -> web.StreamResponse:
+        headers = CIMultiDict(outcome.headers)
+        headers.popall("Content-Length", None)
+        ctx.record.status = outcome.status
+        response = _KongResponse(status=outcome.status, headers=headers)
+        if outcome.stream is None:
+            body = outcome.body or b""
+            response.content_length = len(body)
+            await response.prepare(request)
+            if request.method != "HEAD":
+                await response.write(body)
+            await response.write_eof()
+            return response
+        length = outcome.stream.response.content_length
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        try:
+            async for chunk in outcome.stream.iter_chunks():
+                await response.write(chunk)
+        except Exception as exc:  # upstream died mid-body: nginx closes the client connection
+            log.error("upstream body error: %s (request_id: %s)", exc, ctx.request_id)
+            raise
+        await response.write_eof()
+        return response
+
+    # -- log -------------------------------------------------------------------------------------
+    async def _log_phase(self, ctx: RequestContext, plugins: list[ConfiguredPlugin]) -> None:
+        try:
+            ctx.phase = "log"
+            for plugin in plugins:
+                if "log" not in plugin.phases:
+                    continue
+                try:
+                    result = await self._run_plugin(plugin, ctx, "log")
+                    if result == "exit":
+                        ctx.exit = None
+                except Exception:  # a timer error on Kong: log it, never break the gateway
+                    log.exception("log phase of %s failed (request_id: %s)", plugin.name, ctx.request_id)
+        finally:
+            self._finish(ctx)
+
+    def _finish(self, ctx: RequestContext) -> None:
+        record = ctx.record
+        record.total_latency_ms = ctx.elapsed_ms()
+        self.records[record.request_id] = record
+        while len(self.records) > MAX_RECORDS:
+            self.records.popitem(last=False)
+        event = self._finished.pop(record.request_id, None)
+        if event is not None:
+            event.set()
+        access_log.log(
+            NOTICE,
+            "%s route=%s status=%s latency=%sms upstream=%sms kong=%sms pdk_calls=%d request_id=%s",
+            record.method,
+            record.route or "-",
+            record.status,
+            record.total_latency_ms,
+            "-" if record.upstream_latency_ms is None else record.upstream_latency_ms,
+            "-" if record.proxy_latency_ms is None else record.proxy_latency_ms,
+            record.pdk_call_total,
+            record.request_id,
+        )
+
+
+def create_gateway(
+    settings: GatewaySettings,
+    config_text: str,
+    *,
+    rpc_timeout: float = DEFAULT_TIMEOUT,
+    respawn: bool = True,
+) -> Gateway:
+    """Kong's startup: query every plugin server, validate the declarative config, build the node."""
+    infos: dict[str, ExternalPluginInfo] = {}
+    for server in settings.plugin_servers:
+        info = query_plugin_info(server)
+        if info.name in infos:
+            log.warning("plugin '%s' is provided by several plugin servers; keeping the first", info.name)
+            continue
+        infos[info.name] = info
+    check_installed(settings, infos)
+    engine = LuaEngine(time.time)
+    config = parse_declarative(config_text, settings, plugin_validators(infos, engine))
+    return Gateway(settings, config, infos, engine, rpc_timeout=rpc_timeout, respawn=respawn)
+
+
+async def run_site(gateway: Gateway, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``gateway`` on ``host:port`` (0 picks a free port); return the runner and the port."""
+    runner = web.AppRunner(gateway.make_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = site._server
+    bound = port
+    if server is not None and getattr(server, "sockets", None):
+        bound = server.sockets[0].getsockname()[1]
+    return runner, bound
+
+
+async def shutdown_site(runner: web.AppRunner) -> None:
+    with contextlib.suppress(Exception):
+        await runner.cleanup()

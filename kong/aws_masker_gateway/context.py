@@ -1,0 +1,208 @@
+"""Per-request state shared by the phases, the PDK emulation and the Lua plugins (Kong's ``ngx.ctx``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from .lua import LuaRequestState
+    from .router import RouteMatch
+
+log = logging.getLogger("aws_masker_gateway.kong")
+
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": 25,
+    "warn": logging.WARNING,
+    "err": logging.ERROR,
+    "crit": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emerg": logging.CRITICAL,
+}
+
+
+class LuaError(Exception):
+    """A Lua error raised by Kong while serving a PDK call (wrong phase, bad argument, nil body...)."""
+
+
+class PdkExit(Exception):
+    """``kong.response.exit``/``error`` ran: the phase ends and Kong sends no reply to the plugin."""
+
+
+@dataclass
+class RequestBody:
+    """The client body as nginx holds it: in memory, or spilled to a temp file when too large."""
+
+    data: bytes
+    spilled: bool
+
+
+@dataclass
+class ServiceResponse:
+    """The buffered upstream response (``ctx.buffered_status/headers/body``)."""
+
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+@dataclass
+class ExitResponse:
+    status: int
+    body: bytes
+    headers: CIMultiDict[str]
+
+
+@dataclass
+class UpstreamRequest:
+    """What will be sent to the service; PDK ``kong.service.request.*`` calls edit it."""
+
+    method: str
+    path: str
+    query: str
+    headers: CIMultiDict[str]
+    scheme: str
+    host: str
+    port: int
+
+
+@dataclass
+class RequestRecord:
+    """What the gateway remembers about a finished request (for logs, tests and diagnostics)."""
+
+    request_id: str
+    method: str
+    route: str | None
+    status: int | None = None
+    pdk_calls: Counter[str] = field(default_factory=Counter)
+    protocol_errors: list[str] = field(default_factory=list)
+    plugin_errors: list[str] = field(default_factory=list)
+    proxied: bool = False
+    upstream_latency_ms: int | None = None
+    proxy_latency_ms: int | None = None
+    total_latency_ms: int | None = None
+
+    @property
+    def pdk_call_total(self) -> int:
+        return sum(self.pdk_calls.values())
+
+
+class RequestContext:
+    """One client request travelling through Kong's phases."""
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        raw_path: str,
+        query_string: str,
+        headers: CIMultiDictProxy[str],
+        body: RequestBody,
+        scheme: str,
+        server_port: int,
+        client_ip: str,
+        http_version: str = "1.1",
+    ) -> None:
+        self.request_id = uuid.uuid4().hex
+        self.start_time = time.time()
+        self.start_monotonic = time.monotonic()
+        self.method = method
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.headers = headers
+        self.body = body
+        self.scheme = scheme
+        self.server_port = server_port
+        self.client_ip = client_ip
+        self.http_version = http_version
+        host_header = headers.get("Host", "")
+        self.host = (
+            host_header.rsplit(":", 1)[0] if not host_header.startswith("[") else host_header
+        ).lower()
+        self.phase = "rewrite"
+        self.match: RouteMatch | None = None
+        self.upstream: UpstreamRequest | None = None
+        self.buffered = False
+        self.service_response: ServiceResponse | None = None
+        self.response_status: int | None = None
+        self.response_headers: CIMultiDict[str] = CIMultiDict()
+        self.exit: ExitResponse | None = None
+        self.lua: LuaRequestState | None = None
+        self.ngx_ctx: dict[Any, Any] = {}
+        self.current_plugin: str | None = None
+        self.record = RequestRecord(self.request_id, method, None)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.start_monotonic) * 1000)
+
+    def kong_log(self, level: str, message: str, plugin: str | None = None) -> None:
+        namespace = plugin or self.current_plugin
+        prefix = f"[kong] [{namespace}] " if namespace else "[kong] "
+        log.log(
+            _LOG_LEVELS.get(level, logging.INFO), "%s%s, request_id: %s", prefix, message, self.request_id
+        )
+
+    def ngx_var(self, name: str) -> str | None:
+        if name == "request_id":
+            return self.request_id
+        if name.startswith("http_"):
+            return self.headers.get(name[5:].replace("_", "-"))
+        values = {
+            "request_method": self.method,
+            "request_uri": self.raw_path + (f"?{self.query_string}" if self.query_string else ""),
+            "uri": self.raw_path,
+            "args": self.query_string or None,
+            "scheme": self.scheme,
+            "host": self.host,
+            "server_port": str(self.server_port),
+            "remote_addr": self.client_ip,
+            "realip_remote_addr": self.client_ip,
+            "upstream_uri": self.upstream.path if self.upstream else None,
+            "status": str(self.response_status) if self.response_status is not None else None,
+        }
+        return values.get(name)
+
+    # -- LuaHost (see lua.py) ------------------------------------------------------------------------
+    def lua_request_header(self, name: str) -> str | None:
+        return self.headers.get(name.replace("_", "-"))
+
+    def lua_request_headers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for k, v in self.headers.items():
+            out.setdefault(k.lower(), []).append(v)
+        return out
+
+    def lua_request_method(self) -> str:
+        return self.method
+
+    def lua_request_path(self) -> str:
+        from .router import normalize_path
+
+        return normalize_path(self.raw_path)
+
+    def lua_ngx_var(self, name: str) -> str | None:
+        return self.ngx_var(name)
+
+    def lua_response_status(self) -> int | None:
+        return self.response_status
+
+    def lua_response_header(self, name: str) -> str | None:
+        return self.response_headers.get(name.replace("_", "-"))
+
+    def lua_set_response_header(self, name: str, values: list[str] | None, add: bool) -> None:
+        if not add:
+            self.response_headers.popall(name, None)
+        for value in values or []:
+            self.response_headers.add(name, value)
+
+    def lua_log(self, level: str, message: str) -> None:
+        self.kong_log(level, message)

@@ -1,0 +1,248 @@
+"""Validator for Kong's schema DSL (the subset plugin schemas use), with Kong's error wording.
+
+Supported: types string/number/integer/boolean/array/set/map/record; ``default``, ``required``,
+``one_of``, ``not_one_of``, ``eq``, ``gt``, ``between``, ``len_eq``, ``len_min``, ``len_max``,
+``match``, ``not_match``, ``starts_with``, ``elements``, ``keys``/``values``, ``fields``.
+Strings get Kong's implicit ``len_min = 1``. Missing records are built from their fields' defaults,
+missing fields without a default become ``None`` (JSON ``null``), unknown fields are rejected.
+
+``match`` takes a Lua pattern; it is translated to a Python regex, which covers the classes,
+anchors and quantifiers Kong schemas use (``%a %d %l %s %u %w %x %p``, ``-`` as lazy ``*``) but not
+``%b``, ``%f`` or back-references.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FieldDef = Mapping[str, Any]
+
+_LUA_CLASSES = {
+    "a": "A-Za-z",
+    "c": "\\x00-\\x1f\\x7f",
+    "d": "0-9",
+    "g": "\\x21-\\x7e",
+    "l": "a-z",
+    "p": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+    "s": " \\t\\n\\r\\f\\v",
+    "u": "A-Z",
+    "w": "A-Za-z0-9",
+    "x": "0-9A-Fa-f",
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: str
+    message: str
+
+
+class SchemaViolation(ValueError):
+    """Kong's ``schema violation (...)`` error, naming every offending field path."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = sorted(errors, key=lambda e: e.path)
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        parts = [e.message if e.path == "@entity" else f"{e.path}: {e.message}" for e in self.errors]
+        if len(parts) == 1:
+            return f"schema violation ({parts[0]})"
+        return f"{len(parts)} schema violations ({'; '.join(parts)})"
+
+
+def lua_pattern_to_regex(pattern: str) -> str:
+    """Approximate a Lua pattern with a Python regex (see module docstring for the limits)."""
+    out: list[str] = []
+    i = 0
+    in_set = False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "%" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            cls = _LUA_CLASSES.get(nxt.lower())
+            if cls is None:
+                out.append(re.escape(nxt))
+            elif in_set:
+                out.append(cls if nxt.islower() else "")  # negated classes inside sets are not supported
+            else:
+                out.append(f"[{cls}]" if nxt.islower() else f"[^{cls}]")
+            i += 2
+            continue
+        if in_set:
+            if ch == "]":
+                in_set = False
+            out.append("\\\\" if ch == "\\" else ch)
+        elif ch == "[":
+            in_set = True
+            out.append(ch)
+            if pattern[i + 1 : i + 2] == "^":
+                out.append("^")
+                i += 1
+        elif ch == "-":
+            out.append("*?")
+        elif ch in ".^$*+?()":
+            out.append(ch)
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
+def _fmt_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _length(value: Any) -> int:
+    return len(value)
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path, message))
+
+    # -- records -------------------------------------------------------------------------------
+    def record(self, fields: list[Mapping[str, FieldDef]], value: Any, path: str) -> Any:
+        if not isinstance(value, Mapping):
+            self.fail(path, "expected a record")
+            return value
+        declared: dict[str, FieldDef] = {}
+        for entry in fields:
+            ((name, fdef),) = entry.items()
+            declared[name] = fdef
+        for key in value:
+            if key not in declared:
+                self.fail(_join(path, str(key)), "unknown field")
+        result: dict[str, Any] = {}
+        for name, fdef in declared.items():
+            result[name] = self.member(fdef, value.get(name), _join(path, name))
+        return result
+
+    def member(self, fdef: FieldDef, value: Any, path: str) -> Any:
+        if value is None:
+            value = self.default_for(fdef, path)
+            if value is None:
+                if fdef.get("required") is True:
+                    self.fail(path, "required field missing")
+                return None
+        return self.field(fdef, value, path)
+
+    def default_for(self, fdef: FieldDef, path: str) -> Any:
+        if "default" in fdef and fdef["default"] is not None:
+            return copy.deepcopy(fdef["default"])
+        if fdef.get("type") == "record" and fdef.get("fields") is not None:
+            return self.record(fdef["fields"], {}, path)
+        return None
+
+    # -- single field --------------------------------------------------------------------------
+    def field(self, fdef: FieldDef, value: Any, path: str) -> Any:
+        ftype = fdef.get("type")
+        checked = self.typed(ftype, fdef, value, path)
+        if checked is _INVALID:
+            return value
+        message = self.validators(fdef, checked)
+        if message:
+            self.fail(path, message)
+        return checked
+
+    def typed(self, ftype: Any, fdef: FieldDef, value: Any, path: str) -> Any:
+        if ftype == "string":
+            return value if isinstance(value, str) else self._bad(path, "expected a string")
+        if ftype == "boolean":
+            return value if isinstance(value, bool) else self._bad(path, "expected a boolean")
+        if ftype == "number":
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            return value if ok else self._bad(path, "expected a number")
+        if ftype == "integer":
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value != math.floor(value):
+                return self._bad(path, "expected an integer")
+            return int(value)
+        if ftype in ("array", "set"):
+            if not isinstance(value, list):
+                return self._bad(path, "expected an array" if ftype == "array" else "expected a set")
+            elements = fdef.get("elements") or {}
+            items = [self.member(elements, item, f"{path}.{i}") for i, item in enumerate(value, 1)]
+            if ftype == "set":
+                deduped: list[Any] = []
+                for item in items:
+                    if item not in deduped:
+                        deduped.append(item)
+                items = deduped
+            return items
+        if ftype == "map":
+            if not isinstance(value, Mapping):
+                return self._bad(path, "expected a map")
+            keys_def = dict(fdef.get("keys") or {}, required=True)
+            values_def = dict(fdef.get("values") or {}, required=True)
+            result = {}
+            for k, v in value.items():
+                key = self.member(keys_def, k, f"{path}.{k}")
+                result[key] = self.member(values_def, v, f"{path}.{k}")
+            return result
+        if ftype == "record":
+            return self.record(fdef.get("fields") or [], value, path)
+        return self._bad(path, f"invalid type: {ftype}")
+
+    def _bad(self, path: str, message: str) -> Any:
+        self.fail(path, message)
+        return _INVALID
+
+    @staticmethod
+    def validators(fdef: FieldDef, value: Any) -> str | None:
+        ftype = fdef.get("type")
+        if "eq" in fdef and value != fdef["eq"]:
+            return f"value must be {fdef['eq']}"
+        if "not_one_of" in fdef and value in fdef["not_one_of"]:
+            return "must not be one of: " + ", ".join(map(str, fdef["not_one_of"]))
+        if "one_of" in fdef and value not in fdef["one_of"]:
+            return "expected one of: " + ", ".join(map(str, fdef["one_of"]))
+        if "gt" in fdef and not value > fdef["gt"]:
+            return f"value must be greater than {_fmt_number(fdef['gt'])}"
+        if "between" in fdef:
+            low, high = fdef["between"]
+            if not low <= value <= high:
+                return f"value should be between {_fmt_number(low)} and {_fmt_number(high)}"
+        len_min = fdef.get("len_min", 1 if ftype == "string" else None)
+        if "len_eq" in fdef and _length(value) != fdef["len_eq"]:
+            return f"length must be {fdef['len_eq']}"
+        if len_min is not None and _length(value) < len_min:
+            return f"length must be at least {len_min}"
+        if "len_max" in fdef and _length(value) > fdef["len_max"]:
+            return f"length must be at most {fdef['len_max']}"
+        if "starts_with" in fdef and not value.startswith(fdef["starts_with"]):
+            return f"should start with: {fdef['starts_with']}"
+        if "not_match" in fdef and re.search(lua_pattern_to_regex(fdef["not_match"]), value):
+            return f"invalid value: {value}"
+        if "match" in fdef and not re.search(lua_pattern_to_regex(fdef["match"]), value):
+            return f"invalid value: {value}"
+        return None
+
+
+_INVALID = object()
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def validate_config(
+    fields: list[Mapping[str, FieldDef]], config: Any, path: str = "config"
+) -> dict[str, Any]:
+    """Validate a plugin ``config`` against the record ``fields``; return it with defaults filled.
+
+    Raises :class:`SchemaViolation` listing every error as ``<path>: <message>``.
+    """
+    validator = _Validator()
+    result = validator.record(fields, {} if config is None else config, path)
+    if validator.errors:
+        raise SchemaViolation(validator.errors)
+    return result

@@ -1,0 +1,158 @@
+"""The in-process Lua runtime: sandbox, ctx.shared semantics, exits and serverless chunk styles."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from aws_masker_gateway.lua import LuaEngine, LuaRequestState
+
+
+class Host:
+    def __init__(self) -> None:
+        self.logs: list[tuple[str, str]] = []
+        self.response_headers: dict[str, list[str]] = {}
+
+    def lua_request_header(self, name: str) -> str | None:
+        return {"x-api-key": "k"}.get(name.lower())
+
+    def lua_request_headers(self) -> dict[str, list[str]]:
+        return {"x-api-key": ["k"]}
+
+    def lua_request_method(self) -> str:
+        return "POST"
+
+    def lua_request_path(self) -> str:
+        return "/claude-proxy/v1/messages"
+
+    def lua_ngx_var(self, name: str) -> str | None:
+        return "0123456789abcdef0123456789abcdef" if name == "request_id" else None
+
+    def lua_response_status(self) -> int | None:
+        return 200
+
+    def lua_response_header(self, name: str) -> str | None:
+        values = self.response_headers.get(name)
+        return values[0] if values else None
+
+    def lua_set_response_header(self, name: str, values: list[str] | None, add: bool) -> None:
+        self.response_headers[name] = values or []
+
+    def lua_log(self, level: str, message: str) -> None:
+        self.logs.append((level, message))
+
+
+@pytest.fixture(scope="module")
+def engine() -> LuaEngine:
+    return LuaEngine(time.time)
+
+
+def run(engine: LuaEngine, source: str, phase: str = "access") -> tuple[str, str, LuaRequestState, Host]:
+    host = Host()
+    state = engine.new_request(host)
+    outcome = engine.run(state, phase, [engine.compile(source, "test")])
+    return outcome.kind, outcome.message, state, host
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("io.open('/etc/passwd')", "attempt to index global 'io'"),
+        ("os.execute('id')", "attempt to call field 'execute'"),
+        ("loadstring('x=1')()", "attempt to call global 'loadstring'"),
+        ("local r = require('ffi')", "require 'ffi' not allowed within sandbox"),
+        ("local x = python.eval('1')", "attempt to index global 'python'"),
+        ("setmetatable({}, {})", "attempt to call global 'setmetatable'"),
+        ("local g = debug.getinfo(1)", "attempt to index global 'debug'"),
+        ("string.rep = nil", "Can not modify string.rep. Protected by the sandbox."),
+        ("local f = kong.request.get_header; local x = f.__globals__", "attempt to index local 'f'"),
+    ],
+)
+def test_sandbox_denies_unsafe_access(engine: LuaEngine, source: str, error: str) -> None:
+    kind, message, _, _ = run(engine, source)
+    assert kind == "error" and error in message
+
+
+def test_bytecode_is_rejected(engine: LuaEngine) -> None:
+    with pytest.raises(SyntaxError, match="binary chunk"):
+        engine.compile("\x1bLJ", "bin")
+
+
+def test_exit_with_table_body_and_headers(engine: LuaEngine) -> None:
+    kind, _, state, host = run(
+        engine,
+        "if kong.request.get_header('X-Api-Key') == 'k' then "
+        "kong.log.err('refusing ', ngx.var.request_id) "
+        "return kong.response.exit(503, { message = 'no' }, { ['X-Why'] = 'guard' }) end",
+    )
+    assert kind == "exit"
+    lua_exit = state.take_exit()
+    assert lua_exit is not None
+    assert (lua_exit.status, lua_exit.body, lua_exit.headers) == (
+        503,
+        {b"message": b"no"},
+        {b"X-Why": b"guard"},
+    )
+    assert host.logs == [("err", "refusing 0123456789abcdef0123456789abcdef")]
+
+
+def test_exit_stops_following_functions(engine: LuaEngine) -> None:
+    host = Host()
+    state = engine.new_request(host)
+    first = engine.compile("kong.response.exit(401)", "a")
+    second = engine.compile("kong.ctx.shared.reached = true", "b")
+    assert engine.run(state, "access", [first, second]).kind == "exit"
+    assert state.shared_get(b"reached") is None
+
+
+def test_exit_outside_rewrite_access_is_an_error(engine: LuaEngine) -> None:
+    kind, message, _, _ = run(engine, "kong.response.exit(200)", phase="log")
+    assert kind == "error" and "function cannot be called in log phase" in message
+
+
+def test_ctx_shared_values_follow_lua_rules(engine: LuaEngine) -> None:
+    state = engine.new_request(Host())
+    state.shared_set(b"empty", {})
+    state.shared_set(b"holes", [1, None, 3])
+    state.shared_set(b"text", "é")
+    assert state.shared_get(b"empty") == []  # an empty table is an empty array on the way back
+    assert state.shared_get(b"holes") == {1: 1, 3: 3}  # not a sequence any more: packs as a map
+    assert state.shared_get(b"text") == "é".encode()
+    kind, _, _, _ = run(engine, "kong.ctx.shared.x = 1")
+    assert kind == "ok"
+
+
+def test_python_and_lua_share_the_request_table(engine: LuaEngine) -> None:
+    host = Host()
+    state = engine.new_request(host)
+    state.shared_set(b"aws_masker_ok", b"1")
+    chunk = engine.compile(
+        "if kong.ctx.shared.aws_masker_ok ~= '1' then return kong.response.exit(503) end "
+        "kong.ctx.shared.seen_by_lua = { n = 1 }",
+        "guard",
+    )
+    assert engine.run(state, "access", [chunk]).kind == "ok"
+    assert state.shared_get(b"seen_by_lua") == {b"n": 1}
+    other = engine.new_request(host)  # a different request does not see it
+    assert engine.run(other, "access", [chunk]).kind == "exit"
+
+
+def test_function_returning_closure_keeps_upvalues(engine: LuaEngine) -> None:
+    """The 0.2.0+ style: the chunk runs once and the returned function runs on every request."""
+    chunk = engine.compile("local n = 0 return function() n = n + 1 kong.ctx.shared.n = n end", "counter")
+    host = Host()
+    for expected in (1, 2, 3):
+        state = engine.new_request(host)
+        engine.run(state, "access", [chunk])
+        assert state.shared_get(b"n") == expected
+
+
+def test_response_header_functions_in_header_filter(engine: LuaEngine) -> None:
+    kind, message, _, host = run(
+        engine,
+        "kong.response.set_header('X-A', kong.response.get_status()); kong.response.clear_header('X-B')",
+        phase="header_filter",
+    )
+    assert (kind, message) == ("ok", "")
+    assert host.response_headers == {"X-A": ["200"], "X-B": []}
