@@ -14,11 +14,17 @@ anchors and quantifiers Kong schemas use (``%a %d %l %s %u %w %x %p``, ``-`` as 
 from __future__ import annotations
 
 import copy
+import logging
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .logs import NOTICE
+
+log = logging.getLogger(__name__)
 
 FieldDef = Mapping[str, Any]
 
@@ -145,6 +151,9 @@ class _Validator:
     # -- single field --------------------------------------------------------------------------
     def field(self, fdef: FieldDef, value: Any, path: str) -> Any:
         ftype = fdef.get("type")
+        if ftype == "string" and fdef.get("referenceable") and isinstance(value, str) and is_reference(value):
+            # Kong skips validation for a reference and resolves it when the config loads.
+            return resolve_reference(value)
         checked = self.typed(ftype, fdef, value, path)
         if checked is _INVALID:
             return value
@@ -228,6 +237,27 @@ class _Validator:
 
 
 _INVALID = object()
+_REFERENCE = re.compile(r"\{vault://([^/{}]+)/([^{}]+)\}")
+
+
+def is_reference(value: str) -> bool:
+    return _REFERENCE.fullmatch(value) is not None
+
+
+def resolve_reference(value: str) -> str:
+    """Resolve a ``{vault://env/<name>}`` reference like Kong's env vault: the variable is ``<name>``
+    upper-cased with ``-`` as ``_``. Like Kong, an unresolvable reference becomes ``""`` and is logged."""
+    m = _REFERENCE.fullmatch(value)
+    assert m is not None
+    vault, resource = m.groups()
+    if vault == "env":
+        resolved = os.environ.get(resource.upper().replace("-", "_"))
+        if resolved is not None:
+            return resolved
+        log.log(NOTICE, "unable to resolve reference %s", value)
+    else:
+        log.warning("unable to resolve reference %s (only the env vault is available locally)", value)
+    return ""
 
 
 def _join(path: str, name: str) -> str:

@@ -32,6 +32,10 @@ It speaks just enough of the Anthropic Messages API for the gateway, the officia
 ``GET /health``
     ``{"status": "ok"}``.
 
+``GET /last-request``
+    ``{"user_text": ..., "leaks": n}``: the last user message of the last valid request exactly as the
+    upstream received it, for ``aws-masker up`` to show next to what the client got back.
+
 Security: bodies and identifiers are never logged, and nothing returns them except echo mode (which
 returns what the caller sent, by design). The per-request log line (stderr) holds the method, the
 matched route (never a client-chosen unknown path), the status and the sizes; error messages name
@@ -87,7 +91,11 @@ _WORD_GAP = re.compile(r" ")
 
 @dataclass
 class StubState:
-    """What the stub has seen since start (or the last reset). Never holds identifiers."""
+    """What the stub has seen since start (or the last reset).
+
+    Only ``last_user_text`` holds request content: exactly what the upstream was sent (so masked,
+    unless the gateway leaked, which ``leaks`` would then count). ``aws-masker up`` shows it.
+    """
 
     requests: int = 0
     """Requests to the API endpoints (/v1/messages, /test/*), valid or not."""
@@ -102,6 +110,8 @@ class StubState:
     with_anthropic_version: int = 0
     tokens_seen: int = 0
     """Masked-token occurrences received (TOKEN_RE matches)."""
+    last_user_text: str = ""
+    """The text of the last user message of the last valid /v1/messages request."""
 
     def reset(self) -> None:
         fresh = StubState()
@@ -398,6 +408,7 @@ async def handle_messages(request: web.Request) -> web.StreamResponse:
         return error_response(400, exc.message)
     text = answer_text(doc)
     state.messages += 1
+    state.last_user_text = echo_text(doc["messages"])
     request_id = {"request-id": f"req_stub_{secrets.token_hex(12)}"}
     if doc.get("stream") is not True:
         return web.json_response(message_body(doc, text, incoming), dumps=compact, headers=request_id)
@@ -492,6 +503,12 @@ async def handle_stats_reset(request: web.Request) -> web.Response:
     return web.json_response(state.snapshot(), dumps=compact)
 
 
+async def handle_last_request(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = {"user_text": state.last_user_text, "leaks": state.last_request_leaks}
+    return web.json_response(body, dumps=compact)
+
+
 async def handle_health(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"}, dumps=compact)
 
@@ -536,6 +553,7 @@ def build_app(state: StubState | None = None) -> web.Application:
     app.router.add_get("/stats", handle_stats)
     app.router.add_post("/stats/reset", handle_stats_reset)
     app.router.add_get("/health", handle_health)
+    app.router.add_get("/last-request", handle_last_request)
     return app
 
 

@@ -1,0 +1,228 @@
+"""``aws-masker up`` (``make run``): the whole local stack in one command, without Docker or Kong.
+
+    aws-masker up [--config kong.yml] [--listen 127.0.0.1:8000]
+
+Starts, as child processes:
+- the Claude stub (``aws-masker stub``) when ``ANTHROPIC_API_KEY`` is unset; kong.yml's
+  ``https://api.anthropic.com`` services are then pointed at it (in a copy under ``.run/``);
+- the local gateway (``aws-masker gateway``), which starts the aws-masker plugin server itself.
+
+Then it sends the original test plan's complex request through the gateway and shows what the
+client sent, what the upstream saw and what the client got back, prints a curl command to try, and
+keeps running (forwarding the children's log lines) until Ctrl-C.
+
+The token secret comes from ``AWS_MASKER_TOKEN_SECRET``; if unset, one is generated once and kept in
+``.run/token_secret`` so tokens stay the same across restarts of the local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from aws_masker.body import mask_request
+from aws_masker.config import MaskerConfig
+from aws_masker.engine import Masker
+
+ANTHROPIC_URL = "https://api.anthropic.com"
+DEMO_TEXT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1.100"
+DEMO_MODEL = "claude-sonnet-5"
+READY_TIMEOUT = 60.0
+
+
+class Child:
+    """A child process whose output is forwarded line by line, after its ready line was seen."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready_marker: str) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+        )
+        self.ready_line: str | None = None
+        self._ready = threading.Event()
+        self._marker = ready_marker
+        self._backlog: list[str] = []
+        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        for line in stream:
+            line = line.rstrip("\n")
+            if not self._ready.is_set():
+                if self._marker in line:
+                    self.ready_line = line
+                    self._ready.set()
+                else:
+                    self._backlog.append(line)
+                continue
+            print(f"[{self.name}] {line}", flush=True)
+        self._ready.set()  # EOF: unblock a waiter
+
+    def wait_ready(self, timeout: float) -> str:
+        if not self._ready.wait(timeout) or self.ready_line is None:
+            self.stop()
+            output = "\n".join(self._backlog[-20:])
+            raise RuntimeError(f"{self.name} did not start:\n{output}")
+        return self.ready_line
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def token_secret(run_dir: Path) -> str:
+    from_env = os.environ.get("AWS_MASKER_TOKEN_SECRET")
+    if from_env:
+        return from_env
+    path = run_dir / "token_secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aws-masker up", description="Start the local stack (gateway + stub).")
+    p.add_argument(
+        "--config", type=Path, default=Path("kong.yml"), help="declarative config (default kong.yml)"
+    )
+    p.add_argument("--listen", default="127.0.0.1:8000", help="gateway address (default 127.0.0.1:8000)")
+    p.add_argument("--stub-listen", default="127.0.0.1:8081", help="stub address (default 127.0.0.1:8081)")
+    p.add_argument("--run-dir", type=Path, default=Path(".run"), help="working files (default .run)")
+    p.add_argument("--no-demo", action="store_true", help="skip the demo request")
+    p.add_argument("--exit-after-demo", action="store_true", help="stop after the demo (for scripts and CI)")
+    return p
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def demo(gateway_url: str, stub_url: str | None, api_key: str | None, secret: str) -> bool:
+    body = {"model": DEMO_MODEL, "max_tokens": 300, "messages": [{"role": "user", "content": DEMO_TEXT}]}
+    headers = {
+        "content-type": "application/json",
+        "anthropic-version": "2023-06-01",
+        "x-api-key": api_key or "stub",
+    }
+    status, answer = _post(f"{gateway_url}/claude-proxy/v1/messages", body, headers)
+    if stub_url:
+        with urllib.request.urlopen(f"{stub_url}/last-request", timeout=10) as resp:
+            seen = json.loads(resp.read())["user_text"]
+        seen_label = "upstream saw (stub)"
+    else:
+        masked, _ = mask_request(json.dumps(body).encode(), Masker(MaskerConfig(token_secret=secret)))
+        seen = json.loads(masked)["messages"][0]["content"]
+        seen_label = "upstream saw (same secret, recomputed here)"
+    got = " ".join(b.get("text", "") for b in answer.get("content", []) if isinstance(b, dict)) or json.dumps(
+        answer
+    )
+    width = len(seen_label)
+    print(f"\n{'client sent':<{width}} : {DEMO_TEXT}")
+    print(f"{seen_label:<{width}} : {seen}")
+    print(f"{'client got back':<{width}} : HTTP {status}: {got}\n", flush=True)
+    return status == 200
+
+
+def up_main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.config.is_file():
+        print(
+            f"aws-masker up: {args.config} not found (run from the repository root or pass --config)",
+            file=sys.stderr,
+        )
+        return 2
+    run_dir: Path = args.run_dir
+    prefix = run_dir / "kong"
+    prefix.mkdir(parents=True, exist_ok=True)
+    secret = token_secret(run_dir)
+    api_key = os.environ.get("ANTHROPIC_API_KEY") or None
+    env = {**os.environ, "AWS_MASKER_TOKEN_SECRET": secret, "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "aws_masker.cli"]
+    children: list[Child] = []
+
+    def stop_all(*_: object) -> None:
+        for child in reversed(children):
+            child.stop()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    try:
+        config_text = args.config.read_text()
+        stub_url = None
+        if api_key is None:
+            stub = Child("stub", [*cli, "stub", "--listen", args.stub_listen], env, "listening on")
+            children.append(stub)
+            stub_url = stub.wait_ready(READY_TIMEOUT).rsplit(" ", 1)[1]
+            config_text = config_text.replace(ANTHROPIC_URL, stub_url)
+            print(
+                f"aws-masker up: ANTHROPIC_API_KEY is not set; using the Claude stub at {stub_url}",
+                flush=True,
+            )
+        config_path = run_dir / "kong.yml"
+        config_path.write_text(config_text)
+        gateway = Child(
+            "gateway",
+            [*cli, "gateway", "--config", str(config_path), "--listen", args.listen, "--prefix", str(prefix)],
+            env,
+            "ready on",
+        )
+        children.append(gateway)
+        print(gateway.wait_ready(READY_TIMEOUT), flush=True)
+        gateway_url = "http://" + args.listen
+        ok = True
+        if not args.no_demo:
+            ok = demo(gateway_url, stub_url, api_key, secret)
+        key_header = '-H "x-api-key: $ANTHROPIC_API_KEY" ' if api_key else ""
+        print(
+            "Try it:\n"
+            f"  curl -s {gateway_url}/claude-proxy/v1/messages {key_header}\\\n"
+            "    -H 'anthropic-version: 2023-06-01' \\\n"
+            "    -H 'content-type: application/json' \\\n"
+            f'    -d \'{{"model":"{DEMO_MODEL}","max_tokens":300,'
+            f'"messages":[{{"role":"user","content":"{DEMO_TEXT}"}}]}}\'\n'
+            f"  or point the Anthropic SDK at base_url={gateway_url} (routes /v1/*).\n"
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
+        if args.exit_after_demo:
+            return 0 if ok else 1
+        while all(c.proc.poll() is None for c in children):
+            time.sleep(0.5)
+        dead = next(c for c in children if c.proc.poll() is not None)
+        print(f"aws-masker up: {dead.name} exited with {dead.proc.returncode}; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as exc:
+        print(f"aws-masker up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stop_all()
