@@ -14,6 +14,7 @@ from aws_masker.body import mask_request, restore_response
 from aws_masker.engine import Masker
 from aws_masker.patterns import EC2_PREFIXES
 from aws_masker.restore import restore_text
+from aws_masker.scanner import Scanner
 from aws_masker.sse import SSERestorer
 
 HEX = "0123456789abcdef"
@@ -205,6 +206,7 @@ def _assert_nothing_survives(text: str, values: list[str], masked: str) -> None:
             )
 
 
+FAST, PLAIN = Scanner(fast_skip=True), Scanner(fast_skip=False)
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -271,3 +273,14 @@ def test_sse_split_anywhere_restores_exactly(masker: Masker, doc, cuts, chunk) -
     got = [json.loads(block.split("data: ", 1)[1]) for block in out.decode().split("\n\n") if block]
     assert [e["type"] for e in got] == [e["type"] for e in events]
     assert "".join(e["delta"]["text"] for e in got if e["type"] == "content_block_delta") == text
+
+
+@SETTINGS
+@given(documents())
+def test_word_skipping_shortcut_is_exact(doc) -> None:
+    """The scanner skips plain words that cannot start a rule; on generated text it must find exactly
+    what the plain word-by-word scan finds."""
+    enabled = frozenset(
+        {"ec2", "s3", "rds", "private_ip", "public_ip", "ipv6", "arn", "account", "credentials", "hostname"}
+    )
+    assert FAST.scan(doc[0], enabled, frozenset()) == PLAIN.scan(doc[0], enabled, frozenset())

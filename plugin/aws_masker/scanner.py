@@ -14,7 +14,7 @@ is reserved exactly where the restore would find it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .patterns import LEAD_WORDS, RULES, Rule, Verdict, literal_trie
 from .tokens import TOKEN_RE
@@ -24,10 +24,12 @@ _ESCAPE = re.compile(r"\\[nrtbf]")
 
 # Between word starts: punctuation runs, then words (or a lone ':', where an IPv6 address may start).
 _PUNCT = r"[^A-Za-z0-9:]*+"
-# A "plain" word (letters only, followed by whitespace, a quote or a bracket) can only start a match
-# if it begins with one of the rules' leading literals; all other plain words are skipped without
-# trying the rules. tests/test_corpus.py checks this shortcut against the plain word-by-word scan.
-_PLAIN_SEPARATORS = r"[\s\"',;{}\[\]()<>|]"
+# A "plain" word (letters only, followed by whitespace, a quote, a bracket, a comma, or sentence
+# punctuation before whitespace) can only start a match if it begins with one of the rules' leading
+# literals; all other plain words are skipped without trying the rules. (A word followed by "." or
+# ":" and more text is not plain: it may start a hostname, an ARN or an IPv6 address.)
+# tests/test_corpus.py checks this shortcut against the plain word-by-word scan.
+_PLAIN_SEPARATORS = r"(?:[\s\"',;{}\[\]()<>|!?]|[.:](?:\s|\Z))"
 
 
 def _skipper(fast: bool) -> str:
@@ -42,8 +44,7 @@ def _namespaced(regex: str, prefix: str) -> str:
     return _GROUP_DEF.sub(lambda m: f"(?P<{prefix}{m[1]}>", regex)
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
+class Found(NamedTuple):
     """One recognised identifier: ``text[start:end]`` is the value to replace."""
 
     start: int
