@@ -259,3 +259,23 @@ def test_plain_text_response_is_restored(masker: Masker) -> None:
     masked, result = masker.mask_text(PROMPT)
     out = restore_response(masked.encode(), result.tokens, "text/plain")
     assert out.body.decode() == PROMPT and out.restored == 4
+
+
+def test_structured_json_values_are_masked_with_their_key_as_context(masker: Masker) -> None:
+    """Key-dependent rules see the key of a JSON value (tool inputs, piped CLI output)."""
+    doc = {
+        "OwnerId": "123456789012",
+        "Bucket": "acme-data-prod",
+        "AccountId": 210987654321,
+        "ReadReplicaDBInstanceIdentifiers": ["orders-db-2"],
+        "SecretAccessKey": "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+        "Count": 123456789012,  # a number that is not an account ID: no key says so
+        "Name": "acme-data-prod-2",  # not a bucket key: left alone
+    }
+    body, result = mask_request(json.dumps(doc).encode(), masker)
+    out = json.loads(body)
+    for key in ("OwnerId", "Bucket", "AccountId", "SecretAccessKey"):
+        assert TOKEN_RE.fullmatch(out[key]), key
+    assert TOKEN_RE.fullmatch(out["ReadReplicaDBInstanceIdentifiers"][0])
+    assert out["Count"] == 123456789012 and out["Name"] == "acme-data-prod-2"
+    assert result.counts == {"account": 2, "s3": 1, "rds": 1, "credentials": 1}

@@ -16,6 +16,7 @@ from aws_masker.patterns import EC2_PREFIXES
 from aws_masker.restore import restore_text
 from aws_masker.scanner import Scanner
 from aws_masker.sse import SSERestorer
+from aws_masker.tokens import TOKEN_RE
 
 HEX = "0123456789abcdef"
 B32 = string.ascii_uppercase + "234567"
@@ -197,6 +198,7 @@ def _background(text: str, values: list[str]) -> str:
 
 def _assert_nothing_survives(text: str, values: list[str], masked: str) -> None:
     background = _background(text, values)
+    masked = TOKEN_RE.sub("\x01", masked)  # a slice that happens to spell part of a token is no leak
     for v in values:
         assert v not in masked
         for i in range(len(v) - 7):

@@ -52,12 +52,23 @@ class Masker:
         (masked,), result = self.mask_texts([text])
         return masked, result
 
-    def mask_texts(self, texts: list[str]) -> tuple[list[str], MaskResult]:
-        """Mask several strings of one request with one shared token map."""
+    def mask_texts(
+        self, texts: list[str], contexts: list[str] | None = None
+    ) -> tuple[list[str], MaskResult]:
+        """Mask several strings of one request with one shared token map.
+
+        ``contexts[i]``, if given, is text that stood right before ``texts[i]`` in the source (for a
+        JSON value: its key, as ``"OwnerId": "``). It is scanned with the string, so key-dependent
+        rules (account IDs, buckets, ...) see their key, but only the string itself is changed.
+        """
         scans: list[list[Found]] = []
         issuer = TokenIssuer(self._secret)
-        for text in texts:
-            found, reserved = self._scanner.scan(text, self._enabled, self._allow)
+        for i, text in enumerate(texts):
+            context = contexts[i] if contexts else ""
+            found, reserved = self._scanner.scan(context + text, self._enabled, self._allow)
+            if context:
+                cut = len(context)
+                found = [f._replace(start=f.start - cut, end=f.end - cut) for f in found if f.start >= cut]
             scans.append(found)
             issuer.reserved |= reserved
         result = MaskResult()

@@ -8,8 +8,9 @@ are opaque by contract and would break the request if changed:
 - ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block (the API
   verifies them; tokens are deterministic, so restored thinking re-masks to the same text).
 
-The walk is iterative (no recursion limit) and linear in the document size. Output is compact JSON
-with non-ASCII kept as is.
+Each value is scanned together with its key (as ``"key": "``), so rules that need a key see it in
+structured input too. The walk is iterative (no recursion limit) and linear in the document size.
+Output is compact JSON with non-ASCII kept as is.
 """
 
 from __future__ import annotations
@@ -38,41 +39,55 @@ class _Slot:
         self.is_key = is_key
 
 
+def _context(key: str | None, in_list: bool) -> str:
+    """The text that stood before a value in the serialized document: ``"key": "`` (or ``"key": ["``),
+    so rules that need a key (``"OwnerId": "123456789012"``) see it."""
+    if key is None:
+        return ""
+    return json.dumps(key, ensure_ascii=False) + (': ["' if in_list else ': "')
+
+
 def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
-    """Mask every maskable string of a parsed JSON document in place (returns the new root)."""
+    """Mask every maskable string of a parsed JSON document in place (returns the new root).
+
+    12-digit integers under a key that makes them account IDs (``"AccountId": 123456789012``) are
+    masked too; they become token strings.
+    """
     root = [doc]
     slots: list[_Slot] = []
     texts: list[str] = []
-    stack: list[tuple[Any, bool]] = [(root, False)]
+    contexts: list[str] = []
+    # (node, is the document root, nearest enclosing key)
+    stack: list[tuple[Any, bool, str | None]] = [(root, False, None)]
     while stack:
-        node, top = stack.pop()
+        node, top, near_key = stack.pop()
         if isinstance(node, dict):
-            skip = (
-                _SKIP_BY_TYPE.get(node.get("type"), frozenset())
-                if isinstance(node.get("type"), str)
-                else frozenset()
-            )
+            kind = node.get("type")
+            skip = _SKIP_BY_TYPE.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
             if top:
                 skip = skip | _TOP_LEVEL_SKIP
             for key, value in node.items():
                 if key in skip:
                     continue
-                if isinstance(value, str):
+                if isinstance(value, str) or _maybe_account(value):
                     slots.append(_Slot(node, key))
-                    texts.append(value)
+                    texts.append(str(value))
+                    contexts.append(_context(key, False))
                 elif isinstance(value, (dict, list)):
-                    stack.append((value, False))
+                    stack.append((value, False, key))
             for key in node:
                 slots.append(_Slot(node, key, is_key=True))
                 texts.append(key)
+                contexts.append("")
         elif isinstance(node, list):
             for i, value in enumerate(node):
-                if isinstance(value, str):
+                if isinstance(value, str) or _maybe_account(value):
                     slots.append(_Slot(node, i))
-                    texts.append(value)
+                    texts.append(str(value))
+                    contexts.append(_context(near_key, True))
                 elif isinstance(value, (dict, list)):
-                    stack.append((value, node is root))
-    masked, result = masker.mask_texts(texts)
+                    stack.append((value, node is root, near_key))
+    masked, result = masker.mask_texts(texts, contexts)
     renamed: dict[int, list[tuple[str, str]]] = {}
     for slot, before, after in zip(slots, texts, masked, strict=True):
         if before is after or before == after:
@@ -84,6 +99,10 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
     if renamed:
         _rename_keys(root, renamed)
     return root[0], result
+
+
+def _maybe_account(value: Any) -> bool:
+    return type(value) is int and 10**11 <= value < 10**12
 
 
 def _rename_keys(root: list[Any], renamed: dict[int, list[tuple[str, str]]]) -> None:

@@ -1,0 +1,74 @@
+"""`aws-masker mask`: stdin -> masked stdout, per-category counts on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from aws_masker.tokens import TOKEN_RE
+
+DUMP = json.dumps(
+    {
+        "Reservations": [
+            {
+                "OwnerId": "123456789012",
+                "Instances": [{"InstanceId": "i-0a1b2c3d4e5f67890", "PrivateIpAddress": "10.0.1.100"}],
+            }
+        ]
+    },
+    indent=2,
+)
+
+
+def run(
+    *args: str, data: bytes = DUMP.encode(), secret: str | None = "cli-secret"
+) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "AWS_MASKER_TOKEN_SECRET"}
+    if secret:
+        env["AWS_MASKER_TOKEN_SECRET"] = secret
+    return subprocess.run(
+        [sys.executable, "-m", "aws_masker.cli", "mask", *args],
+        input=data,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_mask_json_from_stdin() -> None:
+    out = run()
+    assert out.returncode == 0
+    doc = json.loads(out.stdout)  # still valid JSON
+    text = out.stdout.decode()
+    assert all(v not in text for v in ("123456789012", "i-0a1b2c3d4e5f67890", "10.0.1.100"))
+    assert len(TOKEN_RE.findall(text)) == 3 and doc["Reservations"][0]["Instances"][0][
+        "InstanceId"
+    ].startswith("AWS_EC2_")
+    assert (
+        out.stderr.decode().strip()
+        == "aws-masker: masked 3 identifiers (3 unique): account 1, ec2 1, private_ip 1"
+    )
+
+
+def test_tokens_are_stable_with_a_secret_and_warned_about_without() -> None:
+    assert run().stdout == run().stdout
+    a, b = run(secret=None), run(secret=None)
+    assert a.stdout != b.stdout
+    assert b"random per-process secret" in a.stderr
+
+
+def test_disable_allow_and_text_format() -> None:
+    out = run("--disable", "ec2", "--allow", "10.0.1.100", "--format", "text", "-q")
+    text = out.stdout.decode()
+    assert "i-0a1b2c3d4e5f67890" in text and "10.0.1.100" in text and "123456789012" not in text
+    assert out.stderr == b""
+
+
+def test_bad_input_writes_nothing() -> None:
+    out = run(data=b"IP 10.0.1.100 \xff\xfe")
+    assert out.returncode == 1 and out.stdout == b""
+    assert b"not valid UTF-8" in out.stderr and b"10.0.1.100" not in out.stderr
+    out = run("--disable", "nope")
+    assert out.returncode == 2 and b"unknown category: nope" in out.stderr
