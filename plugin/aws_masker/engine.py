@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from .config import MaskerConfig
 from .scanner import Found, Scanner
-from .tokens import TokenIssuer, process_secret
+from .tokens import TokenIssuer, cached_minter, process_secret
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +43,7 @@ class Masker:
         self._allow = frozenset(self.config.allow_list)
         secret = self.config.token_secret
         self._secret = secret.encode("utf-8") if secret else process_secret()
+        self._mint = cached_minter(self._secret)
 
     def find(self, text: str) -> list[Found]:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
@@ -62,7 +63,7 @@ class Masker:
         rules (account IDs, buckets, ...) see their key, but only the string itself is changed.
         """
         scans: list[list[Found]] = []
-        issuer = TokenIssuer(self._secret)
+        issuer = TokenIssuer(self._secret, self._mint)
         for i, text in enumerate(texts):
             context = contexts[i] if contexts else ""
             found, reserved = self._scanner.scan(context + text, self._enabled, self._allow)

@@ -24,19 +24,21 @@ _ESCAPE = re.compile(r"\\[nrtbf]")
 
 # Between word starts: punctuation runs, then words (or a lone ':', where an IPv6 address may start).
 _PUNCT = r"[^A-Za-z0-9:]*+"
-# A "plain" word (letters only, followed by whitespace, a quote, a bracket, a comma, or sentence
-# punctuation before whitespace) can only start a match if it begins with one of the rules' leading
-# literals; all other plain words are skipped without trying the rules. (A word followed by "." or
-# ":" and more text is not plain: it may start a hostname, an ARN or an IPv6 address.)
-# tests/test_corpus.py checks this shortcut against the plain word-by-word scan.
-_PLAIN_SEPARATORS = r"(?:[\s\"',;{}\[\]()<>|!?]|[.:](?:\s|\Z))"
+# A "plain" word is followed by whitespace, a quote, a bracket, a comma or similar, or by sentence
+# punctuation before whitespace. No rule can start at a plain word unless the word begins with one of
+# the rules' leading literals (``LEAD_WORDS``: keys like "OwnerId", prose words like "bucket", key
+# prefixes like "AKIA") or is a 12-digit number (an account ID): every other rule needs a "-", ".",
+# ":" or "_" inside its first word. So all other plain words are skipped without trying the rules.
+# tests/test_corpus.py and tests/test_properties.py check this shortcut against the word-by-word scan.
+_PLAIN_SEPARATORS = r"(?:[\s\"',;{}\[\]()<>|!?=&@#%+*]|[.:](?:\s|\Z))"
 
 
 def _skipper(fast: bool) -> str:
     if not fast:
         return _PUNCT + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + r")*?"
-    guard = literal_trie({w for w in LEAD_WORDS if w.isalpha()})
-    plain = r"(?:(?!" + guard + r")[A-Za-z]++(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*+"
+    leads = {w for w in LEAD_WORDS if w.isalnum()}
+    guard = literal_trie(leads) + "|[0-9]{12}(?![0-9])"
+    plain = r"(?:(?!" + guard + r")[A-Za-z0-9]++(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*+"
     return _PUNCT + plain + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + plain + r")*?"
 
 
@@ -65,15 +67,16 @@ class Scanner:
         self._combined = re.compile(_skipper(fast_skip) + r"(?P<s>)(?:" + "|".join(alts) + r"|\Z)", re.S)
         self._singles = [re.compile(a, re.S) for a in alts]
         self._index = {f"r{i}": i for i in range(len(rules))}
-        self._meta = [
-            (
-                rule,
-                f"r{i}",
-                f"r{i}v" if "(?P<v>" in rule.regex else None,
-                f"r{i}t" if "(?P<t>" in rule.regex else None,
-            )
-            for i, rule in enumerate(rules)
-        ]
+        # per rule, for the combined pattern and for its own pattern: group numbers of the end marker,
+        # the value group and the tail group (0 when the rule has none)
+        self._groups = [self._group_numbers(self._combined, i) for i in range(len(rules))]
+        self._single_groups = [self._group_numbers(p, i) for i, p in enumerate(self._singles)]
+        self._start_group = self._combined.groupindex["s"]
+
+    @staticmethod
+    def _group_numbers(pattern: re.Pattern[str], i: int) -> tuple[int, int, int]:
+        index = pattern.groupindex
+        return index[f"r{i}"], index.get(f"r{i}v", 0), index.get(f"r{i}t", 0)
 
     def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> tuple[list[Found], set[str]]:
         """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
@@ -84,6 +87,7 @@ class Scanner:
             text = _ESCAPE.sub(lambda _m: "\\\x00", text)
         found: list[Found] = []
         match = self._combined.match
+        index, groups, s_group, accept = self._index, self._groups, self._start_group, self._accept
         pos = 0
         n = len(text)
         while pos < n:
@@ -93,14 +97,14 @@ class Scanner:
             name = m.lastgroup
             if name == "s":
                 break  # reached the end: no identifier in the rest of the text
-            start = m.start("s")
-            i = self._index[name]  # type: ignore[index]
-            hit = self._accept(i, m, text, enabled, allow)
+            start = m.start(s_group)
+            i = index[name]  # type: ignore[index]
+            hit = accept(i, m, start, groups[i], text, enabled, allow)
             j = i + 1
             while hit is None and j < len(self.rules):
                 m2 = self._singles[j].match(text, start)
                 if m2 is not None:
-                    hit = self._accept(j, m2, text, enabled, allow)
+                    hit = accept(j, m2, start, self._single_groups[j], text, enabled, allow)
                 j += 1
             if hit is None:
                 pos = start + 1
@@ -110,14 +114,21 @@ class Scanner:
         return found, reserved
 
     def _accept(
-        self, i: int, m: re.Match[str], text: str, enabled: frozenset[str], allow: frozenset[str]
+        self,
+        i: int,
+        m: re.Match[str],
+        start: int,
+        groups: tuple[int, int, int],
+        text: str,
+        enabled: frozenset[str],
+        allow: frozenset[str],
     ) -> tuple[Found, int] | None:
-        rule, marker, vgroup, tgroup = self._meta[i]
-        start = m.start("s") if m.re is self._combined else m.start()
+        rule = self.rules[i]
+        marker, vgroup, tgroup = groups
         end = m.start(marker)
-        if vgroup is not None and m.start(vgroup) >= 0:
+        if vgroup and m.start(vgroup) >= 0:
             start, end = m.span(vgroup)
-        elif tgroup is not None and m.start(tgroup) >= 0:
+        elif tgroup and m.start(tgroup) >= 0:
             end = m.start(tgroup)
         value = text[start:end]
         verdict = rule.validate(value, text, start) if rule.validate else Verdict.MASK

@@ -19,6 +19,8 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 from .patterns import RULES
 
@@ -55,6 +57,13 @@ def token_for(secret: bytes, kind: str, value: str, attempt: int = 0) -> str:
     return f"AWS_{kind}_{digest.hex()[:HEX_LEN]}"
 
 
+def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], str]:
+    """``token_for(secret, kind, value)`` behind an LRU cache. Tokens are a pure function of the
+    secret, kind and value, so the cache holds no per-request state; it pays off because every turn
+    of a Claude conversation resends the whole history."""
+    return lru_cache(maxsize=maxsize)(partial(token_for, secret))
+
+
 class TokenIssuer:
     """Issues tokens for one request and remembers them (token -> original) for the restore.
 
@@ -62,8 +71,9 @@ class TokenIssuer:
     issued for a real identifier, so it can never be confused with one on the way back.
     """
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, mint: Callable[[str, str], str] | None = None) -> None:
         self._secret = secret
+        self._mint = mint
         self.by_token: dict[str, str] = {}
         self._by_value: dict[tuple[str, str], str] = {}
         self.reserved: set[str] = set()
@@ -76,7 +86,10 @@ class TokenIssuer:
             return token
         attempt = 0
         while True:
-            token = token_for(self._secret, kind, value, attempt)
+            if attempt == 0 and self._mint is not None:
+                token = self._mint(kind, value)
+            else:
+                token = token_for(self._secret, kind, value, attempt)
             owner = self.by_token.get(token)
             if token not in self.reserved and (owner is None or owner == value):
                 break
