@@ -60,7 +60,7 @@ async def _serve(gateway: Gateway, host: str, port: int) -> int:
         )
         await stop.wait()
         return 0
-    except (TimeoutError, RuntimeError, OSError) as exc:
+    except (TimeoutError, asyncio.TimeoutError, RuntimeError, OSError) as exc:
         print(f"aws-masker gateway: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -63,7 +63,7 @@ class InstanceCache:
         while slot is not None and slot.id is None:
             try:
                 await asyncio.wait_for(slot.ready.wait(), self.claim_wait)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 self._slots.pop(plugin_id, None)
                 raise InstanceClaimError(
                     f"Could not claim instance_id for {self.plugin_name} (key: {plugin_id})"

@@ -231,7 +231,7 @@ class PluginServerProcess:
             proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), STOP_GRACE)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 proc.kill()
                 await proc.wait()
         if self._task is not None:

@@ -67,7 +67,7 @@ class ConnectionPool:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(self.socket_path, limit=2**31), timeout
             )
-        except TimeoutError as exc:
+        except asyncio.TimeoutError as exc:
             raise RpcConnectError("timeout") from exc
         except OSError as exc:
             reason = (exc.strerror or str(exc)).lower()
@@ -104,12 +104,12 @@ class RpcClient:
         try:
             conn.writer.write(luamsgpack.pack([0, msg_id, method, [param]]))
             await asyncio.wait_for(conn.writer.drain(), self.timeout)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError) as exc:
             conn.close()
             raise RpcError(str(exc) or "send failed") from exc
         try:
             reply = await asyncio.wait_for(self._read_reply(conn, msg_id), self.timeout)
-        except (TimeoutError, EOFError, OSError, ValueError) as exc:
+        except (asyncio.TimeoutError, EOFError, OSError, ValueError) as exc:
             # Kong: reader() not ok -> setkeepalive() (which drops a broken socket) -> "no data"
             conn.close()
             raise RpcError(NO_DATA) from exc

@@ -53,9 +53,7 @@ class Masker:
         (masked,), result = self.mask_texts([text])
         return masked, result
 
-    def mask_texts(
-        self, texts: list[str], contexts: list[str] | None = None
-    ) -> tuple[list[str], MaskResult]:
+    def mask_texts(self, texts: list[str], contexts: list[str] | None = None) -> tuple[list[str], MaskResult]:
         """Mask several strings of one request with one shared token map.
 
         ``contexts[i]``, if given, is text that stood right before ``texts[i]`` in the source (for a

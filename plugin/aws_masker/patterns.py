@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -79,6 +80,16 @@ BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 RDS_ID = r"[a-z][a-z0-9-]{0,62}"
 ASSIGN = r"[\"']?\s*[:=]\s*\[?\s*[\"']?"  # key, then : or =, then maybe a list, then maybe a quote
 HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
+
+# Possessive quantifiers (Python 3.11+) keep the regex engine from backtracking into a run it has
+# already matched. Every run below is followed by a character outside its class, so on Python 3.10
+# a plain greedy run finds the same matches, only more slowly.
+POSSESSIVE = "+" if sys.version_info >= (3, 11) else ""
+
+
+def run(char_class: str, at_least_one: bool = False) -> str:
+    """``char_class`` repeated (possessively where the regex engine supports it)."""
+    return char_class + ("+" if at_least_one else "*") + POSSESSIVE
 
 
 LEAD_WORDS: set[str] = set()
@@ -408,7 +419,11 @@ def _host_category(value: str) -> str:
 # A host is labels then one of the suffixes; the first label must be followed by a dot, which rejects
 # ordinary words right after their last letter.
 HOST_REGEX = (
-    r"[A-Za-z0-9](?<![A-Za-z0-9_.-].)[A-Za-z0-9-]*+(?:\.[A-Za-z0-9-]++)*?(?:"
+    r"[A-Za-z0-9](?<![A-Za-z0-9_.-].)"
+    + run("[A-Za-z0-9-]")
+    + r"(?:\."
+    + run("[A-Za-z0-9-]", at_least_one=True)
+    + r")*?(?:"
     + "|".join(s for s, _k, _c in _HOST_KINDS)
     + r")(?![A-Za-z0-9-])"
 )
@@ -480,7 +495,11 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            r"[a-z0-9](?<![A-Za-z0-9_.-].)[a-z0-9-]*+(?:\.[a-z0-9-]++)*?(?P<t>\.s3(?:[.-](?:website[.-])?"
+            r"[a-z0-9](?<![A-Za-z0-9_.-].)"
+            + run("[a-z0-9-]")
+            + r"(?:\."
+            + run("[a-z0-9-]", at_least_one=True)
+            + r")*?(?P<t>\.s3(?:[.-](?:website[.-])?"
             r"(?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?)(?![A-Za-z0-9-])"
         ),
         description="Bucket in a virtual-hosted S3 URL: <bucket>.s3[.<region>].amazonaws.com",

@@ -16,14 +16,15 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .patterns import LEAD_WORDS, RULES, Rule, Verdict, literal_trie
+from .patterns import LEAD_WORDS, POSSESSIVE, RULES, Rule, Verdict, literal_trie, run
 from .tokens import TOKEN_RE
 
 _GROUP_DEF = re.compile(r"\(\?P<([a-z]+)>")
 _ESCAPE = re.compile(r"\\[nrtbf]")
 
 # Between word starts: punctuation runs, then words (or a lone ':', where an IPv6 address may start).
-_PUNCT = r"[^A-Za-z0-9:]*+"
+_PUNCT = run("[^A-Za-z0-9:]")
+_WORD = run("[A-Za-z0-9]", at_least_one=True)
 # A "plain" word is followed by whitespace, a quote, a bracket, a comma or similar, or by sentence
 # punctuation before whitespace. No rule can start at a plain word unless the word begins with one of
 # the rules' leading literals (``LEAD_WORDS``: keys like "OwnerId", prose words like "bucket", key
@@ -35,11 +36,11 @@ _PLAIN_SEPARATORS = r"(?:[\s\"',;{}\[\]()<>|!?=&@#%+*]|[.:](?:\s|\Z))"
 
 def _skipper(fast: bool) -> str:
     if not fast:
-        return _PUNCT + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + r")*?"
+        return _PUNCT + r"(?:(?:" + _WORD + "|:)" + _PUNCT + r")*?"
     leads = {w for w in LEAD_WORDS if w.isalnum()}
     guard = literal_trie(leads) + "|[0-9]{12}(?![0-9])"
-    plain = r"(?:(?!" + guard + r")[A-Za-z0-9]++(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*+"
-    return _PUNCT + plain + r"(?:(?:[A-Za-z0-9]++|:)" + _PUNCT + plain + r")*?"
+    plain = r"(?:(?!" + guard + r")" + _WORD + "(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*" + POSSESSIVE
+    return _PUNCT + plain + r"(?:(?:" + _WORD + "|:)" + _PUNCT + plain + r")*?"
 
 
 def _namespaced(regex: str, prefix: str) -> str:
