@@ -315,3 +315,25 @@ def test_each_toggle_field_reaches_the_engine(field: str) -> None:
     run("access", on)
     changed = {"mask_ec2_instances", "mask_s3_buckets", "mask_rds_instances", "mask_private_ips"}
     assert (kong.sent_body != on.sent_body) is (field in changed)
+
+
+def test_empty_body_for_a_request_that_has_one_is_refused() -> None:
+    for headers in ({"Content-Length": "120"}, {"Transfer-Encoding": "chunked"}):
+        kong = FakeKong(b"", headers)
+        run("access", kong)
+        assert kong.exit[0] == 503 and kong.exit[1]["error"] == "AWS_MASKER_2003"
+        assert CTX_KEY not in kong.shared
+    kong = FakeKong(b"", {"Content-Length": "0"})
+    run("access", kong)
+    assert kong.exit is None and CTX_KEY in kong.shared
+
+
+def test_compressed_response_over_the_limit_passes_through_unrestored() -> None:
+    conf = defaults(max_response_size=1024)
+    kong = FakeKong(messages())
+    run("access", kong, conf)
+    kong.upstream_headers = {"content-type": ["text/plain"], "content-encoding": ["gzip"]}
+    kong.upstream_body = gzip.compress(b"x" * 100_000)  # small on the wire, 100 KB decompressed
+    run("response", kong, conf)
+    assert kong.exit is None
+    assert any(m == "kong.log.warn" for m, _ in kong.calls)

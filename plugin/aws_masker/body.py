@@ -6,7 +6,6 @@ HTTP content types and encodings, nothing about Kong.
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import brotli
 
 from .engine import Masker, MaskResult
-from .errors import InvalidEncodingError, RestoreError
+from .errors import InvalidEncodingError, ResponseTooLargeError, RestoreError
 from .jsonbody import dumps, mask_document
 from .restore import restore_json_text, restore_text
 from .sse import SSERestorer
@@ -32,16 +31,16 @@ def mask_request(body: bytes, masker: Masker) -> tuple[bytes, MaskResult]:
         raise InvalidEncodingError(
             f"request body is not valid UTF-8 (byte {exc.start}); it was not forwarded"
         ) from exc
-    stripped = text.lstrip()
-    if stripped[:1] in ("{", "["):
+    source = text.removeprefix("\ufeff")  # a BOM (PowerShell writes one) is not part of the JSON
+    if source.lstrip()[:1] in ("{", "["):
         try:
-            doc = json.loads(text)
+            doc = json.loads(source)
         except (ValueError, RecursionError):
             pass  # not JSON after all (or absurdly deep): mask it as text below
         else:
             masked_doc, result = mask_document(doc, masker)
             try:
-                return dumps(masked_doc).encode("utf-8"), result
+                return dumps(masked_doc), result
             except (ValueError, RecursionError):
                 pass  # NaN/Infinity cannot be re-encoded as strict JSON: mask the text instead
     masked, result = masker.mask_text(text)
@@ -60,26 +59,50 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def decode_content(body: bytes, content_encoding: str | None) -> tuple[bytes, bool]:
-    """Undo gzip/deflate/br, also stacked (``gzip, br``). Returns the bytes and whether any was undone."""
+def decode_content(body: bytes, content_encoding: str | None, limit: int) -> tuple[bytes, bool]:
+    """Undo gzip/deflate/br, also stacked (``gzip, br``), never producing more than ``limit`` bytes.
+    Returns the bytes and whether any coding was undone."""
     codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
-    try:
-        for coding in reversed(codings):
-            if coding in ("gzip", "x-gzip"):
-                body = gzip.decompress(body)
-            elif coding == "deflate":
-                try:
-                    body = zlib.decompress(body)
-                except zlib.error:
-                    body = zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-            elif coding == "br":
-                body = brotli.decompress(body)
-            else:
-                raise RestoreError(f"unsupported upstream Content-Encoding: {coding}")
-    except (OSError, EOFError, zlib.error, brotli.error) as exc:
-        raise RestoreError("upstream body could not be decompressed") from exc
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip"):
+            body = _inflate(body, 16 + zlib.MAX_WBITS, limit)
+        elif coding == "deflate":
+            try:
+                body = _inflate(body, zlib.MAX_WBITS, limit)
+            except RestoreError:
+                body = _inflate(body, -zlib.MAX_WBITS, limit)  # raw deflate, as some servers send
+        elif coding == "br":
+            body = _unbrotli(body, limit)
+        else:
+            raise RestoreError(f"unsupported upstream Content-Encoding: {coding}")
     return body, bool(codings)
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    d = zlib.decompressobj(wbits)
+    try:
+        out = d.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise RestoreError("upstream body could not be decompressed") from exc
+    if len(out) > limit:
+        raise ResponseTooLargeError("decompressed upstream body exceeds max_response_size")
+    if not d.eof:
+        raise RestoreError("upstream body could not be decompressed (truncated)")
+    return out
+
+
+def _unbrotli(body: bytes, limit: int) -> bytes:
+    d = brotli.Decompressor()
+    try:
+        out = d.process(body, output_buffer_limit=limit + 1)
+    except brotli.error as exc:
+        raise RestoreError("upstream body could not be decompressed") from exc
+    if len(out) > limit:
+        raise ResponseTooLargeError("decompressed upstream body exceeds max_response_size")
+    if not d.is_finished():
+        raise RestoreError("upstream body could not be decompressed (truncated)")
+    return out
 
 
 def restore_response(
@@ -87,9 +110,14 @@ def restore_response(
     tokens: Mapping[str, str],
     content_type: str | None,
     content_encoding: str | None = None,
+    max_size: int = 100 * 1024 * 1024,
 ) -> Restored:
-    """Restore this request's tokens in an upstream response body (JSON, SSE or text)."""
-    body, decoded = decode_content(body, content_encoding)
+    """Restore this request's tokens in an upstream response body (JSON, SSE or text).
+
+    Raises ``ResponseTooLargeError`` if the body (decompressed) is larger than ``max_size``."""
+    if len(body) > max_size:
+        raise ResponseTooLargeError("upstream body exceeds max_response_size")
+    body, decoded = decode_content(body, content_encoding, max_size)
     if not tokens or not body:
         return Restored(body, 0, decoded)
     mtype = media_type(content_type)

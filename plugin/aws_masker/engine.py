@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from .config import MaskerConfig
 from .scanner import Found, Scanner
-from .tokens import TokenIssuer, cached_minter, process_secret
+from .tokens import TOKEN_RE, TokenIssuer, cached_minter, process_secret
 
 
 @lru_cache(maxsize=1)
@@ -53,15 +53,22 @@ class Masker:
         (masked,), result = self.mask_texts([text])
         return masked, result
 
-    def mask_texts(self, texts: list[str], contexts: list[str] | None = None) -> tuple[list[str], MaskResult]:
+    def mask_texts(
+        self, texts: list[str], contexts: list[str] | None = None, reserve_from: list[str] | None = None
+    ) -> tuple[list[str], MaskResult]:
         """Mask several strings of one request with one shared token map.
 
         ``contexts[i]``, if given, is text that stood right before ``texts[i]`` in the source (for a
         JSON value: its key, as ``"OwnerId": "``). It is scanned with the string, so key-dependent
         rules (account IDs, buckets, ...) see their key, but only the string itself is changed.
+        ``reserve_from`` are strings of the request that are sent unchanged: token-shaped text in them
+        is reserved too.
         """
         scans: list[list[Found]] = []
         issuer = TokenIssuer(self._secret, self._mint)
+        for text in reserve_from or ():
+            if "AWS_" in text:
+                issuer.reserved.update(TOKEN_RE.findall(text))
         for i, text in enumerate(texts):
             context = contexts[i] if contexts else ""
             found, reserved = self._scanner.scan(context + text, self._enabled, self._allow)

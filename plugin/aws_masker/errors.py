@@ -28,6 +28,20 @@ class BodyTooLargeError(MaskerError):
     status = 413
 
 
+class BodyUnavailableError(MaskerError):
+    """Kong handed over an empty body for a request that has one (Content-Length, chunked)."""
+
+    code = "2003"
+    status = 503
+
+
+class ResponseTooLargeError(MaskerError):
+    """The (decompressed) upstream body exceeds max_response_size: it is passed through unrestored."""
+
+    code = "3002"
+    status = 502
+
+
 class RestoreError(MaskerError):
     """The upstream response could not be decoded or restored."""
 

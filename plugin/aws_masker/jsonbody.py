@@ -4,9 +4,14 @@ Every string in the document is masked (keys too: tool inputs are free-form), ex
 are opaque by contract and would break the request if changed:
 
 - top-level ``model``;
-- ``data`` of a base64 source (``{"type": "base64", "media_type": ..., "data": ...}``);
-- ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block (the API
-  verifies them; tokens are deterministic, so restored thinking re-masks to the same text).
+- ``data`` of a base64 ``source`` (``"source": {"type": "base64", "media_type": ..., "data": ...}``);
+- ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block in a
+  ``content`` list (the API verifies them; tokens are deterministic, so restored thinking re-masks
+  to the same text).
+
+Those exemptions hold only where the Messages API puts those objects: the same shapes inside a tool
+input are masked like any other value. Token-shaped text inside exempt strings is still reserved,
+so no real identifier can be issued a token that already appears there.
 
 Each value is scanned together with its key (as ``"key": "``), so rules that need a key see it in
 structured input too. The walk is iterative (no recursion limit) and linear in the document size.
@@ -20,10 +25,11 @@ from typing import Any
 
 from .engine import Masker, MaskResult
 
-_SKIP_BY_TYPE: dict[str, frozenset[str]] = {
-    "base64": frozenset({"data"}),
-    "thinking": frozenset({"signature"}),
-    "redacted_thinking": frozenset({"data"}),
+# (enclosing key, block type) -> keys left alone
+_SKIP_BY_TYPE: dict[tuple[str, str], frozenset[str]] = {
+    ("source", "base64"): frozenset({"data"}),
+    ("content", "thinking"): frozenset({"signature"}),
+    ("content", "redacted_thinking"): frozenset({"data"}),
 }
 _TOP_LEVEL_SKIP = frozenset({"model"})
 
@@ -57,17 +63,20 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
     slots: list[_Slot] = []
     texts: list[str] = []
     contexts: list[str] = []
+    exempt: list[str] = []
     # (node, is the document root, nearest enclosing key)
     stack: list[tuple[Any, bool, str | None]] = [(root, False, None)]
     while stack:
         node, top, near_key = stack.pop()
         if isinstance(node, dict):
             kind = node.get("type")
-            skip = _SKIP_BY_TYPE.get(kind, frozenset()) if isinstance(kind, str) else frozenset()
+            skip = _SKIP_BY_TYPE.get((near_key, kind), frozenset()) if isinstance(kind, str) else frozenset()
             if top:
                 skip = skip | _TOP_LEVEL_SKIP
             for key, value in node.items():
                 if key in skip:
+                    if isinstance(value, str):
+                        exempt.append(value)
                     continue
                 if isinstance(value, str) or _maybe_account(value):
                     slots.append(_Slot(node, key))
@@ -87,7 +96,7 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
                     contexts.append(_context(near_key, True))
                 elif isinstance(value, (dict, list)):
                     stack.append((value, node is root, near_key))
-    masked, result = masker.mask_texts(texts, contexts)
+    masked, result = masker.mask_texts(texts, contexts, reserve_from=exempt)
     renamed: dict[int, list[tuple[str, str]]] = {}
     for slot, before, after in zip(slots, texts, masked, strict=True):
         if before is after or before == after:
@@ -124,5 +133,10 @@ def _rename_keys(root: list[Any], renamed: dict[int, list[tuple[str, str]]]) -> 
                 stack.append(child)
 
 
-def dumps(doc: Any) -> str:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def dumps(doc: Any) -> bytes:
+    """Compact UTF-8 JSON. Lone surrogates (from "\\ud83d" escapes) cannot be UTF-8 encoded, so such a
+    document is written with ASCII escapes instead."""
+    try:
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(doc, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii")

@@ -330,13 +330,17 @@ def _rds_key_verdict(value: str, text: str, start: int) -> Verdict:
 
 # Version strings ("v1.2.3.4", "version 10.0.1.4") and product tokens ("Chrome/120.0.0.0") look like
 # IPv4 addresses; the preceding characters tell them apart.
-_VERSION_BEFORE = re.compile(r"(?:\b[vV]|\b(?:[Vv]er(?:sion)?|VERSION)[\s:=]*|[A-Za-z]/)$")
+_VERSION_BEFORE = re.compile(
+    r"(?:\b[vV]|\b(?:[Vv]er(?:sion)?|VERSION)[\s:=]*"
+    r"|\b(?:Chrome|Chromium|CriOS|Firefox|FxiOS|Safari|Edg|EdgA|EdgiOS|Edge|OPR|Opera|Version|Mozilla|"
+    r"AppleWebKit|Gecko|Trident|curl|Wget|Python|python-requests|okhttp|Java|Node|node)/)$"
+)
 
 
 def _preceded_by_version(text: str, start: int) -> bool:
     if start == 0 or text[start - 1] not in " \t:=/":
         return False  # fast path: every version context ends in one of these characters
-    return _VERSION_BEFORE.search(text, max(0, start - 12), start) is not None
+    return _VERSION_BEFORE.search(text, max(0, start - 20), start) is not None
 
 
 def _private_ip_verdict(value: str, text: str, start: int) -> Verdict:
@@ -381,6 +385,11 @@ def _ipv6_verdict(value: str, text: str, start: int) -> Verdict:
 _HOST_KINDS: tuple[tuple[str, str, str], ...] = (
     # (suffix regex, kind, category)
     (r"\.rds\.amazonaws\.com(?:\.cn)?", "RDS_HOST", "rds"),
+    (
+        r"\.s3-accesspoint(?:\.dualstack)?\." + REGION + r"\.amazonaws\.com(?:\.cn)?",
+        "S3_ACCESS_POINT_HOST",
+        "s3",
+    ),
     (r"\.elb\.amazonaws\.com(?:\.cn)?", "ELB_HOST", "hostname"),
     (r"\.elb\." + REGION + r"\.amazonaws\.com(?:\.cn)?", "ELB_HOST", "hostname"),
     (r"\.execute-api\." + REGION + r"\.amazonaws\.com(?:\.cn)?", "APIGW_HOST", "hostname"),
@@ -431,17 +440,41 @@ HOST_REGEX = (
 
 # What may stand right before an account ID: a key naming an account or an owner (JSON, YAML, HCL,
 # env, INI), or the word "account" in prose. Checked on the 80 characters before the digits.
+_ACCOUNT_KEY = (
+    r"(?:[Oo]wner(?:Id|ID|Account)?|OWNER_ID|owner_id|[Aa]ccounts?(?:Id|ID|Ids|IDs|Number)?|ACCOUNT(?:_ID)?|"
+    r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:id|number)|account-id|SourceAccount|"
+    r"recipientAccountId|PrincipalAccount|SourceOwner|AWS)"
+)
 _ACCOUNT_CONTEXT = re.compile(
     r"(?:"
-    r"(?:[Oo]wner(?:Id|ID|Account)?|[Aa]ccount(?:Id|ID|Number)?|AWSAccountId|awsAccountId|UserId|"
-    r"RequesterId|account_id|ACCOUNT_ID|SourceAccount|recipientAccountId)[\"']?\s*[:=]\s*\[?\s*[\"']?"
-    r"|\b(?:[Aa]ccount|ACCOUNT)(?:\s+(?:ID|[Ii]d|[Nn]umber|no\.?|#))?\s*[:#=]?\s*[\"'`(]?"
-    r")$"
+    # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234...), CLI tables (| OwnerId | 1234... |),
+    # then maybe a list whose earlier items were account IDs too
+    + _ACCOUNT_KEY
+    + r"[\"']?\s*(?:[:=|]|(?<=-id)\s)\s*\[?\s*[\"']?(?:[0-9]{12}[\"']?\s*,\s*[\"']?)*"
+    # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
+    r"|\b(?:[Aa]ccounts?|ACCOUNTS?)(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
+    r"\s*[:#=]?\s*[\"'`(*]*(?:[0-9]{12}[\"'`)*]*\s*(?:,|and|or|&)\s*[\"'`(*]*)*"
+    # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id>
+    r"|(?:\A|(?<=\n))RESERVATIONS\t"
+    r")\Z"
 )
+# VPC flow logs (default format): "<version> <account-id> <interface-id> ..."
+_FLOW_LOG_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b")
+
+
+_KEY_ID_BEFORE = re.compile(r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}[\"']?[\s:,;|=]+[\"']?\Z")
+
+
+def _secret_after_key_id_verdict(value: str, text: str, start: int) -> Verdict:
+    return Verdict.MASK if _KEY_ID_BEFORE.search(text, max(0, start - 30), start) else Verdict.REJECT
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
-    return Verdict.MASK if _ACCOUNT_CONTEXT.search(text, max(0, start - 80), start) else Verdict.REJECT
+    if _ACCOUNT_CONTEXT.search(text, max(0, start - 200), start):
+        return Verdict.MASK
+    if _FLOW_LOG_AFTER.match(text, start + len(value)):
+        return Verdict.MASK
+    return Verdict.REJECT
 
 
 # --------------------------------------------------------------------------------------------------
@@ -499,7 +532,7 @@ RULES: tuple[Rule, ...] = (
             + run("[a-z0-9-]")
             + r"(?:\."
             + run("[a-z0-9-]", at_least_one=True)
-            + r")*?(?P<t>\.s3(?:[.-](?:website[.-])?"
+            + r")*?(?P<t>\.s3(?:-accelerate(?:\.dualstack)?|[.-](?:website[.-])?"
             r"(?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?)(?![A-Za-z0-9-])"
         ),
         description="Bucket in a virtual-hosted S3 URL: <bucket>.s3[.<region>].amazonaws.com",
@@ -594,7 +627,7 @@ RULES: tuple[Rule, ...] = (
         name="s3_uri",
         category="s3",
         kind="S3_BUCKET",
-        regex=r"s(?<![A-Za-z0-9]s)3a?n?://(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[a-z0-9])",
+        regex=r"s(?<![A-Za-z0-9]s)3a?n?://(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])",
         description="Bucket in s3://bucket/key URIs",
         validate=_bucket_verdict,
         must_match=(
@@ -609,7 +642,7 @@ RULES: tuple[Rule, ...] = (
         kind="S3_BUCKET",
         regex=(
             r"s(?<![A-Za-z0-9.-]s)3(?:[.-](?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?/"
-            r"(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[a-z0-9])"
+            r"(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description="Bucket in path-style S3 URLs: s3.<region>.amazonaws.com/<bucket>/key",
         validate=_bucket_verdict,
@@ -651,7 +684,7 @@ RULES: tuple[Rule, ...] = (
             + ASSIGN
             + r"(?P<v>"
             + BUCKET
-            + r")(?=[\"'\s,;}\]]|$)"
+            + r")(?=[\"'\s,;}\]&]|$)"
         ),
         description='Bucket under JSON/YAML/HCL/env keys: "Bucket": "...", bucket = "...", S3_BUCKET=...',
         validate=_bucket_verdict,
@@ -668,7 +701,7 @@ RULES: tuple[Rule, ...] = (
         kind="S3_BUCKET",
         regex=(
             words(["S3", "s3", "Bucket", "bucket"]) + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
-            r"[\"'`]?(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[a-z0-9])"
+            r"[\"'`]?(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='Bucket named in prose right after "S3" or "bucket" ("S3 my-bucket", "bucket named x")',
         validate=_prose_bucket_verdict,
@@ -714,7 +747,7 @@ RULES: tuple[Rule, ...] = (
             + ASSIGN
             + r"(?P<v>"
             + RDS_ID
-            + r")(?=[\"'\s,;}\]]|$)"
+            + r")(?=[\"'\s,;}\]&]|$)"
         ),
         description="RDS instance/cluster identifiers under their JSON/YAML/HCL keys",
         validate=_rds_key_verdict,
@@ -723,6 +756,30 @@ RULES: tuple[Rule, ...] = (
             ('cluster_identifier = "aurora-main"', "aurora-main"),
         ),
         must_not_match=('"DBInstanceIdentifier": "Bad--"',),
+    ),
+    Rule(
+        name="rds_cli_flag",
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(
+                [
+                    "db-instance-identifier",
+                    "db-cluster-identifier",
+                    "db-snapshot-identifier",
+                    "db-cluster-snapshot-identifier",
+                    "source-db-instance-identifier",
+                    "source-db-cluster-identifier",
+                ]
+            )
+            + r"(?:=|\s+)[\"']?(?P<v>"
+            + RDS_ID
+            + r")(?=[\"'\s,;}\]&]|$)"
+        ),
+        description="RDS identifiers after AWS CLI flags (--db-instance-identifier orders-db)",
+        validate=_rds_key_verdict,
+        must_match=(("aws rds reboot-db-instance --db-instance-identifier orders-db", "orders-db"),),
+        must_not_match=("--db-instance-identifier",),
     ),
     Rule(
         name="rds_resource_id",
@@ -739,7 +796,7 @@ RULES: tuple[Rule, ...] = (
         kind="RDS",
         regex=(
             words(["RDS", "Database", "database", "DB", "db"]) + r"(?:\s+(?:[Ii]nstance|[Cc]luster))?"
-            r"(?:\s+(?:named|called))?:?\s+[\"'`]?(?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[a-z0-9])"
+            r"(?:\s+(?:named|called))?:?\s+[\"'`]?(?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='RDS identifiers in prose after "RDS", "database", "DB instance", "DB cluster"',
         validate=_prose_rds_verdict,
@@ -798,7 +855,7 @@ RULES: tuple[Rule, ...] = (
                     "AWS_SECRET_KEY",
                 ]
             )
-            + ASSIGN
+            + r"(?:[\"']?\s*[:=]\s*|\s+)[\"']?"
             + r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
         ),
         description="40-character secret access keys, only next to a key name that says so",
@@ -807,8 +864,34 @@ RULES: tuple[Rule, ...] = (
                 "aws_secret_access_key = Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
                 "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
             ),
+            (
+                "aws configure set aws_secret_access_key Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
         ),
-        must_not_match=("commit 3f786850e387550fdab836ed7e6dc881de23001b",),
+        must_not_match=("commit 3f786850e387550fdab836ed7e6dc881de23001b", "the SecretKey is required"),
+    ),
+    Rule(
+        name="secret_after_key_id",
+        category="credentials",
+        kind="SECRET_KEY",
+        regex=r"[A-Za-z0-9/+](?<![A-Za-z0-9/+=].)[A-Za-z0-9/+]{39}(?![A-Za-z0-9/+=])",
+        description="40-character secret access keys right after their access key ID (AKIA...:secret)",
+        validate=_secret_after_key_id_verdict,
+        must_match=(
+            (
+                "AKIA2OGYBAH6XQ7TV4MZ:Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "ASIAY34FZKBOKMUTVV7A Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+        ),
+        must_not_match=(
+            "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+            "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m alone",
+        ),
     ),
     Rule(
         name="session_token_key",
@@ -839,7 +922,8 @@ RULES: tuple[Rule, ...] = (
         name="session_token",
         category="credentials",
         kind="SESSION_TOKEN",
-        regex=words(["FwoGZXIvYXdzE", "IQoJb3JpZ2luX2Vj"], "[A-Za-z0-9/+=]") + r"[A-Za-z0-9/+=]{50,}",
+        regex=words(["FwoGZXIvYXdzE", "FQoGZXIvYXdzE", "IQoJb3JpZ2luX2Vj"], "[A-Za-z0-9/+=]")
+        + r"[A-Za-z0-9/+=]{50,}",
         description="STS session tokens by their well-known base64 prefixes, with or without a key",
         must_match=(("token FwoGZXIvYXdzEBAaD" + "x" * 80, "FwoGZXIvYXdzEBAaD" + "x" * 80),),
         must_not_match=("FwoGZXIvYXdzE",),
@@ -863,12 +947,23 @@ RULES: tuple[Rule, ...] = (
             ("sso_account_id = 802220383512", "802220383512"),
             ("in account 123456789012 we see", "123456789012"),
             ("Account ID: 1234-5678-9012", "1234-5678-9012"),
+            ('"Principal": {"AWS": ["111122223333", "444455556666"]}', "444455556666"),
+            ("aws sts assume-role --account-id 210987654321", "210987654321"),
+            ("|  OwnerId   |  123456789012  |", "123456789012"),
+            ("RESERVATIONS\t123456789012\tr-0abc", "123456789012"),
+            (
+                "2 123456789012 eni-0a1b2c3d4e5f67890 10.0.1.5 10.0.2.9 443 49152 6 10 840 1700 ACCEPT OK",
+                "123456789012",
+            ),
+            ("the accounts 111122223333 and 444455556666 differ", "444455556666"),
+            ("account ID is **123456789012**", "123456789012"),
         ),
         must_not_match=(
             '"Timestamp": "1700000000000"',
             '"OwnerId": "1234567890123"',
             "account balance 1700000000000",
             "order 123456789012",
+            "account:\nthe order 123456789012",
             '"SizeInBytes": 123456789012',
         ),
     ),
@@ -877,8 +972,11 @@ RULES: tuple[Rule, ...] = (
         name="ec2_resource_id",
         category="ec2",
         kind="EC2",
-        regex=words([p + "-" for p in EC2_PREFIXES], "[A-Za-z0-9_-]") + HEX_ID + END,
-        description="EC2-family IDs: <prefix>- + exactly 8 or 17 lowercase hex; the longest prefix wins",
+        regex=words([p + "-" for p in EC2_PREFIXES], "[A-Za-z0-9]") + HEX_ID + r"(?![A-Za-z0-9])",
+        description=(
+            "EC2-family IDs: <prefix>- + exactly 8 or 17 lowercase hex; the longest prefix wins; also inside "
+            "names (web-i-0abc..., i-0abc..._stdout)"
+        ),
         kind_of=_ec2_kind,
         kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
         must_match=(
@@ -889,7 +987,7 @@ RULES: tuple[Rule, ...] = (
             ("old subnet-1a2b3c4d here", "subnet-1a2b3c4d"),
             ('"\\ni-0123456789abcdef0"', "i-0123456789abcdef0"),
         ),
-        must_not_match=("i-0123456789", "web-sg-12345678", "sg-1234567", "i-0123456789abcdef01", "vol-XYZ"),
+        must_not_match=("i-0123456789", "xsg-12345678", "sg-1234567", "i-0123456789abcdef01", "vol-XYZ"),
     ),
     # ---- IP addresses -----------------------------------------------------------------------------
     Rule(
@@ -904,6 +1002,10 @@ RULES: tuple[Rule, ...] = (
             + "-"
             + OCTET
             + r"|172-(?:1[6-9]|2[0-9]|3[01])-"
+            + OCTET
+            + "-"
+            + OCTET
+            + r"|100-(?:6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])-"
             + OCTET
             + "-"
             + OCTET
@@ -971,6 +1073,7 @@ RULES: tuple[Rule, ...] = (
             "255.255.255.0",
             "169.254.169.254",
             "Chrome/120.0.0.0",
+            "Mozilla/5.0 Version/10.1.2.3",
             "1.2.3.4.5",
         ),
     ),
@@ -983,7 +1086,8 @@ RULES: tuple[Rule, ...] = (
             # a full 8-group address followed by ":port" (ALB and NLB logs write them unbracketed)
             r"(?<=[0-9a-fA-F])[0-9a-fA-F]{0,3}(?::[0-9a-fA-F]{1,4}){7}(?=:[0-9]{1,5}(?![0-9A-Za-z:]))"
             r"|[0-9a-fA-F]{0,3}:[0-9a-fA-F]{0,4}:[0-9a-fA-F:]{0,35}"
-            r"(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?(?![0-9A-Za-z:]))"
+            r"(?:(?<=[:0-9])(?:\.[0-9]{1,3}){3})?"  # IPv4-mapped: ::ffff:10.0.1.23
+            r"(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?(?![0-9A-Za-z:]|\.[0-9]))"
         ),
         description="IPv6 addresses (validated); ::1 and :: are kept; times and MACs never match",
         validate=_ipv6_verdict,
@@ -994,6 +1098,7 @@ RULES: tuple[Rule, ...] = (
                 "client 2a02:c7c:5e31:8d00:bc91:3f0e:62d4:9a17:61022 ",
                 "2a02:c7c:5e31:8d00:bc91:3f0e:62d4:9a17",
             ),
+            ("from ::ffff:10.0.1.23 connected", "::ffff:10.0.1.23"),
         ),
         must_not_match=("10:30:45", "::1", "00:1a:2b:3c:4d:5e", "std::vector", "dead::beef"),
     ),

@@ -19,7 +19,7 @@ from typing import Any
 
 from .body import mask_request, restore_response
 from .engine import Masker
-from .errors import BodyTooLargeError, MaskerError
+from .errors import BodyTooLargeError, BodyUnavailableError, MaskerError, ResponseTooLargeError
 
 # kong.ctx.shared key. The fail-closed guard in kong.yml (a post-function) refuses any request on which
 # this key is missing, so it must only be set once the body sent upstream is the masked one.
@@ -82,6 +82,13 @@ def access(kong: Any, masker: Masker, limits: Limits) -> None:
         )
     if isinstance(body, str):
         body = body.encode("utf-8")
+    if not body:
+        # An empty body for a request that has one would pass the guard unmasked if nginx still
+        # forwarded the real body (e.g. unbuffered or HTTP/2 edge cases): refuse it instead.
+        # PDK: only for empty bodies without Content-Length, to spot a chunked one.
+        chunked = length is None and kong.request.get_header("transfer-encoding")
+        if (length is not None and length.strip() not in ("", "0")) or chunked:
+            raise BodyUnavailableError("the request body could not be read; it was not forwarded")
     if len(body) > limits.max_body_size:
         raise BodyTooLargeError(
             f"request body exceeds max_body_size ({limits.max_body_size}); it was not forwarded"
@@ -121,13 +128,18 @@ def response(kong: Any, limits: Limits) -> None:
     body = kong.service.response.get_raw_body() or b""
     if isinstance(body, str):
         body = body.encode("utf-8")
-    if len(body) > limits.max_response_size:
+    try:
+        restored = restore_response(
+            body,
+            tokens,
+            _first(headers, "content-type"),
+            _first(headers, "content-encoding"),
+            limits.max_response_size,
+        )
+    except ResponseTooLargeError:
         # PDK: a warning; the client gets the upstream body with tokens (no identifier is exposed).
         kong.log.warn(f"aws-masker: response of {len(body)} bytes exceeds max_response_size; not restored")
         return
-    restored = restore_response(
-        body, tokens, _first(headers, "content-type"), _first(headers, "content-encoding")
-    )
     if restored.decoded:
         # PDK: the body we send is no longer compressed (rare: we asked the upstream for identity).
         kong.response.clear_header("Content-Encoding")

@@ -37,5 +37,9 @@ def restore_json_text(text: str, tokens: Mapping[str, str]) -> tuple[str, int]:
     """
     if not tokens:
         return text, 0
-    escaped = {t: json.dumps(o, ensure_ascii=False)[1:-1] for t, o in tokens.items()}
-    return restore_text(text, escaped)
+    return restore_text(text, json_escaped(tokens))
+
+
+def json_escaped(tokens: Mapping[str, str]) -> dict[str, str]:
+    """The token map with each original escaped as the inside of a JSON string."""
+    return {t: json.dumps(o, ensure_ascii=False)[1:-1] for t, o in tokens.items()}

@@ -20,7 +20,7 @@ from .patterns import LEAD_WORDS, POSSESSIVE, RULES, Rule, Verdict, literal_trie
 from .tokens import TOKEN_RE
 
 _GROUP_DEF = re.compile(r"\(\?P<([a-z]+)>")
-_ESCAPE = re.compile(r"\\[nrtbf]")
+_ESCAPE = re.compile(r"\\(?:[nrtbf]|u[0-9a-fA-F]{4})")
 
 # Between word starts: punctuation runs, then words (or a lone ':', where an IPv6 address may start).
 _PUNCT = run("[^A-Za-z0-9:]")
@@ -83,9 +83,10 @@ class Scanner:
         """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
         reserved = set(TOKEN_RE.findall(text)) if "AWS_" in text else set()
         if "\\" in text:
-            # A JSON-style escape ("\n", "\t", ...) ends a word: scan a same-length view where the
-            # escape letter is blanked, so "\n10.0.0.1" in raw JSON text cannot hide the address.
-            text = _ESCAPE.sub(lambda _m: "\\\x00", text)
+            # A JSON-style escape ("\n", "\t", "\u0027", ...) ends a word: scan a same-length view
+            # where the escape is blanked, so "\n10.0.0.1" or "\u0027i-0abc..." in JSON text (serialized
+            # tool output, or a body that does not parse) cannot hide an identifier.
+            text = _ESCAPE.sub(lambda m: "\\" + "\x00" * (len(m.group()) - 1), text)
         found: list[Found] = []
         match = self._combined.match
         index, groups, s_group, accept = self._index, self._groups, self._start_group, self._accept

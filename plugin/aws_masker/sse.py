@@ -15,6 +15,7 @@ any byte; ``feed`` returns what can be emitted so far and ``finish`` the rest.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections import deque
@@ -22,11 +23,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import RestoreError
-from .restore import restore_json_text, restore_text
+from .restore import json_escaped, restore_text
 
 # The delta field that carries model text, per delta type.
 _DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+# SSE lines end in CRLF, LF or CR only (not in the other characters str.splitlines() knows, such as
+# U+2028, which JSON leaves unescaped inside data).
+_LINE = re.compile(r"\r\n|\r|\n")
 
 
 class _Event:
@@ -40,7 +44,8 @@ class _Event:
 class SSERestorer:
     def __init__(self, tokens: Mapping[str, str]) -> None:
         self._tokens = tokens
-        self._prefixes = {t[:i] for t in tokens for i in range(1, len(t))}
+        self._escaped = json_escaped(tokens)  # for events restored in place, built once
+        self._sorted = sorted(tokens)  # a carry is a proper prefix of one of these (binary search)
         self._max_prefix = max((len(t) - 1 for t in tokens), default=0)
         self._buf = b""
         self._queue: deque[_Event] = deque()
@@ -79,7 +84,7 @@ class SSERestorer:
     def _handle(self, event: _Event) -> None:
         self._queue.append(event)
         text = _decode(event.raw)
-        data_lines = [ln for ln in text.splitlines() if ln.startswith("data:")]
+        data_lines = [ln for ln in _LINE.split(text) if ln.startswith("data:")]
         payload = _parse_data(data_lines)
         delta = payload.get("delta") if isinstance(payload, dict) else None
         if (
@@ -96,7 +101,7 @@ class SSERestorer:
             index = payload.get("index")
             if isinstance(index, int) and index in self._held:
                 self._release(index)
-        restored, n = restore_json_text(text, self._tokens)
+        restored, n = restore_text(text, self._escaped)
         self.restored += n
         event.out = event.raw if n == 0 else restored.encode("utf-8")
 
@@ -111,7 +116,7 @@ class SSERestorer:
         emit, carry = combined[: len(combined) - keep], combined[len(combined) - keep :]
         restored, n = restore_text(emit, self._tokens)
         self.restored += n
-        lines = [ln for ln in text.splitlines() if ln and not ln.startswith("data:")]
+        lines = [ln for ln in _LINE.split(text) if ln and not ln.startswith("data:")]
         if carry:
             self._held[index] = (event, payload, lines, restored, carry)
         else:
@@ -133,16 +138,20 @@ class SSERestorer:
         delta[fld] = new_text
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         terminator = _EVENT_END.search(event.raw)
-        nl = "\r\n" if terminator is not None and terminator.group().startswith(b"\r\n") else "\n"
+        nl = terminator.group()[: len(terminator.group()) // 2].decode() if terminator is not None else "\n"
         event.out = (nl.join([*lines, f"data: {data}"]) + nl + nl).encode("utf-8")
 
     def _carry_len(self, text: str) -> int:
         """Length of the longest suffix of ``text`` that is a proper prefix of one of our tokens."""
         start = max(0, len(text) - self._max_prefix)
         for i in range(start, len(text)):
-            if text[i] == "A" and text[i:] in self._prefixes:
+            if text[i] == "A" and self._is_token_prefix(text[i:]):
                 return len(text) - i
         return 0
+
+    def _is_token_prefix(self, text: str) -> bool:
+        k = bisect.bisect_left(self._sorted, text)
+        return k < len(self._sorted) and self._sorted[k].startswith(text) and self._sorted[k] != text
 
 
 def _decode(raw: bytes) -> str:

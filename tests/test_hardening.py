@@ -1,0 +1,198 @@
+"""Regression tests for defects found by an adversarial review of the engine and plugin."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from aws_masker import restore as restore_mod
+from aws_masker.body import mask_request, restore_response
+from aws_masker.engine import Masker
+from aws_masker.errors import ResponseTooLargeError
+from aws_masker.sse import SSERestorer
+from aws_masker.tokens import TOKEN_RE
+
+
+def masked(masker: Masker, text: str) -> str:
+    return masker.mask_text(text)[0]
+
+
+def test_unicode_escapes_do_not_hide_identifiers(masker: Masker) -> None:
+    inner = json.dumps({"r": "インスタンス：i-0abc1234def567890 «arn:aws:iam::123456789012:role/Admin»"})
+    out, _ = mask_request(json.dumps({"messages": [{"role": "user", "content": inner}]}).encode(), masker)
+    assert b"i-0abc1234def567890" not in out and b"arn:aws:iam" not in out
+    for raw in (
+        b'\xef\xbb\xbf{"messages":[{"role":"user","content":"host \\u0027i-0abc1234def567890\\u0027 at '
+        b'\\u003c10.0.1.5\\u003e"}]}',
+        b'{"messages":[{"role":"user","content":"\\ud83d host \\u0027i-0abc1234def567890\\u0027"}]}',
+        b'{"broken": "\\u201c10.0.1.23\\u201d and \\u00a0i-0abc1234def567890",',
+    ):
+        out, _ = mask_request(raw, masker)
+        assert b"i-0abc1234def567890" not in out and b"10.0.1.5" not in out and b"10.0.1.23" not in out
+
+
+def test_bom_and_lone_surrogates_keep_json_masking(masker: Masker) -> None:
+    out, _ = mask_request(b'\xef\xbb\xbf{"OwnerId": "123456789012"}', masker)
+    assert TOKEN_RE.fullmatch(json.loads(out)["OwnerId"])  # parsed as JSON: the key context applied
+    out, _ = mask_request(b'{"a": "\\ud83d", "OwnerId": "123456789012"}', masker)
+    doc = json.loads(out)
+    assert doc["a"] == "\ud83d" and TOKEN_RE.fullmatch(doc["OwnerId"])
+
+
+def test_ipv4_mapped_ipv6_is_masked_whole(masker: Masker) -> None:
+    assert masked(masker, "::ffff:10.0.1.23 connected").startswith("AWS_IPV6_")
+    assert "0.1.23" not in masked(masker, "from ::ffff:54.1.2.3, port 80")
+
+
+def test_slash_before_an_ip_only_means_version_for_user_agents(masker: Masker) -> None:
+    for text in (
+        "GET /api/v1/nodes/10.0.1.23/proxy",
+        "host/10.0.0.5",
+        "Server/10.0.0.5",
+        "s3://logs-bucket/10.0.1.23/x",
+    ):
+        assert "10.0." not in masked(masker, text), text
+    assert masked(masker, "Chrome/120.0.0.0 Safari/537.36") == "Chrome/120.0.0.0 Safari/537.36"
+    text = "prod-db.c9akciq32xyz.us-east-1.rds.amazonaws.com/10.0.0.0/16"
+    once = masked(masker, text)
+    assert masked(masker, once) == once and "10.0.0.0" not in once
+
+
+def test_secret_keys_without_an_equals_sign(masker: Masker) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzKEYabcde"
+    assert secret not in masked(masker, f"aws configure set aws_secret_access_key {secret}")
+    assert secret not in masked(masker, f"AKIAIOSFODNN7ABCDEFG:{secret}")
+    assert "FQoGZXIvYXdzE" not in masked(masker, "token: FQoGZXIvYXdzE" + "k" * 80)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"Principal": {"AWS": "123456789012"}',
+        '"Principal": {"AWS": ["210987654321", "123456789012"]}',
+        '"aws:PrincipalAccount": "123456789012"',
+        '"Accounts": ["210987654321", "123456789012"]',
+        '"AccountIds": ["123456789012"]',
+        'owner_id = "123456789012"',
+        "account_number: 123456789012",
+        "aws organizations describe-account --account-id 123456789012",
+        "CDK_DEFAULT_ACCOUNT=123456789012",
+        "AWS_ACCOUNT=123456789012",
+        "|  OwnerId  |  123456789012  |",
+        "RESERVATIONS\t123456789012\tr-0abc1234def567890",
+        "2 123456789012 eni-0a1b2c3d4e5f67890 10.0.1.5 10.0.2.9 443 49152 6 10 840 ACCEPT OK",
+        "our account ID is 123456789012",
+        "accounts 210987654321 and 123456789012",
+        "account **123456789012**",
+    ],
+)
+def test_account_ids_with_evidence(text: str, masker: Masker) -> None:
+    assert "123456789012" not in masked(masker, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("aws rds describe-db-instances --db-instance-identifier orders-db", "orders-db"),
+        ("https://my-bucket.s3-accelerate.amazonaws.com/x", "my-bucket"),
+        ("https://my-bucket.s3-accelerate.dualstack.amazonaws.com/x", "my-bucket"),
+        ("?BucketName=logs-2024&x=1", "logs-2024"),
+        ("ap-123456789012.s3-accesspoint.us-east-1.amazonaws.com", "123456789012"),
+        ("ssh ip-100-64-0-1 now", "100-64-0-1"),
+        ("_i-0abc1234def567890_", "i-0abc1234def567890"),
+        ("i-0abc1234def567890_stdout", "i-0abc1234def567890"),
+        ("instance_i-0abc1234def567890", "i-0abc1234def567890"),
+        ("web-i-0abc1234def567890", "i-0abc1234def567890"),
+    ],
+)
+def test_recall_gaps(text: str, leak: str, masker: Masker) -> None:
+    assert leak not in masked(masker, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["S3 my-bucket.db-ABCDEFGHIJKLMNOPQRSTUVWXY2", "RDS prod-db.sg-12345678", "s3://b-1.sg-12345678/x"],
+)
+def test_idempotent_next_to_another_identifier(text: str, masker: Masker) -> None:
+    once = masked(masker, text)
+    assert masked(masker, once) == once
+
+
+def _sse(deltas: list[str], extra_events: int = 0) -> bytes:
+    events = [{"type": "ping"}] * extra_events
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}}
+        for d in deltas
+    ]
+    events.append({"type": "content_block_stop", "index": 0})
+    return b"".join(
+        f"event: {e['type']}\ndata: {json.dumps(e, ensure_ascii=False)}\n\n".encode() for e in events
+    )
+
+
+def test_sse_escape_map_is_built_once(masker: Masker, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = restore_mod.json_escaped
+    monkeypatch.setattr("aws_masker.sse.json_escaped", lambda t: calls.append(1) or real(t))
+    _, result = masker.mask_text(" ".join(f"i-{n:017x}" for n in range(2000)))
+    r = SSERestorer(result.tokens)
+    r.feed(_sse(["hello"], extra_events=50))
+    r.finish()
+    assert len(calls) == 1
+
+
+def test_sse_lines_split_only_on_cr_and_lf(masker: Masker) -> None:
+    text, result = masker.mask_text("a i-0abc1234def567890\u2028b")
+    token = TOKEN_RE.search(text).group()
+    cut = text.index(token) + 6
+    out = SSERestorer(result.tokens)
+    body = out.feed(_sse([text[:cut], text[cut:]])) + out.finish()
+    deltas = [
+        json.loads(b.split("data: ", 1)[1])["delta"]["text"]
+        for b in body.decode().split("\n\n")
+        if '"text_delta"' in b
+    ]
+    assert "".join(deltas) == "a i-0abc1234def567890\u2028b"
+    assert len(deltas) == 2
+
+
+def test_exempt_shapes_only_where_the_api_puts_them(masker: Masker) -> None:
+    real_token = TOKEN_RE.search(masked(masker, "i-0abc1234def567890")).group()
+    req = {
+        "model": "m",
+        "system": "look at i-0abc1234def567890",
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "t",
+                        "name": "x",
+                        "input": {
+                            "blob": {"type": "base64", "data": "host 10.0.1.5"},
+                            "x": {"type": "thinking", "signature": "10.0.1.6"},
+                        },
+                    },
+                    {"type": "thinking", "thinking": "t", "signature": f"sig-{real_token}"},
+                ],
+            }
+        ],
+    }
+    out, result = mask_request(json.dumps(req).encode(), masker)
+    assert b"10.0.1.5" not in out and b"10.0.1.6" not in out
+    doc = json.loads(out)
+    assert doc["messages"][0]["content"][1]["signature"] == f"sig-{real_token}"  # real signatures untouched
+    # the token already present in the signature is reserved: the identifier gets another one
+    issued = TOKEN_RE.search(doc["system"]).group()
+    assert issued != real_token and result.tokens[issued] == "i-0abc1234def567890"
+
+
+def test_decompression_is_bounded(masker: Masker) -> None:
+    _, result = masker.mask_text("10.0.1.5")
+    bomb = gzip.compress(b"x" * (4 * 1024 * 1024))
+    with pytest.raises(ResponseTooLargeError):
+        restore_response(bomb, result.tokens, "text/plain", "gzip", max_size=1024 * 1024)
+    assert restore_response(bomb, result.tokens, "text/plain", "gzip", max_size=8 * 1024 * 1024).decoded
