@@ -138,7 +138,17 @@ def rds(draw):
 
 @st.composite
 def credential(draw):
-    kind = draw(st.sampled_from(["akia", "aroa", "secret", "token"]))
+    kind = draw(st.sampled_from(["akia", "aroa", "secret", "token", "pair"]))
+    if kind == "pair":  # a key ID followed by its secret (the secret is the value that must go)
+        key = draw(
+            st.text(
+                string.ascii_letters + string.digits + draw(st.sampled_from(["", "/+"])),
+                min_size=40,
+                max_size=40,
+            )
+        )
+        sep = draw(st.sampled_from([":", " ", ", ", "\t"]))
+        return key, "AKIA" + draw(st.text(B32, min_size=16, max_size=16)) + sep + "{}"
     if kind == "akia":
         return draw(st.sampled_from(["AKIA", "ASIA"])) + draw(st.text(B32, min_size=16, max_size=16)), None
     if kind == "aroa":

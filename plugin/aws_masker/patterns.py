@@ -12,7 +12,8 @@ values) come before generic ones (bare IDs, IP addresses). A rule's match is con
 why an ARN or a hostname is never split by another rule.
 
 The masked value is the ``(?P<v>...)`` group if the rule has one, else everything before the
-``(?P<t>...)`` group if it has that, else the whole match.
+``(?P<t>...)`` group if it has that, else the whole match. A rule with ``pair_kind`` may match a
+second value, its ``(?P<p>...)`` group (a secret key right after its key ID).
 
 A validator returns ``MASK`` (mask the value), ``KEEP`` (recognised, left verbatim, and still
 consumed so no other rule carves it up) or ``REJECT`` (not this rule; other rules get a try).
@@ -53,11 +54,13 @@ class Rule:
     """Refines the token kind from the matched value (ARN service, hostname suffix)."""
     category_of: Callable[[str], str] | None = None
     """Refines the category from the matched value (an RDS endpoint host is ``rds``)."""
+    pair_kind: str | None = None
+    """If set, the ``(?P<p>...)`` group, when it matched, is a second value of this kind."""
     kinds: tuple[str, ...] = field(default=())
     """Every kind ``kind_of`` can return (the token grammar is built from these)."""
 
     def all_kinds(self) -> tuple[str, ...]:
-        return (self.kind, *self.kinds)
+        return (self.kind, *self.kinds, *((self.pair_kind,) if self.pair_kind else ()))
 
     def category_for(self, value: str) -> str:
         return self.category_of(value) if self.category_of else self.category
@@ -462,13 +465,6 @@ _ACCOUNT_CONTEXT = re.compile(
 _FLOW_LOG_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b")
 
 
-_KEY_ID_BEFORE = re.compile(r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}[\"']?[\s:,;|=]+[\"']?\Z")
-
-
-def _secret_after_key_id_verdict(value: str, text: str, start: int) -> Verdict:
-    return Verdict.MASK if _KEY_ID_BEFORE.search(text, max(0, start - 30), start) else Verdict.REJECT
-
-
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
     if _ACCOUNT_CONTEXT.search(text, max(0, start - 200), start):
         return Verdict.MASK
@@ -817,11 +813,29 @@ RULES: tuple[Rule, ...] = (
         name="access_key_id",
         category="credentials",
         kind="ACCESS_KEY",
-        regex=words(["AKIA", "ASIA", "ABIA", "ACCA"], "[A-Za-z0-9]") + r"[A-Z0-9]{16}(?![A-Za-z0-9])",
-        description="Access key IDs: AKIA (long-term), ASIA (STS), ABIA, ACCA + 16",
+        regex=(
+            words(["AKIA", "ASIA", "ABIA", "ACCA"], "[A-Za-z0-9]")
+            + r"[A-Z0-9]{16}(?![A-Za-z0-9])"
+            # a secret key written right after its key ID (AKIA...:secret) is masked as a second value
+            + r"(?P<t>(?:[\"']?[\s:,;|=]{1,3}[\"']?(?P<p>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?)"
+        ),
+        description=(
+            "Access key IDs: AKIA (long-term), ASIA (STS), ABIA, ACCA + 16; and a 40-character secret key "
+            "right after one (AKIA...:secret)"
+        ),
+        pair_kind="SECRET_KEY",
         must_match=(
             ("aws_access_key_id = AKIA2OGYBAH6XQ7TV4MZ", "AKIA2OGYBAH6XQ7TV4MZ"),
             ('"AccessKeyId": "ASIAY34FZKBOKMUTVV7A"', "ASIAY34FZKBOKMUTVV7A"),
+            ("AKIA2OGYBAH6XQ7TV4MZ:/k3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m", "AKIA2OGYBAH6XQ7TV4MZ"),
+            (
+                "AKIA2OGYBAH6XQ7TV4MZ:/k3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "/k3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "ASIAY34FZKBOKMUTVV7A Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
         ),
         must_not_match=("AKIA is a prefix", "AKIA2OGYBAH6XQ7TV4MZEXTRA"),
     ),
@@ -870,28 +884,6 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         must_not_match=("commit 3f786850e387550fdab836ed7e6dc881de23001b", "the SecretKey is required"),
-    ),
-    Rule(
-        name="secret_after_key_id",
-        category="credentials",
-        kind="SECRET_KEY",
-        regex=r"[A-Za-z0-9/+](?<![A-Za-z0-9/+=].)[A-Za-z0-9/+]{39}(?![A-Za-z0-9/+=])",
-        description="40-character secret access keys right after their access key ID (AKIA...:secret)",
-        validate=_secret_after_key_id_verdict,
-        must_match=(
-            (
-                "AKIA2OGYBAH6XQ7TV4MZ:Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
-                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
-            ),
-            (
-                "ASIAY34FZKBOKMUTVV7A Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
-                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
-            ),
-        ),
-        must_not_match=(
-            "commit 3f786850e387550fdab836ed7e6dc881de23001b",
-            "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m alone",
-        ),
     ),
     Rule(
         name="session_token_key",

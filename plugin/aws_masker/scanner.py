@@ -28,8 +28,9 @@ _WORD = run("[A-Za-z0-9]", at_least_one=True)
 # A "plain" word is followed by whitespace, a quote, a bracket, a comma or similar, or by sentence
 # punctuation before whitespace. No rule can start at a plain word unless the word begins with one of
 # the rules' leading literals (``LEAD_WORDS``: keys like "OwnerId", prose words like "bucket", key
-# prefixes like "AKIA") or is a 12-digit number (an account ID): every other rule needs a "-", ".",
-# ":" or "_" inside its first word. So all other plain words are skipped without trying the rules.
+# prefixes like "AKIA") or is a 12-digit number (an account ID):
+# every other rule needs a "-", ".", ":" or "_" inside its first word. So all other plain words are
+# skipped without trying the rules.
 # tests/test_corpus.py and tests/test_properties.py check this shortcut against the word-by-word scan.
 _PLAIN_SEPARATORS = r"(?:[\s\"',;{}\[\]()<>|!?=&@#%+*]|[.:](?:\s|\Z))"
 
@@ -38,6 +39,7 @@ def _skipper(fast: bool) -> str:
     if not fast:
         return _PUNCT + r"(?:(?:" + _WORD + "|:)" + _PUNCT + r")*?"
     leads = {w for w in LEAD_WORDS if w.isalnum()}
+    # value-anchored rules: 12-digit account IDs, 40-character secret keys
     guard = literal_trie(leads) + "|[0-9]{12}(?![0-9])"
     plain = r"(?:(?!" + guard + r")" + _WORD + "(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*" + POSSESSIVE
     return _PUNCT + plain + r"(?:(?:" + _WORD + "|:)" + _PUNCT + plain + r")*?"
@@ -75,9 +77,9 @@ class Scanner:
         self._start_group = self._combined.groupindex["s"]
 
     @staticmethod
-    def _group_numbers(pattern: re.Pattern[str], i: int) -> tuple[int, int, int]:
+    def _group_numbers(pattern: re.Pattern[str], i: int) -> tuple[int, int, int, int]:
         index = pattern.groupindex
-        return index[f"r{i}"], index.get(f"r{i}v", 0), index.get(f"r{i}t", 0)
+        return index[f"r{i}"], index.get(f"r{i}v", 0), index.get(f"r{i}t", 0), index.get(f"r{i}p", 0)
 
     def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> tuple[list[Found], set[str]]:
         """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
@@ -111,7 +113,7 @@ class Scanner:
             if hit is None:
                 pos = start + 1
                 continue
-            found.append(hit[0])
+            found.extend(hit[0])
             pos = hit[1]
         return found, reserved
 
@@ -120,13 +122,13 @@ class Scanner:
         i: int,
         m: re.Match[str],
         start: int,
-        groups: tuple[int, int, int],
+        groups: tuple[int, int, int, int],
         text: str,
         enabled: frozenset[str],
         allow: frozenset[str],
-    ) -> tuple[Found, int] | None:
+    ) -> tuple[list[Found], int] | None:
         rule = self.rules[i]
-        marker, vgroup, tgroup = groups
+        marker, vgroup, tgroup, pgroup = groups
         end = m.start(marker)
         if vgroup and m.start(vgroup) >= 0:
             start, end = m.span(vgroup)
@@ -139,4 +141,10 @@ class Scanner:
         category = rule.category_of(value) if rule.category_of else rule.category
         mask = verdict is Verdict.MASK and category in enabled and value not in allow
         kind = rule.kind_of(value) if rule.kind_of else rule.kind
-        return Found(start, end, rule, category, kind, value, mask), m.end()
+        found = [Found(start, end, rule, category, kind, value, mask)]
+        if pgroup and m.start(pgroup) >= 0:
+            p_start, p_end = m.span(pgroup)
+            second = text[p_start:p_end]
+            mask2 = category in enabled and second not in allow
+            found.append(Found(p_start, p_end, rule, category, rule.pair_kind or kind, second, mask2))
+        return found, m.end()
