@@ -448,6 +448,8 @@ _ACCOUNT_KEY = (
     r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:id|number)|account-id|SourceAccount|"
     r"recipientAccountId|PrincipalAccount|SourceOwner|AWS)"
 )
+# Every alternative starts with a letter (no leading assertion), so the regex engine only tries
+# positions that start with one of them: the search over the window before the digits stays cheap.
 _ACCOUNT_CONTEXT = re.compile(
     r"(?:"
     # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234...), CLI tables (| OwnerId | 1234... |),
@@ -455,10 +457,12 @@ _ACCOUNT_CONTEXT = re.compile(
     + _ACCOUNT_KEY
     + r"[\"']?\s*(?:[:=|]|(?<=-id)\s)\s*\[?\s*[\"']?(?:[0-9]{12}[\"']?\s*,\s*[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
-    r"|\b(?:[Aa]ccounts?|ACCOUNTS?)(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
+    r"|(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
+    r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)"
+    r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
     r"\s*[:#=]?\s*[\"'`(*]*(?:[0-9]{12}[\"'`)*]*\s*(?:,|and|or|&)\s*[\"'`(*]*)*"
-    # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id>
-    r"|(?:\A|(?<=\n))RESERVATIONS\t"
+    # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
+    r"|RESERVATIONS\t(?<![^\n]RESERVATIONS\t)"
     r")\Z"
 )
 # VPC flow logs (default format): "<version> <account-id> <interface-id> ..."
