@@ -147,3 +147,14 @@ def test_masking_is_idempotent(masker: Masker) -> None:
     twice, result = masker.mask_text(once)
     assert twice == once
     assert result.total == 0
+
+
+def test_cached_minter_agrees_with_token_for() -> None:
+    mint = tokens_mod.cached_minter(b"k3y")
+    for kind, value in [("EC2", "i-1"), ("S3_BUCKET", "résumé-bucket"), ("ARN", "arn:aws:s3:::x")]:
+        assert mint(kind, value) == token_for(b"k3y", kind, value)
+
+
+def test_cached_minter_agrees_with_token_for_on_long_secrets() -> None:
+    secret = b"x" * 100  # longer than the SHA-256 block: HMAC hashes the key first
+    assert tokens_mod.cached_minter(secret)("EC2", "i-1") == token_for(secret, "EC2", "i-1")

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 
 
 class Verdict(Enum):
@@ -412,6 +413,7 @@ _HOST_SUFFIX_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def _host_suffix(value: str) -> tuple[str, str]:
     m = _HOST_SUFFIX_RE.search(value)
     if m is None:  # pragma: no cover - the catalogue regex only admits listed suffixes
@@ -470,7 +472,10 @@ _FLOW_LOG_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b")
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
-    if _ACCOUNT_CONTEXT.search(text, max(0, start - 200), start):
+    # a key or word right before is the common case: look at a short window first
+    if _ACCOUNT_CONTEXT.search(text, max(0, start - 40), start):
+        return Verdict.MASK
+    if start > 40 and _ACCOUNT_CONTEXT.search(text, max(0, start - 200), start):  # lists of IDs
         return Verdict.MASK
     if _FLOW_LOG_AFTER.match(text, start + len(value)):
         return Verdict.MASK
