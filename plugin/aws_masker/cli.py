@@ -78,7 +78,12 @@ def _delegated(name: str) -> Callable[[list[str]], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aws-masker", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="aws-masker",
+        description="Mask AWS identifiers before they reach Claude, and run the local gateway stack.",
+        epilog="examples:" + __doc__.split("\n\n")[1].rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
