@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aws-masker",
         description="Mask AWS identifiers before they reach Claude, and run the local gateway stack.",
-        epilog="examples:" + __doc__.split("\n\n")[1].rstrip(),
+        epilog="examples:\n" + __doc__.split("\n\n")[1].rstrip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
