@@ -196,3 +196,18 @@ def test_decompression_is_bounded(masker: Masker) -> None:
     with pytest.raises(ResponseTooLargeError):
         restore_response(bomb, result.tokens, "text/plain", "gzip", max_size=1024 * 1024)
     assert restore_response(bomb, result.tokens, "text/plain", "gzip", max_size=8 * 1024 * 1024).decoded
+
+
+def test_list_buckets_output_is_masked_as_text_and_as_json(masker: Masker) -> None:
+    doc = {
+        "Buckets": [
+            {"Name": "acme-prod-data", "CreationDate": "2024-01-01T00:00:00Z"},
+            {"Name": "logs-archive-eu"},
+        ],
+        "Owner": {"DisplayName": "ops", "ID": "0123abcd"},
+    }
+    text = json.dumps(doc, indent=4)
+    assert "acme-prod-data" not in masked(masker, text) and "logs-archive-eu" not in masked(masker, text)
+    out, _ = mask_request(json.dumps(doc).encode(), masker)
+    assert b"acme-prod-data" not in out and b"logs-archive-eu" not in out
+    assert json.loads(out)["Owner"] == doc["Owner"]

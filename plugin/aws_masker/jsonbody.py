@@ -64,10 +64,10 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
     texts: list[str] = []
     contexts: list[str] = []
     exempt: list[str] = []
-    # (node, is the document root, nearest enclosing key)
-    stack: list[tuple[Any, bool, str | None]] = [(root, False, None)]
+    # (node, is the document root, nearest enclosing key, is a list element)
+    stack: list[tuple[Any, bool, str | None, bool]] = [(root, False, None, False)]
     while stack:
-        node, top, near_key = stack.pop()
+        node, top, near_key, in_list = stack.pop()
         if isinstance(node, dict):
             kind = node.get("type")
             skip = _SKIP_BY_TYPE.get((near_key, kind), frozenset()) if isinstance(kind, str) else frozenset()
@@ -81,9 +81,11 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
                 if isinstance(value, str) or _maybe_account(value):
                     slots.append(_Slot(node, key))
                     texts.append(str(value))
-                    contexts.append(_context(key, False))
+                    # a dict inside a list also gets the list's key ("Buckets": [{"Name": "...)
+                    outer = _context(near_key, True)[:-1] + "{" if near_key is not None and in_list else ""
+                    contexts.append(outer + _context(key, False))
                 elif isinstance(value, (dict, list)):
-                    stack.append((value, False, key))
+                    stack.append((value, False, key, False))
             for key in node:
                 slots.append(_Slot(node, key, is_key=True))
                 texts.append(key)
@@ -95,7 +97,7 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
                     texts.append(str(value))
                     contexts.append(_context(near_key, True))
                 elif isinstance(value, (dict, list)):
-                    stack.append((value, node is root, near_key))
+                    stack.append((value, node is root, near_key, True))
     masked, result = masker.mask_texts(texts, contexts, reserve_from=exempt)
     renamed: dict[int, list[tuple[str, str]]] = {}
     for slot, before, after in zip(slots, texts, masked, strict=True):

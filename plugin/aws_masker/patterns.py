@@ -304,6 +304,15 @@ def _bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.MASK if _valid_bucket(value) else Verdict.REJECT
 
 
+def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    """A ``"Name"`` is a bucket inside the ``"Buckets": [...]`` list of ``aws s3api list-buckets``:
+    the nearest ``"Buckets"`` before it opens a list that no ``]`` has closed yet."""
+    opened = text.rfind('"Buckets"', 0, start)
+    if opened < 0 or text.find("[", opened, start) < 0 or text.find("]", opened, start) >= 0:
+        return Verdict.REJECT
+    return _bucket_verdict(value, text, start)
+
+
 # Prose context ("S3 my-bucket", "RDS prod-db") is weak evidence, so the value must look like a
 # resource name: quoted, or containing a hyphen, dot or digit. "S3 bucket policies" stays prose.
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
@@ -699,6 +708,22 @@ RULES: tuple[Rule, ...] = (
             ("BucketName: media-uploads-eu\n", "media-uploads-eu"),
         ),
         must_not_match=('"Bucket": "arn:aws:s3:::*"', '"bucket": "A"'),
+    ),
+    Rule(
+        name="s3_listed_bucket",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=words(["Name"], "[A-Za-z0-9_]") + r"[\"']?\s*:\s*[\"']?(?P<v>" + BUCKET + r")(?=[\"'\s,}]|$)",
+        description='Bucket names in `aws s3api list-buckets` output ("Name" inside the "Buckets" list)',
+        validate=_listed_bucket_verdict,
+        must_match=(
+            ('{"Buckets": [{"Name": "acme-prod-data", "CreationDate": "2024-01-01"}]}', "acme-prod-data"),
+            ('"Buckets": [\n  {"Name": "a-1"},\n  {"Name": "logs-archive-eu"}\n]', "logs-archive-eu"),
+        ),
+        must_not_match=(
+            '{"State": {"Name": "running"}}',
+            '{"Buckets": [], "Owner": {"Name": "not-a-bucket"}}',
+        ),
     ),
     Rule(
         name="s3_prose",
