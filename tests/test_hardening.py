@@ -202,7 +202,7 @@ def test_list_buckets_output_is_masked_as_text_and_as_json(masker: Masker) -> No
     doc = {
         "Buckets": [
             {"Name": "acme-prod-data", "CreationDate": "2024-01-01T00:00:00Z"},
-            {"Name": "logs-archive-eu"},
+            {"Name": "logs-archive-eu", "CreationDate": "2024-02-01T00:00:00Z", "BucketRegion": "eu-west-1"},
         ],
         "Owner": {"DisplayName": "ops", "ID": "0123abcd"},
     }
@@ -211,3 +211,5 @@ def test_list_buckets_output_is_masked_as_text_and_as_json(masker: Masker) -> No
     out, _ = mask_request(json.dumps(doc).encode(), masker)
     assert b"acme-prod-data" not in out and b"logs-archive-eu" not in out
     assert json.loads(out)["Owner"] == doc["Owner"]
+    state = '{"State": {"Code": 16, "Name": "running"}}'
+    assert masked(masker, state) == state  # "Name" elsewhere is left alone

@@ -88,15 +88,18 @@ class Masker:
 
 def _render(text: str, found: list[Found], issuer: TokenIssuer, result: MaskResult) -> str:
     pieces: list[str] = []
+    append = pieces.append
+    issue, known = issuer.issue, issuer.by_value
+    counts = result.counts
     last = 0
     for f in found:
         if not f.mask:
             continue
-        pieces.append(text[last : f.start])
-        pieces.append(issuer.issue(f.kind, f.value))
-        result.counts[f.category] += 1
+        append(text[last : f.start])
+        append(known.get((f.kind, f.value)) or issue(f.kind, f.value))
+        counts[f.category] += 1
         last = f.end
     if last == 0:
         return text
-    pieces.append(text[last:])
+    append(text[last:])
     return "".join(pieces)

@@ -304,17 +304,21 @@ def _bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.MASK if _valid_bucket(value) else Verdict.REJECT
 
 
+_BUCKET_ITEM_AFTER = re.compile(r"[\"']?\s*,\s*[\"']?(?:CreationDate|BucketRegion)[\"']?\s*:")
+_BUCKET_LIST_BEFORE = re.compile(r"[\"']Buckets[\"']\s*:\s*\[\s*\{\s*[\"']Name[\"']\s*:\s*[\"']?\Z")
+
+
 def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
-    """A ``"Name"`` is a bucket inside the ``"Buckets": [...]`` list of ``aws s3api list-buckets``:
-    the nearest ``"Buckets"`` before it opens a list that no ``]`` has closed yet."""
-    opened = text.rfind('"Buckets"', 0, start)
-    if opened < 0 or text.find("[", opened, start) < 0 or text.find("]", opened, start) >= 0:
-        return Verdict.REJECT
-    return _bucket_verdict(value, text, start)
+    """A ``"Name"`` is a bucket in ``aws s3api list-buckets`` output: an item of the ``"Buckets"``
+    list, ``{"Name": ..., "CreationDate": ...}``. Both checks look at a few characters only."""
+    end = start + len(value)
+    if _BUCKET_ITEM_AFTER.match(text, end, end + 40) or _BUCKET_LIST_BEFORE.search(
+        text, max(0, start - 80), start
+    ):
+        return _bucket_verdict(value, text, start)
+    return Verdict.REJECT
 
 
-# Prose context ("S3 my-bucket", "RDS prod-db") is weak evidence, so the value must look like a
-# resource name: quoted, or containing a hyphen, dot or digit. "S3 bucket policies" stays prose.
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 
 
@@ -718,7 +722,11 @@ RULES: tuple[Rule, ...] = (
         validate=_listed_bucket_verdict,
         must_match=(
             ('{"Buckets": [{"Name": "acme-prod-data", "CreationDate": "2024-01-01"}]}', "acme-prod-data"),
-            ('"Buckets": [\n  {"Name": "a-1"},\n  {"Name": "logs-archive-eu"}\n]', "logs-archive-eu"),
+            (
+                '"Buckets": [\n  {"Name": "a-1", "CreationDate": "2024-01-01"},\n'
+                '  {"Name": "logs-archive-eu", "CreationDate": "2024-02-01"}\n]',
+                "logs-archive-eu",
+            ),
         ),
         must_not_match=(
             '{"State": {"Name": "running"}}',

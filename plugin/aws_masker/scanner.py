@@ -75,6 +75,11 @@ class Scanner:
         self._groups = [self._group_numbers(self._combined, i) for i in range(len(rules))]
         self._single_groups = [self._group_numbers(p, i) for i, p in enumerate(self._singles)]
         self._start_group = self._combined.groupindex["s"]
+        # everything the scan loop needs per rule, looked up once
+        self._specs = [
+            (rule, *self._groups[i], rule.validate, rule.category_of, rule.kind_of, rule.category, rule.kind)
+            for i, rule in enumerate(rules)
+        ]
 
     @staticmethod
     def _group_numbers(pattern: re.Pattern[str], i: int) -> tuple[int, int, int, int]:
@@ -90,8 +95,10 @@ class Scanner:
             # tool output, or a body that does not parse) cannot hide an identifier.
             text = _ESCAPE.sub(lambda m: "\\" + "\x00" * (len(m.group()) - 1), text)
         found: list[Found] = []
+        append = found.append
         match = self._combined.match
-        index, groups, s_group, accept = self._index, self._groups, self._start_group, self._accept
+        index, specs, s_group = self._index, self._specs, self._start_group
+        mask_verdict, reject = Verdict.MASK, Verdict.REJECT
         pos = 0
         n = len(text)
         while pos < n:
@@ -103,13 +110,46 @@ class Scanner:
                 break  # reached the end: no identifier in the rest of the text
             start = m.start(s_group)
             i = index[name]  # type: ignore[index]
-            hit = accept(i, m, start, groups[i], text, enabled, allow)
-            j = i + 1
-            while hit is None and j < len(self.rules):
+            # The common case, inline: the first rule that matched here accepts its match.
+            rule, marker, vgroup, tgroup, pgroup, validate, category_of, kind_of, category, kind = specs[i]
+            v_start, end = start, m.start(marker)
+            if vgroup and m.start(vgroup) >= 0:
+                v_start, end = m.span(vgroup)
+            elif tgroup and m.start(tgroup) >= 0:
+                end = m.start(tgroup)
+            value = text[v_start:end]
+            verdict = validate(value, text, v_start) if validate else mask_verdict
+            if verdict is not reject:
+                if category_of:
+                    category = category_of(value)
+                if kind_of:
+                    kind = kind_of(value)
+                mask = verdict is mask_verdict and category in enabled and value not in allow
+                append(Found(v_start, end, rule, category, kind, value, mask))
+                if pgroup and m.start(pgroup) >= 0:
+                    p_start, p_end = m.span(pgroup)
+                    second = text[p_start:p_end]
+                    append(
+                        Found(
+                            p_start,
+                            p_end,
+                            rule,
+                            category,
+                            rule.pair_kind or kind,
+                            second,
+                            category in enabled and second not in allow,
+                        )
+                    )
+                pos = m.end()
+                continue
+            # Rejected: the later rules get a try at the same position, then the scan moves on.
+            hit = None
+            for j in range(i + 1, len(self.rules)):
                 m2 = self._singles[j].match(text, start)
                 if m2 is not None:
-                    hit = accept(j, m2, start, self._single_groups[j], text, enabled, allow)
-                j += 1
+                    hit = self._accept(j, m2, start, self._single_groups[j], text, enabled, allow)
+                    if hit is not None:
+                        break
             if hit is None:
                 pos = start + 1
                 continue
