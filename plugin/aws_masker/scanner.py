@@ -77,8 +77,7 @@ class Scanner:
         self._start_group = self._combined.groupindex["s"]
         # everything the scan loop needs per rule, looked up once
         self._specs = [
-            (rule, *self._groups[i], rule.validate, rule.category_of, rule.kind_of, rule.category, rule.kind)
-            for i, rule in enumerate(rules)
+            (rule, rule.validate, rule.category_of, rule.kind_of, rule.category, rule.kind) for rule in rules
         ]
 
     @staticmethod
@@ -95,10 +94,8 @@ class Scanner:
             # tool output, or a body that does not parse) cannot hide an identifier.
             text = _ESCAPE.sub(lambda m: "\\" + "\x00" * (len(m.group()) - 1), text)
         found: list[Found] = []
-        append = found.append
-        match = self._combined.match
-        index, specs, s_group = self._index, self._specs, self._start_group
-        mask_verdict, reject = Verdict.MASK, Verdict.REJECT
+        match, accept = self._combined.match, self._accept
+        index, groups, s_group = self._index, self._groups, self._start_group
         pos = 0
         n = len(text)
         while pos < n:
@@ -110,51 +107,15 @@ class Scanner:
                 break  # reached the end: no identifier in the rest of the text
             start = m.start(s_group)
             i = index[name]  # type: ignore[index]
-            # The common case, inline: the first rule that matched here accepts its match.
-            rule, marker, vgroup, tgroup, pgroup, validate, category_of, kind_of, category, kind = specs[i]
-            v_start, end = start, m.start(marker)
-            if vgroup and m.start(vgroup) >= 0:
-                v_start, end = m.span(vgroup)
-            elif tgroup and m.start(tgroup) >= 0:
-                end = m.start(tgroup)
-            value = text[v_start:end]
-            verdict = validate(value, text, v_start) if validate else mask_verdict
-            if verdict is not reject:
-                if category_of:
-                    category = category_of(value)
-                if kind_of:
-                    kind = kind_of(value)
-                mask = verdict is mask_verdict and category in enabled and value not in allow
-                append(Found(v_start, end, rule, category, kind, value, mask))
-                if pgroup and m.start(pgroup) >= 0:
-                    p_start, p_end = m.span(pgroup)
-                    second = text[p_start:p_end]
-                    append(
-                        Found(
-                            p_start,
-                            p_end,
-                            rule,
-                            category,
-                            rule.pair_kind or kind,
-                            second,
-                            category in enabled and second not in allow,
-                        )
-                    )
-                pos = m.end()
-                continue
+            end = accept(i, m, start, groups[i], text, enabled, allow, found)
+            j = i + 1
             # Rejected: the later rules get a try at the same position, then the scan moves on.
-            hit = None
-            for j in range(i + 1, len(self.rules)):
+            while end < 0 and j < len(self.rules):
                 m2 = self._singles[j].match(text, start)
                 if m2 is not None:
-                    hit = self._accept(j, m2, start, self._single_groups[j], text, enabled, allow)
-                    if hit is not None:
-                        break
-            if hit is None:
-                pos = start + 1
-                continue
-            found.extend(hit[0])
-            pos = hit[1]
+                    end = accept(j, m2, start, self._single_groups[j], text, enabled, allow, found)
+                j += 1
+            pos = end if end >= 0 else start + 1
         return found, reserved
 
     def _accept(
@@ -166,8 +127,11 @@ class Scanner:
         text: str,
         enabled: frozenset[str],
         allow: frozenset[str],
-    ) -> tuple[list[Found], int] | None:
-        rule = self.rules[i]
+        found: list[Found],
+    ) -> int:
+        """Validate rule ``i``'s match; if accepted, append what it found and return where the match
+        ends, else return -1."""
+        rule, validate, category_of, kind_of, category, kind = self._specs[i]
         marker, vgroup, tgroup, pgroup = groups
         end = m.start(marker)
         if vgroup and m.start(vgroup) >= 0:
@@ -175,16 +139,18 @@ class Scanner:
         elif tgroup and m.start(tgroup) >= 0:
             end = m.start(tgroup)
         value = text[start:end]
-        verdict = rule.validate(value, text, start) if rule.validate else Verdict.MASK
+        verdict = validate(value, text, start) if validate else Verdict.MASK
         if verdict is Verdict.REJECT:
-            return None
-        category = rule.category_of(value) if rule.category_of else rule.category
+            return -1
+        if category_of:
+            category = category_of(value)
+        if kind_of:
+            kind = kind_of(value)
         mask = verdict is Verdict.MASK and category in enabled and value not in allow
-        kind = rule.kind_of(value) if rule.kind_of else rule.kind
-        found = [Found(start, end, rule, category, kind, value, mask)]
+        found.append(Found(start, end, rule, category, kind, value, mask))
         if pgroup and m.start(pgroup) >= 0:
             p_start, p_end = m.span(pgroup)
             second = text[p_start:p_end]
             mask2 = category in enabled and second not in allow
             found.append(Found(p_start, p_end, rule, category, rule.pair_kind or kind, second, mask2))
-        return found, m.end()
+        return m.end()
