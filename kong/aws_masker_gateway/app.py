@@ -478,12 +478,16 @@ def create_gateway(
     return Gateway(settings, config, infos, engine, rpc_timeout=rpc_timeout, respawn=respawn)
 
 
-async def run_site(gateway: Gateway, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve ``gateway`` on ``host:port`` (0 picks a free port); return the runner and the port."""
-    runner = web.AppRunner(gateway.make_app(), access_log=None, handle_signals=False)
+async def run_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0 picks a free port); return the runner and the bound port."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     server = site._server
     bound = port
     if server is not None and getattr(server, "sockets", None):

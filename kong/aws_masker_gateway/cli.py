@@ -50,7 +50,7 @@ async def _serve(gateway: Gateway, host: str, port: int) -> int:
     try:
         await gateway.start()
         await gateway.wait_ready(READY_TIMEOUT)
-        runner, bound = await run_site(gateway, host, port)
+        runner, bound = await run_site(gateway.make_app(), host, port)
         routes = len(gateway.config.routes)
         names = ", ".join(gateway.plugin_set.names()) or "none"
         shown_host = f"[{host}]" if ":" in host else host

@@ -64,6 +64,7 @@ from aiohttp import web
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.tokens import TOKEN_RE
+from aws_masker_gateway.app import run_site, shutdown_site
 
 log = logging.getLogger(__name__)
 
@@ -587,30 +588,26 @@ async def serve(host: str, port: int, app: web.Application | None = None) -> int
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app or build_app(), access_log=None, handle_signals=False)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-        bound = _bound_port(site, port)
+        runner, bound = await run_site(app or build_app(), host, port)
+    except OSError as exc:
+        _remove_signal_handlers(loop)
+        print(f"aws-masker stub: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
         shown = f"[{host}]" if ":" in host else host
         print(f"claude stub listening on http://{shown}:{bound}", flush=True)
         await stop.wait()
         return 0
-    except OSError as exc:
-        print(f"aws-masker stub: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        _remove_signal_handlers(loop)
+        await shutdown_site(runner)
 
 
-def _bound_port(site: web.TCPSite, port: int) -> int:
-    server = site._server
-    sockets = getattr(server, "sockets", None)
-    return sockets[0].getsockname()[1] if sockets else port
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(sig)
 
 
 def _configure_logging() -> None:

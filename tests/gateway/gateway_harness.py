@@ -176,7 +176,7 @@ class GatewayHarness:
         await self.gateway.start()
         if wait_ready:
             await self.gateway.wait_ready(30)
-        self._runner, port = await run_site(self.gateway, "127.0.0.1", 0)
+        self._runner, port = await run_site(self.gateway.make_app(), "127.0.0.1", 0)
         return port
 
     # -- client ---------------------------------------------------------------------------------
