@@ -27,7 +27,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 
 
 class Verdict(Enum):
@@ -54,7 +53,7 @@ class Rule:
     kind_of: Callable[[str], str] | None = None
     """Refines the token kind from the matched value (ARN service, hostname suffix)."""
     category_of: Callable[[str], str] | None = None
-    """Refines the category from the matched value (an RDS endpoint host is ``rds``)."""
+    """Refines the category from the token kind (an ``RDS_HOST`` is ``rds``); needs ``kind_of``."""
     pair_kind: str | None = None
     """If set, the ``(?P<p>...)`` group, when it matched, is a second value of this kind."""
     kinds: tuple[str, ...] = field(default=())
@@ -63,8 +62,10 @@ class Rule:
     def all_kinds(self) -> tuple[str, ...]:
         return (self.kind, *self.kinds, *((self.pair_kind,) if self.pair_kind else ()))
 
-    def category_for(self, value: str) -> str:
-        return self.category_of(value) if self.category_of else self.category
+    def classify(self, value: str) -> tuple[str, str]:
+        """(category, token kind) of a matched value."""
+        kind = self.kind_of(value) if self.kind_of else self.kind
+        return (self.category_of(kind) if self.category_of else self.category), kind
 
 
 # --------------------------------------------------------------------------------------------------
@@ -426,21 +427,15 @@ _HOST_SUFFIX_RE = re.compile(
 )
 
 
-@lru_cache(maxsize=4096)
-def _host_suffix(value: str) -> tuple[str, str]:
-    m = _HOST_SUFFIX_RE.search(value)
-    if m is None:  # pragma: no cover - the catalogue regex only admits listed suffixes
-        return "HOST", "hostname"
-    _s, kind, category = _HOST_KINDS[int(m.lastgroup[1:])]  # type: ignore[index]
-    return kind, category
+# each host kind belongs to exactly one category
+_HOST_CATEGORY: dict[str, str] = {kind: category for _s, kind, category in _HOST_KINDS}
 
 
 def _host_kind(value: str) -> str:
-    return _host_suffix(value)[0]
-
-
-def _host_category(value: str) -> str:
-    return _host_suffix(value)[1]
+    m = _HOST_SUFFIX_RE.search(value)
+    if m is None:  # pragma: no cover - the catalogue regex only admits listed suffixes
+        return "HOST"
+    return _HOST_KINDS[int(m.lastgroup[1:])][1]  # type: ignore[index]
 
 
 # A host is labels then one of the suffixes; the first label must be followed by a dot, which rejects
@@ -573,7 +568,7 @@ RULES: tuple[Rule, ...] = (
             "OpenSearch, Lambda URLs, EC2 public DNS (hostname)"
         ),
         kind_of=_host_kind,
-        category_of=_host_category,
+        category_of=_HOST_CATEGORY.__getitem__,
         kinds=tuple(dict.fromkeys(k for _s, k, _c in _HOST_KINDS)),
         must_match=(
             (

@@ -75,10 +75,6 @@ class Scanner:
         self._groups = [self._group_numbers(self._combined, i) for i in range(len(rules))]
         self._single_groups = [self._group_numbers(p, i) for i, p in enumerate(self._singles)]
         self._start_group = self._combined.groupindex["s"]
-        # everything the scan loop needs per rule, looked up once
-        self._specs = [
-            (rule, rule.validate, rule.category_of, rule.kind_of, rule.category, rule.kind) for rule in rules
-        ]
 
     @staticmethod
     def _group_numbers(pattern: re.Pattern[str], i: int) -> tuple[int, int, int, int]:
@@ -131,7 +127,8 @@ class Scanner:
     ) -> int:
         """Validate rule ``i``'s match; if accepted, append what it found and return where the match
         ends, else return -1."""
-        rule, validate, category_of, kind_of, category, kind = self._specs[i]
+        rule = self.rules[i]
+        validate = rule.validate
         marker, vgroup, tgroup, pgroup = groups
         end = m.start(marker)
         if vgroup and m.start(vgroup) >= 0:
@@ -142,10 +139,7 @@ class Scanner:
         verdict = validate(value, text, start) if validate else Verdict.MASK
         if verdict is Verdict.REJECT:
             return -1
-        if category_of:
-            category = category_of(value)
-        if kind_of:
-            kind = kind_of(value)
+        category, kind = rule.classify(value)
         mask = verdict is Verdict.MASK and category in enabled and value not in allow
         found.append(Found(start, end, rule, category, kind, value, mask))
         if pgroup and m.start(pgroup) >= 0:
