@@ -45,12 +45,13 @@ class _Slot:
         self.is_key = is_key
 
 
-def _context(key: str | None, in_list: bool) -> str:
-    """The text that stood before a value in the serialized document: ``"key": "`` (or ``"key": ["``),
-    so rules that need a key (``"OwnerId": "123456789012"``) see it."""
+def _context(key: str | None, opening: str) -> str:
+    """The text that stood before a value in the serialized document: the key, then ``opening`` (``"``
+    for a string value, ``["`` for a list element, ``[{`` for a dict in a list), so rules that need
+    a key (``"OwnerId": "123456789012"``) see it."""
     if key is None:
         return ""
-    return json.dumps(key, ensure_ascii=False) + (': ["' if in_list else ': "')
+    return json.dumps(key, ensure_ascii=False) + ": " + opening
 
 
 def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
@@ -82,8 +83,8 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
                     slots.append(_Slot(node, key))
                     texts.append(str(value))
                     # a dict inside a list also gets the list's key ("Buckets": [{"Name": "...)
-                    outer = _context(near_key, True)[:-1] + "{" if near_key is not None and in_list else ""
-                    contexts.append(outer + _context(key, False))
+                    outer = _context(near_key, "[{") if in_list else ""
+                    contexts.append(outer + _context(key, '"'))
                 elif isinstance(value, (dict, list)):
                     stack.append((value, False, key, False))
             for key in node:
@@ -95,7 +96,7 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
                 if isinstance(value, str) or _maybe_account(value):
                     slots.append(_Slot(node, i))
                     texts.append(str(value))
-                    contexts.append(_context(near_key, True))
+                    contexts.append(_context(near_key, '["'))
                 elif isinstance(value, (dict, list)):
                     stack.append((value, node is root, near_key, True))
     masked, result = masker.mask_texts(texts, contexts, reserve_from=exempt)
