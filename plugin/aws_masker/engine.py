@@ -89,14 +89,14 @@ class Masker:
 def _render(text: str, found: list[Found], issuer: TokenIssuer, result: MaskResult) -> str:
     pieces: list[str] = []
     append = pieces.append
-    issue, known = issuer.issue, issuer.by_value
+    issue = issuer.issue
     counts = result.counts
     last = 0
     for f in found:
         if not f.mask:
             continue
         append(text[last : f.start])
-        append(known.get((f.kind, f.value)) or issue(f.kind, f.value))
+        append(issue(f.kind, f.value))
         counts[f.category] += 1
         last = f.end
     if last == 0:

@@ -20,6 +20,7 @@ from typing import Any
 from .body import mask_request, restore_response
 from .engine import Masker
 from .errors import BodyTooLargeError, BodyUnavailableError, MaskerError, ResponseTooLargeError
+from .schema import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_RESPONSE_SIZE
 
 # kong.ctx.shared key. The fail-closed guard in kong.yml (a post-function) refuses any request on which
 # this key is missing, so it must only be set once the body sent upstream is the masked one.
@@ -38,8 +39,8 @@ class Limits:
     @classmethod
     def from_mapping(cls, conf: Mapping[str, Any]) -> Limits:
         return cls(
-            max_body_size=int(conf.get("max_body_size") or 10 * 1024 * 1024),
-            max_response_size=int(conf.get("max_response_size") or 32 * 1024 * 1024),
+            max_body_size=int(conf.get("max_body_size") or DEFAULT_MAX_BODY_SIZE),
+            max_response_size=int(conf.get("max_response_size") or DEFAULT_MAX_RESPONSE_SIZE),
             log_masked_requests=bool(conf.get("log_masked_requests", False)),
         )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from .config import CATEGORY_TOGGLES
 
 MIB = 1024 * 1024
+DEFAULT_MAX_BODY_SIZE = 10 * MIB
+DEFAULT_MAX_RESPONSE_SIZE = 32 * MIB
 
 _TOGGLE_HELP = {
     "mask_ec2_instances": "EC2 instance IDs and the whole EC2 family (ami, vol, snap, sg, subnet, vpc, ...)",
@@ -49,7 +51,7 @@ SCHEMA: tuple[dict, ...] = (
     {
         "max_body_size": {
             "type": "integer",
-            "default": 10 * MIB,
+            "default": DEFAULT_MAX_BODY_SIZE,
             "required": True,
             "between": [1, 100 * MIB],
             "description": "largest request body masked; larger ones are refused with 413",
@@ -58,7 +60,7 @@ SCHEMA: tuple[dict, ...] = (
     {
         "max_response_size": {
             "type": "integer",
-            "default": 32 * MIB,
+            "default": DEFAULT_MAX_RESPONSE_SIZE,
             "required": True,
             "between": [1, 100 * MIB],
             "description": "largest response body restored; larger ones pass through with tokens",
