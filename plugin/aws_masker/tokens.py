@@ -90,13 +90,13 @@ class TokenIssuer:
         self._secret = secret
         self._mint = mint
         self.by_token: dict[str, str] = {}
-        self.by_value: dict[tuple[str, str], str] = {}
+        self._by_value: dict[tuple[str, str], str] = {}
         self.reserved: set[str] = set()
         self.collisions = 0
 
     def issue(self, kind: str, value: str) -> str:
         key = (kind, value)
-        token = self.by_value.get(key)
+        token = self._by_value.get(key)
         if token is not None:
             return token
         attempt = 0
@@ -111,5 +111,5 @@ class TokenIssuer:
             self.collisions += 1
             attempt += 1
         self.by_token[token] = value
-        self.by_value[key] = token
+        self._by_value[key] = token
         return token
