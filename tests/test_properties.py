@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import re
 import string
 
 from hypothesis import HealthCheck, given, settings
@@ -12,9 +13,9 @@ from hypothesis import strategies as st
 
 from aws_masker.body import mask_request, restore_response
 from aws_masker.engine import Masker
-from aws_masker.patterns import EC2_PREFIXES
+from aws_masker.patterns import EC2_PREFIXES, RULES
 from aws_masker.restore import restore_text
-from aws_masker.scanner import Scanner
+from aws_masker.scanner import Scanner, escapes_blanked
 from aws_masker.sse import SSERestorer
 from aws_masker.tokens import TOKEN_RE
 
@@ -218,7 +219,9 @@ def _assert_nothing_survives(text: str, values: list[str], masked: str) -> None:
             )
 
 
-FAST, PLAIN = Scanner(fast_skip=True), Scanner(fast_skip=False)
+ANCHORS, WORDS, PLAIN = (Scanner(mode=mode) for mode in ("anchors", "words", "plain"))
+# every position where a rule's regex matches (a lookahead finds overlapping ones too)
+EVERYWHERE = [re.compile(f"(?=(?:{rule.regex}))", re.S) for rule in RULES]
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -289,10 +292,39 @@ def test_sse_split_anywhere_restores_exactly(masker: Masker, doc, cuts, chunk) -
 
 @SETTINGS
 @given(documents())
-def test_word_skipping_shortcut_is_exact(doc) -> None:
-    """The scanner skips plain words that cannot start a rule; on generated text it must find exactly
-    what the plain word-by-word scan finds."""
+def test_every_scanner_mode_is_exact(doc) -> None:
+    """The prefilter (``anchors``) and the plain-word shortcut (``words``) try fewer positions than
+    the plain word-by-word scan; on generated text they must find exactly what it finds."""
     enabled = frozenset(
         {"ec2", "s3", "rds", "private_ip", "public_ip", "ipv6", "arn", "account", "credentials", "hostname"}
     )
-    assert FAST.scan(doc[0], enabled, frozenset()) == PLAIN.scan(doc[0], enabled, frozenset())
+    expected = PLAIN.scan(doc[0], enabled, frozenset())
+    assert ANCHORS.scan(doc[0], enabled, frozenset()) == expected
+    assert WORDS.scan(doc[0], enabled, frozenset()) == expected
+
+
+# Pieces that anchors and rules are made of, glued at random: prefixes that end inside each other
+# ("tgw-rtb-" and "rtb-"), hex and digit runs, host suffixes, separators that do and do not end words.
+PIECES = [
+    *("i-", "tgw-", "rtb-", "tgw-rtb-", "vpc-", "sg-", "db-", "ip-", "ip-10-", "arn:aws:", "arn:aws:iam::"),
+    *("0123abcd", "0a1b2c3d4e5f6789", "1234", "123456789012", "10.", "172.16.", "1.2", ".3", "ff", "::"),
+    *(".amazonaws.com", ".ec2.internal", ".rds", ".s3", ".cloudfront.net", "s3://", "AKIA", "AROA"),
+    *("ABCDEFGHIJKLMNOP", "DB ", "bucket ", "Name", '": "', "OwnerId", "-", ".", ":", "_", "/", " ", "\n"),
+    *("x", "é", "\n"),
+]
+
+
+@SETTINGS
+@given(
+    st.one_of(documents().map(lambda d: d[0]), st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
+)
+def test_prefilter_reports_every_rule_match(text: str) -> None:
+    """The prefilter's contract, at every position of generated text: wherever a rule's regex matches,
+    the prefilter reports that position with that rule; and the scanner built on it finds what the
+    plain scan finds."""
+    view = escapes_blanked(text)
+    matches = {(m.start(), i) for i, rx in enumerate(EVERYWHERE) for m in rx.finditer(view)}
+    reported = {(at, i) for at, rules in ANCHORS._prefilter.candidates(view) for i in rules}
+    assert matches <= reported
+    everything = frozenset(r.category for r in RULES) | {"rds", "private_ip", "s3"}
+    assert ANCHORS.scan(text, everything, frozenset()) == PLAIN.scan(text, everything, frozenset())

@@ -7,6 +7,7 @@ anywhere in the request is reserved before any token is issued.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,10 +16,18 @@ from .config import MaskerConfig
 from .scanner import Found, Scanner
 from .tokens import TOKEN_RE, TokenIssuer, cached_minter, process_secret
 
+log = logging.getLogger(__name__)
+
 
 @lru_cache(maxsize=1)
 def default_scanner() -> Scanner:
-    return Scanner()
+    scanner = Scanner()
+    if scanner.mode != "anchors":
+        log.warning(
+            "aws-masker: the hyperscan package is not available on this platform; masking uses the "
+            "pure-Python scanner, which finds the same identifiers more slowly (docs/benchmarks.md)"
+        )
+    return scanner
 
 
 @dataclass

@@ -58,6 +58,23 @@ class Rule:
     """If set, the ``(?P<p>...)`` group, when it matched, is a second value of this kind."""
     kinds: tuple[str, ...] = field(default=())
     """Every kind ``kind_of`` can return (the token grammar is built from these)."""
+    anchors: tuple[str, ...] = field(default=())
+    """The prefilter contract (see prefilter.py): every match of this rule *begins* with a match of one
+    of these regexes (plain syntax that Hyperscan and ``re`` read alike: no lookaround, no capture
+    groups). A rule whose regex begins with ``words(...)`` gets those words unless it names tighter
+    anchors. Hyperscan reports one start (the leftmost) per anchor and end offset, so an anchor must
+    not match two ways that end at the same place: alternatives that can (a word and a longer word
+    ending with it) go in separate anchors."""
+    host_anchors: tuple[str, ...] = field(default=())
+    """For hostname rules, instead of ``anchors``: literals of which every match *contains* one, with
+    only ``HOST_CHARS`` from the rule's start up to it, where the rule starts a run of ``HOST_CHARS``."""
+
+    def __post_init__(self) -> None:
+        if not self.anchors and not self.host_anchors:
+            lead = next((w for rx, w in _WORD_GROUPS.items() if self.regex.startswith(rx)), None)
+            if lead is None:
+                raise ValueError(f"rule {self.name!r} has no prefilter anchors")
+            object.__setattr__(self, "anchors", tuple(re.escape(w) for w in lead))
 
     def all_kinds(self) -> tuple[str, ...]:
         return (self.kind, *self.kinds, *((self.pair_kind,) if self.pair_kind else ()))
@@ -85,6 +102,7 @@ BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 RDS_ID = r"[a-z][a-z0-9-]{0,62}"
 ASSIGN = r"[\"']?\s*[:=]\s*\[?\s*[\"']?"  # key, then : or =, then maybe a list, then maybe a quote
 HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
+DOTTED_QUAD = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]"  # the start of every IPv4 address (an anchor)
 
 # Possessive quantifiers (Python 3.11+) keep the regex engine from backtracking into a run it has
 # already matched. Every run below is followed by a character outside its class, so on Python 3.10
@@ -99,6 +117,10 @@ def run(char_class: str, at_least_one: bool = False) -> str:
 
 LEAD_WORDS: set[str] = set()
 """Every literal a rule can start with (filled by ``words``): the scanner never skips over these."""
+_WORD_GROUPS: dict[str, tuple[str, ...]] = {}
+"""Each regex made by ``words`` -> its literals (a rule that begins with one gets them as anchors)."""
+HOST_CHARS = "[A-Za-z0-9.-]"
+"""What a hostname is made of (see ``Rule.host_anchors``)."""
 
 
 def literal_trie(
@@ -144,7 +166,14 @@ def words(candidates: list[str] | tuple[str, ...], not_after: str = "[A-Za-z0-9_
         f"(?<={re.escape(ch)})" + literal_trie([w[1:] for w in ws], lambda rest, ch=ch: leaf(ch + rest))
         for ch, ws in sorted(by_first.items())
     ]
-    return f"[{firsts}](?:{'|'.join(groups)})"
+    regex = f"[{firsts}](?:{'|'.join(groups)})"
+    _WORD_GROUPS[regex] = tuple(candidates)
+    return regex
+
+
+def one_of(candidates: list[str] | tuple[str, ...] | dict[str, str]) -> str:
+    """A plain alternation of literals (for anchors)."""
+    return "(?:" + "|".join(re.escape(w) for w in sorted(candidates, key=lambda w: (-len(w), w))) + ")"
 
 
 # EC2-family resource ID prefixes -> token kind. Longest prefix first in the regex.
@@ -211,6 +240,10 @@ EC2_PREFIXES: dict[str, str] = {
 }
 
 
+ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
+IAM_ID_PREFIXES = ("AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA")
+
+
 def _ec2_kind(value: str) -> str:
     return EC2_PREFIXES[value.rsplit("-", 1)[0]]
 
@@ -264,7 +297,9 @@ ARN_KINDS: dict[str, str] = {
     "wafv2": "WAF_ARN",
 }
 
-_ARN_RE = re.compile(r"arn:[^:]+:(?P<svc>[^:]*):(?P<region>[^:]*):(?P<acct>[^:]*):(?P<res>.*)", re.S)
+_ARN_RE = re.compile(
+    r"arn:[^:]+:(?P<svc>[^:]*):(?P<region>[^:]*):(?P<acct>[^:]*):(?P<res>(?P<rtype>[^/:]*).*)", re.S
+)
 _TYPE_WILDCARD = re.compile(r"[a-z][a-z-]*[/:]\*")
 
 
@@ -272,9 +307,8 @@ def _arn_kind(value: str) -> str:
     m = _ARN_RE.match(value)
     if m is None:  # pragma: no cover - the catalogue regex guarantees the shape
         return "ARN"
-    svc, res = m["svc"], m["res"]
-    rtype = re.split(r"[/:]", res, maxsplit=1)[0]
-    return ARN_KINDS.get(f"{svc}:{rtype}") or ARN_KINDS.get(svc) or "ARN"
+    svc = m["svc"]
+    return ARN_KINDS.get(f"{svc}:{m['rtype']}") or ARN_KINDS.get(svc) or "ARN"
 
 
 def _arn_verdict(value: str, text: str, start: int) -> Verdict:
@@ -422,6 +456,8 @@ _HOST_KINDS: tuple[tuple[str, str, str], ...] = (
     (r"\.compute\.internal", "PRIVATE_DNS", "private_ip"),
     (r"\.ec2\.internal", "PRIVATE_DNS", "private_ip"),
 )
+# Every suffix above contains one of these (tests/test_catalogue.py checks it).
+HOST_ANCHORS = (".amazonaws.com", ".cloudfront.net", ".internal", ".on.aws", ".elasticbeanstalk.com")
 _HOST_SUFFIX_RE = re.compile(
     "(?:" + "|".join(f"(?P<h{i}>{s})" for i, (s, _k, _c) in enumerate(_HOST_KINDS)) + ")$"
 )
@@ -505,6 +541,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:[0-9]{12}|aws|\*)?:[A-Za-z0-9_/:.+=@*!$%&?~#{}-]*[A-Za-z0-9_/+=@*$%&?~#{}-]"
         ),
         description="Any ARN in any partition, masked as one unit; the kind names the service",
+        anchors=("arn:",),
         validate=_arn_verdict,
         kind_of=_arn_kind,
         kinds=tuple(dict.fromkeys(ARN_KINDS.values())),
@@ -549,6 +586,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:dualstack\.)?" + REGION + r")?\.amazonaws\.com(?:\.cn)?)(?![A-Za-z0-9-])"
         ),
         description="Bucket in a virtual-hosted S3 URL: <bucket>.s3[.<region>].amazonaws.com",
+        host_anchors=(".amazonaws.com",),
         validate=_bucket_verdict,
         must_match=(
             ("https://acme-prod-data.s3.amazonaws.com/a.txt", "acme-prod-data"),
@@ -567,6 +605,7 @@ RULES: tuple[Rule, ...] = (
             "EC2 private DNS names (private_ip), ELB, API Gateway, CloudFront, ElastiCache, EKS, ECR, "
             "OpenSearch, Lambda URLs, EC2 public DNS (hostname)"
         ),
+        host_anchors=HOST_ANCHORS,
         kind_of=_host_kind,
         category_of=_HOST_CATEGORY.__getitem__,
         kinds=tuple(dict.fromkeys(k for _s, k, _c in _HOST_KINDS)),
@@ -627,6 +666,7 @@ RULES: tuple[Rule, ...] = (
             r"(?P<v>[0-9]{12}/[A-Za-z0-9_-]{1,80})(?![A-Za-z0-9_-])"
         ),
         description="Account and queue name in an SQS queue URL",
+        anchors=(r"sqs\.", r"queue\.amazonaws\.com"),
         must_match=(
             (
                 "https://sqs.us-east-1.amazonaws.com/123456789012/orders-queue.fifo",
@@ -642,6 +682,7 @@ RULES: tuple[Rule, ...] = (
         kind="S3_BUCKET",
         regex=r"s(?<![A-Za-z0-9]s)3a?n?://(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])",
         description="Bucket in s3://bucket/key URIs",
+        anchors=(r"s3a?n?://",),
         validate=_bucket_verdict,
         must_match=(
             ("aws s3 cp s3://acme-prod-data/2024/01/x.csv .", "acme-prod-data"),
@@ -658,6 +699,7 @@ RULES: tuple[Rule, ...] = (
             r"(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description="Bucket in path-style S3 URLs: s3.<region>.amazonaws.com/<bucket>/key",
+        anchors=(r"s3[.-]",),
         validate=_bucket_verdict,
         must_match=(("https://s3.us-west-2.amazonaws.com/acme-backups/db.dump", "acme-backups"),),
         must_not_match=("https://s3.us-west-2.amazonaws.com/",),
@@ -820,6 +862,7 @@ RULES: tuple[Rule, ...] = (
         kind="RDS_RESOURCE_ID",
         regex=words(["db-", "cluster-"], "[A-Za-z0-9_-]") + r"[A-Z0-9]{26}(?![A-Za-z0-9_])",
         description="RDS DbiResourceId / DbClusterResourceId (db-<26 uppercase alnum>)",
+        anchors=(r"(?:db|cluster)-[A-Z0-9]{26}",),
         must_match=(("DbiResourceId: db-ABCDEFGHIJKLMNOPQRSTUVWXY2", "db-ABCDEFGHIJKLMNOPQRSTUVWXY2"),),
         must_not_match=("db-connection", "cluster-ABC"),
     ),
@@ -851,7 +894,7 @@ RULES: tuple[Rule, ...] = (
         category="credentials",
         kind="ACCESS_KEY",
         regex=(
-            words(["AKIA", "ASIA", "ABIA", "ACCA"], "[A-Za-z0-9]")
+            words(ACCESS_KEY_PREFIXES, "[A-Za-z0-9]")
             + r"[A-Z0-9]{16}(?![A-Za-z0-9])"
             # a secret key written right after its key ID (AKIA...:secret) is masked as a second value
             + r"(?P<t>(?:[\"']?[\s:,;|=]{1,3}[\"']?(?P<p>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?)"
@@ -860,6 +903,7 @@ RULES: tuple[Rule, ...] = (
             "Access key IDs: AKIA (long-term), ASIA (STS), ABIA, ACCA + 16; and a 40-character secret key "
             "right after one (AKIA...:secret)"
         ),
+        anchors=(one_of(ACCESS_KEY_PREFIXES) + "[A-Z0-9]{16}",),
         pair_kind="SECRET_KEY",
         must_match=(
             ("aws_access_key_id = AKIA2OGYBAH6XQ7TV4MZ", "AKIA2OGYBAH6XQ7TV4MZ"),
@@ -880,11 +924,9 @@ RULES: tuple[Rule, ...] = (
         name="iam_unique_id",
         category="credentials",
         kind="IAM_ID",
-        regex=(
-            words(["AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA"], "[A-Za-z0-9]")
-            + r"[A-Z0-9]{16,17}(?![A-Za-z0-9])"
-        ),
+        regex=(words(IAM_ID_PREFIXES, "[A-Za-z0-9]") + r"[A-Z0-9]{16,17}(?![A-Za-z0-9])"),
         description="IAM unique IDs: AIDA (user), AROA (role), AGPA, AIPA, ANPA, ANVA, APKA, ASCA",
+        anchors=(one_of(IAM_ID_PREFIXES) + "[A-Z0-9]{16}",),
         must_match=(('"RoleId": "AROA3XFRBF535PLBIFPI4"', "AROA3XFRBF535PLBIFPI4"),),
         must_not_match=("AROA",),
     ),
@@ -967,6 +1009,7 @@ RULES: tuple[Rule, ...] = (
             "12-digit account IDs, only with evidence: under a key that names an account or owner "
             "(OwnerId, *OwnerId, Account, AccountId, awsAccountId, UserId, ...) or after the word 'account'"
         ),
+        anchors=("[0-9]{12}", "[0-9]{4}-[0-9]{4}-[0-9]{4}"),
         validate=_account_verdict,
         must_match=(
             ('"OwnerId": "123456789012"', "123456789012"),
@@ -1006,6 +1049,8 @@ RULES: tuple[Rule, ...] = (
             "EC2-family IDs: <prefix>- + exactly 8 or 17 lowercase hex; the longest prefix wins; also inside "
             "names (web-i-0abc..., i-0abc..._stdout)"
         ),
+        # one anchor per prefix: "rtb-" + 8 hex ends where "tgw-rtb-" + 8 hex does (see Rule.anchors)
+        anchors=tuple(re.escape(p + "-") + "[0-9a-f]{8}" for p in EC2_PREFIXES),
         kind_of=_ec2_kind,
         kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
         must_match=(
@@ -1045,6 +1090,7 @@ RULES: tuple[Rule, ...] = (
             + r")(?![0-9])"
         ),
         description="Dash-form private IPs inside hostnames (ip-10-0-0-1.corp.example)",
+        anchors=("ip-1",),
         must_match=(("ssh ip-10-20-30-40.corp.example", "10-20-30-40"),),
         must_not_match=("ip-8-8-8-8.example",),
     ),
@@ -1074,6 +1120,7 @@ RULES: tuple[Rule, ...] = (
             + r")(?:/(?:3[0-2]|[12]?[0-9]))?(?![0-9]|\.[0-9])"
         ),
         description="Private IPv4 (RFC 1918 and 100.64/10 CGNAT) with optional CIDR; not after v/version",
+        anchors=(DOTTED_QUAD,),  # shared with public_ipv4: one prefilter hit per address
         validate=_private_ip_verdict,
         must_match=(
             ("IP 10.0.1.100 is down", "10.0.1.100"),
@@ -1092,6 +1139,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:/(?:3[0-2]|[12]?[0-9]))?(?![0-9]|\.[0-9])"
         ),
         description="Public IPv4; loopback, link-local, multicast, reserved and netmasks are kept",
+        anchors=(DOTTED_QUAD,),
         validate=_public_ip_verdict,
         must_match=(("EIP 54.239.28.85 attached", "54.239.28.85"), ("3.5.140.0/22", "3.5.140.0/22")),
         must_not_match=(
@@ -1119,6 +1167,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?(?![0-9A-Za-z:]|\.[0-9]))"
         ),
         description="IPv6 addresses (validated); ::1 and :: are kept; times and MACs never match",
+        anchors=("[0-9a-fA-F]{0,4}:[0-9a-fA-F]{0,4}:",),
         validate=_ipv6_verdict,
         must_match=(
             ("2600:1f18:24e6:a200::/56", "2600:1f18:24e6:a200::/56"),

@@ -1,11 +1,19 @@
-"""One pass over the text with one combined regular expression.
+"""One pass over the text: the catalogue's rules tried where an identifier can begin.
 
-The catalogue's rules are compiled into a single alternation. A possessive "skipper" in front of it
-jumps from word start to word start inside the regex engine, so rules are only tried where an
-identifier can begin, and every rule starts with a literal or a character class, so a rule that
-cannot match there is rejected on its first character. At each word start the first rule (in
-catalogue order) that matches wins and its whole match is consumed. A validator may reject a match;
-then the remaining rules get a try at the same position before the scan moves on.
+The catalogue's rules are compiled into a single alternation, and every rule starts with a literal or
+a character class, so a rule that cannot match at a position is rejected on its first character. At
+each position tried, the first rule (in catalogue order) that matches wins and its whole match is
+consumed. A validator may reject a match; then the remaining rules get a try at the same position
+before the scan moves on.
+
+Which positions are tried depends on the mode; all three find exactly the same identifiers:
+- ``anchors`` (the default where the ``hyperscan`` package is installed): only where prefilter.py
+  reports that a rule's anchor starts. Hyperscan finds those in one compiled pass; Python's ``re``
+  then runs once per candidate.
+- ``words``: a possessive "skipper" in front of the alternation jumps from word start to word start
+  inside the regex engine and skips plain words that no rule can start with. Pure ``re``: the
+  fallback where Hyperscan has no wheel.
+- ``plain``: every word start, no shortcut. The reference the tests hold the other two to.
 
 Token-shaped text is found by a separate literal search (``TOKEN_RE``, anchored on ``AWS_``), so it
 is reserved exactly where the restore would find it.
@@ -14,10 +22,16 @@ is reserved exactly where the restore would find it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import NamedTuple
 
+from . import prefilter
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, Rule, Verdict, literal_trie, run
 from .tokens import TOKEN_RE
+
+MODES = ("anchors", "words", "plain")
+DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
 
 _GROUP_DEF = re.compile(r"\(\?P<([a-z]+)>")
 _ESCAPE = re.compile(r"\\(?:[nrtbf]|u[0-9a-fA-F]{4})")
@@ -49,6 +63,15 @@ def _namespaced(regex: str, prefix: str) -> str:
     return _GROUP_DEF.sub(lambda m: f"(?P<{prefix}{m[1]}>", regex)
 
 
+def escapes_blanked(text: str) -> str:
+    """The text the rules see. A JSON-style escape ("\\n", "\\t", "\\u0027", ...) ends a word, so it is
+    blanked in a same-length view: "\\n10.0.0.1" or "\\u0027i-0abc..." in JSON text (serialized tool
+    output, or a body that does not parse) cannot hide an identifier."""
+    if "\\" not in text:
+        return text
+    return _ESCAPE.sub(lambda m: "\\" + "\x00" * (len(m.group()) - 1), text)
+
+
 class Found(NamedTuple):
     """One recognised identifier: ``text[start:end]`` is the value to replace."""
 
@@ -61,90 +84,159 @@ class Found(NamedTuple):
     mask: bool  # False: recognised but kept verbatim (category off, allow-listed, KEEP verdict)
 
 
+_found = partial(tuple.__new__, Found)  # Found(*fields) without the NamedTuple constructor's Python frame
+_MASK, _REJECT = Verdict.MASK, Verdict.REJECT
+# a rule's single-pattern match method, the rule, the group numbers of its value, tail and pair groups
+# (0 if it has none), its validator, kind_of, category_of, kind and category
+_Plan = tuple[
+    Callable[[str, int], "re.Match[str] | None"],
+    Rule,
+    int,
+    int,
+    int,
+    Callable[[str, str, int], Verdict] | None,
+    Callable[[str], str] | None,
+    Callable[[str], str] | None,
+    str,
+    str,
+]
+
+
 class Scanner:
     """Compiled catalogue. Thread-safe and reusable: holds no per-request state."""
 
-    def __init__(self, rules: tuple[Rule, ...] = RULES, fast_skip: bool = True) -> None:
+    def __init__(self, rules: tuple[Rule, ...] = RULES, mode: str = DEFAULT_MODE) -> None:
+        if mode not in MODES:
+            raise ValueError(f"scanner mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.rules = rules
+        self.mode = mode
         alts = [f"{_namespaced(rule.regex, f'r{i}')}(?P<r{i}>)" for i, rule in enumerate(rules)]
-        self._combined = re.compile(_skipper(fast_skip) + r"(?P<s>)(?:" + "|".join(alts) + r"|\Z)", re.S)
-        self._singles = [re.compile(a, re.S) for a in alts]
-        self._index = {f"r{i}": i for i in range(len(rules))}
-        # per rule, for the combined pattern and for its own pattern: group numbers of the end marker,
-        # the value group and the tail group (0 when the rule has none)
-        self._groups = [self._group_numbers(self._combined, i) for i in range(len(rules))]
-        self._single_groups = [self._group_numbers(p, i) for i, p in enumerate(self._singles)]
-        self._start_group = self._combined.groupindex["s"]
-
-    @staticmethod
-    def _group_numbers(pattern: re.Pattern[str], i: int) -> tuple[int, int, int, int]:
-        index = pattern.groupindex
-        return index[f"r{i}"], index.get(f"r{i}v", 0), index.get(f"r{i}t", 0), index.get(f"r{i}p", 0)
+        # per rule, what accepting one of its matches needs (see _take)
+        self._plans: list[_Plan] = []
+        for i, rule in enumerate(rules):
+            single = re.compile(_namespaced(rule.regex, f"r{i}"), re.S)
+            group = single.groupindex.get
+            self._plans.append(
+                (
+                    single.match,
+                    rule,
+                    group(f"r{i}v", 0),
+                    group(f"r{i}t", 0),
+                    group(f"r{i}p", 0),
+                    rule.validate,
+                    rule.kind_of,
+                    rule.category_of,
+                    rule.kind,
+                    rule.category,
+                )
+            )
+        if mode == "anchors":
+            self._prefilter = prefilter.Prefilter(rules)
+        else:
+            # the rules one after the other, each followed by an empty group that names it
+            alts = [f"{_namespaced(rule.regex, f'r{i}')}(?P<r{i}>)" for i, rule in enumerate(rules)]
+            skipper = _skipper(fast=mode == "words")
+            self._combined = re.compile(skipper + r"(?P<s>)(?:" + "|".join(alts) + r"|\Z)", re.S)
+            self._index = {f"r{i}": i for i in range(len(rules))}
 
     def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> tuple[list[Found], set[str]]:
         """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
         reserved = set(TOKEN_RE.findall(text)) if "AWS_" in text else set()
-        if "\\" in text:
-            # A JSON-style escape ("\n", "\t", "\u0027", ...) ends a word: scan a same-length view
-            # where the escape is blanked, so "\n10.0.0.1" or "\u0027i-0abc..." in JSON text (serialized
-            # tool output, or a body that does not parse) cannot hide an identifier.
-            text = _ESCAPE.sub(lambda m: "\\" + "\x00" * (len(m.group()) - 1), text)
+        text = escapes_blanked(text)
         found: list[Found] = []
-        match, accept = self._combined.match, self._accept
-        index, groups, s_group = self._index, self._groups, self._start_group
+        if self.mode == "anchors":
+            self._scan_candidates(text, enabled, allow, found)
+        else:
+            self._scan_words(text, enabled, allow, found)
+        return found, reserved
+
+    def _scan_candidates(
+        self, text: str, enabled: frozenset[str], allow: frozenset[str], found: list[Found]
+    ) -> None:
+        take = self._take
+        resume = 0
+        for start, rules in self._prefilter.candidates(text):
+            if start >= resume:  # else: inside an identifier already consumed
+                end = take(text, start, rules, enabled, allow, found)
+                if end >= 0:
+                    resume = end
+
+    def _scan_words(
+        self, text: str, enabled: frozenset[str], allow: frozenset[str], found: list[Found]
+    ) -> None:
+        match, take, index, n_rules = self._combined.match, self._take, self._index, len(self.rules)
         pos = 0
         n = len(text)
         while pos < n:
             m = match(text, pos)
             if m is None:  # pragma: no cover - the pattern always reaches \Z
                 break
-            name = m.lastgroup
-            if name == "s":
+            if m.lastgroup == "s":
                 break  # reached the end: no identifier in the rest of the text
-            start = m.start(s_group)
-            i = index[name]  # type: ignore[index]
-            end = accept(i, m, start, groups[i], text, enabled, allow, found)
-            j = i + 1
-            # Rejected: the later rules get a try at the same position, then the scan moves on.
-            while end < 0 and j < len(self.rules):
-                m2 = self._singles[j].match(text, start)
-                if m2 is not None:
-                    end = accept(j, m2, start, self._single_groups[j], text, enabled, allow, found)
-                j += 1
+            start = m.start("s")
+            # the combined pattern found the first rule that matches here; it and the later ones
+            end = take(text, start, range(index[m.lastgroup], n_rules), enabled, allow, found)  # type: ignore[index]
             pos = end if end >= 0 else start + 1
-        return found, reserved
 
-    def _accept(
+    def _take(
         self,
-        i: int,
-        m: re.Match[str],
-        start: int,
-        groups: tuple[int, int, int, int],
         text: str,
+        start: int,
+        rules: Iterable[int],
         enabled: frozenset[str],
         allow: frozenset[str],
         found: list[Found],
     ) -> int:
-        """Validate rule ``i``'s match; if accepted, append what it found and return where the match
-        ends, else return -1."""
-        rule = self.rules[i]
-        validate = rule.validate
-        marker, vgroup, tgroup, pgroup = groups
-        end = m.start(marker)
-        if vgroup and m.start(vgroup) >= 0:
-            start, end = m.span(vgroup)
-        elif tgroup and m.start(tgroup) >= 0:
-            end = m.start(tgroup)
-        value = text[start:end]
-        verdict = validate(value, text, start) if validate else Verdict.MASK
-        if verdict is Verdict.REJECT:
-            return -1
-        category, kind = rule.classify(value)
-        mask = verdict is Verdict.MASK and category in enabled and value not in allow
-        found.append(Found(start, end, rule, category, kind, value, mask))
-        if pgroup and m.start(pgroup) >= 0:
-            p_start, p_end = m.span(pgroup)
-            second = text[p_start:p_end]
-            mask2 = category in enabled and second not in allow
-            found.append(Found(p_start, p_end, rule, category, rule.pair_kind or kind, second, mask2))
-        return m.end()
+        """Try ``rules`` (catalogue indices, ascending) at ``start``: the first whose match its validator
+        does not reject wins. Append what it found; return where its match ends, or -1 if none won."""
+        plans = self._plans
+        for i in rules:
+            (
+                match,
+                rule,
+                value_group,
+                tail_group,
+                pair_group,
+                validate,
+                kind_of,
+                category_of,
+                kind,
+                category,
+            ) = plans[i]
+            m = match(text, start)
+            if m is None:
+                continue
+            value_start, value_end = start, m.end()
+            if value_group and m.start(value_group) >= 0:
+                value_start, value_end = m.span(value_group)
+            elif tail_group and m.start(tail_group) >= 0:
+                value_end = m.start(tail_group)
+            value = text[value_start:value_end]
+            verdict = validate(value, text, value_start) if validate else _MASK
+            if verdict is _REJECT:
+                continue
+            if kind_of:  # rule.classify, inlined (this loop is the engine's hot path)
+                kind = kind_of(value)
+                if category_of:
+                    category = category_of(kind)
+            mask = verdict is _MASK and category in enabled and value not in allow
+            found.append(_found((value_start, value_end, rule, category, kind, value, mask)))
+            if pair_group and m.start(pair_group) >= 0:
+                pair_start, pair_end = m.span(pair_group)
+                pair = text[pair_start:pair_end]
+                kind = rule.pair_kind or kind
+                found.append(
+                    _found(
+                        (
+                            pair_start,
+                            pair_end,
+                            rule,
+                            category,
+                            kind,
+                            pair,
+                            category in enabled and pair not in allow,
+                        )
+                    )
+                )
+            return m.end()
+        return -1

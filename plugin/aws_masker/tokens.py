@@ -97,19 +97,13 @@ class TokenIssuer:
     def issue(self, kind: str, value: str) -> str:
         key = (kind, value)
         token = self._by_value.get(key)
-        if token is not None:
-            return token
-        attempt = 0
-        while True:
-            if attempt == 0 and self._mint is not None:
-                token = self._mint(kind, value)
-            else:
+        if token is None:
+            token = self._mint(kind, value) if self._mint else token_for(self._secret, kind, value)
+            attempt = 0
+            while token in self.reserved or self.by_token.get(token, value) != value:
+                self.collisions += 1
+                attempt += 1
                 token = token_for(self._secret, kind, value, attempt)
-            owner = self.by_token.get(token)
-            if token not in self.reserved and (owner is None or owner == value):
-                break
-            self.collisions += 1
-            attempt += 1
-        self.by_token[token] = value
-        self._by_value[key] = token
+            self.by_token[token] = value
+            self._by_value[key] = token
         return token

@@ -1,0 +1,185 @@
+"""The Hyperscan prefilter and the scanner built on it (plugin/aws_masker/prefilter.py).
+
+The contract the scanner's ``anchors`` mode rests on: wherever a rule's regex matches, the prefilter
+reports that position together with that rule. It is checked here against Python's ``re`` at every
+position of every corpus file and catalogue sample; tests/test_properties.py checks it on generated
+text. Then the scanner itself must find exactly what the plain word-by-word scan finds.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from aws_masker import prefilter
+from aws_masker.patterns import RULES, Rule, words
+from aws_masker.scanner import DEFAULT_MODE, MODES, Scanner, escapes_blanked
+
+CORPUS = Path(__file__).parent / "corpus"
+TEXTS = sorted(p for p in CORPUS.rglob("*") if p.is_file() and not p.name.endswith(".yaml"))
+ENABLED = frozenset({r.category for r in RULES} | {"rds", "private_ip", "s3"})
+ANCHORS = Scanner(mode="anchors")
+PLAIN = Scanner(mode="plain")
+# every position where a rule's regex matches (a lookahead finds overlapping ones too)
+EVERYWHERE = [re.compile(f"(?=(?:{rule.regex}))", re.S) for rule in RULES]
+
+
+def rule_starts(text: str) -> set[tuple[int, int]]:
+    """(offset, rule index) wherever a rule's own regex matches in ``text``, validators aside."""
+    return {(m.start(), i) for i, rx in enumerate(EVERYWHERE) for m in rx.finditer(text)}
+
+
+def reported(text: str) -> set[tuple[int, int]]:
+    return {(start, i) for start, rules in ANCHORS._prefilter.candidates(text) for i in rules}
+
+
+def assert_contract(text: str) -> None:
+    """On the text as given and as the rules see it (JSON escapes blanked)."""
+    for view in {text, escapes_blanked(text)}:
+        missed = rule_starts(view) - reported(view)
+        # rule names and offsets only: the text may hold identifiers
+        assert not missed, f"prefilter missed {sorted((RULES[i].name, at) for at, i in missed)[:5]}"
+
+
+def test_default_mode_is_the_prefilter_here() -> None:
+    assert prefilter.AVAILABLE, "hyperscan is a dependency; the suite runs with it"
+    assert DEFAULT_MODE == "anchors"
+
+
+@pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
+def test_contract_on_every_corpus_position(path: Path) -> None:
+    assert_contract(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
+def test_contract_on_catalogue_samples(rule: Rule) -> None:
+    for text, _value in rule.must_match:
+        assert rule_starts(escapes_blanked(text)), f"{rule.name}: sample does not match its own rule"
+        assert_contract(text)
+    for text in rule.must_not_match:
+        assert_contract(text)
+
+
+@pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
+def test_every_mode_finds_what_the_plain_scan_finds(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    expected = PLAIN.scan(text, ENABLED, frozenset())
+    assert ANCHORS.scan(text, ENABLED, frozenset()) == expected
+    assert Scanner(mode="words").scan(text, ENABLED, frozenset()) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # offsets survive characters outside ASCII, in the BMP and beyond
+        "résumé 日本 i-0123456789abcdef0 🚀 10.0.1.5 façade arn:aws:iam::123456789012:role/x",
+        "\ud800 lone surrogate, then vpc-0a1b2c3d",
+        # hostnames: at the start of the text, after "_" (no match), several in one run of host
+        # characters, and anchors that sit inside one another
+        "prod-db.c9akciq32xyz.us-east-1.rds.amazonaws.com is up",
+        "x_prod-db.c9akciq32xyz.us-east-1.rds.amazonaws.com and a.ec2.internal.b.ec2.internal",
+        "my-bucket.s3.amazonaws.com.cn/x, ip-10-0-0-1.ec2.internal:22, d111.cloudfront.net.",
+        "a.amazonaws.com" * 50,
+        # identifiers straight after each other and inside JSON escapes
+        '"i-0123456789abcdef0\\ni-0123456789abcdef1\\u0027sg-12345678"',
+        "::ffff:10.0.1.23 2001:db8::1 10:30:45 1.2.3.4.5 123456789012 1234-5678-9012",
+    ],
+)
+def test_edge_cases(text: str) -> None:
+    assert_contract(text)
+    assert ANCHORS.scan(text, ENABLED, frozenset()) == PLAIN.scan(text, ENABLED, frozenset())
+
+
+def test_host_run_starts() -> None:
+    text = "x a-b.c.amazonaws.com_q d.e.amazonaws.com"
+    first = text.index(".amazonaws")
+    second = text.index(".amazonaws", first + 1)
+    inner = text.index(".c.")
+    assert prefilter.host_run_starts(text, [(second, 7), (first, 7), (inner, 8)]) == [
+        (2, 8),
+        (2, 7),
+        (text.index("d.e"), 7),
+    ]
+    assert prefilter.host_run_starts("a.b.ec2.internal", [(3, 1)]) == [(0, 1)]
+
+
+def test_long_host_runs_stay_linear() -> None:
+    """Many anchors in one long run of host characters: each search covers only the text since the
+    previous anchor, so this finishes at once instead of walking back over the run every time."""
+    text = "x " + "a.amazonaws.com." * 20_000
+    starts = {start for start, _rules in ANCHORS._prefilter.candidates(text)}
+    assert starts == {2}  # where the run of host characters starts
+    assert ANCHORS.scan(text[:3000], ENABLED, frozenset()) == PLAIN.scan(text[:3000], ENABLED, frozenset())
+
+
+def test_threads_scan_concurrently() -> None:
+    """Each thread gets its own Hyperscan scratch space; sharing one fails with "scratch in use"."""
+    text = (CORPUS / "aws").joinpath(sorted(p.name for p in (CORPUS / "aws").iterdir())[0]).read_text()
+    expected = ANCHORS.scan(text, ENABLED, frozenset())
+    results: list[object] = []
+
+    def work() -> None:
+        for _ in range(30):
+            results.append(ANCHORS.scan(text, ENABLED, frozenset()))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 120
+    assert all(r == expected for r in results)
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="one of anchors, words, plain"):
+        Scanner(mode="fast")
+    assert MODES == ("anchors", "words", "plain")
+
+
+def test_without_hyperscan_the_prefilter_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prefilter, "hyperscan", None)
+    with pytest.raises(RuntimeError, match="hyperscan"):
+        prefilter.Prefilter(RULES)
+
+
+def test_a_rule_without_anchors_is_refused() -> None:
+    with pytest.raises(ValueError, match="no prefilter anchors"):
+        Rule(
+            name="x",
+            category="ec2",
+            kind="EC2",
+            regex="x-[0-9]+",
+            description="",
+            must_match=(),
+            must_not_match=(),
+        )
+    lead = words(["Widget"])  # a rule that begins with words(...) gets those words as anchors
+    rule = Rule(
+        name="w",
+        category="ec2",
+        kind="EC2",
+        regex=lead + "-[0-9]+",
+        description="",
+        must_match=(),
+        must_not_match=(),
+    )
+    assert rule.anchors == ("Widget",)
+
+
+def test_fallback_scanner_is_announced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aws_masker import engine
+
+    monkeypatch.setattr(engine, "Scanner", lambda: Scanner(mode="words"))
+    engine.default_scanner.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="aws_masker.engine"):
+            assert engine.default_scanner().mode == "words"
+        assert "hyperscan package is not available" in caplog.text
+    finally:
+        engine.default_scanner.cache_clear()
