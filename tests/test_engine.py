@@ -122,6 +122,15 @@ def test_token_shaped_input_is_never_confused_with_a_real_token(masker: Masker) 
     assert restore_text(masked, result.tokens)[0] == text
 
 
+def test_a_value_whose_token_is_taken_gets_one_other_token_throughout(masker: Masker) -> None:
+    real_token = masker.mask_text("10.0.0.1")[0]
+    masked, result = masker.mask_text(f"{real_token} 10.0.0.1 and again 10.0.0.1")
+    first, second = masked.split(" ")[1], masked.split(" ")[-1]
+    assert first == second != real_token
+    assert result.collisions == 1
+    assert result.tokens == {first: "10.0.0.1"}
+
+
 def test_restore_uses_only_this_requests_tokens(masker: Masker) -> None:
     other_masked, _other = masker.mask_text("secret host 10.9.9.9")
     other_token = TOKEN_RE.search(other_masked).group()

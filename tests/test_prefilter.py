@@ -33,7 +33,9 @@ def rule_starts(text: str) -> set[tuple[int, int]]:
 
 
 def reported(text: str) -> set[tuple[int, int]]:
-    return {(start, i) for start, rules in ANCHORS._prefilter.candidates(text) for i in rules}
+    """(offset, rule index) of every prefilter hit."""
+    pf = ANCHORS._prefilter
+    return {(hit >> prefilter.SHIFT, pf.rule_of[hit & prefilter.MASK]) for hit in pf.hits(text)}
 
 
 def assert_contract(text: str) -> None:
@@ -94,23 +96,26 @@ def test_edge_cases(text: str) -> None:
 
 
 def test_host_run_starts() -> None:
+    def hit(offset: int, pattern: int) -> int:
+        return offset << prefilter.SHIFT | pattern
+
     text = "x a-b.c.amazonaws.com_q d.e.amazonaws.com"
     first = text.index(".amazonaws")
     second = text.index(".amazonaws", first + 1)
     inner = text.index(".c.")
-    assert prefilter.host_run_starts(text, [(second, 7), (first, 7), (inner, 8)]) == [
-        (2, 8),
-        (2, 7),
-        (text.index("d.e"), 7),
+    assert prefilter.host_run_starts(text, [hit(second, 7), hit(first, 7), hit(inner, 8)]) == [
+        hit(2, 8),
+        hit(2, 7),
+        hit(text.index("d.e"), 7),
     ]
-    assert prefilter.host_run_starts("a.b.ec2.internal", [(3, 1)]) == [(0, 1)]
+    assert prefilter.host_run_starts("a.b.ec2.internal", [hit(3, 1)]) == [hit(0, 1)]
 
 
 def test_long_host_runs_stay_linear() -> None:
     """Many anchors in one long run of host characters: each search covers only the text since the
     previous anchor, so this finishes at once instead of walking back over the run every time."""
     text = "x " + "a.amazonaws.com." * 20_000
-    starts = {start for start, _rules in ANCHORS._prefilter.candidates(text)}
+    starts = {start for start, _rule in reported(text)}
     assert starts == {2}  # where the run of host characters starts
     assert ANCHORS.scan(text[:3000], ENABLED, frozenset()) == PLAIN.scan(text[:3000], ENABLED, frozenset())
 

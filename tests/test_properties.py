@@ -11,6 +11,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aws_masker import prefilter
 from aws_masker.body import mask_request, restore_response
 from aws_masker.engine import Masker
 from aws_masker.patterns import EC2_PREFIXES, RULES
@@ -324,7 +325,8 @@ def test_prefilter_reports_every_rule_match(text: str) -> None:
     plain scan finds."""
     view = escapes_blanked(text)
     matches = {(m.start(), i) for i, rx in enumerate(EVERYWHERE) for m in rx.finditer(view)}
-    reported = {(at, i) for at, rules in ANCHORS._prefilter.candidates(view) for i in rules}
+    pf = ANCHORS._prefilter
+    reported = {(hit >> prefilter.SHIFT, pf.rule_of[hit & prefilter.MASK]) for hit in pf.hits(view)}
     assert matches <= reported
     everything = frozenset(r.category for r in RULES) | {"rds", "private_ip", "s3"}
     assert ANCHORS.scan(text, everything, frozenset()) == PLAIN.scan(text, everything, frozenset())

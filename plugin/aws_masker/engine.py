@@ -99,16 +99,17 @@ def _render(text: str, found: list[Found], issuer: TokenIssuer, result: MaskResu
     pieces: list[str] = []
     append = pieces.append
     issue = issuer.issue
-    counts = result.counts
+    categories: list[str] = []
+    counted = categories.append
     last = 0
-    for f in found:
-        if not f.mask:
-            continue
-        append(text[last : f.start])
-        append(issue(f.kind, f.value))
-        counts[f.category] += 1
-        last = f.end
+    for start, end, _rule, category, kind, value, mask in found:
+        if mask:
+            append(text[last:start])
+            append(issue(kind, value))
+            counted(category)
+            last = end
     if last == 0:
         return text
     append(text[last:])
+    result.counts.update(categories)
     return "".join(pieces)

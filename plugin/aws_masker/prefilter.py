@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import threading
-from functools import lru_cache
 from typing import Any
 
 from .patterns import Rule
@@ -36,33 +35,44 @@ AVAILABLE = hyperscan is not None
 _BEFORE = "[^A-Za-z0-9]"
 # ``match(text, lo, hi)``: everything up to and including the last non-host character in [lo, hi).
 _LAST_NON_HOST = re.compile(r".*[^A-Za-z0-9.-]", re.S)
-_PATTERNS = 1024  # pattern ids are below this
+SHIFT = 10
+MASK = (1 << SHIFT) - 1  # a hit's pattern id: hit & MASK; its offset: hit >> SHIFT
 
 
 class Prefilter:
-    """Compiled anchors of a rule set. Thread-safe: each thread gets its own Hyperscan scratch space."""
+    """Compiled anchors of a rule set. Thread-safe: each thread gets its own Hyperscan scratch space.
+
+    There is one Hyperscan pattern per (rule, anchor), numbered in catalogue order. A *hit* is one
+    int, ``offset << SHIFT | pattern``: sorted hits come in offset order, and at one offset in
+    catalogue order of their rules (``rule_of[pattern]``), which is the order the rules are tried in.
+    """
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         if hyperscan is None:  # pragma: no cover - see AVAILABLE
             raise RuntimeError("the hyperscan package is not installed")
-        starts = sorted({a for rule in rules for a in rule.anchors})
-        hosts = sorted({h for rule in rules for h in rule.host_anchors})
-        expressions = [f"{_BEFORE}(?:{a})".encode() for a in starts] + [re.escape(h).encode() for h in hosts]
-        # pattern id -> the rules (catalogue indices, ascending) that own the anchor
-        self._owners = [tuple(i for i, r in enumerate(rules) if a in r.anchors) for a in starts] + [
-            tuple(i for i, r in enumerate(rules) if h in r.host_anchors) for h in hosts
-        ]
+        expressions: list[bytes] = []
+        flags: list[int] = []
+        rule_of: list[int] = []
+        host_length: list[int] = []  # per pattern: the host anchor's length, 0 for a start anchor
+        for i, rule in enumerate(rules):
+            for anchor in rule.anchors:
+                expressions.append(f"{_BEFORE}(?:{anchor})".encode())
+                flags.append(hyperscan.HS_FLAG_SOM_LEFTMOST)
+                rule_of.append(i)
+                host_length.append(0)
+            for literal in rule.host_anchors:
+                expressions.append(re.escape(literal).encode())
+                flags.append(0)
+                rule_of.append(i)
+                host_length.append(len(literal))
+        if len(expressions) > MASK + 1:  # pragma: no cover - a catalogue this large needs a wider key
+            raise ValueError(f"at most {MASK + 1} prefilter patterns")
         self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self._database.compile(
-            expressions=expressions,
-            ids=list(range(len(expressions))),
-            elements=len(expressions),
-            flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * len(starts) + [0] * len(hosts),
+            expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions), flags=flags
         )
-        if len(expressions) > _PATTERNS:  # pragma: no cover - a catalogue this large needs a wider key
-            raise ValueError(f"at most {_PATTERNS} prefilter patterns")
-        self._host_ids = len(starts)
-        self._host_lengths = [len(h) for h in hosts]
+        self.rule_of = tuple(rule_of)
+        self._host_length = tuple(host_length)
         self._local = threading.local()
 
     def _scratch(self) -> Any:
@@ -71,58 +81,43 @@ class Prefilter:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
 
-    def candidates(self, text: str) -> list[tuple[int, tuple[int, ...]]]:
-        """``(offset, rules)`` in ascending offset order: the only places in ``text`` where a rule may
-        start, each with the only rules (catalogue indices, ascending) that may match there."""
-        # A hit is one int, offset * _PATTERNS + pattern id: ints sort fast, and in offset order.
+    def hits(self, text: str) -> list[int]:
+        """Sorted hits (see the class): the only places in ``text`` where a rule may start, each with
+        a rule that may match there."""
         hits: list[int] = []
-        hosts: list[tuple[int, int]] = []
-        first_host, host_lengths = self._host_ids, self._host_lengths
-        add_hit, add_host = hits.append, hosts.append
+        hosts: list[int] = []
+        add_hit, add_host, host_length = hits.append, hosts.append, self._host_length
 
         def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> None:
-            if pattern < first_host:
-                add_hit(start * _PATTERNS + pattern)  # start: the character before the anchor, padded
-            else:
-                add_host((end - 1 - host_lengths[pattern - first_host], pattern))
+            length = host_length[pattern]
+            if length:  # a host anchor: where it starts (the rule starts where its run does)
+                add_host((end - 1 - length) << SHIFT | pattern)
+            else:  # start: the character before the anchor in the padded data = the anchor in the text
+                add_hit(start << SHIFT | pattern)
 
         # One byte per character (anything outside ASCII becomes "?", which no anchor contains), so
         # offsets in the data are offsets in the text.
         data = b"\n" + text.encode("ascii", "replace")
         self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
         if hosts:
-            hits += [start * _PATTERNS + pattern for start, pattern in host_run_starts(text, hosts)]
+            hits += host_run_starts(text, hosts)
         hits.sort()
-        owners = self._owners
-        out: list[tuple[int, tuple[int, ...]]] = []
-        previous = -1
-        for hit in hits:
-            start, pattern = divmod(hit, _PATTERNS)
-            if start != previous:
-                out.append((start, owners[pattern]))
-                previous = start
-            else:  # several anchors start here: their rules, merged
-                out[-1] = (start, _merged(out[-1][1], owners[pattern]))
-        return out
+        return hits
 
 
-@lru_cache(maxsize=256)
-def _merged(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(sorted({*a, *b}))
-
-
-def host_run_starts(text: str, anchors: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """For each ``(offset, pattern)`` in ``anchors`` (offsets inside hostnames), ``(start, pattern)``
-    where ``start`` is where the offset's run of host characters starts.
+def host_run_starts(text: str, anchors: list[int]) -> list[int]:
+    """For each hit in ``anchors`` (whose offsets lie inside hostnames), the same hit at the offset
+    where that hostname's run of host characters starts.
 
     Linear overall: each search covers only the text since the previous anchor; if that text holds
     no non-host character, the anchor is in the previous anchor's run."""
     out = []
     previous = run_start = 0
-    for anchor, pattern in sorted(anchors):
+    for hit in sorted(anchors):
+        anchor = hit >> SHIFT
         m = _LAST_NON_HOST.match(text, previous, anchor)
         if m is not None:
             run_start = m.end()
-        out.append((run_start, pattern))
+        out.append(run_start << SHIFT | hit & MASK)
         previous = anchor
     return out

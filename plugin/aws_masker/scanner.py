@@ -22,7 +22,7 @@ is reserved exactly where the restore would find it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -153,11 +153,13 @@ class Scanner:
     def _scan_candidates(
         self, text: str, enabled: frozenset[str], allow: frozenset[str], found: list[Found]
     ) -> None:
-        take = self._take
+        take, rule_of, shift, mask = self._take, self._prefilter.rule_of, prefilter.SHIFT, prefilter.MASK
         resume = 0
-        for start, rules in self._prefilter.candidates(text):
-            if start >= resume:  # else: inside an identifier already consumed
-                end = take(text, start, rules, enabled, allow, found)
+        # each hit: an offset and a rule that may start there; at one offset, in catalogue order
+        for hit in self._prefilter.hits(text):
+            start = hit >> shift
+            if start >= resume:  # else: inside an identifier already consumed, or taken at this offset
+                end = take(text, start, rule_of[hit & mask], enabled, allow, found)
                 if end >= 0:
                     resume = end
 
@@ -174,69 +176,51 @@ class Scanner:
             if m.lastgroup == "s":
                 break  # reached the end: no identifier in the rest of the text
             start = m.start("s")
-            # the combined pattern found the first rule that matches here; it and the later ones
-            end = take(text, start, range(index[m.lastgroup], n_rules), enabled, allow, found)  # type: ignore[index]
+            # the combined pattern found the first rule that matches here: it, else the later ones
+            end = -1
+            for i in range(index[m.lastgroup], n_rules):  # type: ignore[index]
+                end = take(text, start, i, enabled, allow, found)
+                if end >= 0:
+                    break
             pos = end if end >= 0 else start + 1
 
     def _take(
         self,
         text: str,
         start: int,
-        rules: Iterable[int],
+        i: int,
         enabled: frozenset[str],
         allow: frozenset[str],
         found: list[Found],
     ) -> int:
-        """Try ``rules`` (catalogue indices, ascending) at ``start``: the first whose match its validator
-        does not reject wins. Append what it found; return where its match ends, or -1 if none won."""
-        plans = self._plans
-        for i in rules:
-            (
-                match,
-                rule,
-                value_group,
-                tail_group,
-                pair_group,
-                validate,
-                kind_of,
-                category_of,
-                kind,
-                category,
-            ) = plans[i]
-            m = match(text, start)
-            if m is None:
-                continue
-            value_start, value_end = start, m.end()
-            if value_group and m.start(value_group) >= 0:
-                value_start, value_end = m.span(value_group)
-            elif tail_group and m.start(tail_group) >= 0:
-                value_end = m.start(tail_group)
-            value = text[value_start:value_end]
-            verdict = validate(value, text, value_start) if validate else _MASK
-            if verdict is _REJECT:
-                continue
-            if kind_of:  # rule.classify, inlined (this loop is the engine's hot path)
-                kind = kind_of(value)
-                if category_of:
-                    category = category_of(kind)
-            mask = verdict is _MASK and category in enabled and value not in allow
-            found.append(_found((value_start, value_end, rule, category, kind, value, mask)))
-            if pair_group and m.start(pair_group) >= 0:
-                pair_start, pair_end = m.span(pair_group)
-                pair = text[pair_start:pair_end]
-                kind = rule.pair_kind or kind
-                found.append(
-                    _found(
-                        (
-                            pair_start,
-                            pair_end,
-                            rule,
-                            category,
-                            kind,
-                            pair,
-                            category in enabled and pair not in allow,
-                        )
-                    )
-                )
-            return m.end()
-        return -1
+        """Try rule ``i`` at ``start``. If it matches and its validator does not reject the match,
+        append what it found and return where the match ends; else return -1."""
+        match, rule, value_group, tail_group, pair_group, validate, kind_of, category_of, kind, category = (
+            self._plans[i]
+        )
+        m = match(text, start)
+        if m is None:
+            return -1
+        value_start, value_end = start, m.end()
+        if value_group and m.start(value_group) >= 0:
+            value_start, value_end = m.span(value_group)
+        elif tail_group and m.start(tail_group) >= 0:
+            value_end = m.start(tail_group)
+        value = text[value_start:value_end]
+        verdict = validate(value, text, value_start) if validate else _MASK
+        if verdict is _REJECT:
+            return -1
+        if kind_of:  # rule.classify, inlined (this is the engine's hot path)
+            kind = kind_of(value)
+            if category_of:
+                category = category_of(kind)
+        mask = verdict is _MASK and category in enabled and value not in allow
+        found.append(_found((value_start, value_end, rule, category, kind, value, mask)))
+        if pair_group and m.start(pair_group) >= 0:
+            pair_start, pair_end = m.span(pair_group)
+            pair = text[pair_start:pair_end]
+            pair_mask = category in enabled and pair not in allow
+            found.append(
+                _found((pair_start, pair_end, rule, category, rule.pair_kind or kind, pair, pair_mask))
+            )
+        return m.end()

@@ -87,23 +87,38 @@ class TokenIssuer:
     """
 
     def __init__(self, secret: bytes, mint: Callable[[str, str], str] | None = None) -> None:
-        self._secret = secret
-        self._mint = mint
         self.by_token: dict[str, str] = {}
-        self._by_value: dict[tuple[str, str], str] = {}
         self.reserved: set[str] = set()
         self.collisions = 0
+        by_token, reserved = self.by_token, self.reserved
+        resolved: dict[tuple[str, str], str] = {}  # values whose first token was taken
 
-    def issue(self, kind: str, value: str) -> str:
-        key = (kind, value)
-        token = self._by_value.get(key)
-        if token is None:
-            token = self._mint(kind, value) if self._mint else token_for(self._secret, kind, value)
-            attempt = 0
-            while token in self.reserved or self.by_token.get(token, value) != value:
+        # A closure over the maps rather than a method: this runs once per identifier. A token names
+        # its kind, so a token already in ``by_token`` for this value is this value's token.
+        def issue(kind: str, value: str) -> str:
+            """The token for ``value`` of ``kind`` in this request (the same one every time)."""
+            token = mint(kind, value) if mint else token_for(secret, kind, value)
+            owner = by_token.get(token)
+            if owner == value:
+                return token
+            if owner is None and token not in reserved:
+                by_token[token] = value
+                return token
+            return resolve(kind, value)
+
+        def resolve(kind: str, value: str) -> str:
+            """The first token is taken (by another value, or by token-shaped input): try the next."""
+            token = resolved.get((kind, value))
+            if token is None:
+                attempt = 1
                 self.collisions += 1
-                attempt += 1
-                token = token_for(self._secret, kind, value, attempt)
-            self.by_token[token] = value
-            self._by_value[key] = token
-        return token
+                token = token_for(secret, kind, value, attempt)
+                while token in reserved or by_token.get(token, value) != value:
+                    self.collisions += 1
+                    attempt += 1
+                    token = token_for(secret, kind, value, attempt)
+                resolved[(kind, value)] = token
+                by_token[token] = value
+            return token
+
+        self.issue = issue
