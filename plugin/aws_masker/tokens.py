@@ -58,6 +58,10 @@ def token_for(secret: bytes, kind: str, value: str, attempt: int = 0) -> str:
     return f"AWS_{kind}_{digest.hex()[:HEX_LEN]}"
 
 
+_IPAD = bytes(b ^ 0x36 for b in range(256))  # byte -> byte XOR 0x36, for bytes.translate
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
 def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], str]:
     """``token_for(secret, kind, value)`` behind an LRU cache. Tokens are a pure function of the
     secret, kind and value, so the cache holds no per-request state; it pays off because every turn
@@ -66,8 +70,8 @@ def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], s
     # state is far cheaper than a new hmac object. tests/test_engine.py checks it against hmac.digest.
     key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
     key = key.ljust(64, b"\x00")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    inner = hashlib.sha256(key.translate(_IPAD))
+    outer = hashlib.sha256(key.translate(_OPAD))
 
     def mint(kind: str, value: str) -> str:
         i = inner.copy()
