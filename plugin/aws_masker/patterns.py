@@ -5,9 +5,9 @@ token kind it produces, a regular expression (with an optional ``(?P<v>...)`` gr
 is masked, the rest is context that stays), an optional validator, and samples that must and must not
 match. ``tests/test_catalogue.py`` checks every sample, so a rule cannot silently drift.
 
-Order matters: all rules are combined into one alternation that is tried at the start of each word
-(a position after a character other than ``[A-Za-z0-9]``), and there the first rule in this table
-that matches wins. So specific rules (tokens, ARNs, endpoint hostnames, keyed
+Order matters: rules are tried only at the start of a word (a position after a character other than
+``[A-Za-z0-9]``), and there the first rule in this table that matches (and that its validator does not
+reject) wins. So specific rules (tokens, ARNs, endpoint hostnames, keyed
 values) come before generic ones (bare IDs, IP addresses). A rule's match is consumed whole, which is
 why an ARN or a hostname is never split by another rule.
 
@@ -17,6 +17,11 @@ second value, its ``(?P<p>...)`` group (a secret key right after its key ID).
 
 A validator returns ``MASK`` (mask the value), ``KEEP`` (recognised, left verbatim, and still
 consumed so no other rule carves it up) or ``REJECT`` (not this rule; other rules get a try).
+
+Each rule also states where it can start, for the Hyperscan prefilter (prefilter.py): ``anchors``,
+which every match begins with (rules that begin with ``words(...)`` get those words), or, for
+hostnames, ``host_anchors``, suffixes every match contains. tests/test_prefilter.py holds every rule
+to its anchors at every position of the corpora.
 """
 
 from __future__ import annotations

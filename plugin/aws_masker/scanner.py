@@ -1,19 +1,19 @@
 """One pass over the text: the catalogue's rules tried where an identifier can begin.
 
-The catalogue's rules are compiled into a single alternation, and every rule starts with a literal or
-a character class, so a rule that cannot match at a position is rejected on its first character. At
-each position tried, the first rule (in catalogue order) that matches wins and its whole match is
-consumed. A validator may reject a match; then the remaining rules get a try at the same position
-before the scan moves on.
+At each position tried, the first rule (in catalogue order) that matches wins and its whole match is
+consumed. A validator may reject a match; then the later rules get a try at the same position before
+the scan moves on.
 
-Which positions are tried depends on the mode; all three find exactly the same identifiers:
+Which positions and rules are tried depends on the mode; all three find exactly the same identifiers:
 - ``anchors`` (the default where the ``hyperscan`` package is installed): only where prefilter.py
-  reports that a rule's anchor starts. Hyperscan finds those in one compiled pass; Python's ``re``
-  then runs once per candidate.
-- ``words``: a possessive "skipper" in front of the alternation jumps from word start to word start
-  inside the regex engine and skips plain words that no rule can start with. Pure ``re``: the
-  fallback where Hyperscan has no wheel.
-- ``plain``: every word start, no shortcut. The reference the tests hold the other two to.
+  reports that a rule's anchor starts, and there only the rules whose anchors start there. Hyperscan
+  finds those in one compiled pass; Python's ``re`` then runs each reported rule's own pattern.
+- ``words``: the rules compiled into one alternation, behind a possessive "skipper" that jumps from
+  word start to word start inside the regex engine and skips plain words no rule can start with.
+  Every rule starts with a literal or a character class, so one that cannot match is rejected on its
+  first character. Pure ``re``: the fallback where Hyperscan has no wheel.
+- ``plain``: the same alternation at every word start, no shortcut. The reference the tests hold the
+  other two to.
 
 Token-shaped text is found by a separate literal search (``TOKEN_RE``, anchored on ``AWS_``), so it
 is reserved exactly where the restore would find it.
