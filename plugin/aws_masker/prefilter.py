@@ -48,7 +48,7 @@ class Prefilter:
     """
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
-        if hyperscan is None:  # pragma: no cover - see AVAILABLE
+        if hyperscan is None:
             raise RuntimeError("the hyperscan package is not installed")
         expressions: list[bytes] = []
         flags: list[int] = []
@@ -107,17 +107,19 @@ class Prefilter:
 
 def host_run_starts(text: str, anchors: list[int]) -> list[int]:
     """For each hit in ``anchors`` (whose offsets lie inside hostnames), the same hit at the offset
-    where that hostname's run of host characters starts.
+    where that hostname's run of host characters starts; each such hit once.
 
-    Linear overall: each search covers only the text since the previous anchor; if that text holds
-    no non-host character, the anchor is in the previous anchor's run."""
-    out = []
+    Once, because a long run can hold many anchors ("a.amazonaws.com.a.amazonaws.com..."): the scanner
+    would try the rule from the run's start for every copy, each try as long as the run. Linear
+    overall: each search covers only the text since the previous anchor; if that text holds no
+    non-host character, the anchor is in the previous anchor's run."""
+    out: set[int] = set()
     previous = run_start = 0
     for hit in sorted(anchors):
         anchor = hit >> SHIFT
         m = _LAST_NON_HOST.match(text, previous, anchor)
         if m is not None:
             run_start = m.end()
-        out.append(run_start << SHIFT | hit & MASK)
+        out.add(run_start << SHIFT | hit & MASK)
         previous = anchor
-    return out
+    return list(out)
