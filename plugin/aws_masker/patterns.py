@@ -32,6 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 
 
 class Verdict(Enum):
@@ -308,8 +309,13 @@ _ARN_RE = re.compile(
 _TYPE_WILDCARD = re.compile(r"[a-z][a-z-]*[/:]\*")
 
 
+@lru_cache(maxsize=1)  # _arn_verdict and then _arn_kind parse the same ARN
+def _parse_arn(value: str) -> re.Match[str] | None:
+    return _ARN_RE.match(value)
+
+
 def _arn_kind(value: str) -> str:
-    m = _ARN_RE.match(value)
+    m = _parse_arn(value)
     if m is None:  # pragma: no cover - the catalogue regex guarantees the shape
         return "ARN"
     svc = m["svc"]
@@ -319,7 +325,7 @@ def _arn_kind(value: str) -> str:
 def _arn_verdict(value: str, text: str, start: int) -> Verdict:
     """AWS-managed ARNs (account ``aws``, e.g. managed policies) and pure wildcards identify nobody:
     they are the same in every account, so they stay readable for the model."""
-    m = _ARN_RE.match(value)
+    m = _parse_arn(value)
     if m is None:  # pragma: no cover
         return Verdict.MASK
     acct, res = m["acct"], m["res"]
@@ -406,13 +412,16 @@ def _private_ip_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT if _preceded_by_version(text, start) else Verdict.MASK
 
 
+_LEADING_ZERO = re.compile(r"(?<![0-9])0[0-9]")
+
+
 def _public_ip_verdict(value: str, text: str, start: int) -> Verdict:
     if _preceded_by_version(text, start):
         return Verdict.REJECT
-    octets = value.split("/", 1)[0].split(".")
-    if any(len(o) > 1 and o[0] == "0" for o in octets):
+    address = value.split("/", 1)[0]
+    if _LEADING_ZERO.search(address):
         return Verdict.REJECT  # leading zeros: not an address
-    a, b, c, d = (int(o) for o in octets)
+    a, b, c, d = map(int, address.split("."))
     if a > 255 or b > 255 or c > 255 or d > 255:
         return Verdict.REJECT
     if (
@@ -526,11 +535,13 @@ _FLOW_LOG_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b")
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
-    # a key or word right before is the common case: look at a short window first
-    if _ACCOUNT_CONTEXT.search(text, max(0, start - 40), start):
-        return Verdict.MASK
-    if start > 40 and _ACCOUNT_CONTEXT.search(text, max(0, start - 200), start):  # lists of IDs
-        return Verdict.MASK
+    # A key or word right before is the common case, so look at short windows first: the search costs
+    # what its window is long, and a match in a window is a match in every longer one.
+    for window in (24, 40, 200):  # the longest for lists of IDs
+        if _ACCOUNT_CONTEXT.search(text, max(0, start - window), start):
+            return Verdict.MASK
+        if start <= window:
+            break
     if _FLOW_LOG_AFTER.match(text, start + len(value)):
         return Verdict.MASK
     return Verdict.REJECT
