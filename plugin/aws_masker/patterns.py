@@ -177,7 +177,7 @@ def words(candidates: list[str] | tuple[str, ...], not_after: str = "[A-Za-z0-9_
     return regex
 
 
-def one_of(candidates: list[str] | tuple[str, ...] | dict[str, str]) -> str:
+def one_of(candidates: list[str] | tuple[str, ...]) -> str:
     """A plain alternation of literals (for anchors)."""
     return "(?:" + "|".join(re.escape(w) for w in sorted(candidates, key=lambda w: (-len(w), w))) + ")"
 

@@ -110,7 +110,6 @@ class Scanner:
             raise ValueError(f"scanner mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.rules = rules
         self.mode = mode
-        alts = [f"{_namespaced(rule.regex, f'r{i}')}(?P<r{i}>)" for i, rule in enumerate(rules)]
         # per rule, what accepting one of its matches needs (see _take)
         self._plans: list[_Plan] = []
         for i, rule in enumerate(rules):
