@@ -73,43 +73,43 @@ class Masker:
         ``reserve_from`` are strings of the request that are sent unchanged: token-shaped text in them
         is reserved too.
         """
-        scans: list[list[Found]] = []
         issuer = TokenIssuer(self._secret, self._mint)
-        for text in reserve_from or ():
+        sources = [contexts[i] + text for i, text in enumerate(texts)] if contexts else texts
+        # every token-shaped string of the request is reserved before the first token is issued
+        for text in [*(reserve_from or ()), *sources]:
             if "AWS_" in text:
                 issuer.reserved.update(TOKEN_RE.findall(text))
-        for i, text in enumerate(texts):
-            context = contexts[i] if contexts else ""
-            found, reserved = self._scanner.scan(context + text, self._enabled, self._allow)
-            if context:
-                cut = len(context)
-                found = [f._replace(start=f.start - cut, end=f.end - cut) for f in found if f.start >= cut]
-            scans.append(found)
-            issuer.reserved |= reserved
         result = MaskResult()
         out: list[str] = []
-        for text, found in zip(texts, scans, strict=True):
-            out.append(_render(text, found, issuer, result))
+        for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
+            out.append(self._render(text, source, len(contexts[i]) if contexts else 0, issuer, result))
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         return out, result
 
+    def _render(self, text: str, source: str, cut: int, issuer: TokenIssuer, result: MaskResult) -> str:
+        """``text`` (which is ``source[cut:]``, after its context) with each identifier the scan of
+        ``source`` finds in it replaced by its token, rendered as the scan goes."""
+        pieces: list[str] = []
+        append = pieces.append
+        issue = issuer.issue
+        categories: list[str] = []
+        counted = categories.append
+        last = cut
 
-def _render(text: str, found: list[Found], issuer: TokenIssuer, result: MaskResult) -> str:
-    pieces: list[str] = []
-    append = pieces.append
-    issue = issuer.issue
-    categories: list[str] = []
-    counted = categories.append
-    last = 0
-    for start, end, _rule, category, kind, value, mask in found:
-        if mask:
-            append(text[last:start])
-            append(issue(kind, value))
-            counted(category)
-            last = end
-    if last == 0:
-        return text
-    append(text[last:])
-    result.counts.update(categories)
-    return "".join(pieces)
+        def emit(
+            start: int, end: int, _rule: object, category: str, kind: str, value: str, mask: bool
+        ) -> None:
+            nonlocal last
+            if mask and start >= cut:  # (an identifier inside the context stays as it is)
+                append(source[last:start])
+                append(issue(kind, value))
+                counted(category)
+                last = end
+
+        self._scanner.each(source, self._enabled, self._allow, emit)
+        if last == cut:
+            return text
+        append(source[last:])
+        result.counts.update(categories)
+        return "".join(pieces)

@@ -86,6 +86,8 @@ class Found(NamedTuple):
 
 _found = partial(tuple.__new__, Found)  # Found(*fields) without the NamedTuple constructor's Python frame
 _MASK, _REJECT = Verdict.MASK, Verdict.REJECT
+Emit = Callable[[int, int, Rule, str, str, str, bool], object]
+"""Receives the fields of one ``Found``: start, end, rule, category, kind, value, mask."""
 # a rule's single-pattern match method, the rule, the group numbers of its value, tail and pair groups
 # (0 if it has none), its validator, kind_of, category_of, kind and category
 _Plan = tuple[
@@ -141,30 +143,32 @@ class Scanner:
     def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> tuple[list[Found], set[str]]:
         """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
         reserved = set(TOKEN_RE.findall(text)) if "AWS_" in text else set()
-        text = escapes_blanked(text)
         found: list[Found] = []
-        if self.mode == "anchors":
-            self._scan_candidates(text, enabled, allow, found)
-        else:
-            self._scan_words(text, enabled, allow, found)
+        add = found.append
+        self.each(text, enabled, allow, lambda *fields: add(_found(fields)))
         return found, reserved
 
-    def _scan_candidates(
-        self, text: str, enabled: frozenset[str], allow: frozenset[str], found: list[Found]
-    ) -> None:
+    def each(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
+        """Call ``emit`` with the fields of each ``Found`` in ``text``, in order: the engine renders as
+        it goes, without collecting them."""
+        text = escapes_blanked(text)
+        if self.mode == "anchors":
+            self._scan_candidates(text, enabled, allow, emit)
+        else:
+            self._scan_words(text, enabled, allow, emit)
+
+    def _scan_candidates(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         take, rule_of, shift, mask = self._take, self._prefilter.rule_of, prefilter.SHIFT, prefilter.MASK
         resume = 0
         # each hit: an offset and a rule that may start there; at one offset, in catalogue order
         for hit in self._prefilter.hits(text):
             start = hit >> shift
             if start >= resume:  # else: inside an identifier already consumed, or taken at this offset
-                end = take(text, start, rule_of[hit & mask], enabled, allow, found)
+                end = take(text, start, rule_of[hit & mask], enabled, allow, emit)
                 if end >= 0:
                     resume = end
 
-    def _scan_words(
-        self, text: str, enabled: frozenset[str], allow: frozenset[str], found: list[Found]
-    ) -> None:
+    def _scan_words(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         match, take, index, n_rules = self._combined.match, self._take, self._index, len(self.rules)
         pos = 0
         n = len(text)
@@ -178,7 +182,7 @@ class Scanner:
             # the combined pattern found the first rule that matches here: it, else the later ones
             end = -1
             for i in range(index[m.lastgroup], n_rules):  # type: ignore[index]
-                end = take(text, start, i, enabled, allow, found)
+                end = take(text, start, i, enabled, allow, emit)
                 if end >= 0:
                     break
             pos = end if end >= 0 else start + 1
@@ -190,10 +194,10 @@ class Scanner:
         i: int,
         enabled: frozenset[str],
         allow: frozenset[str],
-        found: list[Found],
+        emit: Emit,
     ) -> int:
         """Try rule ``i`` at ``start``. If it matches and its validator does not reject the match,
-        append what it found and return where the match ends; else return -1."""
+        emit what it found and return where the match ends; else return -1."""
         match, rule, value_group, tail_group, pair_group, validate, kind_of, category_of, kind, category = (
             self._plans[i]
         )
@@ -214,12 +218,10 @@ class Scanner:
             if category_of:
                 category = category_of(kind)
         mask = verdict is _MASK and category in enabled and value not in allow
-        found.append(_found((value_start, value_end, rule, category, kind, value, mask)))
+        emit(value_start, value_end, rule, category, kind, value, mask)
         if pair_group and m.start(pair_group) >= 0:
             pair_start, pair_end = m.span(pair_group)
             pair = text[pair_start:pair_end]
             pair_mask = category in enabled and pair not in allow
-            found.append(
-                _found((pair_start, pair_end, rule, category, rule.pair_kind or kind, pair, pair_mask))
-            )
+            emit(pair_start, pair_end, rule, category, rule.pair_kind or kind, pair, pair_mask)
         return m.end()
