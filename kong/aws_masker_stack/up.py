@@ -152,6 +152,13 @@ def demo(gateway_url: str, stub_url: str | None, api_key: str | None, secret: st
     return status == 200
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM: leave like Ctrl-C does. The children are stopped by up_main's ``finally``, not here:
+    a handler that waits for a child can deadlock with the ``Popen.poll`` it interrupted (both take
+    the child's wait lock)."""
+    raise KeyboardInterrupt
+
+
 def up_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.config.is_file():
@@ -173,7 +180,7 @@ def up_main(argv: list[str] | None = None) -> int:
         for child in reversed(children):
             child.stop()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         config_text = args.config.read_text()
         stub_url = None

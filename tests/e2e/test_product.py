@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -254,6 +255,45 @@ def test_make_run_entry_point_works(tmp_path: Path) -> None:
     assert all(o not in saw for o in ORIGINALS) and len(TOKEN_RE.findall(saw)) == 4
     assert "HTTP 200" in got and all(o in got for o in ORIGINALS)
     assert "curl -s http://127.0.0.1:" in out.stdout
+
+
+def test_make_run_stops_its_stack_on_sigterm(tmp_path: Path) -> None:
+    """`make run` under `timeout` or a supervisor gets SIGTERM: it exits 0 and takes the gateway, the
+    plugin server and the stub with it."""
+    listen, stub_listen = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "up",
+            "--no-demo",
+            "--listen",
+            listen,
+            "--stub-listen",
+            stub_listen,
+            "--run-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # until the stack is up
+            if "Ctrl-C stops everything" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        for address in (listen, stub_listen):
+            host, port = address.rsplit(":", 1)
+            with pytest.raises(OSError):
+                socket.create_connection((host, int(port)), timeout=2).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_stub_config_helper_keeps_the_shipped_routes(tmp_path: Path) -> None:
