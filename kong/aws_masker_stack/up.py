@@ -155,7 +155,9 @@ def demo(gateway_url: str, stub_url: str | None, api_key: str | None, secret: st
 def _interrupt(*_: object) -> None:
     """SIGTERM: leave like Ctrl-C does. The children are stopped by up_main's ``finally``, not here:
     a handler that waits for a child can deadlock with the ``Popen.poll`` it interrupted (both take
-    the child's wait lock)."""
+    the child's wait lock). Later SIGTERMs are ignored: under ``timeout make run`` one comes from
+    ``timeout`` and one from ``make``, and the second must not cut the cleanup short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

@@ -257,9 +257,10 @@ def test_make_run_entry_point_works(tmp_path: Path) -> None:
     assert "curl -s http://127.0.0.1:" in out.stdout
 
 
-def test_make_run_stops_its_stack_on_sigterm(tmp_path: Path) -> None:
-    """`make run` under `timeout` or a supervisor gets SIGTERM: it exits 0 and takes the gateway, the
-    plugin server and the stub with it."""
+@pytest.mark.parametrize("signals", [1, 2])
+def test_make_run_stops_its_stack_on_sigterm(tmp_path: Path, signals: int) -> None:
+    """`make run` under `timeout` or a supervisor gets SIGTERM (under `timeout 60 make run`, twice: from
+    timeout and from make): it exits 0 and takes the gateway, the plugin server and the stub with it."""
     listen, stub_listen = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
         [
@@ -284,7 +285,9 @@ def test_make_run_stops_its_stack_on_sigterm(tmp_path: Path) -> None:
         for line in proc.stdout:  # until the stack is up
             if "Ctrl-C stops everything" in line:
                 break
-        proc.send_signal(signal.SIGTERM)
+        for _ in range(signals):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.1)  # the second one arrives while the first one's cleanup runs
         assert proc.wait(timeout=30) == 0
         for address in (listen, stub_listen):
             host, port = address.rsplit(":", 1)
