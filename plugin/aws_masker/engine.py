@@ -56,7 +56,7 @@ class Masker:
 
     def find(self, text: str) -> list[Found]:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
-        return self._scanner.scan(text, self._enabled, self._allow)[0]
+        return self._scanner.scan(text, self._enabled, self._allow)
 
     def mask_text(self, text: str) -> tuple[str, MaskResult]:
         (masked,), result = self.mask_texts([text])
@@ -75,7 +75,8 @@ class Masker:
         """
         issuer = TokenIssuer(self._secret, self._mint)
         sources = [contexts[i] + text for i, text in enumerate(texts)] if contexts else texts
-        # every token-shaped string of the request is reserved before the first token is issued
+        # Every token-shaped string of the request is reserved before the first token is issued. It
+        # is found by a literal search anchored on "AWS_", exactly where the restore would find it.
         for text in [*(reserve_from or ()), *sources]:
             if "AWS_" in text:
                 issuer.reserved.update(TOKEN_RE.findall(text))

@@ -14,21 +14,16 @@ Which positions and rules are tried depends on the mode; all three find exactly 
   first character. Pure ``re``: the fallback where Hyperscan has no wheel.
 - ``plain``: the same alternation at every word start, no shortcut. The reference the tests hold the
   other two to.
-
-Token-shaped text is found by a separate literal search (``TOKEN_RE``, anchored on ``AWS_``), so it
-is reserved exactly where the restore would find it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
 from . import prefilter
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, Rule, Verdict, literal_trie, run
-from .tokens import TOKEN_RE
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -84,7 +79,6 @@ class Found(NamedTuple):
     mask: bool  # False: recognised but kept verbatim (category off, allow-listed, KEEP verdict)
 
 
-_found = partial(tuple.__new__, Found)  # Found(*fields) without the NamedTuple constructor's Python frame
 _MASK, _REJECT = Verdict.MASK, Verdict.REJECT
 Emit = Callable[[int, int, Rule, str, str, str, bool], object]
 """Receives the fields of one ``Found``: start, end, rule, category, kind, value, mask."""
@@ -140,13 +134,12 @@ class Scanner:
             self._combined = re.compile(skipper + r"(?P<s>)(?:" + "|".join(alts) + r"|\Z)", re.S)
             self._index = {f"r{i}": i for i in range(len(rules))}
 
-    def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> tuple[list[Found], set[str]]:
-        """All identifiers in ``text`` (in order, non-overlapping) and the token-shaped strings in it."""
-        reserved = set(TOKEN_RE.findall(text)) if "AWS_" in text else set()
+    def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> list[Found]:
+        """All identifiers in ``text``, in order and non-overlapping."""
         found: list[Found] = []
         add = found.append
-        self.each(text, enabled, allow, lambda *fields: add(_found(fields)))
-        return found, reserved
+        self.each(text, enabled, allow, lambda *fields: add(Found(*fields)))
+        return found
 
     def each(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         """Call ``emit`` with the fields of each ``Found`` in ``text``, in order: the engine renders as
