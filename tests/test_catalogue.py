@@ -9,7 +9,7 @@ import pytest
 
 from aws_masker.config import CATEGORY_TOGGLES
 from aws_masker.engine import Masker
-from aws_masker.patterns import RULES, Rule
+from aws_masker.patterns import _HOST_KINDS, HOST_ANCHORS, RULES, Rule
 from aws_masker.tokens import KINDS, TOKEN_RE
 
 
@@ -47,6 +47,12 @@ def test_every_category_has_a_toggle_and_every_toggle_a_rule() -> None:
     for rule in RULES:
         categories |= {rule.classify(v)[0] for _t, v in rule.must_match}
     assert categories == set(CATEGORY_TOGGLES.values())
+
+
+def test_every_host_suffix_holds_a_host_anchor() -> None:
+    """The hostname rule's prefilter anchors (patterns.HOST_ANCHORS) must cover every suffix it knows."""
+    for suffix, kind, _category in _HOST_KINDS:
+        assert any(re.escape(anchor) in suffix for anchor in HOST_ANCHORS), kind
 
 
 def test_token_grammar_is_closed_and_prefix_free() -> None:

@@ -125,8 +125,8 @@ LEAD_WORDS: set[str] = set()
 """Every literal a rule can start with (filled by ``words``): the scanner never skips over these."""
 _WORD_GROUPS: dict[str, tuple[str, ...]] = {}
 """Each regex made by ``words`` -> its literals (a rule that begins with one gets them as anchors)."""
-HOST_CHARS = "[A-Za-z0-9.-]"
-"""What a hostname is made of (see ``Rule.host_anchors``)."""
+HOST_CHARS = "A-Za-z0-9.-"
+"""What a hostname is made of, as the body of a character class (see ``Rule.host_anchors``)."""
 
 
 def literal_trie(

@@ -21,7 +21,7 @@ import re
 import threading
 from typing import Any
 
-from .patterns import Rule
+from .patterns import HOST_CHARS, Rule
 
 try:
     import hyperscan
@@ -34,7 +34,7 @@ AVAILABLE = hyperscan is not None
 # text qualifies too, and every reported start offset in the padded data is the rule's offset in the text.
 _BEFORE = "[^A-Za-z0-9]"
 # ``match(text, lo, hi)``: everything up to and including the last non-host character in [lo, hi).
-_LAST_NON_HOST = re.compile(r".*[^A-Za-z0-9.-]", re.S)
+_LAST_NON_HOST = re.compile(f".*[^{HOST_CHARS}]", re.S)
 SHIFT = 10
 MASK = (1 << SHIFT) - 1  # a hit's pattern id: hit & MASK; its offset: hit >> SHIFT
 
