@@ -178,26 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     def n(full: int) -> int:  # runs per case; --quick takes a tenth
         return max(2, full // 10) if args.quick else full
 
+    def four_ways(key: str, text: str, runs: int, naive_runs: int) -> dict[str, list[float]]:
+        """The engine cold, warm and with the fallback scanner, and the naive baseline, interleaved."""
+        return interleaved(
+            {
+                f"{key} cold": (lambda: cold(text), n(runs)),
+                f"{key} warm": (lambda: masker.mask_text(text), n(runs)),
+                f"{key} fallback": (lambda: cold_fallback(text), n(runs // 2)),
+                f"{key} naive": (lambda: naive(text), n(naive_runs)),
+            },
+            rounds=n(20),
+        )
+
     print(f"bench-engine: 8 KB prompt ({len(small)} B) ...", file=sys.stderr)
-    t = interleaved(
-        {
-            "8k cold": (lambda: cold(small), n(2000)),
-            "8k warm": (lambda: masker.mask_text(small), n(2000)),
-            "8k fallback": (lambda: cold_fallback(small), n(1000)),
-            "8k naive": (lambda: naive(small), n(300)),
-        },
-        rounds=n(20),
-    )
+    t = four_ways("8k", small, 2000, 300)
     print(f"bench-engine: 1 MB dump ({len(dump1)} B) ...", file=sys.stderr)
-    t |= interleaved(
-        {
-            "1m cold": (lambda: cold(dump1), n(40)),
-            "1m warm": (lambda: masker.mask_text(dump1), n(40)),
-            "1m fallback": (lambda: cold_fallback(dump1), n(20)),
-            "1m naive": (lambda: naive(dump1), n(6)),
-        },
-        rounds=n(20),
-    )
+    t |= four_ways("1m", dump1, 40, 6)
     print(f"bench-engine: 10 MB dump ({len(dump10)} B) and 10 MB response ...", file=sys.stderr)
     t |= interleaved(
         {
