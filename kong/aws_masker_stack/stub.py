@@ -55,7 +55,7 @@ import secrets
 import signal
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -414,14 +414,19 @@ async def handle_messages(request: web.Request) -> web.StreamResponse:
     if doc.get("stream") is not True:
         return web.json_response(message_body(doc, text, incoming), dumps=compact, headers=request_id)
     state.streams += 1
-    response = web.StreamResponse(
-        status=200,
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **request_id},
-    )
+    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **request_id}
+    return await _chunked(request, headers, stream_events(doc, text, incoming))
+
+
+async def _chunked(
+    request: web.Request, headers: dict[str, str], chunks: Iterable[bytes]
+) -> web.StreamResponse:
+    """A 200 response sent with chunked transfer encoding, one write per chunk."""
+    response = web.StreamResponse(status=200, headers=headers)
     response.enable_chunked_encoding()
     await response.prepare(request)
-    for event in stream_events(doc, text, incoming):
-        await response.write(event)
+    for chunk in chunks:
+        await response.write(chunk)
     await response.write_eof()
     return response
 
@@ -436,13 +441,9 @@ async def handle_large_response(request: web.Request) -> web.StreamResponse:
     model = "claude-stub"
     if isinstance(incoming.doc, dict) and isinstance(incoming.doc.get("model"), str):
         model = incoming.doc["model"]
-    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    for chunk in large_body_chunks(model, tokens, size):
-        await response.write(chunk)
-    await response.write_eof()
-    return response
+    return await _chunked(
+        request, {"Content-Type": "application/json"}, large_body_chunks(model, tokens, size)
+    )
 
 
 def large_size(raw: str | None) -> int:
