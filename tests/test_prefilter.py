@@ -8,11 +8,11 @@ text. Then the scanner itself must find exactly what the plain word-by-word scan
 
 from __future__ import annotations
 
-import re
 import threading
 from pathlib import Path
 
 import pytest
+from contract import assert_contract, every_hit, rule_starts, windowed
 
 from aws_masker import prefilter
 from aws_masker.patterns import RULES, Rule, words
@@ -23,27 +23,8 @@ TEXTS = sorted(p for p in CORPUS.rglob("*") if p.is_file() and not p.name.endswi
 ENABLED = frozenset({r.category for r in RULES} | {"rds", "private_ip", "s3"})
 ANCHORS = Scanner(mode="anchors")
 PLAIN = Scanner(mode="plain")
-# every position where a rule's regex matches (a lookahead finds overlapping ones too)
-EVERYWHERE = [re.compile(f"(?=(?:{rule.regex}))", re.S) for rule in RULES]
-
-
-def rule_starts(text: str) -> set[tuple[int, int]]:
-    """(offset, rule index) wherever a rule's own regex matches in ``text``, validators aside."""
-    return {(m.start(), i) for i, rx in enumerate(EVERYWHERE) for m in rx.finditer(text)}
-
-
-def reported(text: str) -> set[tuple[int, int]]:
-    """(offset, rule index) of every prefilter hit."""
-    pf = ANCHORS._prefilter
-    return {(hit >> prefilter.SHIFT, pf.rule_of[hit & prefilter.MASK]) for hit in pf.hits(text)}
-
-
-def assert_contract(text: str) -> None:
-    """On the text as given and as the rules see it (JSON escapes blanked)."""
-    for view in {text, escapes_blanked(text)}:
-        missed = rule_starts(view) - reported(view)
-        # rule names and offsets only: the text may hold identifiers
-        assert not missed, f"prefilter missed {sorted((RULES[i].name, at) for at, i in missed)[:5]}"
+# tiny windows put a window boundary next to (nearly) every anchor, host run and identifier
+SMALL_WINDOWS = [windowed(1), windowed(7), windowed(64)]
 
 
 def test_default_mode_is_the_prefilter_here() -> None:
@@ -53,16 +34,16 @@ def test_default_mode_is_the_prefilter_here() -> None:
 
 @pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
 def test_contract_on_every_corpus_position(path: Path) -> None:
-    assert_contract(path.read_text(encoding="utf-8"))
+    assert_contract(path.read_text(encoding="utf-8"), [ANCHORS])
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
 def test_contract_on_catalogue_samples(rule: Rule) -> None:
     for text, _value in rule.must_match:
         assert rule_starts(escapes_blanked(text)), f"{rule.name}: sample does not match its own rule"
-        assert_contract(text)
+        assert_contract(text, [ANCHORS])
     for text in rule.must_not_match:
-        assert_contract(text)
+        assert_contract(text, [ANCHORS])
 
 
 @pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
@@ -71,6 +52,49 @@ def test_every_mode_finds_what_the_plain_scan_finds(path: Path) -> None:
     expected = PLAIN.scan(text, ENABLED, frozenset())
     assert ANCHORS.scan(text, ENABLED, frozenset()) == expected
     assert Scanner(mode="words").scan(text, ENABLED, frozenset()) == expected
+
+
+@pytest.mark.parametrize("path", TEXTS, ids=lambda p: p.name)
+def test_small_windows_keep_the_contract_and_the_findings(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert_contract(text, SMALL_WINDOWS)
+    expected = PLAIN.scan(text, ENABLED, frozenset())
+    for scanner in SMALL_WINDOWS:
+        assert scanner.scan(text, ENABLED, frozenset()) == expected
+
+
+def test_a_long_text_is_scanned_in_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 MB text is never copied whole for Hyperscan: each scan reads one window and the read-on.
+    The hits are those of one scan over the whole text."""
+    text = "".join(path.read_text(encoding="utf-8") for path in TEXTS)
+    text = text * (1_000_000 // len(text) + 1)
+    whole = every_hit(windowed(len(text)), text)
+    scanner = windowed(prefilter.WINDOW)
+    pf = scanner._prefilter
+    scanned: list[int] = []
+    database = pf._database
+    pf._scratch()  # (made for the real database)
+
+    class Recording:
+        def scan(self, data: bytes, **kwargs: object) -> None:
+            scanned.append(len(data))
+            database.scan(data, **kwargs)
+
+    monkeypatch.setattr(pf, "_database", Recording())
+    assert every_hit(scanner, text) == whole
+    assert len(scanned) > len(text) // prefilter.WINDOW // 2
+    assert max(scanned) < 2 * prefilter.WINDOW
+
+
+def test_an_empty_window_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1 character"):
+        prefilter.Prefilter(RULES, window=0)
+
+
+def test_an_anchor_of_unbounded_width_is_refused() -> None:
+    assert prefilter.max_width("(?:db|cluster)-[A-Z0-9]{26}") == 34
+    with pytest.raises(ValueError, match="no bounded width"):
+        prefilter.max_width("i-[0-9a-f]+")
 
 
 @pytest.mark.parametrize(
@@ -91,8 +115,10 @@ def test_every_mode_finds_what_the_plain_scan_finds(path: Path) -> None:
     ],
 )
 def test_edge_cases(text: str) -> None:
-    assert_contract(text)
-    assert ANCHORS.scan(text, ENABLED, frozenset()) == PLAIN.scan(text, ENABLED, frozenset())
+    assert_contract(text, [ANCHORS, *SMALL_WINDOWS])
+    expected = PLAIN.scan(text, ENABLED, frozenset())
+    for scanner in [ANCHORS, *SMALL_WINDOWS]:
+        assert scanner.scan(text, ENABLED, frozenset()) == expected
 
 
 def test_host_run_starts() -> None:
@@ -126,7 +152,9 @@ def test_long_host_runs_stay_linear(text: str) -> None:
     not one per anchor: else the scanner would try the hostname rules from the run's start once per
     anchor, each try as long as the run (quadratic; found by fuzzing: 128 KB took 29 s)."""
     pf = ANCHORS._prefilter
-    host_hits = [hit for hit in pf.hits(text) if RULES[pf.rule_of[hit & prefilter.MASK]].host_anchors]
+    host_hits = [
+        hit for hit in every_hit(ANCHORS, text) if RULES[pf.rule_of[hit & prefilter.MASK]].host_anchors
+    ]
     runs = {hit >> prefilter.SHIFT for hit in host_hits}
     assert len(host_hits) == len(set(host_hits))  # each (run start, host pattern) once
     assert len(runs) <= text.count("x") + 1

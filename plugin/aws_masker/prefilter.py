@@ -11,14 +11,24 @@ scanner tries, at each position reported here, only the rules reported with it: 
 (peers.md §3.2);
 the exact rules, validators and "first rule in catalogue order wins" stay in Python ``re``.
 
+A long text is scanned in windows of about ``WINDOW`` characters, and its hits are handed out window
+by window: memory for the scan stays small whatever the text's size (a 10 MB text is not copied
+whole, nor are all its hits held at once). A window ends right after a character that is not a host
+character, so no run of host characters spans two windows, and each window's scan reads on past its
+end by the widest anchor, so an anchor that starts in the window is found whole.
+
 ``tests/test_prefilter.py`` checks the contract rule by rule against ``re`` at every position of
-generated and corpus text, and the scanner built on it against the plain word-by-word scan.
+generated and corpus text, also with tiny windows, and the scanner built on it against the plain
+word-by-word scan.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from .patterns import HOST_CHARS, Rule
@@ -35,8 +45,24 @@ AVAILABLE = hyperscan is not None
 _BEFORE = "[^A-Za-z0-9]"
 # ``match(text, lo, hi)``: everything up to and including the last non-host character in [lo, hi).
 _LAST_NON_HOST = re.compile(f".*[^{HOST_CHARS}]", re.S)
+_NON_HOST = re.compile(f"[^{HOST_CHARS}]")
 SHIFT = 10
 MASK = (1 << SHIFT) - 1  # a hit's pattern id: hit & MASK; its offset: hit >> SHIFT
+WINDOW = 1 << 16
+"""Characters per scan window (a window ends at the first non-host character from there on)."""
+
+if sys.version_info >= (3, 11):
+    from re import _parser as _sre_parse
+else:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse
+
+
+def max_width(regex: str) -> int:
+    """The most characters a match of ``regex`` can span (raises for an unbounded one)."""
+    width = _sre_parse.parse(regex).getwidth()[1]
+    if width >= _sre_parse.MAXREPEAT:
+        raise ValueError(f"prefilter anchor {regex!r} has no bounded width")
+    return width
 
 
 class Prefilter:
@@ -47,9 +73,11 @@ class Prefilter:
     catalogue order of their rules (``rule_of[pattern]``), which is the order the rules are tried in.
     """
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[Rule, ...], window: int = WINDOW) -> None:
         if hyperscan is None:
             raise RuntimeError("the hyperscan package is not installed")
+        if window < 1:
+            raise ValueError(f"the prefilter window must be at least 1 character, not {window}")
         expressions: list[bytes] = []
         flags: list[int] = []
         rule_of: list[int] = []
@@ -73,6 +101,12 @@ class Prefilter:
         )
         self.rule_of = tuple(rule_of)
         self._host_length = tuple(host_length)
+        self._window = window
+        # how far past a window's end its scan reads: an anchor starting inside is then found whole
+        self._overlap = max(
+            [max_width(anchor) for rule in rules for anchor in rule.anchors]
+            + [len(literal) for rule in rules for literal in rule.host_anchors]
+        )
         self._local = threading.local()
 
     def _scratch(self) -> Any:
@@ -81,40 +115,58 @@ class Prefilter:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
 
-    def hits(self, text: str) -> list[int]:
-        """Sorted hits (see the class): the only places in ``text`` where a rule may start, each with
-        a rule that may match there."""
-        hits: list[int] = []
+    def windows(self, text: str) -> Iterator[list[int]]:
+        """The hits (see the class) in ``text``, window by window: the only places where a rule may
+        start, each with a rule that may match there. Each list is sorted and all of it lies before
+        the next one."""
         hosts: list[int] = []
-        add_hit, add_host, host_length = hits.append, hosts.append, self._host_length
+        add_host, host_length = hosts.append, self._host_length
+        base = 0  # the text offset of the current window's first character
+        hits: list[int] = []
+        add_hit = hits.append
 
         def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> None:
             length = host_length[pattern]
             if length:  # a host anchor: where it starts (the rule starts where its run does)
-                add_host((end - 1 - length) << SHIFT | pattern)
-            else:  # start: the character before the anchor in the padded data = the anchor in the text
-                add_hit(start << SHIFT | pattern)
+                add_host((base + end - 1 - length) << SHIFT | pattern)
+            else:  # start: the character before the anchor in the data = the anchor in the text
+                add_hit((base + start) << SHIFT | pattern)
 
-        # One byte per character (anything outside ASCII becomes "?", which no anchor contains), so
-        # offsets in the data are offsets in the text.
-        data = b"\n" + text.encode("ascii", "replace")
-        self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
-        if hosts:
-            hits += host_run_starts(text, hosts)
-        hits.sort()
-        return hits
+        database, scratch, n = self._database, self._scratch(), len(text)
+        while base < n:
+            end = base + self._window
+            if end < n:  # on to just after the next non-host character (no run spans windows)
+                m = _NON_HOST.search(text, end - 1)
+                end = m.end() if m else n
+            # The data starts one character early: the character before the window (or a newline at
+            # the start of the text), which every anchor's leading [^A-Za-z0-9] may need. One byte
+            # per character (anything outside ASCII becomes "?", which no anchor contains), so data
+            # offset d is text offset base - 1 + d.
+            piece = text[base - 1 if base else 0 : end + self._overlap]
+            data = (b"" if base else b"\n") + piece.encode("ascii", "replace")
+            database.scan(data, match_event_handler=on_match, scratch=scratch)
+            if hosts:
+                hits += host_run_starts(text, [h for h in hosts if h >> SHIFT < end], base)
+                hosts.clear()
+            hits.sort()
+            if end < n:  # hits from the read-on past the window belong to the next one
+                del hits[bisect.bisect_left(hits, end << SHIFT) :]
+            yield hits
+            hits = []
+            add_hit = hits.append
+            base = end
 
 
-def host_run_starts(text: str, anchors: list[int]) -> list[int]:
+def host_run_starts(text: str, anchors: list[int], lo: int = 0) -> list[int]:
     """For each hit in ``anchors`` (whose offsets lie inside hostnames), the same hit at the offset
     where that hostname's run of host characters starts; each such hit once.
 
     Once, because a long run can hold many anchors ("a.amazonaws.com.a.amazonaws.com..."): the scanner
     would try the rule from the run's start for every copy, each try as long as the run. Linear
     overall: each search covers only the text since the previous anchor; if that text holds no
-    non-host character, the anchor is in the previous anchor's run."""
+    non-host character, the anchor is in the previous anchor's run. ``lo``: no run starts before it."""
     out: set[int] = set()
-    previous = run_start = 0
+    previous = run_start = lo
     for hit in sorted(anchors):
         anchor = hit >> SHIFT
         m = _LAST_NON_HOST.match(text, previous, anchor)

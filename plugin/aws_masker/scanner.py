@@ -154,12 +154,13 @@ class Scanner:
         take, rule_of, shift, mask = self._take, self._prefilter.rule_of, prefilter.SHIFT, prefilter.MASK
         resume = 0
         # each hit: an offset and a rule that may start there; at one offset, in catalogue order
-        for hit in self._prefilter.hits(text):
-            start = hit >> shift
-            if start >= resume:  # else: inside an identifier already consumed, or taken at this offset
-                end = take(text, start, rule_of[hit & mask], enabled, allow, emit)
-                if end >= 0:
-                    resume = end
+        for hits in self._prefilter.windows(text):
+            for hit in hits:
+                start = hit >> shift
+                if start >= resume:  # else: inside an identifier already consumed, or taken here
+                    end = take(text, start, rule_of[hit & mask], enabled, allow, emit)
+                    if end >= 0:
+                        resume = end
 
     def _scan_words(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         match, take, index, n_rules = self._combined.match, self._take, self._index, len(self.rules)

@@ -102,11 +102,8 @@ class TokenIssuer:
         def issue(kind: str, value: str) -> str:
             """The token for ``value`` of ``kind`` in this request (the same one every time)."""
             token = mint(kind, value) if mint else token_for(secret, kind, value)
-            owner = by_token.get(token)
-            if owner == value:
-                return token
-            if owner is None and token not in reserved:
-                by_token[token] = value
+            # (no reserved token is ever in ``by_token``; one dict probe both looks up and records)
+            if token not in reserved and by_token.setdefault(token, value) == value:
                 return token
             return resolve(kind, value)
 
