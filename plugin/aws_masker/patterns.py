@@ -254,6 +254,9 @@ def _ec2_kind(value: str) -> str:
     return EC2_PREFIXES[value.rsplit("-", 1)[0]]
 
 
+_EC2_ID = re.compile("(?:" + "|".join(map(re.escape, EC2_PREFIXES)) + ")-" + HEX_ID)
+
+
 # ARN service (and resource type) -> token kind. Anything else is a generic ARN.
 ARN_KINDS: dict[str, str] = {
     "iam:role": "IAM_ROLE_ARN",
@@ -381,6 +384,23 @@ def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     if _valid_bucket(value) and _looks_like_name(value, text, start):
         return Verdict.MASK
     return Verdict.REJECT
+
+
+def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    """``aws s3 ls`` prints one ``<date> <time> <bucket>`` line per bucket. The date must begin its
+    line (after indentation at most) or a JSON string, and the name must look like a name: a log line
+    that ends in a plain word after its timestamp ("... 12:00:00 ready") is not a bucket listing, and
+    a real bucket name, being globally unique, nearly always has a hyphen, dot or digit. An EC2 ID at
+    the end of a log line is left to the EC2 rule."""
+    i = start - len("2024-01-01 00:00:00 ") - 1
+    while i >= 0 and text[i] in " \t":
+        i -= 1
+    # "\x00": a "\n" escape as the scanner sees it; '"': the start of a JSON string (or its key)
+    if i >= 0 and text[i] not in '\n\x00"':
+        return Verdict.REJECT
+    if _EC2_ID.fullmatch(value) or not any(c in value for c in "-.0123456789"):
+        return Verdict.REJECT
+    return _bucket_verdict(value, text, start)
 
 
 def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
@@ -811,6 +831,32 @@ RULES: tuple[Rule, ...] = (
             "the bucket is empty",
             "S3 is cheap",
             "blogs and catalogs",
+        ),
+    ),
+    Rule(
+        name="s3_ls_bucket",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} "
+            r"(?P<v>" + BUCKET + r")(?=[ \t]*(?:\r?\n|\\\x00|\Z))"
+        ),
+        description="Bucket names in `aws s3 ls` output: a `<date> <time> <bucket>` line",
+        anchors=(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} ",),
+        validate=_ls_bucket_verdict,
+        must_match=(
+            ("2023-01-15 10:30:45 acme-prod-data\n2023-02-01 08:00:00 acme-logs", "acme-prod-data"),
+            ("$ aws s3 ls\n2024-03-02 17:20:11 tf-state-7731\n$ ", "tf-state-7731"),
+            ("  2024-03-02 17:20:11 media.example.com\r\n", "media.example.com"),
+            ('"output": "2024-03-02 17:20:11 billing-exports\\n2024-03-03 09:00:00 x1y"', "billing-exports"),
+        ),
+        must_not_match=(
+            "2023-01-15 10:30:45 ready",
+            "2023-01-15 10:30:45       1234 reports/q1.csv",
+            "2023-01-15 10:30:45 1234567890 reports-2024.csv",
+            "2023-01-15 10:30:45 INFO server-1 started",
+            "started at 2023-01-15 10:30:45 build-42",
+            "2023-01-15 10:30:45 10.0.0.12",
         ),
     ),
     # ---- RDS --------------------------------------------------------------------------------------
