@@ -121,6 +121,8 @@ def bucket(draw):
                 "https://{}.s3.amazonaws.com/x",
                 'bucket = "{}"',
                 "\n2024-01-15 10:30:45 {}\n",  # an `aws s3 ls` line
+                "\nBUCKETS\t2024-01-15T10:30:45+00:00\t{}\n",  # `aws s3api list-buckets`, text
+                "\n||  2024-01-15T10:30:45+00:00  |  {}  ||\n",  # ... and table output
             ]
         )
     )
@@ -310,7 +312,7 @@ PIECES = [
     *("0123abcd", "0a1b2c3d4e5f6789", "1234", "123456789012", "10.", "172.16.", "1.2", ".3", "ff", "::"),
     *(".amazonaws.com", ".ec2.internal", ".rds", ".s3", ".cloudfront.net", "s3://", "AKIA", "AROA"),
     *("ABCDEFGHIJKLMNOP", "DB ", "bucket ", "Name", '": "', "OwnerId", "-", ".", ":", "_", "/", " ", "\n"),
-    *("x", "é", "\n", "2024-01-15 10:30:45 ", "2024-01-15", " 10:30:45 "),
+    *("x", "é", "\n", "2024-01-15 10:30:45 ", "2024-01-15", " 10:30:45 ", "T10:30:45Z", "\t", " | ", "||"),
 ]
 
 

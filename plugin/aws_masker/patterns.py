@@ -109,6 +109,10 @@ RDS_ID = r"[a-z][a-z0-9-]{0,62}"
 ASSIGN = r"[\"']?\s*[:=]\s*\[?\s*[\"']?"  # key, then : or =, then maybe a list, then maybe a quote
 HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
 DOTTED_QUAD = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]"  # the start of every IPv4 address (an anchor)
+ISO_TIME_TAIL = r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+ISO_TIME = "[0-9]{4}" + ISO_TIME_TAIL  # 2024-01-15T10:30:45.123+00:00
+# the end of a line, after trailing blanks; "\\\x00" is a "\n" escape as the scanner sees it (scanner.py)
+LINE_END = r"[ \t]*(?:\r?\n|\\\x00|\Z)"
 
 # Possessive quantifiers (Python 3.11+) keep the regex engine from backtracking into a run it has
 # already matched. Every run below is followed by a character outside its class, so on Python 3.10
@@ -371,6 +375,8 @@ def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 
 
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
+_LINE_END = re.compile(LINE_END)
+_TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
 
 
 def _looks_like_name(value: str, text: str, start: int) -> bool:
@@ -384,6 +390,23 @@ def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     if _valid_bucket(value) and _looks_like_name(value, text, start):
         return Verdict.MASK
     return Verdict.REJECT
+
+
+def _cli_listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    """``aws s3api list-buckets`` in text output (``BUCKETS<tab>[region<tab>]<date><tab><name>``, the
+    line must start with ``BUCKETS``) or table output (``|| <date> | <name> ||``: the row must end
+    there)."""
+    if text[start - 1] == "\t":
+        # the line starts within the few fields before the name (a bounded look: no rescans)
+        lo = max(0, start - 120)
+        line = max(text.rfind("\n", lo, start), text.rfind("\x00", lo, start)) + 1
+        if (line == 0 and lo > 0) or not text.startswith("BUCKETS\t", line):
+            return Verdict.REJECT
+        if not _LINE_END.match(text, start + len(value)):
+            return Verdict.REJECT
+    elif not _TABLE_ROW_END.match(text, start + len(value)):
+        return Verdict.REJECT
+    return _bucket_verdict(value, text, start)
 
 
 def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
@@ -834,12 +857,36 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="s3_listed_bucket_cli",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}" + ISO_TIME_TAIL + r"(?:\t| +\| +)"
+            r"(?P<v>" + BUCKET + r")(?![a-z0-9.-])"
+        ),
+        description="Bucket names in `aws s3api list-buckets --output text` and `--output table`",
+        anchors=(ISO_TIME + "[\t ]",),
+        validate=_cli_listed_bucket_verdict,
+        must_match=(
+            ("BUCKETS\t2021-03-14T09:12:55+00:00\tacme-prod-data\nOWNER\tops\t", "acme-prod-data"),
+            ("BUCKETS\tus-east-1\t2021-03-14T09:12:55.000Z\tlogs\n", "logs"),
+            ("||  2021-03-14T09:12:55+00:00         |  acme-prod-data        ||\n", "acme-prod-data"),
+            ("||  eu-west-1 |  2022-07-01T16:45:02+00:00  |  tf-state  ||", "tf-state"),
+        ),
+        must_not_match=(
+            "IMAGES\t2021-03-14T09:12:55+00:00\tweb-ami\n",
+            "2024-03-14T10:30:45Z INFO  worker started",
+            "| 2021-03-14T09:12:55+00:00 | deploy-42 |",
+            "||  2021-03-14T09:12:55+00:00  |  acme-prod-data  |  extra  ||",
+        ),
+    ),
+    Rule(
         name="s3_ls_bucket",
         category="s3",
         kind="S3_BUCKET",
         regex=(
             r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} "
-            r"(?P<v>" + BUCKET + r")(?=[ \t]*(?:\r?\n|\\\x00|\Z))"
+            r"(?P<v>" + BUCKET + ")(?=" + LINE_END + ")"
         ),
         description="Bucket names in `aws s3 ls` output: a `<date> <time> <bucket>` line",
         anchors=(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} ",),
