@@ -88,6 +88,14 @@ def account(draw):
 
 
 @st.composite
+def canonical_user_id(draw):
+    value = draw(hexs(draw(st.sampled_from([64, 96]))))
+    contexts = ['"ID": "{}"', '{{"CanonicalUser": "{}"}}', "\nOWNER\tops\t{}\n", "GRANTEE\t{}\t"]
+    ctx = draw(st.sampled_from(contexts))
+    return value, ctx
+
+
+@st.composite
 def arn(draw):
     part = draw(st.sampled_from(["aws", "aws-cn", "aws-us-gov"]))
     svc, rtype = draw(
@@ -184,7 +192,17 @@ def hostname(draw):
 
 
 IDENTIFIERS = st.one_of(
-    ec2(), private_ip(), public_ip(), ipv6(), account(), arn(), bucket(), rds(), credential(), hostname()
+    ec2(),
+    private_ip(),
+    public_ip(),
+    ipv6(),
+    account(),
+    canonical_user_id(),
+    arn(),
+    bucket(),
+    rds(),
+    credential(),
+    hostname(),
 )
 
 

@@ -594,6 +594,9 @@ def _account_verdict(value: str, text: str, start: int) -> Verdict:
 # The catalogue
 # --------------------------------------------------------------------------------------------------
 
+# a canonical user ID, for samples
+_CANONICAL = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
+
 RULES: tuple[Rule, ...] = (
     # ---- ARNs: first, so nothing else ever splits one -------------------------------------------
     Rule(
@@ -1114,6 +1117,37 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("FwoGZXIvYXdzE",),
     ),
     # ---- Account IDs: 12 digits only with evidence -----------------------------------------------
+    Rule(
+        name="canonical_user_id",
+        category="account",
+        kind="CANONICAL_ID",
+        regex=(
+            "(?:"
+            + words(["ID", "CanonicalUser", "S3CanonicalUserId"])
+            + ASSIGN
+            + "|"
+            + words(["OWNER", "GRANTEE"])
+            + r"\t(?:[^\t\r\n]{1,128}\t)?)(?P<v>[0-9a-f]{64}(?:[0-9a-f]{32})?)(?![A-Za-z0-9])"
+        ),
+        description=(
+            "S3 canonical user IDs (64 hex; CloudFront's S3CanonicalUserId: 96): the Owner and Grantee "
+            '"ID" of S3 ACLs and bucket listings, "CanonicalUser" principals, OWNER/GRANTEE text output'
+        ),
+        anchors=(one_of(["ID", "CanonicalUser", "S3CanonicalUserId"]), one_of(["OWNER", "GRANTEE"]) + "\t"),
+        must_match=(
+            ('"Owner": {"DisplayName": "ops", "ID": "' + _CANONICAL + '"}', _CANONICAL),
+            ('"Principal": {"CanonicalUser": "' + _CANONICAL + '"}', _CANONICAL),
+            ("OWNER\tops\t" + _CANONICAL + "\nBUCKETS", _CANONICAL),
+            ("GRANTEE\t" + _CANONICAL + "\tCanonicalUser", _CANONICAL),
+            ('"S3CanonicalUserId": "' + _CANONICAL + _CANONICAL[:32] + '"', _CANONICAL + _CANONICAL[:32]),
+        ),
+        must_not_match=(
+            '"Id": "' + _CANONICAL + '"',
+            "image ID " + _CANONICAL,
+            '"ID": "' + _CANONICAL + '0"',
+            '"ContainerID": "' + _CANONICAL + '"',
+        ),
+    ),
     Rule(
         name="account_id",
         category="account",

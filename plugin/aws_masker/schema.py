@@ -20,7 +20,7 @@ _TOGGLE_HELP = {
     "mask_public_ips": "public IPv4 addresses",
     "mask_ipv6": "IPv6 addresses",
     "mask_arns": "ARNs of every partition, masked whole",
-    "mask_account_ids": "12-digit account IDs next to an account or owner key or word",
+    "mask_account_ids": "12-digit account IDs next to an account or owner key or word; S3 canonical user IDs",
     "mask_credentials": "access key IDs, IAM unique IDs, secret access keys, session tokens",
     "mask_hostnames": "AWS endpoint hostnames that embed a resource name (ELB, CloudFront, ...)",
 }
