@@ -89,10 +89,16 @@ def account(draw):
 
 @st.composite
 def canonical_user_id(draw):
-    value = draw(hexs(draw(st.sampled_from([64, 96]))))
-    contexts = ['"ID": "{}"', '{{"CanonicalUser": "{}"}}', "\nOWNER\tops\t{}\n", "GRANTEE\t{}\t"]
+    contexts = [
+        '"ID": "{}"',
+        '{{"CanonicalUser": "{}"}}',
+        "\nOWNER\tops\t{}\n",
+        "GRANTEE\t{}\t",
+        "\n{} acme-logs [06/Feb/2024:00:00:38 +0000] 10.0.0.1 -",  # S3 access log: the bucket owner
+        '"S3CanonicalUserId": "{}"',  # CloudFront's, 96 hex
+    ]
     ctx = draw(st.sampled_from(contexts))
-    return value, ctx
+    return draw(hexs(96 if "S3Canonical" in ctx else 64)), ctx
 
 
 @st.composite
@@ -131,6 +137,7 @@ def bucket(draw):
                 "\n2024-01-15 10:30:45 {}\n",  # an `aws s3 ls` line
                 "\nBUCKETS\t2024-01-15T10:30:45+00:00\t{}\n",  # `aws s3api list-buckets`, text
                 "\n||  2024-01-15T10:30:45+00:00  |  {}  ||\n",  # ... and table output
+                "\n" + "5c7e9a1b" * 8 + " {} [06/Feb/2024:00:00:38 +0000] 10.0.0.1 -",  # S3 access log
             ]
         )
     )
@@ -331,6 +338,7 @@ PIECES = [
     *(".amazonaws.com", ".ec2.internal", ".rds", ".s3", ".cloudfront.net", "s3://", "AKIA", "AROA"),
     *("ABCDEFGHIJKLMNOP", "DB ", "bucket ", "Name", '": "', "OwnerId", "-", ".", ":", "_", "/", " ", "\n"),
     *("x", "é", "\n", "2024-01-15 10:30:45 ", "2024-01-15", " 10:30:45 ", "T10:30:45Z", "\t", " | ", "||"),
+    *("5c7e9a1b" * 8, "backups", " [06/Feb/2024:00:00:38 +0000] ", '"GET /', "OWNER\t", '"ID": "'),
 ]
 
 

@@ -377,6 +377,8 @@ def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 _LINE_END = re.compile(LINE_END)
 _TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
+# the head of an S3 server access log line: bucket owner, bucket, [time
+_ACCESS_LOG_HEAD = re.compile(r"[ \t]*[0-9a-f]{64} (" + BUCKET + r") \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:")
 
 
 def _looks_like_name(value: str, text: str, start: int) -> bool:
@@ -390,6 +392,19 @@ def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     if _valid_bucket(value) and _looks_like_name(value, text, start):
         return Verdict.MASK
     return Verdict.REJECT
+
+
+def _access_log_uri_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    """A path-style request URI (``"GET /<bucket>/key ..."``) names a bucket only in an S3 server
+    access log line, and there it is the line's own bucket field. The look back for the line's start
+    is bounded (a log line's fields before the URI, key included, fit in it), so it adds a constant
+    per candidate."""
+    lo = max(0, start - 4096)
+    line = max(text.rfind("\n", lo, start), text.rfind("\x00", lo, start)) + 1
+    if line == 0 and lo > 0:
+        return Verdict.REJECT
+    head = _ACCESS_LOG_HEAD.match(text, line)
+    return _bucket_verdict(value, text, start) if head and head[1] == value else Verdict.REJECT
 
 
 def _cli_listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
@@ -594,6 +609,7 @@ def _account_verdict(value: str, text: str, start: int) -> Verdict:
 # The catalogue
 # --------------------------------------------------------------------------------------------------
 
+_HTTP_METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE", "OPTIONS", "PATCH")
 # a canonical user ID, for samples
 _CANONICAL = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
 
@@ -860,6 +876,45 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="s3_access_log_bucket",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"(?P<v>[a-z0-9](?<=[0-9a-f]{64} [a-z0-9])[a-z0-9.-]{1,61}[a-z0-9])"
+            r"(?= \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:)"
+        ),
+        description="The bucket field of S3 server access log lines (after the owner's canonical ID)",
+        anchors=(BUCKET + r" \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:",),
+        validate=_bucket_verdict,
+        must_match=((_CANONICAL + " backups [06/Feb/2024:00:00:38 +0000] 10.0.0.1", "backups"),),
+        must_not_match=(
+            "deadbeef backups [06/Feb/2024:00:00:38 +0000]",
+            '10.0.0.1 - - [06/Feb/2024:00:00:38 +0000] "GET / HTTP/1.1"',
+        ),
+    ),
+    Rule(
+        name="s3_access_log_uri_bucket",
+        category="s3",
+        kind="S3_BUCKET",
+        # the method right after the request's opening quote (words: not preceded by anything else)
+        regex=words(_HTTP_METHODS, '[^"]') + r" /(?P<v>" + BUCKET + r")(?=[/? ])",
+        description="A path-style request URI's bucket in S3 server access logs (that line's bucket)",
+        anchors=(one_of(_HTTP_METHODS) + " /",),
+        validate=_access_log_uri_bucket_verdict,
+        must_match=(
+            (
+                _CANONICAL + " acme-logs [06/Feb/2024:00:00:38 +0000] 10.0.0.1 - 3E57427F33A59F07 "
+                'REST.GET.VERSIONING - "GET /acme-logs?versioning HTTP/1.1" 200',
+                "acme-logs",
+            ),
+        ),
+        must_not_match=(
+            '10.0.0.1 - - [06/Feb/2024:00:00:38 +0000] "GET /api-v2/users HTTP/1.1" 200',
+            _CANONICAL + " acme-logs [06/Feb/2024:00:00:38 +0000] 10.0.0.1 - 3E57427F33A59F07 "
+            'REST.GET.OBJECT - "GET /other-bucket/x HTTP/1.1" 200',
+        ),
+    ),
+    Rule(
         name="s3_listed_bucket_cli",
         category="s3",
         kind="S3_BUCKET",
@@ -1117,6 +1172,23 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("FwoGZXIvYXdzE",),
     ),
     # ---- Account IDs: 12 digits only with evidence -----------------------------------------------
+    Rule(
+        name="s3_access_log_canonical_id",
+        category="account",
+        kind="CANONICAL_ID",
+        regex=(
+            r"[0-9a-f](?<![A-Za-z0-9_][0-9a-f])[0-9a-f]{63}(?= (?:"
+            + BUCKET
+            + r" \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:|[0-9A-Z]{16} (?:REST|WEBSITE|BATCH|S3)\.))"
+        ),
+        description="Canonical user IDs in S3 server access logs: the bucket owner and the requester",
+        anchors=("[0-9a-f]{64} ",),
+        must_match=(
+            (_CANONICAL + " acme-logs [06/Feb/2024:00:00:38 +0000] 10.0.0.1", _CANONICAL),
+            ("+0000] 10.0.0.1 " + _CANONICAL + " 3E57427F33A59F07 REST.GET.VERSIONING -", _CANONICAL),
+        ),
+        must_not_match=(_CANONICAL + " is the sha256 of the file", _CANONICAL + " acme-logs [today]"),
+    ),
     Rule(
         name="canonical_user_id",
         category="account",

@@ -37,9 +37,10 @@ _WORD = run("[A-Za-z0-9]", at_least_one=True)
 # A "plain" word is followed by whitespace, a quote, a bracket, a comma or similar, or by sentence
 # punctuation before whitespace. No rule can start at a plain word unless the word begins with one of
 # the rules' leading literals (``LEAD_WORDS``: keys like "OwnerId", prose words like "bucket", key
-# prefixes like "AKIA") or is a 12-digit number (an account ID):
-# every other rule needs a "-", ".", ":" or "_" inside its first word. So all other plain words are
-# skipped without trying the rules.
+# prefixes like "AKIA"), is a 12-digit number (an account ID) or 64 hex digits (a canonical user ID),
+# or follows such 64 hex digits and a space (an S3 access log's bucket field): every other rule needs
+# a "-", ".", ":" or "_" inside its first word. So all other plain words are skipped without trying
+# the rules.
 # tests/test_corpus.py and tests/test_properties.py check this shortcut against the word-by-word scan.
 _PLAIN_SEPARATORS = r"(?:[\s\"',;{}\[\]()<>|!?=&@#%+*]|[.:](?:\s|\Z))"
 
@@ -48,8 +49,9 @@ def _skipper(fast: bool) -> str:
     if not fast:
         return _PUNCT + r"(?:(?:" + _WORD + "|:)" + _PUNCT + r")*?"
     leads = {w for w in LEAD_WORDS if w.isalnum()}
-    # value-anchored rules: 12-digit account IDs, 40-character secret keys
-    guard = literal_trie(leads) + "|[0-9]{12}(?![0-9])"
+    # value-anchored rules: 12-digit account IDs and 64-hex canonical user IDs; and the word after
+    # such an ID (an S3 access log's bucket field)
+    guard = literal_trie(leads) + "|[0-9]{12}(?![0-9])|[0-9a-f]{64}(?![0-9a-z])|(?<=[0-9a-f]{64} )"
     plain = r"(?:(?!" + guard + r")" + _WORD + "(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*" + POSSESSIVE
     return _PUNCT + plain + r"(?:(?:" + _WORD + "|:)" + _PUNCT + plain + r")*?"
 
