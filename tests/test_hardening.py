@@ -213,3 +213,23 @@ def test_list_buckets_output_is_masked_as_text_and_as_json(masker: Masker) -> No
     assert json.loads(out)["Owner"] == doc["Owner"]
     state = '{"State": {"Code": 16, "Name": "running"}}'
     assert masked(masker, state) == state  # "Name" elsewhere is left alone
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["anchors", "words"])
+def test_a_key_before_a_long_blank_run_stays_linear(mode: str) -> None:
+    """Every key a rule starts with, then ":" or "=", then 20,000 blanks and no value. The old key
+    pattern had two blank runs side by side; when the value failed, the regex engine tried every split
+    between them: quadratic, about 10 s per key at this length, so this test hung (a 1 MB body of
+    such lines would take hours). Linear, the whole 25 MB text takes well under a second."""
+    from aws_masker.patterns import LEAD_WORDS, RULES
+    from aws_masker.scanner import Scanner
+
+    blank_runs = [
+        f"x {word}{sep}{blank * 20_000}!"
+        for word in sorted(LEAD_WORDS)
+        for sep in (":", "=", '": [', " ")
+        for blank in (" ", "\n")
+    ]
+    everything = frozenset(r.category for r in RULES) | {"rds", "private_ip", "s3"}
+    assert Scanner(mode=mode).scan("\n".join(blank_runs), everything, frozenset()) == []

@@ -106,7 +106,6 @@ REGION = r"(?:[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])"
 PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
 BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 RDS_ID = r"[a-z][a-z0-9-]{0,62}"
-ASSIGN = r"[\"']?\s*[:=]\s*\[?\s*[\"']?"  # key, then : or =, then maybe a list, then maybe a quote
 HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
 DOTTED_QUAD = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]"  # the start of every IPv4 address (an anchor)
 ISO_TIME_TAIL = r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
@@ -123,6 +122,12 @@ POSSESSIVE = "+" if sys.version_info >= (3, 11) else ""
 def run(char_class: str, at_least_one: bool = False) -> str:
     """``char_class`` repeated (possessively where the regex engine supports it)."""
     return char_class + ("+" if at_least_one else "*") + POSSESSIVE
+
+
+# A key, then ":" or "=", then maybe a list, then maybe a quote. No two runs of blanks meet: when the
+# value after them does not match, the regex engine has one way to give the blanks back, not one per
+# split between two runs (that was quadratic in the run's length).
+ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?[\"']?"
 
 
 LEAD_WORDS: set[str] = set()
