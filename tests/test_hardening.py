@@ -233,3 +233,30 @@ def test_a_key_before_a_long_blank_run_stays_linear(mode: str) -> None:
     ]
     everything = frozenset(r.category for r in RULES) | {"rds", "private_ip", "s3"}
     assert Scanner(mode=mode).scan("\n".join(blank_runs), everything, frozenset()) == []
+
+
+CANONICAL = "5c7e9a1b" * 8
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a JSON string holding list-buckets text output (the key comes before the line)
+        b'{"out": "BUCKETS\\t2021-03-14T09:12:55+00:00\\tacme-prod-data\\n"}',
+        b'{"lines": ["BUCKETS\\t2021-03-14T09:12:55+00:00\\tacme-prod-data"]}',
+        # NDJSON: not one JSON document, so masked as text with its escapes in place
+        b'{"o":"BUCKETS\\t2021-03-14T09:12:55+00:00\\tacme-prod-data\\nOWNER\\tops\\t'
+        + CANONICAL.encode()
+        + b'\\n"}\n{"x":1}',
+        b'{"o":"x\\n2023-02-01 08:00:00 acme-prod-data"}\n{"x":1}',
+        # Python's repr of `aws s3 ls` lines
+        b"['2023-01-15 10:30:45 acme-prod-data', '2023-01-16 10:30:45 acme-logs']",
+        # S3's REST API (XML)
+        b"<Owner><ID>" + CANONICAL.encode() + b"</ID><DisplayName>ops</DisplayName></Owner>",
+    ],
+)
+def test_listings_inside_strings_and_escapes_are_masked(body: bytes, masker: Masker) -> None:
+    """Leaks an adversarial review found in the list-buckets, `aws s3 ls` and canonical ID rules."""
+    out, result = mask_request(body, masker)
+    assert b"acme-prod-data" not in out and CANONICAL.encode() not in out
+    assert result.total >= 1

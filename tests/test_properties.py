@@ -90,9 +90,12 @@ def account(draw):
 @st.composite
 def canonical_user_id(draw):
     contexts = [
-        '"ID": "{}"',
+        '"Owner": {{"ID": "{}"}}',
+        "<Grantee><ID>{}</ID>",
+        "\n||  DisplayName  |  ID  ||\n||  ops  |  {}  ||\n",
         '{{"CanonicalUser": "{}"}}',
         "\nOWNER\tops\t{}\n",
+        '"OWNER\\tops\\t{}\\n"',  # text output inside a JSON string
         "GRANTEE\t{}\t",
         "\n{} acme-logs [06/Feb/2024:00:00:38 +0000] 10.0.0.1 -",  # S3 access log: the bucket owner
         '"S3CanonicalUserId": "{}"',  # CloudFront's, 96 hex

@@ -110,8 +110,11 @@ HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
 DOTTED_QUAD = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]"  # the start of every IPv4 address (an anchor)
 ISO_TIME_TAIL = r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 ISO_TIME = "[0-9]{4}" + ISO_TIME_TAIL  # 2024-01-15T10:30:45.123+00:00
-# the end of a line, after trailing blanks; "\\\x00" is a "\n" escape as the scanner sees it (scanner.py)
-LINE_END = r"[ \t]*(?:\r?\n|\\\x00|\Z)"
+# A JSON-style escape ("\n", "\t", ...) reaches the rules as a backslash and NULs (scanner.py).
+TAB = r"(?:\t|\\\x00)"
+"""A tab, also escaped."""
+LINE_END = r"[ \t]*(?:\r?\n|\\\x00|\Z|\\?[\"'])"
+"""The end of a line (after trailing blanks; also escaped), or of the quoted string that holds it."""
 
 # Possessive quantifiers (Python 3.11+) keep the regex engine from backtracking into a run it has
 # already matched. Every run below is followed by a character outside its class, so on Python 3.10
@@ -264,6 +267,8 @@ def _ec2_kind(value: str) -> str:
 
 
 _EC2_ID = re.compile("(?:" + "|".join(map(re.escape, EC2_PREFIXES)) + ")-" + HEX_ID)
+# what a timestamped line may end in that is not a listed bucket (see _ls_bucket_verdict)
+_NOT_LISTED_NAME = re.compile(r"[0-9.-]+|v[0-9][0-9.]*|[0-9a-f]{7,40}|" + _EC2_ID.pattern)
 
 
 # ARN service (and resource type) -> token kind. Anything else is a generic ARN.
@@ -382,6 +387,9 @@ def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 _LINE_END = re.compile(LINE_END)
 _TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
+_BUCKETS_FIELDS = re.compile(
+    r"(?<![A-Za-z0-9_])BUCKETS" + TAB + "(?:[a-z0-9-]{1,30}" + TAB + ")?" + ISO_TIME + TAB + r"\Z"
+)
 # the head of an S3 server access log line: bucket owner, bucket, [time
 _ACCESS_LOG_HEAD = re.compile(r"[ \t]*[0-9a-f]{64} (" + BUCKET + r") \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:")
 
@@ -412,15 +420,32 @@ def _access_log_uri_bucket_verdict(value: str, text: str, start: int) -> Verdict
     return _bucket_verdict(value, text, start) if head and head[1] == value else Verdict.REJECT
 
 
+_OWNER_EVIDENCE = re.compile(r"Owner|Grantee|DisplayName")
+_ID_COLUMN = re.compile(r"\|\s+ID\s+\|")
+
+
+def _owner_id_verdict(value: str, text: str, start: int) -> Verdict:
+    """A bare "ID" key is everywhere (docker's container IDs are 64 hex too); it names a canonical
+    user only inside an Owner or Grantee, whose key or DisplayName shows within a few lines before."""
+    return Verdict.MASK if _OWNER_EVIDENCE.search(text, max(0, start - 200), start) else Verdict.REJECT
+
+
+def _table_id_verdict(value: str, text: str, start: int) -> Verdict:
+    """A table cell (``|`` before it, after padding) under an ``ID`` column header nearby."""
+    i = start - 1
+    while i >= 0 and text[i] == " ":
+        i -= 1
+    if i < 0 or text[i] != "|":
+        return Verdict.REJECT
+    return Verdict.MASK if _ID_COLUMN.search(text, max(0, start - 1000), start) else Verdict.REJECT
+
+
 def _cli_listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
-    """``aws s3api list-buckets`` in text output (``BUCKETS<tab>[region<tab>]<date><tab><name>``, the
-    line must start with ``BUCKETS``) or table output (``|| <date> | <name> ||``: the row must end
-    there)."""
-    if text[start - 1] == "\t":
-        # the line starts within the few fields before the name (a bounded look: no rescans)
-        lo = max(0, start - 120)
-        line = max(text.rfind("\n", lo, start), text.rfind("\x00", lo, start)) + 1
-        if (line == 0 and lo > 0) or not text.startswith("BUCKETS\t", line):
+    """``aws s3api list-buckets`` in text output (``BUCKETS<tab>[region<tab>]<date><tab><name>`` to the
+    end of the line) or table output (``|| <date> | <name> ||``: the row must end there). The fields
+    before the name are matched in a bounded window, so each candidate costs a constant."""
+    if text[start - 1] in "\t\x00":
+        if not _BUCKETS_FIELDS.search(text, max(0, start - 120), start):
             return Verdict.REJECT
         if not _LINE_END.match(text, start + len(value)):
             return Verdict.REJECT
@@ -433,15 +458,16 @@ def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     """``aws s3 ls`` prints one ``<date> <time> <bucket>`` line per bucket. The date must begin its
     line (after indentation at most) or a JSON string, and the name must look like a name: a log line
     that ends in a plain word after its timestamp ("... 12:00:00 ready") is not a bucket listing, and
-    a real bucket name, being globally unique, nearly always has a hyphen, dot or digit. An EC2 ID at
-    the end of a log line is left to the EC2 rule."""
+    a real bucket name, being globally unique, nearly always has a hyphen, dot or digit. What else a
+    log line may end in is not a bucket: a number or reading, a version, a short git hash, an EC2 ID
+    (left to the EC2 rule)."""
     i = start - len("2024-01-01 00:00:00 ") - 1
     while i >= 0 and text[i] in " \t":
         i -= 1
-    # "\x00": a "\n" escape as the scanner sees it; '"': the start of a JSON string (or its key)
-    if i >= 0 and text[i] not in '\n\x00"':
+    # "\x00": a "\n" escape as the scanner sees it; a quote: the start of a string (or its key)
+    if i >= 0 and text[i] not in "\n\x00\"'":
         return Verdict.REJECT
-    if _EC2_ID.fullmatch(value) or not any(c in value for c in "-.0123456789"):
+    if _NOT_LISTED_NAME.fullmatch(value) or not any(c in value for c in "-.0123456789"):
         return Verdict.REJECT
     return _bucket_verdict(value, text, start)
 
@@ -924,17 +950,19 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}" + ISO_TIME_TAIL + r"(?:\t| +\| +)"
+            r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}" + ISO_TIME_TAIL + "(?:" + TAB + r"| +\| +)"
             r"(?P<v>" + BUCKET + r")(?![a-z0-9.-])"
         ),
         description="Bucket names in `aws s3api list-buckets --output text` and `--output table`",
-        anchors=(ISO_TIME + "[\t ]",),
+        anchors=(ISO_TIME + "(?:" + TAB + "| )",),
         validate=_cli_listed_bucket_verdict,
         must_match=(
             ("BUCKETS\t2021-03-14T09:12:55+00:00\tacme-prod-data\nOWNER\tops\t", "acme-prod-data"),
             ("BUCKETS\tus-east-1\t2021-03-14T09:12:55.000Z\tlogs\n", "logs"),
             ("||  2021-03-14T09:12:55+00:00         |  acme-prod-data        ||\n", "acme-prod-data"),
             ("||  eu-west-1 |  2022-07-01T16:45:02+00:00  |  tf-state  ||", "tf-state"),
+            ('{"out": "BUCKETS\\t2021-03-14T09:12:55+00:00\\tacme-prod-data\\nOWNER"}', "acme-prod-data"),
+            ("  BUCKETS\t2021-03-14T09:12:55+00:00\tacme-prod-data", "acme-prod-data"),
         ),
         must_not_match=(
             "IMAGES\t2021-03-14T09:12:55+00:00\tweb-ami\n",
@@ -959,6 +987,8 @@ RULES: tuple[Rule, ...] = (
             ("$ aws s3 ls\n2024-03-02 17:20:11 tf-state-7731\n$ ", "tf-state-7731"),
             ("  2024-03-02 17:20:11 media.example.com\r\n", "media.example.com"),
             ('"output": "2024-03-02 17:20:11 billing-exports\\n2024-03-03 09:00:00 x1y"', "billing-exports"),
+            ('{"o": "x\\n2023-02-01 08:00:00 acme-logs"}', "acme-logs"),
+            ("['2023-01-15 10:30:45 acme-prod-data', '2023-01-16 10:30:45 acme-logs']", "acme-prod-data"),
         ),
         must_not_match=(
             "2023-01-15 10:30:45 ready",
@@ -967,6 +997,8 @@ RULES: tuple[Rule, ...] = (
             "2023-01-15 10:30:45 INFO server-1 started",
             "started at 2023-01-15 10:30:45 build-42",
             "2023-01-15 10:30:45 10.0.0.12",
+            "2023-01-15 10:30:45 200\n2023-01-15 10:30:46 23.5\n2023-01-15 10:30:47 v2.7.0",
+            "2023-01-15 10:30:45 a1b2c3d\n2023-01-15 10:30:47 1e2f3a4b5c6d",
         ),
     ),
     # ---- RDS --------------------------------------------------------------------------------------
@@ -1200,29 +1232,68 @@ RULES: tuple[Rule, ...] = (
         kind="CANONICAL_ID",
         regex=(
             "(?:"
-            + words(["ID", "CanonicalUser", "S3CanonicalUserId"])
+            + words(["CanonicalUser", "S3CanonicalUserId"])
             + ASSIGN
             + "|"
             + words(["OWNER", "GRANTEE"])
-            + r"\t(?:[^\t\r\n]{1,128}\t)?)(?P<v>[0-9a-f]{64}(?:[0-9a-f]{32})?)(?![A-Za-z0-9])"
+            + TAB
+            + r"(?:[^\t\r\n\x00]{1,128}"
+            + TAB
+            + r")?)(?P<v>[0-9a-f]{64}(?:[0-9a-f]{32})?)(?![A-Za-z0-9])"
         ),
         description=(
-            "S3 canonical user IDs (64 hex; CloudFront's S3CanonicalUserId: 96): the Owner and Grantee "
-            '"ID" of S3 ACLs and bucket listings, "CanonicalUser" principals, OWNER/GRANTEE text output'
+            "S3 canonical user IDs (64 hex; CloudFront's S3CanonicalUserId: 96): CanonicalUser "
+            "principals, OWNER/GRANTEE lines of text output"
         ),
-        anchors=(one_of(["ID", "CanonicalUser", "S3CanonicalUserId"]), one_of(["OWNER", "GRANTEE"]) + "\t"),
+        anchors=(one_of(["CanonicalUser", "S3CanonicalUserId"]), one_of(["OWNER", "GRANTEE"]) + TAB),
         must_match=(
-            ('"Owner": {"DisplayName": "ops", "ID": "' + _CANONICAL + '"}', _CANONICAL),
             ('"Principal": {"CanonicalUser": "' + _CANONICAL + '"}', _CANONICAL),
             ("OWNER\tops\t" + _CANONICAL + "\nBUCKETS", _CANONICAL),
             ("GRANTEE\t" + _CANONICAL + "\tCanonicalUser", _CANONICAL),
+            ('{"o": "OWNER\\tops\\t' + _CANONICAL + '\\n"}', _CANONICAL),
             ('"S3CanonicalUserId": "' + _CANONICAL + _CANONICAL[:32] + '"', _CANONICAL + _CANONICAL[:32]),
         ),
+        must_not_match=('"CanonicalUser": "' + _CANONICAL + '0"', "OWNER " + _CANONICAL),
+    ),
+    Rule(
+        name="canonical_user_id_key",
+        category="account",
+        kind="CANONICAL_ID",
+        regex=(words(["ID"]) + "(?:" + ASSIGN + "|>)" + r"(?P<v>[0-9a-f]{64})(?![A-Za-z0-9])"),
+        description=(
+            'S3 canonical user IDs under an "ID" key (JSON, YAML, XML) of an Owner or Grantee: '
+            "ACLs, bucket and object listings"
+        ),
+        validate=_owner_id_verdict,
+        must_match=(
+            ('"Owner": {"DisplayName": "ops", "ID": "' + _CANONICAL + '"}', _CANONICAL),
+            ("Grantee:\n  ID: " + _CANONICAL + "\n  Type: CanonicalUser", _CANONICAL),
+            ("<Owner><ID>" + _CANONICAL + "</ID></Owner>", _CANONICAL),
+        ),
         must_not_match=(
-            '"Id": "' + _CANONICAL + '"',
-            "image ID " + _CANONICAL,
-            '"ID": "' + _CANONICAL + '0"',
-            '"ContainerID": "' + _CANONICAL + '"',
+            '{"ID":"' + _CANONICAL + '","Image":"nginx","Names":"web"}',  # docker ps --no-trunc
+            "Session ID: " + _CANONICAL,
+            '"Owner": {"ID": "' + _CANONICAL + '0"}',
+            '"Owner": {"Id": "' + _CANONICAL + '"}',
+        ),
+    ),
+    Rule(
+        name="canonical_user_id_table",
+        category="account",
+        kind="CANONICAL_ID",
+        regex=r"[0-9a-f](?<![A-Za-z0-9_][0-9a-f])[0-9a-f]{63}(?= *\|)",
+        description="S3 canonical user IDs in `--output table` cells under an ID column (Owner, Grantee)",
+        anchors=("[0-9a-f]{64}",),
+        validate=_table_id_verdict,
+        must_match=(
+            (
+                "||  DisplayName  |  ID  ||\n|+---+---+|\n||  ops  |  " + _CANONICAL + "  ||",
+                _CANONICAL,
+            ),
+        ),
+        must_not_match=(
+            "| digest | " + _CANONICAL + " |",
+            "||  Name  |  Hash  ||\n||  x  |  " + _CANONICAL + "  ||",
         ),
     ),
     Rule(
