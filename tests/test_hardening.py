@@ -260,3 +260,60 @@ def test_listings_inside_strings_and_escapes_are_masked(body: bytes, masker: Mas
     out, result = mask_request(body, masker)
     assert b"acme-prod-data" not in out and CANONICAL.encode() not in out
     assert result.total >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # an Owner whose table is not stretched: no blank between "ID" and its cell's "|"
+        ("||  Owner  ||\n||  ID|  " + CANONICAL + "   ||\n", CANONICAL),
+        # a stretched table: the cell carries many blanks
+        ("||  DisplayName  |  ID  ||\n||  ops  |  " + CANONICAL + " " * 61 + "||\n", CANONICAL),
+        # a one-bucket list-buckets table: key/value rows
+        (
+            "||  CreationDate  |  2021-03-14T09:12:55+00:00  ||\n||  Name   |  acme-prod-data   ||\n",
+            "acme-prod-data",
+        ),
+        # text output with more fields before the date (directory buckets carry BucketArn)
+        (
+            "BUCKETS\tarn:aws:s3:::acme-prod-data\tus-east-1\t2021-03-14T09:12:55+00:00\tacme-prod-data\n",
+            "acme-prod-data",
+        ),
+        # an access log line behind a prefix
+        (
+            "> " + CANONICAL + " acme-prod-data [06/Feb/2019:00:00:38 +0000] 192.0.2.3 - 3E57427F33A59F07 "
+            'REST.GET.OBJECT k "GET /acme-prod-data/k HTTP/1.1" 200\n',
+            "acme-prod-data",
+        ),
+        # text output inside a JSON string, the display name with a \\u escape
+        (json.dumps({"o": "OWNER\tJos\u00e9\t" + CANONICAL + "\n"}), CANONICAL),
+    ],
+)
+def test_second_review_leaks(text: str, value: str, masker: Masker) -> None:
+    assert value not in masked(masker, text)
+
+
+def test_owner_ids_in_a_json_body_see_their_enclosing_key(masker: Masker) -> None:
+    """A structured body masks each value with its key as context; "ID" alone is no evidence, so the
+    enclosing key ("Owner", "Grantee") is part of the context."""
+    doc = {
+        "Owner": {"DisplayName": "ops", "ID": CANONICAL},
+        "Grants": [{"Grantee": {"ID": CANONICAL[::-1], "Type": "CanonicalUser"}, "Permission": "READ"}],
+        "Containers": [{"ID": "ab" * 32, "Image": "nginx"}],  # docker: not a canonical user
+    }
+    out, _ = mask_request(json.dumps(doc).encode(), masker)
+    assert CANONICAL.encode() not in out and CANONICAL[::-1].encode() not in out
+    assert json.loads(out)["Containers"] == doc["Containers"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| Name | ID |\n|---|---|\n| image | " + "ab" * 32 + " |",  # a markdown table
+        "Owner: alice\nCommit ID: " + "ab" * 32,
+        "<DisplayName>Build</DisplayName><ID>" + "ab" * 32 + "</ID>",
+        "2024-01-15 10:30:45 550e8400-e29b-41d4-a716-446655440000\n2024-01-15 10:30:46 12ms\n",
+    ],
+)
+def test_second_review_false_positives(text: str, masker: Masker) -> None:
+    assert masked(masker, text) == text

@@ -82,8 +82,8 @@ def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
                 if isinstance(value, str) or _maybe_account(value):
                     slots.append(_Slot(node, key))
                     texts.append(str(value))
-                    # a dict inside a list also gets the list's key ("Buckets": [{"Name": "...)
-                    outer = _context(near_key, "[{") if in_list else ""
+                    # the enclosing key too: "Owner": {"ID": "..., "Buckets": [{"Name": "...
+                    outer = _context(near_key, "[{" if in_list else "{")
                     contexts.append(outer + _context(key, '"'))
                 elif isinstance(value, (dict, list)):
                     stack.append((value, False, key, False))

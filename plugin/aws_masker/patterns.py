@@ -268,7 +268,10 @@ def _ec2_kind(value: str) -> str:
 
 _EC2_ID = re.compile("(?:" + "|".join(map(re.escape, EC2_PREFIXES)) + ")-" + HEX_ID)
 # what a timestamped line may end in that is not a listed bucket (see _ls_bucket_verdict)
-_NOT_LISTED_NAME = re.compile(r"[0-9.-]+|v[0-9][0-9.]*|[0-9a-f]{7,40}|" + _EC2_ID.pattern)
+_NOT_LISTED_NAME = re.compile(
+    r"[0-9.-]+|v[0-9][0-9.]*|[0-9.]+[a-z]{1,3}|[0-9a-f]{7,40}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|"
+    + _EC2_ID.pattern
+)
 
 
 # ARN service (and resource type) -> token kind. Anything else is a generic ARN.
@@ -387,11 +390,17 @@ def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 _LINE_END = re.compile(LINE_END)
 _TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
+# a text-output field, escapes included ("\u00e9" is a backslash and five NULs to the rules)
+_FIELD = r"(?:[^\t\r\n\x00\\]|\\[^\x00]|\\\x00{5}){1,128}"
+# fields sort by key: [BucketArn, BucketRegion,] CreationDate, Name
 _BUCKETS_FIELDS = re.compile(
-    r"(?<![A-Za-z0-9_])BUCKETS" + TAB + "(?:[a-z0-9-]{1,30}" + TAB + ")?" + ISO_TIME + TAB + r"\Z"
+    r"(?<![A-Za-z0-9_])BUCKETS" + TAB + "(?:" + _FIELD + TAB + "){0,2}" + ISO_TIME + TAB + r"\Z"
 )
-# the head of an S3 server access log line: bucket owner, bucket, [time
-_ACCESS_LOG_HEAD = re.compile(r"[ \t]*[0-9a-f]{64} (" + BUCKET + r") \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:")
+# the head of an S3 server access log line: bucket owner, bucket, [time (a line may carry a prefix:
+# "> ", a grep file name, a CloudWatch timestamp)
+_ACCESS_LOG_HEAD = re.compile(
+    r"(?<![0-9A-Za-z])[0-9a-f]{64} (" + BUCKET + r") \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:"
+)
 
 
 def _looks_like_name(value: str, text: str, start: int) -> bool:
@@ -409,35 +418,62 @@ def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 
 def _access_log_uri_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     """A path-style request URI (``"GET /<bucket>/key ..."``) names a bucket only in an S3 server
-    access log line, and there it is the line's own bucket field. The look back for the line's start
-    is bounded (a log line's fields before the URI, key included, fit in it), so it adds a constant
-    per candidate."""
+    access log line, and there it is the line's own bucket field. The look back is bounded (a log
+    line's fields before the URI, key included, fit in it), so it adds a constant per candidate."""
     lo = max(0, start - 4096)
     line = max(text.rfind("\n", lo, start), text.rfind("\x00", lo, start)) + 1
     if line == 0 and lo > 0:
         return Verdict.REJECT
-    head = _ACCESS_LOG_HEAD.match(text, line)
+    head = _ACCESS_LOG_HEAD.search(text, line, start)
     return _bucket_verdict(value, text, start) if head and head[1] == value else Verdict.REJECT
 
 
-_OWNER_EVIDENCE = re.compile(r"Owner|Grantee|DisplayName")
-_ID_COLUMN = re.compile(r"\|\s+ID\s+\|")
+# Owner or Grantee opening an object (JSON "Owner": {, a YAML mapping, XML <Owner>), or a
+# CanonicalUser type
+_OWNER_EVIDENCE = re.compile(
+    r"(?<![A-Za-z0-9_])(?:[\"']?(?:Owner|Grantee)[\"']?[ \t]*[:=][ \t]*(?:\{|\r?\n)|<(?:Owner|Grantee)[\s>])"
+    r"|CanonicalUser"
+)
+_ID_COLUMN = re.compile(r"\|\s*ID\s*\|")
+_TABLE_ROW_START = re.compile(r"[ \t]*\|\|")
 
 
 def _owner_id_verdict(value: str, text: str, start: int) -> Verdict:
     """A bare "ID" key is everywhere (docker's container IDs are 64 hex too); it names a canonical
-    user only inside an Owner or Grantee, whose key or DisplayName shows within a few lines before."""
-    return Verdict.MASK if _OWNER_EVIDENCE.search(text, max(0, start - 200), start) else Verdict.REJECT
+    user only inside an Owner or Grantee, whose key shows within a few lines before (for a JSON body,
+    the context has the enclosing key: jsonbody.py), or next to a CanonicalUser type."""
+    if _OWNER_EVIDENCE.search(text, max(0, start - 200), start + len(value) + 60):
+        return Verdict.MASK
+    return Verdict.REJECT
 
 
 def _table_id_verdict(value: str, text: str, start: int) -> Verdict:
-    """A table cell (``|`` before it, after padding) under an ``ID`` column header nearby."""
+    """A cell (``|`` before it, after padding) of an AWS CLI table row (the row starts with ``||``:
+    not a markdown table) under an ``ID`` column header nearby."""
     i = start - 1
     while i >= 0 and text[i] == " ":
         i -= 1
     if i < 0 or text[i] != "|":
         return Verdict.REJECT
+    lo = max(0, start - 400)  # (bounded looks: a constant per candidate)
+    line = text.rfind("\n", lo, start) + 1
+    if (line == 0 and lo > 0) or not _TABLE_ROW_START.match(text, line):
+        return Verdict.REJECT
     return Verdict.MASK if _ID_COLUMN.search(text, max(0, start - 1000), start) else Verdict.REJECT
+
+
+_CREATION_DATE_ROW = re.compile(
+    r"\|\|\s*CreationDate\s*\|\s*" + ISO_TIME + r"\s*\|\|" + LINE_END + r"[ \t]*\Z"
+)
+
+
+def _table_item_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    """A one-bucket ``list-buckets --output table`` prints key/value rows: the ``Name`` row follows
+    the ``CreationDate`` row (keys sort alphabetically)."""
+    row = text.rfind("\n", max(0, start - 200), start) + 1  # this row's start; the one above ends there
+    if row and _CREATION_DATE_ROW.search(text, max(0, row - 200), row):
+        return _bucket_verdict(value, text, start)
+    return Verdict.REJECT
 
 
 def _cli_listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
@@ -445,7 +481,7 @@ def _cli_listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     end of the line) or table output (``|| <date> | <name> ||``: the row must end there). The fields
     before the name are matched in a bounded window, so each candidate costs a constant."""
     if text[start - 1] in "\t\x00":
-        if not _BUCKETS_FIELDS.search(text, max(0, start - 120), start):
+        if not _BUCKETS_FIELDS.search(text, max(0, start - 400), start):
             return Verdict.REJECT
         if not _LINE_END.match(text, start + len(value)):
             return Verdict.REJECT
@@ -972,6 +1008,24 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="s3_listed_bucket_table_item",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=words(["Name"]) + r" +\| +(?P<v>" + BUCKET + r") +\|\|",
+        description="The bucket of a one-bucket `aws s3api list-buckets --output table` (key/value rows)",
+        validate=_table_item_bucket_verdict,
+        must_match=(
+            (
+                "||  CreationDate  |  2021-03-14T09:12:55+00:00  ||\n||  Name  |  acme-prod-data   ||\n",
+                "acme-prod-data",
+            ),
+        ),
+        must_not_match=(
+            "||  Name  |  web-server  ||\n",
+            "||  CreateDate  |  2021-03-14T09:12:55Z  ||\n||  Name  |  x-y  ||",
+        ),
+    ),
+    Rule(
         name="s3_ls_bucket",
         category="s3",
         kind="S3_BUCKET",
@@ -1237,7 +1291,8 @@ RULES: tuple[Rule, ...] = (
             + "|"
             + words(["OWNER", "GRANTEE"])
             + TAB
-            + r"(?:[^\t\r\n\x00]{1,128}"
+            + "(?:"
+            + _FIELD
             + TAB
             + r")?)(?P<v>[0-9a-f]{64}(?:[0-9a-f]{32})?)(?![A-Za-z0-9])"
         ),
@@ -1281,10 +1336,11 @@ RULES: tuple[Rule, ...] = (
         name="canonical_user_id_table",
         category="account",
         kind="CANONICAL_ID",
-        regex=r"[0-9a-f](?<![A-Za-z0-9_][0-9a-f])[0-9a-f]{63}(?= {1,40}\|)",
+        regex=r"[0-9a-f](?<![A-Za-z0-9_][0-9a-f])[0-9a-f]{63}(?= +\|)",
         description="S3 canonical user IDs in `--output table` cells under an ID column (Owner, Grantee)",
         # Not a bare [0-9a-f]{64}, nor one with " {0,64}|" after it: either made Hyperscan's whole
-        # scan 3-5x slower (load/bench_engine.py), while this one costs nothing measurable.
+        # scan 3-5x slower (load/bench_engine.py), while this one costs nothing measurable. (The
+        # cells of a stretched table carry any number of blanks, so the rule does not bound them.)
         anchors=(r"[0-9a-f]{64} ",),
         validate=_table_id_verdict,
         must_match=(
