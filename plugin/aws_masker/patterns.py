@@ -70,7 +70,9 @@ class Rule:
     groups). A rule whose regex begins with ``words(...)`` gets those words unless it names tighter
     anchors. Hyperscan reports one start (the leftmost) per anchor and end offset, so an anchor must
     not match two ways that end at the same place: alternatives that can (a word and a longer word
-    ending with it) go in separate anchors."""
+    ending with it) go in separate anchors. An anchor must have a bounded width (prefilter.py reads
+    that far past each window). Measure ``make bench-engine`` after adding one: a few shapes (a bare
+    ``[0-9a-f]{64}``) make Hyperscan's scan of all text several times slower."""
     host_anchors: tuple[str, ...] = field(default=())
     """For hostname rules, instead of ``anchors``: literals of which every match *contains* one, with
     only ``HOST_CHARS`` from the rule's start up to it, where the rule starts a run of ``HOST_CHARS``."""
