@@ -128,7 +128,13 @@ def arn(draw):
 
 @st.composite
 def bucket(draw):
-    b = draw(st.text(LOWER, min_size=2, max_size=12)) + "-" + draw(st.text(LOWER, min_size=1, max_size=12))
+    # (a letter first: an `aws s3 ls` line ending in digits and hyphens is taken for a number)
+    b = (
+        draw(st.sampled_from(string.ascii_lowercase))
+        + draw(st.text(LOWER, min_size=1, max_size=11))
+        + "-"
+        + draw(st.text(LOWER, min_size=1, max_size=12))
+    )
     ctx = draw(
         st.sampled_from(
             [
@@ -216,16 +222,27 @@ IDENTIFIERS = st.one_of(
 )
 
 
+# names found by their context, which the engine then masks wherever else they stand (echo.py)
+ECHOED = st.one_of(bucket(), rds(), canonical_user_id())
+
+
 @st.composite
 def documents(draw):
-    """Text mixing filler and identifiers; returns (text, identifier values that must be masked)."""
+    """Text mixing filler and identifiers; returns (text, identifier values that must be masked).
+    Some names found by their context come back bare later in the text."""
     parts: list[str] = []
     values: list[str] = []
+    echoes: list[str] = []
     for _ in range(draw(st.integers(1, 12))):
-        if draw(st.booleans()):
-            value, ctx = draw(IDENTIFIERS)
+        choice = draw(st.integers(0, 5))
+        if choice < 3:
+            value, ctx = draw(IDENTIFIERS if choice else ECHOED)
             parts.append(ctx.format(value) if ctx else value)
             values.append(value)
+            if not choice:
+                echoes.append(value)
+        elif choice == 3 and echoes:
+            parts.append(draw(st.sampled_from(echoes)))  # bare, no context
         else:
             parts.append(draw(st.sampled_from(FILLER)))
         parts.append(draw(st.sampled_from(SEPARATORS)))

@@ -1,8 +1,9 @@
 """The masking engine: one scan per string, one token map per request.
 
 ``Masker`` is built once per configuration (it is immutable and thread-safe). ``Masker.mask_texts``
-masks every string of one request together, so they share one token map and a token-shaped string
-anywhere in the request is reserved before any token is issued.
+masks every string of one request together, so they share one token map, a token-shaped string
+anywhere in the request is reserved before any token is issued, and a name found by its context in
+one string is masked wherever else it stands in the request (echo.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from . import echo
 from .config import MaskerConfig
 from .scanner import Found, Scanner
 from .tokens import TOKEN_RE, TokenIssuer, cached_minter, process_secret
@@ -81,22 +83,36 @@ class Masker:
             if "AWS_" in text:
                 issuer.reserved.update(TOKEN_RE.findall(text))
         result = MaskResult()
+        names: dict[str, tuple[str, str, str]] = {}  # context-found names, for the echo
         out: list[str] = []
         for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
-            out.append(self._render(text, source, len(contexts[i]) if contexts else 0, issuer, result))
+            cut = len(contexts[i]) if contexts else 0
+            out.append(self._render(text, source, cut, issuer, result, names))
+        if names:
+            out = echo.echo(out, names, result.counts)
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         return out, result
 
-    def _render(self, text: str, source: str, cut: int, issuer: TokenIssuer, result: MaskResult) -> str:
+    def _render(
+        self,
+        text: str,
+        source: str,
+        cut: int,
+        issuer: TokenIssuer,
+        result: MaskResult,
+        names: dict[str, tuple[str, str, str]],
+    ) -> str:
         """``text`` (which is ``source[cut:]``, after its context) with each identifier the scan of
-        ``source`` finds in it replaced by its token, rendered as the scan goes."""
+        ``source`` finds in it replaced by its token, rendered as the scan goes. Masked names of the
+        kinds echo.py echoes go into ``names``."""
         pieces: list[str] = []
         append = pieces.append
         issue = issuer.issue
         categories: list[str] = []
         counted = categories.append
         last = cut
+        echoed = echo.KINDS
 
         def emit(
             start: int, end: int, _rule: object, category: str, kind: str, value: str, mask: bool
@@ -104,9 +120,12 @@ class Masker:
             nonlocal last
             if mask and start >= cut:  # (an identifier inside the context stays as it is)
                 append(source[last:start])
-                append(issue(kind, value))
+                token = issue(kind, value)
+                append(token)
                 counted(category)
                 last = end
+                if kind in echoed and value not in names:
+                    names[value] = (token, kind, category)
 
         self._scanner.each(source, self._enabled, self._allow, emit)
         if last == cut:
