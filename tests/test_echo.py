@@ -1,5 +1,5 @@
-"""Echoes (plugin/aws_masker/echo.py): a name found by its context is masked wherever else it stands in
-the request, as a whole word, with the same token; and restored exactly."""
+"""Echoes (plugin/aws_masker/echo.py): a name found by strong context is masked wherever else it stands
+in the request, as a whole word, with the same token; and restored exactly."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aws_masker import echo
 from aws_masker.body import mask_request, restore_response
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
+from aws_masker.patterns import RULES
 from aws_masker.restore import restore_text
 
 CANONICAL = "5c7e9a1b" * 8
@@ -18,7 +19,7 @@ SECRET = "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m"
 
 
 def test_a_bare_repeat_gets_the_same_token(masker: Masker) -> None:
-    text = "S3 bucket acme-prod-data returns 403. Why can't acme-prod-data be read?"
+    text = "aws s3 cp s3://acme-prod-data/x . fails with 403. Why can't acme-prod-data be read?"
     masked, result = masker.mask_text(text)
     assert "acme-prod-data" not in masked
     (token,) = result.tokens
@@ -30,10 +31,10 @@ def test_a_bare_repeat_gets_the_same_token(masker: Masker) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "RDS orders-db-2 is slow; orders-db-2 was fine yesterday (orders-db-2).",
+        '"DBInstanceIdentifier": "orders-db-2"\norders-db-2 is slow; orders-db-2 was fine (orders-db-2).',
         "OWNER\tops\t" + CANONICAL + "\nthe owner is " + CANONICAL + ".",
         "aws_secret_access_key = " + SECRET + "\nI pasted " + SECRET + " by mistake",
-        '$ aws s3 ls\n2023-01-15 10:30:45 acme-logs-7\n\nis "acme-logs-7" public? see /acme-logs-7/x',
+        '{"Buckets": [{"Name": "acme-logs-7", "CreationDate": "x"}]}\nis "acme-logs-7" public?',
     ],
 )
 def test_every_echoed_kind(text: str, masker: Masker) -> None:
@@ -45,13 +46,35 @@ def test_every_echoed_kind(text: str, masker: Masker) -> None:
 
 def test_only_whole_names_are_echoed(masker: Masker) -> None:
     text = (
-        "S3 bucket acme-data. Also: acme-data-eu, x.acme-data, acme-data_old, acme-data.example.com, "
-        "acme-data.\n"
+        "s3://acme-data/k. Also: acme-data-eu, x.acme-data, acme-data_old, acme-data.example.com, "
+        "acme-data... and acme-data.\n"
     )
     masked, result = masker.mask_text(text)
     (token,) = result.tokens
     others = "acme-data-eu, x.acme-data, acme-data_old, acme-data.example.com"
-    assert masked == f"S3 bucket {token}. Also: {others}, {token}.\n"
+    assert masked == f"s3://{token}/k. Also: {others}, {token}... and {token}.\n"
+
+
+def test_a_json_escape_ends_a_word(masker: Masker) -> None:
+    """Serialized tool output: "\\n" before and after the name does not make it part of a word."""
+    text = 's3://acme-prod-data/k\n{"out": "list:\\nacme-prod-data\\n"}'
+    assert "acme-prod-data" not in masker.mask_text(text)[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Why does S3 503 so often? nginx also logs 503.",  # prose: not evidence enough to echo
+        "S3 us-east-1 is slow. aws ec2 describe-instances --region us-east-1",
+        '{"identifier": "v2-api", "text": "use the v2-api"}',  # a generic key
+        "2023-01-15 10:30:45 web-01\nssh web-01",  # a lone `aws s3 ls`-shaped line
+        '"Bucket": "us-east-1"\n--region us-east-1',  # the shape of a region
+        '"Bucket": "v2.1"\nrelease v2.1',  # of a version
+    ],
+)
+def test_weak_evidence_and_word_shapes_are_not_echoed(text: str, masker: Masker) -> None:
+    masked, _ = masker.mask_text(text)
+    assert masked.endswith(text.rsplit(" ", 1)[1])
 
 
 def test_plain_words_are_not_echoed(masker: Masker) -> None:
@@ -60,6 +83,26 @@ def test_plain_words_are_not_echoed(masker: Masker) -> None:
     masked, _ = masker.mask_text(line + "\nwe keep backups for 30 days")
     assert " backups [" not in masked
     assert masked.endswith("we keep backups for 30 days")
+
+
+def test_kept_identifiers_are_not_cut_into() -> None:
+    """An allow-listed ARN, or one whose category is off, stays whole although it holds a name."""
+    text = "s3://acme-data-1/x and arn:aws:s3:::acme-data-1/public/*"
+    for config in (
+        MaskerConfig(token_secret="t", allow_list=["arn:aws:s3:::acme-data-1/public/*"]),
+        MaskerConfig(token_secret="t", mask_arns=False),
+    ):
+        masker = Masker(config)
+        masked, _ = masker.mask_text(text)
+        assert masked.endswith(" and arn:aws:s3:::acme-data-1/public/*")
+        assert masker.mask_text(masked)[0] == masked
+
+
+def test_a_secret_is_echoed_before_a_name_inside_it(masker: Masker) -> None:
+    secret = "Xk3pL9vQ2mR8sT1u/logs2024/yZ6aB0cD5eF7gH"
+    text = f"s3://logs2024/k\naws_secret_access_key = {secret}\npasted {secret}"
+    masked, _ = masker.mask_text(text)
+    assert "Xk3pL9vQ2mR8" not in masked and "yZ6aB0cD5eF7" not in masked
 
 
 def test_names_echo_across_the_strings_of_a_json_request(masker: Masker) -> None:
@@ -80,7 +123,7 @@ def test_names_echo_across_the_strings_of_a_json_request(masker: Masker) -> None
 
 
 def test_echo_follows_the_category_switch_and_the_allow_list() -> None:
-    text = "S3 bucket acme-prod-data; acme-prod-data again"
+    text = "s3://acme-prod-data/k; acme-prod-data again"
     off = Masker(MaskerConfig(token_secret="t", mask_s3_buckets=False))
     assert off.mask_text(text)[0] == text
     allowed = Masker(MaskerConfig(token_secret="t", allow_list=["acme-prod-data"]))
@@ -88,10 +131,10 @@ def test_echo_follows_the_category_switch_and_the_allow_list() -> None:
 
 
 def test_many_names_are_looked_up_in_one_pass(masker: Masker) -> None:
-    """A pasted listing of hundreds of buckets: past ``echo.SEARCHES`` names, one pass looks every
-    word up instead of one search per name."""
+    """A pasted listing of hundreds of buckets: past ``echo.SEARCHES`` recurring names, one pass looks
+    every word up instead of one search per name."""
     names = [f"acme-{i:03d}-data" for i in range(3 * echo.SEARCHES)]
-    listing = "\n".join(f"2024-01-15 10:30:45 {n}" for n in names)
+    listing = "\n".join(f"BUCKETS\t2024-01-15T10:30:45+00:00\t{n}" for n in names)
     question = "Which of " + ", ".join(reversed(names)) + " are public? Not acme-000-data-eu."
     masked, result = masker.mask_text(listing + "\n\n" + question)
     assert not any(n + " " in masked or n + "," in masked for n in names)
@@ -100,9 +143,10 @@ def test_many_names_are_looked_up_in_one_pass(masker: Masker) -> None:
 
 
 EDGES = (
-    "S3 bucket acme-data and RDS orders-db-2; acme-data. acme-data... (acme-data) acme-data-eu "
-    "x.acme-data acme-data_old acme-data.example.com orders-db-2.internal orders-db-2/x "
-    "aws_secret_access_key = " + SECRET + " then " + SECRET + "== and /" + SECRET + "/ and " + SECRET
+    's3://acme-data/k "DBInstanceIdentifier": "orders-db-2"; acme-data. acme-data... (acme-data) '
+    "acme-data-eu x.acme-data acme-data_old acme-data.example.com orders-db-2.internal orders-db-2/x "
+    '"out": "\\nacme-data\\n" aws_secret_access_key = ' + SECRET + " then " + SECRET + "== and "
+    "/" + SECRET + "/ and " + SECRET
 )
 
 
@@ -112,5 +156,13 @@ def test_searching_and_looking_up_agree(searches: int, monkeypatch: pytest.Monke
     monkeypatch.setattr(echo, "SEARCHES", searches)
     assert Masker(MaskerConfig(token_secret="t")).mask_text(EDGES) == expected
     masked, result = expected
-    assert masked.count(next(t for t in result.tokens if "S3" in t)) == 4
+    assert masked.count(next(t for t in result.tokens if "S3" in t)) == 5
     assert "acme-data-eu" in masked and "x.acme-data " in masked and SECRET + "==" in masked
+
+
+def test_which_rules_echo() -> None:
+    """Keys, URIs, output formats and flags echo; prose and lone timestamped lines do not."""
+    echoing = {rule.name for rule in RULES if rule.echo}
+    assert {"s3_uri", "s3_bucket_key", "rds_identifier_key", "canonical_user_id_key"} <= echoing
+    assert not {"s3_prose", "rds_prose", "rds_name_key", "s3_ls_bucket"} & echoing
+    assert all(rule.kind in echo.KINDS or rule.pair_kind in echo.KINDS for rule in RULES if rule.echo)

@@ -222,8 +222,22 @@ IDENTIFIERS = st.one_of(
 )
 
 
-# names found by their context, which the engine then masks wherever else they stand (echo.py)
-ECHOED = st.one_of(bucket(), rds(), canonical_user_id())
+@st.composite
+def echoed(draw):
+    """A name in context strong enough for the engine to mask it wherever else it stands (echo.py)."""
+    return draw(
+        st.one_of(
+            st.tuples(
+                bucket().map(lambda b: b[0]),
+                st.sampled_from(["s3://{}/key.csv", '"Bucket": "{}"', "https://{}.s3.amazonaws.com/x"]),
+            ),
+            st.tuples(rds().map(lambda r: r[0]), st.just('"DBInstanceIdentifier": "{}"')),
+            canonical_user_id(),
+        )
+    )
+
+
+ECHOED = echoed()
 
 
 @st.composite

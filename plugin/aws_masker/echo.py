@@ -1,111 +1,168 @@
 """Echoes: a name the catalogue found by its context is masked wherever else it stands in the request.
 
 Bucket and RDS names, canonical user IDs and secret keys are recognised by what surrounds them: a key
-(``"Bucket": "..."``), an output format (``aws s3 ls``), a word ("bucket", "RDS"). The same name
-elsewhere in the request, bare, has no such context: "S3 bucket acme-prod-data" is masked by the
-catalogue, but the follow-up question "why is acme-prod-data slow?" would reach the upstream as it is.
-So once a request's scan is done, every other occurrence of such a name as a whole word, in any string
-of the request, gets the same token.
+(``"Bucket": "..."``), an output format (``aws s3 ls``), a command-line flag. The same name elsewhere
+in the request, bare, has no such context: ``s3://acme-prod-data/x`` is masked by the catalogue, but
+the follow-up question "why is acme-prod-data slow?" would reach the upstream as it is. So once a
+request's scan is done, every other occurrence of such a name as a whole word, in any string of the
+request, gets the same token.
 
-A whole word is a maximal run of the characters names of that kind are made of (for bucket and RDS
-names: letters, digits, ``_``, ``.``, ``-``; trailing dots end a sentence, not the name): "acme-data"
-is not echoed inside "acme-data-eu" or "x.acme-data", but is in "see acme-data." Only names that
-cannot be ordinary words are echoed: a bucket or RDS name needs a hyphen, dot or digit (a bucket
-named "backups" is masked where the catalogue finds it, not in "we keep backups").
+Which names: only those found by a rule marked ``echo`` in the catalogue (strong evidence: keys,
+URIs, output formats, flags; not prose such as "S3 <name>", whose false positives would otherwise
+spread), and for bucket and RDS names only those that cannot be ordinary words: a hyphen, dot or digit,
+and no number, version, unit or region shape (see ``_NOT_A_NAME``).
 
-Cost: with a few names, one substring search per name (C speed); with many (a pasted list of
-hundreds of buckets), one pass that looks every word up instead. Either is linear in the text.
+A whole word is a maximal run of the characters names of that kind are made of (bucket and RDS
+names: letters, digits, ``_``, ``.``, ``-``; trailing dots end a sentence, not the name), in the text
+as the rules see it (JSON escapes such as ``\\n`` end a word, as in scanner.py). "acme-data" is not
+echoed inside "acme-data-eu" or "x.acme-data", but is in "see acme-data." Identifiers the scan kept
+verbatim (a disabled category, the allow-list, an AWS-managed ARN) are never cut into.
+
+Cost: one substring search per name over the whole request; names that recur are then found with
+one search each, or, when there are many (a pasted list of hundreds of buckets), with one pass that
+looks every long-enough word up. Linear in the request's size either way.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from typing import NamedTuple
 
+from .patterns import REGION
+from .scanner import escapes_blanked
+
 
 class _Word(NamedTuple):
-    """What names of a kind are made of: ``run`` matches a maximal run of those characters, ``char``
-    one of them, ``tail`` what may end a run after the name (trailing sentence dots, for names)."""
+    """What names of some kinds are made of."""
 
     run: re.Pattern[str]
+    """A maximal run of the characters, at least as long as the shortest name."""
     char: re.Pattern[str]
+    """One of the characters."""
     tail: str
+    """Characters that may follow the name inside its run (sentence dots after a bucket name)."""
+    priority: int
+    """Where occurrences of two kinds overlap, the lower wins (a secret before a name inside it)."""
 
 
-_NAME = _Word(re.compile(r"[A-Za-z0-9_.-]+"), re.compile(r"[A-Za-z0-9_.-]"), ".")
-_HEX = _Word(re.compile(r"[A-Za-z0-9_]+"), re.compile(r"[A-Za-z0-9_]"), "")
-_BASE64 = _Word(re.compile(r"[A-Za-z0-9/+=]+"), re.compile(r"[A-Za-z0-9/+=]"), "")
+_BASE64 = _Word(re.compile(r"[A-Za-z0-9/+=]{40,}"), re.compile(r"[A-Za-z0-9/+=]"), "", 1)
+_HEX = _Word(re.compile(r"[A-Za-z0-9_]{64,}"), re.compile(r"[A-Za-z0-9_]"), "", 2)
+_NAME = _Word(re.compile(r"[A-Za-z0-9_.-]{3,}"), re.compile(r"[A-Za-z0-9_.-]"), ".", 3)
 KINDS: dict[str, _Word] = {
-    "S3_BUCKET": _NAME,
-    "RDS": _NAME,
-    "CANONICAL_ID": _HEX,
     "SECRET_KEY": _BASE64,
     "SESSION_TOKEN": _BASE64,
+    "CANONICAL_ID": _HEX,
+    "S3_BUCKET": _NAME,
+    "RDS": _NAME,
 }
+_DOTS = re.compile(r"\.*")
 _NAME_MARK = re.compile(r"[-.0-9]")
+# names that an ordinary text uses as words: numbers, versions, numbers with units, regions
+_NOT_A_NAME = re.compile(r"[0-9.-]+|v?[0-9]+(?:[.-][0-9a-z]+)*|[0-9.]+[a-z]{1,3}|" + REGION)
 SEARCHES = 48
-"""Up to this many names, each is searched for; past it, one pass per kind of word looks words up."""
+"""Up to this many recurring names, each is searched for; past it, one pass looks words up."""
 
-# (token, category) of each name
-Names = dict[str, tuple[str, str]]
+# (start, end, token or None for a kept span, category, priority), in the joined text
+_Span = tuple[int, int, "str | None", str, int]
 
 
 def worth_echoing(kind: str, value: str) -> bool:
-    return KINDS[kind] is not _NAME or _NAME_MARK.search(value) is not None
+    word = KINDS.get(kind)  # (a key ID is found beside its secret, but is not echoed: it finds itself)
+    if word is not _NAME:
+        return word is not None
+    return _NAME_MARK.search(value) is not None and not _NOT_A_NAME.fullmatch(value)
 
 
-def echo(texts: list[str], found: dict[str, tuple[str, str, str]], counts: Counter[str]) -> list[str]:
+def echo(
+    texts: list[str],
+    found: dict[str, tuple[str, str, str]],
+    kept: list[list[tuple[int, int]]],
+    counts: Counter[str],
+) -> list[str]:
     """``texts`` with every whole-word occurrence of each found name replaced by its token.
 
-    ``found`` maps each masked name to (token, kind, category); ``counts`` gets one more per echoed
-    occurrence, by category."""
-    by_word: dict[_Word, Names] = {}
+    ``found`` maps each name to (token, kind, category); ``kept[i]`` are the spans of ``texts[i]``
+    that hold identifiers the scan kept verbatim; ``counts`` gets one more per echoed occurrence, by
+    category."""
+    by_word: dict[_Word, dict[str, tuple[str, str]]] = {}
     for name, (token, kind, category) in found.items():
         if worth_echoing(kind, name):
             by_word.setdefault(KINDS[kind], {})[name] = (token, category)
     if not by_word:
         return texts
-    out = texts
+    views = [escapes_blanked(text) for text in texts]
+    joined = "\x00".join(views)  # (NUL is no word character: each string's end ends its words)
+    offsets = [0]
+    for view in views:
+        offsets.append(offsets[-1] + len(view) + 1)
+    spans: list[_Span] = []  # the kept spans first: no echo cuts into them
+    for i, kept_i in enumerate(kept):
+        spans += [(offsets[i] + start, offsets[i] + end, None, "", 0) for start, end in kept_i]
     for word, names in by_word.items():
-        one = _by_lookup if len(names) > SEARCHES else _by_search
-        out = [one(text, word, names, counts) for text in out]
-    return out
+        recurring = {name: entry for name, entry in names.items() if name in joined}
+        if len(recurring) > SEARCHES:
+            spans += _by_lookup(joined, word, recurring)
+        elif recurring:
+            spans += _by_search(joined, word, recurring)
+    accepted = _without_overlaps(spans)
+    if not accepted:
+        return texts
+    return _apply(texts, offsets, accepted, counts)
 
 
-def _by_search(text: str, word: _Word, names: Names, counts: Counter[str]) -> str:
-    spans: list[tuple[int, int, str, str]] = []  # start, end, token, category
+def _by_search(joined: str, word: _Word, names: dict[str, tuple[str, str]]) -> list[_Span]:
+    found: list[_Span] = []
     for name, (token, category) in names.items():
-        i = text.find(name)
+        i = joined.find(name)
         while i >= 0:
-            end = i + len(name)
-            rest = end
-            while rest < len(text) and text[rest] in word.tail:
-                rest += 1
-            if (i == 0 or not word.char.match(text, i - 1)) and not word.char.match(text, rest):
-                spans.append((i, end, token, category))
-            i = text.find(name, end)
-    if not spans:
-        return text
-    spans.sort()  # (names of one kind never overlap: each occurrence is a whole run)
-    pieces: list[str] = []
-    last = 0
-    for start, end, token, category in spans:
-        pieces += (text[last:start], token)
-        counts[category] += 1
-        last = end
-    pieces.append(text[last:])
-    return "".join(pieces)
+            end = rest = i + len(name)
+            if word.tail:  # (a run of dots is matched at C speed, not walked)
+                rest = _DOTS.match(joined, end).end()  # type: ignore[union-attr]
+            if (i == 0 or not word.char.match(joined, i - 1)) and not word.char.match(joined, rest):
+                found.append((i, end, token, category, word.priority))
+            i = joined.find(name, end)
+    return found
 
 
-def _by_lookup(text: str, word: _Word, names: Names, counts: Counter[str]) -> str:
-    def replace(m: re.Match[str]) -> str:
+def _by_lookup(joined: str, word: _Word, names: dict[str, tuple[str, str]]) -> list[_Span]:
+    found: list[_Span] = []
+    for m in word.run.finditer(joined):
         run = m.group()
         name = run.rstrip(word.tail) if word.tail else run
         hit = names.get(name)
-        if hit is None:
-            return run
-        counts[hit[1]] += 1
-        return hit[0] + run[len(name) :]
+        if hit is not None:
+            found.append((m.start(), m.start() + len(name), hit[0], hit[1], word.priority))
+    return found
 
-    return word.run.sub(replace, text)
+
+def _without_overlaps(spans: list[_Span]) -> list[_Span]:
+    """The spans in order, where two overlap the one of lower priority (kept spans: 0) dropped."""
+    spans.sort(key=lambda span: (span[0], span[4]))
+    out: list[_Span] = []
+    for span in spans:
+        if out and span[0] < out[-1][1]:
+            if span[4] < out[-1][4]:
+                out[-1] = span
+            continue
+        out.append(span)
+    return [span for span in out if span[2] is not None]
+
+
+def _apply(texts: list[str], offsets: list[int], spans: list[_Span], counts: Counter[str]) -> list[str]:
+    out = list(texts)
+    by_text: dict[int, list[_Span]] = {}
+    for span in spans:
+        by_text.setdefault(bisect.bisect_right(offsets, span[0]) - 1, []).append(span)
+    for i, spans_i in by_text.items():
+        text, base = texts[i], offsets[i]
+        pieces: list[str] = []
+        last = 0
+        for start, end, token, category, _priority in spans_i:
+            pieces += (text[last : start - base], token)  # type: ignore[list-item]
+            counts[category] += 1
+            last = end - base
+        pieces.append(text[last:])
+        out[i] = "".join(pieces)
+    return out

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from . import echo
 from .config import MaskerConfig
+from .patterns import Rule
 from .scanner import Found, Scanner
 from .tokens import TOKEN_RE, TokenIssuer, cached_minter, process_secret
 
@@ -84,12 +85,14 @@ class Masker:
                 issuer.reserved.update(TOKEN_RE.findall(text))
         result = MaskResult()
         names: dict[str, tuple[str, str, str]] = {}  # context-found names, for the echo
+        kept: list[list[tuple[int, int]]] = []
         out: list[str] = []
         for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
             cut = len(contexts[i]) if contexts else 0
-            out.append(self._render(text, source, cut, issuer, result, names))
+            kept.append([])
+            out.append(self._render(text, source, cut, issuer, result, names, kept[-1]))
         if names:
-            out = echo.echo(out, names, result.counts)
+            out = echo.echo(out, names, kept, result.counts)
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         return out, result
@@ -102,30 +105,35 @@ class Masker:
         issuer: TokenIssuer,
         result: MaskResult,
         names: dict[str, tuple[str, str, str]],
+        kept: list[tuple[int, int]],
     ) -> str:
         """``text`` (which is ``source[cut:]``, after its context) with each identifier the scan of
-        ``source`` finds in it replaced by its token, rendered as the scan goes. Masked names of the
-        kinds echo.py echoes go into ``names``."""
+        ``source`` finds in it replaced by its token, rendered as the scan goes. Names masked by a
+        rule marked ``echo`` go into ``names``; the spans of identifiers kept verbatim (in the
+        returned text) into ``kept``."""
         pieces: list[str] = []
         append = pieces.append
         issue = issuer.issue
         categories: list[str] = []
         counted = categories.append
         last = cut
-        echoed = echo.KINDS
+        size = 0  # of the pieces so far
 
-        def emit(
-            start: int, end: int, _rule: object, category: str, kind: str, value: str, mask: bool
-        ) -> None:
-            nonlocal last
-            if mask and start >= cut:  # (an identifier inside the context stays as it is)
-                append(source[last:start])
-                token = issue(kind, value)
-                append(token)
-                counted(category)
-                last = end
-                if kind in echoed and value not in names:
-                    names[value] = (token, kind, category)
+        def emit(start: int, end: int, rule: Rule, category: str, kind: str, value: str, mask: bool) -> None:
+            nonlocal last, size
+            if start < cut:  # an identifier inside the context stays as it is
+                return
+            if not mask:
+                kept.append((size + start - last, size + end - last))
+                return
+            append(source[last:start])
+            token = issue(kind, value)
+            append(token)
+            counted(category)
+            size += start - last + len(token)
+            last = end
+            if rule.echo and value not in names:
+                names[value] = (token, kind, category)
 
         self._scanner.each(source, self._enabled, self._allow, emit)
         if last == cut:

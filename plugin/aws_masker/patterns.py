@@ -76,6 +76,9 @@ class Rule:
     host_anchors: tuple[str, ...] = field(default=())
     """For hostname rules, instead of ``anchors``: literals of which every match *contains* one, with
     only ``HOST_CHARS`` from the rule's start up to it, where the rule starts a run of ``HOST_CHARS``."""
+    echo: bool = False
+    """What this rule masks is evidence enough to mask the same name wherever else it stands in the
+    request (echo.py): true for keys, URIs, output formats and flags, not for prose."""
 
     def __post_init__(self) -> None:
         if not self.anchors and not self.host_anchors:
@@ -727,6 +730,7 @@ RULES: tuple[Rule, ...] = (
     # ---- Endpoint hostnames that embed a resource name or ID ------------------------------------
     Rule(
         name="s3_virtual_host",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=(
@@ -830,6 +834,7 @@ RULES: tuple[Rule, ...] = (
     # ---- S3 buckets -------------------------------------------------------------------------------
     Rule(
         name="s3_uri",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=r"s(?<![A-Za-z0-9]s)3a?n?://(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])",
@@ -844,6 +849,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_path_style",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=(
@@ -858,6 +864,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_bucket_key",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=(
@@ -904,6 +911,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_listed_bucket",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=words(["Name"], "[A-Za-z0-9_]") + r"[\"']?\s*:\s*[\"']?(?P<v>" + BUCKET + r")(?=[\"'\s,}]|$)",
@@ -946,6 +954,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_access_log_bucket",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=(
@@ -963,6 +972,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_access_log_uri_bucket",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         # the method right after the request's opening quote (words: not preceded by anything else)
@@ -985,6 +995,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_listed_bucket_cli",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=(
@@ -1011,6 +1022,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_listed_bucket_table_item",
+        echo=True,
         category="s3",
         kind="S3_BUCKET",
         regex=words(["Name"]) + r" +\| +(?P<v>" + BUCKET + r") +\|\|",
@@ -1060,6 +1072,7 @@ RULES: tuple[Rule, ...] = (
     # ---- RDS --------------------------------------------------------------------------------------
     Rule(
         name="rds_identifier_key",
+        echo=True,
         category="rds",
         kind="RDS",
         regex=(
@@ -1077,11 +1090,8 @@ RULES: tuple[Rule, ...] = (
                     "db_instance_identifier",
                     "db_cluster_identifier",
                     "cluster_identifier",
-                    "DBName",
-                    "db_name",
                     "ReadReplicaDBInstanceIdentifiers",
                     "ReadReplicaDBClusterIdentifiers",
-                    "identifier",
                 ]
             )
             + ASSIGN
@@ -1098,7 +1108,23 @@ RULES: tuple[Rule, ...] = (
         must_not_match=('"DBInstanceIdentifier": "Bad--"',),
     ),
     Rule(
+        name="rds_name_key",
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(["DBName", "db_name", "identifier"]) + ASSIGN + r"(?P<v>" + RDS_ID + r")(?=[\"'\s,;}\]&]|$)"
+        ),
+        description=(
+            "RDS names under generic keys (DBName, a Terraform `identifier`): masked where they stand, "
+            "not echoed"
+        ),
+        validate=_rds_key_verdict,
+        must_match=(('"DBName": "orders"', "orders"), ('  identifier = "aurora-main"', "aurora-main")),
+        must_not_match=('"identifier": "Bad--"',),
+    ),
+    Rule(
         name="rds_cli_flag",
+        echo=True,
         category="rds",
         kind="RDS",
         regex=(
@@ -1156,6 +1182,7 @@ RULES: tuple[Rule, ...] = (
     # ---- Credentials -----------------------------------------------------------------------------
     Rule(
         name="access_key_id",
+        echo=True,
         category="credentials",
         kind="ACCESS_KEY",
         regex=(
@@ -1197,6 +1224,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="secret_access_key",
+        echo=True,
         category="credentials",
         kind="SECRET_KEY",
         regex=(
@@ -1231,6 +1259,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="session_token_key",
+        echo=True,
         category="credentials",
         kind="SESSION_TOKEN",
         regex=(
@@ -1256,6 +1285,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="session_token",
+        echo=True,
         category="credentials",
         kind="SESSION_TOKEN",
         regex=words(["FwoGZXIvYXdzE", "FQoGZXIvYXdzE", "IQoJb3JpZ2luX2Vj"], "[A-Za-z0-9/+=]")
@@ -1267,6 +1297,7 @@ RULES: tuple[Rule, ...] = (
     # ---- Account IDs: 12 digits only with evidence -----------------------------------------------
     Rule(
         name="s3_access_log_canonical_id",
+        echo=True,
         category="account",
         kind="CANONICAL_ID",
         regex=(
@@ -1284,6 +1315,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="canonical_user_id",
+        echo=True,
         category="account",
         kind="CANONICAL_ID",
         regex=(
@@ -1314,6 +1346,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="canonical_user_id_key",
+        echo=True,
         category="account",
         kind="CANONICAL_ID",
         regex=(words(["ID"]) + "(?:" + ASSIGN + "|>)" + r"(?P<v>[0-9a-f]{64})(?![A-Za-z0-9])"),
@@ -1336,6 +1369,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="canonical_user_id_table",
+        echo=True,
         category="account",
         kind="CANONICAL_ID",
         regex=r"[0-9a-f](?<![A-Za-z0-9_][0-9a-f])[0-9a-f]{63}(?= +\|)",
