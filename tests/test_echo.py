@@ -130,9 +130,15 @@ def test_echo_follows_the_category_switch_and_the_allow_list() -> None:
     assert allowed.mask_text(text)[0] == text
 
 
-def test_many_names_are_looked_up_in_one_pass(masker: Masker) -> None:
-    """A pasted listing of hundreds of buckets: past ``echo.SEARCHES`` recurring names, one pass looks
-    every word up instead of one search per name."""
+def test_many_names_are_looked_up_in_one_pass(masker: Masker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pasted listing of hundreds of buckets: past ``echo.SEARCHES`` names, one pass looks every word
+    up; no search per name (that made 5,000 names in 630 KB take 0.9 s)."""
+
+    def no_search(*args: object) -> None:
+        raise AssertionError("searched name by name")
+
+    monkeypatch.setattr(echo, "_recurring", no_search)
+    monkeypatch.setattr(echo, "_by_search", no_search)
     names = [f"acme-{i:03d}-data" for i in range(3 * echo.SEARCHES)]
     listing = "\n".join(f"BUCKETS\t2024-01-15T10:30:45+00:00\t{n}" for n in names)
     question = "Which of " + ", ".join(reversed(names)) + " are public? Not acme-000-data-eu."

@@ -18,9 +18,10 @@ as the rules see it (JSON escapes such as ``\\n`` end a word, as in scanner.py).
 echoed inside "acme-data-eu" or "x.acme-data", but is in "see acme-data." Identifiers the scan kept
 verbatim (a disabled category, the allow-list, an AWS-managed ARN) are never cut into.
 
-Cost: one substring search per name over the whole request; names that recur are then found with
-one search each, or, when there are many (a pasted list of hundreds of buckets), with one pass that
-looks every long-enough word up. Linear in the request's size either way.
+Cost: with a few names, substring searches over the whole request (C speed), one per name to see
+whether it recurs at all, then one per recurring name; with many (a pasted list of hundreds of
+buckets), one pass that looks every long-enough word up instead. Linear in the request's size either
+way.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ _NAME_MARK = re.compile(r"[-.0-9]")
 # names that an ordinary text uses as words: numbers, versions, numbers with units, regions
 _NOT_A_NAME = re.compile(r"[0-9.-]+|v?[0-9]+(?:[.-][0-9a-z]+)*|[0-9.]+[a-z]{1,3}|" + REGION)
 SEARCHES = 48
-"""Up to this many recurring names, each is searched for; past it, one pass looks words up."""
+"""Up to this many names of one kind of word, each is searched for; past it, one pass looks words up."""
 
 # (start, end, token or None for a kept span, category, priority), in the joined text
 _Span = tuple[int, int, "str | None", str, int]
@@ -101,15 +102,19 @@ def echo(
     for i, kept_i in enumerate(kept):
         spans += [(offsets[i] + start, offsets[i] + end, None, "", 0) for start, end in kept_i]
     for word, names in by_word.items():
-        recurring = {name: entry for name, entry in names.items() if name in joined}
-        if len(recurring) > SEARCHES:
-            spans += _by_lookup(joined, word, recurring)
-        elif recurring:
-            spans += _by_search(joined, word, recurring)
+        if len(names) > SEARCHES:
+            spans += _by_lookup(joined, word, names)
+        else:
+            spans += _by_search(joined, word, _recurring(joined, names))
     accepted = _without_overlaps(spans)
     if not accepted:
         return texts
     return _apply(texts, offsets, accepted, counts)
+
+
+def _recurring(joined: str, names: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """The names that occur at all (one search each over the whole request: for a few names only)."""
+    return {name: entry for name, entry in names.items() if name in joined}
 
 
 def _by_search(joined: str, word: _Word, names: dict[str, tuple[str, str]]) -> list[_Span]:
