@@ -122,11 +122,12 @@ def _by_search(joined: str, word: _Word, names: dict[str, tuple[str, str]]) -> l
     for name, (token, category) in names.items():
         i = joined.find(name)
         while i >= 0:
-            end = rest = i + len(name)
-            if word.tail:  # (a run of dots is matched at C speed, not walked)
-                rest = _DOTS.match(joined, end).end()  # type: ignore[union-attr]
-            if (i == 0 or not word.char.match(joined, i - 1)) and not word.char.match(joined, rest):
-                found.append((i, end, token, category, word.priority))
+            end = i + len(name)
+            if i == 0 or not word.char.match(joined, i - 1):
+                # (trailing dots may follow: a run of them is matched at C speed, not walked)
+                rest = _DOTS.match(joined, end).end() if word.tail else end  # type: ignore[union-attr]
+                if not word.char.match(joined, rest):
+                    found.append((i, end, token, category, word.priority))
             i = joined.find(name, end)
     return found
 
