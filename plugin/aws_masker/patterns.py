@@ -375,16 +375,21 @@ def _bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.MASK if _valid_bucket(value) else Verdict.REJECT
 
 
-_BUCKET_ITEM_AFTER = re.compile(r"[\"']?\s*,\s*[\"']?(?:CreationDate|BucketRegion)[\"']?\s*:")
+# what follows a bucket's "Name" in list-buckets items, and in a list-objects response (JSON or YAML)
+_BUCKET_ITEM_AFTER = re.compile(
+    r"[\"']?[ \t]*(?:,\s*|\r?\n\s*)[\"']?(?:CreationDate|BucketRegion|BucketArn|Prefix|Delimiter|MaxKeys|"
+    r"EncodingType|KeyCount|Marker|KeyMarker|ContinuationToken|StartAfter)[\"']?\s*:"
+)
 _BUCKET_LIST_BEFORE = re.compile(r"[\"']Buckets[\"']\s*:\s*\[\s*\{\s*[\"']Name[\"']\s*:\s*[\"']?\Z")
 
 
 def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
-    """A ``"Name"`` is a bucket in ``aws s3api list-buckets`` output: an item of the ``"Buckets"``
-    list, ``{"Name": ..., "CreationDate": ...}``. Both checks look at a few characters only."""
+    """A ``"Name"`` is a bucket in ``aws s3api list-buckets`` output (an item of the ``"Buckets"``
+    list, ``{"Name": ..., "CreationDate": ...}``) and in a list-objects response (``"Name"`` then
+    ``"Prefix"``, ``"MaxKeys"``, ...). Both checks look at a few characters only."""
     end = start + len(value)
     before = max(0, start - 80)
-    if _BUCKET_ITEM_AFTER.match(text, end, end + 40) or (
+    if _BUCKET_ITEM_AFTER.match(text, end, end + 60) or (
         # every "Name" key is tried here; the literal search rules most out before the regex runs
         text.find("Buckets", before, start) >= 0 and _BUCKET_LIST_BEFORE.search(text, before, start)
     ):
@@ -915,7 +920,10 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=words(["Name"], "[A-Za-z0-9_]") + r"[\"']?\s*:\s*[\"']?(?P<v>" + BUCKET + r")(?=[\"'\s,}]|$)",
-        description='Bucket names in `aws s3api list-buckets` output ("Name" inside the "Buckets" list)',
+        description=(
+            'Bucket names in `aws s3api list-buckets` output ("Name" inside the "Buckets" list) and the '
+            '"Name" of a list-objects response'
+        ),
         validate=_listed_bucket_verdict,
         must_match=(
             ('{"Buckets": [{"Name": "acme-prod-data", "CreationDate": "2024-01-01"}]}', "acme-prod-data"),
@@ -924,10 +932,16 @@ RULES: tuple[Rule, ...] = (
                 '  {"Name": "logs-archive-eu", "CreationDate": "2024-02-01"}\n]',
                 "logs-archive-eu",
             ),
+            (
+                '{"Contents": [], "Name": "acme-prod-data", "Prefix": "exports/", "MaxKeys": 1000}',
+                "acme-prod-data",
+            ),
+            ("Contents: []\nName: acme-prod-data\nPrefix: exports/\n", "acme-prod-data"),
         ),
         must_not_match=(
             '{"State": {"Name": "running"}}',
             '{"Buckets": [], "Owner": {"Name": "not-a-bucket"}}',
+            '{"Name": "web-sg", "Description": "x"}',
         ),
     ),
     Rule(
