@@ -169,6 +169,7 @@ def test_searching_and_looking_up_agree(searches: int, monkeypatch: pytest.Monke
 def test_which_rules_echo() -> None:
     """Keys, URIs, output formats and flags echo; prose and lone timestamped lines do not."""
     echoing = {rule.name for rule in RULES if rule.echo}
-    assert {"s3_uri", "s3_bucket_key", "rds_identifier_key", "canonical_user_id_key"} <= echoing
+    strong = {"s3_uri", "s3_bucket_key", "s3_cli_flag", "rds_identifier_key", "canonical_user_id_key"}
+    assert strong <= echoing
     assert not {"s3_prose", "rds_prose", "rds_name_key", "s3_ls_bucket"} & echoing
     assert all(rule.kind in echo.KINDS or rule.pair_kind in echo.KINDS for rule in RULES if rule.echo)

@@ -686,6 +686,7 @@ def _account_verdict(value: str, text: str, start: int) -> Verdict:
 # The catalogue
 # --------------------------------------------------------------------------------------------------
 
+_BUCKET_FLAGS = ("bucket", "bucket-name", "source-bucket", "target-bucket", "destination-bucket", "s3-bucket")
 _HTTP_METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE", "OPTIONS", "PATCH")
 # a canonical user ID, for samples
 _CANONICAL = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
@@ -943,6 +944,27 @@ RULES: tuple[Rule, ...] = (
             '{"Buckets": [], "Owner": {"Name": "not-a-bucket"}}',
             '{"Name": "web-sg", "Description": "x"}',
         ),
+    ),
+    Rule(
+        name="s3_cli_flag",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            words(_BUCKET_FLAGS)
+            + "(?:"
+            + "|".join(f"(?<=--{flag})" for flag in _BUCKET_FLAGS)
+            + r")(?:=|\s+)[\"']?(?P<v>"
+            + BUCKET
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
+        ),
+        description="Buckets after CLI flags (aws s3api ... --bucket acme-data, --s3-bucket, ...)",
+        validate=_bucket_verdict,
+        must_match=(
+            ("aws s3api get-bucket-acl --bucket acme-prod-data --output text", "acme-prod-data"),
+            ("sam deploy --s3-bucket=sam-artifacts-7", "sam-artifacts-7"),
+        ),
+        must_not_match=("--bucket", "a bucket named", "--bucket-name ."),
     ),
     Rule(
         name="s3_prose",
