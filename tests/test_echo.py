@@ -35,6 +35,7 @@ def test_a_bare_repeat_gets_the_same_token(masker: Masker) -> None:
         "OWNER\tops\t" + CANONICAL + "\nthe owner is " + CANONICAL + ".",
         "aws_secret_access_key = " + SECRET + "\nI pasted " + SECRET + " by mistake",
         '{"Buckets": [{"Name": "acme-logs-7", "CreationDate": "x"}]}\nis "acme-logs-7" public?',
+        '"Bucket": "2024-logs"\nthe 2024-logs bucket',  # digits first, but no version
     ],
 )
 def test_every_echoed_kind(text: str, masker: Masker) -> None:

@@ -1,16 +1,18 @@
 """Echoes: a name the catalogue found by its context is masked wherever else it stands in the request.
 
-Bucket and RDS names, canonical user IDs and secret keys are recognised by what surrounds them: a key
-(``"Bucket": "..."``), an output format (``aws s3 ls``), a command-line flag. The same name elsewhere
+Bucket and RDS names, canonical user IDs, secret keys and session tokens are recognised by what
+surrounds them: a key (``"Bucket": "..."``), an output format (``aws s3api list-buckets``), a
+command-line flag. The same name elsewhere
 in the request, bare, has no such context: ``s3://acme-prod-data/x`` is masked by the catalogue, but
 the follow-up question "why is acme-prod-data slow?" would reach the upstream as it is. So once a
 request's scan is done, every other occurrence of such a name as a whole word, in any string of the
 request, gets the same token.
 
-Which names: only those found by a rule marked ``echo`` in the catalogue (strong evidence: keys,
-URIs, output formats, flags; not prose such as "S3 <name>", whose false positives would otherwise
-spread), and for bucket and RDS names only those that cannot be ordinary words: a hyphen, dot or digit,
-and no number, version, unit or region shape (see ``_NOT_A_NAME``).
+Which names: only those found by a rule marked ``echo`` in the catalogue (strong evidence: specific
+keys, URIs, list-buckets and access-log formats, flags; not prose such as "S3 <name>", lone
+``aws s3 ls`` lines or generic keys, whose false positives would otherwise spread), and for bucket and
+RDS names only those that cannot be ordinary words: a hyphen, dot or digit, and no number, version,
+unit or region shape (see ``_NOT_A_NAME``).
 
 A whole word is a maximal run of the characters names of that kind are made of (bucket and RDS
 names: letters, digits, ``_``, ``.``, ``-``; trailing dots end a sentence, not the name), in the text
@@ -60,8 +62,11 @@ KINDS: dict[str, _Word] = {
 }
 _DOTS = re.compile(r"\.*")
 _NAME_MARK = re.compile(r"[-.0-9]")
-# names that an ordinary text uses as words: numbers, versions, numbers with units, regions
-_NOT_A_NAME = re.compile(r"[0-9.-]+|v?[0-9]+(?:[.-][0-9a-z]+)*|[0-9.]+[a-z]{1,3}|" + REGION)
+# names that an ordinary text uses as words: numbers, versions (2.7.0, v1.2-rc1), numbers with units,
+# regions
+_NOT_A_NAME = re.compile(
+    r"[0-9.-]+|v[0-9]+|v?[0-9]+(?:\.[0-9]+)+(?:[-+][0-9a-z.]+)?|[0-9.]+[a-z]{1,3}|" + REGION
+)
 SEARCHES = 48
 """Up to this many names of one kind of word, each is searched for; past it, one pass looks words up."""
 

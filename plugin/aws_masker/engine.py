@@ -2,8 +2,8 @@
 
 ``Masker`` is built once per configuration (it is immutable and thread-safe). ``Masker.mask_texts``
 masks every string of one request together, so they share one token map, a token-shaped string
-anywhere in the request is reserved before any token is issued, and a name found by its context in
-one string is masked wherever else it stands in the request (echo.py).
+anywhere in the request is reserved before any token is issued, and a name found by strong context
+(a rule marked ``echo``) in one string is masked wherever else it stands in the request (echo.py).
 """
 
 from __future__ import annotations

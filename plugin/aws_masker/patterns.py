@@ -78,7 +78,8 @@ class Rule:
     only ``HOST_CHARS`` from the rule's start up to it, where the rule starts a run of ``HOST_CHARS``."""
     echo: bool = False
     """What this rule masks is evidence enough to mask the same name wherever else it stands in the
-    request (echo.py): true for keys, URIs, output formats and flags, not for prose."""
+    request (echo.py): true for specific keys, URIs, list-buckets and access-log formats and flags;
+    false for prose, lone ``aws s3 ls`` lines, generic keys (DBName, identifier) and account IDs."""
 
     def __post_init__(self) -> None:
         if not self.anchors and not self.host_anchors:

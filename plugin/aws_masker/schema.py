@@ -14,7 +14,7 @@ DEFAULT_MAX_RESPONSE_SIZE = 32 * MIB
 
 _TOGGLE_HELP = {
     "mask_ec2_instances": "EC2 instance IDs and the whole EC2 family (ami, vol, snap, sg, subnet, vpc, ...)",
-    "mask_s3_buckets": "S3 bucket names (s3:// URIs, S3 URLs, Bucket keys, 'S3 <name>' in prose)",
+    "mask_s3_buckets": "S3 bucket names (URIs, URLs, Bucket keys, CLI flags, listings, access logs, prose)",
     "mask_rds_instances": "RDS instance and cluster identifiers and RDS endpoint hostnames",
     "mask_private_ips": "RFC 1918 and 100.64/10 addresses, EC2 private DNS names",
     "mask_public_ips": "public IPv4 addresses",
