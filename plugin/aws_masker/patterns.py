@@ -646,24 +646,27 @@ HOST_REGEX = (
 # env, INI), or the word "account" in prose. Checked on the 80 characters before the digits.
 _ACCOUNT_KEY = (
     r"(?:[Oo]wner(?:Id|ID|Account)?|OWNER_ID|owner_id|[Aa]ccounts?(?:Id|ID|Ids|IDs|Number)?|ACCOUNT(?:_ID)?|"
-    r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:id|number)|account-id|SourceAccount|"
+    r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:id|number)|account-ids?|owner-ids?|owners|"
+    r"SourceAccount|"
     r"recipientAccountId|PrincipalAccount|SourceOwner|AWS)"
 )
 # Every alternative starts with a letter (no leading assertion), so the regex engine only tries
 # positions that start with one of them: the search over the window before the digits stays cheap.
 _ACCOUNT_CONTEXT = re.compile(
     r"(?:"
-    # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234...), CLI tables (| OwnerId | 1234... |),
-    # then maybe a list whose earlier items were account IDs too
+    # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234..., --owners 1234... 5678...), CLI
+    # tables (| OwnerId | 1234... |), then maybe a list whose earlier items were account IDs too
     + _ACCOUNT_KEY
-    + r"[\"']?\s*(?:[:=|]|(?<=-id)\s)\s*\[?\s*[\"']?(?:[0-9]{12}[\"']?\s*,\s*[\"']?)*"
+    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*\[?\s*[\"']?"
+    + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|\s+)[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
     r"|(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
     r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)"
     r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
     r"\s*[:#=]?\s*[\"'`(*]*(?:[0-9]{12}[\"'`)*]*\s*(?:,|and|or|&)\s*[\"'`(*]*)*"
     # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
-    r"|RESERVATIONS\t(?<![^\n]RESERVATIONS\t)"
+    # (then the requester's, when there is one)
+    r"|RESERVATIONS\t(?<![^\n]RESERVATIONS\t)(?:[0-9]{12}\t)?"
     r")\Z"
 )
 # VPC flow logs (default format): "<version> <account-id> <interface-id> ..."
@@ -1450,6 +1453,9 @@ RULES: tuple[Rule, ...] = (
             ("aws sts assume-role --account-id 210987654321", "210987654321"),
             ("|  OwnerId   |  123456789012  |", "123456789012"),
             ("RESERVATIONS\t123456789012\tr-0abc", "123456789012"),
+            ("RESERVATIONS\t111111111111\t123456789012\tr-0abc", "123456789012"),
+            ("aws ec2 describe-images --owners 123456789012", "123456789012"),
+            ("aws ec2 describe-snapshots --owner-ids 111111111111 123456789012", "123456789012"),
             (
                 "2 123456789012 eni-0a1b2c3d4e5f67890 10.0.1.5 10.0.2.9 443 49152 6 10 840 1700 ACCEPT OK",
                 "123456789012",
