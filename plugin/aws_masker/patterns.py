@@ -116,6 +116,9 @@ HEX_ID = r"(?:[0-9a-f]{17}|[0-9a-f]{8})"
 DOTTED_QUAD = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]"  # the start of every IPv4 address (an anchor)
 ISO_TIME_TAIL = r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 ISO_TIME = "[0-9]{4}" + ISO_TIME_TAIL  # 2024-01-15T10:30:45.123+00:00
+LS_TIME_TAIL = r"-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} "
+LS_TIME = "[0-9]{4}" + LS_TIME_TAIL  # `aws s3 ls`: "2024-01-15 10:30:45 "
+ACCESS_LOG_TIME = r"\[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:"  # S3 server access log: "[06/Feb/2024:"
 # A JSON-style escape ("\n", "\t", ...) reaches the rules as a backslash and NULs (scanner.py).
 TAB = r"(?:\t|\\\x00)"
 """A tab, also escaped."""
@@ -409,9 +412,7 @@ _BUCKETS_FIELDS = re.compile(
 )
 # the head of an S3 server access log line: bucket owner, bucket, [time (a line may carry a prefix:
 # "> ", a grep file name, a CloudWatch timestamp)
-_ACCESS_LOG_HEAD = re.compile(
-    r"(?<![0-9A-Za-z])[0-9a-f]{64} (" + BUCKET + r") \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:"
-)
+_ACCESS_LOG_HEAD = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64} (" + BUCKET + ") " + ACCESS_LOG_TIME)
 
 
 def _looks_like_name(value: str, text: str, start: int) -> bool:
@@ -508,7 +509,7 @@ def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     a real bucket name, being globally unique, nearly always has a hyphen, dot or digit. What else a
     log line may end in is not a bucket: a number or reading, a version, a short git hash, an EC2 ID
     (left to the EC2 rule)."""
-    i = start - len("2024-01-01 00:00:00 ") - 1
+    i = start - len("2024-01-15 10:30:45 ") - 1  # (the LS_TIME before the name)
     while i >= 0 and text[i] in " \t":
         i -= 1
     # "\x00": a "\n" escape as the scanner sees it; a quote: the start of a string (or its key)
@@ -999,10 +1000,10 @@ RULES: tuple[Rule, ...] = (
         kind="S3_BUCKET",
         regex=(
             r"(?P<v>[a-z0-9](?<=[0-9a-f]{64} [a-z0-9])[a-z0-9.-]{1,61}[a-z0-9])"
-            r"(?= \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:)"
+            r"(?= " + ACCESS_LOG_TIME + ")"
         ),
         description="The bucket field of S3 server access log lines (after the owner's canonical ID)",
-        anchors=(BUCKET + r" \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:",),
+        anchors=(BUCKET + " " + ACCESS_LOG_TIME,),
         validate=_bucket_verdict,
         must_match=((_CANONICAL + " backups [06/Feb/2024:00:00:38 +0000] 10.0.0.1", "backups"),),
         must_not_match=(
@@ -1084,11 +1085,16 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} "
-            r"(?P<v>" + BUCKET + ")(?=" + LINE_END + ")"
+            r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}"
+            + LS_TIME_TAIL
+            + r"(?P<v>"
+            + BUCKET
+            + ")(?="
+            + LINE_END
+            + ")"
         ),
         description="Bucket names in `aws s3 ls` output: a `<date> <time> <bucket>` line",
-        anchors=(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} ",),
+        anchors=(LS_TIME,),
         validate=_ls_bucket_verdict,
         must_match=(
             ("2023-01-15 10:30:45 acme-prod-data\n2023-02-01 08:00:00 acme-logs", "acme-prod-data"),
@@ -1343,7 +1349,9 @@ RULES: tuple[Rule, ...] = (
         regex=(
             r"[0-9a-f](?<![A-Za-z0-9_][0-9a-f])[0-9a-f]{63}(?= (?:"
             + BUCKET
-            + r" \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:|[0-9A-Z]{16} (?:REST|WEBSITE|BATCH|S3)\.))"
+            + " "
+            + ACCESS_LOG_TIME
+            + r"|[0-9A-Z]{16} (?:REST|WEBSITE|BATCH|S3)\.))"
         ),
         description="Canonical user IDs in S3 server access logs: the bucket owner and the requester",
         anchors=("[0-9a-f]{64} ",),
