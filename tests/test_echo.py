@@ -8,7 +8,7 @@ import json
 import pytest
 
 from aws_masker import echo
-from aws_masker.body import mask_request, restore_response
+from aws_masker.body import mask_request, restore_body
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.patterns import RULES
@@ -118,7 +118,7 @@ def test_names_echo_across_the_strings_of_a_json_request(masker: Masker) -> None
     }
     body, result = mask_request(json.dumps(req).encode(), masker)
     assert b"acme-prod-data" not in body
-    assert json.loads(restore_response(body, result.tokens, "application/json").body) == req
+    assert json.loads(restore_body(body, result.tokens, "application/json")) == req
     again, _ = mask_request(body, masker)
     assert again == body
 

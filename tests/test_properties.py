@@ -11,12 +11,11 @@ from contract import assert_contract, windowed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aws_masker.body import mask_request, restore_response
+from aws_masker.body import mask_request, response_restorer, restore_body
 from aws_masker.engine import Masker
 from aws_masker.patterns import EC2_PREFIXES, RULES
 from aws_masker.restore import restore_text
 from aws_masker.scanner import Scanner
-from aws_masker.sse import SSERestorer
 from aws_masker.tokens import TOKEN_RE
 
 HEX = "0123456789abcdef"
@@ -325,7 +324,7 @@ def test_json_requests_stay_valid_and_restore(masker: Masker, a, b, c) -> None:
     doc = json.loads(body)  # valid JSON
     masked_text = json.dumps(doc, ensure_ascii=False)
     _assert_nothing_survives(json.dumps(req, ensure_ascii=False), a[1] + b[1] + c[1], masked_text)
-    assert json.loads(restore_response(body, result.tokens, "application/json").body) == req
+    assert json.loads(restore_body(body, result.tokens, "application/json")) == req
     again, _ = mask_request(body, masker)
     assert again == body  # idempotent on JSON too
 
@@ -344,7 +343,7 @@ def test_sse_split_anywhere_restores_exactly(masker: Masker, doc, cuts, chunk) -
     ]
     events += [{"type": "content_block_stop", "index": 0}, {"type": "message_stop"}]
     raw = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
-    r = SSERestorer(result.tokens)
+    r = response_restorer(result.tokens, content_type="text/event-stream")
     out = b"".join(r.feed(raw[i : i + chunk]) for i in range(0, len(raw), chunk)) + r.finish()
     got = [json.loads(block.split("data: ", 1)[1]) for block in out.decode().split("\n\n") if block]
     assert [e["type"] for e in got] == [e["type"] for e in events]

@@ -3,8 +3,15 @@
 Phases per request (``kong/init.lua``): rewrite (global plugins) -> router -> access (collecting;
 an exit or a Lua error skips the remaining access plugins) -> proxy (buffered when a plugin
 implements ``response`` or called ``enable_buffering``; then the ``response`` plugins run on the
-buffered upstream response) -> header_filter/body_filter (Lua plugins) -> client -> log (after
-the response, like Kong's timer).
+buffered upstream response) -> header_filter (Lua plugins) -> body_filter (Lua plugins, once per
+chunk as it streams to the client, ``ngx.arg[1]``/``ngx.arg[2]``) -> log (after the response,
+like Kong's timer).
+
+Streaming follows the route's ``response_buffering``: off, every read from the upstream goes
+through the body filters and on to the client at once, and a last call with an empty chunk carries
+the end (nginx's unbuffered proxying); on (Kong's default), the body reaches the filters and the
+client in pieces of ``PROXY_BUFFER`` bytes, the last one carrying the end (a model of nginx's proxy
+buffers: an event stream is held back until a buffer fills).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -28,7 +35,7 @@ from .declarative import ConfigValidator, DeclarativeConfig, parse_declarative, 
 from .errors import NO_ROUTE, UNEXPECTED_ERROR_JSON, error_body
 from .instances import InstanceCache
 from .logs import NOTICE
-from .lua import LuaEngine
+from .lua import LuaEngine, LuaOutcome, LuaPlugin, LuaSetupError
 from .pdk import build_exit
 from .plugins import ConfiguredPlugin, ExternalPluginRuntime, PluginSet, build_plugin_set
 from .pluginserver import ExternalPluginInfo, PluginServerProcess, query_plugin_info
@@ -43,6 +50,11 @@ access_log = logging.getLogger("aws_masker_gateway.access")
 
 MAX_RECORDS = 10_000
 CLIENT_MAX_BODY = 1 << 30
+PROXY_BUFFER = 8192  # nginx proxy_buffer_size / proxy_buffers: one memory page, 4k or 8k
+
+
+class _AbortResponse(Exception):
+    """A body filter raised: nginx logs it and cuts the connection (the client sees a short body)."""
 
 
 class GatewayError(RuntimeError):
@@ -74,19 +86,37 @@ class _KongResponse(web.StreamResponse):
 
 
 def plugin_validators(
-    infos: Mapping[str, ExternalPluginInfo], engine: LuaEngine
+    infos: Mapping[str, ExternalPluginInfo], lua_plugins: Mapping[str, LuaPlugin], engine: LuaEngine
 ) -> dict[str, ConfigValidator]:
     validators: dict[str, ConfigValidator] = {name: make_validator(name, engine) for name in PRIORITIES}
     validators.update({name: schema_validator(info.config_fields) for name, info in infos.items()})
+    validators.update({name: schema_validator(p.config_fields) for name, p in lua_plugins.items()})
     return validators
 
 
-def check_installed(settings: GatewaySettings, infos: Mapping[str, ExternalPluginInfo]) -> None:
+def check_installed(
+    settings: GatewaySettings, infos: Mapping[str, ExternalPluginInfo], lua_plugins: Mapping[str, LuaPlugin]
+) -> None:
     """Kong refuses to start when ``plugins`` names a plugin nobody provides."""
     for name in settings.plugins:
-        if name in ("bundled", "off") or name in PRIORITIES or name in infos:
+        if name in ("bundled", "off") or name in PRIORITIES or name in infos or name in lua_plugins:
             continue
         raise GatewayError(f"{name} plugin is enabled but not installed")
+
+
+def load_lua_plugins(settings: GatewaySettings, engine: LuaEngine) -> dict[str, LuaPlugin]:
+    """Every enabled plugin that has a Lua module on the Lua path (Kong tries Lua first)."""
+    plugins: dict[str, LuaPlugin] = {}
+    for name in settings.plugins:
+        if name in ("bundled", "off") or name in PRIORITIES:
+            continue
+        try:
+            plugin = engine.load_plugin(name)
+        except LuaSetupError as exc:
+            raise GatewayError(str(exc)) from exc
+        if plugin is not None:
+            plugins[name] = plugin
+    return plugins
 
 
 class Gateway:
@@ -98,15 +128,17 @@ class Gateway:
         config: DeclarativeConfig,
         infos: Mapping[str, ExternalPluginInfo],
         engine: LuaEngine,
+        lua_plugins: Mapping[str, LuaPlugin] | None = None,
         *,
         rpc_timeout: float = DEFAULT_TIMEOUT,
         respawn: bool = True,
     ) -> None:
-        check_installed(settings, infos)
+        self.lua_plugins = dict(lua_plugins or {})
+        check_installed(settings, infos, self.lua_plugins)
         self.settings = settings
         self.engine = engine
         self.infos = dict(infos)
-        self.validators = plugin_validators(infos, engine)
+        self.validators = plugin_validators(infos, self.lua_plugins, engine)
         self.processes = {
             s.name: PluginServerProcess(s, respawn=respawn) for s in settings.plugin_servers if s.start_cmd
         }
@@ -126,7 +158,9 @@ class Gateway:
         """Switch to ``config`` (DB-less ``POST /config``): every plugin gets a new ``__seq__``."""
         self.config = config
         self.router = Router(config)
-        self.plugin_set: PluginSet = build_plugin_set(config, self.externals, self.engine, self._seq)
+        self.plugin_set: PluginSet = build_plugin_set(
+            config, self.externals, self.lua_plugins, self.engine, self._seq
+        )
 
     def reload(self, text: str) -> None:
         self.apply_config(parse_declarative(text, self.settings, self.validators))
@@ -191,9 +225,7 @@ class Gateway:
         try:
             outcome, plugins = await self._process(ctx, plugin_set, router)
             outcome = self._header_filter(ctx, plugins, outcome)
-            if outcome.body is not None:
-                outcome.body = self._body_filter(ctx, plugins, outcome.body)
-            return await self._send(request, ctx, outcome)
+            return await self._send(request, ctx, plugins, outcome)
         finally:
             task = asyncio.get_running_loop().create_task(self._log_phase(ctx, plugins))
             self._log_tasks.add(task)
@@ -248,6 +280,7 @@ class Gateway:
             headers = CIMultiDict({"Content-Type": content_type})
             return await self._response_phase(ctx, plugins, ServiceResponse(exc.status, headers, body))
         ctx.record.proxied = True
+        ctx.source = "service"
         ctx.record.upstream_latency_ms = upstream.upstream_latency_ms
         ctx.record.proxy_latency_ms = upstream.proxy_latency_ms
         if ctx.buffered:
@@ -263,11 +296,6 @@ class Gateway:
         headers.extend(access_headers)
         ctx.response_status = upstream.status
         ctx.response_headers = headers
-        if any("body_filter" in p.lua_chunks for p in plugins):
-            body = await self._read_upstream(ctx, upstream)
-            if isinstance(body, Outcome):
-                return body
-            return Outcome(upstream.status, headers, body=body, proxied=True)
         return Outcome(upstream.status, headers, stream=upstream, proxied=True)
 
     async def _read_upstream(self, ctx: RequestContext, upstream: UpstreamResponse) -> bytes | Outcome:
@@ -312,11 +340,11 @@ class Gateway:
             if plugin.external is not None:
                 await run_external_phase(plugin, ctx, phase, self.settings.client_body_buffer_size)
             else:
-                assert ctx.lua is not None
-                outcome = self.engine.run(ctx.lua, phase, plugin.lua_chunks.get(phase, []))
+                outcome = self._run_lua(ctx, plugin, phase)
                 if outcome.kind == "error":
                     raise LuaError(outcome.message)
                 if outcome.kind == "exit":
+                    assert ctx.lua is not None
                     lua_exit = ctx.lua.take_exit()
                     assert lua_exit is not None
                     ctx.exit = build_exit(lua_exit.status, lua_exit.body, lua_exit.headers)
@@ -326,7 +354,19 @@ class Gateway:
             return "error"
         finally:
             ctx.current_plugin = None
-        return "exit" if ctx.exit is not None else "ok"
+        if ctx.exit is not None:
+            ctx.source = "exit"
+            return "exit"
+        return "ok"
+
+    def _run_lua(self, ctx: RequestContext, plugin: ConfiguredPlugin, phase: str) -> LuaOutcome:
+        """One phase of a Lua plugin (from the Lua path) or of a serverless function."""
+        assert ctx.lua is not None
+        ctx.phase = phase
+        if plugin.lua_plugin is not None:
+            conf = self.engine.conf_table(plugin.lua_plugin, plugin.seq, plugin.entity.config)
+            return self.engine.run_handler(ctx.lua, plugin.lua_plugin, phase, conf)
+        return self.engine.run(ctx.lua, phase, plugin.lua_chunks.get(phase, []), plugin.name)
 
     def _exit_outcome(self, ctx: RequestContext) -> Outcome:
         assert ctx.exit is not None
@@ -339,7 +379,9 @@ class Gateway:
     def _error_outcome(self, ctx: RequestContext, status: int, message: str | None = None) -> Outcome:
         """``kong.response.error``/the error handler: Kong's template, negotiated on ``Accept``."""
         content_type, body = error_body(status, message, ctx.headers.get("Accept"), ctx)
-        ctx.exit = ExitResponse(status, body, CIMultiDict({"Content-Type": content_type}))
+        ctx.source = "error"
+        headers = CIMultiDict({"Content-Type": content_type, "Content-Length": str(len(body))})
+        ctx.exit = ExitResponse(status, body, headers)
         ctx.response_headers = CIMultiDict()
         return self._exit_outcome(ctx)
 
@@ -350,9 +392,10 @@ class Gateway:
         ctx.response_status = outcome.status
         ctx.response_headers = outcome.headers
         for plugin in plugins:
-            if "header_filter" in plugin.lua_chunks and ctx.lua is not None:
-                ctx.phase = "header_filter"
-                result = self.engine.run(ctx.lua, "header_filter", plugin.lua_chunks["header_filter"])
+            if plugin.is_lua and "header_filter" in plugin.phases:
+                ctx.current_plugin = plugin.name
+                result = self._run_lua(ctx, plugin, "header_filter")
+                ctx.current_plugin = None
                 if result.kind == "error":
                     ctx.kong_log("err", result.message, plugin=plugin.name)
                     if outcome.stream is not None:
@@ -376,45 +419,75 @@ class Gateway:
         outcome.headers = headers
         return outcome
 
-    def _body_filter(self, ctx: RequestContext, plugins: list[ConfiguredPlugin], body: bytes) -> bytes:
-        for plugin in plugins:
-            chunks = plugin.lua_chunks.get("body_filter")
-            if not chunks or ctx.lua is None:
-                continue
-            ctx.phase = "body_filter"
-            arg = ctx.lua.arg
-            arg[1], arg[2] = body, True
-            result = self.engine.run(ctx.lua, "body_filter", chunks)
+    def _body_filter(
+        self, ctx: RequestContext, filters: list[ConfiguredPlugin], data: bytes, eof: bool
+    ) -> bytes:
+        """One ``body_filter`` call of every filtering plugin, in order: ``ngx.arg[1]`` is the chunk,
+        ``ngx.arg[2]`` the end flag; what a plugin leaves in ``ngx.arg[1]`` goes to the next."""
+        assert ctx.lua is not None
+        arg = ctx.lua.arg
+        for plugin in filters:
+            arg[1], arg[2] = data, eof
+            ctx.current_plugin = plugin.name
+            result = self._run_lua(ctx, plugin, "body_filter")
+            ctx.current_plugin = None
             if result.kind == "error":
-                ctx.kong_log("err", result.message, plugin=plugin.name)
-                continue
-            new_body = arg[1]
-            body = new_body if isinstance(new_body, bytes) else b""
-        return body
+                ctx.kong_log("err", f"failed to run body_filter_by_lua*: {result.message}", plugin=plugin.name)
+                raise _AbortResponse
+            new = arg[1]
+            data = new if isinstance(new, bytes) else b""
+        return data
 
-    async def _send(self, request: web.Request, ctx: RequestContext, outcome: Outcome) -> web.StreamResponse:
+    async def _pieces(self, ctx: RequestContext, outcome: Outcome) -> AsyncIterator[tuple[bytes, bool]]:
+        """The response body as nginx hands it to the body filters: ``(chunk, eof)`` pairs."""
+        if outcome.stream is None:
+            yield outcome.body or b"", True
+            return
+        buffering = ctx.match.route.response_buffering if ctx.match is not None else True
+        pending = bytearray()
+        async for chunk in outcome.stream.iter_chunks():
+            if not buffering:
+                yield chunk, False
+                continue
+            pending += chunk
+            while len(pending) >= PROXY_BUFFER:
+                yield bytes(pending[:PROXY_BUFFER]), False
+                del pending[:PROXY_BUFFER]
+        yield bytes(pending), True
+
+    async def _send(
+        self, request: web.Request, ctx: RequestContext, plugins: list[ConfiguredPlugin], outcome: Outcome
+    ) -> web.StreamResponse:
+        """Headers as the header filters left them (a ``Content-Length`` they kept is sent as is, a
+        cleared one means chunked), then the body through the body filters, chunk by chunk."""
         headers = CIMultiDict(outcome.headers)
-        headers.popall("Content-Length", None)
+        length = headers.popall("Content-Length", None)
         ctx.record.status = outcome.status
         response = _KongResponse(status=outcome.status, headers=headers)
-        if outcome.stream is None:
-            body = outcome.body or b""
-            response.content_length = len(body)
-            await response.prepare(request)
-            if request.method != "HEAD":
-                await response.write(body)
-            await response.write_eof()
-            return response
-        length = outcome.stream.response.content_length
-        if length is not None:
-            response.content_length = length
+        filters = [p for p in plugins if p.is_lua and "body_filter" in p.phases]
+        if length:
+            response.content_length = int(length[-1])
+        elif outcome.stream is None and not filters:
+            response.content_length = len(outcome.body or b"")
         await response.prepare(request)
+        head = request.method == "HEAD"
         try:
-            async for chunk in outcome.stream.iter_chunks():
-                await response.write(chunk)
+            async for data, eof in self._pieces(ctx, outcome):
+                if filters:
+                    data = self._body_filter(ctx, filters, data, eof)
+                if data and not head:
+                    ctx.record.response_size += len(data)
+                    await response.write(data)
+        except _AbortResponse:
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         except Exception as exc:  # upstream died mid-body: nginx closes the client connection
-            log.error("upstream body error: %s (request_id: %s)", exc, ctx.request_id)
+            log.error("upstream body error: %s (request_id: %s)", type(exc).__name__, ctx.request_id)
             raise
+        finally:
+            if outcome.stream is not None:
+                outcome.stream.response.release()
         await response.write_eof()
         return response
 
@@ -443,9 +516,11 @@ class Gateway:
         event = self._finished.pop(record.request_id, None)
         if event is not None:
             event.set()
+        phases = ",".join(f"{phase}:{n}" for phase, n in record.pdk_phases.items()) or "-"
         access_log.log(
             NOTICE,
-            "%s route=%s status=%s latency=%sms upstream=%sms kong=%sms pdk_calls=%d request_id=%s",
+            "%s route=%s status=%s latency=%sms upstream=%sms kong=%sms pdk_calls=%d pdk_phases=%s "
+            "request_id=%s",
             record.method,
             record.route or "-",
             record.status,
@@ -453,6 +528,7 @@ class Gateway:
             "-" if record.upstream_latency_ms is None else record.upstream_latency_ms,
             "-" if record.proxy_latency_ms is None else record.proxy_latency_ms,
             record.pdk_call_total,
+            phases,
             record.request_id,
         )
 
@@ -472,10 +548,14 @@ def create_gateway(
             log.warning("plugin '%s' is provided by several plugin servers; keeping the first", info.name)
             continue
         infos[info.name] = info
-    check_installed(settings, infos)
-    engine = LuaEngine(time.time)
-    config = parse_declarative(config_text, settings, plugin_validators(infos, engine))
-    return Gateway(settings, config, infos, engine, rpc_timeout=rpc_timeout, respawn=respawn)
+    try:
+        engine = LuaEngine(time.time, settings.lua_package_path, settings.lua_package_cpath)
+    except LuaSetupError as exc:
+        raise GatewayError(str(exc)) from exc
+    lua_plugins = load_lua_plugins(settings, engine)
+    check_installed(settings, infos, lua_plugins)
+    config = parse_declarative(config_text, settings, plugin_validators(infos, lua_plugins, engine))
+    return Gateway(settings, config, infos, engine, lua_plugins, rpc_timeout=rpc_timeout, respawn=respawn)
 
 
 async def run_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

@@ -96,6 +96,7 @@ async def _bridge_loop(
             raise RpcProtocolError(f"attempt to index field 'Method' (a {type(data).__name__} value)")
         method = to_text(data[b"Method"])
         ctx.record.pdk_calls[plugin.name] += 1
+        ctx.record.pdk_phases[phase] += 1
         args = spread_args(ctx, plugin.name, method, data.get(b"Args", []))
         call = PdkCall(ctx, plugin.name, plugin.entity.id, args, body_buffer_size)
         try:

@@ -83,6 +83,11 @@ class RequestRecord:
     route: str | None
     status: int | None = None
     pdk_calls: Counter[str] = field(default_factory=Counter)
+    """PDK calls per plugin name."""
+    pdk_phases: Counter[str] = field(default_factory=Counter)
+    """PDK calls per phase."""
+    response_size: int = 0
+    """Body bytes sent to the client."""
     protocol_errors: list[str] = field(default_factory=list)
     plugin_errors: list[str] = field(default_factory=list)
     proxied: bool = False
@@ -135,6 +140,8 @@ class RequestContext:
         self.response_status: int | None = None
         self.response_headers: CIMultiDict[str] = CIMultiDict()
         self.exit: ExitResponse | None = None
+        # kong.response.get_source(): "service" (proxied), "exit" (a plugin's exit) or "error"
+        self.source = "error"
         self.lua: LuaRequestState | None = None
         self.ngx_ctx: dict[Any, Any] = {}
         self.current_plugin: str | None = None
@@ -152,7 +159,7 @@ class RequestContext:
         )
 
     def ngx_var(self, name: str) -> str | None:
-        if name == "request_id":
+        if name in ("request_id", "kong_request_id"):
             return self.request_id
         if name.startswith("http_"):
             return self.headers.get(name[5:].replace("_", "-"))
@@ -194,6 +201,9 @@ class RequestContext:
 
     def lua_response_status(self) -> int | None:
         return self.response_status
+
+    def lua_response_source(self) -> str:
+        return self.source
 
     def lua_response_header(self, name: str) -> str | None:
         return self.response_headers.get(name.replace("_", "-"))

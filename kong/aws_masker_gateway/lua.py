@@ -1,9 +1,18 @@
-"""An in-process Lua runtime (LuaJIT via lupa) for Kong's serverless plugins and ``kong.ctx.shared``.
+"""An in-process Lua runtime (LuaJIT via lupa) for Kong's Lua plugins and ``kong.ctx.shared``.
 
-User code runs in a sandbox equivalent to ``kong.tools.kong-lua-sandbox`` (only the safe base
-functions; no ``io``, ``os`` beyond the clock functions, ``load*``, ``require``, ``debug``,
-metatables or ``python``), with a small ``kong``/``ngx`` API backed by the request being served.
-``kong.response.exit`` yields out of the plugin like Kong's delayed response.
+Two kinds of Lua run here, as in Kong:
+
+* Lua plugins loaded by name from the Lua path (``kong.plugins.<name>.handler`` and ``.schema``,
+  ``KONG_LUA_PACKAGE_PATH``), like ``aws-masker-restore``. They run unsandboxed with the global
+  ``kong`` and ``ngx``, and can ``require`` modules, including the real lua-cjson.
+* The serverless functions of ``pre-function``/``post-function``, in a sandbox equivalent to
+  ``kong.tools.kong-lua-sandbox`` (only the safe base functions; no ``io``, ``os`` beyond the clock
+  functions, ``load*``, ``require``, ``debug``, metatables or ``python``).
+
+Both see a subset of Kong's ``kong``/``ngx`` API backed by the request being served.
+``kong.response.exit`` yields out of the plugin like Kong's delayed response. lua-cjson (Debian's
+``lua-cjson``, the C module Kong ships) must be installed: it encodes exit bodies and the log
+serializer's JSON exactly as Kong does.
 
 Each request owns a real Lua table for ``kong.ctx.shared``, so values set by an external plugin
 over RPC become Lua strings/tables and read back with Lua semantics (an empty dict comes back as
@@ -12,9 +21,12 @@ over RPC become Lua strings/tables and read back with Lua semantics (an empty di
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import logging
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 try:  # prefer LuaJIT 2.1, which is what Kong runs
@@ -22,11 +34,26 @@ try:  # prefer LuaJIT 2.1, which is what Kong runs
 except ImportError:  # pragma: no cover - depends on the lupa build
     import lupa as _lupa  # type: ignore[no-redef]
 
+# lupa links LuaJIT into its own extension module, whose symbols Python loads privately. A Lua C
+# module (lua-cjson) needs them global to link against, so promote the loaded module to RTLD_GLOBAL.
+if hasattr(os, "RTLD_NOLOAD"):
+    ctypes.CDLL(_lupa.__file__, mode=os.RTLD_NOLOAD | os.RTLD_GLOBAL)
+
+# Kong's defaults (kong/templates/kong_defaults.lua); ";;" stands for LuaJIT's own path, as in nginx
+DEFAULT_PACKAGE_PATH = "./?.lua;./?/init.lua;"
+# where Linux distributions install Lua 5.1 C modules (Debian's lua-cjson: /usr/lib/<triplet>/lua/5.1)
+SYSTEM_CPATHS = ("/usr/local/lib/lua/5.1/?.so", *sorted(glob.glob("/usr/lib/*/lua/5.1")), "/usr/lib/lua/5.1")
+LUA_PHASES = ("rewrite", "access", "header_filter", "body_filter", "log")
+
 from .luamsgpack import Bin, PackError
 
 log = logging.getLogger("aws_masker_gateway.lua")
 
 LUA_LEVELS = ("debug", "info", "notice", "warn", "err", "crit", "alert", "emerg")
+
+
+class LuaSetupError(RuntimeError):
+    """The Lua runtime cannot be set up (lua-cjson missing) or a Lua plugin cannot be loaded."""
 
 
 class LuaHost(Protocol):
@@ -38,6 +65,7 @@ class LuaHost(Protocol):
     def lua_request_path(self) -> str: ...
     def lua_ngx_var(self, name: str) -> str | None: ...
     def lua_response_status(self) -> int | None: ...
+    def lua_response_source(self) -> str: ...
     def lua_response_header(self, name: str) -> str | None: ...
     def lua_set_response_header(self, name: str, values: list[str] | None, add: bool) -> None: ...
     def lua_log(self, level: str, message: str) -> None: ...
@@ -113,7 +141,18 @@ end
 
 local kong = {
   ctx = { shared = proxy("shared"), plugin = proxy("plugin") },
-  log = {},
+  log = {
+    set_serialize_value = function(key, value, options)
+      check_phase(PHASES_REQUEST)
+      if type(key) ~= "string" then error("key must be a string", 2) end
+      local mode = options and options.mode or "set"
+      if mode ~= "set" and mode ~= "add" and mode ~= "replace" then
+        error("mode must be 'set', 'add' or 'replace'", 2)
+      end
+      local values = cur().serialize_values
+      values[#values + 1] = { key = key, value = value, mode = mode }
+    end,
+  },
   request = {
     get_header = function(name)
       check_phase(PHASES_REQUEST)
@@ -143,6 +182,7 @@ local kong = {
       coroutine.yield(EXIT)
     end,
     get_status = function() check_phase(HEADER_BODY_LOG) return host.response_status(cur().handle) end,
+    get_source = function() check_phase(HEADER_BODY_LOG) return host.response_source(cur().handle) end,
     get_header = function(name)
       check_phase(HEADER_BODY_LOG)
       if type(name) ~= "string" then error("header name must be a string", 2) end
@@ -235,7 +275,97 @@ local function sandbox_env()
   return env
 end
 
+-- Lua plugins (require'd modules) see the same API as globals, like Kong's
+_G.kong = kong
+_G.ngx = ngx
+
+local cjson = require "cjson.safe"
+-- kong/globalpatches.lua sets 16 digits (OpenResty's lua-cjson); Debian's upstream build stops at 14
+if not pcall(cjson.encode_number_precision, 16) then cjson.encode_number_precision(14) end
+
 local api = {}
+
+-- kong/db/dao/plugins.lua load_plugin_handler + plugin_loader.load_subschema: nil when there is no
+-- such module on the Lua path, an error when the module fails to load
+local function load_module_if_exists(name)
+  local ok, result = pcall(require, name)
+  if ok then return true, result end
+  if type(result) == "string" and result:find("module '" .. name .. "' not found", 1, true) then
+    return false, result
+  end
+  error(result, 0)
+end
+
+function api.load_plugin(name)
+  local found, handler = load_module_if_exists("kong.plugins." .. name .. ".handler")
+  if not found then return nil end
+  local has_schema, schema = load_module_if_exists("kong.plugins." .. name .. ".schema")
+  if not has_schema then error("no configuration schema found for plugin: " .. name, 0) end
+  return handler, schema
+end
+
+function api.encode_json(value)
+  local encoded, err = cjson.encode(value)
+  if encoded == nil then error(err, 0) end
+  return encoded
+end
+
+-- kong/pdk/log.lua edit_result: apply kong.log.set_serialize_value() edits, then cjson-encode
+function api.serialize(rstate, root)
+  for _, item in ipairs(rstate.serialize_values) do
+    local key, mode = item.key, item.mode
+    local node, start = root, 1
+    for i = 2, #key do
+      if key:byte(i) == 46 then  -- "."
+        local subkey = key:sub(start, i - 1)
+        start = i + 1
+        if node[subkey] == nil then
+          if mode == "replace" then node = nil break end
+          node[subkey] = {}
+        elseif type(node[subkey]) ~= "table" then
+          error("The key '" .. key .. "' could not be used as a serialize value. Subkey '" .. subkey ..
+                "' is not a table. It's " .. tostring(node[subkey]), 0)
+        end
+        node = node[subkey]
+      end
+    end
+    if type(node) == "table" then
+      local last = key:sub(start)
+      if mode == "set" or (mode == "add" and node[last] == nil)
+         or (mode == "replace" and node[last] ~= nil) then
+        node[last] = item.value
+      end
+    end
+  end
+  return api.encode_json(root)
+end
+
+-- a Lua plugin's phase: handler[phase](handler, conf), inside a coroutine like kong.response.exit needs
+function api.run_handler(rstate, phase, name, handler, conf)
+  rstate.phase = phase
+  rstate.plugin = api.namespace(rstate, name)
+  local co = coroutine.create(function() handler[phase](handler, conf) end)
+  local previous = current
+  current = rstate
+  local ok, res = coroutine.resume(co)
+  current = previous
+  if not ok then return "error", tostring(res) end
+  if coroutine.status(co) == "suspended" then
+    if res == EXIT then return "exit", "" end
+    return "error", "attempt to yield from a plugin"
+  end
+  return "ok", ""
+end
+
+-- kong.ctx.plugin: one table per plugin and request
+function api.namespace(rstate, name)
+  local ns = rstate.plugins[name]
+  if ns == nil then
+    ns = {}
+    rstate.plugins[name] = ns
+  end
+  return ns
+end
 
 function api.compile(source, chunkname)
   if source:byte(1) == 27 then return nil, "attempt to load a binary chunk" end
@@ -260,11 +390,13 @@ local function run_entry(entry)
 end
 
 function api.new_request(handle)
-  return { handle = handle, shared = {}, ngx_ctx = {}, plugin = {}, arg = {}, phase = "rewrite" }
+  return { handle = handle, shared = {}, ngx_ctx = {}, plugins = {}, plugin = {}, arg = {},
+           serialize_values = {}, phase = "rewrite" }
 end
 
-function api.run(rstate, phase, entries)
+function api.run(rstate, phase, entries, name)
   rstate.phase = phase
+  rstate.plugin = api.namespace(rstate, name)
   local co = coroutine.create(function()
     for i = 1, #entries do run_entry(entries[i]) end
   end)
@@ -329,11 +461,40 @@ class LuaRequestState:
     def arg(self) -> Any:
         return self.table[b"arg"]
 
+    @property
+    def engine(self) -> LuaEngine:
+        return self._engine
+
+
+@dataclass
+class LuaPlugin:
+    """A Lua plugin loaded from the Lua path: its handler table and what Kong checks of it."""
+
+    name: str
+    handler: Any
+    priority: int
+    version: str
+    phases: frozenset[str]
+    config_fields: list[Any]
+    _conf_tables: dict[int, Any] = field(default_factory=dict)
+
+
+def _cpath(extra: str | None) -> str:
+    parts = [extra.replace(";;", ";") if extra else ""]
+    for entry in SYSTEM_CPATHS:
+        parts.append(entry if entry.endswith(".so") else f"{entry}/?.so")
+    return ";".join(p for p in parts if p) + ";"
+
 
 class LuaEngine:
     """One Lua VM per gateway; Lua runs synchronously on the event loop thread."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        package_path: str | None = None,
+        package_cpath: str | None = None,
+    ) -> None:
         self.runtime = _lupa.LuaRuntime(
             encoding=None,
             register_eval=False,
@@ -342,6 +503,11 @@ class LuaEngine:
             attribute_filter=self._deny_attributes,
         )
         self._lua_type = _lupa.lua_type
+        package = self.runtime.globals()[b"package"]
+        default_path = package[b"path"].decode()
+        path = package_path or DEFAULT_PACKAGE_PATH
+        package[b"path"] = (path.replace(";;", f";{default_path};") if ";;" in path else path).encode()
+        package[b"cpath"] = (_cpath(package_cpath) + package[b"cpath"].decode()).encode()
         host = self.runtime.table_from(
             {
                 b"request_header": lambda h, name: _b(h.lua_request_header(_s(name))),
@@ -350,13 +516,22 @@ class LuaEngine:
                 b"request_path": lambda h: _b(h.lua_request_path()),
                 b"ngx_var": lambda h, name: _b(h.lua_ngx_var(_s(name))),
                 b"response_status": lambda h: h.lua_response_status(),
+                b"response_source": lambda h: _b(h.lua_response_source()),
                 b"response_header": lambda h, name: _b(h.lua_response_header(_s(name))),
                 b"set_response_header": self._set_response_header,
                 b"log": lambda h, level, msg: h.lua_log(_s(level), _s(msg)),
                 b"now": clock,
             }
         )
-        self.api = self.runtime.execute(_BOOTSTRAP, host)
+        try:
+            self.api = self.runtime.execute(_BOOTSTRAP, host)
+        except _lupa.LuaError as exc:
+            if b"cjson" in str(exc).encode():
+                raise LuaSetupError(
+                    "lua-cjson (the C module Kong ships) is not installed or not on the Lua C path: "
+                    "install Debian's lua-cjson (apt-get install lua-cjson) or set KONG_LUA_PACKAGE_CPATH"
+                ) from exc
+            raise
 
     @staticmethod
     def _deny_attributes(obj: Any, attr_name: Any, is_setting: bool) -> Any:
@@ -380,10 +555,70 @@ class LuaEngine:
     def new_request(self, host: LuaHost) -> LuaRequestState:
         return LuaRequestState(self, self.api.new_request(host))
 
-    def run(self, state: LuaRequestState, phase: str, chunks: list[LuaChunk]) -> LuaOutcome:
+    def run(self, state: LuaRequestState, phase: str, chunks: list[LuaChunk], plugin: str = "") -> LuaOutcome:
+        """Run serverless ``chunks`` in ``phase`` (``plugin`` names their ``kong.ctx.plugin``)."""
         entries = self.runtime.table_from([c.handle for c in chunks])
-        kind, message = self.api.run(state.table, phase.encode(), entries)
+        kind, message = self.api.run(state.table, phase.encode(), entries, plugin.encode())
         return LuaOutcome(_s(kind), _s(message))
+
+    # -- Lua plugins -----------------------------------------------------------------------------
+    def load_plugin(self, name: str) -> LuaPlugin | None:
+        """``kong.plugins.<name>.handler`` and ``.schema`` from the Lua path; None if there is none."""
+        try:
+            loaded = self.api.load_plugin(name.encode())
+        except _lupa.LuaError as exc:
+            raise LuaSetupError(f"error loading plugin {name}: {_s(exc.args[0] if exc.args else exc)}") from exc
+        handler, schema = loaded if isinstance(loaded, tuple) else (loaded, None)
+        if handler is None:
+            return None
+        if self._lua_type(handler) != "table":
+            raise LuaSetupError(f"plugin {name}: its handler module must return a table")
+        priority, version = handler[b"PRIORITY"], handler[b"VERSION"]
+        if isinstance(priority, bool) or not isinstance(priority, int | float) or priority != int(priority):
+            raise LuaSetupError(
+                f'Plugin "{name}" cannot be loaded because its PRIORITY field is not a valid integer '
+                f'number, got: "{_s(priority)}".'
+            )
+        if not isinstance(version, bytes):
+            raise LuaSetupError(f'Plugin "{name}" cannot be loaded because its VERSION field is not a string')
+        phases = frozenset(p for p in (*LUA_PHASES, "response") if handler[p.encode()] is not None)
+        if "response" in phases:
+            raise LuaSetupError(f"plugin {name}: a Lua `response` phase is not supported by the local gateway")
+        return LuaPlugin(
+            name=name,
+            handler=handler,
+            priority=int(priority),
+            version=version.decode(),
+            phases=phases,
+            config_fields=_config_fields(name, self.lua_to_plain(schema)),
+        )
+
+    def conf_table(self, plugin: LuaPlugin, seq: int, config: dict[str, Any]) -> Any:
+        """The Lua table a handler gets as ``conf`` (built once per configuration version)."""
+        table = plugin._conf_tables.get(seq)
+        if table is None:
+            table = self.py_to_lua(config)
+            plugin._conf_tables[seq] = table
+        return table
+
+    def run_handler(self, state: LuaRequestState, plugin: LuaPlugin, phase: str, conf: Any) -> LuaOutcome:
+        kind, message = self.api.run_handler(
+            state.table, phase.encode(), plugin.name.encode(), plugin.handler, conf
+        )
+        return LuaOutcome(_s(kind), _s(message))
+
+    # -- JSON ------------------------------------------------------------------------------------
+    def encode_json(self, value: Any) -> bytes:
+        """``cjson.encode`` of a Lua value (as :meth:`py_to_lua` takes it), by lua-cjson itself."""
+        try:
+            return bytes(self.api.encode_json(self.py_to_lua(value)))
+        except _lupa.LuaError as exc:
+            raise ValueError(_s(exc.args[0] if exc.args else exc)) from exc
+
+    def serialize(self, state: LuaRequestState, base: dict[str, Any]) -> bytes:
+        """``kong.log.serialize()`` as JSON: ``base`` with the request's ``set_serialize_value``
+        edits applied, encoded by lua-cjson (Lua tables set by plugins are read now, not copied)."""
+        return bytes(self.api.serialize(state.table, self.py_to_lua(base)))
 
     def set_phase(self, state: LuaRequestState, phase: str) -> None:
         self.api.set_phase(state.table, phase.encode())
@@ -410,6 +645,21 @@ class LuaEngine:
                     table[self.py_to_lua(k)] = self.py_to_lua(v)
             return table
         raise PackError(f"cannot convert {type(value).__name__} to a Lua value")
+
+    def lua_to_plain(self, value: Any) -> Any:
+        """A Lua value as plain Python (strings as ``str``), for schemas read from Lua files."""
+        value = self.lua_to_py(value)
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, bytes):
+                return v.decode("utf-8", "replace")
+            if isinstance(v, list):
+                return [plain(x) for x in v]
+            if isinstance(v, dict):
+                return {plain(k): plain(x) for k, x in v.items()}
+            return v
+
+        return plain(value)
 
     def lua_to_py(self, value: Any) -> Any:
         """Lua value -> Lua value as packed by lua-MessagePack (tables: array iff keys are 1..n)."""
@@ -440,3 +690,19 @@ def _s(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return "" if value is None else str(value)
+
+
+def _config_fields(name: str, schema: Any) -> list[Any]:
+    """The ``config`` record's fields of a Lua plugin schema (MetaSubSchema: ``fields`` with a
+    ``config`` record)."""
+    fields = schema.get("fields") if isinstance(schema, dict) else None
+    if not isinstance(fields, list):
+        raise LuaSetupError(f"plugin {name}: its schema has no fields")
+    for entry in fields:
+        if isinstance(entry, dict) and isinstance(entry.get("config"), dict):
+            config = entry["config"]
+            if config.get("type") != "record":
+                break
+            config_fields = config.get("fields", [])
+            return config_fields if isinstance(config_fields, list) else []
+    raise LuaSetupError(f"plugin {name}: its schema must have a config field of type record")

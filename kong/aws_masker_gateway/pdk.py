@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 
 from . import cjson
 from .context import ExitResponse, LuaError, PdkExit, RequestBody, RequestContext, UpstreamRequest
+from .declarative import DEFAULT_WS_ID
 from .errors import error_body
 from .lua import LuaRequestState
 from .luamsgpack import EMPTY_MAP, Bin, to_text
@@ -557,11 +558,7 @@ def _resp_headers(call: PdkCall) -> dict[str, Any]:
 
 @_pdk("kong.response.get_source", HEADER_BODY_LOG)
 def _resp_source(call: PdkCall) -> str:
-    if call.ctx.exit is not None:
-        return "exit"
-    if call.ctx.service_response is not None:
-        return "service"
-    return "error"
+    return call.ctx.source
 
 
 @_pdk("kong.response.set_status", REWRITE_ACCESS_HEADER)
@@ -743,24 +740,69 @@ for _level in LOG_LEVELS:
     _pdk(f"kong.log.{_level}", ANY_PHASE)(_log_function(_level))
 
 
+def _entity(obj: Any) -> dict[str, Any] | None:
+    """A route or service as ``cycle_aware_deep_copy(ctx.route)`` gives it (unset fields absent)."""
+    if obj is None:
+        return None
+    out: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        out[name] = list(value) if isinstance(value, tuple) else value
+    out["ws_id"] = DEFAULT_WS_ID
+    return out
+
+
 @_pdk("kong.log.serialize", frozenset({LOG}))
 def _log_serialize(call: PdkCall) -> str:
+    """``kong.log.serialize()`` as the bridge returns it: JSON text (``cjson_encode``), with the
+    values Lua plugins set with ``kong.log.set_serialize_value``."""
     ctx = call.ctx
     record = ctx.record
-    data = {
+    uri = ctx.raw_path + (f"?{ctx.query_string}" if ctx.query_string else "")
+    headers: dict[str, Any] = {}
+    for k, v in ctx.headers.items():
+        headers.setdefault(k.lower(), []).append(v)
+    request_headers = {k: v[0] if len(v) == 1 else v for k, v in headers.items()}
+    for name in ("authorization", "proxy-authorization"):
+        if name in request_headers:
+            request_headers[name] = "REDACTED"
+    response_headers: dict[str, Any] = {}
+    for k, v in ctx.response_headers.items():
+        response_headers.setdefault(k.lower(), []).append(v)
+    route = ctx.match.route if ctx.match else None
+    service = ctx.match.service if ctx.match else None
+    root = {
         "request": {
+            "id": ctx.request_id,
+            "uri": uri,
+            "url": f"{ctx.scheme}://{ctx.host}:{ctx.server_port}{uri}",
+            "querystring": _req_query(PdkCall(ctx, call.plugin_name, call.plugin_id, [], 0)),
             "method": ctx.method,
-            "uri": ctx.raw_path,
-            "headers": {k.lower(): v for k, v in ctx.headers.items() if k.lower() != "authorization"},
+            "headers": request_headers,
             "size": len(ctx.body.data),
         },
-        "response": {"status": ctx.response_status, "headers": dict(ctx.response_headers.items())},
-        "route": {"id": ctx.match.route.id, "name": ctx.match.route.name} if ctx.match else None,
-        "latencies": {"kong": record.proxy_latency_ms, "proxy": record.upstream_latency_ms},
+        "upstream_uri": ctx.upstream.path if ctx.upstream else "",
+        "upstream_status": str(ctx.record.status or "") if record.proxied else "",
+        "response": {
+            "status": ctx.response_status,
+            "headers": {k: v[0] if len(v) == 1 else v for k, v in response_headers.items()},
+            "size": record.response_size,
+        },
+        "latencies": {
+            "kong": record.proxy_latency_ms or 0,
+            "proxy": record.upstream_latency_ms if record.upstream_latency_ms is not None else -1,
+            "request": record.total_latency_ms or ctx.elapsed_ms(),
+            "receive": 0,
+        },
+        "route": _entity(route),
+        "service": _entity(service),
         "client_ip": ctx.client_ip,
         "started_at": int(ctx.start_time * 1000),
+        "source": ctx.source,
+        "workspace": DEFAULT_WS_ID,
+        "workspace_name": "default",
     }
-    return json.dumps(data, separators=(",", ":"))
+    state = _lua_state(call)
+    return state.engine.serialize(state, root).decode("utf-8", "replace")
 
 
 @_pdk("kong.plugin.get_id", ANY_PHASE)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .declarative import DEFAULT_WS_ID, DeclarativeConfig, PluginEntity
 from .instances import InstanceCache
-from .lua import LuaChunk, LuaEngine
+from .lua import LuaChunk, LuaEngine, LuaPlugin
 from .pluginserver import ExternalPluginInfo
 from .router import RouteMatch
 from .rpc import RpcClient
@@ -33,7 +33,14 @@ class ConfiguredPlugin:
     seq: int
     kong_config: dict[str, Any] = field(default_factory=dict)
     external: ExternalPluginRuntime | None = None
+    lua_plugin: LuaPlugin | None = None
+    """A Lua plugin from the Lua path (``kong.plugins.<name>.handler``)."""
     lua_chunks: Mapping[str, list[LuaChunk]] = field(default_factory=dict)
+    """The compiled functions of ``pre-function``/``post-function``, per phase."""
+
+    @property
+    def is_lua(self) -> bool:
+        return self.external is None
 
     @property
     def name(self) -> str:
@@ -96,6 +103,7 @@ class PluginSet:
 def build_plugin_set(
     config: DeclarativeConfig,
     externals: Mapping[str, ExternalPluginRuntime],
+    lua_plugins: Mapping[str, LuaPlugin],
     engine: LuaEngine,
     seq_counter: itertools.count[int],
 ) -> PluginSet:
@@ -105,7 +113,18 @@ def build_plugin_set(
             continue
         seq = next(seq_counter)
         external = externals.get(entity.name)
-        if external is not None:
+        lua_plugin = lua_plugins.get(entity.name)
+        if lua_plugin is not None:  # Kong looks for a Lua module first (load_plugin_handler)
+            plugins.append(
+                ConfiguredPlugin(
+                    entity=entity,
+                    priority=lua_plugin.priority,
+                    phases=lua_plugin.phases,
+                    seq=seq,
+                    lua_plugin=lua_plugin,
+                )
+            )
+        elif external is not None:
             plugins.append(
                 ConfiguredPlugin(
                     entity=entity,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PREFIX = "/usr/local/kong"
-DEFAULT_PLUGINS = "bundled,aws-masker"
+DEFAULT_PLUGINS = "bundled,aws-masker,aws-masker-restore"
 DEFAULT_BODY_BUFFER = "8k"
 DEFAULT_SERVER_NAME = "aws-masker"
 DEFAULT_SERVER_EXECUTABLE = "aws-masker-server"
@@ -53,6 +53,9 @@ class GatewaySettings:
     plugins: tuple[str, ...]
     plugin_servers: tuple[PluginServerDef, ...]
     client_body_buffer_size: int
+    lua_package_path: str | None = None
+    """``lua_package_path``: where Lua plugins are found (Kong's default: ``./?.lua;./?/init.lua;``)."""
+    lua_package_cpath: str | None = None
 
     def plugin_enabled(self, name: str) -> bool:
         """``plugins`` semantics: ``bundled`` enables the bundled plugins, ``off`` disables all."""
@@ -123,4 +126,6 @@ def load_settings(env: Mapping[str, str] | None = None, prefix: str | None = Non
         plugins=plugins,
         plugin_servers=_server_defs(env, resolved_prefix),
         client_body_buffer_size=buffer_size,
+        lua_package_path=_conf(env, "lua_package_path"),
+        lua_package_cpath=_conf(env, "lua_package_cpath"),
     )

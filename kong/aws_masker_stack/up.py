@@ -36,6 +36,7 @@ from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 
 ANTHROPIC_URL = "https://api.anthropic.com"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_TEXT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1.100"
 DEMO_MODEL = "claude-sonnet-5"
 READY_TIMEOUT = 60.0
@@ -175,6 +176,8 @@ def up_main(argv: list[str] | None = None) -> int:
     secret = token_secret(run_dir)
     api_key = os.environ.get("ANTHROPIC_API_KEY") or None
     env = {**os.environ, "AWS_MASKER_TOKEN_SECRET": secret, "PYTHONUNBUFFERED": "1"}
+    # the Lua restore plugin (kong/plugins/aws-masker-restore) from this checkout, as Kong would load it
+    env.setdefault("KONG_LUA_PACKAGE_PATH", f"{REPO_ROOT}/?.lua;;")
     cli = [sys.executable, "-m", "aws_masker.cli"]
     children: list[Child] = []
 

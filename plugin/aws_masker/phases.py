@@ -1,31 +1,64 @@
 """What the plugin does in each Kong phase, written against the PDK object Kong hands to a phase.
 
-Every PDK call is one IPC round trip to Kong (kong-protocol.md §5.3), so each one is justified in a
-comment. A JSON request that gets tokens costs 5 calls in ``access`` and 5 in ``response``; a request
-with nothing to restore costs 5 + 1.
+Every PDK call is one IPC round trip between Kong and this plugin server (docs/kong-protocol.md),
+paid by the request that makes it, so each one is justified in a comment next to it. The budget:
 
-Failures are closed: any exception ends the request with an error response via ``kong.response.exit``
-(so the request never reaches the upstream unmasked), and nothing a client sent is ever echoed in
-the error.
+``access`` (on the request's path, before the upstream sees it):
+    1. ``kong.request.get_headers()``: every request header in one call (Content-Length,
+       Transfer-Encoding); cheaper than one call per header.
+    2. ``kong.request.get_raw_body(max_body_size)``: the body.
+    3. ``kong.service.request.set_raw_body(masked)``: only when something was masked.
+    4. ``kong.service.request.set_headers({...})``: only when something was masked (the upstream
+       must answer uncompressed, so the restore plugin can restore the answer as it streams).
+    5. ``kong.ctx.shared.set("aws_masker", state)``: always; the token map for the restore plugin,
+       the counts for the monitoring events, and the mark the fail-closed guard checks.
+    (+1 ``kong.log.notice`` when the operator turned ``log_masked_requests`` on.)
+    So 5 calls for a request with identifiers, 3 for one with nothing to mask.
+
+``log`` (after the response has gone to the client; Kong runs it from a timer):
+    none when monitoring is off or the request is not sampled;
+    1. ``kong.log.serialize()``: request id, route, service and the counts the restore plugin left;
+    2. ``kong.ctx.shared.get("aws_masker")``: only when the restore plugin left no counts (not
+       installed, or Kong answered the request itself), for the masking counts; or else
+       ``kong.log.warn``/``notice``: only when the publisher has a line for Kong's log (a Redis
+       error, or its counters every ``event_stats_interval_s``).
+
+Kong's own cost per request for this plugin's ``log`` phase, paid even when no event is sampled:
+a ``kong.log.serialize()`` and a copy of ``ngx.ctx`` in nginx's log phase, one timer, one
+``HandleEvent`` round trip and one plugin-server thread (README, "How it runs in Kong").
+
+Restoring the response is not here: Kong gives external plugins no body filter, and a ``response``
+handler would make Kong buffer the whole answer. The Lua plugin ``aws-masker-restore`` restores
+it chunk by chunk from the state ``access`` leaves in ``kong.ctx.shared``.
+
+Failures are closed: any exception ends the request with an error response via
+``kong.response.exit`` (so the request never reaches the upstream unmasked), and nothing a client
+sent is ever echoed in the error.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .body import mask_request, restore_response
+from .body import mask_request
 from .engine import Masker
-from .errors import BodyTooLargeError, BodyUnavailableError, MaskerError, ResponseTooLargeError
-from .schema import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_RESPONSE_SIZE
+from .errors import BodyTooLargeError, BodyUnavailableError, MaskerError
+from .events import Monitor
+from .restore import token_kind
+from .schema import DEFAULT_MAX_BODY_SIZE
+from .tokens import KIND_CATEGORIES
 
 # kong.ctx.shared key. The fail-closed guard in kong.yml (a post-function) refuses any request on which
 # this key is missing, so it must only be set once the body sent upstream is the masked one.
 CTX_KEY = "aws_masker"
-STATE_VERSION = 1
+STATE_VERSION = 2
+# the kong.log.serialize() field the restore plugin fills with the counts
+SERIALIZE_KEY = "aws_masker"
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +66,18 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Limits:
     max_body_size: int
-    max_response_size: int
     log_masked_requests: bool
 
     @classmethod
     def from_mapping(cls, conf: Mapping[str, Any]) -> Limits:
         return cls(
             max_body_size=int(conf.get("max_body_size") or DEFAULT_MAX_BODY_SIZE),
-            max_response_size=int(conf.get("max_response_size") or DEFAULT_MAX_RESPONSE_SIZE),
             log_masked_requests=bool(conf.get("log_masked_requests", False)),
         )
 
 
 def error_body(code: str, message: str) -> dict[str, str]:
-    """The original system's error shape (original.md §2.8)."""
+    """The original system's error shape."""
     return {"error": f"AWS_MASKER_{code}", "message": message}
 
 
@@ -65,9 +96,18 @@ def fail(kong: Any, exc: BaseException) -> None:
         log.exception("aws-masker: could not send the error response")
 
 
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    """One value of a header from ``get_headers()`` (lower-case names, values str or [str])."""
+    value = headers.get(name)
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
 def access(kong: Any, masker: Masker, limits: Limits) -> None:
-    # PDK: Content-Length lets an oversized body be refused with 413 before it is read at all.
-    length = kong.request.get_header("content-length")
+    # PDK: all request headers in one call (the length checks below, and nothing else is read).
+    headers = kong.request.get_headers() or {}
+    length = _header(headers, "content-length")
     if length is not None and length.isdigit() and int(length) > limits.max_body_size:
         raise BodyTooLargeError(
             f"request body of {length} bytes exceeds max_body_size ({limits.max_body_size}); "
@@ -86,73 +126,64 @@ def access(kong: Any, masker: Masker, limits: Limits) -> None:
     if not body:
         # An empty body for a request that has one would pass the guard unmasked if nginx still
         # forwarded the real body (e.g. unbuffered or HTTP/2 edge cases): refuse it instead.
-        # PDK: only for empty bodies without Content-Length, to spot a chunked one.
-        chunked = length is None and kong.request.get_header("transfer-encoding")
+        chunked = length is None and _header(headers, "transfer-encoding")
         if (length is not None and length.strip() not in ("", "0")) or chunked:
             raise BodyUnavailableError("the request body could not be read; it was not forwarded")
     if len(body) > limits.max_body_size:
         raise BodyTooLargeError(
             f"request body exceeds max_body_size ({limits.max_body_size}); it was not forwarded"
         )
+    started = time.perf_counter()
     tokens: dict[str, str] = {}
+    counts: dict[str, int] = {}
     if body:
         masked, result = mask_request(body, masker)
-        tokens = result.tokens
+        tokens, counts = result.tokens, dict(result.counts)
         if result.total:
             # PDK: replace the body sent upstream (Kong sets Content-Length).
             kong.service.request.set_raw_body(masked)
-            # PDK: the response must come back uncompressed so its tokens can be restored cheaply.
-            kong.service.request.set_header("Accept-Encoding", "identity")
+            # PDK: the answer must come back uncompressed, so the restore plugin can restore it as
+            # it streams (a compressed one passes with its tokens).
+            kong.service.request.set_headers({"Accept-Encoding": "identity"})
         if limits.log_masked_requests:
-            counts = " ".join(f"{cat}={n}" for cat, n in sorted(result.counts.items()))
+            summary = " ".join(f"{cat}={n}" for cat, n in sorted(counts.items()))
             # PDK: an operator-requested summary line: counts per category only, never values.
-            kong.log.notice(f"aws-masker: masked {result.total} identifiers {counts}".rstrip())
-    # PDK: this request's token map for the response phase, and the mark the guard checks.
-    # ctx.shared values must survive msgpack -> Lua -> msgpack, so it is a UTF-8 JSON string.
-    kong.ctx.shared.set(CTX_KEY, json.dumps({"v": STATE_VERSION, "tokens": tokens}, separators=(",", ":")))
+            kong.log.notice(f"aws-masker: masked {result.total} identifiers {summary}".rstrip())
+    state = {
+        "v": STATE_VERSION,
+        "tokens": tokens,
+        "cat": {kind: KIND_CATEGORIES[kind] for kind in {token_kind(t) for t in tokens}},
+        "masked": {
+            "count": sum(counts.values()),
+            "categories": counts,
+            "processing_time_ms": round((time.perf_counter() - started) * 1000, 3),
+            "body_size": len(body),
+            "at": int(time.time() * 1000),
+        },
+    }
+    # PDK: this request's state for the restore plugin and the log phase, and the mark the guard
+    # checks. ctx.shared values must survive msgpack -> Lua -> msgpack: a UTF-8 JSON string.
+    kong.ctx.shared.set(CTX_KEY, json.dumps(state, separators=(",", ":")))
 
 
-def response(kong: Any, limits: Limits) -> None:
-    # PDK: this request's token map, set in access.
-    raw_state = kong.ctx.shared.get(CTX_KEY)
-    if not raw_state:
-        return  # access did not mark this request; the guard in kong.yml has already refused it
-    state = json.loads(raw_state)
-    tokens: dict[str, str] = state.get("tokens") or {}
-    if not tokens:
-        return  # nothing was masked, so there is nothing to restore: Kong sends the upstream body
-    # PDK: status to answer with (kong.response.exit needs it).
-    status = kong.service.response.get_status()
-    # PDK: one call for Content-Type and Content-Encoding (a multimap: name -> [values]).
-    headers = kong.service.response.get_headers() or {}
-    # PDK: the buffered upstream body (Kong buffers it because this plugin has a response handler).
-    body = kong.service.response.get_raw_body() or b""
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    try:
-        restored = restore_response(
-            body,
-            tokens,
-            _first(headers, "content-type"),
-            _first(headers, "content-encoding"),
-            limits.max_response_size,
-        )
-    except ResponseTooLargeError:
-        # PDK: a warning; the client gets the upstream body with tokens (no identifier is exposed).
-        kong.log.warn(f"aws-masker: response of {len(body)} bytes exceeds max_response_size; not restored")
-        return
-    if restored.decoded:
-        # PDK: the body we send is no longer compressed (rare: we asked the upstream for identity).
-        kong.response.clear_header("Content-Encoding")
-    # PDK: terminal; the only way a Python plugin can replace the response body. Kong keeps the
-    # upstream headers it already copied and sets Content-Length for the new body.
-    kong.response.exit(status, restored.body)
-
-
-def _first(headers: Mapping[str, Any], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            if isinstance(value, list):
-                return value[0] if value else None
-            return value
-    return None
+def log_phase(kong: Any, monitor: Monitor) -> None:
+    if not monitor.sampled():
+        return  # monitoring off, or not this request: no PDK call at all
+    # PDK: request id, route, service and the counts the restore plugin left, in one call.
+    serialized = json.loads(kong.log.serialize())
+    counts = serialized.get(SERIALIZE_KEY)
+    calls = 1
+    if not isinstance(counts, dict) or not isinstance(counts.get("masked"), dict):
+        # PDK: the restore plugin did not run; the masking counts are in our own state.
+        raw_state = kong.ctx.shared.get(CTX_KEY)
+        calls = 2
+        if not raw_state:
+            return  # aws-masker did not mask this request (it was refused): nothing to report
+        counts = {"masked": json.loads(raw_state).get("masked") or {}, "restored": None}
+    monitor.report(serialized, counts["masked"], counts.get("restored"))
+    line = monitor.take_line() if calls == 1 else None
+    if line is not None:
+        level, text = line
+        # PDK: the publisher's news for Kong's log (a Redis error once it starts and then at most
+        # every 30 s, or its counters every event_stats_interval_s), on a sampled request only.
+        (kong.log.warn if level == "warn" else kong.log.notice)(text)

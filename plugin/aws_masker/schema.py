@@ -10,7 +10,6 @@ from .config import CATEGORY_TOGGLES
 
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY_SIZE = 10 * MIB
-DEFAULT_MAX_RESPONSE_SIZE = 32 * MIB
 
 _TOGGLE_HELP = {
     "mask_ec2_instances": "EC2 instance IDs and the whole EC2 family (ami, vol, snap, sg, subnet, vpc, ...)",
@@ -58,20 +57,133 @@ SCHEMA: tuple[dict, ...] = (
         }
     },
     {
-        "max_response_size": {
-            "type": "integer",
-            "default": DEFAULT_MAX_RESPONSE_SIZE,
-            "required": True,
-            "between": [1, 100 * MIB],
-            "description": "largest response body restored; larger ones pass through with tokens",
-        }
-    },
-    {
         "log_masked_requests": {
             "type": "boolean",
             "default": False,
             "required": True,
             "description": "log one line per request with counts per category (never the values)",
+        }
+    },
+    # -- monitoring events (docs/events.md) -------------------------------------------------------
+    {
+        "enable_event_monitoring": {
+            "type": "boolean",
+            "default": False,
+            "required": True,
+            "description": "publish sampled, batched masking events to Redis (fire-and-forget)",
+        }
+    },
+    {
+        "event_sampling_rate": {
+            "type": "number",
+            "default": 1.0,
+            "required": True,
+            "between": [0, 1],
+            "description": "share of requests that get events (both of a request's events, or neither)",
+        }
+    },
+    {
+        "event_batch_size": {
+            "type": "integer",
+            "default": 10,
+            "required": True,
+            "between": [1, 1000],
+            "description": "events per PUBLISH; 1 publishes each event as itself",
+        }
+    },
+    {
+        "event_flush_interval_ms": {
+            "type": "integer",
+            "default": 1000,
+            "required": True,
+            "between": [10, 60000],
+            "description": "a partial batch is published this long after its first event",
+        }
+    },
+    {
+        "event_queue_size": {
+            "type": "integer",
+            "default": 10000,
+            "required": True,
+            "between": [1, 1000000],
+            "description": "events held per plugin server process; more are dropped (and counted)",
+        }
+    },
+    {
+        "event_stats_interval_s": {
+            "type": "integer",
+            "default": 60,
+            "required": True,
+            "between": [1, 86400],
+            "description": "how often the publisher's counters are logged and published",
+        }
+    },
+    {
+        "redis_event_channel": {
+            "type": "string",
+            "default": "aws-masker:events",
+            "required": True,
+            "description": "Redis Pub/Sub channel of the events",
+        }
+    },
+    {"redis_host": {"type": "string", "default": "127.0.0.1", "required": True, "description": "Redis host"}},
+    {
+        "redis_port": {
+            "type": "integer",
+            "default": 6379,
+            "required": True,
+            "between": [1, 65535],
+            "description": "Redis port",
+        }
+    },
+    {
+        "redis_username": {
+            "type": "string",
+            "required": False,
+            "referenceable": True,
+            "description": "Redis ACL user (unset: the default user)",
+        }
+    },
+    {
+        "redis_password": {
+            "type": "string",
+            "required": False,
+            "referenceable": True,
+            "description": "Redis password ({vault://env/...} reads it from the environment)",
+        }
+    },
+    {
+        "redis_db": {
+            "type": "integer",
+            "default": 0,
+            "required": True,
+            "between": [0, 1023],
+            "description": "Redis database number",
+        }
+    },
+    {"redis_ssl": {"type": "boolean", "default": False, "required": True, "description": "TLS to Redis"}},
+    {
+        "redis_ssl_verify": {
+            "type": "boolean",
+            "default": True,
+            "required": True,
+            "description": "verify the Redis server's TLS certificate and host name",
+        }
+    },
+    {
+        "redis_ssl_ca_file": {
+            "type": "string",
+            "required": False,
+            "description": "PEM file of the CA that signed the Redis certificate (unset: the system CAs)",
+        }
+    },
+    {
+        "redis_timeout_ms": {
+            "type": "integer",
+            "default": 2000,
+            "required": True,
+            "between": [1, 60000],
+            "description": "connect and command timeout of the publisher's Redis connection",
         }
     },
 )

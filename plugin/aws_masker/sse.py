@@ -1,36 +1,38 @@
-"""Restore tokens in an Anthropic Messages SSE stream.
+"""Restore tokens in an Anthropic Messages SSE stream, chunk by chunk.
 
 The model may cut a token anywhere across ``content_block_delta`` events (``AWS_EC2_`` in one
 delta, ``9f86d081884c`` in the next). ``SSERestorer`` keeps, per content block, a carry: the
-longest suffix of the text seen so far that is a proper prefix of one of this request's tokens. The
-carry is prepended to the block's next delta, so every token is whole when it is restored. The
+longest tail of the block's text so far that is a proper prefix of one of this request's tokens. The
+carry moves to the start of the block's next delta, so every token is whole when it is restored. The
 delta that produced a carry is held back (one event) until the next delta or the block's end shows
-whether the carry completes a token; at the end the carry goes back into that delta unchanged.
+whether the carry completes a token; at the block's end the carry goes back into that delta.
 
-Output has exactly the same events, in the same order, with the same event names: only the text of
-deltas changes, and the concatenation of a block's restored deltas equals the restored concatenation.
-Events other than text deltas are restored in place (tokens JSON-escaped). Input may arrive split at
-any byte; ``feed`` returns what can be emitted so far and ``finish`` the rest.
+Output has exactly the same events, in the same order: only the text inside deltas changes, and a
+block's restored deltas concatenate to the restored concatenation. An event is edited in place: the
+bytes of the delta's text string (found by ``jsonspan.scan``) are replaced and every other byte of
+the event stays as the upstream sent it. Other events get whole tokens restored in place (JSON-
+escaped). Input may arrive cut at any byte; ``feed`` returns what can be emitted so far, ``finish``
+the rest.
+
+At most ``max_held`` bytes are held back (an event still arriving, events queued behind a held
+delta). A stream that needs more is passed on from that point with its tokens (``passed`` is set):
+nothing is lost or reordered, and no original is exposed.
+
+This is the reference for the Lua restore plugin, which must produce the same bytes.
 """
 
 from __future__ import annotations
 
-import bisect
-import json
 import re
 from collections import deque
-from collections.abc import Mapping
-from typing import Any
 
-from .errors import RestoreError
-from .restore import json_escaped, restore_text
+from .jsonspan import scan
+from .restore import TokenMap
 
-# The delta field that carries model text, per delta type.
-_DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
+# delta type -> the delta field that carries model text
+DELTA_FIELDS = {b"text_delta": b"text", b"input_json_delta": b"partial_json", b"thinking_delta": b"thinking"}
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-# SSE lines end in CRLF, LF or CR only (not in the other characters str.splitlines() knows, such as
-# U+2028, which JSON leaves unescaped inside data).
-_LINE = re.compile(r"\r\n|\r|\n")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class _Event:
@@ -41,31 +43,47 @@ class _Event:
         self.out: bytes | None = None  # set when final
 
 
+class _Held:
+    """A delta held back: its event, where its text sits, its restored text and its carry."""
+
+    __slots__ = ("carry", "end", "event", "restored", "start")
+
+    def __init__(self, event: _Event, start: int, end: int, restored: bytes, carry: bytes) -> None:
+        self.event, self.start, self.end, self.restored, self.carry = event, start, end, restored, carry
+
+
 class SSERestorer:
-    def __init__(self, tokens: Mapping[str, str]) -> None:
-        self._tokens = tokens
-        self._escaped = json_escaped(tokens)  # for events restored in place, built once
-        self._sorted = sorted(tokens)  # a carry is a proper prefix of one of these (binary search)
-        self._max_prefix = max((len(t) - 1 for t in tokens), default=0)
+    def __init__(self, tokens: TokenMap, max_held: int) -> None:
+        self.tokens = tokens
+        self.max_held = max_held
+        self.passed = False
         self._buf = b""
+        self._scanned = 0  # bytes of _buf already searched for an event end
         self._queue: deque[_Event] = deque()
-        # block index -> (held delta event, its parsed data, field name, restored text so far, carry)
-        self._held: dict[int, tuple[_Event, dict[str, Any], list[str], str, str]] = {}
-        self.restored = 0
+        self._queued = 0  # bytes in _queue
+        self._held: dict[int, _Held] = {}
 
     def feed(self, data: bytes) -> bytes:
+        if self.passed or not self.tokens:
+            return data
         self._buf += data
         pos = 0
         while True:
-            m = _EVENT_END.search(self._buf, pos)
+            m = _EVENT_END.search(self._buf, max(pos, self._scanned - 3))
             if m is None:
                 break
             self._handle(_Event(self._buf[pos : m.end()]))
             pos = m.end()
         self._buf = self._buf[pos:]
-        return self._drain()
+        self._scanned = len(self._buf)
+        out = self._drain()
+        if len(self._buf) + self._queued > self.max_held:
+            return out + self._give_up()
+        return out
 
     def finish(self) -> bytes:
+        if self.passed or not self.tokens:
+            return b""
         if self._buf:
             self._handle(_Event(self._buf))  # a last event without its blank line
             self._buf = b""
@@ -75,97 +93,81 @@ class SSERestorer:
 
     # -- internals ---------------------------------------------------------------------------------
 
+    def _give_up(self) -> bytes:
+        """Too much held: release everything as it stands and pass the rest of the stream on."""
+        for index in list(self._held):
+            self._release(index)
+        out = b"".join(e.out if e.out is not None else e.raw for e in self._queue) + self._buf
+        self._queue.clear()
+        self._queued = 0
+        self._buf = b""
+        self.passed = True
+        return out
+
     def _drain(self) -> bytes:
         out: list[bytes] = []
         while self._queue and self._queue[0].out is not None:
-            out.append(self._queue.popleft().out)  # type: ignore[arg-type]
+            event = self._queue.popleft()
+            self._queued -= len(event.raw)
+            out.append(event.out)  # type: ignore[arg-type]
         return b"".join(out)
 
     def _handle(self, event: _Event) -> None:
         self._queue.append(event)
-        text = _decode(event.raw)
-        data_lines = [ln for ln in _LINE.split(text) if ln.startswith("data:")]
-        payload = _parse_data(data_lines)
-        delta = payload.get("delta") if isinstance(payload, dict) else None
-        if (
-            isinstance(payload, dict)
-            and payload.get("type") == "content_block_delta"
-            and isinstance(payload.get("index"), int)
-            and isinstance(delta, dict)
-            and delta.get("type") in _DELTA_FIELDS
-            and isinstance(delta.get(_DELTA_FIELDS[delta["type"]]), str)
-        ):
-            self._delta(event, text, payload, payload["index"], _DELTA_FIELDS[delta["type"]])
-            return
-        if isinstance(payload, dict) and payload.get("type") == "content_block_stop":
-            index = payload.get("index")
-            if isinstance(index, int) and index in self._held:
-                self._release(index)
-        restored, n = restore_text(text, self._escaped)
-        self.restored += n
-        event.out = event.raw if n == 0 else restored.encode("utf-8")
+        self._queued += len(event.raw)
+        raw = event.raw
+        info = None
+        data_line = _single_data_line(raw)
+        if data_line is not None:
+            info = scan(raw, *data_line)
+        if info is not None and info.type == b"content_block_delta" and info.index is not None:
+            fld = DELTA_FIELDS.get(info.delta_type or b"")
+            span = info.fields.get(fld) if fld is not None else None
+            if span is not None:
+                self._delta(event, info.index, *span)
+                return
+        if info is not None and info.type == b"content_block_stop" and info.index in self._held:
+            self._release(info.index)
+        event.out = self.tokens.restore(raw)
 
-    def _delta(self, event: _Event, text: str, payload: dict[str, Any], index: int, fld: str) -> None:
+    def _delta(self, event: _Event, index: int, start: int, end: int) -> None:
         held = self._held.pop(index, None)
-        carry = ""
+        carry = b""
         if held is not None:
-            carry = held[4]
-            self._finalize(held[0], held[1], held[2], held[3], "")
-        combined = carry + payload["delta"][fld]
-        keep = self._carry_len(combined)
-        emit, carry = combined[: len(combined) - keep], combined[len(combined) - keep :]
-        restored, n = restore_text(emit, self._tokens)
-        self.restored += n
-        lines = [ln for ln in _LINE.split(text) if ln and not ln.startswith("data:")]
-        if carry:
-            self._held[index] = (event, payload, lines, restored, carry)
+            carry = held.carry
+            self._finalize(held.event, held.start, held.end, held.restored)
+        combined = carry + event.raw[start:end]
+        keep = self.tokens.carry_len(combined)
+        restored = self.tokens.restore(combined[: len(combined) - keep])
+        if keep:
+            self._held[index] = _Held(event, start, end, restored, combined[len(combined) - keep :])
         else:
-            self._finalize(event, payload, lines, restored, "")
+            self._finalize(event, start, end, restored)
 
     def _release(self, index: int) -> None:
-        event, payload, lines, restored, carry = self._held.pop(index)
-        self._finalize(event, payload, lines, restored, carry)
+        held = self._held.pop(index)
+        self._finalize(held.event, held.start, held.end, held.restored + held.carry)
 
-    def _finalize(
-        self, event: _Event, payload: dict[str, Any], lines: list[str], restored: str, tail: str
-    ) -> None:
-        delta = payload["delta"]
-        fld = _DELTA_FIELDS[delta["type"]]
-        new_text = restored + tail
-        if new_text == delta[fld]:
-            event.out = event.raw
-            return
-        delta[fld] = new_text
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        terminator = _EVENT_END.search(event.raw)
-        nl = terminator.group()[: len(terminator.group()) // 2].decode() if terminator is not None else "\n"
-        event.out = (nl.join([*lines, f"data: {data}"]) + nl + nl).encode("utf-8")
-
-    def _carry_len(self, text: str) -> int:
-        """Length of the longest suffix of ``text`` that is a proper prefix of one of our tokens."""
-        start = max(0, len(text) - self._max_prefix)
-        for i in range(start, len(text)):
-            if text[i] == "A" and self._is_token_prefix(text[i:]):
-                return len(text) - i
-        return 0
-
-    def _is_token_prefix(self, text: str) -> bool:
-        k = bisect.bisect_left(self._sorted, text)
-        return k < len(self._sorted) and self._sorted[k].startswith(text) and self._sorted[k] != text
+    @staticmethod
+    def _finalize(event: _Event, start: int, end: int, text: bytes) -> None:
+        raw = event.raw
+        event.out = raw if raw[start:end] == text else raw[:start] + text + raw[end:]
 
 
-def _decode(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RestoreError("upstream event stream is not valid UTF-8") from exc
-
-
-def _parse_data(data_lines: list[str]) -> Any:
-    if not data_lines:
-        return None
-    data = "\n".join(ln[5:].removeprefix(" ") for ln in data_lines)
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
+def _single_data_line(raw: bytes) -> tuple[int, int] | None:
+    """The (start, end) of the payload of the event's only ``data:`` line (one leading space
+    dropped), or None if the event has no data line or several."""
+    found: tuple[int, int] | None = None
+    pos = 0
+    while pos < len(raw):
+        m = _LINE_END.search(raw, pos)
+        end = m.start() if m else len(raw)
+        if raw.startswith(b"data:", pos, end):
+            if found is not None:
+                return None
+            start = pos + 5
+            if start < end and raw[start] == 0x20:
+                start += 1
+            found = (start, end)
+        pos = m.end() if m else len(raw)
+    return found

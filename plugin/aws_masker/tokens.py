@@ -15,6 +15,7 @@ Properties the rest of the system relies on:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -32,6 +33,23 @@ KINDS: tuple[str, ...] = tuple(
 TOKEN_PATTERN = r"AWS_(?:" + "|".join(KINDS) + r")_[0-9a-f]{" + str(HEX_LEN) + "}"
 TOKEN_RE = re.compile(TOKEN_PATTERN)
 TOKEN_LEN_MAX = len("AWS__") + max(len(k) for k in KINDS) + HEX_LEN
+
+
+def _kind_categories() -> dict[str, str]:
+    """Token kind -> the category its identifiers are counted in (every kind has exactly one)."""
+    out: dict[str, str] = {}
+    for rule in RULES:
+        for kind in rule.all_kinds():
+            category = rule.category
+            if rule.category_of is not None and kind != rule.pair_kind:
+                with contextlib.suppress(KeyError):  # a fallback kind the rule never refines
+                    category = rule.category_of(kind)
+            if out.setdefault(kind, category) != category:
+                raise ValueError(f"token kind {kind} is counted in two categories")
+    return out
+
+
+KIND_CATEGORIES: dict[str, str] = _kind_categories()
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "aws_masker.cli"]
 SECRET = "e2e-token-secret-0123456789"
 LOG_LINE = re.compile(
-    r"route=(?P<route>\S+) status=(?P<status>\d+).* pdk_calls=(?P<pdk>\d+) request_id=(?P<id>\w+)"
+    r"route=(?P<route>\S+) status=(?P<status>\d+).* pdk_calls=(?P<pdk>\d+) pdk_phases=(?P<phases>\S+) "
+    r"request_id=(?P<id>\w+)"
 )
 
 
@@ -95,7 +96,12 @@ class Stack:
         self.stub_port, self.port = free_port(), free_port()
         self.stub_url = f"http://127.0.0.1:{self.stub_port}"
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "AWS_MASKER_TOKEN_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "AWS_MASKER_TOKEN_SECRET": SECRET,
+            "PYTHONUNBUFFERED": "1",
+            "KONG_LUA_PACKAGE_PATH": f"{ROOT}/?.lua;;",
+        }
         prefix = tmp / "prefix"
         prefix.mkdir(exist_ok=True)
         if start_cmd:

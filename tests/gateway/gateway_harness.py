@@ -296,7 +296,11 @@ SHARED_YML = kong_yml(
             {
                 "name": "post-function",
                 "config": {
-                    "header_filter": ["kong.response.set_header('X-Lua-Status', kong.response.get_status())"],
+                    # a filter that changes the body's length must clear Content-Length (Kong's rule)
+                    "header_filter": [
+                        "kong.response.set_header('X-Lua-Status', kong.response.get_status()) "
+                        "kong.response.clear_header('Content-Length')"
+                    ],
                     "body_filter": ["if ngx.arg[2] then ngx.arg[1] = '[' .. ngx.arg[1] .. ']' end"],
                 },
             }

@@ -1,0 +1,118 @@
+-- aws-masker-restore: puts the originals back into the response, chunk by chunk, as it streams.
+--
+-- aws-masker (the Python plugin) masks the request in `access` and leaves this request's token map
+-- in kong.ctx.shared.aws_masker (a JSON string: {"v":2,"tokens":{token: original},"cat":{kind:
+-- category},"masked":{...counts}}). Kong gives external plugins no body filter, so the restore is
+-- this small Lua plugin: header_filter decodes the map once and clears Content-Length;
+-- body_filter restores each chunk as it passes (restore.lua for JSON and text, sse.lua for event
+-- streams), holding back only what could still become a token. Only this request's tokens are
+-- restored; any other token-shaped text passes untouched.
+--
+-- A compressed upstream body (aws-masker asks for identity, so only an upstream that ignores
+-- Accept-Encoding sends one) passes with its tokens, never corrupted. So does the rest of a response
+-- whose restore fails or would hold more than max_held_bytes. Either way no original is exposed.
+--
+-- The counts (never values) go into kong.log.serialize() as `aws_masker`, for aws-masker's
+-- monitoring events and for any logging plugin.
+
+local cjson = require "cjson.safe"
+local restore = require "kong.plugins.aws-masker-restore.restore"
+local sse = require "kong.plugins.aws-masker-restore.sse"
+
+local STATE_KEY = "aws_masker"
+local STATE_VERSION = 2
+local SERIALIZE_KEY = "aws_masker"
+
+local lower, match, clock, tostring = string.lower, string.match, os.clock, tostring
+
+local AwsMaskerRestore = {
+  -- Low, so that every plugin that transforms or inspects the response body (response-transformer
+  -- 800, ai-proxy 770, ...) sees tokens, and the originals appear only on the way to the client.
+  PRIORITY = 5,
+  VERSION = "0.2.0",
+}
+
+local function media_type(content_type)
+  return lower(match(match(content_type or "", "^[^;]*"), "^%s*(.-)%s*$"))
+end
+
+function AwsMaskerRestore:header_filter(conf)
+  local raw = kong.ctx.shared[STATE_KEY]
+  if type(raw) ~= "string" then
+    return  -- aws-masker did not process this request (the guard refused it)
+  end
+  local state = cjson.decode(raw)
+  if type(state) ~= "table" or state.v ~= STATE_VERSION or type(state.tokens) ~= "table" then
+    kong.log.err("aws-masker-restore: aws-masker's state is unreadable; the response keeps its tokens")
+    return
+  end
+  local restored = { count = 0, categories = {}, processing_time_ms = 0, body_size = 0,
+                     restore = "not_run" }
+  -- the table is read when the log phase serializes, so the updates below show
+  kong.log.set_serialize_value(SERIALIZE_KEY, { masked = state.masked, restored = restored })
+  if kong.response.get_source() ~= "service" then
+    return  -- Kong's own response (an exit, an error page): there is nothing to restore
+  end
+  local ctx = kong.ctx.plugin
+  ctx.record = restored
+  restored.restore = "incomplete"  -- until the end of the body is seen
+  if next(state.tokens) == nil then
+    return
+  end
+  local encoding = kong.response.get_header("Content-Encoding")
+  if encoding ~= nil and lower(encoding) ~= "identity" then
+    restored.restore = "passed"
+    kong.log.warn("aws-masker-restore: the upstream body is compressed (", encoding, "); ",
+                  "it passes with its tokens")
+    return
+  end
+  local mtype = media_type(kong.response.get_header("Content-Type"))
+  local is_sse = mtype == "text/event-stream"
+  local escaped = is_sse or mtype == "application/json" or match(mtype, "%+json$") ~= nil
+  local tokens = restore.TokenMap.new(state.tokens, type(state.cat) == "table" and state.cat or {},
+                                      escaped)
+  restored.categories = tokens.counts
+  if is_sse then
+    ctx.restorer = sse.SSERestorer.new(tokens, conf.max_held_bytes)
+  else
+    ctx.restorer = restore.StreamRestorer.new(tokens)
+  end
+  ctx.tokens = tokens
+  kong.response.clear_header("Content-Length")  -- the body is about to change length
+end
+
+function AwsMaskerRestore:body_filter(conf)
+  local ctx = kong.ctx.plugin
+  local record = ctx.record
+  if record == nil then
+    return
+  end
+  local chunk, eof = ngx.arg[1] or "", ngx.arg[2]
+  local r = ctx.restorer
+  if r ~= nil then
+    local started = clock()
+    local ok, out = pcall(r.feed, r, chunk)
+    if ok and eof then
+      local tail
+      ok, tail = pcall(r.finish, r)
+      out = ok and out .. tail or tail
+    end
+    if not ok then
+      kong.log.err("aws-masker-restore: restoring failed (", tostring(out), "); ",
+                   "the rest of the response keeps its tokens")
+      local given, held = pcall(r.give_up, r)
+      out = given and held or ""
+      r.passed = true
+    end
+    record.processing_time_ms = record.processing_time_ms + (clock() - started) * 1000
+    record.count = ctx.tokens.total
+    ngx.arg[1] = out
+    chunk = out
+  end
+  record.body_size = record.body_size + #chunk
+  if eof and record.restore == "incomplete" then
+    record.restore = (r ~= nil and r.passed) and "passed" or "complete"
+  end
+end
+
+return AwsMaskerRestore
