@@ -89,8 +89,12 @@ def plugin_validators(
     infos: Mapping[str, ExternalPluginInfo], lua_plugins: Mapping[str, LuaPlugin], engine: LuaEngine
 ) -> dict[str, ConfigValidator]:
     validators: dict[str, ConfigValidator] = {name: make_validator(name, engine) for name in PRIORITIES}
-    validators.update({name: schema_validator(info.config_fields) for name, info in infos.items()})
-    validators.update({name: schema_validator(p.config_fields) for name, p in lua_plugins.items()})
+    validators.update(
+        {name: schema_validator(info.config_fields, engine.lua_find) for name, info in infos.items()}
+    )
+    validators.update(
+        {name: schema_validator(p.config_fields, engine.lua_find) for name, p in lua_plugins.items()}
+    )
     return validators
 
 
@@ -249,7 +253,7 @@ class Gateway:
         ctx.record.route = match.route.name or match.route.id
         plugins = plugin_set.for_request(match)
         if match.service is None:
-            ctx.exit = build_exit(503, {"message": "no Service found with those values"}, None)
+            ctx.exit = build_exit(503, {"message": "no Service found with those values"}, None, self.engine)
             return self._exit_outcome(ctx), plugins
         ctx.upstream = build_upstream_request(ctx, match, match.service)
         ctx.buffered = any(p.external is not None and "response" in p.phases for p in plugins)
@@ -347,7 +351,7 @@ class Gateway:
                     assert ctx.lua is not None
                     lua_exit = ctx.lua.take_exit()
                     assert lua_exit is not None
-                    ctx.exit = build_exit(lua_exit.status, lua_exit.body, lua_exit.headers)
+                    ctx.exit = build_exit(lua_exit.status, lua_exit.body, lua_exit.headers, self.engine)
         except LuaError as exc:
             ctx.kong_log("err", str(exc), plugin=plugin.name)
             ctx.record.plugin_errors.append(f"{plugin.name}: {exc}")
@@ -432,7 +436,8 @@ class Gateway:
             result = self._run_lua(ctx, plugin, "body_filter")
             ctx.current_plugin = None
             if result.kind == "error":
-                ctx.kong_log("err", f"failed to run body_filter_by_lua*: {result.message}", plugin=plugin.name)
+                message = f"failed to run body_filter_by_lua*: {result.message}"
+                ctx.kong_log("err", message, plugin=plugin.name)
                 raise _AbortResponse
             new = arg[1]
             data = new if isinstance(new, bytes) else b""

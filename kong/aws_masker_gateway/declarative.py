@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .schema import SchemaViolation, validate_config
+from .schema import LuaFind, SchemaViolation, validate_config
 from .settings import GatewaySettings
 
 FORMAT_VERSIONS = ("1.1", "2.1", "3.0")
@@ -414,10 +414,11 @@ def load_declarative(
     return parse_declarative(text, settings, validators)
 
 
-def schema_validator(config_fields: list[Mapping[str, Any]]) -> ConfigValidator:
-    """A :data:`ConfigValidator` for a plugin whose ``config`` record has ``config_fields``."""
+def schema_validator(config_fields: list[Mapping[str, Any]], lua_find: LuaFind) -> ConfigValidator:
+    """A :data:`ConfigValidator` for a plugin whose ``config`` record has ``config_fields``; its
+    ``match`` patterns are tested by ``lua_find`` (the gateway's ``LuaEngine.lua_find``)."""
 
     def validate(config: Any) -> dict[str, Any]:
-        return validate_config(config_fields, config)
+        return validate_config(config_fields, config, lua_find=lua_find)
 
     return validate

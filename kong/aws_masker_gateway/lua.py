@@ -29,6 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .context import LuaError
+from .luamsgpack import Bin, PackError
+
 try:  # prefer LuaJIT 2.1, which is what Kong runs
     import lupa.luajit21 as _lupa
 except ImportError:  # pragma: no cover - depends on the lupa build
@@ -44,8 +47,6 @@ DEFAULT_PACKAGE_PATH = "./?.lua;./?/init.lua;"
 # where Linux distributions install Lua 5.1 C modules (Debian's lua-cjson: /usr/lib/<triplet>/lua/5.1)
 SYSTEM_CPATHS = ("/usr/local/lib/lua/5.1/?.so", *sorted(glob.glob("/usr/lib/*/lua/5.1")), "/usr/lib/lua/5.1")
 LUA_PHASES = ("rewrite", "access", "header_filter", "body_filter", "log")
-
-from .luamsgpack import Bin, PackError
 
 log = logging.getLogger("aws_masker_gateway.lua")
 
@@ -77,10 +78,19 @@ class LuaOutcome:
     message: str = ""
 
 
+class JsonBody(bytes):
+    """A table body of ``kong.response.exit``, already encoded by lua-cjson (Kong sends it with
+    ``Content-Type: application/json; charset=utf-8`` unless the exit's headers set one)."""
+
+
+# kong/pdk/response.lua send(): what a table body that lua-cjson cannot encode raises
+EXIT_BODY_ENCODING_FAILED = "body encoding failed while flushing response: "
+
+
 @dataclass(frozen=True)
 class LuaExit:
     status: int
-    body: Any  # a Lua value: None, bytes or a converted table
+    body: bytes | None  # a Lua string, or a table body encoded by lua-cjson (:class:`JsonBody`)
     headers: dict[Any, Any] | None
 
 
@@ -282,6 +292,7 @@ _G.ngx = ngx
 local cjson = require "cjson.safe"
 -- kong/globalpatches.lua sets 16 digits (OpenResty's lua-cjson); Debian's upstream build stops at 14
 if not pcall(cjson.encode_number_precision, 16) then cjson.encode_number_precision(14) end
+cjson.encode_sparse_array(nil, nil, 2 ^ 15)  -- kong/globalpatches.lua
 
 local api = {}
 
@@ -308,6 +319,19 @@ function api.encode_json(value)
   local encoded, err = cjson.encode(value)
   if encoded == nil then error(err, 0) end
   return encoded
+end
+
+-- cjson.safe.encode as Kong's PDK calls it: the JSON text, or nil and lua-cjson's message
+function api.cjson_encode(value) return cjson.encode(value) end
+
+-- kong/db/schema/init.lua validators.match/not_match test `value:match(pattern)`. string.match,
+-- not string.find: find does a plain search when the pattern has no magic character, so a
+-- malformed pattern such as "a)" would pass where Kong raises "invalid pattern capture".
+-- true/false, or nil and Lua's message for a malformed pattern
+function api.find(value, pattern)
+  local ok, m = pcall(string.match, value, pattern)
+  if not ok then return nil, m end
+  return m ~= nil
 end
 
 -- kong/pdk/log.lua edit_result: apply kong.log.set_serialize_value() edits, then cjson-encode
@@ -451,9 +475,15 @@ class LuaRequestState:
             return None
         self.table[b"exit"] = None
         headers = self._engine.lua_to_py(raw[b"headers"]) if raw[b"headers"] is not None else None
+        body = raw[b"body"]
+        if body is not None and not isinstance(body, bytes):  # a table: lua-cjson encodes it as is
+            encoded, err = self._engine.try_encode_json(body)
+            if encoded is None:
+                raise LuaError(EXIT_BODY_ENCODING_FAILED + (err or ""))
+            body = JsonBody(encoded)
         return LuaExit(
             status=int(raw[b"status"]),
-            body=self._engine.lua_to_py(raw[b"body"]),
+            body=body,
             headers=headers if isinstance(headers, dict) else None,
         )
 
@@ -567,7 +597,8 @@ class LuaEngine:
         try:
             loaded = self.api.load_plugin(name.encode())
         except _lupa.LuaError as exc:
-            raise LuaSetupError(f"error loading plugin {name}: {_s(exc.args[0] if exc.args else exc)}") from exc
+            message = _s(exc.args[0] if exc.args else exc)
+            raise LuaSetupError(f"error loading plugin {name}: {message}") from exc
         handler, schema = loaded if isinstance(loaded, tuple) else (loaded, None)
         if handler is None:
             return None
@@ -583,7 +614,9 @@ class LuaEngine:
             raise LuaSetupError(f'Plugin "{name}" cannot be loaded because its VERSION field is not a string')
         phases = frozenset(p for p in (*LUA_PHASES, "response") if handler[p.encode()] is not None)
         if "response" in phases:
-            raise LuaSetupError(f"plugin {name}: a Lua `response` phase is not supported by the local gateway")
+            raise LuaSetupError(
+                f"plugin {name}: a Lua `response` phase is not supported by the local gateway"
+            )
         return LuaPlugin(
             name=name,
             handler=handler,
@@ -608,12 +641,30 @@ class LuaEngine:
         return LuaOutcome(_s(kind), _s(message))
 
     # -- JSON ------------------------------------------------------------------------------------
-    def encode_json(self, value: Any) -> bytes:
-        """``cjson.encode`` of a Lua value (as :meth:`py_to_lua` takes it), by lua-cjson itself."""
-        try:
-            return bytes(self.api.encode_json(self.py_to_lua(value)))
-        except _lupa.LuaError as exc:
-            raise ValueError(_s(exc.args[0] if exc.args else exc)) from exc
+    def try_encode_json(self, value: Any) -> tuple[bytes, None] | tuple[None, str]:
+        """``cjson.safe.encode``, as Kong's PDK calls it: ``(json, None)``, or ``(None, message)``
+        with lua-cjson's message ("Cannot serialise function: type not supported"). ``value`` is
+        a Lua table, or a Lua value as :meth:`py_to_lua` takes it.
+
+        Numbers keep 14 significant digits where Kong's OpenResty lua-cjson keeps 16
+        (``encode_number_precision``, see the bootstrap): ``1/3`` is ``0.33333333333333`` here and
+        ``0.3333333333333333`` on Kong, ``2^53`` is ``9.007199254741e+15`` and ``9007199254740992``.
+        """
+        if self._lua_type(value) is None:
+            value = self.py_to_lua(value)
+        result = self.api.cjson_encode(value)
+        if isinstance(result, tuple):
+            return None, _s(result[1])
+        return bytes(result), None
+
+    def lua_find(self, value: str | bytes, pattern: str | bytes) -> bool:
+        """Whether the Lua pattern ``pattern`` matches somewhere in ``value``, as Kong's schema
+        ``match`` rule tests it (``value:match(pattern)``) by LuaJIT itself; a malformed pattern
+        raises ``ValueError`` with Lua's message ("malformed pattern (ends with '%')")."""
+        result = self.api.find(_b(value), _b(pattern))
+        if isinstance(result, tuple):
+            raise ValueError(_s(result[1]))
+        return bool(result)
 
     def serialize(self, state: LuaRequestState, base: dict[str, Any]) -> bytes:
         """``kong.log.serialize()`` as JSON: ``base`` with the request's ``set_serialize_value``
@@ -626,8 +677,10 @@ class LuaEngine:
     # -- value conversion ------------------------------------------------------------------------
     def py_to_lua(self, value: Any) -> Any:
         """msgpack-decoded (Lua) value -> Lua value; ``None`` entries leave holes like Kong's unpacker."""
-        if value is None or isinstance(value, bool | int | float):
+        if value is None or isinstance(value, bool | float):
             return value
+        if isinstance(value, int):
+            return value if -(2**63) <= value < 2**63 else float(value)  # a Lua number is a double
         if isinstance(value, Bin | bytes | bytearray):
             return bytes(value)
         if isinstance(value, str):

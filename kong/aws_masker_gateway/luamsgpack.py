@@ -9,6 +9,14 @@ both arrive here as ``bytes`` ("Lua strings").
 Values on this side ("Lua values") are ``None``, ``bool``, ``int``, ``float``, ``bytes`` (a Lua
 string; ``str`` is accepted and UTF-8 encoded), ``list``, ``dict``, plus the markers :class:`Bin`
 and :data:`EMPTY_MAP`.
+
+Packing is the ``msgpack`` package's, with ``use_bin_type=False``: that packs ``str`` and ``bytes``
+alike as raw **str** and never uses str8 (the pre-2013 spec lua-MessagePack follows), and its
+integer, float64, array and map formats are lua-MessagePack's. Two things are Kong's own and done
+here: :func:`_lua` first rewrites a value by Lua's table rules (nil map values dropped, ``{}`` and
+a sequence-keyed map become arrays, integral floats become integers, :data:`EMPTY_MAP` becomes
+map ``80``); and :class:`Bin` strings, which that packer cannot write as **bin**, are spliced in
+between msgpack-packed segments (:func:`_emit`).
 """
 
 from __future__ import annotations
@@ -45,59 +53,17 @@ class PackError(TypeError):
     """A value Kong could not pack (the Lua side raises "pack '<type>' is unimplemented")."""
 
 
-def _pack_int(out: bytearray, n: int) -> None:
-    if n >= 0:
-        if n < 0x80:
-            out.append(n)
-        elif n < 0x100:
-            out += b"\xcc" + struct.pack(">B", n)
-        elif n < 0x10000:
-            out += b"\xcd" + struct.pack(">H", n)
-        elif n < 0x100000000:
-            out += b"\xce" + struct.pack(">I", n)
-        else:
-            out += b"\xcf" + struct.pack(">Q", n)
-    elif n >= -32:
-        out += struct.pack(">b", n)
-    elif n >= -0x80:
-        out += b"\xd0" + struct.pack(">b", n)
-    elif n >= -0x8000:
-        out += b"\xd1" + struct.pack(">h", n)
-    elif n >= -0x80000000:
-        out += b"\xd2" + struct.pack(">i", n)
-    else:
-        out += b"\xd3" + struct.pack(">q", n)
+class _BinList(list[Any]):
+    """A normalised array with a :class:`Bin` somewhere inside (packed piecewise)."""
 
 
-def _pack_str(out: bytearray, data: bytes) -> None:
-    n = len(data)
-    if n < 32:
-        out.append(0xA0 | n)
-    elif n < 0x10000:
-        out += b"\xda" + struct.pack(">H", n)
-    else:
-        out += b"\xdb" + struct.pack(">I", n)
-    out += data
+class _BinDict(dict[Any, Any]):
+    """A normalised map with a :class:`Bin` somewhere inside (packed piecewise)."""
 
 
-def _pack_bin(out: bytearray, data: bytes) -> None:
-    n = len(data)
-    if n < 0x100:
-        out += b"\xc4" + struct.pack(">B", n)
-    elif n < 0x10000:
-        out += b"\xc5" + struct.pack(">H", n)
-    else:
-        out += b"\xc6" + struct.pack(">I", n)
-    out += data
-
-
-def _pack_container_header(out: bytearray, n: int, fix: int, c16: bytes, c32: bytes) -> None:
-    if n < 16:
-        out.append(fix | n)
-    elif n < 0x10000:
-        out += c16 + struct.pack(">H", n)
-    else:
-        out += c32 + struct.pack(">I", n)
+_PLAIN = frozenset({str, bytes, int, bool, type(None)})  # packed by msgpack as they are
+_WITH_BIN = frozenset({Bin, _BinList, _BinDict})
+_PACKER = msgpack.Packer(use_bin_type=False)  # str/bytes -> fixstr/str16/str32, never str8
 
 
 def _is_lua_array(table: dict[Any, Any]) -> bool:
@@ -106,54 +72,91 @@ def _is_lua_array(table: dict[Any, Any]) -> bool:
     return all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= n for k in table)
 
 
-def _pack(out: bytearray, value: Any) -> None:
-    if value is None:
-        out.append(0xC0)
-    elif value is True:
-        out.append(0xC3)
-    elif value is False:
-        out.append(0xC2)
-    elif isinstance(value, Bin):
-        _pack_bin(out, value)
-    elif isinstance(value, bytes | bytearray | memoryview):
-        _pack_str(out, bytes(value))
-    elif isinstance(value, str):
-        _pack_str(out, value.encode("utf-8"))
-    elif isinstance(value, int):
-        _pack_int(out, value)
-    elif isinstance(value, float):
+def _lua(value: Any) -> Any:
+    """``value`` as lua-MessagePack sees the Lua value (see the module docstring); Bin kept."""
+    kind = type(value)
+    if kind in _PLAIN or kind is Bin:
+        return value
+    if isinstance(value, float):
         if math.isfinite(value) and value == math.floor(value) and abs(value) < 2**63:
-            _pack_int(out, int(value))
-        else:
-            out += b"\xcb" + struct.pack(">d", value)
-    elif value is EMPTY_MAP:
-        out.append(0x80)
-    elif isinstance(value, list | tuple):
-        _pack_container_header(out, len(value), 0x90, b"\xdc", b"\xdd")
+            return int(value)
+        return value
+    if isinstance(value, bytes | bytearray | memoryview | str | int):  # subclasses
+        return value
+    if value is EMPTY_MAP:
+        return {}
+    if isinstance(value, list | tuple):
+        items: list[Any] = []
+        bins = False
         for item in value:
-            _pack(out, item)
-    elif isinstance(value, dict):
-        table = {k: v for k, v in value.items() if v is not None}
+            if type(item) not in _PLAIN:
+                item = _lua(item)
+                bins = bins or type(item) in _WITH_BIN
+            items.append(item)
+        return _BinList(items) if bins else items
+    if isinstance(value, dict):
+        table: dict[Any, Any] = {}
+        bins = False
+        for k, v in value.items():
+            if v is None:
+                continue  # nil values do not exist in a Lua table
+            if type(v) not in _PLAIN:
+                v = _lua(v)
+                bins = bins or type(v) in _WITH_BIN
+            if type(k) not in _PLAIN:
+                k = _lua(k)
+                bins = bins or type(k) in _WITH_BIN
+            table[k] = v
         if not table:
-            out.append(0x90)  # an empty Lua table packs as an empty array
-        elif _is_lua_array(table):
-            _pack_container_header(out, len(table), 0x90, b"\xdc", b"\xdd")
-            for i in range(1, len(table) + 1):
-                _pack(out, table[i])
-        else:
-            _pack_container_header(out, len(table), 0x80, b"\xde", b"\xdf")
-            for k, v in table.items():
-                _pack(out, k)
-                _pack(out, v)
+            return []  # an empty Lua table packs as an empty array
+        first = next(iter(table))
+        if isinstance(first, int) and not isinstance(first, bool) and _is_lua_array(table):
+            items = [table[i] for i in range(1, len(table) + 1)]
+            return _BinList(items) if bins else items
+        return _BinDict(table) if bins else table
+    raise PackError(f"pack '{type(value).__name__}' is unimplemented")
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 0x100:
+        return b"\xc4" + struct.pack(">B", n)
+    if n < 0x10000:
+        return b"\xc5" + struct.pack(">H", n)
+    return b"\xc6" + struct.pack(">I", n)
+
+
+def _emit(value: Any, chunks: list[bytes]) -> None:
+    """Pack a normalised value holding :class:`Bin` strings into ``chunks``: msgpack packs every
+    Bin-free part and the headers of the containers on the way to a Bin; each Bin is written as
+    msgpack **bin** (bin8/bin16/bin32, Kong's ``fix_raw``) between those segments."""
+    kind = type(value)
+    if kind is Bin:
+        chunks.append(_bin_header(len(value)))
+        chunks.append(value)
+    elif kind is _BinList:
+        chunks.append(_PACKER.pack_array_header(len(value)))
+        for item in value:
+            _emit(item, chunks)
+    elif kind is _BinDict:
+        chunks.append(_PACKER.pack_map_header(len(value)))
+        for k, item in value.items():
+            _emit(k, chunks)
+            _emit(item, chunks)
     else:
-        raise PackError(f"pack '{type(value).__name__}' is unimplemented")
+        chunks.append(_PACKER.pack(value))
 
 
 def pack(value: Any) -> bytes:
     """Pack ``value`` with Kong's (Lua) encoding rules."""
-    out = bytearray()
-    _pack(out, value)
-    return bytes(out)
+    normalised = _lua(value)
+    try:
+        if type(normalised) not in _WITH_BIN:
+            return _PACKER.pack(normalised)
+        chunks: list[bytes] = []
+        _emit(normalised, chunks)
+        return b"".join(chunks)
+    except (OverflowError, ValueError) as exc:  # an integer beyond 64 bits, nesting beyond 511
+        raise PackError(f"pack: {exc}") from exc
 
 
 def new_unpacker() -> msgpack.Unpacker:

@@ -23,11 +23,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from multidict import CIMultiDict
 
-from . import cjson
 from .context import ExitResponse, LuaError, PdkExit, RequestBody, RequestContext, UpstreamRequest
 from .declarative import DEFAULT_WS_ID
 from .errors import error_body
-from .lua import LuaRequestState
+from .lua import EXIT_BODY_ENCODING_FAILED, JsonBody, LuaEngine, LuaRequestState
 from .luamsgpack import EMPTY_MAP, Bin, to_text
 from .router import normalize_path
 
@@ -503,10 +502,13 @@ def _svc_set_raw_body(call: PdkCall) -> None:
 
 @_pdk("kong.service.request.set_body", ACCESS_AND_REWRITE)
 def _svc_set_body(call: PdkCall) -> None:
+    if not isinstance(call.arg(0), dict | list):
+        raise LuaError("args must be a table")
     mime = _text(call.arg(1)) if call.arg(1) is not None else call.ctx.headers.get("Content-Type", "")
     if "application/json" not in mime:
         raise LuaError(f"unsupported content type '{mime}' in this gateway")
-    call.ctx.body = RequestBody(data=cjson.encode(call.arg(0)), spilled=False)
+    data = cjson_encode(_engine(call), call.arg(0), "")  # error(err, 3): the bare message
+    call.ctx.body = RequestBody(data=data, spilled=False)
     _upstream(call).headers["Content-Type"] = mime
 
 
@@ -621,8 +623,20 @@ def exit_headers(table: Any) -> CIMultiDict[str]:
     return headers
 
 
-def build_exit(status: Any, body: Any, headers: Any) -> ExitResponse:
-    """``kong.response.exit`` argument checks and body encoding (a table body becomes JSON)."""
+def cjson_encode(engine: LuaEngine, value: Any, error_prefix: str) -> bytes:
+    """``cjson.encode(value)`` by lua-cjson in the Lua engine (Kong's encoding rules: ``{}`` for an
+    empty table, ``\\/`` for ``/``, bytes >= 0x80 copied through, 14 significant digits here where
+    Kong has 16, see :meth:`LuaEngine.try_encode_json`); a failure is the Lua error
+    ``error_prefix`` + lua-cjson's message."""
+    encoded, err = engine.try_encode_json(value)
+    if encoded is None:
+        raise LuaError(error_prefix + (err or ""))
+    return encoded
+
+
+def build_exit(status: Any, body: Any, headers: Any, engine: LuaEngine) -> ExitResponse:
+    """``kong.response.exit`` argument checks and body encoding: a table body becomes JSON, encoded
+    by lua-cjson in ``engine`` (a :class:`JsonBody` comes encoded already, from a Lua exit)."""
     if not isinstance(status, int | float) or isinstance(status, bool):
         raise LuaError("code must be a number")
     if not 100 <= status <= 599:
@@ -633,7 +647,9 @@ def build_exit(status: Any, body: Any, headers: Any) -> ExitResponse:
         raise LuaError("headers must be a nil or table")
     hdrs = exit_headers(headers)
     if isinstance(body, dict | list):
-        data = cjson.encode(body)
+        body = JsonBody(cjson_encode(engine, body, EXIT_BODY_ENCODING_FAILED))
+    if isinstance(body, JsonBody):
+        data = bytes(body)
         if "Content-Type" not in hdrs:
             hdrs["Content-Type"] = "application/json; charset=utf-8"
     elif isinstance(body, str):
@@ -647,7 +663,7 @@ def build_exit(status: Any, body: Any, headers: Any) -> ExitResponse:
 
 @_pdk("kong.response.exit", REWRITE_ACCESS_HEADER)
 def _resp_exit(call: PdkCall) -> None:
-    call.ctx.exit = build_exit(call.arg(0), call.arg(1), call.arg(2))
+    call.ctx.exit = build_exit(call.arg(0), call.arg(1), call.arg(2), _engine(call))
     raise PdkExit
 
 
@@ -660,7 +676,7 @@ def _resp_error(call: PdkCall) -> None:
         raise LuaError("code must be a number between 400 and 599")
     message = call.arg(1)
     if isinstance(message, dict | list):
-        message = cjson.encode(message)
+        message = cjson_encode(_engine(call), message, "could not JSON encode the error message: ")
     if message is not None and not isinstance(message, bytes | str):
         raise LuaError("message must be a nil, a string or a table")
     headers = exit_headers(call.arg(2))
@@ -685,6 +701,10 @@ def _lua_state(call: PdkCall) -> LuaRequestState:
     if call.ctx.lua is None:
         raise LuaError("kong.ctx.shared is not available")
     return call.ctx.lua
+
+
+def _engine(call: PdkCall) -> LuaEngine | None:
+    return call.ctx.lua.engine if call.ctx.lua is not None else None
 
 
 @_pdk("kong.ctx.shared.get", ANY_PHASE)

@@ -6,9 +6,13 @@ Supported: types string/number/integer/boolean/array/set/map/record; ``default``
 Strings get Kong's implicit ``len_min = 1``. Missing records are built from their fields' defaults,
 missing fields without a default become ``None`` (JSON ``null``), unknown fields are rejected.
 
-``match`` takes a Lua pattern; it is translated to a Python regex, which covers the classes,
-anchors and quantifiers Kong schemas use (``%a %d %l %s %u %w %x %p``, ``-`` as lazy ``*``) but not
-``%b``, ``%f`` or back-references.
+``match`` and ``not_match`` take a Lua pattern, tested as Kong does (``value:match(pattern)``) by
+LuaJIT itself through the ``lua_find`` the caller passes (:meth:`.lua.LuaEngine.lua_find`), so every
+Lua pattern item works (``%b()``, ``%f[%w]``, captures, back-references) on the value's UTF-8 bytes.
+A malformed pattern ("malformed pattern (ends with '%')") is reported as that field's error; Kong
+3.9 does not catch it (``validators.match`` in kong/db/schema/init.lua calls ``value:match`` bare),
+so there the Lua error escapes validation and the configuration is refused all the same.
+``starts_with`` is a plain prefix test on Kong too and stays in Python.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,18 +32,9 @@ log = logging.getLogger(__name__)
 
 FieldDef = Mapping[str, Any]
 
-_LUA_CLASSES = {
-    "a": "A-Za-z",
-    "c": "\\x00-\\x1f\\x7f",
-    "d": "0-9",
-    "g": "\\x21-\\x7e",
-    "l": "a-z",
-    "p": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
-    "s": " \\t\\n\\r\\f\\v",
-    "u": "A-Z",
-    "w": "A-Za-z0-9",
-    "x": "0-9A-Fa-f",
-}
+LuaFind = Callable[[str, str], bool]
+"""``lua_find(value, pattern)``: whether the Lua pattern matches in ``value``; ``ValueError`` with
+Lua's message for a malformed pattern."""
 
 
 @dataclass(frozen=True)
@@ -62,55 +57,19 @@ class SchemaViolation(ValueError):
         return f"{len(parts)} schema violations ({'; '.join(parts)})"
 
 
-def lua_pattern_to_regex(pattern: str) -> str:
-    """Approximate a Lua pattern with a Python regex (see module docstring for the limits)."""
-    out: list[str] = []
-    i = 0
-    in_set = False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "%" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            cls = _LUA_CLASSES.get(nxt.lower())
-            if cls is None:
-                out.append(re.escape(nxt))
-            elif in_set:
-                out.append(cls if nxt.islower() else "")  # negated classes inside sets are not supported
-            else:
-                out.append(f"[{cls}]" if nxt.islower() else f"[^{cls}]")
-            i += 2
-            continue
-        if in_set:
-            if ch == "]":
-                in_set = False
-            out.append("\\\\" if ch == "\\" else ch)
-        elif ch == "[":
-            in_set = True
-            out.append(ch)
-            if pattern[i + 1 : i + 2] == "^":
-                out.append("^")
-                i += 1
-        elif ch == "-":
-            out.append("*?")
-        elif ch in ".^$*+?()":
-            out.append(ch)
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return "".join(out)
-
-
 def _fmt_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def _length(value: Any) -> int:
-    return len(value)
+    """Kong's ``#value``: a string's length in bytes."""
+    return len(value.encode("utf-8")) if isinstance(value, str) else len(value)
 
 
 class _Validator:
-    def __init__(self) -> None:
+    def __init__(self, lua_find: LuaFind) -> None:
         self.errors: list[FieldError] = []
+        self.lua_find = lua_find
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
@@ -205,8 +164,7 @@ class _Validator:
         self.fail(path, message)
         return _INVALID
 
-    @staticmethod
-    def validators(fdef: FieldDef, value: Any) -> str | None:
+    def validators(self, fdef: FieldDef, value: Any) -> str | None:
         ftype = fdef.get("type")
         if "eq" in fdef and value != fdef["eq"]:
             return f"value must be {fdef['eq']}"
@@ -229,10 +187,13 @@ class _Validator:
             return f"length must be at most {fdef['len_max']}"
         if "starts_with" in fdef and not value.startswith(fdef["starts_with"]):
             return f"should start with: {fdef['starts_with']}"
-        if "not_match" in fdef and re.search(lua_pattern_to_regex(fdef["not_match"]), value):
-            return f"invalid value: {value}"
-        if "match" in fdef and not re.search(lua_pattern_to_regex(fdef["match"]), value):
-            return f"invalid value: {value}"
+        try:
+            if "not_match" in fdef and self.lua_find(value, fdef["not_match"]):
+                return f"invalid value: {value}"
+            if "match" in fdef and not self.lua_find(value, fdef["match"]):
+                return f"invalid value: {value}"
+        except ValueError as exc:  # a malformed pattern: Lua's message
+            return str(exc)
         return None
 
 
@@ -265,13 +226,14 @@ def _join(path: str, name: str) -> str:
 
 
 def validate_config(
-    fields: list[Mapping[str, FieldDef]], config: Any, path: str = "config"
+    fields: list[Mapping[str, FieldDef]], config: Any, path: str = "config", *, lua_find: LuaFind
 ) -> dict[str, Any]:
     """Validate a plugin ``config`` against the record ``fields``; return it with defaults filled.
+    ``lua_find`` tests ``match``/``not_match`` patterns (the gateway's ``LuaEngine.lua_find``).
 
     Raises :class:`SchemaViolation` listing every error as ``<path>: <message>``.
     """
-    validator = _Validator()
+    validator = _Validator(lua_find)
     result = validator.record(fields, {} if config is None else config, path)
     if validator.errors:
         raise SchemaViolation(validator.errors)

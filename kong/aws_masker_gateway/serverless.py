@@ -29,7 +29,7 @@ def make_validator(plugin_name: str, engine: LuaEngine) -> Any:
     """Schema + ``at_least_one_of`` entity check + Lua syntax check (``validate_function``)."""
 
     def validate(config: Any) -> dict[str, Any]:
-        result = validate_config(CONFIG_FIELDS, config)
+        result = validate_config(CONFIG_FIELDS, config, lua_find=engine.lua_find)
         if not any(result[phase] for phase in PHASES):
             fields = ", ".join(f"'config.{p}'" for p in PHASES)
             raise SchemaViolation(

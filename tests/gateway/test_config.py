@@ -7,7 +7,7 @@ import pytest
 from aws_masker_gateway.declarative import DeclarativeError, parse_declarative, schema_validator
 from aws_masker_gateway.lua import LuaEngine
 from aws_masker_gateway.pluginserver import PluginInfoError, parse_plugin_info
-from aws_masker_gateway.schema import SchemaViolation, lua_pattern_to_regex, validate_config
+from aws_masker_gateway.schema import SchemaViolation, validate_config
 from aws_masker_gateway.serverless import make_validator
 from aws_masker_gateway.settings import (
     PluginServerDef,
@@ -74,6 +74,8 @@ def test_bundled_enables_serverless_only() -> None:
 
 
 # -- schema -------------------------------------------------------------------------------------------
+LUA = LuaEngine(lambda: 0.0)  # match/not_match patterns are tested by LuaJIT
+
 FIELDS = [
     {"enabled": {"type": "boolean", "default": True}},
     {"ratio": {"type": "number", "between": [0, 1], "default": 0.5}},
@@ -86,17 +88,18 @@ FIELDS = [
     {"redis": {"type": "record", "fields": [{"port": {"type": "integer", "default": 6379}}]}},
     {"key": {"type": "string", "required": True, "default": "k"}},
     {"ident": {"type": "string", "match": "^%a[%w_]*$", "len_max": 8}},
+    {"short": {"type": "string", "len_max": 4}},
 ]
 
 
-def violation(config: dict[str, object]) -> str:
+def violation(config: dict[str, object], fields: list[dict[str, object]] = FIELDS) -> str:
     with pytest.raises(SchemaViolation) as info:
-        validate_config(FIELDS, config)
+        validate_config(fields, config, lua_find=LUA.lua_find)  # type: ignore[arg-type]
     return str(info.value)
 
 
 def test_defaults_are_filled_and_unset_fields_are_null() -> None:
-    result = validate_config(FIELDS, {"ids": [1, 1, 2]})
+    result = validate_config(FIELDS, {"ids": [1, 1, 2]}, lua_find=LUA.lua_find)
     assert result["enabled"] is True and result["ratio"] == 0.5 and result["mode"] == "a"
     assert result["name"] is None and result["count"] is None
     assert result["redis"] == {"port": 6379}
@@ -120,6 +123,7 @@ def test_defaults_are_filled_and_unset_fields_are_null() -> None:
         ({"redis": {"host": "x"}}, "schema violation (config.redis.host: unknown field)"),
         ({"ident": "9abc"}, "schema violation (config.ident: invalid value: 9abc)"),
         ({"ident": "abcdefghij"}, "schema violation (config.ident: length must be at most 8)"),
+        ({"short": "ééé"}, "schema violation (config.short: length must be at most 4)"),  # bytes: #value
     ],
 )
 def test_errors_name_the_field_in_kong_wording(config: dict[str, object], message: str) -> None:
@@ -134,16 +138,73 @@ def test_several_errors_are_listed() -> None:
 
 def test_required_field_missing() -> None:
     with pytest.raises(SchemaViolation, match=r"config\.x: required field missing"):
-        validate_config([{"x": {"type": "string", "required": True}}], {})
+        validate_config([{"x": {"type": "string", "required": True}}], {}, lua_find=LUA.lua_find)
 
 
-def test_lua_pattern_translation() -> None:
-    import re
+def test_lengths_count_bytes_like_lua() -> None:
+    assert validate_config(FIELDS, {"short": "éé"}, lua_find=LUA.lua_find)["short"] == "éé"
 
-    assert re.search(lua_pattern_to_regex("^%d+%.%d+$"), "1.5")
-    assert not re.search(lua_pattern_to_regex("^%d+%.%d+$"), "1x5")
-    assert re.search(lua_pattern_to_regex("^[%w-]+$"), "a-b_c") is None  # '_' is not in %w
-    assert re.fullmatch(lua_pattern_to_regex("a.-b"), "axxb")
+
+PATTERN_FIELDS = [
+    {"call": {"type": "string", "match": "^[%a_]+%b()$"}},  # %b: balanced parentheses
+    {"env": {"type": "string", "match": "%f[%w]prod%f[%W]"}},  # %f: "prod" as a whole word
+    {"pair": {"type": "string", "match": "^(%w+)=%1$"}},  # back-reference
+    {"range": {"type": "string", "match": "^(%d+)-(%d+)$"}},  # '-' after ')' is a literal
+    {"one": {"type": "string", "match": "^.$"}},  # '.' is one byte
+    {"spaceless": {"type": "string", "not_match": "%s"}},
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "ok"),
+    [
+        ("call", "f(a, (b))", True),
+        ("call", "f(a, (b)", False),
+        ("env", "eu-prod-1", True),
+        ("env", "production", False),
+        ("pair", "ab=ab", True),
+        ("pair", "ab=ba", False),
+        ("range", "10-20", True),
+        ("one", "x", True),
+        ("one", "é", False),
+        ("spaceless", "a-b", True),
+        ("spaceless", "a b", False),
+    ],
+)
+def test_match_rules_are_lua_patterns(field: str, value: str, ok: bool) -> None:
+    if ok:
+        result = validate_config(PATTERN_FIELDS, {field: value}, lua_find=LUA.lua_find)  # type: ignore[arg-type]
+        assert result[field] == value
+    else:
+        message = violation({field: value}, PATTERN_FIELDS)
+        assert message == f"schema violation (config.{field}: invalid value: {value})"
+
+
+def test_malformed_pattern_is_a_field_error() -> None:
+    """Kong 3.9 raises the Lua error out of ``validators.match``; here it names the field."""
+    fields = [{"id": {"type": "string", "match": "^id:%"}}]
+    message = violation({"id": "id:1"}, fields)
+    assert message == "schema violation (config.id: malformed pattern (ends with '%'))"
+    # as in Lua, a pattern is only read as far as matching goes: "x" fails at its first item
+    assert violation({"id": "x"}, fields) == "schema violation (config.id: invalid value: x)"
+
+
+def test_declarative_pattern_errors() -> None:
+    fields = [{"name": {"type": "string", "match": "^[%w-]+$"}}, {"tag": {"type": "string", "match": "(%a"}}]
+    settings = load_settings(env={"KONG_PLUGINS": "bundled,echo"}, prefix="/tmp/kp")
+    text = '_format_version: "3.0"\nplugins:\n  - name: echo\n    config: {name: "%s"}\n'
+    for validator in (schema_validator(fields, LUA.lua_find),):
+        config = parse_declarative(text % "a-b", settings, {"echo": validator})
+        assert config.plugins[0].config == {"name": "a-b", "tag": None}
+        with pytest.raises(DeclarativeError, match=r"config\.name: invalid value: a_b"):
+            parse_declarative(text % "a_b", settings, {"echo": validator})
+    bad = text.replace("}", ', tag: "x"}') % "a"
+    with pytest.raises(DeclarativeError) as info:
+        parse_declarative(bad, settings, {"echo": schema_validator(fields, LUA.lua_find)})
+    assert str(info.value) == (
+        "failed parsing declarative configuration: in top level > 'plugins' entry 1 ('echo'): "
+        "schema violation (config.tag: unfinished capture)"
+    )
 
 
 # -- plugin info (query_cmd output) ---------------------------------------------------------------------
@@ -201,7 +262,7 @@ ECHO_FIELDS = [{"mode": {"type": "string", "one_of": ["a", "b"], "default": "a"}
 
 def load(text: str, plugins: str = "bundled,echo") -> object:
     settings = load_settings(env={"KONG_PLUGINS": plugins}, prefix="/tmp/kp")
-    validators = {"echo": schema_validator(ECHO_FIELDS)}
+    validators = {"echo": schema_validator(ECHO_FIELDS, LUA.lua_find)}
     validators["post-function"] = make_validator("post-function", LuaEngine(lambda: 0.0))
     return parse_declarative(text, settings, validators)
 

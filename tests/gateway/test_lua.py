@@ -91,7 +91,7 @@ def test_exit_with_table_body_and_headers(engine: LuaEngine) -> None:
     assert lua_exit is not None
     assert (lua_exit.status, lua_exit.body, lua_exit.headers) == (
         503,
-        {b"message": b"no"},
+        b'{"message":"no"}',  # the table body, encoded by lua-cjson in Lua (see test_cjson.py)
         {b"X-Why": b"guard"},
     )
     assert host.logs == [("err", "refusing 0123456789abcdef0123456789abcdef")]
@@ -156,3 +156,37 @@ def test_response_header_functions_in_header_filter(engine: LuaEngine) -> None:
     )
     assert (kind, message) == ("ok", "")
     assert host.response_headers == {"X-A": ["200"], "X-B": []}
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern", "found"),
+    [
+        ("f(a(b)c)", "^%a%b()$", True),  # %b: balanced delimiters
+        ("(a)(b", "^%b()$", False),
+        ("deploy prod now", "%f[%w]prod%f[%W]", True),  # %f: frontier (whole word)
+        ("production", "%f[%w]prod%f[%W]", False),
+        ("ab-ab", "^(%a+)-%1$", True),  # back-reference
+        ("ab-ba", "^(%a+)-%1$", False),
+        ("1-2", "^(%d+)-(%d+)$", True),  # '-' after a capture is a literal, not a lazy '*'
+        ("é", "^.$", False),  # a pattern item matches one byte
+        ("a$b", "a$b", True),  # '$' not at the end is a literal
+    ],
+)
+def test_lua_find_is_luajit_string_match(engine: LuaEngine, value: str, pattern: str, found: bool) -> None:
+    assert engine.lua_find(value, pattern) is found
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern", "message"),
+    [
+        ("a", "^a%", "malformed pattern (ends with '%')"),
+        ("a", "[a", "malformed pattern (missing ']')"),
+        ("a", "(a", "unfinished capture"),
+        ("a)", "a)", "invalid pattern capture"),  # value:match raises; string.find would not
+        ("a", "%f", "missing '[' after '%f' in pattern"),
+    ],
+)
+def test_lua_find_malformed_pattern(engine: LuaEngine, value: str, pattern: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        engine.lua_find(value, pattern)
+    assert str(info.value) == message

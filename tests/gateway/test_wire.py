@@ -56,6 +56,7 @@ def test_close_instance_frame() -> None:
 
 
 def test_lua_strings_never_use_str8() -> None:
+    assert all(pack(b"x" * n)[:1] == b"\xda" and pack("x" * n)[:1] == b"\xda" for n in range(32, 256))
     assert pack(b"x" * 40)[:3] == bytes.fromhex("da 00 28")
     assert pack("é" * 20)[:3] == bytes.fromhex("da 00 28")
     assert pack(b"\xff\xfe")[:1] == b"\xa2"  # invalid UTF-8 still travels as str, like Lua strings
@@ -74,6 +75,23 @@ def test_empty_tables_pack_as_empty_array() -> None:
     assert pack([]) == b"\x90"
     assert pack(EMPTY_MAP) == b"\x80"
     assert pack({"a": None, "b": 1}) == b"\x81" + s("b") + b"\x01"  # nil map values do not exist
+
+
+@pytest.mark.parametrize(
+    ("size", "header"),
+    [(0, "c4 00"), (255, "c4 ff"), (256, "c5 01 00"), (65535, "c5 ff ff"), (65536, "c6 00 01 00 00")],
+)
+def test_raw_bodies_are_bin(size: int, header: str) -> None:
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    assert pack(Bin(data)) == bytes.fromhex(header) + data
+
+
+def test_bin_anywhere_in_a_frame() -> None:
+    data = [Bin(b"a"), {"k": Bin(b"b" * 40), "n": None}, EMPTY_MAP, {}, {1: Bin(b"c"), 2: 2.0}, "s" * 40]
+    frame = pack([0, 4, "plugin.Step", [{"EventId": 1.0, "Data": data}]])
+    decoded = msgpack.unpackb(frame, raw=False)  # str -> str, bin -> bytes
+    expected = [b"a", {"k": b"b" * 40}, {}, [], [b"c", 2], "s" * 40]
+    assert decoded == [0, 4, "plugin.Step", [{"EventId": 1, "Data": expected}]]
 
 
 def test_fix_raw_nil_is_a_lua_error() -> None:
@@ -106,6 +124,45 @@ def _lua_view(value: object) -> object:
 @given(lua_values)
 def test_pack_round_trips_through_msgpack(value: object) -> None:
     assert msgpack.unpackb(pack(value), raw=True, strict_map_key=False) == _lua_view(value)
+
+
+lua_values_with_bins = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary(max_size=300)
+    | st.binary(max_size=300).map(Bin) | st.floats(allow_nan=False) | st.just(EMPTY_MAP),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.binary(min_size=1, max_size=8) | st.integers(1, 4), children)
+    ),
+    max_leaves=20,
+)
+
+
+def _typed_view(value: object) -> object:
+    """What ``unpackb(raw=False)`` gives: Lua strings as str, Bin as bytes, Lua table rules."""
+    if isinstance(value, Bin):
+        return bytes(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if value is EMPTY_MAP:
+        return {}
+    if isinstance(value, dict):
+        kept = {k: v for k, v in value.items() if v is not None}
+        if not kept:
+            return []
+        if all(isinstance(k, int) for k in kept) and sorted(kept) == list(range(1, len(kept) + 1)):
+            return [_typed_view(kept[i]) for i in range(1, len(kept) + 1)]
+        return {_typed_view(k): _typed_view(v) for k, v in kept.items()}
+    if isinstance(value, list):
+        return [_typed_view(v) for v in value]
+    return value
+
+
+@given(lua_values_with_bins)
+def test_bins_and_lua_rules_round_trip(value: object) -> None:
+    decoded = msgpack.unpackb(pack(value), raw=False, strict_map_key=False, unicode_errors="surrogateescape")
+    assert decoded == _typed_view(value)
 
 
 # -- RPC client against scripted servers --------------------------------------------------------------
