@@ -14,13 +14,13 @@ from collections.abc import Mapping
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from lua_restore import LuaRestore
 
 from aws_masker.body import response_restorer
 from aws_masker.engine import Masker
 from aws_masker.jsonspan import scan
 from aws_masker.restore import restore_text
 from aws_masker.tokens import KIND_CATEGORIES, KINDS, TOKEN_RE, token_for
-from lua_restore import LuaRestore
 
 PROMPT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1.100"
 
@@ -160,8 +160,12 @@ def test_sse_edits_only_the_delta_text(lua: LuaRestore) -> None:
         '{ "delta" : {"text": "x ' + token[:9] + '", "type":"text_delta", "note":"caf\\u00e9"},'
         ' "index":  3, "type": "content_block_delta" }'
     )
-    rest = '{"index":3,"type":"content_block_delta","delta":{"type":"text_delta","text":"' + token[9:] + '!"}}'
-    body = f"id: 7\r\nevent: content_block_delta\r\ndata: {data}\r\n\r\nevent: d\r\ndata: {rest}\r\n\r\n".encode()
+    rest = (
+        '{"index":3,"type":"content_block_delta","delta":{"type":"text_delta","text":"' + token[9:] + '!"}}'
+    )
+    crlf = "\r\n"
+    body = f"id: 7{crlf}event: content_block_delta{crlf}data: {data}{crlf}{crlf}event: d{crlf}data: {rest}"
+    body = (body + crlf + crlf).encode()
     out = both(lua, body, tokens, "text/event-stream")
     escaped = 'i-0123456789abcdef0 \\"quoted\\"\\t\u00e9'
     # the carry moves on: the first delta loses the token's start, the second restores it whole
@@ -181,8 +185,11 @@ def test_sse_end_of_block_gives_a_held_prefix_back(lua: LuaRestore) -> None:
 def test_sse_line_endings(nl: str, masker: Masker, lua: LuaRestore) -> None:
     masked, result = masker.mask_text(PROMPT)
     body = b"".join(
-        event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                      "delta": {"type": "text_delta", "text": piece}}, nl)
+        event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            nl,
+        )
         for piece in (masked[:25], masked[25:])
     )
     assert text_of(parse(both(lua, body, result.tokens, "text/event-stream"))) == PROMPT
@@ -230,8 +237,10 @@ def test_nothing_to_restore_passes_bytes_through(lua: LuaRestore) -> None:
 # -- the span scanner ------------------------------------------------------------------------------------
 
 SCAN_CASES: list[tuple[bytes, tuple | None]] = [
-    (b'{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"ab"}}',
-     (b"content_block_delta", 12, b"text_delta", {b"text": b"ab"})),
+    (
+        b'{"type":"content_block_delta","index":12,"delta":{"type":"text_delta","text":"ab"}}',
+        (b"content_block_delta", 12, b"text_delta", {b"text": b"ab"}),
+    ),
     (b'{"index":123456789,"type":"x"}', (b"x", 123456789, None, {})),
     (b'{"index":1234567890}', (None, None, None, {})),  # more than 9 digits: not an index
     (b'{"index":012}', None),  # a leading zero is not JSON
@@ -241,8 +250,10 @@ SCAN_CASES: list[tuple[bytes, tuple | None]] = [
     (b'{"type":"a\\u0062"}', (None, None, None, {})),  # escapes: not a plain type
     (b'{"t\\u0079pe":"x","type":"y"}', (b"y", None, None, {})),  # an escaped key is another key
     (b'{"delta":{"text":"a","text":"b"}}', None),  # a field twice
-    (b'{"delta":{"text":1,"partial_json":"p","thinking":"t"}}',
-     (None, None, None, {b"partial_json": b"p", b"thinking": b"t"})),
+    (
+        b'{"delta":{"text":1,"partial_json":"p","thinking":"t"}}',
+        (None, None, None, {b"partial_json": b"p", b"thinking": b"t"}),
+    ),
     (b'{"delta":[{"text":"x"}]}', (None, None, None, {})),
     (b'{"x":"a\x1fb"}', None),  # a raw control character
     (b'{"x":"a\x7fb\xff"}', (None, None, None, {})),  # DEL and non-UTF-8 bytes are not checked
@@ -279,33 +290,43 @@ def test_scan_cases(raw: bytes, expected: tuple | None, lua: LuaRestore) -> None
     assert result is not None and lua_result is not None
     fields = {k: raw[a:b] for k, (a, b) in result.fields.items()}
     assert (result.type, result.index, result.delta_type, fields) == expected
-    lua_fields = {k: raw[a - 1 : b - 1] for k, (a, b) in
-                  ((k, tuple(v.values())) for k, v in lua_result.fields.items())}
+    lua_fields = {
+        k: raw[a - 1 : b - 1] for k, (a, b) in ((k, tuple(v.values())) for k, v in lua_result.fields.items())
+    }
     assert (lua_result.type, lua_result.index, lua_result.delta_type, lua_fields) == expected
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
-@given(st.dictionaries(st.sampled_from(["type", "index", "delta", "x", "text"]), json_values, max_size=5),
-       st.sampled_from([None, 0, 2]))
+@given(
+    st.dictionaries(st.sampled_from(["type", "index", "delta", "x", "text"]), json_values, max_size=5),
+    st.sampled_from([None, 0, 2]),
+)
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_scan_accepts_what_json_accepts_and_agrees_with_lua(doc: dict, indent: int | None) -> None:
     raw = json.dumps(doc, indent=indent).encode()
     result = scan(raw)
     assert result is not None
-    assert result.type == (doc["type"].encode() if isinstance(doc.get("type"), str) and "\\" not in
-                           json.dumps(doc["type"]) else None)
+    assert result.type == (
+        doc["type"].encode()
+        if isinstance(doc.get("type"), str) and "\\" not in json.dumps(doc["type"])
+        else None
+    )
     lua_result = _LUA.jsonspan.scan(raw, 1, len(raw) + 1)
     assert lua_result is not None and lua_result.type == result.type and lua_result.index == result.index
 
 
-@given(st.binary(max_size=60)
-       | st.text(alphabet='{}[]",:0123456789.eE+-tfnrul \\x\x00\x1f\t\x7f', max_size=40).map(str.encode))
+@given(
+    st.binary(max_size=60)
+    | st.text(alphabet='{}[]",:0123456789.eE+-tfnrul \\x\x00\x1f\t\x7f', max_size=40).map(str.encode)
+)
 @settings(max_examples=500, deadline=None)
 def test_scan_rejects_what_json_rejects_like_lua(raw: bytes) -> None:
     try:
@@ -339,7 +360,8 @@ _LUA = LuaRestore()
 
 TOKEN_POOL = [token_for(b"diff", kind, f"value-{i}") for i, kind in enumerate(KINDS[:12])]
 originals = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)) | st.sampled_from(['"', "\\", "\n", "\x01"]),
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from(['"', "\\", "\n", "\x01"]),
     min_size=1,
     max_size=12,
 )
@@ -356,7 +378,9 @@ def model_text(draw: st.DrawFn, tokens: list[str]) -> str:
     foreign = [t for t in TOKEN_POOL if t not in tokens] + ["AWS_EC2_ffffffffffff"]
     parts = draw(
         st.lists(
-            st.sampled_from(tokens or ["AWS_"]) | st.sampled_from(foreign) | st.text(max_size=8)
+            st.sampled_from(tokens or ["AWS_"])
+            | st.sampled_from(foreign)
+            | st.text(max_size=8)
             | st.sampled_from(tokens or ["AWS_"]).map(lambda t: t[: len(t) // 2])
             | st.sampled_from(["AWS_", "AWS", "A", "\\", '"', "\n", "é"]),
             max_size=12,
@@ -379,13 +403,14 @@ ODD_EVENTS = [
     'data: {{"type":"content_block_delta","index":{i},"delta":{{"type":"text_delta","text":"{t}",'
     '"text":"x"}}}}{nl}{nl}',
     'data: {{"type":"content_block_delta","index":{i},"delta":{{"type":"text_delta","text":"{t}\u0041"}}}}'
-    '{nl}{nl}',
+    "{nl}{nl}",
     'data:{{"type":"content_block_delta", "index" : {i} ,"delta":{{"text":"{t}","type":"text_delta"}}}} '
-    '{nl}{nl}',
-    'data: {{"type":"content_block_delta","index":"{i}","delta":{{"type":"text_delta","text":"{t}"}}}}{nl}{nl}',
+    "{nl}{nl}",
+    'data: {{"type":"content_block_delta","index":"{i}","delta":{{"type":"text_delta","text":"{t}"}}}}'
+    "{nl}{nl}",
     'data: {{"type":"content_block_stop","index":{i}}}{nl}{nl}',
-    ': comment {t}{nl}{nl}',
-    'event: x{nl}data: {t}{nl}{nl}',
+    ": comment {t}{nl}{nl}",
+    "event: x{nl}data: {t}{nl}{nl}",
 ]
 
 
@@ -395,8 +420,11 @@ def sse_streams(draw: st.DrawFn, tokens: list[str]) -> bytes:
     events: list[bytes] = []
     for _ in range(draw(st.integers(0, 4))):
         index = draw(st.integers(0, 2))
-        kind, fld = draw(st.sampled_from(
-            [("text_delta", "text"), ("input_json_delta", "partial_json"), ("thinking_delta", "thinking")]))
+        kind, fld = draw(
+            st.sampled_from(
+                [("text_delta", "text"), ("input_json_delta", "partial_json"), ("thinking_delta", "thinking")]
+            )
+        )
         for piece in split_text(draw, draw(model_text(tokens))):
             data = {"type": "content_block_delta", "index": index, "delta": {"type": kind, fld: piece}}
             events.append(event("content_block_delta", data, nl))
@@ -406,7 +434,8 @@ def sse_streams(draw: st.DrawFn, tokens: list[str]) -> bytes:
             elif extra == 1:
                 token = draw(st.sampled_from(tokens or ["AWS_EC2_"]))
                 odd = draw(st.sampled_from(ODD_EVENTS)).format(
-                    nl=nl, i=draw(st.integers(0, 2)), t=token[: draw(st.integers(0, len(token)))])
+                    nl=nl, i=draw(st.integers(0, 2)), t=token[: draw(st.integers(0, len(token)))]
+                )
                 events.append(odd.encode())
             elif extra == 2:
                 events.append(draw(st.binary(max_size=20)))
@@ -439,7 +468,8 @@ def test_differential_json_and_text(data: st.DataObject) -> None:
     text = data.draw(model_text(list(tokens)))
     content_type = data.draw(st.sampled_from(["application/json", "text/plain"]))
     body = (json.dumps({"text": text}) if content_type == "application/json" else text).encode(
-        "utf-8", "surrogatepass")
+        "utf-8", "surrogatepass"
+    )
     assume(body)
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(body) - 1)), max_size=12)))
     chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]

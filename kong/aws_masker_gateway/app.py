@@ -7,11 +7,12 @@ buffered upstream response) -> header_filter (Lua plugins) -> body_filter (Lua p
 chunk as it streams to the client, ``ngx.arg[1]``/``ngx.arg[2]``) -> log (after the response,
 like Kong's timer).
 
-Streaming follows the route's ``response_buffering``: off, every read from the upstream goes
-through the body filters and on to the client at once, and a last call with an empty chunk carries
-the end (nginx's unbuffered proxying); on (Kong's default), the body reaches the filters and the
-client in pieces of ``PROXY_BUFFER`` bytes, the last one carrying the end (a model of nginx's proxy
-buffers: an event stream is held back until a buffer fills).
+Streaming follows the route's ``response_buffering``, as nginx's proxy module hands the body to the
+body filters (checked against a real nginx with lua-nginx-module, tests/nginx): a first empty call
+when the upstream's headers arrive, then with buffering off every read from the upstream, at once;
+with buffering on (Kong's default) the body in pieces of ``PROXY_BUFFER`` bytes (an event stream is
+held back until a buffer fills or the upstream ends); the end is always a separate empty call with
+``ngx.arg[2]`` set. A response without a body (HEAD, 204, 304) runs no body filter, like nginx.
 """
 
 from __future__ import annotations
@@ -449,6 +450,7 @@ class Gateway:
             yield outcome.body or b"", True
             return
         buffering = ctx.match.route.response_buffering if ctx.match is not None else True
+        yield b"", False
         pending = bytearray()
         async for chunk in outcome.stream.iter_chunks():
             if not buffering:
@@ -458,7 +460,9 @@ class Gateway:
             while len(pending) >= PROXY_BUFFER:
                 yield bytes(pending[:PROXY_BUFFER]), False
                 del pending[:PROXY_BUFFER]
-        yield bytes(pending), True
+        if pending:
+            yield bytes(pending), False
+        yield b"", True
 
     async def _send(
         self, request: web.Request, ctx: RequestContext, plugins: list[ConfiguredPlugin], outcome: Outcome
@@ -476,11 +480,16 @@ class Gateway:
             response.content_length = len(outcome.body or b"")
         await response.prepare(request)
         head = request.method == "HEAD"
+        if head or outcome.status in (204, 304):
+            if outcome.stream is not None:
+                outcome.stream.response.release()
+            await response.write_eof()
+            return response
         try:
             async for data, eof in self._pieces(ctx, outcome):
                 if filters:
                     data = self._body_filter(ctx, filters, data, eof)
-                if data and not head:
+                if data:
                     ctx.record.response_size += len(data)
                     await response.write(data)
         except _AbortResponse:

@@ -201,6 +201,7 @@ def _object(s: bytes, i: int, stop: int, visit: Callable[[bytes, int], int | Non
             continue
         return _expect(s, i, stop, 0x7D)
 
+
 def _string_content(s: bytes, i: int, stop: int) -> tuple[int, int] | None:
     """The raw content span of the string at ``i``, or None if the value is not a string."""
     if i < stop and s[i] == 0x22:
@@ -220,7 +221,11 @@ def _scan_object(s: bytes, i: int, stop: int) -> tuple[Scan, int]:
         if key == b"index":
             end = _value(s, v, stop)
             digits = s[v:end]
-            if digits.isdigit() and len(digits) <= _MAX_INDEX_DIGITS and (digits == b"0" or digits[0] != 0x30):
+            if (
+                digits.isdigit()
+                and len(digits) <= _MAX_INDEX_DIGITS
+                and (digits == b"0" or digits[0] != 0x30)
+            ):
                 result.index = int(digits)
             return end
         if key == b"delta":

@@ -70,7 +70,7 @@ class Upstream:
     """A loopback HTTP service that records requests and echoes the body back.
 
     Request headers steer it: ``X-Test-Status`` (status), ``X-Test-Sleep`` (seconds before
-    answering), ``X-Test-Gzip`` (gzip the echoed body).
+    answering), ``X-Test-Gzip`` (gzip the echoed body), ``X-Test-Content-Type``.
     """
 
     requests: list[SeenRequest] = field(default_factory=list)
@@ -101,7 +101,8 @@ class Upstream:
         sleep = float(request.headers.get("X-Test-Sleep", "0"))
         if sleep:
             await asyncio.sleep(sleep)
-        headers = {"Content-Type": "text/plain", "X-Upstream-Path": path, "Server": "test-upstream"}
+        content_type = request.headers.get("X-Test-Content-Type", "text/plain")
+        headers = {"Content-Type": content_type, "X-Upstream-Path": path, "Server": "test-upstream"}
         if request.headers.get("X-Test-Gzip"):
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
@@ -301,7 +302,12 @@ SHARED_YML = kong_yml(
                         "kong.response.set_header('X-Lua-Status', kong.response.get_status()) "
                         "kong.response.clear_header('Content-Length')"
                     ],
-                    "body_filter": ["if ngx.arg[2] then ngx.arg[1] = '[' .. ngx.arg[1] .. ']' end"],
+                    # nginx hands the body over in chunks and ends with an empty call (ngx.arg[2])
+                    "body_filter": [
+                        "local c = kong.ctx.plugin "
+                        "if not c.open then c.open = true ngx.arg[1] = '[' .. ngx.arg[1] end "
+                        "if ngx.arg[2] then ngx.arg[1] = ngx.arg[1] .. ']' end"
+                    ],
                 },
             }
         ),

@@ -23,7 +23,7 @@ local STATE_KEY = "aws_masker"
 local STATE_VERSION = 2
 local SERIALIZE_KEY = "aws_masker"
 
-local lower, match, clock, tostring = string.lower, string.match, os.clock, tostring
+local lower, match, clock, floor, tostring = string.lower, string.match, os.clock, math.floor, tostring
 
 local AwsMaskerRestore = {
   -- Low, so that every plugin that transforms or inspects the response body (response-transformer
@@ -53,8 +53,14 @@ function AwsMaskerRestore:header_filter(conf)
   if kong.response.get_source() ~= "service" then
     return  -- Kong's own response (an exit, an error page): there is nothing to restore
   end
+  local status = kong.response.get_status()
+  if kong.request.get_method() == "HEAD" or status == 204 or status == 304 then
+    restored.restore = "complete"  -- no body: nginx runs no body filter, Content-Length stays right
+    return
+  end
   local ctx = kong.ctx.plugin
   ctx.record = restored
+  ctx.clock = 0  -- seconds spent restoring (os.clock)
   restored.restore = "incomplete"  -- until the end of the body is seen
   if next(state.tokens) == nil then
     return
@@ -104,7 +110,8 @@ function AwsMaskerRestore:body_filter(conf)
       out = given and held or ""
       r.passed = true
     end
-    record.processing_time_ms = record.processing_time_ms + (clock() - started) * 1000
+    ctx.clock = ctx.clock + clock() - started
+    record.processing_time_ms = floor(ctx.clock * 1e6 + 0.5) / 1000  -- ms, 3 decimals
     record.count = ctx.tokens.total
     ngx.arg[1] = out
     chunk = out
