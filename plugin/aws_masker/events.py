@@ -64,8 +64,9 @@ class Monitor:
     def failed(self, exc: BaseException) -> None:
         """The log phase failed: this request's events are lost (counted in the plugin server's log
         by the error's class only, never its message, which could quote data)."""
-        log.warning("aws-masker: events: the log phase failed (%s); the request's events are lost",
-                    type(exc).__name__)
+        log.warning(
+            "aws-masker: events: the log phase failed (%s); the request's events are lost", type(exc).__name__
+        )
 
     def take_line(self) -> tuple[str, str] | None:
         """A line the publisher wants in Kong's log (a Redis error, the periodic counters)."""

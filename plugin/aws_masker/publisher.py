@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -46,7 +46,7 @@ class PublisherSettings:
     host: str = "127.0.0.1"
     port: int = 6379
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     db: int = 0
     ssl: bool = False
     ssl_verify: bool = True
@@ -226,15 +226,20 @@ class Publisher:
                     continue
                 wait = min(deadline - now if batch else flush, max(0.0, next_stats - now))
                 try:
-                    batch.append(self._queue.get(timeout=max(wait, 0.0)) if wait > 0 else self._queue.get_nowait())
+                    batch.append(
+                        self._queue.get(timeout=max(wait, 0.0)) if wait > 0 else self._queue.get_nowait()
+                    )
                     if len(batch) == 1:
                         deadline = time.monotonic() + flush
                     while len(batch) < self.settings.batch_size:
                         batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     pass
-                if batch and (len(batch) >= self.settings.batch_size or time.monotonic() >= deadline
-                              or self._stop.is_set()):
+                if batch and (
+                    len(batch) >= self.settings.batch_size
+                    or time.monotonic() >= deadline
+                    or self._stop.is_set()
+                ):
                     if not self._send(batch):
                         retry_at = time.monotonic() + self._backoff()
                     batch = []
@@ -262,8 +267,9 @@ class Publisher:
             return self._backoff()
         if self._error_since is not None:
             down = time.monotonic() - self._error_since
-            self._say("notice", f"aws-masker: events: reconnected to {self.settings.describe()} "
-                                f"after {down:.1f} s")
+            self._say(
+                "notice", f"aws-masker: events: reconnected to {self.settings.describe()} after {down:.1f} s"
+            )
         self._failures = 0
         self._error_since = None
         return 0.0
@@ -278,7 +284,9 @@ class Publisher:
             self._error_since = now
         if first or now - self._last_error_report >= ERROR_REPORT_INTERVAL:
             self._last_error_report = now
-            since = "" if first else f" (failing for {now - self._error_since:.0f} s, {self._failures} attempts)"
+            since = (
+                "" if first else f" (failing for {now - self._error_since:.0f} s, {self._failures} attempts)"
+            )
             self._say(
                 "warn",
                 f"aws-masker: events: cannot publish to {self.settings.describe()}: {describe_error(exc)}"
