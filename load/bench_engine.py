@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import re
 import statistics
@@ -29,6 +27,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+
+from benchlib import machine, pct, write_section
 
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
@@ -133,24 +133,6 @@ def interleaved(cases: dict[str, tuple[Callable[[], object], int]], rounds: int)
         if r % 10 == 9:
             print(f"bench-engine: round {r + 1}/{rounds}", file=sys.stderr)
     return out
-
-
-def pct(samples: list[float], q: float) -> float:
-    s = sorted(samples)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,14 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     section = "\n".join(lines)
     print(section)
-    doc = args.out.read_text() if args.out.exists() else "# Benchmarks\n\nNumbers from `make bench-*` runs.\n"
-    if START in doc and END in doc:
-        before, rest = doc.split(START, 1)
-        doc = before + section + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(doc)
+    write_section(args.out, START, END, section)
     print(f"bench-engine: wrote {args.out}", file=sys.stderr)
     return 0
 

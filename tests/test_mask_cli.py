@@ -72,3 +72,48 @@ def test_bad_input_writes_nothing() -> None:
     assert b"not valid UTF-8" in out.stderr and b"10.0.1.100" not in out.stderr
     out = run("--disable", "nope")
     assert out.returncode == 2 and b"unknown category: nope" in out.stderr
+
+
+def test_mask_then_unmask_round_trips(tmp_path) -> None:
+    token_map = tmp_path / "map.json"
+    masked = run("--save-map", str(token_map))
+    assert masked.returncode == 0
+    assert (token_map.stat().st_mode & 0o777) == 0o600
+    tokens = json.loads(token_map.read_text())
+    assert set(tokens.values()) >= {"i-0a1b2c3d4e5f67890", "10.0.1.100"}
+    answer = json.dumps({"text": "see " + " and ".join(tokens)}).encode()
+    head = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":'
+    first = next(iter(tokens)).encode()
+    sse = (
+        head
+        + b'{"type":"text_delta","text":"'
+        + first[:9]
+        + b'"}}\n\n'
+        + head
+        + b'{"type":"text_delta","text":"'
+        + first[9:]
+        + b' AWS_EC2_ffffffffffff"}}\n\n'
+    )
+    for data, expected in ((answer, [*tokens.values()]), (sse, [next(iter(tokens.values()))])):
+        out = subprocess.run(
+            [sys.executable, "-m", "aws_masker.cli", "unmask", "--map", str(token_map)],
+            input=data,
+            capture_output=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert all(v in out.stdout.decode() for v in expected)
+        assert not any(t in out.stdout.decode() for t in tokens)
+    assert b"AWS_EC2_ffffffffffff" in out.stdout  # not ours: untouched
+
+
+def test_unmask_refuses_a_map_that_is_not_one(tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not-a-token": "x"}')
+    out = subprocess.run(
+        [sys.executable, "-m", "aws_masker.cli", "unmask", "--map", str(bad)],
+        input=b"x",
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and b"is not a token map" in out.stderr and out.stdout == b""

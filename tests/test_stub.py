@@ -296,6 +296,7 @@ def test_header_presence_is_counted_and_stats_reset() -> None:
     zero = {
         "requests": 0, "messages": 0, "streams": 0, "leaks": 0, "leaks_by_category": {},
         "last_request_leaks": 0, "with_api_key": 0, "with_anthropic_version": 0, "tokens_seen": 0,
+        "stream_events_sent": 0,
     }  # fmt: skip
     assert set(before) == set(zero)
     assert reset == zero and after == zero
@@ -483,3 +484,19 @@ def test_command_prints_ready_line_serves_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_stream_pacing_header_is_checked_and_counted() -> None:
+    async def scenario(client: TestClient) -> tuple[int, int, int]:
+        bad = await client.post(
+            "/v1/messages", json=request_body(stream=True), headers={"x-stub-event-delay-ms": "fast"}
+        )
+        ok = await client.post(
+            "/v1/messages", json=request_body(stream=True), headers={"x-stub-event-delay-ms": "1"}
+        )
+        events = (await ok.read()).count(b"\n\n")
+        sent = (await (await client.get("/stats")).json())["stream_events_sent"]
+        return bad.status, events, sent
+
+    bad, events, sent = in_process(scenario)
+    assert bad == 400 and events > 5 and sent == events

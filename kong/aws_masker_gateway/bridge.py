@@ -13,6 +13,7 @@ Failure semantics are Kong's, deliberately:
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from .context import LuaError, PdkExit, RequestContext
@@ -86,7 +87,10 @@ async def _bridge_loop(
     body_buffer_size: int,
 ) -> None:
     rpc = runtime.rpc
+    record = ctx.record
+    started = time.perf_counter()
     step = await rpc.call("plugin.HandleEvent", {"InstanceId": instance_id, "EventName": phase})
+    record.rpc_seconds += time.perf_counter() - started
     event_id = _field(step, b"EventId")
     while True:
         data = _field(step, b"Data")
@@ -99,6 +103,7 @@ async def _bridge_loop(
         ctx.record.pdk_phases[phase] += 1
         args = spread_args(ctx, plugin.name, method, data.get(b"Args", []))
         call = PdkCall(ctx, plugin.name, plugin.entity.id, args, body_buffer_size)
+        started = time.perf_counter()
         try:
             result = call_pdk(method, call)
         except UnknownPdkMethod:
@@ -108,13 +113,18 @@ async def _bridge_loop(
             return  # terminal: Kong never replies
         except PackError as exc:
             raise LuaError(str(exc)) from exc
+        finally:
+            record.pdk_seconds += time.perf_counter() - started
         param: dict[str, Any] = {"EventId": event_id}
         if result is not None:
             param["Data"] = result
+        started = time.perf_counter()
         try:
             step = await rpc.call(STEP_METHODS.get(method, "plugin.Step"), param)
         except PackError as exc:
             raise LuaError(str(exc)) from exc
+        finally:
+            record.rpc_seconds += time.perf_counter() - started
 
 
 def _field(reply: Any, key: bytes) -> Any:

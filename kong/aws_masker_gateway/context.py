@@ -88,6 +88,10 @@ class RequestRecord:
     """PDK calls per phase."""
     response_size: int = 0
     """Body bytes sent to the client."""
+    rpc_seconds: float = 0.0
+    """Time spent waiting for plugin-server replies (HandleEvent and Steps): what Kong waits too."""
+    pdk_seconds: float = 0.0
+    """Time spent serving PDK calls in this gateway (Kong serves them in Lua, in microseconds)."""
     protocol_errors: list[str] = field(default_factory=list)
     plugin_errors: list[str] = field(default_factory=list)
     proxied: bool = False

@@ -18,6 +18,11 @@ It speaks just enough of the Anthropic Messages API for the gateway, the officia
     the ``text`` of the last ``user`` message (a string content, or its ``text`` blocks), so a test
     can see exactly what the upstream received.
 
+    Pacing: a request header ``x-stub-event-delay-ms: N`` (0 to 10000) makes a stream wait N ms
+    before each event after the first, like a model generating; ``stream_events_sent`` in
+    ``/stats`` counts the events written so far, so a client can tell a stream that reaches it as
+    it is generated from one that was held back until its end.
+
 ``POST /test/large-response[?mb=N]``
     A chunked (no Content-Length) JSON Messages response of about N MiB (default 10, at most 50)
     whose text repeats the tokens found in the request many times (none if the request had none).
@@ -111,6 +116,8 @@ class StubState:
     with_anthropic_version: int = 0
     tokens_seen: int = 0
     """Masked-token occurrences received (TOKEN_RE matches)."""
+    stream_events_sent: int = 0
+    """SSE events written to clients (all streams)."""
     last_user_text: str = ""
     """The text of the last user message of the last valid /v1/messages request."""
 
@@ -130,6 +137,7 @@ class StubState:
             "with_api_key": self.with_api_key,
             "with_anthropic_version": self.with_anthropic_version,
             "tokens_seen": self.tokens_seen,
+            "stream_events_sent": self.stream_events_sent,
         }
 
 
@@ -413,20 +421,45 @@ async def handle_messages(request: web.Request) -> web.StreamResponse:
     request_id = {"request-id": f"req_stub_{secrets.token_hex(12)}"}
     if doc.get("stream") is not True:
         return web.json_response(message_body(doc, text, incoming), dumps=compact, headers=request_id)
+    try:
+        delay = event_delay(request.headers.get("x-stub-event-delay-ms"))
+    except InvalidRequest as exc:
+        return error_response(400, exc.message)
     state.streams += 1
     headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **request_id}
-    return await _chunked(request, headers, stream_events(doc, text, incoming))
+
+    def sent() -> None:
+        state.stream_events_sent += 1
+
+    return await _chunked(request, headers, stream_events(doc, text, incoming), delay, sent)
+
+
+def event_delay(raw: str | None) -> float:
+    if raw is None:
+        return 0.0
+    if not raw.isdigit() or int(raw) > 10_000:
+        raise InvalidRequest("x-stub-event-delay-ms: must be an integer from 0 to 10000")
+    return int(raw) / 1000
 
 
 async def _chunked(
-    request: web.Request, headers: dict[str, str], chunks: Iterable[bytes]
+    request: web.Request,
+    headers: dict[str, str],
+    chunks: Iterable[bytes],
+    delay: float = 0.0,
+    on_chunk: Callable[[], None] | None = None,
 ) -> web.StreamResponse:
-    """A 200 response sent with chunked transfer encoding, one write per chunk."""
+    """A 200 response sent with chunked transfer encoding, one write per chunk (``delay`` seconds
+    between writes)."""
     response = web.StreamResponse(status=200, headers=headers)
     response.enable_chunked_encoding()
     await response.prepare(request)
-    for chunk in chunks:
+    for n, chunk in enumerate(chunks):
+        if n and delay:
+            await asyncio.sleep(delay)
         await response.write(chunk)
+        if on_chunk is not None:
+            on_chunk()
     await response.write_eof()
     return response
 

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,14 @@ def stub_config(stub_url: str, extra: str = "") -> str:
 
 
 class Stack:
-    def __init__(self, tmp: Path, *, start_cmd: str | None = None, config_text: str | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        start_cmd: str | None = None,
+        config_text: str | None = None,
+        config_factory: Callable[[str], str] | None = None,
+    ) -> None:
         self.tmp = tmp
         self.stub_port, self.port = free_port(), free_port()
         self.stub_url = f"http://127.0.0.1:{self.stub_port}"
@@ -113,7 +121,10 @@ class Stack:
         self.env = env
         self.stub = Proc([*CLI, "stub", "--listen", f"127.0.0.1:{self.stub_port}"], env, "listening on")
         config = tmp / "kong.yml"
-        config.write_text(config_text or stub_config(self.stub_url))
+        if config_factory is not None:
+            config_text = config_factory(self.stub_url)
+        self.config_text = config_text or stub_config(self.stub_url)
+        config.write_text(self.config_text)
         try:
             self.gateway = Proc(
                 [

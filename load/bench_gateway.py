@@ -1,0 +1,401 @@
+"""Gateway benchmark: ``make bench-gateway``.
+
+Measures, side by side in one run through one local gateway (``aws-masker gateway``, in this
+process) and one upstream (a fixed, fast Claude stand-in in its own process):
+
+- **none**: a route with no plugin;
+- **noop**: a do-nothing external plugin (``load/noop_plugin.py``: ``access`` only, no PDK call),
+  the floor under any Python plugin;
+- **aws-masker**: the product as kong.yml configures it: aws-masker, aws-masker-restore and the
+  fail-closed guard.
+
+Each request posts the same 8 KB AWS-heavy prompt (prose plus ``describe-instances`` output); the
+upstream answers every route with the same JSON body, which carries 20 of the masked prompt's
+tokens, so the aws-masker route restores them. Cases, all interleaved (every round runs every mode,
+in shuffled order, so a slow spell of this shared machine hits them alike):
+
+- one client at a time: latency p50/p95;
+- 8 concurrent clients for a few seconds: requests per second;
+- a stream whose upstream waits 50 ms between events: time to the first text delta.
+
+Beside the numbers it reports where the aws-masker route's time goes per request: the gateway's
+waits on the plugin server (what Kong would wait too) and its own PDK emulation (what Kong would
+serve in Lua in microseconds), and the PDK calls per phase. Clients run in a separate process.
+
+Writes docs/benchmarks.md between the ``bench-gateway`` markers. Benchmarks are not tests: nothing
+here asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench_engine import prompt_8k
+from benchlib import machine, pct, write_section
+
+from aws_masker.config import MaskerConfig
+from aws_masker.engine import Masker
+from aws_masker_gateway.app import Gateway, create_gateway, run_site, shutdown_site
+from aws_masker_gateway.settings import load_settings
+
+START, END = "<!-- bench-gateway:start -->", "<!-- bench-gateway:end -->"
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "bench-gateway-secret-0123"
+MODES = ("none", "noop", "aws-masker")
+ROUTES = {"none": "/none", "noop": "/noop", "aws-masker": "/masker"}
+CONCURRENCY = 8
+STREAM_EVENTS = 12
+STREAM_DELAY = 0.05
+
+
+# -- the upstream (its own process) ------------------------------------------------------------------
+
+
+def upstream_main(port: int, answer_text: str) -> None:
+    from aiohttp import web
+
+    body = json.dumps(
+        {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "bench",
+            "content": [{"type": "text", "text": answer_text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 2048, "output_tokens": 200},
+        },
+        separators=(",", ":"),
+    ).encode()
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        if request.query.get("stream") != "1":
+            return web.Response(body=body, content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        words = answer_text.split(" ")
+        step = max(1, len(words) // STREAM_EVENTS)
+        for i in range(0, len(words), step):
+            if i:
+                await asyncio.sleep(STREAM_DELAY)
+            delta = {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": " ".join(words[i : i + step]) + " "},
+            }
+            await response.write(f"event: content_block_delta\ndata: {json.dumps(delta)}\n\n".encode())
+        await response.write_eof()
+        return response
+
+    app = web.Application(client_max_size=1 << 26)
+    app.router.add_post("/{tail:.*}", messages)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# -- the clients (their own process) -----------------------------------------------------------------
+
+
+async def _client(job: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    body = job["body"].encode()
+    headers = {"content-type": "application/json", "x-api-key": "bench", "anthropic-version": "2023-06-01"}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(url: str) -> float:
+            t0 = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"{url}: HTTP {resp.status}")
+            return time.perf_counter() - t0
+
+        if job["kind"] == "sequential":
+            return {"latencies": [await one(job["url"]) for _ in range(job["n"])]}
+        if job["kind"] == "concurrent":
+            deadline = time.perf_counter() + job["seconds"]
+            done = 0
+
+            async def worker() -> None:
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    await one(job["url"])
+                    done += 1
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(job["concurrency"])))
+            return {"rps": done / (time.perf_counter() - t0)}
+        ttfb = []
+        for _ in range(job["n"]):
+            t0 = time.perf_counter()
+            async with session.post(job["url"] + "?stream=1", data=body, headers=headers) as resp:
+                async for line in resp.content:
+                    if b"text_delta" in line:
+                        ttfb.append(time.perf_counter() - t0)
+                        break
+                await resp.read()
+        return {"ttfb": ttfb}
+
+
+def client_main() -> None:
+    job = json.loads(sys.stdin.read())
+    print(json.dumps(asyncio.run(_client(job))))
+
+
+def run_client(job: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--client"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"client failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+# -- the gateway (this process) ----------------------------------------------------------------------
+
+
+def kong_yml(upstream: str) -> str:
+    guard = (
+        "if kong.ctx.shared.aws_masker == nil then "
+        "return kong.response.exit(503, { error = 'AWS_MASKER_1003' }) end"
+    )
+    return f"""_format_version: "3.0"
+services:
+  - name: upstream
+    url: {upstream}/v1/messages
+    retries: 0
+    routes:
+      - {{name: none, paths: ["/none"], response_buffering: false}}
+      - name: noop
+        paths: ["/noop"]
+        response_buffering: false
+        plugins: [{{name: noop}}]
+      - name: masker
+        paths: ["/masker"]
+        response_buffering: false
+        plugins:
+          - {{name: aws-masker, config: {{token_secret: "{SECRET}"}}}}
+          - {{name: aws-masker-restore}}
+          - name: post-function
+            config: {{access: ["{guard}"]}}
+"""
+
+
+class RunningGateway:
+    def __init__(self, upstream: str, prefix: Path) -> None:
+        server = Path(sys.executable).with_name("aws-masker-server")
+        noop = f"{sys.executable} {ROOT}/load/noop_plugin.py"
+        env = {
+            "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore,noop",
+            "KONG_PLUGINSERVER_NAMES": "aws-masker,noop",
+            "KONG_PLUGINSERVER_AWS_MASKER_SOCKET": f"{prefix}/aws-masker.sock",
+            "KONG_PLUGINSERVER_AWS_MASKER_START_CMD": f"{server} --kong-prefix {prefix}",
+            "KONG_PLUGINSERVER_AWS_MASKER_QUERY_CMD": f"{server} --dump",
+            "KONG_PLUGINSERVER_NOOP_SOCKET": f"{prefix}/noop.sock",
+            "KONG_PLUGINSERVER_NOOP_START_CMD": f"{noop} --kong-prefix {prefix}",
+            "KONG_PLUGINSERVER_NOOP_QUERY_CMD": f"{noop} --dump",
+            "KONG_LUA_PACKAGE_PATH": f"{ROOT}/?.lua;;",
+        }
+        self.gateway: Gateway = create_gateway(load_settings(env=env, prefix=str(prefix)), kong_yml(upstream))
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.port = self._call(self._start())
+
+    def _call(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(120)
+
+    async def _start(self) -> int:
+        await self.gateway.start()
+        await self.gateway.wait_ready(60)
+        self.runner, port = await run_site(self.gateway.make_app(), "127.0.0.1", 0)
+        return port
+
+    def records(self) -> list[Any]:
+        return list(self.gateway.records.values())
+
+    def stop(self) -> None:
+        async def stop() -> None:
+            await shutdown_site(self.runner)
+            await self.gateway.stop()
+
+        self._call(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="a few requests only (a smoke test)")
+    args = parser.parse_args(argv)
+    rounds = 2 if args.quick else args.rounds
+    seq_n, conc_s, ttfb_n = (20, 0.5, 2) if args.quick else (150, 3.0, 5)
+
+    prompt = prompt_8k()
+    body = json.dumps(
+        {"model": "bench", "max_tokens": 512, "messages": [{"role": "user", "content": prompt}]}
+    )
+    _, masked = Masker(MaskerConfig(token_secret=SECRET)).mask_text(prompt)
+    tokens = list(masked.tokens)[:20]
+    answer = "Looking at " + ", ".join(tokens) + ": the instances look healthy."
+
+    port = free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, __file__, "--upstream", str(port), answer], stdout=subprocess.DEVNULL
+    )
+
+    def progress(msg: str) -> None:
+        print(f"bench-gateway: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        for _ in range(100):
+            try:
+                import urllib.request
+
+                urllib.request.urlopen(
+                    urllib.request.Request(f"http://127.0.0.1:{port}/", data=b"{}"), timeout=1
+                )
+                break
+            except OSError:
+                time.sleep(0.1)
+        with tempfile.TemporaryDirectory() as tmp:
+            gw = RunningGateway(f"http://127.0.0.1:{port}", Path(tmp))
+            try:
+                url = f"http://127.0.0.1:{gw.port}"
+                check = run_client(
+                    {"kind": "sequential", "url": url + ROUTES["aws-masker"], "n": 1, "body": body}
+                )
+                assert check["latencies"]
+                latency: dict[str, list[float]] = {m: [] for m in MODES}
+                rps: dict[str, list[float]] = {m: [] for m in MODES}
+                ttfb: dict[str, list[float]] = {m: [] for m in ("none", "aws-masker")}
+                for r in range(rounds):
+                    order = list(MODES)
+                    random.shuffle(order)
+                    progress(f"round {r + 1}/{rounds}: one client at a time ({', '.join(order)})")
+                    for mode in order:
+                        job = {"kind": "sequential", "url": url + ROUTES[mode], "n": seq_n, "body": body}
+                        latency[mode] += run_client(job)["latencies"]
+                    progress(f"round {r + 1}/{rounds}: {CONCURRENCY} concurrent clients")
+                    for mode in order:
+                        job = {
+                            "kind": "concurrent",
+                            "url": url + ROUTES[mode],
+                            "seconds": conc_s,
+                            "concurrency": CONCURRENCY,
+                            "body": body,
+                        }
+                        rps[mode].append(run_client(job)["rps"])
+                    progress(f"round {r + 1}/{rounds}: streams")
+                    for mode in ttfb:
+                        job = {"kind": "ttfb", "url": url + ROUTES[mode], "n": ttfb_n, "body": body}
+                        ttfb[mode] += run_client(job)["ttfb"]
+                records = [r for r in gw.records() if r.route == "masker"]
+            finally:
+                gw.stop()
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+
+    section = report(latency, rps, ttfb, records, rounds, seq_n, conc_s)
+    print(section)
+    write_section(args.out, START, END, section)
+    progress(f"wrote {args.out}")
+    return 0
+
+
+def report(
+    latency: dict[str, list[float]],
+    rps: dict[str, list[float]],
+    ttfb: dict[str, list[float]],
+    records: list[Any],
+    rounds: int,
+    seq_n: int,
+    conc_s: float,
+) -> str:
+    def ms(x: float) -> str:
+        return f"{x * 1000:.2f}"
+
+    p50 = {m: statistics.median(v) for m, v in latency.items()}
+    thr = {m: statistics.median(v) for m, v in rps.items()}
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        START,
+        "## Gateway (`make bench-gateway`)",
+        "",
+        f"- Run: {now}; machine: {machine()}; command: `make bench-gateway`.",
+        f"- {rounds} interleaved rounds; per round and mode: {seq_n} requests one at a time, "
+        f"{CONCURRENCY} concurrent clients for {conc_s:g} s, and streams.",
+        "- Same local gateway, same upstream, same 8 KB prompt; the answer carries 20 tokens.",
+        "",
+        "| mode | p50 ms | p95 ms | p50 over none | req/s, 8 clients | share of none | share of noop |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode in MODES:
+        lines.append(
+            f"| {mode} | {ms(p50[mode])} | {ms(pct(latency[mode], 0.95))} | "
+            f"+{ms(p50[mode] - p50['none'])} | {thr[mode]:.0f} | {thr[mode] / thr['none']:.0%} | "
+            f"{thr[mode] / thr['noop']:.0%} |"
+        )
+    lines += [
+        "",
+        f"Time to the first text delta of a stream (upstream waits {STREAM_DELAY * 1000:.0f} ms between "
+        f"events): none p50 {ms(statistics.median(ttfb['none']))} ms, aws-masker p50 "
+        f"{ms(statistics.median(ttfb['aws-masker']))} ms.",
+    ]
+    if records:
+        rpc = [r.rpc_seconds for r in records]
+        pdk = [r.pdk_seconds for r in records]
+        calls = statistics.median(r.pdk_call_total for r in records)
+        phases = {}
+        for r in records:
+            for phase, n in r.pdk_phases.items():
+                phases.setdefault(phase, []).append(n)
+        per_phase = ", ".join(f"{p} {statistics.median(v):.0f}" for p, v in phases.items())
+        lines += [
+            "",
+            f"Where the aws-masker route's time goes, per request (median of {len(records)}): "
+            f"waiting on the plugin server {ms(statistics.median(rpc))} ms (HandleEvent and the Step "
+            f"round trips, which include the masking itself); serving its PDK calls in this gateway "
+            f"{ms(statistics.median(pdk))} ms; PDK calls {calls:.0f} ({per_phase}).",
+        ]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--upstream":
+        upstream_main(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--client":
+        client_main()
+    else:
+        sys.exit(main())
