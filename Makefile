@@ -1,10 +1,11 @@
-# Every target creates .venv on first use and installs the project into it.
+# Every target creates .venv on first use and installs the project into it. `run` and `test` also
+# check the Debian packages they need (scripts/system-deps.sh installs them when run as root).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench-engine clean
+.PHONY: run test lint bench-engine bench-gateway clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,9 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	scripts/system-deps.sh run
 	$(BIN)/aws-masker up
 
 test: $(STAMP)
+	scripts/system-deps.sh test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -24,6 +27,10 @@ lint: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python load/bench_engine.py --out docs/benchmarks.md
+
+bench-gateway: $(STAMP)
+	scripts/system-deps.sh run
+	$(BIN)/python load/bench_gateway.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
