@@ -9,7 +9,6 @@ protocol violation (Kong asserts). A timeout or EOF while waiting yields Kong's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,6 @@ from . import luamsgpack
 log = logging.getLogger("aws_masker_gateway.rpc")
 
 DEFAULT_TIMEOUT = 60.0  # nginx lua_socket_{connect,send,read}_timeout defaults
-READ_CHUNK = 4096  # Kong reads with receiveany(4096)
 NO_DATA = "no data"
 
 
@@ -35,17 +33,50 @@ class RpcProtocolError(AssertionError):
     """The server broke the protocol in a way Kong turns into a Lua error (assert)."""
 
 
-@dataclass
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+class _Conn(asyncio.Protocol):
+    """One pooled connection. Replies are decoded as they arrive and handed to the one waiting call
+    (Kong never pipelines), so a call costs a write, a future and a timer: no task, no stream."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.unpacker = luamsgpack.new_unpacker()
+        self.waiter: asyncio.Future[list[Any]] | None = None
+        self.closed = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self.waiter
+        try:
+            self.unpacker.feed(data)
+            for obj in self.unpacker:
+                if isinstance(obj, list) and obj and obj[0] == 2:
+                    log.debug("skipping notification %r", obj[1:2])
+                    continue
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(obj)
+                    waiter = None
+                else:  # a reply nobody asked for: the connection is out of step
+                    self.close()
+        except ValueError as exc:  # undecodable bytes
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(EOFError("connection closed"))
 
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
 
 
 @dataclass
@@ -63,9 +94,10 @@ class ConnectionPool:
             if conn.usable():
                 return conn
             conn.close()
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.socket_path, limit=2**31), timeout
+            _, conn = await asyncio.wait_for(
+                loop.create_unix_connection(_Conn, self.socket_path), timeout
             )
         except asyncio.TimeoutError as exc:
             raise RpcConnectError("timeout") from exc
@@ -73,7 +105,7 @@ class ConnectionPool:
             reason = (exc.strerror or str(exc)).lower()
             raise RpcConnectError(reason) from exc
         self.opened += 1
-        return _Conn(reader, writer)
+        return conn
 
     def release(self, conn: _Conn) -> None:
         if conn.usable() and len(self._idle) < self.max_idle:
@@ -101,41 +133,37 @@ class RpcClient:
         msg_id = self.msg_id
         self.calls += 1
         conn = await self.pool.acquire(self.timeout)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[Any]] = loop.create_future()
+        conn.waiter = waiter
+        assert conn.transport is not None
+        conn.transport.write(luamsgpack.pack([0, msg_id, method, [param]]))
+        timer = loop.call_later(self.timeout, _expire, waiter)
         try:
-            conn.writer.write(luamsgpack.pack([0, msg_id, method, [param]]))
-            await asyncio.wait_for(conn.writer.drain(), self.timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
-            conn.close()
-            raise RpcError(str(exc) or "send failed") from exc
-        try:
-            reply = await asyncio.wait_for(self._read_reply(conn, msg_id), self.timeout)
+            reply = await waiter
         except (asyncio.TimeoutError, EOFError, OSError, ValueError) as exc:
             # Kong: reader() not ok -> setkeepalive() (which drops a broken socket) -> "no data"
             conn.close()
             raise RpcError(NO_DATA) from exc
-        except BaseException:  # protocol violation or cancellation: the socket state is unknown
+        except BaseException:  # cancellation: the socket state is unknown
             conn.close()
             raise
+        finally:
+            timer.cancel()
+            conn.waiter = None
+        if not isinstance(reply, list) or len(reply) < 4 or reply[0] != 1:
+            conn.close()
+            raise RpcProtocolError("RPC response expected from Go plugin server")
+        if reply[1] != msg_id:
+            conn.close()
+            raise RpcProtocolError("unexpected RPC response ID from Go plugin server")
         self.pool.release(conn)
         error = reply[2]
         if error is not None:
             raise RpcError(luamsgpack.to_text(error))
         return reply[3]
 
-    @staticmethod
-    async def _read_reply(conn: _Conn, msg_id: int) -> list[Any]:
-        unpacker = luamsgpack.new_unpacker()
-        while True:
-            for obj in unpacker:
-                if isinstance(obj, list) and obj and obj[0] == 2:
-                    log.debug("skipping notification %r", obj[1:2])
-                    continue
-                if not isinstance(obj, list) or len(obj) < 4 or obj[0] != 1:
-                    raise RpcProtocolError("RPC response expected from Go plugin server")
-                if obj[1] != msg_id:
-                    raise RpcProtocolError("unexpected RPC response ID from Go plugin server")
-                return obj
-            chunk = await conn.reader.read(READ_CHUNK)
-            if not chunk:
-                raise EOFError("connection closed")
-            unpacker.feed(chunk)
+
+def _expire(waiter: asyncio.Future[list[Any]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
