@@ -218,5 +218,11 @@ class RequestContext:
         for value in values or []:
             self.response_headers.add(name, value)
 
+    def lua_set_upstream_header(self, name: str, value: str) -> None:
+        if self.upstream is None:
+            raise LuaError("no upstream request in this context")
+        self.upstream.headers.popall(name, None)
+        self.upstream.headers.add(name, value)
+
     def lua_log(self, level: str, message: str) -> None:
         self.kong_log(level, message)

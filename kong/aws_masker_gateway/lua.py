@@ -69,6 +69,7 @@ class LuaHost(Protocol):
     def lua_response_source(self) -> str: ...
     def lua_response_header(self, name: str) -> str | None: ...
     def lua_set_response_header(self, name: str, values: list[str] | None, add: bool) -> None: ...
+    def lua_set_upstream_header(self, name: str, value: str) -> None: ...
     def lua_log(self, level: str, message: str) -> None: ...
 
 
@@ -149,8 +150,24 @@ local function header_values(value)
         ", expected array of string, string, number or boolean", 3)
 end
 
+local ACCESS_REWRITE_BALANCER = { rewrite = true, access = true, balancer = true }
+
 local kong = {
   ctx = { shared = proxy("shared"), plugin = proxy("plugin") },
+  service = {
+    request = {
+      set_header = function(name, value)
+        check_phase(ACCESS_REWRITE_BALANCER)
+        if type(name) ~= "string" then error("invalid header name \"" .. tostring(name) .. "\"", 2) end
+        local tv = type(value)
+        if tv ~= "string" and tv ~= "number" and tv ~= "boolean" then
+          error("invalid header value for \"" .. name .. "\": got " .. tv ..
+                ", expected string, number or boolean", 2)
+        end
+        host.set_upstream_header(cur().handle, name, tostring(value))
+      end,
+    },
+  },
   log = {
     set_serialize_value = function(key, value, options)
       check_phase(PHASES_REQUEST)
@@ -549,6 +566,7 @@ class LuaEngine:
                 b"response_source": lambda h: _b(h.lua_response_source()),
                 b"response_header": lambda h, name: _b(h.lua_response_header(_s(name))),
                 b"set_response_header": self._set_response_header,
+                b"set_upstream_header": lambda h, name, value: h.lua_set_upstream_header(_s(name), _s(value)),
                 b"log": lambda h, level, msg: h.lua_log(_s(level), _s(msg)),
                 b"now": clock,
             }

@@ -8,12 +8,12 @@ paid by the request that makes it, so each one is justified in a comment next to
        Transfer-Encoding); cheaper than one call per header.
     2. ``kong.request.get_raw_body(max_body_size)``: the body.
     3. ``kong.service.request.set_raw_body(masked)``: only when something was masked.
-    4. ``kong.service.request.set_headers({...})``: only when something was masked (the upstream
-       must answer uncompressed, so the restore plugin can restore the answer as it streams).
-    5. ``kong.ctx.shared.set("aws_masker", state)``: always; the token map for the restore plugin,
+    4. ``kong.ctx.shared.set("aws_masker", state)``: always; the token map for the restore plugin,
        the counts for the monitoring events, and the mark the fail-closed guard checks.
     (+1 ``kong.log.notice`` when the operator turned ``log_masked_requests`` on.)
-    So 5 calls for a request with identifiers, 3 for one with nothing to mask.
+    So 4 calls for a request with identifiers, 3 for one with nothing to mask. The upstream must
+    answer uncompressed for the restore to work as it streams: the restore plugin's own ``access``
+    (Lua, after this one) sets ``Accept-Encoding: identity``, which costs no round trip.
 
 ``log`` (after the response has gone to the client; Kong runs it from a timer):
     none when monitoring is off or the request is not sampled;
@@ -142,9 +142,6 @@ def access(kong: Any, masker: Masker, limits: Limits) -> None:
         if result.total:
             # PDK: replace the body sent upstream (Kong sets Content-Length).
             kong.service.request.set_raw_body(masked)
-            # PDK: the answer must come back uncompressed, so the restore plugin can restore it as
-            # it streams (a compressed one passes with its tokens).
-            kong.service.request.set_headers({"Accept-Encoding": "identity"})
         if limits.log_masked_requests:
             summary = " ".join(f"{cat}={n}" for cat, n in sorted(counts.items()))
             # PDK: an operator-requested summary line: counts per category only, never values.

@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     from kong_pdk.cli import start_dedicated_server
 
+    from . import pdkserver
+
+    pdkserver.install()
+
     from . import kong_plugin
 
     sys.argv = [sys.argv[0], *args]

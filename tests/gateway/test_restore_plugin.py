@@ -80,3 +80,17 @@ def test_an_error_in_a_body_filter_cuts_the_connection(make_gateway: Callable[..
     with pytest.raises(Exception):  # noqa: B017 - the client sees a cut connection, however it names it
         res = gw.request("POST", "/b", "x" * 100_000)
         assert len(res.body) < 100_000
+
+
+def test_asks_the_upstream_for_identity_when_there_are_tokens(
+    gw: GatewayHarness, make_gateway: Callable[..., GatewayHarness]
+) -> None:
+    gw.request("POST", "/r", "x", {"Accept-Encoding": "gzip, br"})
+    assert gw.upstream.requests[-1].headers["Accept-Encoding"] == "identity"
+    empty = json.dumps({"v": 2, "tokens": {}, "cat": {}, "masked": {}})
+    pre = json.dumps(
+        {"name": "pre-function", "config": {"access": [f"kong.ctx.shared.aws_masker = {json.dumps(empty)}"]}}
+    )
+    other = make_gateway(kong_yml(route("e", "/e", pre, "{name: aws-masker-restore}")), env=ENV)
+    other.request("POST", "/e", "x", {"Accept-Encoding": "gzip, br"})
+    assert other.upstream.requests[-1].headers["Accept-Encoding"] == "gzip, br"  # nothing to restore

@@ -10,6 +10,7 @@
 --   kong.response.get_header / clear_header   ngx.resp.get_headers() / ngx.header
 --   kong.response.get_status                  ngx.status
 --   kong.request.get_method                   ngx.req.get_method()
+--   kong.service.request.set_header           ngx.req.set_header (the upstream request's header)
 -- run() calls a plugin's phase method the way Kong's plugin iterator does; serialize() is the part
 -- of kong.log.serialize() that applies the values set above.
 
@@ -106,7 +107,14 @@ function request.get_method()
   return ngx.req.get_method()
 end
 
-local kong = { ctx = ctx, log = log, response = response, request = request }
+local service = { request = {} }
+
+function service.request.set_header(name, value)
+  check_phase({ rewrite = true, access = true })
+  ngx.req.set_header(name, value)
+end
+
+local kong = { ctx = ctx, log = log, response = response, request = request, service = service }
 
 -- Kong's plugin iterator: the plugin's namespace for kong.ctx.plugin and kong.log, then its method
 local function run(name, handler, phase, conf)

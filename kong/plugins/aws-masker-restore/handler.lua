@@ -3,10 +3,12 @@
 -- aws-masker (the Python plugin) masks the request in `access` and leaves this request's token map
 -- in kong.ctx.shared.aws_masker (a JSON string: {"v":2,"tokens":{token: original},"cat":{kind:
 -- category},"masked":{...counts}}). Kong gives external plugins no body filter, so the restore is
--- this small Lua plugin: header_filter decodes the map once and clears Content-Length;
--- body_filter restores each chunk as it passes (restore.lua for JSON and text, sse.lua for event
--- streams), holding back only what could still become a token. Only this request's tokens are
--- restored; any other token-shaped text passes untouched.
+-- this small Lua plugin. access (after aws-masker's: lower priority) decodes the map once and, when
+-- there are tokens, asks the upstream for an uncompressed answer (in Lua, so aws-masker saves a
+-- round trip); header_filter clears Content-Length; body_filter restores each chunk as it passes
+-- (restore.lua for JSON and text, sse.lua for event streams), holding back only what could still
+-- become a token. Only this request's tokens are restored; any other token-shaped text passes
+-- untouched.
 --
 -- A compressed upstream body (aws-masker asks for identity, so only an upstream that ignores
 -- Accept-Encoding sends one) passes with its tokens, never corrupted. So does the rest of a response
@@ -36,14 +38,37 @@ local function media_type(content_type)
   return lower(match(match(content_type or "", "^[^;]*"), "^%s*(.-)%s*$"))
 end
 
-function AwsMaskerRestore:header_filter(conf)
+-- this request's state from aws-masker, decoded once (nil if there is none or it is unreadable)
+local function state_of(ctx)
+  if ctx.state ~= nil then
+    return ctx.state or nil
+  end
   local raw = kong.ctx.shared[STATE_KEY]
   if type(raw) ~= "string" then
-    return  -- aws-masker did not process this request (the guard refused it)
+    ctx.state = false
+    return nil  -- aws-masker did not process this request (the guard refuses it)
   end
   local state = cjson.decode(raw)
   if type(state) ~= "table" or state.v ~= STATE_VERSION or type(state.tokens) ~= "table" then
     kong.log.err("aws-masker-restore: aws-masker's state is unreadable; the response keeps its tokens")
+    ctx.state = false
+    return nil
+  end
+  ctx.state = state
+  return state
+end
+
+function AwsMaskerRestore:access(conf)
+  local state = state_of(kong.ctx.plugin)
+  if state ~= nil and next(state.tokens) ~= nil then
+    -- restoring needs the answer uncompressed (a compressed one would pass with its tokens)
+    kong.service.request.set_header("Accept-Encoding", "identity")
+  end
+end
+
+function AwsMaskerRestore:header_filter(conf)
+  local state = state_of(kong.ctx.plugin)
+  if state == nil then
     return
   end
   local restored = { count = 0, categories = {}, processing_time_ms = 0, body_size = 0,
