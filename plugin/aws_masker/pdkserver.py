@@ -91,6 +91,7 @@ class PhasePool:
         self._lock = threading.Lock()
         self.idle = 0
         self.started = 0
+        self.alive = 0
 
     def submit(self, fn: Callable[[], None]) -> None:
         with self._lock:  # the work is queued before the lock is released (see _worker)
@@ -98,6 +99,7 @@ class PhasePool:
                 self.idle -= 1
             else:
                 self.started += 1
+                self.alive += 1
                 threading.Thread(target=self._worker, name="aws-masker-phase", daemon=True).start()
             self._work.put(fn)
 
@@ -110,6 +112,7 @@ class PhasePool:
                     if not self._work.empty():
                         continue  # reserved just now: the work is there
                     self.idle -= 1
+                    self.alive -= 1
                     return
             try:
                 fn()
