@@ -122,7 +122,7 @@ def describe_error(exc: BaseException) -> str:
     """A one-line reason for a Redis failure; never the password, never a traceback."""
     if isinstance(exc, redis.AuthenticationError):
         return "authentication failed (wrong redis_password or redis_username)"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
     if isinstance(exc, redis.ResponseError) and text.startswith("NOAUTH"):
         return "authentication required (set redis_password)"
     if isinstance(exc, redis.TimeoutError):

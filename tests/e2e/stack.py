@@ -77,9 +77,20 @@ def http(
         return err.code, dict(err.headers), err.read()
 
 
-def stub_config(stub_url: str, extra: str = "") -> str:
-    """The shipped kong.yml pointed at the stub, plus a route to the stub's test endpoints."""
+def plugin_config(text: str, **fields: Any) -> str:
+    """``text`` (a kong.yml) with these aws-masker config fields set (each must be in it once)."""
+    for name, value in fields.items():
+        line = f"      {name}: {json.dumps(value)}"
+        text, n = re.subn(rf"(?m)^      {name}: .*$", lambda _m, line=line: line, text, count=1)
+        assert n == 1, f"{name} is not in kong.yml"
+    return text
+
+
+def stub_config(stub_url: str, extra: str = "", **fields: Any) -> str:
+    """The shipped kong.yml pointed at the stub, plus a route to the stub's test endpoints; monitoring
+    off unless ``fields`` turn it on."""
     text = (ROOT / "kong.yml").read_text().replace("https://api.anthropic.com", stub_url)
+    text = plugin_config(text, **{"enable_event_monitoring": False, **fields})
     routes = (
         "\n  - name: stub-test\n"
         f"    url: {stub_url}\n"
@@ -99,6 +110,7 @@ class Stack:
         start_cmd: str | None = None,
         config_text: str | None = None,
         config_factory: Callable[[str], str] | None = None,
+        log_level: str = "notice",
     ) -> None:
         self.tmp = tmp
         self.stub_port, self.port = free_port(), free_port()
@@ -136,6 +148,8 @@ class Stack:
                     f"127.0.0.1:{self.port}",
                     "--prefix",
                     str(prefix),
+                    "--log-level",
+                    log_level,
                 ],
                 env,
                 "ready on",

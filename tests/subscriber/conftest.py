@@ -4,26 +4,9 @@ at teardown. Helpers live in ``subscriber_harness.py``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from subscriber_harness import RedisServer, SubscriberProcess
-
-
-@pytest.fixture
-def make_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Factory: ``make_redis(password=..., tls=...)`` starts a private redis-server on a free port."""
-    servers: list[RedisServer] = []
-
-    def factory(**kwargs: Any) -> RedisServer:
-        server = RedisServer(tmp_path / f"redis{len(servers)}", **kwargs)
-        servers.append(server)
-        return server.start()
-
-    yield factory
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

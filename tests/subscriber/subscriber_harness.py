@@ -13,27 +13,28 @@ import io
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import aiohttp
-import redis
+from redis_server import CHANNEL as CHANNEL
+from redis_server import WAIT_S as WAIT_S
+from redis_server import RedisServer as RedisServer
+from redis_server import TlsFiles as TlsFiles
+from redis_server import free_port as free_port
+from redis_server import make_tls_files as make_tls_files
+from redis_server import redis_server_has_tls as redis_server_has_tls
 
 from aws_masker_subscriber.settings import OPTIONS, Settings
 from aws_masker_subscriber.subscriber import Subscriber
 
 T = TypeVar("T")
-CHANNEL = "aws-masker:events"
-WAIT_S = 15.0
 
 # Fast reconnects for tests; the defaults are tested in test_subscriber_units.
 FAST: dict[str, Any] = {"reconnect_base_s": 0.05, "reconnect_cap_s": 0.3, "redis_timeout_s": 2.0}
@@ -42,12 +43,6 @@ FAST: dict[str, Any] = {"reconnect_base_s": 0.05, "reconnect_cap_s": 0.3, "redis
 def run(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
     """Run an async scenario from a sync test (the suite has no asyncio plugin)."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -125,160 +120,6 @@ def batch(events: list[Any]) -> dict[str, Any]:
 
 def dumps(message: Any) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
-
-
-# --- redis-server -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-
-
-_OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = aws-masker-test
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[v3_server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid, issuer
-"""
-
-
-def make_tls_files(directory: Path, name: str = "test") -> TlsFiles:
-    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by it (openssl CLI)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        import pytest
-
-        pytest.skip("openssl CLI not found: cannot make a test CA")
-    directory.mkdir(parents=True, exist_ok=True)
-    cnf = directory / "openssl.cnf"
-    cnf.write_text(_OPENSSL_CNF)
-    ca_key, ca = directory / f"{name}-ca.key", directory / f"{name}-ca.crt"
-    key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.crt"
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    commands = [
-        [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-config", cnf,
-         "-extensions", "v3_ca", "-subj", f"/CN={name}-ca"],
-        [openssl, "req", "-new", *ec, "-keyout", key, "-out", csr, "-config", cnf, "-subj", "/CN=localhost"],
-        [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-set_serial", "2", "-days", "2",
-         "-out", cert, "-extfile", cnf, "-extensions", "v3_server"],
-    ]  # fmt: skip
-    for command in commands:
-        subprocess.run([str(part) for part in command], check=True, capture_output=True, timeout=30)
-    return TlsFiles(ca=ca, cert=cert, key=key)
-
-
-def redis_server_has_tls() -> bool:
-    """Was redis-server built with TLS? (Its binary then links OpenSSL; Debian's does.)"""
-    path = shutil.which("redis-server")
-    if path is None:
-        return False
-    try:
-        return b"SSL_CTX_new" in Path(path).resolve().read_bytes()
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """A private redis-server on a free port (the same port across restarts); no persistence."""
-
-    def __init__(self, workdir: Path, *, password: str | None = None, tls: TlsFiles | None = None) -> None:
-        self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.password = password
-        self.tls = tls
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / "redis.log"
-
-    @property
-    def url(self) -> str:
-        scheme = "rediss" if self.tls else "redis"
-        query = f"?ssl_ca_certs={self.tls.ca}" if self.tls else ""
-        return f"{scheme}://127.0.0.1:{self.port}/0{query}"
-
-    def argv(self) -> list[str]:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        argv += ["--dir", str(self.workdir), "--daemonize", "no"]
-        if self.tls:
-            argv += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert)]
-            argv += ["--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca)]
-            argv += ["--tls-auth-clients", "no"]
-        else:
-            argv += ["--port", str(self.port)]
-        if self.password:
-            argv += ["--requirepass", self.password]
-        return argv
-
-    def client(self) -> redis.Redis:
-        kwargs: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "password": self.password}
-        if self.tls:
-            kwargs.update(ssl=True, ssl_ca_certs=str(self.tls.ca))
-        return redis.Redis(socket_connect_timeout=2, socket_timeout=5, **kwargs)
-
-    def start(self) -> RedisServer:
-        if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not on PATH (.ci/run installs it)")
-        log = self.log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        finally:
-            log.close()
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited ({self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                with self.client() as client:
-                    client.ping()
-                return self
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server not ready:\n{self.log_tail()}") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log_tail(self) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
-        except OSError:
-            return ""
-
-    def publish(self, payloads: list[bytes], channel: str = CHANNEL) -> None:
-        """PUBLISH each payload, in one pipeline; every PUBLISH must reach a subscriber."""
-        with self.client() as client:
-            pipe = client.pipeline(transaction=False)
-            for payload in payloads:
-                pipe.publish(channel, payload)
-            receivers = pipe.execute()
-        assert all(n >= 1 for n in receivers), f"a PUBLISH reached no subscriber: {receivers}"
 
 
 # --- the subscriber in-process ------------------------------------------------------------------
