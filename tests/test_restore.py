@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -481,3 +482,10 @@ def test_differential_json_and_text(data: st.DataObject) -> None:
         assert json.loads(py_out) == {"text": restore_text(text, tokens)[0]}
     else:
         assert py_out.decode("utf-8", "surrogatepass") == restore_text(text, tokens)[0]
+
+
+def test_lua_plugin_version_is_the_python_plugins() -> None:
+    from aws_masker import __version__
+
+    handler = (Path(__file__).parents[1] / "kong/plugins/aws-masker-restore/handler.lua").read_text()
+    assert f'VERSION = "{__version__}"' in handler

@@ -5,11 +5,15 @@
 Starts, as child processes:
 - the Claude stub (``aws-masker stub``) when ``ANTHROPIC_API_KEY`` is unset; kong.yml's
   ``https://api.anthropic.com`` services are then pointed at it (in a copy under ``.run/``);
+- a private ``redis-server`` for the monitoring events, unless ``REDIS_URL`` names a Redis or one
+  answers on 127.0.0.1:6379 (localredis.py); without any, the stack runs without events;
+- the subscriber (``aws-masker subscriber``) on that Redis, its ``/stats`` on 127.0.0.1:8090;
 - the local gateway (``aws-masker gateway``), which starts the aws-masker plugin server itself.
 
 Then it sends the original test plan's complex request through the gateway and shows what the
-client sent, what the upstream saw and what the client got back, prints a curl command to try, and
-keeps running (forwarding the children's log lines) until Ctrl-C.
+client sent, what the upstream saw, what the client got back and the subscriber's lines for that
+request, prints a curl command to try, and keeps running (forwarding the children's log lines)
+until Ctrl-C.
 
 The token secret comes from ``AWS_MASKER_TOKEN_SECRET``; if unset, one is generated once and kept in
 ``.run/token_secret`` so tokens stay the same across restarts of the local stack.
@@ -21,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -28,25 +33,38 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
 from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
+from aws_masker_stack.localredis import (
+    DEFAULT,
+    RedisTarget,
+    answers,
+    free_port,
+    parse_url,
+    private_server_argv,
+)
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_TEXT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1.100"
 DEMO_MODEL = "claude-sonnet-5"
 READY_TIMEOUT = 60.0
+SUBSCRIBER_WAIT = 5.0  # kong.yml flushes a partial batch of events after 1 s
 
 
 class Child:
     """A child process whose output is forwarded line by line, after its ready line was seen."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready_marker: str) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], ready_marker: str, quiet: bool = False
+    ) -> None:
         self.name = name
+        self.quiet = quiet  # collect the lines without printing them
         self.proc = subprocess.Popen(
             argv,
             env=env,
@@ -57,6 +75,7 @@ class Child:
             start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
         )
         self.ready_line: str | None = None
+        self.recent: deque[str] = deque(maxlen=200)  # the lines forwarded so far (the last 200)
         self._ready = threading.Event()
         self._marker = ready_marker
         self._backlog: list[str] = []
@@ -73,7 +92,9 @@ class Child:
                 else:
                     self._backlog.append(line)
                 continue
-            print(f"[{self.name}] {line}", flush=True)
+            self.recent.append(line)
+            if not self.quiet:
+                print(f"[{self.name}] {line}", flush=True)
         self._ready.set()  # EOF: unblock a waiter
 
     def wait_ready(self, timeout: float) -> str:
@@ -112,29 +133,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--listen", default="127.0.0.1:8000", help="gateway address (default 127.0.0.1:8000)")
     p.add_argument("--stub-listen", default="127.0.0.1:8081", help="stub address (default 127.0.0.1:8081)")
+    p.add_argument(
+        "--subscriber-listen",
+        default="127.0.0.1:8090",
+        help="the subscriber's /health, /stats and /metrics (default 127.0.0.1:8090)",
+    )
     p.add_argument("--run-dir", type=Path, default=Path(".run"), help="working files (default .run)")
     p.add_argument("--no-demo", action="store_true", help="skip the demo request")
     p.add_argument("--exit-after-demo", action="store_true", help="stop after the demo (for scripts and CI)")
     return p
 
 
-def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
+            return resp.status, json.loads(resp.read() or b"{}"), resp.headers.get("X-Kong-Request-Id")
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
+        return err.code, json.loads(err.read() or b"{}"), err.headers.get("X-Kong-Request-Id")
 
 
-def demo(gateway_url: str, stub_url: str | None, api_key: str | None, secret: str) -> bool:
+def demo(
+    gateway_url: str, stub_url: str | None, api_key: str | None, secret: str, subscriber: Child | None
+) -> bool:
     body = {"model": DEMO_MODEL, "max_tokens": 300, "messages": [{"role": "user", "content": DEMO_TEXT}]}
     headers = {
         "content-type": "application/json",
         "anthropic-version": "2023-06-01",
         "x-api-key": api_key or "stub",
     }
-    status, answer = _post(f"{gateway_url}/claude-proxy/v1/messages", body, headers)
+    status, answer, request_id = _post(f"{gateway_url}/claude-proxy/v1/messages", body, headers)
     if stub_url:
         with urllib.request.urlopen(f"{stub_url}/last-request", timeout=10) as resp:
             seen = json.loads(resp.read())["user_text"]
@@ -150,7 +178,77 @@ def demo(gateway_url: str, stub_url: str | None, api_key: str | None, secret: st
     print(f"\n{'client sent':<{width}} : {DEMO_TEXT}")
     print(f"{seen_label:<{width}} : {seen}")
     print(f"{'client got back':<{width}} : HTTP {status}: {got}\n", flush=True)
+    if subscriber is not None and request_id:
+        lines = _lines_about(subscriber, request_id, expected=2, timeout=SUBSCRIBER_WAIT)
+        print(f"subscriber ({len(lines)} events for request {request_id}):")
+        for line in lines:
+            print(f"  {line}")
+        print(flush=True)
     return status == 200
+
+
+def _lines_about(child: Child, needle: str, expected: int, timeout: float) -> list[str]:
+    """The child's lines that mention ``needle``, once ``expected`` of them came (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in list(child.recent) if needle in line]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def set_plugin_fields(text: str, **fields: Any) -> str:
+    """``text`` (a kong.yml) with these aws-masker config fields set; each must be in it once."""
+    for name, value in fields.items():
+        line = f"      {name}: {json.dumps(value)}"
+        text, n = re.subn(rf"(?m)^      {name}: .*$", lambda _m, line=line: line, text, count=1)
+        if n != 1:
+            raise RuntimeError(f"the aws-masker config in kong.yml has no {name} field")
+    return text
+
+
+def find_redis(
+    run_dir: Path, env: dict[str, str], children: list[Child], default: tuple[str, int] = DEFAULT
+) -> RedisTarget | None:
+    """REDIS_URL, else ``default`` (127.0.0.1:6379) if it answers, else a private redis-server;
+    says which."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        try:
+            target = parse_url(url)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        problem = answers(target)
+        if problem is None:
+            print(f"aws-masker up: monitoring events go to {target.display} (REDIS_URL)", flush=True)
+            return target
+        print(
+            f"aws-masker up: the Redis at REDIS_URL ({target.display}) does not answer ({problem}); "
+            "running without monitoring events",
+            flush=True,
+        )
+        return None
+    target = RedisTarget(*default)
+    if answers(target) is None:
+        print(f"aws-masker up: monitoring events go to the Redis at {target.display}", flush=True)
+        return target
+    port = free_port()
+    argv = private_server_argv(run_dir, port)
+    if argv is None:
+        print(
+            "aws-masker up: no Redis (no REDIS_URL, nothing on 127.0.0.1:6379, no redis-server "
+            "binary); running without monitoring events",
+            flush=True,
+        )
+        return None
+    server = Child("redis", argv, env, "Ready to accept connections", quiet=True)
+    children.append(server)
+    server.wait_ready(READY_TIMEOUT)
+    target = RedisTarget("127.0.0.1", port, private=True)
+    print(
+        f"aws-masker up: started a private redis-server for monitoring events at {target.display}", flush=True
+    )
+    return target
 
 
 def _interrupt(*_: object) -> None:
@@ -198,6 +296,38 @@ def up_main(argv: list[str] | None = None) -> int:
                 f"aws-masker up: ANTHROPIC_API_KEY is not set; using the Claude stub at {stub_url}",
                 flush=True,
             )
+        target = find_redis(run_dir, env, children)
+        subscriber = None
+        if target is None:
+            config_text = set_plugin_fields(config_text, enable_event_monitoring=False)
+        else:
+            config_text = set_plugin_fields(
+                config_text,
+                redis_host=target.host,
+                redis_port=target.port,
+                redis_db=target.db,
+                redis_ssl=target.tls,
+            )
+            if target.username:
+                config_text = set_plugin_fields(config_text, redis_username=target.username)
+            # kong.yml reads the password from the environment ({vault://env/aws-masker-redis-password})
+            env["AWS_MASKER_REDIS_PASSWORD"] = target.password or ""
+            sub_env = {**env, "REDIS_URL": target.url, "AWS_MASKER_ENV": "development"}
+            subscriber = Child(
+                "subscriber",
+                [*cli, "subscriber", "--listen", args.subscriber_listen],
+                sub_env,
+                "ready on",
+                quiet=not args.no_demo,
+            )
+            children.append(subscriber)
+            ready = subscriber.wait_ready(READY_TIMEOUT)
+            match = re.search(r"ready on (http://\S+)", ready)
+            print(
+                f"aws-masker up: subscriber on {match.group(1) if match else args.subscriber_listen} "
+                f"(/stats, /health, /metrics), events from {target.display}",
+                flush=True,
+            )
         config_path = run_dir / "kong.yml"
         config_path.write_text(config_text)
         gateway = Child(
@@ -211,7 +341,9 @@ def up_main(argv: list[str] | None = None) -> int:
         gateway_url = "http://" + args.listen
         ok = True
         if not args.no_demo:
-            ok = demo(gateway_url, stub_url, api_key, secret)
+            ok = demo(gateway_url, stub_url, api_key, secret, subscriber)
+            if subscriber is not None:
+                subscriber.quiet = False
         key_header = '-H "x-api-key: $ANTHROPIC_API_KEY" ' if api_key else ""
         print(
             "Try it:\n"

@@ -4,4 +4,4 @@ The masking engine (``patterns``, ``scanner``, ``tokens``, ``engine``, ``jsonbod
 ``body``) knows nothing about Kong. ``kong_plugin`` is the thin Kong-facing entry.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
