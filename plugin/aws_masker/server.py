@@ -4,7 +4,7 @@
     aws-masker-server --dump                            # plugin info for Kong's query_cmd
 
 Always threads mode (gevent mode truncates large replies, multiprocessing drops per-instance state:
-kong-protocol.md §1.6, §5.2) and Python-style PDK returns (values, exceptions on error).
+docs/kong-protocol.md §4) and Python-style PDK returns (values, exceptions on error).
 """
 
 from __future__ import annotations

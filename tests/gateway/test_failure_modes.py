@@ -49,7 +49,7 @@ def test_exception_after_first_pdk_call_fails_open(make_gateway: Factory) -> Non
 
 
 def test_exception_before_first_pdk_call_wedges_the_server(make_gateway: Factory) -> None:
-    """kong-protocol.md §5.2.1: the server keeps e_lock; every later event of every route hangs."""
+    """docs/kong-protocol.md §4: the server keeps e_lock; every later event of every route hangs."""
     gw = make_gateway(
         kong_yml(
             route("early", "/early", "{name: echo, config: {action: raise_before}}"),

@@ -1,4 +1,4 @@
-"""Kong's MessagePack encoding and the RPC client (golden frames from kong-protocol.md §3.4)."""
+"""Kong's MessagePack encoding and the RPC client (golden frames from docs/kong-protocol.md §2)."""
 
 from __future__ import annotations
 
