@@ -7,7 +7,9 @@ process) and one upstream (a fixed, fast Claude stand-in in its own process):
 - **noop**: a do-nothing external plugin (``load/noop_plugin.py``: ``access`` only, no PDK call),
   the floor under any Python plugin;
 - **aws-masker**: the product as kong.yml configures it: aws-masker, aws-masker-restore and the
-  fail-closed guard.
+  fail-closed guard, monitoring off;
+- **aws-masker+events**: the same with monitoring on, every request sampled, batches of 10, to a
+  private redis-server the benchmark starts.
 
 Each request posts the same 8 KB AWS-heavy prompt (prose plus ``describe-instances`` output); the
 upstream answers every route with the same JSON body, which carries 20 of the masked prompt's
@@ -20,7 +22,8 @@ in shuffled order, so a slow spell of this shared machine hits them alike):
 
 Beside the numbers it reports where the aws-masker route's time goes per request: the gateway's
 waits on the plugin server (what Kong would wait too) and its own PDK emulation (what Kong would
-serve in Lua in microseconds), and the PDK calls per phase. Clients run in a separate process.
+serve in Lua in microseconds), and the PDK calls per phase; and the plugin server's RSS before
+monitoring was first used and at the end. Clients run in a separate process.
 
 Writes docs/benchmarks.md between the ``bench-gateway`` markers. Benchmarks are not tests: nothing
 here asserts on time.
@@ -43,6 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 from bench_engine import prompt_8k
 from benchlib import machine, pct, write_section
 
@@ -50,12 +54,13 @@ from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker_gateway.app import Gateway, create_gateway, run_site, shutdown_site
 from aws_masker_gateway.settings import load_settings
+from aws_masker_stack.localredis import free_port, private_server_argv
 
 START, END = "<!-- bench-gateway:start -->", "<!-- bench-gateway:end -->"
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-gateway-secret-0123"
-MODES = ("none", "noop", "aws-masker")
-ROUTES = {"none": "/none", "noop": "/noop", "aws-masker": "/masker"}
+MODES = ("none", "noop", "aws-masker", "aws-masker+events")
+ROUTES = {"none": "/none", "noop": "/noop", "aws-masker": "/masker", "aws-masker+events": "/events"}
 CONCURRENCY = 8
 STREAM_EVENTS = 12
 STREAM_DELAY = 0.05
@@ -174,10 +179,14 @@ def run_client(job: dict[str, Any]) -> dict[str, Any]:
 # -- the gateway (this process) ----------------------------------------------------------------------
 
 
-def kong_yml(upstream: str) -> str:
+def kong_yml(upstream: str, redis_port: int) -> str:
     guard = (
         "if kong.ctx.shared.aws_masker == nil then "
         "return kong.response.exit(503, { error = 'AWS_MASKER_1003' }) end"
+    )
+    events = (
+        f'token_secret: "{SECRET}", enable_event_monitoring: true, event_sampling_rate: 1.0, '
+        f"event_batch_size: 10, redis_host: 127.0.0.1, redis_port: {redis_port}"
     )
     return f"""_format_version: "3.0"
 services:
@@ -198,11 +207,19 @@ services:
           - {{name: aws-masker-restore}}
           - name: post-function
             config: {{access: ["{guard}"]}}
+      - name: events
+        paths: ["/events"]
+        response_buffering: false
+        plugins:
+          - {{name: aws-masker, config: {{{events}}}}}
+          - {{name: aws-masker-restore}}
+          - name: post-function
+            config: {{access: ["{guard}"]}}
 """
 
 
 class RunningGateway:
-    def __init__(self, upstream: str, prefix: Path) -> None:
+    def __init__(self, upstream: str, prefix: Path, redis_port: int) -> None:
         server = Path(sys.executable).with_name("aws-masker-server")
         noop = f"{sys.executable} {ROOT}/load/noop_plugin.py"
         env = {
@@ -216,7 +233,9 @@ class RunningGateway:
             "KONG_PLUGINSERVER_NOOP_QUERY_CMD": f"{noop} --dump",
             "KONG_LUA_PACKAGE_PATH": f"{ROOT}/?.lua;;",
         }
-        self.gateway: Gateway = create_gateway(load_settings(env=env, prefix=str(prefix)), kong_yml(upstream))
+        self.gateway: Gateway = create_gateway(
+            load_settings(env=env, prefix=str(prefix)), kong_yml(upstream, redis_port)
+        )
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.port = self._call(self._start())
@@ -253,14 +272,6 @@ class RunningGateway:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
@@ -282,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     upstream = subprocess.Popen(
         [sys.executable, __file__, "--upstream", str(port), answer], stdout=subprocess.DEVNULL
     )
+    redis_dir = tempfile.TemporaryDirectory()
+    redis_port = free_port()
+    redis_argv = private_server_argv(Path(redis_dir.name), redis_port)
+    if redis_argv is None:
+        print("bench-gateway: redis-server is not installed (scripts/system-deps.sh test)", file=sys.stderr)
+        return 1
+    redis_proc = subprocess.Popen(redis_argv, stdout=subprocess.DEVNULL)
 
     def progress(msg: str) -> None:
         print(f"bench-gateway: {msg}", file=sys.stderr, flush=True)
@@ -298,13 +316,24 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 time.sleep(0.1)
         with tempfile.TemporaryDirectory() as tmp:
-            gw = RunningGateway(f"http://127.0.0.1:{port}", Path(tmp))
+            gw = RunningGateway(f"http://127.0.0.1:{port}", Path(tmp), redis_port)
+            plugin_server = psutil.Process(gw.gateway.processes["aws-masker"].pid)
             try:
                 url = f"http://127.0.0.1:{gw.port}"
-                check = run_client(
-                    {"kind": "sequential", "url": url + ROUTES["aws-masker"], "n": 1, "body": body}
+                progress("warming up (monitoring not used yet)")
+                for mode in ("aws-masker", "noop", "none"):
+                    run_client({"kind": "sequential", "url": url + ROUTES[mode], "n": 200, "body": body})
+                # the plugin server's threads and allocator arenas grow to the concurrency first
+                run_client(
+                    {
+                        "kind": "concurrent",
+                        "url": url + ROUTES["aws-masker"],
+                        "seconds": 3,
+                        "concurrency": CONCURRENCY,
+                        "body": body,
+                    }
                 )
-                assert check["latencies"]
+                rss_before = plugin_server.memory_info().rss
                 latency: dict[str, list[float]] = {m: [] for m in MODES}
                 rps: dict[str, list[float]] = {m: [] for m in MODES}
                 ttfb: dict[str, list[float]] = {m: [] for m in ("none", "aws-masker")}
@@ -333,13 +362,17 @@ def main(argv: list[str] | None = None) -> int:
                     for mode in ttfb:
                         job = {"kind": "ttfb", "url": url + ROUTES[mode], "n": ttfb_n, "body": body}
                         ttfb[mode] += run_client(job)["ttfb"]
+                rss_after = plugin_server.memory_info().rss
             finally:
                 gw.stop()
     finally:
         upstream.terminate()
         upstream.wait(10)
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        redis_dir.cleanup()
 
-    section = report(latency, rps, ttfb, records, rounds, seq_n, conc_s)
+    section = report(latency, rps, ttfb, records, rounds, seq_n, conc_s, (rss_before, rss_after))
     print(section)
     write_section(args.out, START, END, section)
     progress(f"wrote {args.out}")
@@ -354,6 +387,7 @@ def report(
     rounds: int,
     seq_n: int,
     conc_s: float,
+    rss: tuple[int, int],
 ) -> str:
     def ms(x: float) -> str:
         return f"{x * 1000:.2f}"
@@ -379,6 +413,14 @@ def report(
             f"+{ms(p50[mode] - p50['none'])} | {thr[mode]:.0f} | {thr[mode] / thr['none']:.0%} | "
             f"{thr[mode] / thr['noop']:.0%} |"
         )
+    off, on = p50["aws-masker"], p50["aws-masker+events"]
+    lines += [
+        "",
+        f"Monitoring at 100% sampling, batches of 10 (aws-masker+events against aws-masker): p50 "
+        f"{(on - off) / off:+.1%}, throughput {thr['aws-masker+events'] / thr['aws-masker'] - 1:+.1%}; "
+        f"the plugin server's RSS was {rss[0] / 2**20:.1f} MB after the warm-up, before monitoring "
+        f"was first used, and {rss[1] / 2**20:.1f} MB at the end ({(rss[1] - rss[0]) / 2**20:+.1f} MB).",
+    ]
     lines += [
         "",
         f"Time to the first text delta of a stream (upstream waits {STREAM_DELAY * 1000:.0f} ms between "

@@ -16,7 +16,7 @@ import pytest
 from test_plugin import FakeKong, defaults, messages, run
 
 from aws_masker import __version__, events, publisher
-from aws_masker.events import EventSettings, Monitor, build_events
+from aws_masker.events import EventSettings, Monitor, RequestInfo, build_events
 from aws_masker.publisher import Publisher, PublisherSettings
 from aws_masker.tokens import TOKEN_RE
 
@@ -25,6 +25,7 @@ SERIALIZED = {
     "route": {"id": "r-1", "name": "claude-proxy"},
     "service": {"id": "s-1", "name": None},
 }
+REQUEST = RequestInfo.from_serialized(SERIALIZED)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -80,7 +81,7 @@ def test_events_carry_counts_and_names_only() -> None:
         "body_size": 990,
         "restore": "complete",
     }
-    masked_event, unmasked_event = build_events(SERIALIZED, masked, restored)
+    masked_event, unmasked_event = build_events(REQUEST, masked, restored)
     assert masked_event["event_type"] == "data_masked" and unmasked_event["event_type"] == "data_unmasked"
     for event in (masked_event, unmasked_event):
         assert event["request_id"] == "8a1f3c0e2b7d4e6f9a0b1c2d3e4f5a6b"
@@ -105,7 +106,7 @@ def test_events_carry_counts_and_names_only() -> None:
 
 
 def test_missing_restore_counts_say_not_run() -> None:
-    _, unmasked_event = build_events(SERIALIZED, {"count": 0, "categories": {}}, None)
+    _, unmasked_event = build_events(REQUEST, {"count": 0, "categories": {}}, None)
     assert unmasked_event["details"]["restore"] == "not_run"
     assert unmasked_event["details"]["pattern_count"] == 0
 
@@ -152,9 +153,23 @@ def test_log_phase_makes_no_pdk_call_for_an_unsampled_request(fake_publisher: Fa
     assert kong.calls == [] and fake_publisher.events == []
 
 
-def test_log_phase_reads_serialize_once(fake_publisher: FakePublisher) -> None:
-    kong, plugin = masked_request(defaults(enable_event_monitoring=True))
+def event_summary(kong: FakeKong, restored: dict[str, Any] | None) -> str:
+    """What the restore plugin's log phase leaves in kong.ctx.shared.aws_masker_event."""
     state = json.loads(kong.shared["aws_masker"])
+    assert state["events"] is True  # monitoring on: the restore plugin is asked to leave it
+    return json.dumps(
+        {
+            "request_id": "8a1f3c0e2b7d4e6f9a0b1c2d3e4f5a6b",
+            "route": "claude-proxy",
+            "service": "claude-messages",
+            "masked": state["masked"],
+            "restored": restored,
+        }
+    )
+
+
+def test_log_phase_reads_one_small_string(fake_publisher: FakePublisher) -> None:
+    kong, plugin = masked_request(defaults(enable_event_monitoring=True))
     restored = {
         "count": 4,
         "categories": {"ec2": 1, "s3": 1, "rds": 1, "private_ip": 1},
@@ -162,27 +177,37 @@ def test_log_phase_reads_serialize_once(fake_publisher: FakePublisher) -> None:
         "body_size": 300,
         "restore": "complete",
     }
-    kong.serialized = {**SERIALIZED, "aws_masker": {"masked": state["masked"], "restored": restored}}
+    kong.shared["aws_masker_event"] = event_summary(kong, restored)
     plugin.log(kong)
-    assert [m for m, _ in kong.calls] == ["kong.log.serialize"]
+    assert kong.calls == [("kong.ctx.shared.get", ("aws_masker_event",))]
     kinds = [e["event_type"] for e in fake_publisher.events]
     assert kinds == ["data_masked", "data_unmasked"]
+    assert all(e["request_id"] == "8a1f3c0e2b7d4e6f9a0b1c2d3e4f5a6b" for e in fake_publisher.events)
     assert fake_publisher.events[0]["details"]["patterns_used"] == {
         "ec2": 1,
         "s3": 1,
         "rds": 1,
         "private_ip": 1,
     }
+    assert fake_publisher.events[1]["details"]["restore"] == "complete"
     text = json.dumps(fake_publisher.events)
     assert not TOKEN_RE.search(text) and "prod-db" not in text and "10.0.1.100" not in text
 
 
-def test_log_phase_without_the_restore_plugin_reads_our_state(fake_publisher: FakePublisher) -> None:
+def test_monitoring_off_leaves_the_restore_plugin_nothing_to_do() -> None:
+    kong, _ = masked_request(defaults())
+    assert json.loads(kong.shared["aws_masker"])["events"] is False
+
+
+def test_log_phase_without_the_restore_plugin_reads_serialize_and_our_state(
+    fake_publisher: FakePublisher,
+) -> None:
     kong, plugin = masked_request(defaults(enable_event_monitoring=True))
-    kong.serialized = SERIALIZED  # the restore plugin did not run: no aws_masker field
+    kong.serialized = SERIALIZED  # the restore plugin did not run
     plugin.log(kong)
-    assert [m for m, _ in kong.calls] == ["kong.log.serialize", "kong.ctx.shared.get"]
+    assert [m for m, _ in kong.calls] == ["kong.ctx.shared.get", "kong.log.serialize", "kong.ctx.shared.get"]
     masked_event, unmasked_event = fake_publisher.events
+    assert masked_event["request_id"] == "8a1f3c0e2b7d4e6f9a0b1c2d3e4f5a6b"
     assert masked_event["details"]["pattern_count"] == 4
     assert unmasked_event["details"]["restore"] == "not_run"
 
@@ -199,11 +224,11 @@ def test_log_phase_of_a_refused_request_reports_nothing(fake_publisher: FakePubl
 
 def test_publisher_lines_reach_kongs_log_on_sampled_requests(fake_publisher: FakePublisher) -> None:
     kong, plugin = masked_request(defaults(enable_event_monitoring=True))
-    kong.serialized = {**SERIALIZED, "aws_masker": {"masked": {}, "restored": {}}}
+    kong.shared["aws_masker_event"] = event_summary(kong, None)
     fake_publisher.lines = [("warn", "aws-masker: events: cannot publish"), ("notice", "counters")]
     plugin.log(kong)
     assert kong.calls[-1] == ("kong.log.warn", ("aws-masker: events: cannot publish",))
-    assert len(kong.calls) == 2  # serialize + one line: at most two calls
+    assert len(kong.calls) == 2  # the summary + one line: at most two calls
     kong.calls.clear()
     plugin.log(kong)
     assert kong.calls[-1] == ("kong.log.notice", ("counters",))
@@ -213,10 +238,10 @@ def test_a_failing_log_phase_loses_events_not_requests(
     fake_publisher: FakePublisher, caplog: pytest.LogCaptureFixture
 ) -> None:
     kong, plugin = masked_request(defaults(enable_event_monitoring=True))
-    kong.serialized = "not a dict"  # type: ignore[assignment]
+    kong.shared["aws_masker_event"] = "not json"
     plugin.log(kong)  # must not raise into the plugin server
     assert fake_publisher.events == []
-    assert "the log phase failed (AttributeError)" in caplog.text
+    assert "the log phase failed (JSONDecodeError)" in caplog.text
 
 
 # -- the publisher, with a fake connection ---------------------------------------------------------------

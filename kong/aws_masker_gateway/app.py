@@ -507,9 +507,13 @@ class Gateway:
 
     # -- log -------------------------------------------------------------------------------------
     async def _log_phase(self, ctx: RequestContext, plugins: list[ConfiguredPlugin]) -> None:
+        """``Kong.log``: Lua plugins' ``log`` runs in nginx's log phase, by priority; an external
+        plugin's ``log`` is a 0-delay timer scheduled there, so it runs after every Lua one and
+        sees what they left in ``kong.ctx.shared``."""
         try:
             ctx.phase = "log"
-            for plugin in plugins:
+            in_order = [p for p in plugins if p.is_lua] + [p for p in plugins if not p.is_lua]
+            for plugin in in_order:
                 if "log" not in plugin.phases:
                     continue
                 try:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .declarative import DEFAULT_WS_ID
+
 if TYPE_CHECKING:
     from .lua import LuaRequestState
     from .router import RouteMatch
@@ -224,5 +226,22 @@ class RequestContext:
         self.upstream.headers.popall(name, None)
         self.upstream.headers.add(name, value)
 
+    def lua_route(self) -> dict[str, Any] | None:
+        """``kong.router.get_route()``: the matched route entity (unset fields absent)."""
+        return entity(self.match.route if self.match else None)
+
+    def lua_service(self) -> dict[str, Any] | None:
+        return entity(self.match.service if self.match else None)
+
     def lua_log(self, level: str, message: str) -> None:
         self.kong_log(level, message)
+
+
+def entity(obj: Any) -> dict[str, Any] | None:
+    """A route or service as Kong hands it to plugins (``ctx.route``, ``kong.router.get_route()``,
+    the log serializer's copy): its fields, unset ones absent, and its workspace."""
+    if obj is None:
+        return None
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(obj).items() if v is not None}
+    out["ws_id"] = DEFAULT_WS_ID
+    return out

@@ -22,6 +22,7 @@ over RPC become Lua strings/tables and read back with Lua semantics (an empty di
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import logging
 import os
@@ -70,6 +71,8 @@ class LuaHost(Protocol):
     def lua_response_header(self, name: str) -> str | None: ...
     def lua_set_response_header(self, name: str, values: list[str] | None, add: bool) -> None: ...
     def lua_set_upstream_header(self, name: str, value: str) -> None: ...
+    def lua_route(self) -> dict[str, Any] | None: ...
+    def lua_service(self) -> dict[str, Any] | None: ...
     def lua_log(self, level: str, message: str) -> None: ...
 
 
@@ -151,9 +154,15 @@ local function header_values(value)
 end
 
 local ACCESS_REWRITE_BALANCER = { rewrite = true, access = true, balancer = true }
+local ROUTER_PHASES = { access = true, header_filter = true, response = true, body_filter = true,
+                        log = true }
 
 local kong = {
   ctx = { shared = proxy("shared"), plugin = proxy("plugin") },
+  router = {
+    get_route = function() check_phase(ROUTER_PHASES) return host.route(cur().handle) end,
+    get_service = function() check_phase(ROUTER_PHASES) return host.service(cur().handle) end,
+  },
   service = {
     request = {
       set_header = function(name, value)
@@ -550,6 +559,8 @@ class LuaEngine:
             attribute_filter=self._deny_attributes,
         )
         self._lua_type = _lupa.lua_type
+        self._entities: dict[Any, Any] = {}
+        self._entries: dict[tuple[int, ...], tuple[list[LuaChunk], Any]] = {}
         package = self.runtime.globals()[b"package"]
         default_path = package[b"path"].decode()
         path = package_path or DEFAULT_PACKAGE_PATH
@@ -567,6 +578,8 @@ class LuaEngine:
                 b"response_header": lambda h, name: _b(h.lua_response_header(_s(name))),
                 b"set_response_header": self._set_response_header,
                 b"set_upstream_header": lambda h, name, value: h.lua_set_upstream_header(_s(name), _s(value)),
+                b"route": lambda h: self._entity_table(h.lua_route()),
+                b"service": lambda h: self._entity_table(h.lua_service()),
                 b"log": lambda h, level, msg: h.lua_log(_s(level), _s(msg)),
                 b"now": clock,
             }
@@ -580,6 +593,19 @@ class LuaEngine:
                     "install Debian's lua-cjson (apt-get install lua-cjson) or set KONG_LUA_PACKAGE_CPATH"
                 ) from exc
             raise
+
+    def _entity_table(self, entity: dict[str, Any] | None) -> Any:
+        """A route or service as one Lua table per entity, like Kong's ``ctx.route``: shared by
+        every request, built once (an entity changes only with a new configuration)."""
+        if entity is None:
+            return None
+        key = entity.get("id")
+        table = self._entities.get(key)
+        if table is None:
+            if len(self._entities) > 10_000:  # configurations come and go: keep the latest ones
+                self._entities.clear()
+            table = self._entities[key] = self.py_to_lua(entity)
+        return table
 
     @staticmethod
     def _deny_attributes(obj: Any, attr_name: Any, is_setting: bool) -> Any:
@@ -605,8 +631,13 @@ class LuaEngine:
 
     def run(self, state: LuaRequestState, phase: str, chunks: list[LuaChunk], plugin: str = "") -> LuaOutcome:
         """Run serverless ``chunks`` in ``phase`` (``plugin`` names their ``kong.ctx.plugin``)."""
-        entries = self.runtime.table_from([c.handle for c in chunks])
-        kind, message = self.api.run(state.table, phase.encode(), entries, plugin.encode())
+        key = tuple(id(c) for c in chunks)
+        entries = self._entries.get(key)
+        if entries is None:  # the same compiled functions every request (they live with the config)
+            if len(self._entries) > 10_000:  # configurations come and go: keep the latest ones
+                self._entries.clear()
+            entries = self._entries[key] = (chunks, self.runtime.table_from([c.handle for c in chunks]))
+        kind, message = self.api.run(state.table, _ascii(phase), entries[1], _ascii(plugin))
         return LuaOutcome(_s(kind), _s(message))
 
     # -- Lua plugins -----------------------------------------------------------------------------
@@ -654,7 +685,7 @@ class LuaEngine:
 
     def run_handler(self, state: LuaRequestState, plugin: LuaPlugin, phase: str, conf: Any) -> LuaOutcome:
         kind, message = self.api.run_handler(
-            state.table, phase.encode(), plugin.name.encode(), plugin.handler, conf
+            state.table, _ascii(phase), _ascii(plugin.name), plugin.handler, conf
         )
         return LuaOutcome(_s(kind), _s(message))
 
@@ -749,6 +780,12 @@ class LuaEngine:
                 return [self.lua_to_py(v) for _, v in ordered]
             return {self.lua_to_py(k): self.lua_to_py(v) for k, v in items}
         raise PackError(f"pack '{kind or 'userdata'}' is unimplemented")
+
+
+@functools.lru_cache(maxsize=256)
+def _ascii(name: str) -> bytes:
+    """A phase or plugin name as a Lua string (the same few names, every call)."""
+    return name.encode()
 
 
 def _b(value: str | bytes | None) -> bytes | None:

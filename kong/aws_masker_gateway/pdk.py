@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from multidict import CIMultiDict
 
-from .context import ExitResponse, LuaError, PdkExit, RequestBody, RequestContext, UpstreamRequest
+from .context import ExitResponse, LuaError, PdkExit, RequestBody, RequestContext, UpstreamRequest, entity
 from .declarative import DEFAULT_WS_ID
 from .errors import error_body
 from .lua import EXIT_BODY_ENCODING_FAILED, JsonBody, LuaEngine, LuaRequestState
@@ -760,17 +760,6 @@ for _level in LOG_LEVELS:
     _pdk(f"kong.log.{_level}", ANY_PHASE)(_log_function(_level))
 
 
-def _entity(obj: Any) -> dict[str, Any] | None:
-    """A route or service as ``cycle_aware_deep_copy(ctx.route)`` gives it (unset fields absent)."""
-    if obj is None:
-        return None
-    out: dict[str, Any] = {}
-    for name, value in vars(obj).items():
-        out[name] = list(value) if isinstance(value, tuple) else value
-    out["ws_id"] = DEFAULT_WS_ID
-    return out
-
-
 @_pdk("kong.log.serialize", frozenset({LOG}))
 def _log_serialize(call: PdkCall) -> str:
     """``kong.log.serialize()`` as the bridge returns it: JSON text (``cjson_encode``), with the
@@ -813,8 +802,8 @@ def _log_serialize(call: PdkCall) -> str:
             "request": record.total_latency_ms or ctx.elapsed_ms(),
             "receive": 0,
         },
-        "route": _entity(route),
-        "service": _entity(service),
+        "route": entity(route),
+        "service": entity(service),
         "client_ip": ctx.client_ip,
         "started_at": int(ctx.start_time * 1000),
         "source": ctx.source,
@@ -854,19 +843,12 @@ def _client_none(call: PdkCall) -> None:
 
 @_pdk("kong.router.get_route", ANY_PHASE)
 def _router_route(call: PdkCall) -> dict[str, Any] | None:
-    match = call.ctx.match
-    if match is None:
-        return None
-    r = match.route
-    return {"id": r.id, "name": r.name, "paths": list(r.paths), "strip_path": r.strip_path}
+    return call.ctx.lua_route()
 
 
 @_pdk("kong.router.get_service", ANY_PHASE)
 def _router_service(call: PdkCall) -> dict[str, Any] | None:
-    service = call.ctx.match.service if call.ctx.match else None
-    if service is None:
-        return None
-    return {"id": service.id, "name": service.name, "host": service.host, "port": service.port}
+    return call.ctx.lua_service()
 
 
 @_pdk("kong.ip.is_trusted", ANY_PHASE)

@@ -54,11 +54,14 @@ class Monitor:
         return rate >= 1.0 or self._random() < rate
 
     def report(
-        self, serialized: Mapping[str, Any], masked: Mapping[str, Any], restored: Mapping[str, Any] | None
+        self,
+        request: RequestInfo,
+        masked: Mapping[str, Any],
+        restored: Mapping[str, Any] | None,
     ) -> None:
         # the publisher starts (thread, connection) with the first sampled request, not at import
         publisher = publisher_for(self.settings.publisher, self)
-        for event in build_events(serialized, masked, restored):
+        for event in build_events(request, masked, restored):
             publisher.enqueue(event)
 
     def failed(self, exc: BaseException) -> None:
@@ -73,11 +76,31 @@ class Monitor:
         return publisher_for(self.settings.publisher, self).take_line()
 
 
-def _name(entity: Any) -> str | None:
-    if not isinstance(entity, dict):
-        return None
-    name = entity.get("name") or entity.get("id")
-    return name if isinstance(name, str) else None
+@dataclass(frozen=True)
+class RequestInfo:
+    """What an event says about its request: Kong's request id, route and service names."""
+
+    request_id: str | None
+    route: str | None
+    service: str | None
+
+    @classmethod
+    def from_values(cls, request_id: Any, route: Any, service: Any) -> RequestInfo:
+        def text(value: Any) -> str | None:
+            return value if isinstance(value, str) and value else None
+
+        return cls(text(request_id), text(route), text(service))
+
+    @classmethod
+    def from_serialized(cls, serialized: Mapping[str, Any]) -> RequestInfo:
+        """From ``kong.log.serialize()`` (route and service are whole entities there)."""
+
+        def name(entity: Any) -> Any:
+            return (entity.get("name") or entity.get("id")) if isinstance(entity, dict) else None
+
+        request = serialized.get("request")
+        request_id = request.get("id") if isinstance(request, dict) else None
+        return cls.from_values(request_id, name(serialized.get("route")), name(serialized.get("service")))
 
 
 def _counts(value: Any) -> dict[str, int]:
@@ -91,16 +114,14 @@ def _number(value: Any) -> float:
 
 
 def build_events(
-    serialized: Mapping[str, Any], masked: Mapping[str, Any], restored: Mapping[str, Any] | None
+    request: RequestInfo, masked: Mapping[str, Any], restored: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
-    """The ``data_masked`` and ``data_unmasked`` events of one request, from ``kong.log.serialize()``
-    (request id, route, service) and the counts aws-masker and aws-masker-restore left."""
-    request = serialized.get("request")
-    request_id = request.get("id") if isinstance(request, dict) else None
+    """The ``data_masked`` and ``data_unmasked`` events of one request, from the counts aws-masker
+    and aws-masker-restore left."""
     common = {
-        "request_id": request_id if isinstance(request_id, str) and request_id else None,
-        "route": _name(serialized.get("route")),
-        "service": _name(serialized.get("service")),
+        "request_id": request.request_id,
+        "route": request.route,
+        "service": request.service,
         "source": SOURCE,
     }
     masked_counts = _counts(masked.get("categories"))

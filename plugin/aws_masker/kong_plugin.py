@@ -35,7 +35,7 @@ class Plugin:
         # Every phase is wrapped: an exception before the first PDK call would deadlock the plugin
         # server (docs/kong-protocol.md), and any failure must end the request, never forward it.
         try:
-            access(kong, self.masker, self.limits)
+            access(kong, self.masker, self.limits, self.monitor.settings.enabled)
         except Exception as exc:  # fail closed on anything
             fail(kong, exc)
 

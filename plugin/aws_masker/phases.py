@@ -15,13 +15,15 @@ paid by the request that makes it, so each one is justified in a comment next to
     answer uncompressed for the restore to work as it streams: the restore plugin's own ``access``
     (Lua, after this one) sets ``Accept-Encoding: identity``, which costs no round trip.
 
-``log`` (after the response has gone to the client; Kong runs it from a timer):
+``log`` (after the response has gone to the client; Kong runs it from a timer, after every Lua
+plugin's log phase):
     none when monitoring is off or the request is not sampled;
-    1. ``kong.log.serialize()``: request id, route, service and the counts the restore plugin left;
-    2. ``kong.ctx.shared.get("aws_masker")``: only when the restore plugin left no counts (not
-       installed, or Kong answered the request itself), for the masking counts; or else
-       ``kong.log.warn``/``notice``: only when the publisher has a line for Kong's log (a Redis
+    1. ``kong.ctx.shared.get("aws_masker_event")``: the small JSON string the restore plugin's log
+       phase left: Kong's request id, route, service and both sides' counts;
+    2. ``kong.log.warn``/``notice``: only when the publisher has a line for Kong's log (a Redis
        error, or its counters every ``event_stats_interval_s``).
+    Without the restore plugin (not installed) call 1 finds nothing, and the events come from
+    ``kong.log.serialize()`` and our own state instead: 3 calls, and no line.
 
 Kong's own cost per request for this plugin's ``log`` phase, paid even when no event is sampled:
 a ``kong.log.serialize()`` and a copy of ``ngx.ctx`` in nginx's log phase, one timer, one
@@ -48,7 +50,7 @@ from typing import Any
 from .body import mask_request
 from .engine import Masker
 from .errors import BodyTooLargeError, BodyUnavailableError, MaskerError
-from .events import Monitor
+from .events import Monitor, RequestInfo
 from .restore import token_kind
 from .schema import DEFAULT_MAX_BODY_SIZE
 from .tokens import KIND_CATEGORIES
@@ -57,8 +59,8 @@ from .tokens import KIND_CATEGORIES
 # this key is missing, so it must only be set once the body sent upstream is the masked one.
 CTX_KEY = "aws_masker"
 STATE_VERSION = 2
-# the kong.log.serialize() field the restore plugin fills with the counts
-SERIALIZE_KEY = "aws_masker"
+# what the restore plugin's log phase leaves for the events (see its handler.lua)
+EVENT_KEY = "aws_masker_event"
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,8 @@ def _header(headers: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def access(kong: Any, masker: Masker, limits: Limits) -> None:
+def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> None:
+    """Mask the request; ``events``: monitoring is on (the restore plugin then leaves the counts)."""
     # PDK: all request headers in one call (the length checks below, and nothing else is read).
     headers = kong.request.get_headers() or {}
     length = _header(headers, "content-length")
@@ -148,6 +151,7 @@ def access(kong: Any, masker: Masker, limits: Limits) -> None:
             kong.log.notice(f"aws-masker: masked {result.total} identifiers {summary}".rstrip())
     state = {
         "v": STATE_VERSION,
+        "events": events,
         "tokens": tokens,
         "cat": {kind: KIND_CATEGORIES[kind] for kind in {token_kind(t) for t in tokens}},
         "masked": {
@@ -166,21 +170,25 @@ def access(kong: Any, masker: Masker, limits: Limits) -> None:
 def log_phase(kong: Any, monitor: Monitor) -> None:
     if not monitor.sampled():
         return  # monitoring off, or not this request: no PDK call at all
-    # PDK: request id, route, service and the counts the restore plugin left, in one call.
+    # PDK: Kong's request id, route, service and both sides' counts, left by the restore plugin.
+    raw = kong.ctx.shared.get(EVENT_KEY)
+    if raw:
+        summary = json.loads(raw)
+        request = RequestInfo.from_values(
+            summary.get("request_id"), summary.get("route"), summary.get("service")
+        )
+        monitor.report(request, summary.get("masked") or {}, summary.get("restored"))
+        line = monitor.take_line()
+        if line is not None:
+            level, text = line
+            # PDK: the publisher's news for Kong's log (a Redis error once it starts and then at
+            # most every 30 s, or its counters every event_stats_interval_s), sampled requests only.
+            (kong.log.warn if level == "warn" else kong.log.notice)(text)
+        return
+    # PDK: the restore plugin did not run: request id, route and service from Kong's serializer.
     serialized = json.loads(kong.log.serialize())
-    counts = serialized.get(SERIALIZE_KEY)
-    calls = 1
-    if not isinstance(counts, dict) or not isinstance(counts.get("masked"), dict):
-        # PDK: the restore plugin did not run; the masking counts are in our own state.
-        raw_state = kong.ctx.shared.get(CTX_KEY)
-        calls = 2
-        if not raw_state:
-            return  # aws-masker did not mask this request (it was refused): nothing to report
-        counts = {"masked": json.loads(raw_state).get("masked") or {}, "restored": None}
-    monitor.report(serialized, counts["masked"], counts.get("restored"))
-    line = monitor.take_line() if calls == 1 else None
-    if line is not None:
-        level, text = line
-        # PDK: the publisher's news for Kong's log (a Redis error once it starts and then at most
-        # every 30 s, or its counters every event_stats_interval_s), on a sampled request only.
-        (kong.log.warn if level == "warn" else kong.log.notice)(text)
+    # PDK: and the masking counts from our own state.
+    raw_state = kong.ctx.shared.get(CTX_KEY)
+    if not raw_state:
+        return  # aws-masker did not mask this request (it was refused): nothing to report
+    monitor.report(RequestInfo.from_serialized(serialized), json.loads(raw_state).get("masked") or {}, None)

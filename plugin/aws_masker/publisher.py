@@ -4,8 +4,9 @@ One ``Publisher`` per distinct Redis configuration in the plugin server process 
 with one bounded queue, one background thread and one Redis connection, whatever the number of
 concurrent requests. The request path only calls ``enqueue``, which never blocks and never raises: a
 full queue drops the event and counts it. The thread sends a batch with one ``PUBLISH`` when it is
-full or ``flush_interval`` after its first event; while Redis is unreachable it does not take from
-the queue (so a full queue is what drops events), and it reconnects with capped exponential backoff.
+full or ``flush_interval`` after its first event; it is woken for the first event of a batch and
+for a full batch only, not for every event. While Redis is unreachable it does not take from the
+queue (so a full queue is what drops events), and it reconnects with capped exponential backoff.
 
 Operators see the counters three ways: a ``publisher_stats`` message on the channel, a summary line
 in the plugin server's own log, and the same line in Kong's log at notice level, written by the log
@@ -18,12 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import random
 import socket
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +141,8 @@ class Publisher:
         self.settings = settings
         self._connect = connector
         self._on_close = on_close
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=settings.queue_size)
+        self._queue: deque[dict[str, Any]] = deque()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self.enqueued = self.published = self.dropped = self.errors = self.batches = 0
         self._client: Any = None
@@ -159,12 +161,14 @@ class Publisher:
 
     def enqueue(self, event: dict[str, Any]) -> bool:
         """Queue an event for publishing; never blocks, never raises. False if it was dropped."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        held = len(self._queue)
+        if held >= self.settings.queue_size:
             self._count(dropped=1)
             return False
+        self._queue.append(event)
         self._count(enqueued=1)
+        if held == 0 or held + 1 >= self.settings.batch_size:
+            self._wake.set()  # a batch's timer starts, or a batch is full
         return True
 
     def take_line(self) -> tuple[str, str] | None:
@@ -180,13 +184,14 @@ class Publisher:
                 "dropped": self.dropped,
                 "errors": self.errors,
                 "batches": self.batches,
-                "queue_depth": self._queue.qsize(),
+                "queue_depth": len(self._queue),
                 "connected": self._client is not None,
             }
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread after it has sent what it holds (best effort within ``timeout``)."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
 
     # -- the thread ------------------------------------------------------------------------------
@@ -201,22 +206,23 @@ class Publisher:
             self._lines = [*self._lines[-4:], (level, line)]
 
     def _run(self) -> None:
-        batch: list[dict[str, Any]] = []
-        deadline = 0.0
         flush = self.settings.flush_interval_ms / 1000
+        size = self.settings.batch_size
         stats_every = float(self.settings.stats_interval_s)
         next_stats = time.monotonic() + stats_every
+        first_at: float | None = None  # when the batch being gathered got its first event
         idle_since: float | None = None
         retry_at = 0.0
+        held = self._queue
         try:
             while True:
+                self._wake.clear()  # before looking: an event queued after this look sets it again
                 now = time.monotonic()
                 if now >= next_stats:
                     self._stats(stats_every)
                     next_stats = now + stats_every
-                if self._stop.is_set() and (self._client is None or (not batch and self._queue.empty())):
-                    if batch and self._client is not None:
-                        self._send(batch)
+                stopping = self._stop.is_set()
+                if stopping and (self._client is None or not held):
                     return
                 if self._client is None:
                     if now < retry_at:
@@ -224,31 +230,22 @@ class Publisher:
                         continue
                     retry_at = now + self._reconnect()
                     continue
-                wait = min(deadline - now if batch else flush, max(0.0, next_stats - now))
-                try:
-                    batch.append(
-                        self._queue.get(timeout=max(wait, 0.0)) if wait > 0 else self._queue.get_nowait()
-                    )
-                    if len(batch) == 1:
-                        deadline = time.monotonic() + flush
-                    while len(batch) < self.settings.batch_size:
-                        batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    pass
-                if batch and (
-                    len(batch) >= self.settings.batch_size
-                    or time.monotonic() >= deadline
-                    or self._stop.is_set()
-                ):
+                if held and first_at is None:
+                    first_at = now
+                if held and (len(held) >= size or now >= first_at + flush or stopping):  # type: ignore[operator]
+                    batch = [held.popleft() for _ in range(min(size, len(held)))]
+                    first_at = now if held else None
                     if not self._send(batch):
                         retry_at = time.monotonic() + self._backoff()
-                    batch = []
-                if len(self._users) == 0 and not batch and self._queue.empty():
+                    continue
+                if not held and len(self._users) == 0:
                     idle_since = idle_since or now
                     if now - idle_since >= IDLE_CLOSE:
                         return
                 else:
                     idle_since = None
+                until = next_stats if first_at is None else min(next_stats, first_at + flush)
+                self._wake.wait(max(until - now, 0.0))
         finally:
             self._disconnect()
             if self._on_close is not None:

@@ -11,6 +11,7 @@
 --   kong.response.get_status                  ngx.status
 --   kong.request.get_method                   ngx.req.get_method()
 --   kong.service.request.set_header           ngx.req.set_header (the upstream request's header)
+--   kong.router.get_route / get_service       fixed entities named "nginx-route" / "nginx-service"
 -- run() calls a plugin's phase method the way Kong's plugin iterator does; serialize() is the part
 -- of kong.log.serialize() that applies the values set above.
 
@@ -114,7 +115,21 @@ function service.request.set_header(name, value)
   ngx.req.set_header(name, value)
 end
 
-local kong = { ctx = ctx, log = log, response = response, request = request, service = service }
+local ROUTER_PHASES = { access = true, header_filter = true, body_filter = true, log = true }
+local router = {}
+
+function router.get_route()
+  check_phase(ROUTER_PHASES)
+  return { id = "00000000-0000-0000-0000-000000000001", name = "nginx-route" }
+end
+
+function router.get_service()
+  check_phase(ROUTER_PHASES)
+  return { id = "00000000-0000-0000-0000-000000000002", name = "nginx-service" }
+end
+
+local kong = { ctx = ctx, log = log, response = response, request = request, service = service,
+               router = router }
 
 -- Kong's plugin iterator: the plugin's namespace for kong.ctx.plugin and kong.log, then its method
 local function run(name, handler, phase, conf)

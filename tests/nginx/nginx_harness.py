@@ -197,10 +197,13 @@ class Result:
         return [tuple(c) for c in calls] if isinstance(calls, list) else []  # cjson: {} when empty
 
 
-def state_json(tokens: Mapping[str, str], masked: Mapping[str, Any] | None = None) -> str:
+def state_json(
+    tokens: Mapping[str, str], masked: Mapping[str, Any] | None = None, events: bool = False
+) -> str:
     """aws-masker's ``kong.ctx.shared.aws_masker``, built as ``aws_masker.phases.access`` builds it."""
     state = {
         "v": STATE_VERSION,
+        "events": events,
         "tokens": dict(tokens),
         "cat": {kind: KIND_CATEGORIES[kind] for kind in {token_kind(t) for t in tokens}},
         "masked": dict(masked) if masked is not None else {"count": len(tokens), "categories": {}},

@@ -299,7 +299,9 @@ def test_the_state_is_decoded_as_aws_masker_encodes_it(nginx: Nginx) -> None:
 
 
 @pytest.mark.parametrize("content_type", [SSE, "application/json"])
-def test_the_serialized_counts(nginx: Nginx, masker: Masker, content_type: str) -> None:
+def test_the_counts_for_logging_plugins_and_for_the_events(
+    nginx: Nginx, masker: Masker, content_type: str
+) -> None:
     masked, result = masker.mask_text(PROMPT)
     if content_type == SSE:
         body = stream([masked[i : i + 7] for i in range(0, len(masked), 7)])  # every token cut
@@ -309,8 +311,13 @@ def test_the_serialized_counts(nginx: Nginx, masker: Masker, content_type: str) 
                      "processing_time_ms": 0.5, "at": 1700000000000}
     reply = Reply([body[i : i + 50] for i in range(0, len(body), 50)], content_type=content_type,
                   delays=[0.001] * 100)
-    got = nginx.request(reply, None, state=state_json(result.tokens, masked_counts))
+    got = nginx.request(reply, None, state=state_json(result.tokens, masked_counts, events=True))
     check(got, body, result.tokens, content_type)
+    # monitoring on: the log phase leaves aws-masker one small string with both sides' counts
+    event = json.loads(got.record["event"])
+    assert event["request_id"] == got.record["request_id"] and len(event["request_id"]) == 32
+    assert (event["route"], event["service"]) == ("nginx-route", "nginx-service")
+    assert event["masked"] == masked_counts and event["restored"] == got.aws_masker["restored"]
     per_copy = {"ec2": 1, "s3": 1, "rds": 1, "private_ip": 1}
     copies = 1 if content_type == SSE else 2
     assert got.aws_masker["masked"] == masked_counts

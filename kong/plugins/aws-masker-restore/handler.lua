@@ -14,14 +14,16 @@
 -- Accept-Encoding sends one) passes with its tokens, never corrupted. So does the rest of a response
 -- whose restore fails or would hold more than max_held_bytes. Either way no original is exposed.
 --
--- The counts (never values) go into kong.log.serialize() as `aws_masker`, for aws-masker's
--- monitoring events and for any logging plugin.
+-- The counts (never values) go into kong.log.serialize() as `aws_masker`, for any logging plugin,
+-- and, when aws-masker's monitoring is on, into kong.ctx.shared.aws_masker_event in the log phase,
+-- which Kong runs before aws-masker's own log phase (a timer): one small string for its events.
 
 local cjson = require "cjson.safe"
 local restore = require "kong.plugins.aws-masker-restore.restore"
 local sse = require "kong.plugins.aws-masker-restore.sse"
 
 local STATE_KEY = "aws_masker"
+local EVENT_KEY = "aws_masker_event"  -- this request's counts for aws-masker's monitoring events
 local STATE_VERSION = 2
 local SERIALIZE_KEY = "aws_masker"
 
@@ -73,6 +75,7 @@ function AwsMaskerRestore:header_filter(conf)
   end
   local restored = { count = 0, categories = {}, processing_time_ms = 0, body_size = 0,
                      restore = "not_run" }
+  kong.ctx.plugin.restored = restored
   -- the table is read when the log phase serializes, so the updates below show
   kong.log.set_serialize_value(SERIALIZE_KEY, { masked = state.masked, restored = restored })
   if kong.response.get_source() ~= "service" then
@@ -145,6 +148,21 @@ function AwsMaskerRestore:body_filter(conf)
   if eof and record.restore == "incomplete" then
     record.restore = (r ~= nil and r.passed) and "passed" or "complete"
   end
+end
+
+function AwsMaskerRestore:log(conf)
+  local state = state_of(kong.ctx.plugin)
+  if state == nil or not state.events then
+    return  -- monitoring is off: nothing to hand over
+  end
+  local route, service = kong.router.get_route(), kong.router.get_service()
+  kong.ctx.shared[EVENT_KEY] = cjson.encode({
+    request_id = ngx.var.kong_request_id,
+    route = route and (route.name or route.id),
+    service = service and (service.name or service.id),
+    masked = state.masked,
+    restored = kong.ctx.plugin.restored,
+  })
 end
 
 return AwsMaskerRestore
