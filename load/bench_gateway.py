@@ -237,7 +237,8 @@ class RunningGateway:
             load_settings(env=env, prefix=str(prefix)), kong_yml(upstream, redis_port)
         )
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
         self.port = self._call(self._start())
 
     def _call(self, coro: Any) -> Any:
@@ -270,6 +271,8 @@ class RunningGateway:
 
         self._call(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few requests only (a smoke test)")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
-    seq_n, conc_s, ttfb_n = (20, 0.5, 2) if args.quick else (150, 3.0, 5)
+    seq_n, conc_s, ttfb_n, warm_n = (20, 0.5, 2, 20) if args.quick else (150, 3.0, 5, 200)
 
     prompt = prompt_8k()
     body = json.dumps(
@@ -322,13 +325,13 @@ def main(argv: list[str] | None = None) -> int:
                 url = f"http://127.0.0.1:{gw.port}"
                 progress("warming up (monitoring not used yet)")
                 for mode in ("aws-masker", "noop", "none"):
-                    run_client({"kind": "sequential", "url": url + ROUTES[mode], "n": 200, "body": body})
+                    run_client({"kind": "sequential", "url": url + ROUTES[mode], "n": warm_n, "body": body})
                 # the plugin server's threads and allocator arenas grow to the concurrency first
                 run_client(
                     {
                         "kind": "concurrent",
                         "url": url + ROUTES["aws-masker"],
-                        "seconds": 3,
+                        "seconds": conc_s,
                         "concurrency": CONCURRENCY,
                         "body": body,
                     }

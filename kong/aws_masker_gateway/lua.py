@@ -559,8 +559,6 @@ class LuaEngine:
             attribute_filter=self._deny_attributes,
         )
         self._lua_type = _lupa.lua_type
-        self._entities: dict[Any, Any] = {}
-        self._entries: dict[tuple[int, ...], tuple[list[LuaChunk], Any]] = {}
         package = self.runtime.globals()[b"package"]
         default_path = package[b"path"].decode()
         path = package_path or DEFAULT_PACKAGE_PATH
@@ -578,8 +576,8 @@ class LuaEngine:
                 b"response_header": lambda h, name: _b(h.lua_response_header(_s(name))),
                 b"set_response_header": self._set_response_header,
                 b"set_upstream_header": lambda h, name, value: h.lua_set_upstream_header(_s(name), _s(value)),
-                b"route": lambda h: self._entity_table(h.lua_route()),
-                b"service": lambda h: self._entity_table(h.lua_service()),
+                b"route": lambda h: self.py_to_lua(h.lua_route()),
+                b"service": lambda h: self.py_to_lua(h.lua_service()),
                 b"log": lambda h, level, msg: h.lua_log(_s(level), _s(msg)),
                 b"now": clock,
             }
@@ -593,19 +591,6 @@ class LuaEngine:
                     "install Debian's lua-cjson (apt-get install lua-cjson) or set KONG_LUA_PACKAGE_CPATH"
                 ) from exc
             raise
-
-    def _entity_table(self, entity: dict[str, Any] | None) -> Any:
-        """A route or service as one Lua table per entity, like Kong's ``ctx.route``: shared by
-        every request, built once (an entity changes only with a new configuration)."""
-        if entity is None:
-            return None
-        key = entity.get("id")
-        table = self._entities.get(key)
-        if table is None:
-            if len(self._entities) > 10_000:  # configurations come and go: keep the latest ones
-                self._entities.clear()
-            table = self._entities[key] = self.py_to_lua(entity)
-        return table
 
     @staticmethod
     def _deny_attributes(obj: Any, attr_name: Any, is_setting: bool) -> Any:
@@ -631,13 +616,8 @@ class LuaEngine:
 
     def run(self, state: LuaRequestState, phase: str, chunks: list[LuaChunk], plugin: str = "") -> LuaOutcome:
         """Run serverless ``chunks`` in ``phase`` (``plugin`` names their ``kong.ctx.plugin``)."""
-        key = tuple(id(c) for c in chunks)
-        entries = self._entries.get(key)
-        if entries is None:  # the same compiled functions every request (they live with the config)
-            if len(self._entries) > 10_000:  # configurations come and go: keep the latest ones
-                self._entries.clear()
-            entries = self._entries[key] = (chunks, self.runtime.table_from([c.handle for c in chunks]))
-        kind, message = self.api.run(state.table, _ascii(phase), entries[1], _ascii(plugin))
+        entries = self.runtime.table_from([c.handle for c in chunks])
+        kind, message = self.api.run(state.table, _ascii(phase), entries, _ascii(plugin))
         return LuaOutcome(_s(kind), _s(message))
 
     # -- Lua plugins -----------------------------------------------------------------------------

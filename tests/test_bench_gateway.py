@@ -1,0 +1,27 @@
+"""``make bench-gateway --quick`` runs to the end, exits 0 and writes its section (a smoke test:
+nothing here looks at timings)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_writes_its_section(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nnotes kept\n")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "load" / "bench_gateway.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT / "load",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = out.read_text()
+    assert "notes kept" in doc
+    section = doc.split("<!-- bench-gateway:start -->", 1)[1].split("<!-- bench-gateway:end -->", 1)[0]
+    for mode in ("| none |", "| noop |", "| aws-masker |", "| aws-masker+events |"):
+        assert mode in section
+    assert "Monitoring at 100% sampling" in section and "PDK calls 4 (access 4)" in section
+    assert "round 2/2" in proc.stderr  # progress while it runs
