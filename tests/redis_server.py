@@ -4,9 +4,11 @@ port. Used by the subscriber, publisher and end-to-end tests."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,3 +180,44 @@ class RedisServer:
         assert all(n >= 1 for n in receivers), f"a PUBLISH reached no subscriber: {receivers}"
 
 
+
+
+class ChannelListener:
+    """A raw SUBSCRIBE on a channel of ``server``, collecting every message in a thread (it keeps
+    trying while the server is down)."""
+
+    def __init__(self, server: RedisServer, channel: str = CHANNEL) -> None:
+        self.client = server.client()
+        self.pubsub = self.client.pubsub()
+        self.pubsub.subscribe(channel)
+        self.raw: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            except redis.RedisError:
+                time.sleep(0.1)
+                continue
+            if message:
+                self.raw.append(message["data"])
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in list(self.raw)]
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event published, batches unpacked, without the publisher's stats."""
+        out: list[dict[str, Any]] = []
+        for message in self.messages:
+            out += message["events"] if message["event_type"] == "batch" else [message]
+        return [e for e in out if e["event_type"] != "publisher_stats"]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.pubsub.close()
+        self.client.close()

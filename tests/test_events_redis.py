@@ -3,15 +3,13 @@ connection, batches on the channel, a stopped Redis, a restarted one, auth and T
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
-from redis_server import CHANNEL, RedisServer, make_tls_files, redis_server_has_tls
+from redis_server import ChannelListener, RedisServer, make_tls_files, redis_server_has_tls
 
 from aws_masker import publisher
 from aws_masker.publisher import Publisher, PublisherSettings
@@ -22,42 +20,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
-
-
-class Listener:
-    """A raw SUBSCRIBE on the channel, collecting every message in a thread."""
-
-    def __init__(self, server: RedisServer) -> None:
-        self.client = server.client()
-        self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe(CHANNEL)
-        self.messages: list[dict[str, Any]] = []
-        self.raw: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                message = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            except redis.RedisError:
-                return
-            if message:
-                self.raw.append(message["data"])
-                self.messages.append(json.loads(message["data"]))
-
-    def events(self) -> list[dict[str, Any]]:
-        out = []
-        for m in self.messages:
-            out += m["events"] if m["event_type"] == "batch" else [m]
-        return [e for e in out if e["event_type"] != "publisher_stats"]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.pubsub.close()
-        self.client.close()
 
 
 def settings_for(server: RedisServer, **conf: Any) -> PublisherSettings:
@@ -86,7 +48,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_batches_reach_the_channel_on_one_connection(make_redis: Callable[..., RedisServer]) -> None:
     server = make_redis()
-    listener = Listener(server)
+    listener = ChannelListener(server)
     pub = Publisher(settings_for(server, event_batch_size=5))
     threads = [
         threading.Thread(target=lambda k=k: [pub.enqueue(event(k * 100 + i)) for i in range(50)])
@@ -123,7 +85,7 @@ def test_redis_stopped_then_restarted(make_redis: Callable[..., RedisServer], fa
         "cannot publish to redis://127.0.0.1" in lines[0][1] and "Connection closed by server;" in lines[0][1]
     )
     server.start()  # the same port
-    listener = Listener(server)
+    listener = ChannelListener(server)
     pub.enqueue(event(999))
     wait_for(lambda: any(e["n"] == 999 for e in listener.events()), timeout=10)
     assert any("reconnected" in text for _, text in iter(pub.take_line, None))
@@ -153,7 +115,7 @@ def test_wrong_password_says_so_and_drops(make_redis: Callable[..., RedisServer]
     assert pub.counters()["dropped"] == 45
     pub.close()
     good = Publisher(settings_for(server, event_batch_size=1))
-    listener = Listener(server)
+    listener = ChannelListener(server)
     good.enqueue(event(1))
     wait_for(lambda: listener.events() == [event(1)])
     good.close()
@@ -164,7 +126,7 @@ def test_wrong_password_says_so_and_drops(make_redis: Callable[..., RedisServer]
 def test_tls_with_a_private_ca(make_redis: Callable[..., RedisServer], tmp_path) -> None:  # type: ignore[no-untyped-def]
     tls = make_tls_files(tmp_path / "tls")
     server = make_redis(tls=tls)
-    listener = Listener(server)
+    listener = ChannelListener(server)
     pub = Publisher(settings_for(server, redis_ssl=True, redis_ssl_ca_file=str(tls.ca), event_batch_size=1))
     pub.enqueue(event(7))
     wait_for(lambda: listener.events() == [event(7)])

@@ -390,11 +390,12 @@ function api.serialize(rstate, root)
   return api.encode_json(root)
 end
 
--- a Lua plugin's phase: handler[phase](handler, conf), inside a coroutine like kong.response.exit needs
-function api.run_handler(rstate, phase, name, handler, conf)
+-- run fn as plugin `name`'s `phase` of the request, in a coroutine (kong.response.exit yields out):
+-- "ok", "exit" or "error" and its message
+local function resume(rstate, phase, name, fn)
   rstate.phase = phase
   rstate.plugin = api.namespace(rstate, name)
-  local co = coroutine.create(function() handler[phase](handler, conf) end)
+  local co = coroutine.create(fn)
   local previous = current
   current = rstate
   local ok, res = coroutine.resume(co)
@@ -405,6 +406,11 @@ function api.run_handler(rstate, phase, name, handler, conf)
     return "error", "attempt to yield from a plugin"
   end
   return "ok", ""
+end
+
+-- a Lua plugin's phase: handler[phase](handler, conf), inside a coroutine like kong.response.exit needs
+function api.run_handler(rstate, phase, name, handler, conf)
+  return resume(rstate, phase, name, function() handler[phase](handler, conf) end)
 end
 
 -- kong.ctx.plugin: one table per plugin and request
@@ -445,21 +451,9 @@ function api.new_request(handle)
 end
 
 function api.run(rstate, phase, entries, name)
-  rstate.phase = phase
-  rstate.plugin = api.namespace(rstate, name)
-  local co = coroutine.create(function()
+  return resume(rstate, phase, name, function()
     for i = 1, #entries do run_entry(entries[i]) end
   end)
-  local previous = current
-  current = rstate
-  local ok, res = coroutine.resume(co)
-  current = previous
-  if not ok then return "error", tostring(res) end
-  if coroutine.status(co) == "suspended" then
-    if res == EXIT then return "exit", "" end
-    return "error", "attempt to yield from a plugin"
-  end
-  return "ok", ""
 end
 
 function api.shared_get(rstate, key) return rstate.shared[key] end

@@ -118,48 +118,41 @@ def build_events(
 ) -> list[dict[str, Any]]:
     """The ``data_masked`` and ``data_unmasked`` events of one request, from the counts aws-masker
     and aws-masker-restore left."""
-    common = {
+    now = int(time.time() * 1000)
+    at = masked.get("at")
+    restored = restored if isinstance(restored, dict) else {}
+    state = restored.get("restore")
+    return [
+        _event("data_masked", "mask", at if isinstance(at, int) else now, request, masked),
+        _event("data_unmasked", "unmask", now, request, restored,
+               restore=state if state in RESTORE_STATES else "not_run"),
+    ]  # fmt: skip
+
+
+def _event(
+    event_type: str,
+    action: str,
+    timestamp: int,
+    request: RequestInfo,
+    counts: Mapping[str, Any],
+    **extra: str,
+) -> dict[str, Any]:
+    categories = _counts(counts.get("categories"))
+    return {
+        "event_id": uuid.uuid4().hex,
+        "event_type": event_type,
+        "timestamp": timestamp,
         "request_id": request.request_id,
         "route": request.route,
         "service": request.service,
         "source": SOURCE,
+        "details": {
+            "action": action,
+            "processing_time_ms": round(_number(counts.get("processing_time_ms")), 3),
+            "pattern_count": sum(categories.values()),
+            "patterns_used": categories,
+            "body_size": int(_number(counts.get("body_size"))),
+            "plugin_version": __version__,
+            **extra,
+        },
     }
-    masked_counts = _counts(masked.get("categories"))
-    at = masked.get("at")
-    events = [
-        {
-            "event_id": uuid.uuid4().hex,
-            "event_type": "data_masked",
-            "timestamp": at if isinstance(at, int) else int(time.time() * 1000),
-            **common,
-            "details": {
-                "action": "mask",
-                "processing_time_ms": round(_number(masked.get("processing_time_ms")), 3),
-                "pattern_count": sum(masked_counts.values()),
-                "patterns_used": masked_counts,
-                "body_size": int(_number(masked.get("body_size"))),
-                "plugin_version": __version__,
-            },
-        }
-    ]
-    restored = restored if isinstance(restored, dict) else {}
-    restored_counts = _counts(restored.get("categories"))
-    state = restored.get("restore")
-    events.append(
-        {
-            "event_id": uuid.uuid4().hex,
-            "event_type": "data_unmasked",
-            "timestamp": int(time.time() * 1000),
-            **common,
-            "details": {
-                "action": "unmask",
-                "processing_time_ms": round(_number(restored.get("processing_time_ms")), 3),
-                "pattern_count": sum(restored_counts.values()),
-                "patterns_used": restored_counts,
-                "body_size": int(_number(restored.get("body_size"))),
-                "plugin_version": __version__,
-                "restore": state if state in RESTORE_STATES else "not_run",
-            },
-        }
-    )
-    return events

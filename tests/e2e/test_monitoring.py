@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from redis_server import CHANNEL, RedisServer
+from redis_server import ChannelListener, RedisServer
 
 from aws_masker.tokens import TOKEN_RE
 
@@ -41,40 +39,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "
     while not condition():
         assert time.monotonic() < deadline, f"{what} not met in time"
         time.sleep(0.05)
-
-
-class Listener:
-    def __init__(self, server: RedisServer) -> None:
-        self.client = server.client()
-        self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe(CHANNEL)
-        self.raw: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                message = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            except redis.RedisError:
-                time.sleep(0.1)
-                continue
-            if message:
-                self.raw.append(message["data"])
-
-    def events(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for raw in list(self.raw):
-            message = json.loads(raw)
-            out += message["events"] if message["event_type"] == "batch" else [message]
-        return [e for e in out if e["event_type"] in ("data_masked", "data_unmasked")]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.pubsub.close()
-        self.client.close()
 
 
 @pytest.fixture
@@ -105,7 +69,7 @@ def by_request(events: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 def test_each_request_gets_both_events_with_kongs_request_id(monitored: tuple[Stack, RedisServer]) -> None:
     stack, server = monitored
-    listener = Listener(server)
+    listener = ChannelListener(server)
     ids = []
     for body in (request(), request(stream=True), request("nothing to mask")):
         status, headers, _ = stack.post("/claude-proxy/v1/messages", body)
@@ -145,7 +109,7 @@ def test_sampling_keeps_both_events_of_a_request_together(
         "event_flush_interval_ms": 50,
     }
     with running(tmp_path, config_factory=lambda url: stub_config(url, **fields)) as stack:
-        listener = Listener(server)
+        listener = ChannelListener(server)
         for _ in range(40):
             assert stack.post("/claude-proxy/v1/messages", request())[0] == 200
         time.sleep(1.5)
@@ -165,7 +129,7 @@ def test_redis_down_then_back(monitored: tuple[Stack, RedisServer]) -> None:
     assert all(o in json.loads(body)["content"][0]["text"] for _, _, body in results for o in ORIGINALS)
     assert stack.stub_stats()["leaks"] == 0
     server.start()
-    listener = Listener(server)
+    listener = ChannelListener(server)
     resumed_at = time.monotonic()
     while not listener.events():
         assert time.monotonic() - resumed_at < 15, "publishing did not resume"
@@ -179,7 +143,7 @@ def test_redis_down_then_back(monitored: tuple[Stack, RedisServer]) -> None:
 
 def test_a_hundred_concurrent_requests_one_redis_connection(monitored: tuple[Stack, RedisServer]) -> None:
     stack, server = monitored
-    listener = Listener(server)
+    listener = ChannelListener(server)
     with ThreadPoolExecutor(100) as pool:
         results = list(pool.map(lambda _: stack.post("/claude-proxy/v1/messages", request())[0], range(100)))
     assert results == [200] * 100
