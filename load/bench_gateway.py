@@ -53,6 +53,7 @@ from benchlib import machine, pct, write_section
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker_gateway.app import Gateway, create_gateway, run_site, shutdown_site
+from aws_masker_gateway.orphans import die_with_parent
 from aws_masker_gateway.settings import load_settings
 from aws_masker_stack.localredis import free_port, private_server_argv
 
@@ -294,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     upstream = subprocess.Popen(
-        [sys.executable, __file__, "--upstream", str(port), answer], stdout=subprocess.DEVNULL
+        [sys.executable, __file__, "--upstream", str(port), answer],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     redis_dir = tempfile.TemporaryDirectory()
     redis_port = free_port()
@@ -302,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if redis_argv is None:
         print("bench-gateway: redis-server is not installed (scripts/system-deps.sh test)", file=sys.stderr)
         return 1
-    redis_proc = subprocess.Popen(redis_argv, stdout=subprocess.DEVNULL)
+    redis_proc = subprocess.Popen(redis_argv, stdout=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def progress(msg: str) -> None:
         print(f"bench-gateway: {msg}", file=sys.stderr, flush=True)

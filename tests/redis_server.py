@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from aws_masker_gateway.orphans import die_with_parent
+
 CHANNEL = "aws-masker:events"
 WAIT_S = 15.0
 
@@ -134,7 +136,13 @@ class RedisServer:
             raise RuntimeError("redis-server is not on PATH (.ci/run installs it)")
         log = self.log_path.open("ab")
         try:
-            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                self.argv(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                preexec_fn=die_with_parent,
+            )
         finally:
             log.close()
         deadline = time.monotonic() + WAIT_S
@@ -178,8 +186,6 @@ class RedisServer:
                 pipe.publish(channel, payload)
             receivers = pipe.execute()
         assert all(n >= 1 for n in receivers), f"a PUBLISH reached no subscriber: {receivers}"
-
-
 
 
 class ChannelListener:

@@ -20,8 +20,12 @@ def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
 
 
 def test_method_names_convert_like_kong_pdk() -> None:
-    for cmd, name in (("HandleEvent", "handle_event"), ("StepMultiMap", "step_multi_map"),
-                      ("GetStatus", "get_status"), ("Step", "step")):
+    for cmd, name in (
+        ("HandleEvent", "handle_event"),
+        ("StepMultiMap", "step_multi_map"),
+        ("GetStatus", "get_status"),
+        ("Step", "step"),
+    ):
         assert pdkserver._method_name(cmd) == name
 
 

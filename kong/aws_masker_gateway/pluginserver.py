@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .logs import NOTICE
+from .orphans import die_with_parent
 from .settings import PluginServerDef
 
 log = logging.getLogger("aws_masker_gateway.pluginserver")
@@ -168,6 +169,7 @@ class PluginServerProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
             next_spawn = loop.time() + RESPAWN_INTERVAL
             self.pid = self._proc.pid

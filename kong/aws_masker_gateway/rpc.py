@@ -96,9 +96,7 @@ class ConnectionPool:
             conn.close()
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_unix_connection(_Conn, self.socket_path), timeout
-            )
+            _, conn = await asyncio.wait_for(loop.create_unix_connection(_Conn, self.socket_path), timeout)
         except asyncio.TimeoutError as exc:
             raise RpcConnectError("timeout") from exc
         except OSError as exc:

@@ -40,6 +40,7 @@ from typing import IO, Any
 from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
+from aws_masker_gateway.orphans import die_with_parent
 from aws_masker_stack.localredis import (
     DEFAULT,
     RedisTarget,
@@ -73,6 +74,7 @@ class Child:
             text=True,
             bufsize=1,
             start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+            preexec_fn=die_with_parent,  # and they stop if we are killed
         )
         self.ready_line: str | None = None
         self.recent: deque[str] = deque(maxlen=200)  # the lines forwarded so far (the last 200)

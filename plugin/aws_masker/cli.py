@@ -59,8 +59,10 @@ def _mask(args: argparse.Namespace) -> int:
         try:
             _write_private(args.save_map, json.dumps(result.tokens, ensure_ascii=False, indent=1) + "\n")
         except OSError as exc:
-            print(f"aws-masker: cannot write {args.save_map}: {exc.strerror}; nothing was written",
-                  file=sys.stderr)
+            print(
+                f"aws-masker: cannot write {args.save_map}: {exc.strerror}; nothing was written",
+                file=sys.stderr,
+            )
             return 1
     sys.stdout.buffer.write(masked)
     sys.stdout.flush()

@@ -7,6 +7,7 @@ Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 if the HTTP endpoint ca
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from .settings import Settings, SettingsError, load_settings
@@ -33,5 +34,10 @@ def subscriber_main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     code = asyncio.run(_serve(settings))
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # nobody reads our output any more: drop it, exit as we would have
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return code

@@ -3,6 +3,8 @@
 production: one JSON object per line (``message`` holds the text; ``level`` and ``timestamp`` are
 added). development: structlog's console renderer, human-readable. Each subscriber gets its own
 logger bound to its own stream (no global structlog configuration), so tests can run several.
+A stream nobody reads any more (its pipe closed, e.g. ``aws-masker up`` was killed) drops lines
+instead of raising: logging must never stop a shutdown.
 
 An event's line holds documented fields only (:func:`event_fields`); a malformed message's line holds
 its size and the reason, never its content.
@@ -34,12 +36,35 @@ def make_logger(environment: str, stream: TextIO) -> FilteringBoundLogger:
         isatty = getattr(stream, "isatty", None)
         processors.append(structlog.dev.ConsoleRenderer(colors=bool(isatty and isatty())))
     logger: FilteringBoundLogger = structlog.wrap_logger(
-        structlog.PrintLogger(stream),
+        structlog.PrintLogger(_Tolerant(stream)),
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         cache_logger_on_first_use=True,
     )
     return logger
+
+
+class _Tolerant:
+    """A text stream whose writes stop, silently, at the first OSError (EPIPE, EIO)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._broken = False
+
+    def write(self, text: str) -> int:
+        if not self._broken:
+            try:
+                return self._stream.write(text)
+            except OSError:
+                self._broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._stream.flush()
+            except OSError:
+                self._broken = True
 
 
 def _lead_with_time_level_message(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:

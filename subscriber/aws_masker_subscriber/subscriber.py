@@ -126,10 +126,10 @@ class Subscriber:
             if cause:
                 self.log.info(f"{cause} received again: already shutting down", cause=cause)
             return
-        if cause:
-            self.log.info(f"{cause} received: shutting down", cause=cause)
         self._stopping.set()
         self.state.stopping()
+        if cause:
+            self.log.info(f"{cause} received: shutting down", cause=cause)
 
     async def stop(self) -> None:
         """Shut down (once; later or concurrent calls wait for the same shutdown)."""

@@ -3,11 +3,13 @@ shows the subscriber's lines for its request."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 from redis_server import RedisServer, free_port
 
@@ -65,3 +67,40 @@ def test_a_private_redis_server_when_none_answers(tmp_path: Path, monkeypatch: p
         for child in children:
             child.stop()
     assert children[0].proc.poll() is not None
+
+
+def test_killing_up_stops_every_child(tmp_path: Path, make_redis: Callable[..., RedisServer]) -> None:
+    """SIGKILL leaves ``up`` no chance to clean up: its children (stub, subscriber, gateway and the
+    gateway's plugin server) must stop on their own."""
+    server = make_redis()
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}
+    env.pop("ANTHROPIC_API_KEY", None)
+    ports = [str(free_port()) for _ in range(3)]
+    proc = subprocess.Popen(
+        [*CLI, "up", "--run-dir", str(tmp_path / "run"), "--listen", f"127.0.0.1:{ports[0]}",
+         "--stub-listen", f"127.0.0.1:{ports[1]}", "--subscriber-listen", f"127.0.0.1:{ports[2]}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    descendants: list[psutil.Process] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Ctrl-C stops everything" in line:
+                break
+        else:
+            pytest.fail(f"aws-masker up exited ({proc.wait()}) before it was ready")
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        commands = " ".join(" ".join(p.cmdline()) for p in descendants)
+        for part in ("stub", "subscriber", "gateway", "aws-masker-server"):
+            assert part in commands
+        proc.kill()
+        proc.wait()
+        _, alive = psutil.wait_procs(descendants, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

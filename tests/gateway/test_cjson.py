@@ -113,7 +113,7 @@ def lua_exit_body(engine: LuaEngine, body: str) -> bytes | None:
         ('{ url = "https://x/y" }', b'{"url":"https:\\/\\/x\\/y"}'),
         ("{ n = 2.0, m = 1e300 }", None),  # checked below (key order is the table's)
         ('{ [1] = "a", [3] = "c" }', b'["a",null,"c"]'),
-        ('{ list = { 1, 2, { x = {} } } }', b'{"list":[1,2,{"x":{}}]}'),
+        ("{ list = { 1, 2, { x = {} } } }", b'{"list":[1,2,{"x":{}}]}'),
         ('{ raw = "\\255\\254" }', b'{"raw":"\xff\xfe"}'),
     ],
 )

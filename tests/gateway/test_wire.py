@@ -127,8 +127,13 @@ def test_pack_round_trips_through_msgpack(value: object) -> None:
 
 
 lua_values_with_bins = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary(max_size=300)
-    | st.binary(max_size=300).map(Bin) | st.floats(allow_nan=False) | st.just(EMPTY_MAP),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.binary(max_size=300)
+    | st.binary(max_size=300).map(Bin)
+    | st.floats(allow_nan=False)
+    | st.just(EMPTY_MAP),
     lambda children: (
         st.lists(children, max_size=5)
         | st.dictionaries(st.binary(min_size=1, max_size=8) | st.integers(1, 4), children)

@@ -249,9 +249,18 @@ class Nginx:
             conf = self._render()
             with open(self.prefix / "stderr.log", "ab") as stderr:
                 self.process = subprocess.Popen(
-                    [self.install.binary, "-p", f"{self.prefix}/", "-c", str(conf),
-                     "-e", str(self.error_log)],
-                    stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                    [
+                        self.install.binary,
+                        "-p",
+                        f"{self.prefix}/",
+                        "-c",
+                        str(conf),
+                        "-e",
+                        str(self.error_log),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=stderr,
+                    stderr=stderr,
                 )
             if self._wait_listening():
                 return

@@ -45,8 +45,11 @@ def allowed_log_errors(nginx: Nginx) -> Iterator[list[str]]:
     with open(nginx.error_log, "rb") as log:
         log.seek(start)
         new = log.read().decode(errors="replace")
-    problems = [line for line in new.splitlines()
-                if any(p in line for p in LOG_PROBLEMS) and not any(a in line for a in allowed)]
+    problems = [
+        line
+        for line in new.splitlines()
+        if any(p in line for p in LOG_PROBLEMS) and not any(a in line for a in allowed)
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -104,8 +107,10 @@ def chunking_events(reply: Reply, result: Result, py: StreamRestorer | SSERestor
     """How nginx cut the body, for --hypothesis-show-statistics."""
     writes = sum(1 for c in reply.chunks if c)
     reads = sum(1 for n, _, _ in result.calls if n)
-    event("body_filter data calls " + ("== writes" if reads == writes else "< writes" if reads < writes
-                                       else "> writes"))
+    event(
+        "body_filter data calls "
+        + ("== writes" if reads == writes else "< writes" if reads < writes else "> writes")
+    )
     event(f"first call empty: {result.calls[0][0] == 0 and not result.calls[0][1]}")
     event(f"restore passed: {py.passed}")
 
@@ -142,7 +147,8 @@ def test_differential_json_and_text(nginx: Nginx, data: st.DataObject) -> None:
     text = data.draw(model_text(list(tokens)))
     content_type = data.draw(st.sampled_from(["application/json", "text/plain"]))
     body = (json.dumps({"text": text}) if content_type == "application/json" else text).encode(
-        "utf-8", "surrogatepass")
+        "utf-8", "surrogatepass"
+    )
     reply = upstream_reply(data.draw, body, content_type)
     result = nginx.request(reply, tokens)
     chunking_events(reply, result, check(result, body, tokens, content_type))
@@ -263,16 +269,22 @@ def test_content_length_stays_when_there_is_nothing_to_restore(nginx: Nginx) -> 
 def test_a_gzip_body_passes_byte_for_byte(nginx: Nginx, masker: Masker) -> None:
     masked, result = masker.mask_text(PROMPT)
     body = gzip.compress(json.dumps({"content": [{"type": "text", "text": masked}]}).encode())
-    reply = Reply([body[:20], body[20:]], headers={"Content-Encoding": "gzip"}, content_length=True,
-                  delays=[0, 0.005])
+    reply = Reply(
+        [body[:20], body[20:]], headers={"Content-Encoding": "gzip"}, content_length=True, delays=[0, 0.005]
+    )
     log_start = nginx.error_log.stat().st_size
     got = nginx.request(reply, result.tokens)
     assert got.body == body
     assert got.headers["Content-Encoding"] == "gzip"
     assert got.headers["Content-Length"] == str(len(body))
     restored = got.aws_masker["restored"]
-    assert restored == {"count": 0, "categories": {}, "processing_time_ms": 0, "body_size": len(body),
-                        "restore": "passed"}
+    assert restored == {
+        "count": 0,
+        "categories": {},
+        "processing_time_ms": 0,
+        "body_size": len(body),
+        "restore": "passed",
+    }
     with open(nginx.error_log, "rb") as log:
         log.seek(log_start)
         assert b"aws-masker-restore: the upstream body is compressed (gzip)" in log.read()
@@ -281,8 +293,13 @@ def test_a_gzip_body_passes_byte_for_byte(nginx: Nginx, masker: Masker) -> None:
 def test_the_state_is_decoded_as_aws_masker_encodes_it(nginx: Nginx) -> None:
     """aws-masker writes its state with json.dumps (ASCII: \\uXXXX escapes, surrogate pairs for
     astral characters); cjson must give the handler the same originals, byte for byte."""
-    originals = ["nul\x00byte", "astral \U0001f600 and \u2028", 'quote " back \\ slash\n\t\x01\x1f',
-                 "caf\u00e9 \u4e2d\u6587", "\x7f\u0080\uffff"]
+    originals = [
+        "nul\x00byte",
+        "astral \U0001f600 and \u2028",
+        'quote " back \\ slash\n\t\x01\x1f',
+        "caf\u00e9 \u4e2d\u6587",
+        "\x7f\u0080\uffff",
+    ]
     tokens = {token_for(b"state", "EC2", o): o for o in originals}
     text = " | ".join(tokens)
     for content_type, body in (
@@ -307,10 +324,16 @@ def test_the_counts_for_logging_plugins_and_for_the_events(
         body = stream([masked[i : i + 7] for i in range(0, len(masked), 7)])  # every token cut
     else:
         body = json.dumps({"content": [{"type": "text", "text": masked + " " + masked}]}).encode()
-    masked_counts = {"count": result.total, "categories": dict(result.counts), "body_size": 123,
-                     "processing_time_ms": 0.5, "at": 1700000000000}
-    reply = Reply([body[i : i + 50] for i in range(0, len(body), 50)], content_type=content_type,
-                  delays=[0.001] * 100)
+    masked_counts = {
+        "count": result.total,
+        "categories": dict(result.counts),
+        "body_size": 123,
+        "processing_time_ms": 0.5,
+        "at": 1700000000000,
+    }
+    reply = Reply(
+        [body[i : i + 50] for i in range(0, len(body), 50)], content_type=content_type, delays=[0.001] * 100
+    )
     got = nginx.request(reply, None, state=state_json(result.tokens, masked_counts, events=True))
     check(got, body, result.tokens, content_type)
     # monitoring on: the log phase leaves aws-masker one small string with both sides' counts
@@ -333,8 +356,9 @@ def test_past_max_held_bytes_the_rest_passes_with_its_tokens(nginx: Nginx) -> No
     tokens = {token: "i-0123456789abcdef0"}
     big = "x" * 5000
     body = stream(["a " + token, big + token[:8], token[8:] + " b", "c " + token])
-    reply = Reply([body[i : i + 1000] for i in range(0, len(body), 1000)], content_type=SSE,
-                  delays=[0.002] * 20)
+    reply = Reply(
+        [body[i : i + 1000] for i in range(0, len(body), 1000)], content_type=SSE, delays=[0.002] * 20
+    )
     got = nginx.request(reply, tokens, max_held=4096)
     py = check(got, body, tokens, SSE, max_held=4096)
     assert py.passed
@@ -357,8 +381,13 @@ def test_a_truncated_upstream_body_is_reported_incomplete(
         else:
             body = f"a {token} b {token[:10]}".encode()
         for content_length in (False, True):
-            reply = Reply([body[:20], body[20:]], content_type=content_type, delays=[0, 0.005],
-                          content_length=content_length, truncate=True)
+            reply = Reply(
+                [body[:20], body[20:]],
+                content_type=content_type,
+                delays=[0, 0.005],
+                content_length=content_length,
+                truncate=True,
+            )
             got = nginx.request(reply, tokens)
             check(got, body, tokens, content_type, complete=False)
             assert token[:10].encode() not in got.body
@@ -382,8 +411,11 @@ def test_an_exit_response_is_not_touched(nginx: Nginx, masker: Masker) -> None:
     Content-Length; the counts say the restore did not run."""
     masked, result = masker.mask_text(PROMPT)
     exit_body = json.dumps({"message": masked}).encode()
-    got = nginx.request(None, result.tokens, headers={
-        "X-Test-Exit": "exit", "X-Test-Exit-Body": base64.b64encode(exit_body).decode()})
+    got = nginx.request(
+        None,
+        result.tokens,
+        headers={"X-Test-Exit": "exit", "X-Test-Exit-Body": base64.b64encode(exit_body).decode()},
+    )
     assert got.status == 403
     assert got.body == exit_body
     assert got.headers["Content-Length"] == str(len(exit_body))

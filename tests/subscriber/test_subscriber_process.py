@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -157,3 +159,24 @@ def test_bad_value_exits_2_from_the_real_command(spawn: Spawn) -> None:
     assert proc.stderr == (
         "aws-masker subscriber: error: --event-log-rate-limit: expected an integer >= 0, got 'lots'"
     )
+
+
+def test_sigterm_after_its_reader_went_away_still_exits_0() -> None:
+    """``aws-masker up`` killed: the subscriber's stdout pipe has no reader, then SIGTERM arrives.
+    Logging the shutdown must not stop the shutdown."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aws_masker.cli", "subscriber", "--listen", "127.0.0.1:0",
+         "--redis-port", str(free_port()), *FAST],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert b"aws-masker subscriber ready on http://127.0.0.1:" in proc.stdout.readline()
+        proc.stdout.close()  # every later line hits EPIPE
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT_S) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
