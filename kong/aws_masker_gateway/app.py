@@ -526,6 +526,9 @@ class Gateway:
             self._finish(ctx)
 
     def _finish(self, ctx: RequestContext) -> None:
+        if ctx.lua is not None:
+            ctx.lua.close()
+            ctx.lua = None
         record = ctx.record
         record.total_latency_ms = ctx.elapsed_ms()
         self.records[record.request_id] = record

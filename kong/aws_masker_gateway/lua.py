@@ -479,6 +479,12 @@ class LuaRequestState:
         self._engine = engine
         self.table = table
 
+    def close(self) -> None:
+        """The request is over: drop the Lua table's link back to the request. The request holds
+        the table and the table its request, and that cycle crosses the Lua registry, where neither
+        Python's nor Lua's collector can see it: without this, every request stayed in memory."""
+        self.table[b"handle"] = None
+
     def shared_get(self, key: Any) -> Any:
         return self._engine.lua_to_py(self._engine.api.shared_get(self.table, self._engine.py_to_lua(key)))
 
