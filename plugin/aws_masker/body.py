@@ -5,12 +5,12 @@ They know HTTP content types, nothing about Kong.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from . import jsontext
 from .engine import Masker, MaskResult
 from .errors import InvalidEncodingError
-from .jsonbody import dumps, mask_document
+from .jsonbody import mask_document
 from .restore import StreamRestorer, TokenMap
 from .sse import SSERestorer
 from .tokens import KIND_CATEGORIES
@@ -19,30 +19,37 @@ DEFAULT_MAX_HELD = 1024 * 1024
 
 
 def mask_request(body: bytes, masker: Masker) -> tuple[bytes, MaskResult]:
-    """Mask a request body. JSON (object or array) is masked value by value and stays valid JSON;
-    anything else, including JSON that does not parse, is masked as text. Non-UTF-8 is refused."""
+    """Mask a request body. JSON (an object or a list, as leniently as Python's ``json`` reads it) is
+    masked literal by literal and keeps every other byte (jsonbody.py); anything else is masked as
+    text. A body that is not UTF-8, or holds NUL bytes (UTF-16/32 without a BOM), is refused."""
     if not body:
         return body, MaskResult()
+    text = decode_body(body)
+    start = len(text) - len(text.lstrip("\ufeff"))  # BOMs (PowerShell writes one) are not JSON
+    doc = jsontext.parse(text, start)
+    if doc is not None:
+        masked, result = mask_document(text, doc, masker, masker.config.refuse_binary_documents)
+        return masked.encode("utf-8", "surrogatepass"), result
+    masked, result = masker.mask_text(text)
+    return masked.encode("utf-8"), result
+
+
+def decode_body(body: bytes) -> str:
+    """The text of a request body; refused unless it is UTF-8 without NUL bytes. ASCII in UTF-16 or
+    UTF-32 without a byte order mark is valid UTF-8 with NULs between the letters: an upstream that
+    sniffs the encoding would read what the scan saw as NULs."""
+    nul = body.find(b"\x00")
+    if nul >= 0:
+        raise InvalidEncodingError(
+            f"request body has a NUL byte (at {nul}): UTF-16 or UTF-32 text, or binary data, cannot "
+            "be masked; send UTF-8. It was not forwarded"
+        )
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEncodingError(
             f"request body is not valid UTF-8 (byte {exc.start}); it was not forwarded"
         ) from exc
-    source = text.removeprefix("\ufeff")  # a BOM (PowerShell writes one) is not part of the JSON
-    if source.lstrip()[:1] in ("{", "["):
-        try:
-            doc = json.loads(source)
-        except (ValueError, RecursionError):
-            pass  # not JSON after all (or absurdly deep): mask it as text below
-        else:
-            masked_doc, result = mask_document(doc, masker)
-            try:
-                return dumps(masked_doc), result
-            except (ValueError, RecursionError):
-                pass  # NaN/Infinity cannot be re-encoded as strict JSON: mask the text instead
-    masked, result = masker.mask_text(text)
-    return masked.encode("utf-8"), result
 
 
 def media_type(content_type: str | None) -> str:

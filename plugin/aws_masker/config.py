@@ -45,6 +45,9 @@ class MaskerConfig:
     """Exact values that are never masked."""
     token_secret: str | None = None
     """HMAC key for tokens. Unset: a random per-process secret (tokens differ across nodes/restarts)."""
+    refuse_binary_documents: bool = False
+    """Refuse a request that carries a base64 image or a binary (not text/plain) document, which
+    cannot be masked, instead of passing it."""
 
     @property
     def enabled_categories(self) -> frozenset[str]:

@@ -66,18 +66,26 @@ class Masker:
         return masked, result
 
     def mask_texts(
-        self, texts: list[str], contexts: list[str] | None = None, reserve_from: list[str] | None = None
+        self,
+        texts: list[str],
+        contexts: list[str] | None = None,
+        reserve_from: list[str] | None = None,
+        suffixes: list[str] | None = None,
     ) -> tuple[list[str], MaskResult]:
         """Mask several strings of one request with one shared token map.
 
         ``contexts[i]``, if given, is text that stood right before ``texts[i]`` in the source (for a
         JSON value: its key, as ``"OwnerId": "``). It is scanned with the string, so key-dependent
         rules (account IDs, buckets, ...) see their key, but only the string itself is changed.
+        ``suffixes[i]``, likewise, is text that stood right after it (for a JSON value: its closing
+        quote and the next member's key), for rules that look behind a value.
         ``reserve_from`` are strings of the request that are sent unchanged: token-shaped text in them
         is reserved too.
         """
         issuer = TokenIssuer(self._secret, self._mint)
         sources = [contexts[i] + text for i, text in enumerate(texts)] if contexts else texts
+        if suffixes:
+            sources = [source + suffixes[i] for i, source in enumerate(sources)]
         # Every token-shaped string of the request is reserved before the first token is issued. It
         # is found by a literal search anchored on "AWS_", exactly where the restore would find it.
         for text in [*(reserve_from or ()), *sources]:
@@ -90,7 +98,7 @@ class Masker:
         for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
             cut = len(contexts[i]) if contexts else 0
             kept.append([])
-            out.append(self._render(text, source, cut, issuer, result, names, kept[-1]))
+            out.append(self._render(text, source, cut, cut + len(text), issuer, result, names, kept[-1]))
         if names:
             out = echo.echo(out, names, kept, result.counts)
         result.tokens = issuer.by_token
@@ -102,12 +110,13 @@ class Masker:
         text: str,
         source: str,
         cut: int,
+        stop: int,
         issuer: TokenIssuer,
         result: MaskResult,
         names: dict[str, tuple[str, str, str]],
         kept: list[tuple[int, int]],
     ) -> str:
-        """``text`` (which is ``source[cut:]``, after its context) with each identifier the scan of
+        """``text`` (which is ``source[cut:stop]``, between its context) with each identifier the scan of
         ``source`` finds in it replaced by its token, rendered as the scan goes. Names masked by a
         rule marked ``echo`` go into ``names``; the spans of identifiers kept verbatim (in the
         returned text) into ``kept``."""
@@ -121,8 +130,9 @@ class Masker:
 
         def emit(start: int, end: int, rule: Rule, category: str, kind: str, value: str, mask: bool) -> None:
             nonlocal last, size
-            if start < cut:  # an identifier inside the context stays as it is
+            if start < cut or start >= stop:  # an identifier inside the context stays as it is
                 return
+            end = min(end, stop)
             if not mask:
                 kept.append((size + start - last, size + end - last))
                 return
@@ -138,6 +148,6 @@ class Masker:
         self._scanner.each(source, self._enabled, self._allow, emit)
         if last == cut:
             return text
-        append(source[last:])
+        append(source[last:stop])
         result.counts.update(categories)
         return "".join(pieces)

@@ -15,10 +15,18 @@ class MaskerError(Exception):
 
 
 class InvalidEncodingError(MaskerError):
-    """A body that is not valid UTF-8 (or not decodable with its Content-Encoding)."""
+    """A body that is not valid UTF-8 (or not decodable with its Content-Encoding), or that holds NUL
+    bytes (UTF-16 or UTF-32 without a byte order mark is valid UTF-8 when it is ASCII)."""
 
     code = "2004"
     status = 400
+
+
+class BinaryDocumentError(MaskerError):
+    """A binary document or image in a request, with ``refuse_binary_documents`` on."""
+
+    code = "2006"
+    status = 415
 
 
 class BodyTooLargeError(MaskerError):

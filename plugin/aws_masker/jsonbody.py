@@ -1,145 +1,346 @@
-"""JSON-aware masking of an Anthropic Messages request.
+"""JSON-aware masking of an Anthropic Messages request, as an edit of the client's text.
 
-Every string in the document is masked (keys too: tool inputs are free-form), except the few that
-are opaque by contract and would break the request if changed:
+The body is tokenized (jsontext.py) and every string literal is masked, keys too (tool inputs are
+free-form); only the literals that change are re-encoded, so numbers, spacing, escapes and every copy
+of a duplicated key stay as the client wrote them, and every copy is masked. Numbers that are account
+IDs under an account key (``"OwnerId": 483920175526``, ``483920175526.0``, ``4.83920175526e11``, and
+the same written as a string) are masked like the integer: the literal becomes a token string.
+
+Each value is scanned together with its keys (``"Owner": {"ID": "``) before it and the key of the
+member after it (``", "Prefix": ``) behind it, so rules that need a key or a sibling see them as they
+do in pasted text. Escapes inside a value (JSON in a string) are seen through by the scanner.
+
+Left alone, only where the Messages API puts them (a message's ``content`` blocks, ``system``
+blocks, and the ``content`` blocks of a ``tool_result`` among those), and only when the value is
+what it claims; the same shapes anywhere else (inside ``tool_use.input``, say) are masked:
 
 - top-level ``model``;
-- ``data`` of a base64 ``source`` (``"source": {"type": "base64", "media_type": ..., "data": ...}``);
-- ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block in a
-  ``content`` list (the API verifies them; tokens are deterministic, so restored thinking re-masks
-  to the same text).
+- ``data`` of an ``image`` or ``document`` block's base64 ``source``, when it decodes as base64.
+  A ``text/plain`` base64 document is decoded, masked and re-encoded. Other binary documents
+  (PDF) and images pass, or are refused with ``refuse_binary_documents``;
+- ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block, when base64-ish
+  (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text).
 
-Those exemptions hold only where the Messages API puts those objects: the same shapes inside a tool
-input are masked like any other value. Token-shaped text inside exempt strings is still reserved,
-so no real identifier can be issued a token that already appears there.
+Token-shaped text inside exempt strings is still reserved, so no real identifier can be issued a
+token that already appears there.
 
-Each value is scanned together with its key (as ``"key": "``), so rules that need a key see it in
-structured input too. The walk is iterative (no recursion limit) and linear in the document size.
-Output is compact JSON with non-ASCII kept as is.
+Adjacent text in one message's content (text blocks, or plain strings in the list) is scanned across
+each boundary: an identifier split over two blocks moves whole into the first before masking.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import itertools
 import json
-from typing import Any
+import re
+from decimal import Decimal, InvalidOperation
 
 from .engine import Masker, MaskResult
+from .errors import BinaryDocumentError, InvalidEncodingError
+from .jsontext import KEY, NUMBER, Container, Document, Literal
 
-# (enclosing key, block type) -> keys left alone
-_SKIP_BY_TYPE: dict[tuple[str, str], frozenset[str]] = {
-    ("source", "base64"): frozenset({"data"}),
-    ("content", "thinking"): frozenset({"signature"}),
-    ("content", "redacted_thinking"): frozenset({"data"}),
-}
-_TOP_LEVEL_SKIP = frozenset({"model"})
-
-
-class _Slot:
-    """A string's place in the document: a list index, a dict value, or a dict key."""
-
-    __slots__ = ("container", "is_key", "key")
-
-    def __init__(self, container: Any, key: Any, is_key: bool = False) -> None:
-        self.container = container
-        self.key = key
-        self.is_key = is_key
+_BASE64ISH = re.compile(r"[A-Za-z0-9+/=_-]+")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_EXPONENT = re.compile("[eE]")
+_TEXT_MEDIA = "text/plain"
+_MAX_BLOCK_DEPTH = 64
+"""tool_result blocks nest tool_result blocks at most this deep before the exemptions stop applying."""
 
 
-def _context(key: str | None, opening: str) -> str:
-    """The text that stood before a value in the serialized document: the key, then ``opening`` (``"``
-    for a string value, ``["`` for a list element, ``[{`` for a dict in a list), so rules that need
-    a key (``"OwnerId": "123456789012"``) see it."""
-    if key is None:
-        return ""
-    return json.dumps(key, ensure_ascii=False) + ": " + opening
-
-
-def mask_document(doc: Any, masker: Masker) -> tuple[Any, MaskResult]:
-    """Mask every maskable string of a parsed JSON document in place (returns the new root).
-
-    12-digit integers under a key that makes them account IDs (``"AccountId": 123456789012``) are
-    masked too; they become token strings.
-    """
-    root = [doc]
-    slots: list[_Slot] = []
+def mask_document(
+    source: str, doc: Document, masker: Masker, refuse_binary: bool = False
+) -> tuple[str, MaskResult]:
+    """``source`` (the JSON text ``doc`` was parsed from) with every maskable literal masked."""
+    where = _Positions(doc)
+    literals = doc.literals
     texts: list[str] = []
     contexts: list[str] = []
+    suffixes: list[str] = []
+    owners: list[int] = []  # literal index of each text
+    encoders: dict[int, str] = {}  # literal index -> "b64" (a text/plain document) or "number"
     exempt: list[str] = []
-    # (node, is the document root, nearest enclosing key, is a list element)
-    stack: list[tuple[Any, bool, str | None, bool]] = [(root, False, None, False)]
-    while stack:
-        node, top, near_key, in_list = stack.pop()
-        if isinstance(node, dict):
-            kind = node.get("type")
-            skip = _SKIP_BY_TYPE.get((near_key, kind), frozenset()) if isinstance(kind, str) else frozenset()
-            if top:
-                skip = skip | _TOP_LEVEL_SKIP
-            for key, value in node.items():
-                if key in skip:
-                    if isinstance(value, str):
-                        exempt.append(value)
-                    continue
-                if isinstance(value, str) or _maybe_account(value):
-                    slots.append(_Slot(node, key))
-                    texts.append(str(value))
-                    # the enclosing key too: "Owner": {"ID": "..., "Buckets": [{"Name": "...
-                    outer = _context(near_key, "[{" if in_list else "{")
-                    contexts.append(outer + _context(key, '"'))
-                elif isinstance(value, (dict, list)):
-                    stack.append((value, False, key, False))
-            for key in node:
-                slots.append(_Slot(node, key, is_key=True))
-                texts.append(key)
-                contexts.append("")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                if isinstance(value, str) or _maybe_account(value):
-                    slots.append(_Slot(node, i))
-                    texts.append(str(value))
-                    contexts.append(_context(near_key, '["'))
-                elif isinstance(value, (dict, list)):
-                    stack.append((value, node is root, near_key, True))
-    masked, result = masker.mask_texts(texts, contexts, reserve_from=exempt)
-    renamed: dict[int, list[tuple[str, str]]] = {}
-    for slot, before, after in zip(slots, texts, masked, strict=True):
-        if before is after or before == after:
+    for i, literal in enumerate(literals):
+        if literal.kind == KEY:
+            texts.append(literal.value)
+            contexts.append("")
+            suffixes.append("")
+            owners.append(i)
             continue
-        if slot.is_key:
-            renamed.setdefault(id(slot.container), []).append((before, after))
+        value = literal.value
+        if literal.kind == NUMBER or _NUMBER.fullmatch(value):
+            account = _account_number(value)
+            if account is None:
+                if literal.kind == NUMBER:
+                    continue
+            else:
+                value = account
+                encoders[i] = "number"
         else:
-            slot.container[slot.key] = after
-    if renamed:
-        _rename_keys(root, renamed)
-    return root[0], result
+            verdict = where.exemption(i)
+            if verdict == "exempt":
+                exempt.append(value)
+                continue
+            if verdict == "binary":
+                if refuse_binary:
+                    raise BinaryDocumentError(
+                        "the request carries a binary document or image, which aws-masker cannot "
+                        "mask (refuse_binary_documents is on); it was not forwarded"
+                    )
+                exempt.append(value)
+                continue
+            if verdict == "text-document":
+                value = _decoded_text(value)
+                encoders[i] = "b64"
+        texts.append(value)
+        container = doc.containers[literal.container] if literal.container >= 0 else None
+        contexts.append(_context(container, literal, encoders.get(i) == "b64"))
+        suffixes.append(_suffix(literal))
+        owners.append(i)
+    originals = list(texts)
+    _join_split_identifiers(where, texts, owners, masker)
+    masked, result = masker.mask_texts(texts, contexts, reserve_from=exempt, suffixes=suffixes)
+    pieces: list[str] = []
+    last = 0
+    for owner, before, after in zip(owners, originals, masked, strict=True):
+        if after == before:
+            continue
+        literal = literals[owner]
+        pieces.append(source[last : literal.start])
+        if encoders.get(owner) == "b64":
+            after = base64.b64encode(after.encode("utf-8", "surrogatepass")).decode("ascii")
+        pieces.append(_encode(after))
+        last = literal.end
+    if not pieces:
+        return source, result
+    pieces.append(source[last:])
+    return "".join(pieces), result
 
 
-def _maybe_account(value: Any) -> bool:
-    return type(value) is int and 10**11 <= value < 10**12
+def _encode(value: str) -> str:
+    """A JSON string literal. Lone surrogates cannot be UTF-8 encoded: such a string keeps them as
+    ``\\u`` escapes."""
+    return json.dumps(value, ensure_ascii=_SURROGATE.search(value) is not None)
 
 
-def _rename_keys(root: list[Any], renamed: dict[int, list[tuple[str, str]]]) -> None:
-    """Rebuild the dicts whose keys were masked, keeping key order."""
-    stack: list[Any] = [root]
-    while stack:
-        node = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for k, child in list(items):
-            if isinstance(child, dict):
-                changes = renamed.get(id(child))
-                if changes:
-                    mapping = dict(changes)
-                    new = {mapping.get(key, key): value for key, value in child.items()}
-                    node[k] = new
-                    child = new
-                stack.append(child)
-            elif isinstance(child, list):
-                stack.append(child)
-
-
-def dumps(doc: Any) -> bytes:
-    """Compact UTF-8 JSON. Lone surrogates (from "\\ud83d" escapes) cannot be UTF-8 encoded, so such a
-    document is written with ASCII escapes instead."""
+def _account_number(text: str) -> str | None:
+    """A number's twelve digits if it is an integer of twelve digits however written
+    (``483920175526.0``, ``4.83920175526e11``), else None."""
+    if sum(c.isdigit() for c in text) < 12 and not _EXPONENT.search(text):
+        return None
     try:
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(doc, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+        number = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the tokenizer's number grammar is Decimal's
+        return None
+    if not number.is_finite() or not 10**11 <= number < 10**12 or number != number.to_integral_value():
+        return None
+    return str(int(number))
+
+
+def _decoded_text(data: str) -> str:
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidEncodingError(
+            "a text/plain document's data is not UTF-8 text in base64; it was not forwarded"
+        ) from exc
+
+
+def _quoted(key: str) -> str:
+    return json.dumps(key, ensure_ascii=False)
+
+
+def _context(container: Container | None, literal: Literal, whole: bool) -> str:
+    """The text that stood before a value in the serialized document: the enclosing key and the
+    value's own key (``"Owner": {"ID": "``), so rules that need a key see it."""
+    if whole or container is None:
+        return ""
+    quote = '"' if literal.kind != NUMBER else ""
+    outer = ""
+    if container.key is not None:
+        outer = _quoted(container.key) + ": " + ("{" if container.is_object else "[")
+    if literal.key is None:
+        return outer + quote if outer else ""
+    return outer + _quoted(literal.key) + ": " + quote
+
+
+def _suffix(literal: Literal) -> str:
+    """What follows a value: its closing quote and the next member's key (``", "Prefix": ``), which
+    tells a list-objects ``Name`` from any other."""
+    quote = '"' if literal.kind != NUMBER else ""
+    if literal.next_key is None:
+        return quote
+    return quote + ", " + _quoted(literal.next_key) + ": "
+
+
+def _base64ish(value: str) -> bool:
+    return _BASE64ISH.fullmatch(value) is not None
+
+
+def _decodes(value: str) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+    except binascii.Error:
+        return False
+    return True
+
+
+class _Positions:
+    """Where literals stand in a Messages request."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+
+    def _type(self, index: int) -> str | None:
+        """The ``type`` of an object: its one value (None if absent, not a string, or two differ)."""
+        return self._member(index, "type")
+
+    def _member(self, index: int, key: str) -> str | None:
+        found = self.doc.containers[index].strings.get(key)
+        if not found:
+            return None
+        values = {self.doc.literals[i].value for i in found}
+        return values.pop() if len(values) == 1 else None
+
+    def is_block(self, index: int) -> bool:
+        """Is container ``index`` a content block where the API reads one: in a message's content
+        list, the system list, or the content list of a tool_result block that is itself one."""
+        containers = self.doc.containers
+        for _ in range(_MAX_BLOCK_DEPTH):
+            block = containers[index]
+            if not block.is_object or block.key is not None or block.parent < 0:
+                return False
+            holder = containers[block.parent]  # the list the block is in
+            if holder.is_object or holder.parent < 0:
+                return False
+            owner = containers[holder.parent]
+            if holder.key == "system" and owner.parent < 0:
+                return owner.is_object
+            if holder.key != "content":
+                return False
+            if owner.key is None and owner.parent >= 0:
+                messages = containers[owner.parent]
+                if messages.key == "messages" and not messages.is_object and messages.parent >= 0:
+                    root = containers[messages.parent]
+                    if root.parent < 0 and root.is_object:
+                        return True
+            if self._type(holder.parent) != "tool_result":
+                return False
+            index = holder.parent  # is the tool_result a block?
+        return False
+
+    def message_content(self, index: int) -> bool:
+        """Is container ``index`` a message's content list?"""
+        containers = self.doc.containers
+        holder = containers[index]
+        if holder.is_object or holder.key != "content" or holder.parent < 0:
+            return False
+        return self.is_block(holder.parent) or self._is_message(holder.parent)
+
+    def _is_message(self, index: int) -> bool:
+        containers = self.doc.containers
+        message = containers[index]
+        if not message.is_object or message.key is not None or message.parent < 0:
+            return False
+        messages = containers[message.parent]
+        return messages.key == "messages" and messages.parent >= 0 and containers[messages.parent].parent < 0
+
+    def exemption(self, i: int) -> str | None:
+        """For a string value: "exempt", "binary" (an image's or binary document's data),
+        "text-document" (a text/plain document's data) or None (mask it)."""
+        literal = self.doc.literals[i]
+        containers = self.doc.containers
+        index = literal.container
+        if index < 0:
+            return None
+        node = containers[index]
+        if not node.is_object:
+            return None
+        key = literal.key
+        if key == "model" and node.parent < 0:
+            return "exempt"
+        if key == "data" and node.key == "source" and self._type(index) == "base64":
+            block = node.parent
+            if containers[block].is_object and self.is_block(block):
+                kind = self._type(block)
+                if kind == "document" and self._member(index, "media_type") == _TEXT_MEDIA:
+                    return "text-document"
+                if kind in ("document", "image") and _decodes(literal.value):
+                    return "binary"
+            return None
+        if (
+            (key, self._type(index)) in (("signature", "thinking"), ("data", "redacted_thinking"))
+            and _base64ish(literal.value)
+            and self.is_block(index)
+        ):
+            return "exempt"
+        return None
+
+    def text_runs(self) -> list[list[int]]:
+        """Runs of adjacent text in each message's content list (text blocks' ``text``, plain
+        strings), as literal indices in list order."""
+        doc = self.doc
+        by_list: dict[int, list[tuple[int, int]]] = {}  # content list -> (place in it, literal)
+        for i, literal in enumerate(doc.literals):
+            if literal.kind == KEY or literal.kind == NUMBER or literal.container < 0:
+                continue
+            node = doc.containers[literal.container]
+            if not node.is_object:
+                if self.message_content(literal.container):
+                    by_list.setdefault(literal.container, []).append((literal.position, i))
+            elif (
+                literal.key == "text"
+                and node.parent >= 0
+                and self._type(literal.container) == "text"
+                and self.message_content(node.parent)
+            ):
+                by_list.setdefault(node.parent, []).append((node.position, i))
+        runs: list[list[int]] = []
+        for items in by_list.values():
+            items.sort()
+            run = [items[0][1]]
+            for (before, _), (place, i) in itertools.pairwise(items):
+                if place == before + 1:
+                    run.append(i)
+                    continue
+                if len(run) > 1:
+                    runs.append(run)
+                run = [i]
+            if len(run) > 1:
+                runs.append(run)
+        return runs
+
+
+def _join_split_identifiers(where: _Positions, texts: list[str], owners: list[int], masker: Masker) -> None:
+    """An identifier cut across adjacent text of one message (``"Instance i-0123456789"`` then
+    ``"abcdef0 is down"``: the model reads them joined) is moved whole into the part where it
+    starts, before masking, so its token stands there and the next part goes on after it."""
+    runs = where.text_runs()
+    if not runs:
+        return
+    slot = {owner: k for k, owner in enumerate(owners)}
+    for run in runs:
+        ks = [slot[i] for i in run if i in slot]
+        parts = [texts[k] for k in ks]
+        bounds: list[int] = []  # where each part after the first starts in the joined text
+        at = 0
+        for part in parts[:-1]:
+            at += len(part)
+            bounds.append(at)
+        joined = "".join(parts)
+        moved = False
+        for found in masker.find(joined):
+            for b, bound in enumerate(bounds):
+                if found.start < bound < found.end:
+                    bounds[b] = found.end
+                    moved = True
+        if not moved:
+            continue
+        edges = [0, *bounds, len(joined)]
+        for j, k in enumerate(ks):
+            lo = edges[j]
+            hi = max(lo, edges[j + 1])
+            edges[j + 1] = hi
+            texts[k] = joined[lo:hi]

@@ -19,6 +19,7 @@ Which positions and rules are tried depends on the mode; all three find exactly 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -60,6 +61,78 @@ def _namespaced(regex: str, prefix: str) -> str:
     return _GROUP_DEF.sub(lambda m: f"(?P<{prefix}{m[1]}>", regex)
 
 
+_UNESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+ESCAPE_LEVELS = 4
+"""How many levels of JSON string escaping the scan sees through (JSON in a string in a string ...)."""
+
+
+class _Level(NamedTuple):
+    """One level of unescaping: view offset -> offset in the text it was made from."""
+
+    starts: list[int]  # view offset of each decoded escape
+    shifts: list[int]  # shifts[k]: how much longer the first k escapes were than what they became
+
+    def source(self, offset: int) -> int:
+        return offset + self.shifts[bisect_left(self.starts, offset)]
+
+
+def _unescape_once(text: str) -> tuple[str, _Level] | None:
+    pieces: list[str] = []
+    starts: list[int] = []
+    shifts = [0]
+    last = size = shift = 0
+    for m in _UNESCAPE.finditer(text):
+        start, end = m.span()
+        pieces.append(text[last:start])
+        size += start - last
+        code = text[start + 1]
+        pieces.append(chr(int(text[start + 2 : end], 16)) if code == "u" else _SIMPLE_ESCAPES[code])
+        starts.append(size)
+        size += 1
+        shift += end - start - 1
+        shifts.append(shift)
+        last = end
+    if not starts:
+        return None
+    pieces.append(text[last:])
+    return "".join(pieces), _Level(starts, shifts)
+
+
+def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
+    """The text the rules see, and how to map its offsets back to ``text`` (None: the same offsets).
+
+    JSON string escapes (``\\"``, ``\\/``, ``\\\\``, ``\\n``, ``\\u0027``, ...) are decoded, level after
+    level (JSON inside a string inside a string, up to ``ESCAPE_LEVELS``), so a key written as
+    ``\\"OwnerId\\": \\"483920175526\\"`` in a pasted CloudWatch record gives its value context as it
+    does unescaped. Escapes still left after that are blanked (``escapes_blanked``). An identifier
+    found in the view maps back to the whole range of the text it was decoded from (escapes included),
+    and its value is the decoded one. One regex pass per level, plus a step per escape."""
+    if "\\" not in text:
+        return text, None
+    levels: list[_Level] = []
+    view = text
+    while len(levels) < ESCAPE_LEVELS and "\\" in view:
+        once = _unescape_once(view)
+        if once is None:
+            break
+        view, level = once
+        levels.append(level)
+    view = escapes_blanked(view)
+    if not levels:
+        return view, None
+    if len(levels) == 1:
+        return view, levels[0].source
+    ordered = levels[::-1]
+
+    def source(offset: int) -> int:
+        for level in ordered:
+            offset = level.source(offset)
+        return offset
+
+    return view, source
+
+
 def escapes_blanked(text: str) -> str:
     """The text the rules see. A JSON-style escape ("\\n", "\\t", "\\u0027", ...) ends a word, so it is
     blanked in a same-length view: "\\n10.0.0.1" or "\\u0027i-0abc..." in JSON text (serialized tool
@@ -98,6 +171,15 @@ _Plan = tuple[
     str,
     str,
 ]
+
+
+def _mapped(emit: Emit, source: Callable[[int], int]) -> Emit:
+    """``emit`` with view offsets mapped back to the scanned text's."""
+
+    def mapped(start: int, end: int, rule: Rule, category: str, kind: str, value: str, mask: bool) -> object:
+        return emit(source(start), source(end), rule, category, kind, value, mask)
+
+    return mapped
 
 
 class Scanner:
@@ -146,7 +228,9 @@ class Scanner:
     def each(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         """Call ``emit`` with the fields of each ``Found`` in ``text``, in order: the engine renders as
         it goes, without collecting them."""
-        text = escapes_blanked(text)
+        text, source = unescaped(text)
+        if source is not None:
+            emit = _mapped(emit, source)
         if self.mode == "anchors":
             self._scan_candidates(text, enabled, allow, emit)
         else:

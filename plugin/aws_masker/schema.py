@@ -57,6 +57,14 @@ SCHEMA: tuple[dict, ...] = (
         }
     },
     {
+        "refuse_binary_documents": {
+            "type": "boolean",
+            "default": False,
+            "required": True,
+            "description": "refuse (415) requests with a base64 image or binary document (not maskable)",
+        }
+    },
+    {
         "log_masked_requests": {
             "type": "boolean",
             "default": False,
