@@ -117,3 +117,12 @@ def test_unmask_refuses_a_map_that_is_not_one(tmp_path) -> None:
         timeout=60,
     )
     assert out.returncode == 1 and b"is not a token map" in out.stderr and out.stdout == b""
+
+
+def test_mask_changes_nothing_but_the_identifiers() -> None:
+    raw = b'{\n  "a": [1, 2.50, 1e3],\n  "OwnerId":   "123456789012", "dup": 1, "dup": 2\n}\n'
+    out = run(data=raw)
+    assert out.returncode == 0
+    token = TOKEN_RE.findall(out.stdout.decode())
+    assert len(token) == 1
+    assert out.stdout == raw.replace(b"123456789012", token[0].encode())

@@ -244,3 +244,29 @@ def test_empty_body_for_a_request_that_has_one_is_refused() -> None:
     kong = FakeKong(b"", {"Content-Length": "0"})
     run("access", kong)
     assert kong.exit is None and CTX_KEY in kong.shared
+
+
+def test_refuse_binary_documents_field_refuses_a_pdf_with_415() -> None:
+    pdf = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="},
+    }
+    body = json.dumps(
+        {"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": [pdf]}]}
+    ).encode()
+    passed = FakeKong(body)
+    run("access", passed)
+    assert passed.exit is None and CTX_KEY in passed.shared
+    refused = FakeKong(body)
+    run("access", refused, defaults(refuse_binary_documents=True))
+    status, error, _ = refused.exit
+    assert status == 415 and error["error"] == "AWS_MASKER_2006"
+    assert refused.sent_body is None and CTX_KEY not in refused.shared
+
+
+def test_utf16_body_gets_400_and_is_not_forwarded() -> None:
+    kong = FakeKong(messages().decode().encode("utf-16-le"))
+    run("access", kong)
+    status, body, _ = kong.exit
+    assert status == 400 and body["error"] == "AWS_MASKER_2004"
+    assert kong.sent_body is None and CTX_KEY not in kong.shared

@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("auto", "text"),
         default="auto",
-        help="auto: a JSON document is masked value by value and stays valid JSON (default); "
-        "text: mask the bytes as plain text",
+        help="auto: in a JSON document only the strings that hold identifiers change (numbers, spacing "
+        "and key order stay as written; default); text: mask the bytes as plain text",
     )
     mask.add_argument(
         "--disable",
