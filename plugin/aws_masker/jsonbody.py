@@ -6,9 +6,10 @@ of a duplicated key stay as the client wrote them, and every copy is masked. Num
 IDs under an account key (``"OwnerId": 483920175526``, ``483920175526.0``, ``4.83920175526e11``, and
 the same written as a string) are masked like the integer: the literal becomes a token string.
 
-Each value is scanned together with its keys (``"Owner": {"ID": "``) before it and the key of the
-member after it (``", "Prefix": ``) behind it, so rules that need a key or a sibling see them as they
-do in pasted text. Escapes inside a value (JSON in a string) are seen through by the scanner.
+Each value is scanned together with its keys (``"Owner": {"ID": "``; a list element with the
+list's key, ``"Ids": ["``) before it and the key of the member after it (``", "Prefix": ``) behind
+it, so rules that need a key or a sibling see them as they do in pasted text. Escapes inside a value
+(JSON in a string) are seen through by the scanner.
 
 Left alone, only where the Messages API puts them (a message's ``content`` blocks, ``system``
 blocks, and the ``content`` blocks of a ``tool_result`` among those), and only when the value is
@@ -39,12 +40,13 @@ from decimal import Decimal, InvalidOperation
 
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError
-from .jsontext import KEY, NUMBER, Container, Document, Literal
+from .jsontext import KEY, NUMBER, Container, Document
 
 _BASE64ISH = re.compile(r"[A-Za-z0-9+/=_-]+")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _EXPONENT = re.compile("[eE]")
+_NUMBER_START = frozenset("-0123456789")
+_EXEMPT_KEYS = frozenset({"model", "data", "signature"})
 _TEXT_MEDIA = "text/plain"
 _MAX_BLOCK_DEPTH = 64
 """tool_result blocks nest tool_result blocks at most this deep before the exemptions stop applying."""
@@ -62,23 +64,27 @@ def mask_document(
     owners: list[int] = []  # literal index of each text
     encoders: dict[int, str] = {}  # literal index -> "b64" (a text/plain document) or "number"
     exempt: list[str] = []
+    quoted: dict[str | None, str] = {}  # key -> its JSON text, as it goes into contexts
+    outers: dict[int, str] = {}  # container -> the context its values get from the enclosing key
+    containers = doc.containers
     for i, literal in enumerate(literals):
-        if literal.kind == KEY:
-            texts.append(literal.value)
+        value = literal.value
+        kind = literal.kind
+        if kind == KEY:
+            texts.append(value)
             contexts.append("")
             suffixes.append("")
             owners.append(i)
             continue
-        value = literal.value
-        if literal.kind == NUMBER or _NUMBER.fullmatch(value):
+        if (kind == NUMBER or value[:1] in _NUMBER_START) and _NUMBER.fullmatch(value):
             account = _account_number(value)
             if account is None:
-                if literal.kind == NUMBER:
+                if kind == NUMBER:
                     continue
             else:
                 value = account
                 encoders[i] = "number"
-        else:
+        elif literal.key in _EXEMPT_KEYS:
             verdict = where.exemption(i)
             if verdict == "exempt":
                 exempt.append(value)
@@ -92,12 +98,31 @@ def mask_document(
                 exempt.append(value)
                 continue
             if verdict == "text-document":
-                value = _decoded_text(value)
+                texts.append(_decoded_text(value))
                 encoders[i] = "b64"
+                contexts.append("")
+                suffixes.append("")
+                owners.append(i)
+                continue
         texts.append(value)
-        container = doc.containers[literal.container] if literal.container >= 0 else None
-        contexts.append(_context(container, literal, encoders.get(i) == "b64"))
-        suffixes.append(_suffix(literal))
+        quote = "" if kind == NUMBER else '"'
+        key = literal.key
+        if key not in quoted:
+            quoted[key] = "" if key is None else _quoted(key) + ": "
+        outer = outers.get(literal.container)
+        if outer is None:
+            outer = outers[literal.container] = _outer(containers[literal.container])
+        if key is None and not outer:
+            contexts.append("")
+        else:
+            contexts.append(outer + quoted[key] + quote)
+        next_key = literal.next_key
+        if next_key is None:
+            suffixes.append(quote)
+        else:
+            if next_key not in quoted:
+                quoted[next_key] = _quoted(next_key) + ": "
+            suffixes.append(quote + ", " + quoted[next_key])
         owners.append(i)
     originals = list(texts)
     _join_split_identifiers(where, texts, owners, masker)
@@ -122,7 +147,11 @@ def mask_document(
 def _encode(value: str) -> str:
     """A JSON string literal. Lone surrogates cannot be UTF-8 encoded: such a string keeps them as
     ``\\u`` escapes."""
-    return json.dumps(value, ensure_ascii=_SURROGATE.search(value) is not None)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _account_number(text: str) -> str | None:
@@ -152,27 +181,12 @@ def _quoted(key: str) -> str:
     return json.dumps(key, ensure_ascii=False)
 
 
-def _context(container: Container | None, literal: Literal, whole: bool) -> str:
-    """The text that stood before a value in the serialized document: the enclosing key and the
-    value's own key (``"Owner": {"ID": "``), so rules that need a key see it."""
-    if whole or container is None:
+def _outer(container: Container) -> str:
+    """What stood before the values of ``container`` in the serialized document: its own key
+    (``"Owner": {``), so rules that need the enclosing key see it."""
+    if container.key is None:
         return ""
-    quote = '"' if literal.kind != NUMBER else ""
-    outer = ""
-    if container.key is not None:
-        outer = _quoted(container.key) + ": " + ("{" if container.is_object else "[")
-    if literal.key is None:
-        return outer + quote if outer else ""
-    return outer + _quoted(literal.key) + ": " + quote
-
-
-def _suffix(literal: Literal) -> str:
-    """What follows a value: its closing quote and the next member's key (``", "Prefix": ``), which
-    tells a list-objects ``Name`` from any other."""
-    quote = '"' if literal.kind != NUMBER else ""
-    if literal.next_key is None:
-        return quote
-    return quote + ", " + _quoted(literal.next_key) + ": "
+    return _quoted(container.key) + ": " + ("{" if container.is_object else "[")
 
 
 def _base64ish(value: str) -> bool:

@@ -22,18 +22,21 @@ import re
 from dataclasses import dataclass, field
 from json.decoder import scanstring
 
-_TOKEN = re.compile(
-    r"[ \t\n\r]*(?:"
-    r"(\")"  # 1: a string
-    r"|([{\[])"  # 2: an opening bracket
-    r"|([}\]])"  # 3: a closing bracket
-    r"|(,)"  # 4
-    r"|(:)"  # 5
-    r"|(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"  # 6: a number
-    r"|(true|false|null|NaN|Infinity|-Infinity)"  # 7
-    r")"
+_WS = "[ \t\n\r]*"
+# one item: maybe a comma before it, then a string (and a colon after it: a key), a bracket, a number
+# or another literal
+_ITEM = re.compile(
+    _WS + "(," + _WS + ")?(?:"
+    r'(")'  # 2: a string (its end and value: the json module's C scanner)
+    r"|([{\[])"  # 3
+    r"|([}\]])"  # 4
+    r"|(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"  # 5: a number
+    r"|(true|false|null|NaN|Infinity|-Infinity)"  # 6
+    ")",
+    re.S,
 )
-_END = re.compile(r"[ \t\n\r]*\Z")
+_END = re.compile(_WS + r"\Z")
+_COLON = re.compile(_WS + ":")
 
 KEY, STRING, NUMBER = 0, 1, 2
 
@@ -74,73 +77,37 @@ class Document:
     containers: list[Container]
 
 
-_VALUE, _VALUE_OR_CLOSE, _KEY, _KEY_OR_CLOSE, _COLON, _COMMA_OR_CLOSE = range(6)
-
-
 def parse(text: str, pos: int = 0) -> Document | None:
     """The literals and containers of the JSON object or list in ``text[pos:]``, or None if it is not
     one (trailing whitespace is allowed, nothing else)."""
-    match = _TOKEN.match
+    match = _ITEM.match
     literals: list[Literal] = []
     containers: list[Container] = []
     stack: list[int] = []  # open containers
     pending: list[Literal | None] = []  # per open object: its last value, waiting for the next key
     keys: list[str | None] = []  # per open container: the current key (objects)
     items: list[int] = []  # per open container: how many items it has had so far (lists)
-    state = _VALUE
-    n = len(text)
+    after_value = False  # the open container's last item was a value: a comma or the close is next
+    after_key = False  # a key and its colon were read: a value is next
     m = match(text, pos)
-    if m is None or m.lastindex != 2:
+    if m is None or m.lastindex != 3 or m.group(1) is not None:
         return None  # the root must be an object or a list
+    containers.append(Container(text[m.end() - 1] == "{", -1, None))
+    stack.append(0)
+    pending.append(None)
+    keys.append(None)
+    items.append(0)
+    pos = m.end()
     while True:
+        m = match(text, pos)
         if m is None:
             return None
         group = m.lastindex
+        comma = m.group(1) is not None
         pos = m.end()
-        top = stack[-1] if stack else -1
-        if group == 1:  # a string
-            try:
-                value, pos = scanstring(text, pos, False)
-            except ValueError:
-                return None
-            if state in (_KEY, _KEY_OR_CLOSE):
-                literals.append(Literal(KEY, m.end() - 1, pos, value, top))
-                keys[-1] = value
-                last = pending[-1]
-                if last is not None:
-                    last.next_key = value
-                    pending[-1] = None
-                state = _COLON
-            elif state in (_VALUE, _VALUE_OR_CLOSE):
-                literal = Literal(STRING, m.end() - 1, pos, value, top)
-                literals.append(literal)
-                _placed(literal, containers, keys, pending, items, top)
-                if top >= 0 and containers[top].is_object:
-                    containers[top].strings.setdefault(keys[-1], []).append(len(literals) - 1)  # type: ignore[arg-type]
-                state = _COMMA_OR_CLOSE
-            else:
-                return None
-        elif group == 2:  # [ or {
-            if state != _VALUE and state != _VALUE_OR_CLOSE:
-                return None
-            is_object = text[pos - 1] == "{"
-            in_object = top >= 0 and containers[top].is_object
-            container = Container(is_object, top, keys[-1] if in_object else None)
-            containers.append(container)
-            if in_object:
-                pending[-1] = None
-            elif top >= 0:
-                container.position = items[-1]
-                items[-1] += 1
-            stack.append(len(containers) - 1)
-            pending.append(None)
-            keys.append(None)
-            items.append(0)
-            state = _KEY_OR_CLOSE if is_object else _VALUE_OR_CLOSE
-        elif group == 3:  # ] or }
-            if state != _COMMA_OR_CLOSE and state != _KEY_OR_CLOSE and state != _VALUE_OR_CLOSE:
-                return None
-            if not stack or containers[top].is_object != (text[pos - 1] == "}"):
+        top = stack[-1]
+        if group == 4:  # ] or }
+            if comma or after_key or containers[top].is_object != (text[pos - 1] == "}"):
                 return None
             stack.pop()
             pending.pop()
@@ -148,31 +115,68 @@ def parse(text: str, pos: int = 0) -> Document | None:
             items.pop()
             if not stack:
                 return Document(literals, containers) if _END.match(text, pos) else None
-            state = _COMMA_OR_CLOSE
-        elif group == 4:  # ,
-            if state != _COMMA_OR_CLOSE:
+            after_value = True
+            continue
+        expect_value = after_key  # a key and its colon were read
+        if after_key:
+            if comma:
                 return None
-            state = _KEY if containers[top].is_object else _VALUE
-        elif group == 5:  # :
-            if state != _COLON:
+            after_key = False
+        elif after_value != comma:
+            return None  # two items without a comma, or a comma before the first
+        in_object = containers[top].is_object
+        string: str | None = None
+        start = pos - 1
+        if group == 2:
+            try:
+                string, pos = scanstring(text, pos, False)
+            except ValueError:
                 return None
-            state = _VALUE
-        else:  # a number or another literal
-            if state != _VALUE and state != _VALUE_OR_CLOSE:
-                return None
-            if group == 6:
-                literal = Literal(NUMBER, m.start(6), pos, m.group(6), top)
-                literals.append(literal)
-                _placed(literal, containers, keys, pending, items, top)
-            elif top >= 0:
-                if containers[top].is_object:
+            colon = _COLON.match(text, pos)
+            if colon is not None:  # a key
+                if not in_object or expect_value:
+                    return None
+                literals.append(Literal(KEY, start, pos, string, top))
+                keys[-1] = string
+                last = pending[-1]
+                if last is not None:
+                    last.next_key = string
                     pending[-1] = None
-                else:
-                    items[-1] += 1
-            state = _COMMA_OR_CLOSE
-        if pos >= n:
-            return None
-        m = match(text, pos)
+                after_key, after_value = True, False
+                pos = colon.end()
+                continue
+        if in_object and not expect_value:
+            return None  # a value without a key
+        # a value
+        after_value = True
+        if string is not None:
+            literal = Literal(STRING, start, pos, string, top)
+            literals.append(literal)
+            _placed(literal, containers, keys, pending, items, top)
+            if in_object:
+                containers[top].strings.setdefault(keys[-1], []).append(len(literals) - 1)  # type: ignore[arg-type]
+        elif group == 3:  # [ or {
+            is_object = text[pos - 1] == "{"
+            container = Container(is_object, top, keys[-1] if in_object else None)
+            containers.append(container)
+            if in_object:
+                pending[-1] = None
+            else:
+                container.position = items[-1]
+                items[-1] += 1
+            stack.append(len(containers) - 1)
+            pending.append(None)
+            keys.append(None)
+            items.append(0)
+            after_value = False
+        elif group == 5:
+            literal = Literal(NUMBER, m.start(5), pos, m.group(5), top)
+            literals.append(literal)
+            _placed(literal, containers, keys, pending, items, top)
+        elif in_object:
+            pending[-1] = None
+        else:
+            items[-1] += 1
 
 
 def _placed(
