@@ -299,3 +299,11 @@ def test_a_json_document_is_masked_alike_as_text_and_as_a_body(masker: Masker, n
     survive_text = {w for w in words if w in as_text}
     survive_body = {w for w in words if w in as_body.decode()}
     assert survive_text == survive_body, f"{name}: verdicts differ"
+
+
+def test_repeated_values_are_each_masked_and_counted(masker: Masker) -> None:
+    raw = json.dumps(
+        {"ips": ["10.0.1.100"] * 3, "more": [{"ip": "10.0.1.100"}, {"ip": "10.0.1.100"}]}
+    ).encode()
+    out, result = mask_request(raw, masker)
+    assert b"10.0.1.100" not in out and result.counts["private_ip"] == 5

@@ -36,11 +36,14 @@ import binascii
 import itertools
 import json
 import re
+from collections import Counter
 from decimal import Decimal, InvalidOperation
 
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError
 from .jsontext import KEY, NUMBER, Container, Document
+from .restore import token_kind
+from .tokens import KIND_CATEGORIES, TOKEN_RE
 
 _BASE64ISH = re.compile(r"[A-Za-z0-9+/=_-]+")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -126,7 +129,7 @@ def mask_document(
         owners.append(i)
     originals = list(texts)
     _join_split_identifiers(where, texts, owners, masker)
-    masked, result = masker.mask_texts(texts, contexts, reserve_from=exempt, suffixes=suffixes)
+    masked, result = _mask_unique(masker, texts, contexts, suffixes, exempt)
     pieces: list[str] = []
     last = 0
     for owner, before, after in zip(owners, originals, masked, strict=True):
@@ -142,6 +145,33 @@ def mask_document(
         return source, result
     pieces.append(source[last:])
     return "".join(pieces), result
+
+
+def _mask_unique(
+    masker: Masker, texts: list[str], contexts: list[str], suffixes: list[str], exempt: list[str]
+) -> tuple[list[str], MaskResult]:
+    """``masker.mask_texts`` with each (context, text, suffix) scanned once: keys and many values
+    recur throughout a document (a describe-instances dump repeats each key thousands of times), and
+    the same input masks to the same output. Occurrences past the first are counted from the tokens
+    they got."""
+    index: dict[tuple[str, str, str], int] = {}
+    order: list[int] = []
+    unique: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for item in zip(texts, contexts, suffixes, strict=True):
+        at = index.get(item)
+        if at is None:
+            at = index[item] = len(unique[0])
+            for column, value in zip(unique, item, strict=True):
+                column.append(value)
+        order.append(at)
+    masked, result = masker.mask_texts(unique[0], unique[1], reserve_from=exempt, suffixes=unique[2])
+    if len(order) > len(masked):
+        for at, times in Counter(order).items():
+            if times > 1 and masked[at] != unique[0][at]:
+                for token in TOKEN_RE.findall(masked[at]):
+                    if token in result.tokens:
+                        result.counts[KIND_CATEGORIES[token_kind(token)]] += times - 1
+    return [masked[at] for at in order], result
 
 
 def _encode(value: str) -> str:

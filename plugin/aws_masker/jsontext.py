@@ -23,16 +23,35 @@ from dataclasses import dataclass, field
 from json.decoder import scanstring
 
 _WS = "[ \t\n\r]*"
-# one item: maybe a comma before it, then a string (and a colon after it: a key), a bracket, a number
-# or another literal
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_LITERAL = "true|false|null|NaN|Infinity|-Infinity"
+_PLAIN = r'"([^"\\]*)"'  # a string without escapes (its content is its value)
+# One item, maybe after a comma. The common case of an object member, a key and a scalar value both
+# without escapes, is one match; other strings are found and decoded by the json module's C scanner.
 _ITEM = re.compile(
-    _WS + "(," + _WS + ")?(?:"
-    r'(")'  # 2: a string (its end and value: the json module's C scanner)
-    r"|([{\[])"  # 3
-    r"|([}\]])"  # 4
-    r"|(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"  # 5: a number
-    r"|(true|false|null|NaN|Infinity|-Infinity)"  # 6
-    ")",
+    _WS
+    + "(?P<comma>,"
+    + _WS
+    + ")?(?:"
+    + _PLAIN.replace("(", "(?P<ka>", 1)
+    + _WS
+    + ":"
+    + _WS
+    + "(?:"
+    + _PLAIN.replace("(", "(?P<vs>", 1)
+    + f"|(?P<vn>{_NUMBER})|(?P<vl>{_LITERAL}))"
+    + "|"
+    + _PLAIN.replace("(", "(?P<k>", 1)
+    + _WS
+    + ":"
+    + "|"
+    + _PLAIN.replace("(", "(?P<s>", 1)
+    + '|(?P<q>")'
+    + r"|(?P<o>[{\[])"
+    + r"|(?P<c>[}\]])"
+    + f"|(?P<n>{_NUMBER})"
+    + f"|(?P<l>{_LITERAL})"
+    + ")",
     re.S,
 )
 _END = re.compile(_WS + r"\Z")
@@ -41,7 +60,7 @@ _COLON = re.compile(_WS + ":")
 KEY, STRING, NUMBER = 0, 1, 2
 
 
-@dataclass
+@dataclass(slots=True)
 class Container:
     is_object: bool
     parent: int
@@ -54,7 +73,7 @@ class Container:
     """For an object: key -> indices of the string literals that are its values (every copy)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Literal:
     kind: int  # KEY, STRING or NUMBER
     start: int
@@ -71,7 +90,7 @@ class Literal:
     """For a value in a list: its place in the list."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Document:
     literals: list[Literal]
     containers: list[Container]
@@ -82,6 +101,7 @@ def parse(text: str, pos: int = 0) -> Document | None:
     one (trailing whitespace is allowed, nothing else)."""
     match = _ITEM.match
     literals: list[Literal] = []
+    add = literals.append
     containers: list[Container] = []
     stack: list[int] = []  # open containers
     pending: list[Literal | None] = []  # per open object: its last value, waiting for the next key
@@ -90,7 +110,7 @@ def parse(text: str, pos: int = 0) -> Document | None:
     after_value = False  # the open container's last item was a value: a comma or the close is next
     after_key = False  # a key and its colon were read: a value is next
     m = match(text, pos)
-    if m is None or m.lastindex != 3 or m.group(1) is not None:
+    if m is None or m.lastgroup != "o" or m.group("comma") is not None:
         return None  # the root must be an object or a list
     containers.append(Container(text[m.end() - 1] == "{", -1, None))
     stack.append(0)
@@ -102,12 +122,13 @@ def parse(text: str, pos: int = 0) -> Document | None:
         m = match(text, pos)
         if m is None:
             return None
-        group = m.lastindex
-        comma = m.group(1) is not None
+        group = m.lastgroup
+        comma = m.group("comma") is not None
         pos = m.end()
         top = stack[-1]
-        if group == 4:  # ] or }
-            if comma or after_key or containers[top].is_object != (text[pos - 1] == "}"):
+        container = containers[top]
+        if group == "c":  # ] or }
+            if comma or after_key or container.is_object != (text[pos - 1] == "}"):
                 return None
             stack.pop()
             pending.pop()
@@ -124,10 +145,39 @@ def parse(text: str, pos: int = 0) -> Document | None:
             after_key = False
         elif after_value != comma:
             return None  # two items without a comma, or a comma before the first
-        in_object = containers[top].is_object
+        in_object = container.is_object
+        if group == "vs" or group == "vn" or group == "vl" or group == "k":  # a plain key (and value)
+            if not in_object or expect_value:
+                return None
+            key = m.group("ka") if group != "k" else m.group("k")
+            key_start = m.start("ka" if group != "k" else "k") - 1
+            add(Literal(KEY, key_start, key_start + len(key) + 2, key, top))
+            keys[-1] = key
+            last = pending[-1]
+            if last is not None:
+                last.next_key = key
+            if group == "k":
+                pending[-1] = None
+                after_key, after_value = True, False
+                continue
+            after_value = True
+            if group == "vl":
+                pending[-1] = None
+                continue
+            if group == "vs":
+                literal = Literal(STRING, m.start("vs") - 1, pos, m.group("vs"), top, key)
+                container.strings.setdefault(key, []).append(len(literals))
+            else:
+                literal = Literal(NUMBER, m.start("vn"), pos, m.group("vn"), top, key)
+            add(literal)
+            pending[-1] = literal
+            continue
         string: str | None = None
         start = pos - 1
-        if group == 2:
+        if group == "s":
+            string = m.group("s")
+            start = m.start("s") - 1
+        elif group == "q":
             try:
                 string, pos = scanstring(text, pos, False)
             except ValueError:
@@ -136,7 +186,7 @@ def parse(text: str, pos: int = 0) -> Document | None:
             if colon is not None:  # a key
                 if not in_object or expect_value:
                     return None
-                literals.append(Literal(KEY, start, pos, string, top))
+                add(Literal(KEY, start, pos, string, top))
                 keys[-1] = string
                 last = pending[-1]
                 if last is not None:
@@ -151,28 +201,28 @@ def parse(text: str, pos: int = 0) -> Document | None:
         after_value = True
         if string is not None:
             literal = Literal(STRING, start, pos, string, top)
-            literals.append(literal)
-            _placed(literal, containers, keys, pending, items, top)
+            _placed(literal, container, keys, pending, items)
             if in_object:
-                containers[top].strings.setdefault(keys[-1], []).append(len(literals) - 1)  # type: ignore[arg-type]
-        elif group == 3:  # [ or {
+                container.strings.setdefault(keys[-1], []).append(len(literals))  # type: ignore[arg-type]
+            add(literal)
+        elif group == "o":  # [ or {
             is_object = text[pos - 1] == "{"
-            container = Container(is_object, top, keys[-1] if in_object else None)
-            containers.append(container)
+            child = Container(is_object, top, keys[-1] if in_object else None)
+            containers.append(child)
             if in_object:
                 pending[-1] = None
             else:
-                container.position = items[-1]
+                child.position = items[-1]
                 items[-1] += 1
             stack.append(len(containers) - 1)
             pending.append(None)
             keys.append(None)
             items.append(0)
             after_value = False
-        elif group == 5:
-            literal = Literal(NUMBER, m.start(5), pos, m.group(5), top)
-            literals.append(literal)
-            _placed(literal, containers, keys, pending, items, top)
+        elif group == "n":
+            literal = Literal(NUMBER, m.start("n"), pos, m.group("n"), top)
+            _placed(literal, container, keys, pending, items)
+            add(literal)
         elif in_object:
             pending[-1] = None
         else:
@@ -181,15 +231,12 @@ def parse(text: str, pos: int = 0) -> Document | None:
 
 def _placed(
     literal: Literal,
-    containers: list[Container],
+    container: Container,
     keys: list[str | None],
     pending: list[Literal | None],
     items: list[int],
-    top: int,
 ) -> None:
-    if top < 0:
-        return
-    if containers[top].is_object:
+    if container.is_object:
         literal.key = keys[-1]
         pending[-1] = literal
     else:
