@@ -19,11 +19,10 @@ Which positions and rules are tried depends on the mode; all three find exactly 
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate
 from json.decoder import scanstring
-from operator import add, sub
 from typing import NamedTuple
 
 from . import prefilter
@@ -73,11 +72,12 @@ ESCAPE_LEVELS = 4
 class _Level(NamedTuple):
     """One level of unescaping: view offset -> offset in the text it was made from."""
 
-    starts: list[int]  # view offset of each decoded escape
-    shifts: list[int]  # shifts[k]: how much longer the first k escapes were than what they became
+    view_ends: list[int]  # where each decoded escape ends in the view
+    source_ends: list[int]  # and where it ended in the text
 
     def source(self, offset: int) -> int:
-        return offset + self.shifts[bisect_left(self.starts, offset)]
+        k = bisect_right(self.view_ends, offset)  # the escapes that start before the offset
+        return offset + self.source_ends[k - 1] - self.view_ends[k - 1] if k else offset
 
 
 def _unescape_once(text: str) -> tuple[str, _Level] | None:
@@ -87,11 +87,10 @@ def _unescape_once(text: str) -> tuple[str, _Level] | None:
     parts = _UNESCAPE.split(text)
     if len(parts) == 1:
         return None
-    plain, escapes = parts[0::2], parts[1::2]
-    parts[1::2] = scanstring("x".join(escapes) + '"', 0, False)[0][0::2]
-    starts = list(map(add, accumulate(map(len, plain[:-1])), range(len(escapes))))
-    shifts = [0, *map(sub, accumulate(map(len, escapes)), range(1, len(escapes) + 1))]
-    return "".join(parts), _Level(starts, shifts)
+    source_ends = list(accumulate(map(len, parts)))[1::2]
+    parts[1::2] = scanstring("x".join(parts[1::2]) + '"', 0, False)[0][0::2]
+    view_ends = list(accumulate(map(len, parts)))[1::2]
+    return "".join(parts), _Level(view_ends, source_ends)
 
 
 def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
