@@ -1,6 +1,7 @@
 """Ways around the request-body mask (issue #10), closed: escaped JSON, JSON the strict parser
 refuses, duplicate keys, exempt shapes out of place, UTF-16/32, split text, numbers, and the JSON path
-reaching the text path's verdicts. tests/gateway/test_body_leaks.py sends the same through the gateway."""
+reaching the text path's verdicts. tests/gateway/test_gateway_body_leaks.py sends the same through
+the gateway."""
 
 from __future__ import annotations
 
@@ -307,3 +308,10 @@ def test_repeated_values_are_each_masked_and_counted(masker: Masker) -> None:
     ).encode()
     out, result = mask_request(raw, masker)
     assert b"10.0.1.100" not in out and result.counts["private_ip"] == 5
+
+
+def test_split_identifiers_are_joined_in_system_and_tool_result_content(masker: Masker) -> None:
+    halves = [{"type": "text", "text": "Instance i-0123456789"}, {"type": "text", "text": "abcdef0 is down"}]
+    tool_result = {"type": "tool_result", "tool_use_id": "t", "content": halves}
+    out, _ = mask_request(request(tool_result, system=halves), masker)
+    assert leaked(out, (EC2, "i-0123456789", "abcdef0")) == []

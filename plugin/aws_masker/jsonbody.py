@@ -276,10 +276,15 @@ class _Positions:
         return False
 
     def message_content(self, index: int) -> bool:
-        """Is container ``index`` a message's content list?"""
+        """Is container ``index`` a list of content the model reads as one text: a message's
+        content, a tool_result's content, or the system blocks?"""
         containers = self.doc.containers
         holder = containers[index]
-        if holder.is_object or holder.key != "content" or holder.parent < 0:
+        if holder.is_object or holder.parent < 0:
+            return False
+        if holder.key == "system":
+            return containers[holder.parent].parent < 0
+        if holder.key != "content":
             return False
         return self.is_block(holder.parent) or self._is_message(holder.parent)
 
@@ -376,6 +381,8 @@ def _join_split_identifiers(where: _Positions, texts: list[str], owners: list[in
         joined = "".join(parts)
         moved = False
         for found in masker.find(joined):
+            if not found.mask:
+                continue
             for b, bound in enumerate(bounds):
                 if found.start < bound < found.end:
                     bounds[b] = found.end
