@@ -65,7 +65,7 @@ def mask_document(
     contexts: list[str] = []
     suffixes: list[str] = []
     owners: list[int] = []  # literal index of each text
-    encoders: dict[int, str] = {}  # literal index -> "b64" (a text/plain document) or "number"
+    documents: set[int] = set()  # literal indices of text/plain documents' base64 data
     exempt: list[str] = []
     quoted: dict[str | None, str] = {}  # key -> its JSON text, as it goes into contexts
     outers: dict[int, str] = {}  # container -> the context its values get from the enclosing key
@@ -85,8 +85,7 @@ def mask_document(
                 if kind == NUMBER:
                     continue
             else:
-                value = account
-                encoders[i] = "number"
+                value = account  # masked, the number becomes a token string
         elif literal.key in _EXEMPT_KEYS:
             verdict = where.exemption(i)
             if verdict == "exempt":
@@ -102,7 +101,7 @@ def mask_document(
                 continue
             if verdict == "text-document":
                 texts.append(_decoded_text(value))
-                encoders[i] = "b64"
+                documents.add(i)
                 contexts.append("")
                 suffixes.append("")
                 owners.append(i)
@@ -137,7 +136,7 @@ def mask_document(
             continue
         literal = literals[owner]
         pieces.append(source[last : literal.start])
-        if encoders.get(owner) == "b64":
+        if owner in documents:
             after = base64.b64encode(after.encode("utf-8", "surrogatepass")).decode("ascii")
         pieces.append(_encode(after))
         last = literal.end
@@ -187,7 +186,7 @@ def _encode(value: str) -> str:
 def _account_number(text: str) -> str | None:
     """A number's twelve digits if it is an integer of twelve digits however written
     (``483920175526.0``, ``4.83920175526e11``), else None."""
-    if sum(c.isdigit() for c in text) < 12 and not _EXPONENT.search(text):
+    if len(text) < 12 and not _EXPONENT.search(text):
         return None
     try:
         number = Decimal(text)
