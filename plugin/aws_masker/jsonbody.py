@@ -25,8 +25,9 @@ what it claims; the same shapes anywhere else (inside ``tool_use.input``, say) a
 Token-shaped text inside exempt strings is still reserved, so no real identifier can be issued a
 token that already appears there.
 
-Adjacent text in one message's content (text blocks, or plain strings in the list) is scanned across
-each boundary: an identifier split over two blocks moves whole into the first before masking.
+Adjacent text in one message's content (text blocks, or plain strings in the list; also system
+blocks and a tool_result's content) is masked as one text, as the model reads it, and shared back out
+to the blocks: an identifier split over two blocks is masked whole in the first.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import binascii
 import itertools
 import json
 import re
+from bisect import bisect_right
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 
@@ -127,8 +129,9 @@ def mask_document(
             suffixes.append(quote + ", " + quoted[next_key])
         owners.append(i)
     originals = list(texts)
-    _join_split_identifiers(where, texts, owners, masker)
+    runs = _join_runs(where.text_runs(), texts, suffixes, owners)
     masked, result = _mask_unique(masker, texts, contexts, suffixes, exempt)
+    _split_runs(runs, texts, masked, result.tokens)
     pieces: list[str] = []
     last = 0
     for owner, before, after in zip(owners, originals, masked, strict=True):
@@ -361,36 +364,68 @@ class _Positions:
         return runs
 
 
-def _join_split_identifiers(where: _Positions, texts: list[str], owners: list[int], masker: Masker) -> None:
-    """An identifier cut across adjacent text of one message (``"Instance i-0123456789"`` then
-    ``"abcdef0 is down"``: the model reads them joined) is moved whole into the part where it
-    starts, before masking, so its token stands there and the next part goes on after it."""
-    runs = where.text_runs()
-    if not runs:
-        return
+def _join_runs(
+    runs: list[list[int]], texts: list[str], suffixes: list[str], owners: list[int]
+) -> list[tuple[list[int], list[int]]]:
+    """Adjacent text of one message is masked as one text, in the first part's place (with the last
+    part's suffix); the other parts are left empty until ``_split_runs`` shares the result out. Returns
+    each run's text indices and the offsets where its parts after the first begin."""
     slot = {owner: k for k, owner in enumerate(owners)}
+    joined: list[tuple[list[int], list[int]]] = []
     for run in runs:
         ks = [slot[i] for i in run if i in slot]
-        parts = [texts[k] for k in ks]
-        bounds: list[int] = []  # where each part after the first starts in the joined text
-        at = 0
-        for part in parts[:-1]:
-            at += len(part)
-            bounds.append(at)
-        joined = "".join(parts)
-        moved = False
-        for found in masker.find(joined):
-            if not found.mask:
-                continue
-            for b, bound in enumerate(bounds):
-                if found.start < bound < found.end:
-                    bounds[b] = found.end
-                    moved = True
-        if not moved:
+        if len(ks) < 2:
             continue
-        edges = [0, *bounds, len(joined)]
-        for j, k in enumerate(ks):
-            lo = edges[j]
-            hi = max(lo, edges[j + 1])
-            edges[j + 1] = hi
-            texts[k] = joined[lo:hi]
+        bounds = list(itertools.accumulate(len(texts[k]) for k in ks[:-1]))
+        texts[ks[0]] = "".join(texts[k] for k in ks)
+        suffixes[ks[0]] = suffixes[ks[-1]]
+        for k in ks[1:]:
+            texts[k] = ""
+        joined.append((ks, bounds))
+    return joined
+
+
+def _split_runs(
+    joined: list[tuple[list[int], list[int]]], texts: list[str], masked: list[str], tokens: dict[str, str]
+) -> None:
+    """Share each joined text's masked form out to its parts: every character stays in its part, and a
+    token goes where its identifier began (an identifier cut across two blocks is masked whole in the
+    first, and the second goes on after it). The restore gives back the joined original."""
+    for ks, bounds in joined:
+        parts = _split_masked(texts[ks[0]], masked[ks[0]], bounds, tokens)
+        if parts is None:  # an identifier written with escapes: its text is not its value
+            parts = [masked[ks[0]]] + [""] * (len(ks) - 1)
+        for k, part in zip(ks, parts, strict=True):
+            masked[k] = part
+
+
+def _split_masked(joined: str, masked: str, bounds: list[int], tokens: dict[str, str]) -> list[str] | None:
+    """``masked`` (``joined`` with identifiers replaced by ``tokens``) cut where ``joined`` was cut
+    (``bounds``), or None if the two cannot be aligned. One step per token, not per character."""
+    parts: list[list[str]] = [[] for _ in range(len(bounds) + 1)]
+    edges = [0, *bounds, len(joined)]
+
+    def plain(start: int, text: str) -> None:  # joined[start:start + len(text)] == text
+        end = start + len(text)
+        for p in range(bisect_right(bounds, start), len(parts)):
+            lo, hi = max(start, edges[p]), min(end, edges[p + 1])
+            if lo >= end:
+                break
+            parts[p].append(text[lo - start : hi - start])
+
+    i = j = 0  # where masked and joined are aligned
+    for m in TOKEN_RE.finditer(masked):
+        original = tokens.get(m.group())
+        if original is None:
+            continue  # token-shaped text the client sent: plain text
+        gap = masked[i : m.start()]
+        at = j + len(gap)
+        if joined[j:at] != gap or joined[at : at + len(original)] != original:
+            return None
+        plain(j, gap)
+        parts[bisect_right(bounds, at)].append(m.group())
+        i, j = m.end(), at + len(original)
+    if joined[j:] != masked[i:]:
+        return None
+    plain(j, masked[i:])
+    return ["".join(part) for part in parts]

@@ -64,7 +64,7 @@ def _namespaced(regex: str, prefix: str) -> str:
     return _GROUP_DEF.sub(lambda m: f"(?P<{prefix}{m[1]}>", regex)
 
 
-_UNESCAPE = re.compile(r'(\\(?:u[0-9a-fA-F]{4}|["\\/]))')
+_UNESCAPE = re.compile(r'(\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt]))')
 ESCAPE_LEVELS = 4
 """How many levels of JSON string escaping the scan sees through (JSON in a string in a string ...)."""
 
@@ -96,13 +96,13 @@ def _unescape_once(text: str) -> tuple[str, _Level] | None:
 def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
     """The text the rules see, and how to map its offsets back to ``text`` (None: the same offsets).
 
-    The JSON string escapes that can hide a key or an identifier (``\\"``, ``\\/``, ``\\\\``,
-    ``\\u0069``) are decoded, level after level (JSON inside a string inside a string, up to
-    ``ESCAPE_LEVELS``), so a key written as ``\\"OwnerId\\": \\"483920175526\\"`` in a pasted
-    CloudWatch record gives its value context as it does unescaped. The others (``\\n``, ``\\t``,
-    ...) end a word either way: they are blanked (``escapes_blanked``). An identifier found in the
-    view maps back to the whole range of the text it was decoded from, escapes included, and its
-    value is the decoded one. A few C-speed passes per level."""
+    JSON string escapes (``\\"``, ``\\/``, ``\\\\``, ``\\n``, ``\\u0069``, ...) are decoded, level
+    after level (JSON inside a string inside a string, up to ``ESCAPE_LEVELS``), so a key written as
+    ``\\"OwnerId\\": \\"483920175526\\"`` in a pasted CloudWatch record gives its value context as it
+    does unescaped, and an escaped newline ends a line as a newline does. Escapes left after that are
+    blanked (``escapes_blanked``). An identifier found in the view maps back to the whole range of the
+    text it was decoded from, escapes included, and its value is the decoded one. A few C-speed
+    passes per level."""
     if "\\" not in text:
         return text, None
     levels: list[_Level] = []
