@@ -315,3 +315,13 @@ def test_split_identifiers_are_joined_in_system_and_tool_result_content(masker: 
     tool_result = {"type": "tool_result", "tool_use_id": "t", "content": halves}
     out, _ = mask_request(request(tool_result, system=halves), masker)
     assert leaked(out, (EC2, "i-0123456789", "abcdef0")) == []
+
+
+def test_a_split_identifier_written_with_escapes_is_masked_in_the_first_block(masker: Masker) -> None:
+    # the first half ends in "\u0036" as text (JSON in the block): its text is not its value, so the
+    # blocks cannot be cut where they were; the whole masked text goes into the first
+    parts = ["id i-012345\\u00367", "89abcdef0 down"]
+    out, result = mask_request(request(*({"type": "text", "text": p} for p in parts)), masker)
+    sent = [b["text"] for b in json.loads(out)["messages"][0]["content"]]
+    assert leaked(out, (EC2, "89abcdef0")) == [] and result.counts["ec2"] == 1
+    assert sent[1] == "" and sent[0].endswith(" down")
