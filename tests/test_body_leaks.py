@@ -325,3 +325,27 @@ def test_a_split_identifier_written_with_escapes_is_masked_in_the_first_block(ma
     sent = [b["text"] for b in json.loads(out)["messages"][0]["content"]]
     assert leaked(out, (EC2, "89abcdef0")) == [] and result.counts["ec2"] == 1
     assert sent[1] == "" and sent[0].endswith(" down")
+
+
+def test_identifiers_written_as_opaque_data_are_masked_and_real_data_is_not_touched(masker: Masker) -> None:
+    image, signature = _b64(bytes(range(256)) * 40), _b64(bytes(range(200)))
+    access_key = "AKIA" + "Q7XM2PLK4RN8VB3D"
+    thinking = {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "t", "signature": signature},
+            {"type": "thinking", "thinking": "t", "signature": f"abc/{access_key}/def"},
+            {"type": "redacted_thinking", "data": f"xyz+{access_key}+0"},
+        ],
+    }
+    user = {
+        "role": "user",
+        "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": image}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": access_key}},
+        ],
+    }
+    raw = json.dumps({"model": "m", "messages": [thinking, user]}).encode()
+    out, result = mask_request(raw, masker)
+    assert leaked(out, (access_key,)) == [] and result.total == 3
+    assert image in out.decode() and signature in out.decode()

@@ -11,19 +11,20 @@ list's key, ``"Ids": ["``) before it and the key of the member after it (``", "P
 it, so rules that need a key or a sibling see them as they do in pasted text. Escapes inside a value
 (JSON in a string) are seen through by the scanner.
 
-Left alone, only where the Messages API puts them (a message's ``content`` blocks, ``system``
+Opaque values, only where the Messages API puts them (a message's ``content`` blocks, ``system``
 blocks, and the ``content`` blocks of a ``tool_result`` among those), and only when the value is
-what it claims; the same shapes anywhere else (inside ``tool_use.input``, say) are masked:
+what it claims, are scanned as they are, without their key, so genuine data comes out byte for byte
+(an identifier written into one is still masked, and the API then refuses the block); the same shapes
+anywhere else (inside ``tool_use.input``, say) are ordinary values:
 
-- top-level ``model``;
 - ``data`` of an ``image`` or ``document`` block's base64 ``source``, when it decodes as base64.
   A ``text/plain`` base64 document is decoded, masked and re-encoded. Other binary documents
   (PDF) and images pass, or are refused with ``refuse_binary_documents``;
 - ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block, when base64-ish
   (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text).
 
-Token-shaped text inside exempt strings is still reserved, so no real identifier can be issued a
-token that already appears there.
+Top-level ``model`` is left alone. Token-shaped text inside it is still reserved, so no real
+identifier can be issued a token that already appears there.
 
 Adjacent text in one message's content (text blocks, or plain strings in the list; also system
 blocks and a tool_result's content) is masked as one text, as the model reads it, and shared back out
@@ -93,17 +94,18 @@ def mask_document(
             if verdict == "exempt":
                 exempt.append(value)
                 continue
-            if verdict == "binary":
-                if refuse_binary:
-                    raise BinaryDocumentError(
-                        "the request carries a binary document or image, which aws-masker cannot "
-                        "mask (refuse_binary_documents is on); it was not forwarded"
-                    )
-                exempt.append(value)
-                continue
-            if verdict == "text-document":
-                texts.append(_decoded_text(value))
-                documents.add(i)
+            if verdict == "binary" and refuse_binary:
+                raise BinaryDocumentError(
+                    "the request carries a binary document or image, which aws-masker cannot "
+                    "mask (refuse_binary_documents is on); it was not forwarded"
+                )
+            if verdict is not None:
+                # opaque data is scanned as it is, without a key: an identifier written into it is
+                # masked (the API then refuses the block), genuine data comes out byte for byte
+                if verdict == "text-document":
+                    value = _decoded_text(value)
+                    documents.add(i)
+                texts.append(value)
                 contexts.append("")
                 suffixes.append("")
                 owners.append(i)
@@ -299,8 +301,9 @@ class _Positions:
         return messages.key == "messages" and messages.parent >= 0 and containers[messages.parent].parent < 0
 
     def exemption(self, i: int) -> str | None:
-        """For a string value: "exempt", "binary" (an image's or binary document's data),
-        "text-document" (a text/plain document's data) or None (mask it)."""
+        """For a string value: "exempt" (the model), "binary" (an image's or binary document's data),
+        "opaque" (a signature), "text-document" (a text/plain document's data) or None (an ordinary
+        value)."""
         literal = self.doc.literals[i]
         containers = self.doc.containers
         index = literal.container
@@ -326,7 +329,7 @@ class _Positions:
             and _base64ish(literal.value)
             and self.is_block(index)
         ):
-            return "exempt"
+            return "opaque"
         return None
 
     def text_runs(self) -> list[list[int]]:
