@@ -29,7 +29,7 @@ def mask_request(body: bytes, masker: Masker) -> tuple[bytes, MaskResult]:
     doc = jsontext.parse(text, start)
     if doc is not None:
         masked, result = mask_document(text, doc, masker, masker.config.refuse_binary_documents)
-        return masked.encode("utf-8", "surrogatepass"), result
+        return masked.encode("utf-8"), result
     masked, result = masker.mask_text(text)
     return masked.encode("utf-8"), result
 

@@ -142,7 +142,7 @@ def mask_document(
         literal = literals[owner]
         pieces.append(source[last : literal.start])
         if owner in documents:
-            after = base64.b64encode(after.encode("utf-8", "surrogatepass")).decode("ascii")
+            after = base64.b64encode(after.encode("utf-8")).decode("ascii")
         pieces.append(_encode(after))
         last = literal.end
     if not pieces:
