@@ -303,8 +303,7 @@ def _req_raw_path(call: PdkCall) -> str:
 
 @_pdk("kong.request.get_path_with_query", PHASES_REQUEST)
 def _req_path_with_query(call: PdkCall) -> str:
-    query = call.ctx.query_string
-    return normalize_path(call.ctx.raw_path) + (f"?{query}" if query else "")
+    return call.ctx.request_uri  # Kong 3.9: ``var.request_uri``, raw, as the client wrote it
 
 
 @_pdk("kong.request.get_raw_query", PHASES_REQUEST)
