@@ -375,3 +375,13 @@ def test_unknown_or_stacked_codings_are_refused_with_415(coding: str) -> None:
     run("access", kong)
     assert (kong.exit[0], kong.exit[1]["error"]) == (415, "AWS_MASKER_2008")
     assert "kong.request.get_raw_body" not in [m for m, _ in kong.calls]
+
+
+def test_a_name_found_in_the_body_is_masked_where_it_stands_bare_in_a_header_or_query() -> None:
+    headers = {"Content-Type": "application/json", "x-note": "why is acme-prod-data slow?"}
+    kong = FakeKong(messages("copy s3://acme-prod-data/logs/x.gz"), headers, "/v1/messages?b=acme-prod-data")
+    run("access", kong)
+    tokens = json.loads(kong.shared[CTX_KEY])["tokens"]
+    token = next(t for t, o in tokens.items() if o == "acme-prod-data")
+    assert kong.sent_headers["x-note"] == [f"why is {token} slow?"]
+    assert kong.sent_query == f"b={token}"

@@ -24,8 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, unquote_plus
 
+from . import echo
 from .engine import Masker, MaskResult
 from .errors import IdentifierInRequestLineError
+from .restore import token_kind
+from .tokens import KIND_CATEGORIES
 
 UNSCANNED = frozenset(
     {
@@ -90,11 +93,18 @@ def _split_target(path_with_query: str) -> tuple[str, str]:
     return path, query
 
 
-def mask_channels(masker: Masker, headers: Mapping[str, object], path_with_query: str) -> ChannelResult:
+def mask_channels(
+    masker: Masker,
+    headers: Mapping[str, object],
+    path_with_query: str,
+    body_tokens: Mapping[str, str] | None = None,
+) -> ChannelResult:
     """Mask header values and query arguments; refuse an identifier in the path or a protocol header.
 
     ``headers`` as ``kong.request.get_headers()`` gives them (lower-case names, a value or a list of
     values); ``path_with_query`` as ``kong.request.get_path_with_query()`` (the raw request target).
+    ``body_tokens`` (token -> original) are the body's: a name the body's scan found by its context
+    (a bucket under ``"Bucket"``) is masked here too where it stands bare (echo.py), with its token.
     """
     texts: list[str] = []
     contexts: list[str] = []
@@ -128,6 +138,16 @@ def mask_channels(masker: Masker, headers: Mapping[str, object], path_with_query
             contexts.append(f"{name}=")
             slots.append(("q", "v", i))
     masked, result = masker.mask_texts(texts, contexts=contexts)
+    if body_tokens:
+        found = {}
+        for token, original in body_tokens.items():
+            kind = token_kind(token)
+            found[original] = (token, kind, KIND_CATEGORIES.get(kind, ""))
+        before = masked
+        masked = echo.echo(masked, found, [[] for _ in masked], result.counts)
+        for after, old in zip(masked, before, strict=True):
+            if after != old:
+                result.tokens.update((t, o) for t, o in body_tokens.items() if t in after)
     out = ChannelResult(result=result)
     if not result.total:
         return out

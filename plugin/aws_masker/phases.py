@@ -133,8 +133,8 @@ def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> N
         )
     encoding = headers.get("content-encoding")
     coding = coding_of(encoding if isinstance(encoding, list) else [encoding] if encoding else [])
-    # PDK: the raw request target (path and query), masked or refused by channels.py.
-    channels = mask_channels(masker, headers, kong.request.get_path_with_query() or "/")
+    # PDK: the raw request target (path and query), masked or refused by channels.py below.
+    target = kong.request.get_path_with_query() or "/"
     # PDK: the body itself. 0 means "no limit" to Kong 3.8+, which then reads a body spilled to disk
     # past client_body_buffer_size whatever its size: with a limit, a larger (chunked) body comes back
     # nil, which Kong's bridge cannot pack, a Lua error (500) this plugin never sees. A declared
@@ -166,8 +166,13 @@ def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> N
     if compressed:
         body = decode(body, coding, limits.max_body_size)
     started = time.perf_counter()
-    tokens: dict[str, str] = dict(channels.result.tokens)
+    masked, result = mask_request(body, masker)
+    # after the body: a name its scan found by context is masked in headers and query too
+    channels = mask_channels(masker, headers, target, result.tokens)
+    tokens: dict[str, str] = {**channels.result.tokens, **result.tokens}
     counts: dict[str, int] = dict(channels.result.counts)
+    for category, n in result.counts.items():
+        counts[category] = counts.get(category, 0) + n
     if channels.headers:
         # PDK: the masked header values (only when a header carried an identifier).
         kong.service.request.set_headers(channels.headers)
@@ -175,10 +180,6 @@ def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> N
         # PDK: the masked query string (only when a query argument carried an identifier).
         kong.service.request.set_raw_query(channels.raw_query)
     if body:
-        masked, result = mask_request(body, masker)
-        tokens.update(result.tokens)
-        for category, n in result.counts.items():
-            counts[category] = counts.get(category, 0) + n
         if result.total or compressed:
             # PDK: replace the body sent upstream (Kong sets Content-Length).
             kong.service.request.set_raw_body(masked if result.total else body)
