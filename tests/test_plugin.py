@@ -385,3 +385,11 @@ def test_a_name_found_in_the_body_is_masked_where_it_stands_bare_in_a_header_or_
     token = next(t for t, o in tokens.items() if o == "acme-prod-data")
     assert kong.sent_headers["x-note"] == [f"why is {token} slow?"]
     assert kong.sent_query == f"b={token}"
+
+
+def test_more_headers_than_kong_hands_over_are_refused() -> None:
+    headers = {"Content-Type": "application/json", **{f"x-h{i}": "v" for i in range(1000)}}
+    kong = FakeKong(messages(), headers)
+    run("access", kong)
+    assert (kong.exit[0], kong.exit[1]["error"]) == (431, "AWS_MASKER_2010")
+    assert kong.calls[0] == ("kong.request.get_headers", (1000,))

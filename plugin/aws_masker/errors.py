@@ -69,3 +69,10 @@ class IdentifierInRequestLineError(MaskerError):
 
     code = "2009"
     status = 400
+
+
+class TooManyHeadersError(MaskerError):
+    """More request headers than Kong lets a plugin read (1000): the rest could not be checked."""
+
+    code = "2010"
+    status = 431

@@ -4,7 +4,7 @@ Every PDK call is one IPC round trip between Kong and this plugin server (docs/k
 paid by the request that makes it, so each one is justified in a comment next to it. The budget:
 
 ``access`` (on the request's path, before the upstream sees it):
-    1. ``kong.request.get_headers()``: every request header in one call (Content-Length,
+    1. ``kong.request.get_headers(1000)``: every request header in one call (Content-Length,
        Transfer-Encoding, Content-Type, Content-Encoding, and the values masked by channels.py);
        cheaper than one call per header.
     2. ``kong.request.get_path_with_query()``: the raw request target, for the path and query
@@ -57,7 +57,13 @@ from typing import Any
 from .body import mask_request, media_type
 from .channels import mask_channels
 from .engine import Masker
-from .errors import BodyTooLargeError, BodyUnavailableError, MaskerError, UnsupportedMediaTypeError
+from .errors import (
+    BodyTooLargeError,
+    BodyUnavailableError,
+    MaskerError,
+    TooManyHeadersError,
+    UnsupportedMediaTypeError,
+)
 from .events import Monitor, RequestInfo
 from .requestcoding import IDENTITY, coding_of, decode
 from .restore import token_kind
@@ -70,6 +76,8 @@ CTX_KEY = "aws_masker"
 STATE_VERSION = 2
 # what the restore plugin's log phase leaves for the events (see its handler.lua)
 EVENT_KEY = "aws_masker_event"
+# the most headers kong.request.get_headers() hands over (Kong's MAX_HEADERS); its default is 100
+MAX_HEADERS = 1000
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +131,13 @@ def _is_json(content_type: str | None) -> bool:
 
 def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> None:
     """Mask the request; ``events``: monitoring is on (the restore plugin then leaves the counts)."""
-    # PDK: all request headers in one call (length, type and coding checks, and channels.py).
-    headers = kong.request.get_headers() or {}
+    # PDK: all request headers in one call (length, type and coding checks, and channels.py). Kong
+    # hands over the first 100 by default and at most 1000, but sends every header upstream.
+    headers = kong.request.get_headers(MAX_HEADERS) or {}
+    if sum(len(v) if isinstance(v, list) else 1 for v in headers.values()) >= MAX_HEADERS:
+        raise TooManyHeadersError(
+            f"a request with {MAX_HEADERS} or more headers cannot be checked; it was not forwarded"
+        )
     length = _header(headers, "content-length")
     if length is not None and length.isdigit() and int(length) > limits.max_body_size:
         raise BodyTooLargeError(
