@@ -88,11 +88,6 @@ def _values(value: object) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-def _split_target(path_with_query: str) -> tuple[str, str]:
-    path, _, query = path_with_query.partition("?")
-    return path, query
-
-
 def mask_channels(
     masker: Masker,
     headers: Mapping[str, object],
@@ -122,7 +117,7 @@ def mask_channels(
             texts.append(text)
             contexts.append(f"{name}: ")
             slots.append((kind, name, i))
-    path, query = _split_target(path_with_query)
+    path, _, query = path_with_query.partition("?")
     texts.append(unquote(path, errors="replace"))
     contexts.append("")
     slots.append(("p", ":path", 0))
@@ -139,15 +134,12 @@ def mask_channels(
             slots.append(("q", "v", i))
     masked, result = masker.mask_texts(texts, contexts=contexts)
     if body_tokens:
-        found = {}
+        found: dict[str, tuple[str, str, str]] = {}
         for token, original in body_tokens.items():
             kind = token_kind(token)
             found[original] = (token, kind, KIND_CATEGORIES.get(kind, ""))
-        before = masked
+        # (the echoed tokens are the body's: the caller keeps them with the body's token map)
         masked = echo.echo(masked, found, [[] for _ in masked], result.counts)
-        for after, old in zip(masked, before, strict=True):
-            if after != old:
-                result.tokens.update((t, o) for t, o in body_tokens.items() if t in after)
     out = ChannelResult(result=result)
     if not result.total:
         return out
