@@ -12,6 +12,7 @@ import gzip
 import http.client
 import json
 import socket
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import pytest
 
 from aws_masker.tokens import TOKEN_RE
 
-from .stack import ROOT, Stack, plugin_config
+from .stack import ROOT, Stack, plugin_config, running
 
 pytestmark = pytest.mark.e2e
 
@@ -284,3 +285,22 @@ def test_a_header_past_the_hundredth_is_masked_too(gw: Stack, recorder: Recorder
     status, _, body = send(gw, "/v1/messages", messages("hello"), headers)
     assert status == 200, body
     assert leaks(recorder.seen[-1]) == []
+
+
+def test_a_verbose_plugin_server_logs_nothing_of_a_request(tmp_path: Path, recorder: Recorder) -> None:
+    """kong-pdk's -v logs every RPC's arguments and result (headers, bodies, token maps): not ours."""
+    server = Path(sys.executable).with_name("aws-masker-server")
+
+    def config(_stub_url: str) -> str:
+        text = (ROOT / "kong.yml").read_text().replace("https://api.anthropic.com", recorder.url)
+        return plugin_config(text, enable_event_monitoring=False)
+
+    start = f"{server} -vvv --kong-prefix {{prefix}}"
+    with running(tmp_path, start_cmd=start, config_factory=config, log_level="debug") as verbose:
+        target = f"/v1/messages?note={EC2}"
+        status, _, _ = send(verbose, target, messages(PROMPT), {"x-note": f"account {ACCOUNT}"})
+        assert status == 200
+        send(verbose, f"/v1/{EC2}", messages(PROMPT))  # refused
+        log = "\n".join(verbose.gateway.lines)
+    assert "rpc: #" in log  # the plugin server's debug lines are there...
+    assert leaks(log) == []  # ...and carry nothing of the requests
