@@ -23,5 +23,5 @@ def test_quick_run_writes_its_section(tmp_path: Path) -> None:
     section = doc.split("<!-- bench-gateway:start -->", 1)[1].split("<!-- bench-gateway:end -->", 1)[0]
     for mode in ("| none |", "| noop |", "| aws-masker |", "| aws-masker+events |"):
         assert mode in section
-    assert "Monitoring at 100% sampling" in section and "PDK calls 4 (access 4)" in section
+    assert "Monitoring at 100% sampling" in section and "PDK calls 5 (access 5)" in section
     assert "round 2/2" in proc.stderr  # progress while it runs

@@ -21,10 +21,17 @@ PROMPT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1
 class FakeKong:
     """Records PDK calls by dotted name and answers from a small state."""
 
-    def __init__(self, body: bytes | None = b"", headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, body: bytes | None = b"", headers: dict[str, str] | None = None, target: str = "/v1/messages"
+    ) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.request_body = body
-        self.request_headers = {k.lower(): [v] for k, v in (headers or {}).items()}
+        if headers is None:
+            headers = {"Content-Type": "application/json"} if body else {}
+        self.request_headers = {k.lower(): [v] for k, v in headers.items()}
+        self.target = target
+        self.sent_query: str | None = None
+        self.cleared: list[str] = []
         self.shared: dict[str, Any] = {}
         self.serialized: dict[str, Any] = {}
         self.sent_body: bytes | None = None
@@ -40,8 +47,16 @@ class FakeKong:
         self.calls.append((method, args))
         if method == "kong.request.get_headers":
             return self.request_headers
+        if method == "kong.request.get_path_with_query":
+            return self.target
         if method == "kong.request.get_raw_body":
             return self.request_body
+        if method == "kong.service.request.set_raw_query":
+            self.sent_query = args[0]
+            return None
+        if method == "kong.service.request.clear_header":
+            self.cleared.append(args[0])
+            return None
         if method == "kong.service.request.set_raw_body":
             self.sent_body = args[0]
             return None
@@ -122,8 +137,9 @@ def test_access_masks_and_marks() -> None:
     assert abs(masked["at"] / 1000 - time.time()) < 60
     assert kong.exit is None
     methods = [m for m, _ in kong.calls]
-    assert methods == [  # the budget in phases.py: 4 calls
+    assert methods == [  # the budget in phases.py: 5 calls
         "kong.request.get_headers",
+        "kong.request.get_path_with_query",
         "kong.request.get_raw_body",
         "kong.service.request.set_raw_body",
         "kong.ctx.shared.set",
@@ -139,6 +155,7 @@ def test_access_without_identifiers_leaves_the_body_and_still_marks() -> None:
     assert (state["tokens"], state["cat"], state["masked"]["count"]) == ({}, {}, 0)
     assert [m for m, _ in kong.calls] == [
         "kong.request.get_headers",
+        "kong.request.get_path_with_query",
         "kong.request.get_raw_body",
         "kong.ctx.shared.set",
     ]
@@ -270,3 +287,135 @@ def test_utf16_body_gets_400_and_is_not_forwarded() -> None:
     status, body, _ = kong.exit
     assert status == 400 and body["error"] == "AWS_MASKER_2004"
     assert kong.sent_body is None and CTX_KEY not in kong.shared
+
+
+# -- issue 10: the other channels (headers, query, path), body formats and codings ------------------
+EC2 = "i-0123456789abcdef0"
+ACCOUNT = "483920175526"
+
+
+def test_custom_headers_and_query_arguments_are_masked_into_one_token_map() -> None:
+    headers = {
+        "Content-Type": "application/json",
+        "x-api-key": "sk-ant-api03-" + "a" * 40,
+        "anthropic-metadata": f"incident on {EC2}",
+        "x-note": f"see {EC2} and 10.0.1.100",
+    }
+    kong = FakeKong(
+        messages(f"why is {EC2} down"), headers, f"/v1/messages?note={EC2}&n%69ce=10%2E0%2E1%2E100"
+    )
+    run("access", kong)
+    assert kong.exit is None
+    methods = [m for m, _ in kong.calls]
+    assert methods == [
+        "kong.request.get_headers",
+        "kong.request.get_path_with_query",
+        "kong.request.get_raw_body",
+        "kong.service.request.set_headers",
+        "kong.service.request.set_raw_query",
+        "kong.service.request.set_raw_body",
+        "kong.ctx.shared.set",
+    ]
+    assert set(kong.sent_headers) == {"anthropic-metadata", "x-note"}  # x-api-key never touched
+    sent = json.dumps(kong.sent_headers) + kong.sent_query + kong.sent_body.decode()
+    assert EC2 not in sent and "10.0.1.100" not in sent
+    tokens = json.loads(kong.shared[CTX_KEY])["tokens"]
+    ec2_token = next(t for t, o in tokens.items() if o == EC2)
+    assert ec2_token in kong.sent_headers["x-note"][0] and ec2_token in kong.sent_query
+    assert ec2_token in kong.sent_body.decode()  # the same identifier, the same token everywhere
+    assert kong.sent_query.startswith(f"note={ec2_token}&n%69ce=")
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        (f"/v1/messages/{EC2}", {}),
+        ("/v1/messages/i%2D0123456789abcdef0", {}),
+        ("/v1/messages", {"anthropic-beta": f"tools-{EC2}"}),
+        ("/v1/messages", {"User-Agent": f"cli on 10.0.1.100 {EC2}"}),
+    ],
+)
+def test_an_identifier_where_it_cannot_be_masked_is_refused(target: str, headers: dict[str, str]) -> None:
+    kong = FakeKong(messages(), {"Content-Type": "application/json", **headers}, target)
+    run("access", kong)
+    status, body, _ = kong.exit
+    assert (status, body["error"]) == (400, "AWS_MASKER_2009")
+    assert EC2 not in json.dumps(body) and CTX_KEY not in kong.shared
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/x-www-form-urlencoded", "text/plain", "multipart/form-data; b=x"]
+)
+def test_bodies_that_are_not_json_are_refused_with_415(content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    kong = FakeKong(f"text=see+{EC2}".encode(), headers)
+    run("access", kong)
+    status, body, _ = kong.exit
+    assert (status, body["error"]) == (415, "AWS_MASKER_2007") and CTX_KEY not in kong.shared
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/vnd.x+json"])
+def test_json_media_types_are_masked(content_type: str) -> None:
+    kong = FakeKong(messages(), {"Content-Type": content_type})
+    run("access", kong)
+    assert kong.exit is None and EC2 not in kong.sent_body.decode()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+def test_compressed_bodies_are_decoded_masked_and_sent_plain(coding: str) -> None:
+    import gzip
+    import zlib
+
+    import brotli
+
+    raw = messages()
+    packed = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress}[coding](raw)
+    kong = FakeKong(packed, {"Content-Type": "application/json", "Content-Encoding": coding})
+    run("access", kong)
+    assert kong.exit is None
+    assert json.loads(kong.sent_body)["messages"][0]["content"].count("AWS_") == 4
+    assert kong.cleared == ["Content-Encoding"]
+
+
+def test_compressed_bodies_without_identifiers_are_still_sent_plain() -> None:
+    import gzip
+
+    raw = messages("hello")
+    kong = FakeKong(gzip.compress(raw), {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    run("access", kong)
+    assert kong.sent_body == raw and kong.cleared == ["Content-Encoding"]
+
+
+def test_a_decompression_bomb_is_refused_with_413() -> None:
+    import gzip
+
+    bomb = gzip.compress(b'{"a":"' + b"0" * 5_000_000 + b'"}')
+    kong = FakeKong(bomb, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    run("access", kong, defaults(max_body_size=100_000))
+    assert (kong.exit[0], kong.exit[1]["error"]) == (413, "AWS_MASKER_2005")
+
+
+@pytest.mark.parametrize("coding", ["zstd", "gzip, br", "compress"])
+def test_unknown_or_stacked_codings_are_refused_with_415(coding: str) -> None:
+    kong = FakeKong(b"\x00\x01", {"Content-Type": "application/json", "Content-Encoding": coding})
+    run("access", kong)
+    assert (kong.exit[0], kong.exit[1]["error"]) == (415, "AWS_MASKER_2008")
+    assert "kong.request.get_raw_body" not in [m for m, _ in kong.calls]
+
+
+def test_a_name_found_in_the_body_is_masked_where_it_stands_bare_in_a_header_or_query() -> None:
+    headers = {"Content-Type": "application/json", "x-note": "why is acme-prod-data slow?"}
+    kong = FakeKong(messages("copy s3://acme-prod-data/logs/x.gz"), headers, "/v1/messages?b=acme-prod-data")
+    run("access", kong)
+    tokens = json.loads(kong.shared[CTX_KEY])["tokens"]
+    token = next(t for t, o in tokens.items() if o == "acme-prod-data")
+    assert kong.sent_headers["x-note"] == [f"why is {token} slow?"]
+    assert kong.sent_query == f"b={token}"
+
+
+def test_more_headers_than_kong_hands_over_are_refused() -> None:
+    headers = {"Content-Type": "application/json", **{f"x-h{i}": "v" for i in range(1000)}}
+    kong = FakeKong(messages(), headers)
+    run("access", kong)
+    assert (kong.exit[0], kong.exit[1]["error"]) == (431, "AWS_MASKER_2010")
+    assert kong.calls[0] == ("kong.request.get_headers", (1000,))

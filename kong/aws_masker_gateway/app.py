@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
@@ -52,6 +53,21 @@ access_log = logging.getLogger("aws_masker_gateway.access")
 MAX_RECORDS = 10_000
 CLIENT_MAX_BODY = 1 << 30
 PROXY_BUFFER = 8192  # nginx proxy_buffer_size / proxy_buffers: one memory page, 4k or 8k
+
+
+_ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+
+def split_target(target: str) -> tuple[str, str, str]:
+    """``($request_uri, path, query)`` of a request target as nginx splits it: an absolute-form target
+    (``http://host/v1/messages``) is routed by its path, and a ``#fragment`` ends the path and the
+    query (nginx's ``$uri`` and ``$args``); ``$request_uri`` keeps it."""
+    absolute = _ABSOLUTE_FORM.match(target)
+    if absolute:
+        target = target[absolute.end() :]
+        target = target if target.startswith("/") else "/" + target
+    path, _, query = target.split("#", 1)[0].partition("?")
+    return target, path, query
 
 
 class _AbortResponse(Exception):
@@ -209,7 +225,7 @@ class Gateway:
 
     # -- request lifecycle -----------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path, _, query = request.raw_path.partition("?")
+        request_uri, path, query = split_target(request.raw_path)
         body = await request.read()
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         ctx = RequestContext(
@@ -222,6 +238,7 @@ class Gateway:
             server_port=sockname[1] if sockname else 0,
             client_ip=request.remote or "",
             http_version=f"{request.version.major}.{request.version.minor}",
+            request_uri=request_uri,
         )
         ctx.lua = self.engine.new_request(ctx)
         self._finished[ctx.request_id] = asyncio.Event()
@@ -581,7 +598,9 @@ def create_gateway(
 
 async def run_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` (0 picks a free port); return the runner and the bound port."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # auto_decompress=False: nginx hands Kong (and the plugin) a request body as the client sent it,
+    # compressed; the plugin decodes it (aws_masker/requestcoding.py), never the gateway.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

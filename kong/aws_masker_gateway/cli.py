@@ -77,12 +77,21 @@ def gateway_main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)
     try:
         settings = load_settings(prefix=args.prefix)
+    except SettingsError as exc:
+        print(f"aws-masker gateway: {exc}", file=sys.stderr)
+        return 1
+    try:
         Path(settings.prefix).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"aws-masker gateway: cannot use the prefix {settings.prefix}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
         text = Path(args.config).read_text(encoding="utf-8")
-        gateway = create_gateway(settings, text)
     except OSError as exc:
         print(f"aws-masker gateway: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 1
+    try:
+        gateway = create_gateway(settings, text)
     except (DeclarativeError, PluginInfoError, SettingsError, GatewayError) as exc:
         print(f"aws-masker gateway: {exc}", file=sys.stderr)
         return 1

@@ -121,6 +121,7 @@ class RequestContext:
         server_port: int,
         client_ip: str,
         http_version: str = "1.1",
+        request_uri: str | None = None,
     ) -> None:
         self.request_id = uuid.uuid4().hex
         self.start_time = time.time()
@@ -128,6 +129,8 @@ class RequestContext:
         self.method = method
         self.raw_path = raw_path
         self.query_string = query_string
+        # nginx's $request_uri: the target as the client wrote it (with a fragment, if any)
+        self.request_uri = request_uri or raw_path + (f"?{query_string}" if query_string else "")
         self.headers = headers
         self.body = body
         self.scheme = scheme
@@ -171,7 +174,7 @@ class RequestContext:
             return self.headers.get(name[5:].replace("_", "-"))
         values = {
             "request_method": self.method,
-            "request_uri": self.raw_path + (f"?{self.query_string}" if self.query_string else ""),
+            "request_uri": self.request_uri,
             "uri": self.raw_path,
             "args": self.query_string or None,
             "scheme": self.scheme,

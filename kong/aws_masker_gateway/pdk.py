@@ -89,6 +89,7 @@ LOG_TIMER_SAFE = frozenset(
         "kong.router.get_service",
     }
 )
+DEFAULT_MAX_REQ_HEADERS = 100  # Kong's lua_max_req_headers
 LOG_LEVELS = ("debug", "info", "notice", "warn", "err", "crit", "alert", "emerg")
 NODE_ID = str(uuid.uuid4())
 
@@ -303,8 +304,7 @@ def _req_raw_path(call: PdkCall) -> str:
 
 @_pdk("kong.request.get_path_with_query", PHASES_REQUEST)
 def _req_path_with_query(call: PdkCall) -> str:
-    query = call.ctx.query_string
-    return normalize_path(call.ctx.raw_path) + (f"?{query}" if query else "")
+    return call.ctx.request_uri  # Kong 3.9: ``var.request_uri``, raw, as the client wrote it
 
 
 @_pdk("kong.request.get_raw_query", PHASES_REQUEST)
@@ -356,8 +356,11 @@ def _req_header(call: PdkCall) -> str | None:
 
 @_pdk("kong.request.get_headers", PHASES_REQUEST)
 def _req_headers(call: PdkCall) -> dict[str, Any]:
+    """``ngx.req.get_headers(max)``: the first ``max`` header lines (default ``lua_max_req_headers``,
+    100); nginx still sends every header upstream."""
     _max_headers(call.arg(0))
-    return _multimap(list(call.ctx.headers.items()))
+    limit = int(call.arg(0) or DEFAULT_MAX_REQ_HEADERS)
+    return _multimap(list(call.ctx.headers.items())[:limit])
 
 
 @_pdk("kong.request.get_raw_body", BEFORE_CONTENT)

@@ -32,7 +32,8 @@ HOP_BY_HOP = frozenset(
 
 
 class UpstreamError(Exception):
-    """The upstream could not be reached or answered badly; ``status`` is what Kong returns."""
+    """The upstream could not be reached or answered badly; ``status`` is what Kong returns.
+    ``reason`` names the failure and the error's class, never the URL (its query is the client's)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -101,7 +102,7 @@ class UpstreamResponse:
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamError(504, "upstream timed out") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError(502, str(exc)) from exc
+            raise UpstreamError(502, f"upstream body error: {type(exc).__name__}") from exc
         finally:
             self.response.release()
 
@@ -158,11 +159,13 @@ class UpstreamClient:
             except aiohttp.ClientConnectorError as exc:
                 if attempt + 1 < attempts:
                     continue
-                raise UpstreamError(502, f"connect() failed: {exc}") from exc
+                raise UpstreamError(502, f"connect() failed: {type(exc).__name__}") from exc
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 raise UpstreamError(504, "upstream timed out") from exc
             except aiohttp.ClientError as exc:
-                raise UpstreamError(502, f"upstream prematurely closed connection: {exc}") from exc
+                raise UpstreamError(
+                    502, f"upstream prematurely closed connection: {type(exc).__name__}"
+                ) from exc
             received_at = time.monotonic()
             return UpstreamResponse(
                 status=response.status,

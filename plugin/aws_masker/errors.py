@@ -55,3 +55,32 @@ class RestoreError(MaskerError):
 
     code = "3001"
     status = 502
+
+
+class UnsupportedMediaTypeError(MaskerError):
+    """A request body whose Content-Type the Messages API does not take (it takes JSON only)."""
+
+    code = "2007"
+    status = 415
+
+
+class UnsupportedEncodingError(MaskerError):
+    """A request body with a Content-Encoding the plugin cannot decode (unknown, or stacked)."""
+
+    code = "2008"
+    status = 415
+
+
+class IdentifierInRequestLineError(MaskerError):
+    """An identifier in a place the plugin may not rewrite: the request path (Kong copies it into
+    X-Forwarded-Path) or a protocol header that must reach the upstream unchanged."""
+
+    code = "2009"
+    status = 400
+
+
+class TooManyHeadersError(MaskerError):
+    """More request headers than Kong lets a plugin read (1000): the rest could not be checked."""
+
+    code = "2010"
+    status = 431

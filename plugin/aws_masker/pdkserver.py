@@ -6,9 +6,11 @@ starts. Each removes work kong-pdk does on every round trip with Kong, which a r
 
 - The RPC loop (``kong_pdk.listener.Server.handle``) formats every call's arguments and result into
   a debug line before it knows whether debug logging is on (only with ``-v``): with a request body
-  in the arguments that is a repr of the whole body, twice per request. It also converts the method
-  name with a regex on every call. The replacement does the same steps, in the same order, with the
-  same replies and errors, but formats only when debug logging is on and converts each name once.
+  in the arguments that is a repr of the whole body, twice per request, and with ``-v`` it logs
+  them: request headers, bodies, tokens. It also converts the method name with a regex on every
+  call. The replacement does the same steps, in the same order, with the same replies, but its debug
+  lines name the method only, an unexpected exception is logged and answered with its class only
+  (Kong logs the answer), and it converts each name once.
 - The channels between the RPC thread and a phase's thread: the C ``queue.SimpleQueue`` instead of
   the pure-Python ``queue.Queue`` (kong-pdk only calls ``get`` and ``put`` and swaps the bound
   ``get`` methods, which a subclass's instance dict allows).
@@ -26,7 +28,6 @@ import queue
 import re
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -60,18 +61,19 @@ def install() -> None:
                 write_error(fd, msgid, f"RPC for {ns} is not supported")
                 continue
             try:
-                if debug:
-                    logger.debug(f"rpc: #{msgid} method: {method} args: {args}")
+                if debug:  # never the arguments or the result: they carry the request
+                    logger.debug(f"rpc: #{msgid} method: {method}")
                 ret = getattr(self.ps, _method_name(cmd))(*args)
                 if debug:
-                    logger.debug(f"rpc: #{msgid} return: {ret}")
+                    logger.debug(f"rpc: #{msgid} returned")
                 write_response(fd, msgid, ret)
             except (PluginServerException, PDKException) as ex:
+                # kong-pdk's own messages ("no plugin instance #3", which Kong acts on)
                 logger.warn(f"rpc: #{msgid} error: {ex}")
                 write_error(fd, msgid, str(ex))
             except Exception as ex:
-                logger.error(f"rpc: #{msgid} exception: {traceback.format_exc()}")
-                write_error(fd, msgid, str(ex))
+                logger.error(f"rpc: #{msgid} exception: {type(ex).__name__}")
+                write_error(fd, msgid, type(ex).__name__)
 
     listener.Server.handle = handle
     server.Queue = _Channel

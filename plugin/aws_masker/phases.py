@@ -4,16 +4,23 @@ Every PDK call is one IPC round trip between Kong and this plugin server (docs/k
 paid by the request that makes it, so each one is justified in a comment next to it. The budget:
 
 ``access`` (on the request's path, before the upstream sees it):
-    1. ``kong.request.get_headers()``: every request header in one call (Content-Length,
-       Transfer-Encoding); cheaper than one call per header.
-    2. ``kong.request.get_raw_body(max_body_size)``: the body.
-    3. ``kong.service.request.set_raw_body(masked)``: only when something was masked.
-    4. ``kong.ctx.shared.set("aws_masker", state)``: always; the token map for the restore plugin,
+    1. ``kong.request.get_headers(1000)``: every request header in one call (Content-Length,
+       Transfer-Encoding, Content-Type, Content-Encoding, and the values masked by channels.py);
+       cheaper than one call per header.
+    2. ``kong.request.get_path_with_query()``: the raw request target, for the path and query
+       arguments (channels.py).
+    3. ``kong.request.get_raw_body(0)``: the body, whole (see the comment at the call).
+    4. ``kong.service.request.set_raw_body(masked)``: only when something was masked in the body.
+       (+1 ``kong.service.request.clear_header("Content-Encoding")`` when that body came compressed:
+       it goes upstream decoded.)
+    5. ``kong.ctx.shared.set("aws_masker", state)``: always; the token map for the restore plugin,
        the counts for the monitoring events, and the mark the fail-closed guard checks.
-    (+1 ``kong.log.notice`` when the operator turned ``log_masked_requests`` on.)
-    So 4 calls for a request with identifiers, 3 for one with nothing to mask. The upstream must
-    answer uncompressed for the restore to work as it streams: the restore plugin's own ``access``
-    (Lua, after this one) sets ``Accept-Encoding: identity``, which costs no round trip.
+    (+1 ``kong.service.request.set_headers`` when a header value was masked, +1
+    ``kong.service.request.set_raw_query`` when a query argument was, +1 ``kong.log.notice`` when the
+    operator turned ``log_masked_requests`` on.)
+    So 5 calls for a JSON request with identifiers in its body, 4 for one with nothing to mask. The
+    upstream must answer uncompressed for the restore to work as it streams: the restore plugin's own
+    ``access`` (Lua, after this one) sets ``Accept-Encoding: identity``, which costs no round trip.
 
 ``log`` (after the response has gone to the client; Kong runs it from a timer, after every Lua
 plugin's log phase):
@@ -47,10 +54,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .body import mask_request
+from .body import mask_request, media_type
+from .channels import mask_channels
 from .engine import Masker
-from .errors import BodyTooLargeError, BodyUnavailableError, MaskerError
+from .errors import (
+    BodyTooLargeError,
+    BodyUnavailableError,
+    MaskerError,
+    TooManyHeadersError,
+    UnsupportedMediaTypeError,
+)
 from .events import Monitor, RequestInfo
+from .requestcoding import IDENTITY, coding_of, decode
 from .restore import token_kind
 from .schema import DEFAULT_MAX_BODY_SIZE
 from .tokens import KIND_CATEGORIES
@@ -61,6 +76,8 @@ CTX_KEY = "aws_masker"
 STATE_VERSION = 2
 # what the restore plugin's log phase leaves for the events (see its handler.lua)
 EVENT_KEY = "aws_masker_event"
+# the most headers kong.request.get_headers() hands over (Kong's MAX_HEADERS); its default is 100
+MAX_HEADERS = 1000
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +123,38 @@ def _header(headers: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+def _is_json(content_type: str | None) -> bool:
+    """The Messages API takes JSON only: ``application/json`` or any ``*/*+json``."""
+    mtype = media_type(content_type)
+    return mtype == "application/json" or (mtype.endswith("+json") and "/" in mtype)
+
+
 def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> None:
     """Mask the request; ``events``: monitoring is on (the restore plugin then leaves the counts)."""
-    # PDK: all request headers in one call (the length checks below, and nothing else is read).
-    headers = kong.request.get_headers() or {}
+    # PDK: all request headers in one call (length, type and coding checks, and channels.py). Kong
+    # hands over the first 100 by default and at most 1000, but sends every header upstream.
+    headers = kong.request.get_headers(MAX_HEADERS) or {}
+    if sum(len(v) if isinstance(v, list) else 1 for v in headers.values()) >= MAX_HEADERS:
+        raise TooManyHeadersError(
+            f"a request with {MAX_HEADERS} or more headers cannot be checked; it was not forwarded"
+        )
     length = _header(headers, "content-length")
     if length is not None and length.isdigit() and int(length) > limits.max_body_size:
         raise BodyTooLargeError(
             f"request body of {length} bytes exceeds max_body_size ({limits.max_body_size}); "
             "it was not forwarded"
         )
-    # PDK: the body itself. The argument lets Kong 3.8+ read a body spilled to disk past
-    # client_body_buffer_size (older Kong ignores it). A body Kong cannot hand over arrives as None.
-    body = kong.request.get_raw_body(limits.max_body_size)
-    if body is None:
+    encoding = headers.get("content-encoding")
+    coding = coding_of(encoding if isinstance(encoding, list) else [encoding] if encoding else [])
+    # PDK: the raw request target (path and query), masked or refused by channels.py below.
+    target = kong.request.get_path_with_query() or "/"
+    # PDK: the body itself. 0 means "no limit" to Kong 3.8+, which then reads a body spilled to disk
+    # past client_body_buffer_size whatever its size: with a limit, a larger (chunked) body comes back
+    # nil, which Kong's bridge cannot pack, a Lua error (500) this plugin never sees. A declared
+    # length over max_body_size was refused above; a chunked one is measured below (bound it in
+    # nginx with nginx_http_client_max_body_size). Older Kong ignores the argument.
+    body = kong.request.get_raw_body(0)
+    if body is None:  # what a fake or an older bridge may hand over: never forward it
         raise BodyTooLargeError(
             "request body could not be read (larger than max_body_size, or spilled to disk on a Kong "
             "that cannot read it back); it was not forwarded"
@@ -136,26 +171,46 @@ def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> N
         raise BodyTooLargeError(
             f"request body exceeds max_body_size ({limits.max_body_size}); it was not forwarded"
         )
+    if body and not _is_json(_header(headers, "content-type")):
+        raise UnsupportedMediaTypeError(
+            "request bodies must be JSON (Content-Type application/json); it was not forwarded"
+        )
+    compressed = coding != IDENTITY and bool(body)
+    if compressed:
+        body = decode(body, coding, limits.max_body_size)
     started = time.perf_counter()
-    tokens: dict[str, str] = {}
-    counts: dict[str, int] = {}
+    masked, result = mask_request(body, masker)
+    # after the body: a name its scan found by context is masked in headers and query too
+    channels = mask_channels(masker, headers, target, result.tokens)
+    tokens: dict[str, str] = {**channels.result.tokens, **result.tokens}
+    counts: dict[str, int] = dict(channels.result.counts)
+    for category, n in result.counts.items():
+        counts[category] = counts.get(category, 0) + n
+    if channels.headers:
+        # PDK: the masked header values (only when a header carried an identifier).
+        kong.service.request.set_headers(channels.headers)
+    if channels.raw_query is not None:
+        # PDK: the masked query string (only when a query argument carried an identifier).
+        kong.service.request.set_raw_query(channels.raw_query)
     if body:
-        masked, result = mask_request(body, masker)
-        tokens, counts = result.tokens, dict(result.counts)
-        if result.total:
+        if result.total or compressed:
             # PDK: replace the body sent upstream (Kong sets Content-Length).
-            kong.service.request.set_raw_body(masked)
-        if limits.log_masked_requests:
-            summary = " ".join(f"{cat}={n}" for cat, n in sorted(counts.items()))
-            # PDK: an operator-requested summary line: counts per category only, never values.
-            kong.log.notice(f"aws-masker: masked {result.total} identifiers {summary}".rstrip())
+            kong.service.request.set_raw_body(masked if result.total else body)
+        if compressed:
+            # PDK: the body goes upstream decoded (only for a compressed request body).
+            kong.service.request.clear_header("Content-Encoding")
+    total = sum(counts.values())
+    if limits.log_masked_requests and (body or total):
+        summary = " ".join(f"{cat}={n}" for cat, n in sorted(counts.items()))
+        # PDK: an operator-requested summary line: counts per category only, never values.
+        kong.log.notice(f"aws-masker: masked {total} identifiers {summary}".rstrip())
     state = {
         "v": STATE_VERSION,
         "events": events,
         "tokens": tokens,
         "cat": {kind: KIND_CATEGORIES[kind] for kind in {token_kind(t) for t in tokens}},
         "masked": {
-            "count": sum(counts.values()),
+            "count": total,
             "categories": counts,
             "processing_time_ms": round((time.perf_counter() - started) * 1000, 3),
             "body_size": len(body),

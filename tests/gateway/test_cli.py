@@ -127,3 +127,17 @@ def test_serves_logs_and_stops_cleanly(tmp_path: Path, prefix: Path) -> None:
         assert (
             not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
         )
+
+
+def test_a_prefix_that_cannot_be_created_is_reported_as_such(tmp_path: Path, prefix: Path) -> None:
+    config = tmp_path / "kong.yml"
+    config.write_text(GOOD)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    bad_prefix = blocker / "prefix"  # under a regular file: mkdir fails with ENOTDIR
+    proc = subprocess.run(
+        command(config, bad_prefix), env=gateway_env(prefix), capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 1
+    assert f"cannot use the prefix {bad_prefix}" in proc.stderr
+    assert "cannot read" not in proc.stderr
