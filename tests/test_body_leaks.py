@@ -16,7 +16,7 @@ from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.errors import BinaryDocumentError, InvalidEncodingError
-from aws_masker.restore import restore_json_text
+from aws_masker.restore import restore_json_text, restore_text
 
 SECRET = "leak-test-secret-0123"
 ACCOUNT = "483920175526"
@@ -349,3 +349,21 @@ def test_identifiers_written_as_opaque_data_are_masked_and_real_data_is_not_touc
     out, result = mask_request(raw, masker)
     assert leaked(out, (access_key,)) == [] and result.total == 3
     assert image in out.decode() and signature in out.decode()
+
+
+def test_an_identifier_that_ends_where_its_block_ends_is_masked_though_the_next_block_goes_on(
+    masker: Masker,
+) -> None:
+    # joined, "…amazonaws.com" + "role …" reads "…amazonaws.comrole" and "i-…0" + "1 y" an 18-digit
+    # id: neither is an identifier, but each block on its own ends with one (the model may read either)
+    blocks = [
+        "acme.logs.s3.eu-west-1.amazonaws.com",
+        "role arn:aws:iam::123456789012:role/Admin.",
+        "x i-0123456789abcdef0",
+        "1 y",
+    ]
+    out, result = mask_request(request(*({"type": "text", "text": b} for b in blocks)), masker)
+    assert leaked(out, ("acme.logs", EC2, "123456789012")) == []
+    assert (result.counts["s3"], result.counts["ec2"], result.counts["arn"]) == (1, 1, 1)
+    sent = [b["text"] for b in json.loads(out)["messages"][0]["content"]]
+    assert restore_text("".join(sent), result.tokens)[0] == "".join(blocks)

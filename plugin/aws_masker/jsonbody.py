@@ -28,7 +28,9 @@ identifier can be issued a token that already appears there.
 
 Adjacent text in one message's content (text blocks, or plain strings in the list; also system
 blocks and a tool_result's content) is masked as one text, as the model reads it, and shared back out
-to the blocks: an identifier split over two blocks is masked whole in the first.
+to the blocks: an identifier split over two blocks is masked whole in the first. Each block is
+scanned on its own as well, so one that ends where its block ends is masked too when the next block
+goes on without a break (the model may read the blocks either way).
 """
 
 from __future__ import annotations
@@ -131,9 +133,20 @@ def mask_document(
             suffixes.append(quote + ", " + quoted[next_key])
         owners.append(i)
     originals = list(texts)
-    runs = _join_runs(where.text_runs(), texts, suffixes, owners)
+    runs = where.text_runs()
+    alone = len(texts)
+    own_suffixes = list(suffixes) if runs else suffixes
+    joined = _join_runs(runs, texts, suffixes, owners)
+    for ks, _ in joined:  # each part is scanned on its own too (after the literals): _merge_parts
+        for k in ks:
+            texts.append(originals[k])
+            contexts.append(contexts[k])
+            suffixes.append(own_suffixes[k])
     masked, result = _mask_unique(masker, texts, contexts, suffixes, exempt)
-    _split_runs(runs, texts, masked, result.tokens)
+    if joined:
+        _merge_parts(joined, texts, masked[alone:], originals, masked, result)
+        del masked[alone:], texts[alone:]
+    _split_runs(joined, texts, masked, result.tokens)
     pieces: list[str] = []
     last = 0
     for owner, before, after in zip(owners, originals, masked, strict=True):
@@ -386,6 +399,109 @@ def _join_runs(
             texts[k] = ""
         joined.append((ks, bounds))
     return joined
+
+
+def _merge_parts(
+    joined: list[tuple[list[int], list[int]]],
+    texts: list[str],
+    alone: list[str],
+    originals: list[str],
+    masked: list[str],
+    result: MaskResult,
+) -> None:
+    """Add to each joined text's masked form what its parts' own scans found (``alone``, the parts
+    masked one by one, in run order): the join finds an identifier split over two blocks, and a part
+    on its own finds one whose end the join hides (``…amazonaws.com`` and a block that starts with a
+    letter read as ``…amazonaws.comrole``). The model may read the blocks either way, so both count.
+    A part's finding that covers the join's findings replaces them; one the join covers is dropped; two
+    that cross are both masked (over-masking: the restore then repeats their overlap)."""
+    tokens = result.tokens
+    at = 0
+    for ks, bounds in joined:
+        parts = alone[at : at + len(ks)]
+        at += len(ks)
+        whole = texts[ks[0]]
+        spans = _spans(whole, masked[ks[0]], tokens)
+        extra: list[tuple[int, int, str]] | None = []
+        for offset, k, part in zip([0, *bounds], ks, parts, strict=True):
+            found = _spans(originals[k], part, tokens)
+            if found is None or spans is None:
+                extra = None  # escapes: the join's findings stand alone
+                break
+            extra.extend((start + offset, end + offset, token) for start, end, token in found)
+        if extra is None:
+            _uncount(result, [t for part in parts for t in TOKEN_RE.findall(part) if t in tokens])
+            continue
+        if not extra:
+            continue
+        merged, dropped = _union(spans, extra)
+        _uncount(result, dropped)
+        masked[ks[0]] = _render_spans(whole, merged)
+
+
+def _spans(original: str, masked: str, tokens: dict[str, str]) -> list[tuple[int, int, str]] | None:
+    """Where ``masked`` replaced ``original``'s text by tokens, as (start, end, token) in ``original``,
+    or None if the two cannot be aligned (an identifier written with escapes)."""
+    spans: list[tuple[int, int, str]] = []
+    i = j = 0  # where masked and original are aligned
+    for m in TOKEN_RE.finditer(masked):
+        value = tokens.get(m.group())
+        if value is None:
+            continue  # token-shaped text the client sent: plain text
+        gap = masked[i : m.start()]
+        start = j + len(gap)
+        if original[j:start] != gap or original[start : start + len(value)] != value:
+            return None
+        spans.append((start, start + len(value), m.group()))
+        i, j = m.end(), start + len(value)
+    if original[j:] != masked[i:]:
+        return None
+    return spans
+
+
+def _union(
+    spans: list[tuple[int, int, str]], extra: list[tuple[int, int, str]]
+) -> tuple[list[tuple[int, int, str]], list[str]]:
+    """``spans`` with ``extra`` added (see ``_merge_parts``), and the tokens left out of the result."""
+    merged = list(spans)
+    dropped: list[str] = []
+    for start, end, token in extra:
+        crossing = [s for s in merged if s[0] < end and start < s[1]]
+        if not crossing:
+            merged.append((start, end, token))
+        elif all(start <= s[0] and s[1] <= end for s in crossing):
+            if crossing == [(start, end, token)]:
+                dropped.append(token)
+                continue
+            dropped.extend(s[2] for s in crossing)
+            merged = [s for s in merged if s not in crossing]
+            merged.append((start, end, token))
+        elif any(s[0] <= start and end <= s[1] for s in crossing):
+            dropped.append(token)
+        else:  # crossing spans: one region, both tokens
+            lo = min(start, *(s[0] for s in crossing))
+            hi = max(end, *(s[1] for s in crossing))
+            merged = [s for s in merged if s not in crossing]
+            merged.append((lo, hi, "".join(s[2] for s in sorted([*crossing, (start, end, token)]))))
+    merged.sort()
+    return merged, dropped
+
+
+def _render_spans(original: str, spans: list[tuple[int, int, str]]) -> str:
+    pieces: list[str] = []
+    last = 0
+    for start, end, token in spans:
+        pieces.append(original[last:start])
+        pieces.append(token)
+        last = end
+    pieces.append(original[last:])
+    return "".join(pieces)
+
+
+def _uncount(result: MaskResult, tokens: list[str]) -> None:
+    """Take back the counts of tokens found twice (once in a joined text and once in its part)."""
+    for token in TOKEN_RE.findall("".join(tokens)):
+        result.counts[KIND_CATEGORIES[token_kind(token)]] -= 1
 
 
 def _split_runs(
