@@ -139,7 +139,7 @@ def test_structured_json_values_are_masked_with_their_key_as_context(masker: Mas
         "AccountId": 210987654321,
         "ReadReplicaDBInstanceIdentifiers": ["orders-db-2"],
         "SecretAccessKey": "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
-        "Count": 123456789012,  # a number that is not an account ID: no key says so
+        "Count": 123456789013,  # a number that is not an account ID: no key says so
         "Name": "acme-data-prod-2",  # not a bucket key: left alone
     }
     body, result = mask_request(json.dumps(doc).encode(), masker)
@@ -147,5 +147,5 @@ def test_structured_json_values_are_masked_with_their_key_as_context(masker: Mas
     for key in ("OwnerId", "Bucket", "AccountId", "SecretAccessKey"):
         assert TOKEN_RE.fullmatch(out[key]), key
     assert TOKEN_RE.fullmatch(out["ReadReplicaDBInstanceIdentifiers"][0])
-    assert out["Count"] == 123456789012 and out["Name"] == "acme-data-prod-2"
+    assert out["Count"] == 123456789013 and out["Name"] == "acme-data-prod-2"
     assert result.counts == {"account": 2, "s3": 1, "rds": 1, "credentials": 1}

@@ -174,3 +174,52 @@ def test_which_rules_echo() -> None:
     assert strong <= echoing
     assert not {"s3_prose", "rds_prose", "rds_name_key", "s3_ls_bucket"} & echoing
     assert all(rule.kind in echo.KINDS or rule.pair_kind in echo.KINDS for rule in RULES if rule.echo)
+
+
+@pytest.mark.parametrize(
+    ("doc", "where"),
+    [
+        # organizations list-accounts: the member account's Id, and the ARN that names it
+        (
+            {
+                "Accounts": [
+                    {
+                        "Id": "483920175526",
+                        "Arn": "arn:aws:organizations::111122223333:account/o-abc123defg/483920175526",
+                        "Name": "prod",
+                    }
+                ]
+            },
+            "Id",
+        ),
+        # describe-images: the owner's account before the AMI's name
+        (
+            {"Images": [{"ImageLocation": "483920175526/golden-ami", "OwnerId": "483920175526"}]},
+            "ImageLocation",
+        ),
+        # an account in a role ARN, then in a bucket name and under a generic key
+        ({"Role": "arn:aws:iam::483920175526:role/deploy", "Value": "logs-483920175526-eu"}, "Value"),
+    ],
+)
+def test_an_account_found_with_evidence_is_masked_where_it_stands_without(
+    doc: dict[str, object], where: str, masker: Masker
+) -> None:
+    for text in (json.dumps(doc, indent=2), json.dumps(doc)):
+        masked, result = masker.mask_text(text)
+        assert "483920175526" not in masked, where
+        assert restore_text(masked, result.tokens)[0] == text
+    message = {"role": "user", "content": json.dumps(doc)}
+    body = json.dumps({"model": "m", "max_tokens": 1, "messages": [message]})
+    assert b"483920175526" not in mask_request(body.encode(), masker)[0]
+
+
+def test_an_account_is_not_echoed_inside_a_longer_number_or_word(masker: Masker) -> None:
+    text = '"OwnerId": "483920175526"\nsize 1483920175526, id x483920175526, order 4839201755260'
+    masked, result = masker.mask_text(text)
+    assert masked.endswith("size 1483920175526, id x483920175526, order 4839201755260")
+    assert result.counts["account"] == 1
+
+
+def test_an_arn_account_that_recurs_nowhere_gets_no_token(masker: Masker) -> None:
+    _, result = masker.mask_text("arn:aws:iam::483920175526:role/deploy and arn:aws:s3:::bucket-x")
+    assert len(result.tokens) == 2  # the two ARNs; no token for the account alone

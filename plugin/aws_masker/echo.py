@@ -1,15 +1,16 @@
 """Echoes: a name the catalogue found by its context is masked wherever else it stands in the request.
 
-Bucket and RDS names, canonical user IDs, secret keys and session tokens are recognised by what
-surrounds them: a key (``"Bucket": "..."``), an output format (``aws s3api list-buckets``), a
+Bucket and RDS names, canonical user IDs, secret keys, session tokens and account IDs are recognised
+by what surrounds them: a key (``"Bucket": "..."``), an output format (``aws s3api list-buckets``), a
 command-line flag. The same name elsewhere
 in the request, bare, has no such context: ``s3://acme-prod-data/x`` is masked by the catalogue, but
 the follow-up question "why is acme-prod-data slow?" would reach the upstream as it is. So once a
 request's scan is done, every other occurrence of such a name as a whole word, in any string of the
 request, gets the same token.
 
-Which names: only those found by a rule marked ``echo`` in the catalogue (strong evidence: specific
-keys, URIs, list-buckets and access-log formats, flags; not prose such as "S3 <name>", lone
+Which names: account IDs found with evidence, also the account of every masked ARN (issued a token only
+if it recurs); otherwise only those found by a rule marked ``echo`` in the catalogue (strong evidence:
+specific keys, URIs, list-buckets and access-log formats, flags; not prose such as "S3 <name>", lone
 ``aws s3 ls`` lines or generic keys, whose false positives would otherwise spread), and for bucket and
 RDS names only those that cannot be ordinary words: a hyphen, dot or digit, and no number, version,
 unit or region shape (see ``_NOT_A_NAME``).
@@ -31,6 +32,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .patterns import REGION
@@ -53,7 +55,11 @@ class _Word(NamedTuple):
 _BASE64 = _Word(re.compile(r"[A-Za-z0-9/+=]{40,}"), re.compile(r"[A-Za-z0-9/+=]"), "", 1)
 _HEX = _Word(re.compile(r"[A-Za-z0-9_]{64,}"), re.compile(r"[A-Za-z0-9_]"), "", 2)
 _NAME = _Word(re.compile(r"[A-Za-z0-9_.-]{3,}"), re.compile(r"[A-Za-z0-9_.-]"), ".", 3)
+# an account ID: a run of 12 digits between non-alphanumerics (so also inside a hyphenated bucket
+# name or before "/", as in an AMI's ImageLocation), never part of a longer number or word
+_ACCOUNT = _Word(re.compile(r"[A-Za-z0-9]{12,}"), re.compile(r"[A-Za-z0-9]"), "", 4)
 KINDS: dict[str, _Word] = {
+    "ACCOUNT": _ACCOUNT,
     "SECRET_KEY": _BASE64,
     "SESSION_TOKEN": _BASE64,
     "CANONICAL_ID": _HEX,
@@ -74,6 +80,23 @@ SEARCHES = 48
 _Span = tuple[int, int, "str | None", str, int]
 
 
+class _Entry:
+    """A name's token (issued on its first echo when the scan did not issue one) and category."""
+
+    __slots__ = ("_issue", "_token", "category", "kind")
+
+    def __init__(
+        self, token: str | None, kind: str, category: str, issue: Callable[[str, str], str] | None
+    ) -> None:
+        self._token, self.kind, self.category, self._issue = token, kind, category, issue
+
+    def token(self, name: str) -> str:
+        if self._token is None:
+            assert self._issue is not None, "a name without a token needs an issuer"
+            self._token = self._issue(self.kind, name)
+        return self._token
+
+
 def worth_echoing(kind: str, value: str) -> bool:
     word = KINDS.get(kind)  # (a key ID is found beside its secret, but is not echoed: it finds itself)
     if word is not _NAME:
@@ -83,19 +106,21 @@ def worth_echoing(kind: str, value: str) -> bool:
 
 def echo(
     texts: list[str],
-    found: dict[str, tuple[str, str, str]],
+    found: dict[str, tuple[str | None, str, str]],
     kept: list[list[tuple[int, int]]],
     counts: Counter[str],
+    issue: Callable[[str, str], str] | None = None,
 ) -> list[str]:
     """``texts`` with every whole-word occurrence of each found name replaced by its token.
 
-    ``found`` maps each name to (token, kind, category); ``kept[i]`` are the spans of ``texts[i]``
-    that hold identifiers the scan kept verbatim; ``counts`` gets one more per echoed occurrence, by
-    category."""
-    by_word: dict[_Word, dict[str, tuple[str, str]]] = {}
+    ``found`` maps each name to (token, kind, category); a token of None is issued (``issue(kind,
+    name)``) only if the name recurs (account IDs inside ARNs, masked with their ARN). ``kept[i]``
+    are the spans of ``texts[i]`` that hold identifiers the scan kept verbatim; ``counts`` gets one
+    more per echoed occurrence, by category."""
+    by_word: dict[_Word, dict[str, _Entry]] = {}
     for name, (token, kind, category) in found.items():
         if worth_echoing(kind, name):
-            by_word.setdefault(KINDS[kind], {})[name] = (token, category)
+            by_word.setdefault(KINDS[kind], {})[name] = _Entry(token, kind, category, issue)
     if not by_word:
         return texts
     views = [escapes_blanked(text) for text in texts]
@@ -117,14 +142,14 @@ def echo(
     return _apply(texts, offsets, accepted, counts)
 
 
-def _recurring(joined: str, names: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+def _recurring(joined: str, names: dict[str, _Entry]) -> dict[str, _Entry]:
     """The names that occur at all (one search each over the whole request: for a few names only)."""
     return {name: entry for name, entry in names.items() if name in joined}
 
 
-def _by_search(joined: str, word: _Word, names: dict[str, tuple[str, str]]) -> list[_Span]:
+def _by_search(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span]:
     found: list[_Span] = []
-    for name, (token, category) in names.items():
+    for name, entry in names.items():
         i = joined.find(name)
         while i >= 0:
             end = i + len(name)
@@ -132,19 +157,19 @@ def _by_search(joined: str, word: _Word, names: dict[str, tuple[str, str]]) -> l
                 # (trailing dots may follow: a run of them is matched at C speed, not walked)
                 rest = _DOTS.match(joined, end).end() if word.tail else end  # type: ignore[union-attr]
                 if not word.char.match(joined, rest):
-                    found.append((i, end, token, category, word.priority))
+                    found.append((i, end, entry.token(name), entry.category, word.priority))
             i = joined.find(name, end)
     return found
 
 
-def _by_lookup(joined: str, word: _Word, names: dict[str, tuple[str, str]]) -> list[_Span]:
+def _by_lookup(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span]:
     found: list[_Span] = []
     for m in word.run.finditer(joined):
         run = m.group()
         name = run.rstrip(word.tail) if word.tail else run
         hit = names.get(name)
         if hit is not None:
-            found.append((m.start(), m.start() + len(name), hit[0], hit[1], word.priority))
+            found.append((m.start(), m.start() + len(name), hit.token(name), hit.category, word.priority))
     return found
 
 

@@ -9,6 +9,7 @@ anywhere in the request is reserved before any token is issued, and a name found
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,6 +32,18 @@ def default_scanner() -> Scanner:
             "pure-Python scanner, which finds the same identifiers more slowly (docs/benchmarks.md)"
         )
     return scanner
+
+
+_ARN_ACCOUNTS = re.compile(r"arn:[^:]*:([^:]*):[^:]*:([0-9]{12}):(?:account/o-[a-z0-9]+/([0-9]{12})\Z)?")
+
+
+def _arn_account(arn: str) -> str | None:
+    """The account an ARN names: its account field, or for an Organizations member account ARN
+    (``arn:aws:organizations::<management>:account/o-…/<member>``) the member."""
+    m = _ARN_ACCOUNTS.match(arn)
+    if m is None:
+        return None
+    return m[3] if m[1] == "organizations" and m[3] else m[2]
 
 
 @dataclass
@@ -92,7 +105,7 @@ class Masker:
             if "AWS_" in text:
                 issuer.reserved.update(TOKEN_RE.findall(text))
         result = MaskResult()
-        names: dict[str, tuple[str, str, str]] = {}  # context-found names, for the echo
+        names: dict[str, tuple[str | None, str, str]] = {}  # context-found names, for the echo
         kept: list[list[tuple[int, int]]] = []
         out: list[str] = []
         for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
@@ -100,7 +113,7 @@ class Masker:
             kept.append([])
             out.append(self._render(text, source, cut, cut + len(text), issuer, result, names, kept[-1]))
         if names:
-            out = echo.echo(out, names, kept, result.counts)
+            out = echo.echo(out, names, kept, result.counts, issuer.issue)
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         return out, result
@@ -113,7 +126,7 @@ class Masker:
         stop: int,
         issuer: TokenIssuer,
         result: MaskResult,
-        names: dict[str, tuple[str, str, str]],
+        names: dict[str, tuple[str | None, str, str]],
         kept: list[tuple[int, int]],
     ) -> str:
         """``text`` (which is ``source[cut:stop]``, between its context) with each identifier the scan of
@@ -144,6 +157,10 @@ class Masker:
             last = end
             if rule.echo and value not in names:
                 names[value] = (token, kind, category)
+            if value[:4] == "arn:":  # its account, should it stand elsewhere (a token if it does)
+                account = _arn_account(value)
+                if account and account not in names:
+                    names[account] = (None, "ACCOUNT", "account")
 
         self._scanner.each(source, self._enabled, self._allow, emit)
         if last == cut:

@@ -1449,6 +1449,7 @@ RULES: tuple[Rule, ...] = (
         ),
         anchors=("[0-9]{12}", "[0-9]{4}-[0-9]{4}-[0-9]{4}"),
         validate=_account_verdict,
+        echo=True,
         must_match=(
             ('"OwnerId": "123456789012"', "123456789012"),
             ('{"Account": "210987654321", "Arn": "x"}', "210987654321"),
