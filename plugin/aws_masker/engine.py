@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from . import echo
+from . import cliformats, echo
 from .config import MaskerConfig
 from .patterns import Rule
 from .scanner import Found, Scanner
@@ -59,6 +59,12 @@ class Masker:
 
     def find(self, text: str) -> list[Found]:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
+        found = self._scanner.scan(text, self._enabled, self._allow)
+        if cliformats.may_hold(text):
+            found = cliformats.merge(found, cliformats.finds(text, self._find_plain))
+        return found
+
+    def _find_plain(self, text: str) -> list[Found]:
         return self._scanner.scan(text, self._enabled, self._allow)
 
     def mask_text(self, text: str) -> tuple[str, MaskResult]:
@@ -145,7 +151,11 @@ class Masker:
             if rule.echo and value not in names:
                 names[value] = (token, kind, category)
 
-        self._scanner.each(source, self._enabled, self._allow, emit)
+        if cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
+            for f in self.find(source):
+                emit(*f)
+        else:
+            self._scanner.each(source, self._enabled, self._allow, emit)
         if last == cut:
             return text
         append(source[last:stop])

@@ -1,0 +1,480 @@
+"""The AWS CLI's ``--output table`` and ``--output text``, read structurally.
+
+In JSON, a value's key gives it context (``"OwnerId": "483920175526"``). The CLI's other two formats
+move the key elsewhere, and the catalogue's key rules (patterns.py) cannot see it there:
+
+- **table**: boxes drawn with ``+---+`` borders and ``|`` separators, nested sections one ``|``
+  deeper on each side. A section has a centred title (the key that holds it), then either a header
+  row naming its columns with value rows below, or ``|  Key  |  value  |`` rows (a one-row section
+  is turned on its side when the table is too wide for the terminal).
+- **text**: one line per structure: the key that holds it, in capitals (``DBINSTANCES``), then the
+  values of its scalar members, tab-separated, sorted by member name (a list of structures prints
+  every member any element has, empty where one lacks it). A list of scalars prints ``NAME<tab>value``
+  per item; the top-level structure prints its values without a name.
+
+This module maps each table cell and each text field back to its key, and asks the catalogue's own
+rules about it by scanning the value inside a small synthetic JSON context (``{"Buckets": [{"Name":
+"<value>"``): the key rules stay in one place. Which member a text field belongs to comes from the
+structures' member lists (data/cli_shapes.json, generated from botocore's service models by
+scripts/gen_cli_shapes.py): the fields are aligned to the sorted members, booleans, numbers,
+timestamps and ARNs pinning the alignment; a field is tried under every context member that some
+valid alignment puts it at (over-masking is cheap, a leak is not).
+
+``may_hold`` is one compiled search that rejects text with no table border and no text-format line,
+so other text costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+from .scanner import Found, unescaped
+
+Scan = Callable[[str], list[Found]]
+"""Scans one synthetic text (the engine's ``find``)."""
+
+_DATA = Path(__file__).with_name("data") / "cli_shapes.json"
+
+# A table border (``+---+``, nested ``|+---+|``), a text-format line (a name in capitals, a tab), or a
+# tab-separated line with an ARN field (a top-level structure); at a line start or after an escaped
+# newline or an opening quote.
+_MAY_HOLD = re.compile(r"(?:^|\\n|[\"'])(?:[ \t]*\|*\+-{3}|[A-Z][A-Z0-9]*(?:\t|\\t))|(?:\t|\\t)arn:", re.M)
+_NAME = re.compile(r"[A-Z][A-Z0-9]*")
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
+_BORDER = re.compile(r"(\|*)\+-[-+]*\+(\|*)")
+_DASHES = re.compile(r"-{5,}")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{9,10}(?:\.[0-9]+)?")
+_EMPTY = ("", "None")
+_MAX_WRAP = 4
+"""A table row wrapped by a terminal is joined back from at most this many lines."""
+
+
+def may_hold(text: str) -> bool:
+    """False when ``text`` has no table border and no text-output line: nothing to do here."""
+    return ("|" in text or "\t" in text or "\\t" in text) and _MAY_HOLD.search(text) is not None
+
+
+# --------------------------------------------------------------------------------------------------
+# What a key says: the catalogue decides
+# --------------------------------------------------------------------------------------------------
+
+# values no rule takes on their own, each of the shape some key rule wants
+_PROBES = (
+    "483920175526",  # an account ID
+    "orders-prod-db-7",  # an RDS identifier, a bucket name
+    "Zq8vR2mK7pL4xN9cT1bW6yH3jF5dS0gA+e/uVk2Q",  # a secret access key
+    "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kM9nP2rS5uX8zA1cD4fG7iL0oR3tU6wY9aB2dE5gH8jK1mN4pQ7sT0vW3yZ6bC9"
+    "eF2hJ5kM8nP1rS4uX7zA0cD3fG6iL9oR2tU5wY8aB1dE4gH7jK0mN3pQ6sT9vW2yZ5=",  # a session token
+    "5e1f0c2b7a9d4e3f8a6b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f",  # an S3 canonical user ID
+)
+
+
+def context(parent: str, member: str, listed: bool) -> str:
+    """The synthetic JSON that stands before a value of ``member`` in a structure held by ``parent``
+    (in a list when ``listed``): what jsonbody.py gives the rules for the same value in JSON."""
+    if not parent:
+        return '{"' + member + '": "'
+    return '{"' + parent + '": ' + ("[{" if listed else "{") + '"' + member + '": "'
+
+
+def _hit(scan: Scan, prefix: str, value: str) -> Found | None:
+    """What the rules find in ``value`` when it stands after ``prefix``, if that is the whole value
+    (a key rule takes a whole value; a find inside one, such as the first word of a description, is
+    not what the key says), with offsets into ``value``."""
+    cut, stop = len(prefix), len(prefix) + len(value)
+    for f in scan(prefix + value + '"}'):
+        if f.start == cut and f.end == stop:
+            return f._replace(start=0, end=len(value))
+    return None
+
+
+@lru_cache(maxsize=4096)
+def member_gives_context(parent: str, member: str) -> bool:
+    """Whether a value under ``member`` (of a structure held by ``parent``) gets context from the
+    catalogue's key rules: some probe value is found there and not on its own."""
+    from .config import MaskerConfig
+    from .engine import default_scanner
+
+    scanner = default_scanner()
+    enabled = MaskerConfig().enabled_categories
+
+    def scan(text: str) -> list[Found]:
+        return scanner.scan(text, enabled, frozenset())
+
+    for probe in _PROBES:
+        if scan(probe):
+            continue  # pragma: no cover - the probes are chosen to need context
+        for listed in (True, False):
+            if _hit(scan, context(parent, member, listed), probe) is not None:
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Structures of text output (data/cli_shapes.json)
+# --------------------------------------------------------------------------------------------------
+
+
+class _Struct(NamedTuple):
+    index: int  # in the data file (what the alignment cache keys on)
+    names: tuple[str, ...]  # scalar members, in the CLI's order
+    codes: str  # per member: s string, a ARN, b boolean, i number, t timestamp
+    flagged: tuple[int, ...]  # members that give their values context
+
+
+class Shapes(NamedTuple):
+    named: dict[str, list[tuple[str, list[_Struct]]]]  # NAME -> (member name, its structures)
+    scalar_lists: dict[str, list[str]]  # NAME -> member names of lists of scalars
+    top: list[_Struct]  # operation outputs (lines without a name)
+
+
+@lru_cache(maxsize=1)
+def shapes() -> Shapes:
+    data = json.loads(_DATA.read_text(encoding="utf-8"))
+    structs = []
+    for index, encoded in enumerate(data["structs"]):
+        members = encoded.split("|") if encoded else []
+        structs.append(
+            _Struct(
+                index,
+                tuple(m[1:] for m in members),
+                "".join(m[0].lower() for m in members),
+                tuple(i for i, m in enumerate(members) if m[0].isupper()),
+            )
+        )
+    named = {
+        name: [(member, [structs[i] for i in ids]) for member, ids in by_member.items()]
+        for name, by_member in data["named"].items()
+    }
+    return Shapes(named, data["scalar_lists"], [structs[i] for i in data["top"]])
+
+
+def _kind(value: str) -> str:
+    """What a text-output value looks like: n(one), b(oolean), i(nteger), t(ime), a(rn), o(ther)."""
+    if value in _EMPTY:
+        return "n"
+    if value in ("True", "False"):
+        return "b"
+    if _NUMBER.fullmatch(value):
+        return "i"
+    if _TIME.match(value):
+        return "t"
+    return "a" if value.startswith("arn:") else "o"
+
+
+_NO = -(10**6)
+# (value kind, member code) -> score of putting the value there; missing: it cannot go there. Times
+# and ARNs fit string members too (a KmsKeyId holds an ARN), numbers fit strings (account IDs,
+# versions); a string member hardly ever holds "True", so booleans under boolean members pin the
+# alignment down, and nothing else scores.
+_SCORE: dict[tuple[str, str], int] = {
+    **{("n", code): 0 for code in "sabit"},
+    ("b", "b"): 1,
+    ("b", "s"): -1,
+    ("i", "i"): 0,
+    ("i", "s"): 0,
+    ("t", "t"): 0,
+    ("t", "s"): 0,
+    ("a", "a"): 0,
+    ("a", "s"): 0,
+    ("o", "s"): 0,
+}
+
+
+def align(values: list[str], struct: _Struct, strict_arns: bool = False) -> dict[int, tuple[int, ...]]:
+    """Field index -> the flagged members it can be, over every best way to lay ``values`` on the
+    structure's members in order (each value where its type fits, as many booleans under boolean
+    members as can be). Empty if none fits.
+
+    ``strict_arns``: an ``arn:`` value must sit under an ARN member (for lines without a name)."""
+    key = (struct.index, "".join(map(_kind, values)), strict_arns)
+    found = _ALIGNED.get(key)
+    if found is None:
+        if len(_ALIGNED) >= 8192:
+            _ALIGNED.clear()
+        found = _ALIGNED[key] = _align(struct, key[1], strict_arns)
+    return found
+
+
+_ALIGNED: dict[tuple[int, str, bool], dict[int, tuple[int, ...]]] = {}
+"""Alignments by structure and value kinds: the lines of one listing share them."""
+
+
+def _align(struct: _Struct, kinds: str, strict_arns: bool) -> dict[int, tuple[int, ...]]:
+    codes, n, m = struct.codes, len(kinds), len(struct.codes)
+    if n > m or not struct.flagged:
+        return {}
+    score = dict(_SCORE)
+    if strict_arns:
+        del score[("a", "s")]
+    rows = [[score.get((kind, code), _NO) for code in codes] for kind in kinds]
+    # forward: best score of fields 0..i with field i at member j; backward: of fields i..n-1
+    forward = [[_NO] * m for _ in range(n)]
+    backward = [[_NO] * m for _ in range(n)]
+    for i in range(n):
+        best = 0 if i == 0 else _NO
+        prev = forward[i - 1] if i else None
+        row, out = rows[i], forward[i]
+        for j in range(m):
+            if best > _NO and row[j] > _NO:
+                out[j] = best + row[j]
+            if prev is not None and prev[j] > best:
+                best = prev[j]
+    for i in range(n - 1, -1, -1):
+        best = 0 if i == n - 1 else _NO
+        nxt = backward[i + 1] if i < n - 1 else None
+        row, out = rows[i], backward[i]
+        for j in range(m - 1, -1, -1):
+            if best > _NO and row[j] > _NO:
+                out[j] = best + row[j]
+            if nxt is not None and nxt[j] > best:
+                best = nxt[j]
+    top = max(forward[n - 1]) if n else _NO
+    if top <= _NO // 2:
+        return {}
+    found: dict[int, list[int]] = {}
+    for j in struct.flagged:
+        for i in range(n):
+            if rows[i][j] > _NO and forward[i][j] + backward[i][j] - rows[i][j] == top:
+                found.setdefault(i, []).append(j)
+    return {i: tuple(js) for i, js in found.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Cells: a value, where it stands, and the keys it may be under
+# --------------------------------------------------------------------------------------------------
+
+
+class Cell(NamedTuple):
+    start: int  # in the text parsed
+    end: int
+    keys: tuple[tuple[str, str, bool], ...]  # (parent, member, listed) to try, in order
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    start = 0
+    for line in text.splitlines(keepends=True):
+        yield start, line.rstrip("\r\n")
+        start += len(line)
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in " \t\r\n":
+        start += 1
+    while end > start and text[end - 1] in " \t\r\n":
+        end -= 1
+    return start, end
+
+
+def text_cells(text: str) -> list[Cell]:
+    """The fields of ``--output text`` lines that some member with context may hold."""
+    data = shapes()
+    out: list[Cell] = []
+    for offset, line in _lines(text):
+        if "\t" not in line:
+            continue
+        bounds = []
+        pos = 0
+        for field in line.split("\t"):
+            bounds.append((offset + pos, offset + pos + len(field)))
+            pos += len(field) + 1
+        values = [text[a:b].strip() for a, b in bounds]
+        head = values[0].lstrip("\"' ")
+        if _NAME.fullmatch(head) and (head in data.named or head in data.scalar_lists):
+            if len(values) == 2:
+                for member in data.scalar_lists.get(head, ()):
+                    out.append(Cell(*bounds[1], (("", member, False),)))
+            for member, structs in data.named.get(head, ()):
+                keys: dict[int, list[tuple[str, str, bool]]] = {}
+                for struct in structs:
+                    for i, js in align(values[1:], struct).items():
+                        keys.setdefault(i, []).extend((member, struct.names[j], True) for j in js)
+                for i, ks in keys.items():
+                    if values[i + 1] not in _EMPTY:
+                        out.append(Cell(*bounds[i + 1], tuple(dict.fromkeys(ks))))
+        elif any(v.startswith("arn:") for v in values):
+            for struct in data.top:
+                if len(struct.names) != len(values):
+                    continue
+                for i, js in align(values, struct, strict_arns=True).items():
+                    out.append(Cell(*bounds[i], tuple(("", struct.names[j], False) for j in js)))
+    return out
+
+
+class _Row(NamedTuple):
+    depth: int
+    cells: list[tuple[int, int]]  # stripped cell spans
+
+
+def _table_lines(text: str) -> Iterator[tuple[str, int | _Row]]:
+    """Each line of a table region as ("border", depth), ("row", _Row) or ("other", 0). A row a
+    terminal wrapped (no closing ``|``) is joined with the lines that continue it."""
+    lines = list(_lines(text))
+    k = 0
+    while k < len(lines):
+        offset, line = lines[k]
+        k += 1
+        body = line.strip()
+        m = _BORDER.fullmatch(body)
+        if m and len(m[1]) == len(m[2]):
+            yield "border", len(m[1])
+            continue
+        if not body.startswith("|"):
+            yield ("border", -1) if _DASHES.fullmatch(body) else ("other", 0)
+            continue
+        start = offset + line.index("|")
+        end = offset + len(line.rstrip())
+        joined = 1
+        while not text[start:end].endswith("|") and k < len(lines) and joined < _MAX_WRAP:
+            nxt_offset, nxt = lines[k]
+            if nxt.strip().startswith(("|", "+")) or not nxt.strip():
+                break
+            end = nxt_offset + len(nxt.rstrip())
+            k += 1
+            joined += 1
+        if not text[start:end].endswith("|"):
+            yield "other", 0
+            continue
+        lead = len(text[start:end]) - len(text[start:end].lstrip("|"))
+        trail = len(text[start:end]) - len(text[start:end].rstrip("|"))
+        depth = min(lead, trail) - 1
+        inner_start, inner_end = start + depth + 1, end - depth - 1
+        cells = []
+        pos = inner_start
+        for part in text[inner_start:inner_end].split("|"):
+            cells.append(_strip(text, pos, pos + len(part)))
+            pos += len(part) + 1
+        yield "row", _Row(depth, cells)
+
+
+def _centred(text: str, row: _Row) -> bool:
+    """A title or header cell is centred; a value is left-aligned two blanks in (none if it overflows)."""
+    start = row.cells[0][0]
+    pad = 0
+    while start - pad - 1 >= 0 and text[start - pad - 1] == " ":
+        pad += 1
+    return pad not in (0, 2)
+
+
+def table_cells(text: str) -> list[Cell]:
+    """Table cells with their column header (or, in a ``Key | value`` row, their key) and section
+    title."""
+    out: list[Cell] = []
+    items = list(_table_lines(text))
+    n = len(items)
+    k = 0
+
+    def word(span: tuple[int, int]) -> str | None:
+        key = text[span[0] : span[1]]
+        return key if _KEY.fullmatch(key) else None
+
+    while k < n:
+        what, row = items[k]
+        k += 1
+        # a section: a one-cell title row between two borders (or the top line and a border)
+        if what != "row" or len(row.cells) != 1 or k >= n or items[k][0] != "border":  # type: ignore[union-attr]
+            continue
+        if k < 2 or items[k - 2][0] != "border":
+            continue
+        depth = row.depth  # type: ignore[union-attr]
+        title = word(row.cells[0]) or ""  # type: ignore[union-attr]
+        k += 1
+        group: list[_Row] = []
+        while k < n and items[k][0] == "row" and items[k][1].depth == depth:  # type: ignore[union-attr]
+            group.append(items[k][1])  # type: ignore[arg-type]
+            k += 1
+        if not group:
+            continue
+        rows: list[_Row] = []
+        header: _Row | None = None
+        if len(group) == 1 and k + 1 < n and items[k][0] == "border" and items[k + 1][0] == "row":
+            nxt: _Row = items[k + 1][1]  # type: ignore[assignment]
+            width = len(group[0].cells)
+            same = nxt.depth == depth and len(nxt.cells) == width
+            if same and (width > 1 or _centred(text, group[0])):
+                header = group[0]
+                k += 1
+                while k < n and items[k][0] == "row":
+                    r: _Row = items[k][1]  # type: ignore[assignment]
+                    if r.depth != depth or len(r.cells) != width:
+                        break
+                    rows.append(r)
+                    k += 1
+        listed = header is not None and len(rows) > 1
+        if header is not None:
+            names = [word(span) for span in header.cells]
+            for r in rows:
+                for name, span in zip(names, r.cells, strict=False):
+                    if name and span[0] < span[1]:
+                        out.append(Cell(*span, ((title, name, listed), (title, name, not listed))))
+            continue
+        for r in group:
+            if len(r.cells) == 2:
+                key = word(r.cells[0])
+                if key and r.cells[1][0] < r.cells[1][1]:
+                    out.append(Cell(*r.cells[1], ((title, key, False), (title, key, True))))
+            elif len(r.cells) == 1 and title and r.cells[0][0] < r.cells[0][1]:
+                out.append(Cell(*r.cells[0], (("", title, False),)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The hook
+# --------------------------------------------------------------------------------------------------
+
+
+def finds(text: str, scan: Scan) -> list[Found]:
+    """Identifiers that table cells and text-output fields of ``text`` hold by their key, offsets into
+    ``text``, in order, not overlapping. Call only when ``may_hold(text)``."""
+    view, source = unescaped(text)
+    cells = []
+    if "\t" in view:
+        cells += text_cells(view)
+    if "|" in view:
+        cells += table_cells(view)
+    if not cells:
+        return []
+    found: list[Found] = []
+    seen: set[tuple[int, int]] = set()
+    for cell in cells:
+        if (cell.start, cell.end) in seen:
+            continue
+        value = view[cell.start : cell.end]
+        if "\n" in value:  # a value a terminal wrapped: the rules see it joined, its span is masked whole
+            value = "".join(part.strip() for part in value.split("\n"))
+        for parent, member, listed in cell.keys:
+            hit = _hit(scan, context(parent, member, listed), value)
+            if hit is not None:
+                found.append(hit._replace(start=cell.start, end=cell.end))
+                seen.add((cell.start, cell.end))
+                break
+    found.sort(key=lambda f: f.start)
+    out: list[Found] = []
+    end = -1
+    for f in found:
+        if f.start >= end:
+            out.append(f if source is None else f._replace(start=source(f.start), end=source(f.end)))
+            end = f.end
+    return out
+
+
+def merge(main: list[Found], extra: list[Found]) -> list[Found]:
+    """``main`` (the catalogue's scan) with the ``extra`` finds that overlap none of its finds, in
+    order: where both find something, the catalogue's find wins."""
+    if not extra:
+        return main
+    starts = [f.start for f in main]
+    kept = []
+    for f in extra:
+        k = bisect_right(starts, f.start)
+        if (k and main[k - 1].end > f.start) or (k < len(main) and main[k].start < f.end):
+            continue
+        kept.append(f)
+    return sorted([*main, *kept], key=lambda f: f.start) if kept else main
