@@ -41,11 +41,11 @@ Scan = Callable[[str], list[Found]]
 
 _DATA = Path(__file__).with_name("data") / "cli_shapes.json"
 
-# A table border (``+---+``, nested ``|+---+|``), a text-format line (a name in capitals, a tab), or a
-# tab-separated line with an ARN field (a top-level structure); at a line start or after an escaped
+# A table border (``+---+``, nested ``|+---+|``); a text-format line (a name in capitals, a tab), or a
+# tab-separated line with an ARN field (a top-level structure). At a line start, or after an escaped
 # newline or an opening quote.
-_MAY_HOLD = re.compile(r"(?:^|\\n|[\"'])(?:[ \t]*\|*\+-{3}|[A-Z][A-Z0-9]*(?:\t|\\t))|(?:\t|\\t)arn:", re.M)
-_NAME = re.compile(r"[A-Z][A-Z0-9]*")
+_TABLE = re.compile(r"(?:^|\\n|[\"'])[ \t]*\|*\+-{3}", re.M)
+_TEXT = re.compile(r"(?:^|\\n|[\"'])[A-Z][A-Z0-9]*(?:\t|\\t)|(?:\t|\\t)arn:", re.M)
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 _BORDER = re.compile(r"(\|*)\+-[-+]*\+(\|*)")
 _DASHES = re.compile(r"-{5,}")
@@ -58,7 +58,9 @@ _MAX_WRAP = 4
 
 def may_hold(text: str) -> bool:
     """False when ``text`` has no table border and no text-output line: nothing to do here."""
-    return ("|" in text or "\t" in text or "\\t" in text) and _MAY_HOLD.search(text) is not None
+    if "|" in text and _TABLE.search(text):
+        return True
+    return ("\t" in text or "\\t" in text) and _TEXT.search(text) is not None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,15 +160,19 @@ def shapes() -> Shapes:
 
 def _kind(value: str) -> str:
     """What a text-output value looks like: n(one), b(oolean), i(nteger), t(ime), a(rn), o(ther)."""
-    if value in _EMPTY:
+    if not value or value == "None":
         return "n"
-    if value in ("True", "False"):
+    first = value[0]
+    if first in _DIGITS:
+        if _NUMBER.fullmatch(value):
+            return "i"
+        return "t" if _TIME.match(value) else "o"
+    if value == "True" or value == "False":
         return "b"
-    if _NUMBER.fullmatch(value):
-        return "i"
-    if _TIME.match(value):
-        return "t"
-    return "a" if value.startswith("arn:") else "o"
+    return "a" if first == "a" and value.startswith("arn:") else "o"
+
+
+_DIGITS = frozenset("-0123456789")
 
 
 _NO = -(10**6)
@@ -265,37 +271,53 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         start += len(line)
 
 
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start] in " \t\r\n":
-        start += 1
-    while end > start and text[end - 1] in " \t\r\n":
-        end -= 1
-    return start, end
+def _strip(text: str, start: int, end: int, chars: str = " \t\r\n") -> tuple[int, int]:
+    """The span of ``text[start:end]`` without ``chars`` at either end."""
+    part = text[start:end]
+    kept = part.strip(chars)
+    if len(kept) == len(part):
+        return start, end
+    if not kept:
+        return start, start
+    start += len(part) - len(part.lstrip(chars))
+    return start, start + len(kept)
+
+
+_EDGE = " \t\"',"
+"""What may stand around a line's first and last field (text output quoted in a string)."""
 
 
 def text_cells(text: str) -> list[Cell]:
     """The fields of ``--output text`` lines that some member with context may hold."""
     data = shapes()
+    named, scalar_lists = data.named, data.scalar_lists
     out: list[Cell] = []
     for offset, line in _lines(text):
-        if "\t" not in line:
+        tab = line.find("\t")
+        if tab < 0:
+            continue
+        head = line[:tab].strip(_EDGE)
+        known = head in named or head in scalar_lists
+        if not known and "arn:" not in line:
             continue
         bounds = []
-        pos = 0
+        pos = offset
         for field in line.split("\t"):
-            bounds.append((offset + pos, offset + pos + len(field)))
+            bounds.append((pos, pos + len(field)))
             pos += len(field) + 1
-        values = [text[a:b].strip() for a, b in bounds]
-        head = values[0].lstrip("\"' ")
-        if _NAME.fullmatch(head) and (head in data.named or head in data.scalar_lists):
-            if len(values) == 2:
-                for member in data.scalar_lists.get(head, ()):
+        bounds[0] = _strip(text, *bounds[0], _EDGE)
+        bounds[-1] = _strip(text, *bounds[-1], _EDGE)
+        values = [text[a:b] for a, b in bounds]
+        if known:
+            if len(values) == 2 and values[1] not in _EMPTY:
+                for member in scalar_lists.get(head, ()):
                     out.append(Cell(*bounds[1], (("", member, False),)))
-            for member, structs in data.named.get(head, ()):
+            for member, structs in named.get(head, ()):
                 keys: dict[int, list[tuple[str, str, bool]]] = {}
                 for struct in structs:
-                    for i, js in align(values[1:], struct).items():
-                        keys.setdefault(i, []).extend((member, struct.names[j], True) for j in js)
+                    if len(struct.codes) >= len(values) - 1:
+                        for i, js in align(values[1:], struct).items():
+                            keys.setdefault(i, []).extend((member, struct.names[j], True) for j in js)
                 for i, ks in keys.items():
                     if values[i + 1] not in _EMPTY:
                         out.append(Cell(*bounds[i + 1], tuple(dict.fromkeys(ks))))
@@ -304,7 +326,8 @@ def text_cells(text: str) -> list[Cell]:
                 if len(struct.names) != len(values):
                     continue
                 for i, js in align(values, struct, strict_arns=True).items():
-                    out.append(Cell(*bounds[i], tuple(("", struct.names[j], False) for j in js)))
+                    if values[i] not in _EMPTY:
+                        out.append(Cell(*bounds[i], tuple(("", struct.names[j], False) for j in js)))
     return out
 
 
@@ -430,27 +453,42 @@ def table_cells(text: str) -> list[Cell]:
 # --------------------------------------------------------------------------------------------------
 
 
-def finds(text: str, scan: Scan) -> list[Found]:
+def finds(text: str, scan: Scan, main: list[Found] = ()) -> list[Found]:  # type: ignore[assignment]
     """Identifiers that table cells and text-output fields of ``text`` hold by their key, offsets into
-    ``text``, in order, not overlapping. Call only when ``may_hold(text)``."""
+    ``text``, in order, not overlapping. Call only when ``may_hold(text)``. Cells where an identifier
+    of ``main`` (the catalogue's finds in ``text``) stands are left to it."""
     view, source = unescaped(text)
+    starts = [f.start for f in main]
+
+    def taken(start: int, end: int) -> bool:
+        if source is not None:
+            start, end = source(start), source(end)
+        k = bisect_right(starts, start)
+        return bool((k and main[k - 1].end > start) or (k < len(main) and main[k].start < end))
+
     cells = []
-    if "\t" in view:
+    if "\t" in view and _TEXT.search(view):
         cells += text_cells(view)
-    if "|" in view:
+    if "|" in view and _TABLE.search(view):
         cells += table_cells(view)
     if not cells:
         return []
     found: list[Found] = []
     seen: set[tuple[int, int]] = set()
+    hits: dict[tuple[str, str], Found | None] = {}  # a listing repeats its values: scan each once
     for cell in cells:
-        if (cell.start, cell.end) in seen:
+        if (cell.start, cell.end) in seen or taken(cell.start, cell.end):
             continue
         value = view[cell.start : cell.end]
         if "\n" in value:  # a value a terminal wrapped: the rules see it joined, its span is masked whole
             value = "".join(part.strip() for part in value.split("\n"))
         for parent, member, listed in cell.keys:
-            hit = _hit(scan, context(parent, member, listed), value)
+            prefix = context(parent, member, listed)
+            key = (prefix, value)
+            if key in hits:
+                hit = hits[key]
+            else:
+                hit = hits[key] = _hit(scan, prefix, value)
             if hit is not None:
                 found.append(hit._replace(start=cell.start, end=cell.end))
                 seen.add((cell.start, cell.end))

@@ -61,7 +61,7 @@ class Masker:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
         found = self._scanner.scan(text, self._enabled, self._allow)
         if cliformats.may_hold(text):
-            found = cliformats.merge(found, cliformats.finds(text, self._find_plain))
+            found = cliformats.merge(found, cliformats.finds(text, self._find_plain, found))
         return found
 
     def _find_plain(self, text: str) -> list[Found]:
