@@ -352,12 +352,14 @@ def _table_lines(text: str) -> Iterator[tuple[str, int | _Row]]:
         if not body.startswith("|"):
             yield ("border", -1) if _DASHES.fullmatch(body) else ("other", 0)
             continue
-        start = offset + line.index("|")
+        indent = line.index("|")
+        start = offset + indent
         end = offset + len(line.rstrip())
         joined = 1
         while not text[start:end].endswith("|") and k < len(lines) and joined < _MAX_WRAP:
             nxt_offset, nxt = lines[k]
-            if nxt.strip().startswith(("|", "+")) or not nxt.strip():
+            # the next row or border starts where this one did; a continuation anywhere else
+            if (nxt[indent : indent + 1] in ("|", "+") and not nxt[:indent].strip()) or not nxt.strip():
                 break
             end = nxt_offset + len(nxt.rstrip())
             k += 1
