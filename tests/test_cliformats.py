@@ -4,9 +4,12 @@ as under that key in JSON. Failures report counts, never the values."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aws_masker import cliformats
 from aws_masker.engine import Masker
@@ -174,6 +177,16 @@ def test_text_output_inside_a_json_string(masker: Masker) -> None:
     assert restore_text(masked, result.tokens)[0] == body
 
 
+def test_tables_inside_a_json_string_and_with_crlf(masker: Masker) -> None:
+    for text in (
+        json.dumps({"output": KV_TABLE + HEADER_TABLE}),
+        (KV_TABLE + HEADER_TABLE).replace("\n", "\r\n"),
+    ):
+        masked, result = masker.mask_text(text)
+        assert leaked(masked, SECRET, ACCOUNT) == 0
+        assert restore_text(masked, result.tokens)[0] == text
+
+
 def test_a_name_found_in_a_table_is_echoed(masker: Masker) -> None:
     texts = [NESTED_TABLE, f"why is {RDS} slow since Monday?"]
     masked, _result = masker.mask_texts(texts)
@@ -236,3 +249,41 @@ def test_flags_agree_with_the_catalogue() -> None:
         stale += not cliformats.member_gives_context(parent, member)
     assert len(pairs) > 300
     assert stale < len(pairs) // 50  # a member flagged under one parent may not be under another
+
+
+# ---- robustness ------------------------------------------------------------------------------------
+
+_PIECES = [
+    *KV_TABLE.splitlines(keepends=True),
+    *NESTED_TABLE.splitlines(keepends=True),
+    *LIST_TABLE.splitlines(keepends=True),
+    *TEXT.splitlines(keepends=True),
+    "|",
+    "||",
+    "|+|",
+    "+-+\n",
+    "\t",
+    "\\n",
+    "\\t",
+    '"',
+    "DBINSTANCES\t",
+    "RESERVATIONS\t\t\t\n",
+    "\n",
+    " ",
+    "é漢",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.data())
+def test_any_mix_of_table_and_text_pieces(masker: Masker, pieces: list[str], data: st.DataObject) -> None:
+    """Fragments of tables and text lines in any order, cut anywhere: no error, the restore gives
+    the text back, and what is found does not overlap."""
+    text = "".join(pieces)
+    cut = data.draw(st.integers(0, len(text)))
+    text = text[:cut]
+    masked, result = masker.mask_text(text)
+    found = masker.find(text)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+    if not any("\n" in text[f.start : f.end] for f in found):  # (a wrapped value is restored joined)
+        assert restore_text(masked, result.tokens)[0] == text
