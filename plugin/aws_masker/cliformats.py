@@ -16,9 +16,10 @@ This module maps each table cell and each text field back to its key, and asks t
 rules about it by scanning the value inside a small synthetic JSON context (``{"Buckets": [{"Name":
 "<value>"``): the key rules stay in one place. Which member a text field belongs to comes from the
 structures' member lists (data/cli_shapes.json, generated from botocore's service models by
-scripts/gen_cli_shapes.py): the fields are aligned to the sorted members, booleans, numbers,
-timestamps and ARNs pinning the alignment; a field is tried under every context member that some
-valid alignment puts it at (over-masking is cheap, a leak is not).
+scripts/gen_cli_shapes.py): the fields are laid on the sorted members, each only where its type fits
+(booleans, numbers, timestamps, ARNs), as many booleans under boolean members as can be; a field is
+tried under every context member that some such alignment puts it at (over-masking is cheap, a leak
+is not).
 
 ``may_hold`` is one compiled search that rejects text with no table border and no text-format line,
 so other text costs next to nothing.
@@ -50,7 +51,7 @@ _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 _BORDER = re.compile(r"(\|*)\+-[-+]*\+(\|*)")
 _DASHES = re.compile(r"-{5,}")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{9,10}(?:\.[0-9]+)?")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the CLI prints timestamps as ISO 8601
 _EMPTY = ("", "None")
 _MAX_WRAP = 4
 """A table row wrapped by a terminal is joined back from at most this many lines."""
