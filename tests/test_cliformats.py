@@ -27,7 +27,8 @@ def leaked(masked: str, *values: str) -> int:
 
 
 def masked_by_hook(masker: Masker, text: str, *values: str) -> tuple[int, int]:
-    """(survivors with the hook, survivors without it): the second shows the test can fail."""
+    """(survivors with the hook, survivors without it): the second shows the test can fail. (Callers
+    assign the result before asserting on it, so a failure shows counts, not the text.)"""
     masked, result = masker.mask_text(text)
     assert restore_text(masked, result.tokens)[0] == text
     original = cliformats.may_hold
@@ -98,31 +99,38 @@ LIST_TABLE = f"""---------------------------------------------------------------
 
 
 def test_key_value_rows_take_their_key(masker: Masker) -> None:
-    assert masked_by_hook(masker, KV_TABLE, SECRET) == (0, 1)
+    survivors = masked_by_hook(masker, KV_TABLE, SECRET)
+    assert survivors == (0, 1)
 
 
 def test_header_row_names_the_columns(masker: Masker) -> None:
-    assert masked_by_hook(masker, HEADER_TABLE, ACCOUNT) == (0, 1)
+    survivors = masked_by_hook(masker, HEADER_TABLE, ACCOUNT)
+    assert survivors == (0, 1)
 
 
 def test_nested_sections_and_scalar_lists(masker: Masker) -> None:
     # the key/value rows of the outer section, the nested section's own rows, a list of names
-    assert masked_by_hook(masker, NESTED_TABLE, RDS, RDS + "-replica", ACCOUNT)[0] == 0
-    assert masked_by_hook(masker, NESTED_TABLE, RDS, RDS + "-replica")[1] == 2
+    survivors = masked_by_hook(masker, NESTED_TABLE, RDS, RDS + "-replica", ACCOUNT)[0]
+    assert survivors == 0
+    survivors = masked_by_hook(masker, NESTED_TABLE, RDS, RDS + "-replica")[1]
+    assert survivors == 2
 
 
 def test_list_rows_with_multibyte_cells_and_a_missing_value(masker: Masker) -> None:
     # wide characters (two columns each on a terminal) and an overflowing cell do not shift the columns
-    assert masked_by_hook(masker, LIST_TABLE, ACCOUNT, PEER) == (0, 2)
+    survivors = masked_by_hook(masker, LIST_TABLE, ACCOUNT, PEER)
+    assert survivors == (0, 2)
 
 
 def test_a_row_wrapped_by_the_terminal(masker: Masker) -> None:
     wrapped = KV_TABLE.replace(f"  {SECRET}  ||", f"  {SECRET}\n  ||")
-    assert masked_by_hook(masker, wrapped, SECRET) == (0, 1)
+    survivors = masked_by_hook(masker, wrapped, SECRET)
+    assert survivors == (0, 1)
     half = len(SECRET) // 2
     split = KV_TABLE.replace(f"  {SECRET}  ||", f"  {SECRET[:half]}\n{SECRET[half:]}  ||")
     masked, _result = masker.mask_text(split)
-    assert leaked(masked, SECRET[:half], SECRET[half:]) == 0
+    survivors = leaked(masked, SECRET[:half], SECRET[half:])
+    assert survivors == 0
 
 
 def test_table_cells_map_to_their_keys() -> None:
@@ -158,22 +166,26 @@ def test_text_lines_align_with_the_structures(masker: Masker) -> None:
 def test_text_lines_with_missing_trailing_fields(masker: Masker) -> None:
     # a structure prints only the members it has: fewer fields than members, none at the end
     text = f"SNAPSHOTS\tnightly\tTrue\t{ACCOUNT}\t100%\tsnap-0a1b2c3d4e5f60718\n"
-    assert masked_by_hook(masker, text, ACCOUNT) == (0, 1)
+    survivors = masked_by_hook(masker, text, ACCOUNT)
+    assert survivors == (0, 1)
     # a list element lacking a member that others have: an empty field
     text = f"SNAPSHOTS\t\tTrue\t{ACCOUNT}\t100%\tsnap-0a1b2c3d4e5f60718\t2024-05-01T02:00:10.512Z\t\n"
-    assert masked_by_hook(masker, text, ACCOUNT) == (0, 1)
+    survivors = masked_by_hook(masker, text, ACCOUNT)
+    assert survivors == (0, 1)
 
 
 def test_top_level_line_without_a_name(masker: Masker) -> None:
     text = "$ aws sts get-caller-identity --output text\n"
     text += f"{ACCOUNT}\tarn:aws:iam::{PEER}:user/x\tAIDAQ3EGT5XJ2LMN7RP4K\n"
-    assert masked_by_hook(masker, text, ACCOUNT) == (0, 1)
+    survivors = masked_by_hook(masker, text, ACCOUNT)
+    assert survivors == (0, 1)
 
 
 def test_text_output_inside_a_json_string(masker: Masker) -> None:
     body = json.dumps({"output": TEXT})  # tabs and newlines escaped
     masked, result = masker.mask_text(body)
-    assert leaked(masked, PEER, RDS, SECRET) == 0
+    survivors = leaked(masked, PEER, RDS, SECRET)
+    assert survivors == 0
     assert restore_text(masked, result.tokens)[0] == body
 
 
@@ -183,21 +195,45 @@ def test_tables_inside_a_json_string_and_with_crlf(masker: Masker) -> None:
         (KV_TABLE + HEADER_TABLE).replace("\n", "\r\n"),
     ):
         masked, result = masker.mask_text(text)
-        assert leaked(masked, SECRET, ACCOUNT) == 0
+        survivors = leaked(masked, SECRET, ACCOUNT)
+        assert survivors == 0
         assert restore_text(masked, result.tokens)[0] == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{ACCOUNT}\tarn:aws:iam::{PEER}:user/x\tAIDAQ3EGT5XJ2LMN7RP4K",  # get-caller-identity
+        f"ACCESSKEY\tAKIAPJWDVT7ZSK66KUK7\t2024-06-11T14:40:51+00:00\t{SECRET}\tActive\tsvc\n",
+        KV_TABLE,
+        HEADER_TABLE.removeprefix("-" * 91 + "\n"),
+    ],
+    ids=["caller-identity", "access-key", "kv-table", "header-table"],
+)
+def test_a_json_value_with_its_keys_around(masker: Masker, text: str) -> None:
+    """A JSON body's string is scanned with its key before it and the next key after it (jsonbody.py):
+    its first and last lines still parse."""
+    masked, _result = masker.mask_texts([text], contexts=['{"content": "'], suffixes=['", "type": "text"}'])
+    survivors = leaked(masked[0], ACCOUNT, SECRET)
+    assert survivors == 0
+    in_string = json.dumps({"content": text, "type": "text"})  # the same, escaped, as text
+    survivors = leaked(masker.mask_text(in_string)[0], ACCOUNT, SECRET)
+    assert survivors == 0
 
 
 def test_a_name_found_in_a_table_is_echoed(masker: Masker) -> None:
     texts = [NESTED_TABLE, f"why is {RDS} slow since Monday?"]
     masked, _result = masker.mask_texts(texts)
-    assert leaked(masked[1], RDS) == 0
+    survivors = leaked(masked[1], RDS)
+    assert survivors == 0
 
 
 def test_disabled_category_stays(masker: Masker) -> None:
     from aws_masker.config import MaskerConfig
 
     off = Masker(MaskerConfig(token_secret="t", mask_account_ids=False))
-    assert leaked(off.mask_text(HEADER_TABLE)[0], ACCOUNT) == 1
+    survivors = leaked(off.mask_text(HEADER_TABLE)[0], ACCOUNT)
+    assert survivors == 1
 
 
 # ---- no false positives ----------------------------------------------------------------------------

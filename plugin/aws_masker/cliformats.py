@@ -265,10 +265,25 @@ class Cell(NamedTuple):
     keys: tuple[tuple[str, str, bool], ...]  # (parent, member, listed) to try, in order
 
 
+# Where a line opens or closes a quoted string (the engine scans a JSON value with its key before it
+# and the next key after it; text output may sit in an escaped string): the table or text line starts
+# after the opening quote, and ends before the closing one.
+_QUOTED_HEAD = re.compile(r"[^\t|]*[\"'](?=[ \t]*(?:[|+]|-{5}|[^\t\"']*\t))")
+_QUOTED_TAIL = re.compile(r"[\"'][ \t]*(?:[,:}\]][^\t|]*)?$")
+
+
 def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """Each line (without its end) and its offset; without the quotes of a string it opens or closes."""
     start = 0
     for line in text.splitlines(keepends=True):
-        yield start, line.rstrip("\r\n")
+        body = line.rstrip("\r\n")
+        if '"' in body or "'" in body:
+            head = _QUOTED_HEAD.match(body)
+            cut = head.end() if head else 0
+            tail = _QUOTED_TAIL.search(body, cut)
+            yield start + cut, body[cut : tail.start() if tail else len(body)]
+        else:
+            yield start, body
         start += len(line)
 
 
@@ -407,7 +422,7 @@ def table_cells(text: str) -> list[Cell]:
         # a section: a one-cell title row between two borders (or the top line and a border)
         if what != "row" or len(row.cells) != 1 or k >= n or items[k][0] != "border":  # type: ignore[union-attr]
             continue
-        if k < 2 or items[k - 2][0] != "border":
+        if k >= 2 and items[k - 2][0] != "border":  # (a table pasted without its top line starts here)
             continue
         depth = row.depth  # type: ignore[union-attr]
         title = word(row.cells[0]) or ""  # type: ignore[union-attr]
