@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from aws_masker import cliformats
 from aws_masker.engine import Masker
+from aws_masker.errors import TooComplexError
 from aws_masker.restore import restore_text
 
 ACCOUNT = "483920175526"
@@ -267,6 +268,20 @@ def test_alignment_is_pinned_by_booleans() -> None:
     assert cliformats.align(["True", "y"], struct) == {1: (2,)}
     assert cliformats.align(["x", "y", "z"], struct) == {1: (2,)}  # B holds no string: it is absent
     assert cliformats.align(["x", "y", "z", "w", "v"], struct) == {}  # more values than members
+
+
+def test_crafted_text_output_is_refused_not_slow(masker: Masker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines of one listing share their alignments; a text whose every line needs a new one runs out
+    of the per-text budget and is refused."""
+    monkeypatch.setattr(cliformats, "ALIGN_BUDGET", 20_000)
+    samples = ["True", "7", "x", "", "2024-01-01T00:00:00Z", "arn:aws:s3:::b"]
+    lines = []
+    for n in range(400):
+        kinds = [samples[(n >> (2 * k)) % len(samples)] for k in range(6)]
+        lines.append("\t".join(["DBINSTANCES", *kinds, "orders"]))
+    masker.mask_text("\n".join(lines[:2]))  # a few lines: within the budget
+    with pytest.raises(TooComplexError):
+        masker.mask_text("\n".join(lines))
 
 
 def test_flags_agree_with_the_catalogue() -> None:

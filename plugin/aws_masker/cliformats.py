@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+from .errors import TooComplexError
 from .scanner import Found, unescaped
 
 Scan = Callable[[str], list[Found]]
@@ -135,7 +136,7 @@ class _Struct(NamedTuple):
 class Shapes(NamedTuple):
     named: dict[str, list[tuple[str, list[_Struct]]]]  # NAME -> (member name, its structures)
     scalar_lists: dict[str, list[str]]  # NAME -> member names of lists of scalars
-    top: list[_Struct]  # operation outputs (lines without a name)
+    top: dict[int, list[_Struct]]  # operation outputs (lines without a name), by member count
 
 
 @lru_cache(maxsize=1)
@@ -156,7 +157,10 @@ def shapes() -> Shapes:
         name: [(member, [structs[i] for i in ids]) for member, ids in by_member.items()]
         for name, by_member in data["named"].items()
     }
-    return Shapes(named, data["scalar_lists"], [structs[i] for i in data["top"]])
+    top: dict[int, list[_Struct]] = {}
+    for i in data["top"]:
+        top.setdefault(len(structs[i].names), []).append(structs[i])
+    return Shapes(named, data["scalar_lists"], top)
 
 
 def _kind(value: str) -> str:
@@ -195,15 +199,29 @@ _SCORE: dict[tuple[str, str], int] = {
 }
 
 
-def align(values: list[str], struct: _Struct, strict_arns: bool = False) -> dict[int, tuple[int, ...]]:
+ALIGN_BUDGET = 4_000_000
+"""Alignment work (values x members, not counting alignments already made) allowed per text: about
+half a second, and some 200 times what all of tests/corpus/aws needs. Lines of one listing share
+their alignments, so only a crafted text gets near it; beyond it the text is refused
+(``TooComplexError``), not masked slowly or in part."""
+
+
+def align(
+    values: list[str], struct: _Struct, strict_arns: bool = False, budget: list[int] | None = None
+) -> dict[int, tuple[int, ...]]:
     """Field index -> the flagged members it can be, over every best way to lay ``values`` on the
     structure's members in order (each value where its type fits, as many booleans under boolean
     members as can be). Empty if none fits.
 
-    ``strict_arns``: an ``arn:`` value must sit under an ARN member (for lines without a name)."""
+    ``strict_arns``: an ``arn:`` value must sit under an ARN member (for lines without a name).
+    ``budget`` (one number in a list) is charged with the work done, and must not run out."""
     key = (struct.index, "".join(map(_kind, values)), strict_arns)
     found = _ALIGNED.get(key)
     if found is None:
+        if budget is not None:
+            budget[0] -= len(values) * len(struct.codes)
+            if budget[0] < 0:
+                raise TooComplexError("AWS CLI text output too varied to mask")
         if len(_ALIGNED) >= 8192:
             _ALIGNED.clear()
         found = _ALIGNED[key] = _align(struct, key[1], strict_arns)
@@ -307,6 +325,7 @@ def text_cells(text: str) -> list[Cell]:
     """The fields of ``--output text`` lines that some member with context may hold."""
     data = shapes()
     named, scalar_lists = data.named, data.scalar_lists
+    budget = [ALIGN_BUDGET]
     out: list[Cell] = []
     for offset, line in _lines(text):
         tab = line.find("\t")
@@ -332,16 +351,14 @@ def text_cells(text: str) -> list[Cell]:
                 keys: dict[int, list[tuple[str, str, bool]]] = {}
                 for struct in structs:
                     if len(struct.codes) >= len(values) - 1:
-                        for i, js in align(values[1:], struct).items():
+                        for i, js in align(values[1:], struct, budget=budget).items():
                             keys.setdefault(i, []).extend((member, struct.names[j], True) for j in js)
                 for i, ks in keys.items():
                     if values[i + 1] not in _EMPTY:
                         out.append(Cell(*bounds[i + 1], tuple(dict.fromkeys(ks))))
         elif any(v.startswith("arn:") for v in values):
-            for struct in data.top:
-                if len(struct.names) != len(values):
-                    continue
-                for i, js in align(values, struct, strict_arns=True).items():
+            for struct in data.top.get(len(values), ()):
+                for i, js in align(values, struct, True, budget).items():
                     if values[i] not in _EMPTY:
                         out.append(Cell(*bounds[i], tuple(("", struct.names[j], False) for j in js)))
     return out
