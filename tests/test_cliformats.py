@@ -284,6 +284,14 @@ def test_crafted_text_output_is_refused_not_slow(masker: Masker, monkeypatch: py
         masker.mask_text("\n".join(lines))
 
 
+def test_too_many_distinct_values_are_refused(masker: Masker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cliformats, "JOB_BUDGET", 50)
+    lines = [f"DBINSTANCES\tTrue\tdb.r6g.large\torders-{n}-db\tavailable" for n in range(100)]
+    masker.mask_text("\n".join(lines[:5]))
+    with pytest.raises(TooComplexError):
+        masker.mask_text("\n".join(lines))
+
+
 def test_flags_agree_with_the_catalogue() -> None:
     """Every member flagged in data/cli_shapes.json still gets context from the catalogue (regenerate
     the file with scripts/gen_cli_shapes.py when this fails)."""

@@ -80,6 +80,7 @@ _PROBES = (
 )
 
 
+@lru_cache(maxsize=8192)
 def context(parent: str, member: str, listed: bool) -> str:
     """The synthetic JSON that stands before a value of ``member`` in a structure held by ``parent``
     (in a list when ``listed``): what jsonbody.py gives the rules for the same value in JSON."""
@@ -99,26 +100,31 @@ def _hit(scan: Scan, prefix: str, value: str) -> Found | None:
     return None
 
 
-@lru_cache(maxsize=4096)
-def member_gives_context(parent: str, member: str) -> bool:
-    """Whether a value under ``member`` (of a structure held by ``parent``) gets context from the
-    catalogue's key rules: some probe value is found there and not on its own."""
+def _probe_scan(text: str) -> list[Found]:
     from .config import MaskerConfig
     from .engine import default_scanner
 
-    scanner = default_scanner()
-    enabled = MaskerConfig().enabled_categories
+    return default_scanner().scan(text, MaskerConfig().enabled_categories, frozenset())
 
-    def scan(text: str) -> list[Found]:
-        return scanner.scan(text, enabled, frozenset())
 
+@lru_cache(maxsize=8192)
+def key_class(parent: str, member: str, listed: bool) -> tuple[str | None, ...] | None:
+    """What the catalogue makes of the probe values under this key: per probe, the rule that takes
+    it whole (None: no rule), or None when no rule takes any. Keys of one class get the same verdicts
+    (the rules decide on the key and the value), so a value is asked about once per class."""
+    names = []
     for probe in _PROBES:
-        if scan(probe):
-            continue  # pragma: no cover - the probes are chosen to need context
-        for listed in (True, False):
-            if _hit(scan, context(parent, member, listed), probe) is not None:
-                return True
-    return False
+        hit = _hit(_probe_scan, context(parent, member, listed), probe)
+        names.append(hit.rule.name if hit is not None else None)
+    return tuple(names) if any(names) else None
+
+
+@lru_cache(maxsize=4096)
+def member_gives_context(parent: str, member: str) -> bool:
+    """Whether a value under ``member`` (of a structure held by ``parent``) gets context from the
+    catalogue's key rules: some probe value is found there (and not on its own: the probes need
+    context)."""
+    return any(key_class(parent, member, listed) is not None for listed in (True, False))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -206,25 +212,27 @@ their alignments, so only a crafted text gets near it; beyond it the text is ref
 (``TooComplexError``), not masked slowly or in part."""
 
 
-def align(
-    values: list[str], struct: _Struct, strict_arns: bool = False, budget: list[int] | None = None
-) -> dict[int, tuple[int, ...]]:
+def align(values: list[str], struct: _Struct, strict_arns: bool = False) -> dict[int, tuple[int, ...]]:
     """Field index -> the flagged members it can be, over every best way to lay ``values`` on the
     structure's members in order (each value where its type fits, as many booleans under boolean
     members as can be). Empty if none fits.
 
-    ``strict_arns``: an ``arn:`` value must sit under an ARN member (for lines without a name).
-    ``budget`` (one number in a list) is charged with the work done, and must not run out."""
-    key = (struct.index, "".join(map(_kind, values)), strict_arns)
+    ``strict_arns``: an ``arn:`` value must sit under an ARN member (for lines without a name)."""
+    return _aligned(struct, "".join(map(_kind, values)), strict_arns, [ALIGN_BUDGET])
+
+
+def _aligned(struct: _Struct, kinds: str, strict_arns: bool, budget: list[int]) -> dict[int, tuple[int, ...]]:
+    """``align`` by value kinds, cached; ``budget`` (one number in a list) is charged with the work
+    done, and must not run out."""
+    key = (struct.index, kinds, strict_arns)
     found = _ALIGNED.get(key)
     if found is None:
-        if budget is not None:
-            budget[0] -= len(values) * len(struct.codes)
-            if budget[0] < 0:
-                raise TooComplexError("AWS CLI text output too varied to mask")
+        budget[0] -= len(kinds) * len(struct.codes)
+        if budget[0] < 0:
+            raise TooComplexError("AWS CLI text output too varied to mask")
         if len(_ALIGNED) >= 8192:
             _ALIGNED.clear()
-        found = _ALIGNED[key] = _align(struct, key[1], strict_arns)
+        found = _ALIGNED[key] = _align(struct, kinds, strict_arns)
     return found
 
 
@@ -321,6 +329,39 @@ _EDGE = " \t\"',"
 """What may stand around a line's first and last field (text output quoted in a string)."""
 
 
+Plan = tuple[tuple[int, tuple[tuple[str, str, bool], ...]], ...]
+"""Per field (index) of a text line, the keys to try it under."""
+_PLANS: dict[tuple[str, str], Plan] = {}
+"""Plans by line name ("" for a top-level line) and value kinds: the lines of one listing share them."""
+
+
+def _plan(head: str, kinds: str, budget: list[int]) -> Plan:
+    key = (head, kinds)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    data = shapes()
+    keys: dict[int, list[tuple[str, str, bool]]] = {}
+    if head:
+        if len(kinds) == 1:
+            for member in data.scalar_lists.get(head, ()):
+                keys.setdefault(0, []).append(("", member, False))
+        for member, structs in data.named.get(head, ()):
+            for struct in structs:
+                if len(struct.codes) >= len(kinds):
+                    for i, js in _aligned(struct, kinds, False, budget).items():
+                        keys.setdefault(i, []).extend((member, struct.names[j], True) for j in js)
+    else:
+        for struct in data.top.get(len(kinds), ()):
+            for i, js in _aligned(struct, kinds, True, budget).items():
+                keys.setdefault(i, []).extend(("", struct.names[j], False) for j in js)
+    plan = tuple((i, tuple(dict.fromkeys(ks))) for i, ks in sorted(keys.items()) if kinds[i] != "n")
+    if len(_PLANS) >= 8192:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
 def text_cells(text: str) -> list[Cell]:
     """The fields of ``--output text`` lines that some member with context may hold."""
     data = shapes()
@@ -342,25 +383,13 @@ def text_cells(text: str) -> list[Cell]:
             pos += len(field) + 1
         bounds[0] = _strip(text, *bounds[0], _EDGE)
         bounds[-1] = _strip(text, *bounds[-1], _EDGE)
-        values = [text[a:b] for a, b in bounds]
         if known:
-            if len(values) == 2 and values[1] not in _EMPTY:
-                for member in scalar_lists.get(head, ()):
-                    out.append(Cell(*bounds[1], (("", member, False),)))
-            for member, structs in named.get(head, ()):
-                keys: dict[int, list[tuple[str, str, bool]]] = {}
-                for struct in structs:
-                    if len(struct.codes) >= len(values) - 1:
-                        for i, js in align(values[1:], struct, budget=budget).items():
-                            keys.setdefault(i, []).extend((member, struct.names[j], True) for j in js)
-                for i, ks in keys.items():
-                    if values[i + 1] not in _EMPTY:
-                        out.append(Cell(*bounds[i + 1], tuple(dict.fromkeys(ks))))
-        elif any(v.startswith("arn:") for v in values):
-            for struct in data.top.get(len(values), ()):
-                for i, js in align(values, struct, True, budget).items():
-                    if values[i] not in _EMPTY:
-                        out.append(Cell(*bounds[i], tuple(("", struct.names[j], False) for j in js)))
+            bounds = bounds[1:]
+        elif not any(text.startswith("arn:", a) for a, _b in bounds):
+            continue
+        kinds = "".join([_kind(text[a:b]) for a, b in bounds])
+        for i, keys in _plan(head if known else "", kinds, budget):
+            out.append(Cell(*bounds[i], keys))
     return out
 
 
@@ -488,6 +517,40 @@ def table_cells(text: str) -> list[Cell]:
 # --------------------------------------------------------------------------------------------------
 
 
+JOB_BUDGET = 50_000
+"""Distinct (key, value) questions, and keys, allowed per text (under a second of
+scanning); beyond, the text is refused (``TooComplexError``)."""
+_CLASS_CONTEXT: dict[tuple[str | None, ...], str] = {}
+"""A context for each class of keys (``key_class``): the first key of the class seen."""
+
+# Synthetic records are scanned many at a time, apart by more than any rule looks around a value (the
+# account rule's 200 characters), and on lines of their own.
+_SEPARATOR = "\n" + " " * 240 + "\n"
+_BATCH = 512
+
+
+def _scan_batched(scan: Scan, jobs: list[tuple[str, str]]) -> list[Found | None]:
+    """``_hit`` for each (prefix, value), in few scans: one per ``_BATCH`` records."""
+    out: list[Found | None] = []
+    for first in range(0, len(jobs), _BATCH):
+        chunk = jobs[first : first + _BATCH]
+        starts = []
+        parts = []
+        pos = 0
+        for prefix, value in chunk:
+            record = prefix + value + '"}'
+            starts.append(pos + len(prefix))
+            parts.append(record)
+            pos += len(record) + len(_SEPARATOR)
+        hits: list[Found | None] = [None] * len(chunk)
+        for f in scan(_SEPARATOR.join(parts)):
+            k = bisect_right(starts, f.start) - 1
+            if k >= 0 and f.start == starts[k] and f.end == starts[k] + len(chunk[k][1]) and hits[k] is None:
+                hits[k] = f._replace(start=0, end=len(chunk[k][1]))
+        out.extend(hits)
+    return out
+
+
 def finds(text: str, scan: Scan, main: list[Found] = ()) -> list[Found]:  # type: ignore[assignment]
     """Identifiers that table cells and text-output fields of ``text`` hold by their key, offsets into
     ``text``, in order, not overlapping. Call only when ``may_hold(text)``. Cells where an identifier
@@ -508,25 +571,47 @@ def finds(text: str, scan: Scan, main: list[Found] = ()) -> list[Found]:  # type
         cells += table_cells(view)
     if not cells:
         return []
-    found: list[Found] = []
+    # every (class of key, value) to ask about, once: a listing repeats its values and its keys
+    todo: list[tuple[Cell, list[tuple[str, str]]]] = []
+    jobs: dict[tuple[str, str], int] = {}
     seen: set[tuple[int, int]] = set()
-    hits: dict[tuple[str, str], Found | None] = {}  # a listing repeats its values: scan each once
+    asked: dict[tuple[str, str, bool], str | None] = {}  # key -> the context of its class
+    budget = JOB_BUDGET
     for cell in cells:
         if (cell.start, cell.end) in seen or taken(cell.start, cell.end):
             continue
+        seen.add((cell.start, cell.end))
         value = view[cell.start : cell.end]
         if "\n" in value:  # a value a terminal wrapped: the rules see it joined, its span is masked whole
             value = "".join(part.strip() for part in value.split("\n"))
-        for parent, member, listed in cell.keys:
-            prefix = context(parent, member, listed)
+        keys = []
+        for named in cell.keys:
+            if named in asked:
+                prefix = asked[named]
+            else:  # a new key costs a scan per probe (once per process, mostly)
+                budget -= len(_PROBES)
+                kind = key_class(*named)
+                prefix = asked[named] = (
+                    None if kind is None else _CLASS_CONTEXT.setdefault(kind, context(*named))
+                )
+            if prefix is None:
+                continue
             key = (prefix, value)
-            if key in hits:
-                hit = hits[key]
-            else:
-                hit = hits[key] = _hit(scan, prefix, value)
+            if key not in jobs:
+                jobs[key] = len(jobs)
+                budget -= 1
+            keys.append(key)
+        if keys:
+            todo.append((cell, keys))
+        if budget < 0:
+            raise TooComplexError("AWS CLI output too varied to mask")
+    hits = _scan_batched(scan, list(jobs))
+    found: list[Found] = []
+    for cell, keys in todo:
+        for key in keys:  # the first key that says something
+            hit = hits[jobs[key]]
             if hit is not None:
                 found.append(hit._replace(start=cell.start, end=cell.end))
-                seen.add((cell.start, cell.end))
                 break
     found.sort(key=lambda f: f.start)
     out: list[Found] = []
