@@ -21,8 +21,10 @@ scripts/gen_cli_shapes.py): the fields are laid on the sorted members, each only
 tried under every context member that some such alignment puts it at (over-masking is cheap, a leak
 is not).
 
-``may_hold`` is one compiled search that rejects text with no table border and no text-format line,
-so other text costs next to nothing.
+``may_hold`` is a compiled search or two that rejects text with no table border and no text-format
+line, so other text costs next to nothing. The rest is linear in the text: lines of one listing
+share their alignment, a (key, value) pair is asked about once per class of keys, many at a time, and
+two budgets (``ALIGN_BUDGET``, ``JOB_BUDGET``) refuse a crafted text rather than spend seconds on it.
 """
 
 from __future__ import annotations
