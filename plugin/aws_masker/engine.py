@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from . import echo
+from . import cliformats, echo
 from .config import MaskerConfig
 from .patterns import Rule
 from .scanner import Found, Scanner
@@ -72,6 +72,12 @@ class Masker:
 
     def find(self, text: str) -> list[Found]:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
+        found = self._scanner.scan(text, self._enabled, self._allow)
+        if cliformats.may_hold(text):
+            found = cliformats.merge(found, cliformats.finds(text, self._find_plain, found))
+        return found
+
+    def _find_plain(self, text: str) -> list[Found]:
         return self._scanner.scan(text, self._enabled, self._allow)
 
     def mask_text(self, text: str) -> tuple[str, MaskResult]:
@@ -162,7 +168,11 @@ class Masker:
                 if account and account not in names:
                     names[account] = (None, "ACCOUNT", "account")
 
-        self._scanner.each(source, self._enabled, self._allow, emit)
+        if cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
+            for f in self.find(source):
+                emit(*f)
+        else:
+            self._scanner.each(source, self._enabled, self._allow, emit)
         if last == cut:
             return text
         append(source[last:stop])

@@ -84,3 +84,11 @@ class TooManyHeadersError(MaskerError):
 
     code = "2010"
     status = 431
+
+
+class TooComplexError(MaskerError):
+    """AWS CLI text output too varied to lay on its structures within the per-text budget (only a
+    crafted text gets there; see cliformats.py): refused rather than masked slowly or partly."""
+
+    code = "2015"
+    status = 413
