@@ -60,7 +60,7 @@ HEADER_TABLE = f"""-------------------------------------------------------------
 +--------------+------------------------------------------------+-------------------------+
 |    Account   |                      Arn                       |         UserId          |
 +--------------+------------------------------------------------+-------------------------+
-|  {ACCOUNT}|  arn:aws:iam::{ACCOUNT}:user/deploy-bot         |  AIDAQ3EGT5XJ2LMN7RP4K  |
+|  {ACCOUNT}|  arn:aws:iam::{PEER}:user/deploy-bot         |  AIDAQ3EGT5XJ2LMN7RP4K  |
 +--------------+------------------------------------------------+-------------------------+
 """
 
@@ -105,6 +105,7 @@ def test_key_value_rows_take_their_key(masker: Masker) -> None:
 
 
 def test_header_row_names_the_columns(masker: Masker) -> None:
+    # (the Arn names another account: the Account cell's own account would be echoed from the ARN)
     survivors = masked_by_hook(masker, HEADER_TABLE, ACCOUNT)
     assert survivors == (0, 1)
 
