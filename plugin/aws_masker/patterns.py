@@ -264,6 +264,58 @@ EC2_PREFIXES: dict[str, str] = {
     "ami-copy": "AMI",
     "snap-copy": "SNAPSHOT",
     "dopt-assoc": "DHCP_ASSOC",
+    # associations, attachments and the rest of the EC2 API's ID prefixes (and a few services that
+    # share the <prefix>-<8 or 17 hex> shape: SSM, Outposts, Route 53 Resolver)
+    "iip-assoc": "IIP_ASSOC",
+    "tgw-connect-peer": "TGW_CONNECT_PEER",
+    "tgw-ptb": "TGW_POLICY_TABLE",
+    "ipam-scope": "IPAM_SCOPE",
+    "ipam-res-disco": "IPAM_DISCOVERY",
+    "ipam-res-disco-assoc": "IPAM_DISCOVERY_ASSOC",
+    "ipv4pool-ec2": "IP_POOL",
+    "ipv6pool-ec2": "IP_POOL",
+    "ipv4pool-coip": "IP_POOL",
+    "cvpn-endpoint": "CLIENT_VPN",
+    "cvpn-assoc": "CLIENT_VPN_ASSOC",
+    "tmf": "MIRROR_FILTER",
+    "tmfr": "MIRROR_FILTER_RULE",
+    "tms": "MIRROR_SESSION",
+    "tmt": "MIRROR_TARGET",
+    "eice": "EIC_ENDPOINT",
+    "cagw": "CARRIER_GW",
+    "pg": "PLACEMENT_GROUP",
+    "crf": "CAPACITY_FLEET",
+    "hr": "HOST_RESERVATION",
+    "iew": "EVENT_WINDOW",
+    "nip": "INSIGHTS_PATH",
+    "nia": "INSIGHTS_ANALYSIS",
+    "nis": "INSIGHTS_SCOPE",
+    "nisa": "INSIGHTS_SCOPE_ANALYSIS",
+    "vai": "VERIFIED_ACCESS",
+    "vagr": "VERIFIED_ACCESS_GROUP",
+    "vae": "VERIFIED_ACCESS_ENDPOINT",
+    "vatp": "VERIFIED_ACCESS_TRUST",
+    "lgw-rtb": "LOCAL_GW_ROUTE_TABLE",
+    "lgw-vif": "LOCAL_GW_VIF",
+    "lgw-vif-grp": "LOCAL_GW_VIF_GROUP",
+    "lgw-vif-grp-assoc": "LOCAL_GW_ASSOC",
+    "lgw-vpc-assoc": "LOCAL_GW_ASSOC",
+    "scr": "SUBNET_CIDR_RESERVATION",
+    "replacevol": "REPLACE_VOLUME_TASK",
+    "eni-perm": "ENI_PERMISSION",
+    "export-ami": "EXPORT_TASK",
+    "import-i": "IMPORT_TASK",
+    "afi": "FPGA_IMAGE",
+    "agfi": "FPGA_IMAGE",
+    "egpu": "ELASTIC_GPU",
+    "op": "OUTPOST",
+    "mi": "SSM_MANAGED_INSTANCE",
+    "mw": "SSM_MAINTENANCE_WINDOW",
+    "pb": "SSM_PATCH_BASELINE",
+    "rslvr-in": "RESOLVER_ENDPOINT",
+    "rslvr-out": "RESOLVER_ENDPOINT",
+    "rslvr-rr": "RESOLVER_RULE",
+    "rslvr-rrassoc": "RESOLVER_RULE_ASSOC",
 }
 
 
@@ -530,6 +582,20 @@ def _rds_key_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT if value.endswith("-") or "--" in value else Verdict.MASK
 
 
+# an event's SourceType: RDS's are db-instance, db-cluster, db-snapshot, ... (JSON, YAML; DB_ in SDKs)
+_SOURCE_TYPE = re.compile(r"SourceType[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z_-]{1,40})")
+
+
+def _rds_event_source_verdict(value: str, text: str, start: int) -> Verdict:
+    """``SourceIdentifier`` names an RDS resource in describe-events output, unless the event's
+    ``SourceType`` (the next key; a bounded look either side) names something else. (A JSON body's
+    value is scanned with the next key only, not its value: masked then.)"""
+    m = _SOURCE_TYPE.search(text, max(0, start - 200), start + len(value) + 200)
+    if m and not m[1].lower().startswith(("db", "custom-engine")):
+        return Verdict.REJECT
+    return _rds_key_verdict(value, text, start)
+
+
 # Version strings ("v1.2.3.4", "version 10.0.1.4") and product tokens ("Chrome/120.0.0.0") look like
 # IPv4 addresses; the preceding characters tell them apart.
 _VERSION_BEFORE = re.compile(
@@ -736,6 +802,39 @@ RULES: tuple[Rule, ...] = (
             '"Resource": "arn:aws:s3:::*"',
             "arn:aws:logs:*:*:*",
             "Action: ec2:DescribeInstances",
+        ),
+    ),
+    Rule(
+        name="arn_irregular",
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"arn:(?<![A-Za-z0-9_-]arn:)[^\s\"'`,;|<>]{0,100}?(?:<[A-Za-z_ -]{1,30}>[^\s\"'`,;|<>]{0,60}?)?"
+            r":[0-9]{12}:[A-Za-z0-9_/:.+=@*!$%&?~#{}<>-]*[A-Za-z0-9_/+=@*$%&?~#{}>-]"
+        ),
+        description=(
+            "An ARN whose partition, service or region is malformed or a placeholder "
+            "(arn:aws:sns:REGION:<account>:x, arn:${AWS::Partition}:...): the account makes it one, "
+            "masked whole"
+        ),
+        anchors=("arn:",),
+        kind_of=_arn_kind,
+        must_match=(
+            ("arn:aws:sns:REGION:123456789012:alerts", "arn:aws:sns:REGION:123456789012:alerts"),
+            ("arn:aws:iam:<region>:123456789012:role/x.", "arn:aws:iam:<region>:123456789012:role/x"),
+            (
+                "!Sub arn:${AWS::Partition}:logs:${AWS::Region}:123456789012:log-group:/x",
+                "arn:${AWS::Partition}:logs:${AWS::Region}:123456789012:log-group:/x",
+            ),
+            (
+                '"arn:aws:Lambda:us-east-1:123456789012:function:f"',
+                "arn:aws:Lambda:us-east-1:123456789012:function:f",
+            ),
+        ),
+        must_not_match=(
+            "arn:aws:sns:REGION:ACCOUNT:alerts",
+            "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/x",
+            "warn:x:123456789012:y",
         ),
     ),
     # ---- Endpoint hostnames that embed a resource name or ID ------------------------------------
@@ -1117,6 +1216,37 @@ RULES: tuple[Rule, ...] = (
     ),
     # ---- RDS --------------------------------------------------------------------------------------
     Rule(
+        name="rds_automated_snapshot",
+        echo=True,
+        category="rds",
+        kind="RDS",
+        regex=(
+            r"r(?<![A-Za-z0-9_-]r)ds:(?P<v>[a-z][a-z0-9-]{0,62}?)-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}"
+            r"(?![A-Za-z0-9_])"
+        ),
+        description=(
+            "The DB instance or cluster named in an automated RDS snapshot identifier "
+            "(rds:<db>-<yyyy-mm-dd-hh-mm>), anywhere: the date stays readable"
+        ),
+        anchors=("rds:[a-z]",),
+        validate=_rds_key_verdict,
+        must_match=(
+            ('"DBSnapshotIdentifier": "rds:orders-db-2-2024-03-01-05-10"', "orders-db-2"),
+            ("copy rds:aurora-main-2024-03-01-05-10 first", "aurora-main"),
+        ),
+        must_not_match=("rds:CreateDBSnapshot", "rds:orders-db", "rds:x-2024-03-01"),
+    ),
+    Rule(
+        name="rds_event_source",
+        category="rds",
+        kind="RDS",
+        regex=words(["SourceIdentifier"]) + ASSIGN + r"(?P<v>" + RDS_ID + r")(?=[\"'\s,;}\]&]|$)",
+        description='The source of an RDS event (describe-events), when its "SourceType" is a DB resource',
+        validate=_rds_event_source_verdict,
+        must_match=(('{"SourceIdentifier": "orders-db-2", "SourceType": "db-instance"}', "orders-db-2"),),
+        must_not_match=('{"SourceIdentifier": "web-app", "SourceType": "lambda"}',),
+    ),
+    Rule(
         name="rds_identifier_key",
         echo=True,
         category="rds",
@@ -1138,6 +1268,23 @@ RULES: tuple[Rule, ...] = (
                     "cluster_identifier",
                     "ReadReplicaDBInstanceIdentifiers",
                     "ReadReplicaDBClusterIdentifiers",
+                    "ReadReplicaSourceDBClusterIdentifier",
+                    "TargetDBInstanceIdentifier",
+                    "TargetDBClusterIdentifier",
+                    "SourceDBSnapshotIdentifier",
+                    "TargetDBSnapshotIdentifier",
+                    "SourceDBClusterSnapshotIdentifier",
+                    "TargetDBClusterSnapshotIdentifier",
+                    "FinalDBSnapshotIdentifier",
+                    "GlobalClusterIdentifier",
+                    "SourceDbiResourceId",
+                    "DBInstanceIdentifiers",
+                    "DBClusterIdentifiers",
+                    "db_snapshot_identifier",
+                    "snapshot_identifier",
+                    "final_snapshot_identifier",
+                    "global_cluster_identifier",
+                    "replicate_source_db",
                 ]
             )
             + ASSIGN
@@ -1182,6 +1329,15 @@ RULES: tuple[Rule, ...] = (
                     "db-cluster-snapshot-identifier",
                     "source-db-instance-identifier",
                     "source-db-cluster-identifier",
+                    "target-db-instance-identifier",
+                    "target-db-cluster-identifier",
+                    "source-db-snapshot-identifier",
+                    "target-db-snapshot-identifier",
+                    "source-db-cluster-snapshot-identifier",
+                    "target-db-cluster-snapshot-identifier",
+                    "final-db-snapshot-identifier",
+                    "global-cluster-identifier",
+                    "replication-source-identifier",
                 ]
             )
             + r"(?:=|\s+)[\"']?(?P<v>"
