@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -142,6 +143,9 @@ def run(char_class: str, at_least_one: bool = False) -> str:
 ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?[\"']?"
 
 
+WORD_GUARDS: tuple[str, ...] = (r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",)
+"""Regexes for words that a rule may start with but that begin with no literal of ``LEAD_WORDS``
+(a camel-case key ending in "Bucket"): the ``words`` scanner never skips over these either."""
 LEAD_WORDS: set[str] = set()
 """Every literal a rule can start with (filled by ``words``): the scanner never skips over these."""
 _WORD_GROUPS: dict[str, tuple[str, ...]] = {}
@@ -572,6 +576,52 @@ def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return _bucket_verdict(value, text, start)
 
 
+# what a generic key's value may be that is not a resource's name: besides _NOT_LISTED_NAME's shapes,
+# a region, an instance type (t3.micro, db.r6g.large), a hostname (its own rule masks it whole)
+_NOT_A_RESOURCE_NAME = re.compile(
+    REGION
+    + r"|(?:db\.|cache\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large|metal)"
+    + r"|.*\.(?:amazonaws\.com(?:\.cn)?|cloudfront\.net|internal|on\.aws|elasticbeanstalk\.com)"
+)
+_RDS_RESOURCE_TYPE = re.compile(r"AWS::RDS::DB(?:Instance|Cluster)\b")
+
+
+def _resource_value_verdict(value: str, text: str, start: int) -> Verdict:
+    """A generic key's value (``OutputValue``, ``PhysicalResourceId``) is a resource's name when it
+    looks like one: a valid bucket name with a hyphen, dot or digit that is not a number, version,
+    hash, ID, region, instance type or hostname."""
+    if (
+        not _NAME_MARK.search(value)
+        or _NOT_LISTED_NAME.fullmatch(value)
+        or _NOT_A_RESOURCE_NAME.fullmatch(value)
+    ):
+        return Verdict.REJECT
+    return _bucket_verdict(value, text, start)
+
+
+def _suffix_key_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    """Under a key that only ends in "bucket" (a token bucket's size, too), not a number or version."""
+    return Verdict.REJECT if _NOT_LISTED_NAME.fullmatch(value) else _bucket_verdict(value, text, start)
+
+
+def _rds_resource(text: str, start: int, end: int) -> bool:
+    """The stack resource around a value is an RDS DB instance or cluster (its ``ResourceType``, a
+    bounded look inside the same object)."""
+    lo = max(0, start - 300)
+    before = text.rfind("{", lo, start)
+    after = text.find("}", end, end + 300)
+    return _RDS_RESOURCE_TYPE.search(text, max(lo, before), after if after >= 0 else end + 300) is not None
+
+
+def _rds_resource_value_verdict(value: str, text: str, start: int) -> Verdict:
+    if _rds_resource(text, start, start + len(value)):
+        return _rds_key_verdict(value, text, start)
+    return Verdict.REJECT
+
+
+_NAME_MARK = re.compile(r"[-.0-9]")
+
+
 def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
     if value.endswith("-") or "--" in value:
         return Verdict.REJECT
@@ -722,9 +772,10 @@ _ACCOUNT_KEY = (
 _ACCOUNT_CONTEXT = re.compile(
     r"(?:"
     # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234..., --owners 1234... 5678...), CLI
-    # tables (| OwnerId | 1234... |), then maybe a list whose earlier items were account IDs too
+    # tables (| OwnerId | 1234... |), then maybe a list (JSON, YAML "- " items) whose earlier items
+    # were account IDs too
     + _ACCOUNT_KEY
-    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*\[?\s*[\"']?"
+    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*(?:\[|-[ \t])?\s*[\"']?"
     + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|\s+)[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
     r"|(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
@@ -734,13 +785,59 @@ _ACCOUNT_CONTEXT = re.compile(
     # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
     # (then the requester's, when there is one)
     r"|RESERVATIONS\t(?<![^\n]RESERVATIONS\t)(?:[0-9]{12}\t)?"
+    # any CLI flag that names an owner or account (--owners, --owner-ids, --expected-bucket-owner,
+    # --accounts, --account-ids, --source-account, --restorable-by-user-ids, --principals), and
+    # filters on one (Name=owner-id,Values=1234...)
+    r"|-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?)"
+    r"(?:=|[ \t]+)[\"']?"
+    r"|Name=(?:[a-z-]*-)?(?:owner|account)-ids?,Values="
+    # the account folder of CloudTrail, ELB, VPC flow log, Config ... objects in S3
+    r"|AWSLogs/(?:o-[a-z0-9]{10,32}/)?"
     r")\Z"
 )
-# VPC flow logs (default format): "<version> <account-id> <interface-id> ..."
-_FLOW_LOG_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b")
+# After the digits: a VPC flow log (default format): "<version> <account-id> <interface-id> ...", or
+# a log file delivered to S3: "<account-id>_CloudTrail_<region>_...", "..._elasticloadbalancing_..."
+_ACCOUNT_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b|_[A-Za-z]+(?:-[A-Za-z]+)*_" + REGION + "_")
+# "accounts" (or "account IDs") and a few words before a list of IDs: "the accounts in scope are
+# '1234...', '5678...'", "Affected accounts (prod): `1234...`, `5678...`"
+_PROSE_ACCOUNTS_BEFORE = re.compile(
+    r"(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
+    r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?))?"
+    # (not when the words name other numbers: "the account team called about invoice 1234..., 5678...")
+    r"(?:\s+(?![Ii]nvoices?|[Oo]rders?|[Tt]ickets?|[Cc]ases?|[Pp]hones?|[Tt]racking|[Rr]eceipts?|[Cc]ards?)"
+    r"[A-Za-z()/'-]{1,20}[:,]?){1,5}\s*[:=]?\s*[\"'`(*]*\Z"
+)
+# between two items of a list of IDs (after a quote, before the next one): a comma, blanks, "and",
+# "or", a YAML item's "- " on the next line
+_LIST_SEPARATOR = (
+    r"[\"'`)*]*(?:[ \t]*,[ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
+    r"|[ \t]*\r?\n[ \t]*-[ \t]+)[\"'`(*]*"
+)
+_LIST_NEXT = re.compile(_LIST_SEPARATOR + r"[0-9]{12}(?![0-9])")
+_LIST_GAP = re.compile(_LIST_SEPARATOR)
+_last_account = threading.local()
+"""Per thread: (id and length of the text, end offset) of the last account ID masked, so each item of
+a list of them needs only to see the one before it: a list of any length costs a constant per item."""
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
+    verdict = _account_context_verdict(value, text, start)
+    if verdict is Verdict.MASK:
+        _last_account.at = (id(text), len(text), start + len(value))
+    return verdict
+
+
+def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
+    # the next item of a list whose previous item was an account ID
+    last = getattr(_last_account, "at", None)
+    if (
+        last is not None
+        and last[0] == id(text)
+        and last[1] == len(text)
+        and 0 < start - last[2] <= 40
+        and _LIST_GAP.fullmatch(text, last[2], start)
+    ):
+        return Verdict.MASK
     # A key or word right before is the common case, so look at short windows first: the search costs
     # what its window is long, and a match in a window is a match in every longer one.
     for window in (24, 40, 200):  # the longest for lists of IDs
@@ -748,7 +845,10 @@ def _account_verdict(value: str, text: str, start: int) -> Verdict:
             return Verdict.MASK
         if start <= window:
             break
-    if _FLOW_LOG_AFTER.match(text, start + len(value)):
+    end = start + len(value)
+    if _ACCOUNT_AFTER.match(text, end):
+        return Verdict.MASK
+    if _LIST_NEXT.match(text, end) and _PROSE_ACCOUNTS_BEFORE.search(text, max(0, start - 160), start):
         return Verdict.MASK
     return Verdict.REJECT
 
@@ -1018,6 +1118,70 @@ RULES: tuple[Rule, ...] = (
             ("BucketName: media-uploads-eu\n", "media-uploads-eu"),
         ),
         must_not_match=('"Bucket": "arn:aws:s3:::*"', '"bucket": "A"'),
+    ),
+    Rule(
+        name="s3_bucket_suffix_key",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[A-Za-z](?<![A-Za-z0-9_].)[A-Za-z0-9_]{0,40}?"
+            r"(?:_BUCKET(?:_NAME)?|_[Bb]ucket(?:_?[Nn]ame)?|(?<=[a-z0-9])Bucket(?:Name)?)"
+            + ASSIGN
+            + r"(?P<v>"
+            + BUCKET
+            + r")(?=[\"'\s,;}\]&]|$)"
+        ),
+        description=(
+            "Bucket under any key that ends in _BUCKET, _BUCKET_NAME, _bucket, Bucket, BucketName "
+            "(environment variables, outputs, app config): masked where it stands, not echoed"
+        ),
+        anchors=(r"[A-Za-z][A-Za-z0-9_]{0,40}(?:_BUCKET|_[Bb]ucket|[a-z0-9]Bucket)",),
+        validate=_suffix_key_bucket_verdict,
+        must_match=(
+            ("ARTIFACTS_BUCKET=acme-ci-artifacts\n", "acme-ci-artifacts"),
+            ('export STATIC_ASSETS_BUCKET_NAME="acme-static"', "acme-static"),
+            ('terraform_state_bucket = "acme-tfstate"', "acme-tfstate"),
+            ('{"mediaBucket": "acme-media"}', "acme-media"),
+        ),
+        must_not_match=("MY_BUCKET_SIZE=10", '"LogsBucket": "A"', "RATE_LIMIT_BUCKET=100", "bucket_name = x"),
+    ),
+    Rule(
+        name="rds_resource_value",
+        category="rds",
+        kind="RDS",
+        regex=words(["PhysicalResourceId"]) + ASSIGN + r"(?P<v>" + RDS_ID + r")(?=[\"'\s,;}\]&]|$)",
+        description="A CloudFormation stack resource's physical ID, for AWS::RDS::DBInstance or DBCluster",
+        validate=_rds_resource_value_verdict,
+        must_match=(
+            ('{"PhysicalResourceId": "app-db-1x2y", "ResourceType": "AWS::RDS::DBInstance"}', "app-db-1x2y"),
+        ),
+        must_not_match=('{"PhysicalResourceId": "app-db-1x2y", "ResourceType": "AWS::S3::Bucket"}',),
+    ),
+    Rule(
+        name="resource_value_key",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=words(["OutputValue", "PhysicalResourceId"])
+        + ASSIGN
+        + r"(?P<v>"
+        + BUCKET
+        + r")(?=[\"'\s,;}\]&]|$)",
+        description=(
+            "A bucket-shaped name under CloudFormation's generic keys (OutputValue, PhysicalResourceId): "
+            "masked as a bucket unless it is a number, version, ID, region, instance type or hostname"
+        ),
+        validate=_resource_value_verdict,
+        must_match=(
+            ('{"OutputKey": "Uploads", "OutputValue": "media-uploads-x7k2"}', "media-uploads-x7k2"),
+            ('"PhysicalResourceId": "stack-logsbucket-1q2w3e4r"', "stack-logsbucket-1q2w3e4r"),
+        ),
+        must_not_match=(
+            '"OutputValue": "t3.micro"',
+            '"OutputValue": "enabled"',
+            '"OutputValue": "1.4.2"',
+            '"OutputValue": "eu-west-1"',
+            '"OutputValue": "api.example.execute-api.us-east-1.amazonaws.com"',
+        ),
     ),
     Rule(
         name="s3_listed_bucket",
