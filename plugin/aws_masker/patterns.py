@@ -457,6 +457,9 @@ def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT
 
 
+QUOTES = "\"'`\u2018\u201c"
+OPEN_QUOTE = r"(?:``|[\"'`\u2018\u201c])?"
+"""What may open a name quoted in prose: a quote, a backtick, RST's double backticks, a curly quote."""
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 _LINE_END = re.compile(LINE_END)
 _TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
@@ -472,7 +475,7 @@ _ACCESS_LOG_HEAD = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64} (" + BUCKET + ") " 
 
 
 def _looks_like_name(value: str, text: str, start: int) -> bool:
-    quoted = start > 0 and text[start - 1] in "\"'`"
+    quoted = start > 0 and text[start - 1] in QUOTES
     if value in _PROSE_STOPWORDS:
         return False
     return quoted or any(c in value for c in "-.0123456789")
@@ -1239,8 +1242,12 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            words(["S3", "s3", "Bucket", "bucket"]) + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
-            r"[\"'`]?(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
+            words(["S3", "s3", "Bucket", "bucket"])
+            + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + BUCKET
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='Bucket named in prose right after "S3" or "bucket" ("S3 my-bucket", "bucket named x")',
         validate=_prose_bucket_verdict,
@@ -1248,6 +1255,8 @@ RULES: tuple[Rule, ...] = (
             ("Analyze: S3 my-bucket returns 403", "my-bucket"),
             ("the bucket named logs-prod is public", "logs-prod"),
             ("S3 bucket 'billing' was deleted", "billing"),
+            ("a bucket called ``invoices`` holds the PDFs", "invoices"),
+            ("the bucket named \u201creports\u201d", "reports"),
         ),
         must_not_match=(
             "S3 bucket policies are JSON",
@@ -1529,7 +1538,11 @@ RULES: tuple[Rule, ...] = (
         kind="RDS",
         regex=(
             words(["RDS", "Database", "database", "DB", "db"]) + r"(?:\s+(?:[Ii]nstance|[Cc]luster))?"
-            r"(?:\s+(?:named|called))?:?\s+[\"'`]?(?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
+            r"(?:\s+(?:named|called))?:?\s+"
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + RDS_ID
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='RDS identifiers in prose after "RDS", "database", "DB instance", "DB cluster"',
         validate=_prose_rds_verdict,
@@ -1537,6 +1550,8 @@ RULES: tuple[Rule, ...] = (
             ("Analyze: ... RDS prod-db, IP 10.0.1.100", "prod-db"),
             ("the database orders-db-1 is slow", "orders-db-1"),
             ("DB instance 'billing' failed over", "billing"),
+            ("the DB cluster named ``ledger`` is the one", "ledger"),
+            ('the DB instance called "warehouse" is retired', "warehouse"),
         ),
         must_not_match=(
             "the database connection pool",
@@ -1544,6 +1559,28 @@ RULES: tuple[Rule, ...] = (
             "goodbye feedback mongodb",
             "DB is down",
         ),
+    ),
+    Rule(
+        name="rds_snapshot_prose",
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(["snapshot", "Snapshot"])
+            + r"\s+(?:named|called)\s+"
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + RDS_ID
+            + r")"
+            r"(?![a-z0-9-]|\.[A-Za-z0-9])"
+        ),
+        description='A DB snapshot named in prose: "snapshot named `x`", "snapshot called pre-upgrade-1"',
+        validate=_prose_rds_verdict,
+        must_match=(
+            ("the snapshot named `nightly` is kept", "nightly"),
+            ("cluster snapshot called pre-upgrade-1 can go", "pre-upgrade-1"),
+            ("snapshot named ``nightly``", "nightly"),
+        ),
+        must_not_match=("the snapshot named after the date", "snapshot called for"),
     ),
     # ---- Credentials -----------------------------------------------------------------------------
     Rule(
