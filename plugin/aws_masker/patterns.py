@@ -779,7 +779,7 @@ _ACCOUNT_CONTEXT = re.compile(
     # were account IDs too
     + _ACCOUNT_KEY
     + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*(?:\[|-[ \t])?\s*[\"']?"
-    + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|\s+)[\"']?)*"
+    + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|[ \t]+)[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
     r"|(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
     r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)"
