@@ -788,16 +788,20 @@ _ACCOUNT_CONTEXT = re.compile(
     # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
     # (then the requester's, when there is one)
     r"|RESERVATIONS\t(?<![^\n]RESERVATIONS\t)(?:[0-9]{12}\t)?"
-    # any CLI flag that names an owner or account (--owners, --owner-ids, --expected-bucket-owner,
-    # --accounts, --account-ids, --source-account, --restorable-by-user-ids, --principals), and
-    # filters on one (Name=owner-id,Values=1234...)
-    r"|-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?)"
-    r"(?:=|[ \t]+)[\"']?"
-    r"|Name=(?:[a-z-]*-)?(?:owner|account)-ids?,Values="
-    # the account folder of CloudTrail, ELB, VPC flow log, Config ... objects in S3
-    r"|AWSLogs/(?:o-[a-z0-9]{10,32}/)?"
     r")\Z"
 )
+# Right before the first item (searched only when one of _MARKED_CONTEXT_LITERALS is in the window):
+# any CLI flag that names an owner or account (--owners, --owner-ids, --expected-bucket-owner,
+# --accounts, --account-ids, --source-account, --restorable-by-user-ids, --principals), a filter on
+# one (Name=owner-id,Values=1234...), the account folder of CloudTrail, ELB, VPC flow log, Config ...
+# objects in S3 (AWSLogs/1234.../, in an organization's trail AWSLogs/o-.../1234.../)
+_MARKED_CONTEXT = re.compile(
+    r"(?:-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?)"
+    r"(?:=|[ \t]+)[\"']?"
+    r"|Name=(?:[a-z-]*-)?(?:owner|account)-ids?,Values="
+    r"|AWSLogs/(?:o-[a-z0-9]{10,32}/)?)\Z"
+)
+_MARKED_CONTEXT_LITERALS = ("--", "Values=", "AWSLogs/")
 # After the digits: a VPC flow log (default format): "<version> <account-id> <interface-id> ...", or
 # a log file delivered to S3: "<account-id>_CloudTrail_<region>_...", "..._elasticloadbalancing_..."
 _ACCOUNT_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b|_[A-Za-z]+(?:-[A-Za-z]+)*_" + REGION + "_")
@@ -848,11 +852,21 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             return Verdict.MASK
         if start <= window:
             break
+    # rarer contexts, each behind a literal search (C speed) of a short window
+    lo = max(0, start - 80)
+    if any(text.find(literal, lo, start) >= 0 for literal in _MARKED_CONTEXT_LITERALS) and (
+        _MARKED_CONTEXT.search(text, lo, start)
+    ):
+        return Verdict.MASK
     end = start + len(value)
     if _ACCOUNT_AFTER.match(text, end):
         return Verdict.MASK
-    if _LIST_NEXT.match(text, end) and _PROSE_ACCOUNTS_BEFORE.search(text, max(0, start - 160), start):
-        return Verdict.MASK
+    if _LIST_NEXT.match(text, end):
+        lo = max(0, start - 160)
+        if (text.find("ccount", lo, start) >= 0 or text.find("CCOUNT", lo, start) >= 0) and (
+            _PROSE_ACCOUNTS_BEFORE.search(text, lo, start)
+        ):
+            return Verdict.MASK
     return Verdict.REJECT
 
 
