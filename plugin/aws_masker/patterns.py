@@ -268,8 +268,11 @@ EC2_PREFIXES: dict[str, str] = {
     "ami-copy": "AMI",
     "snap-copy": "SNAPSHOT",
     "dopt-assoc": "DHCP_ASSOC",
-    # associations, attachments and the rest of the EC2 API's ID prefixes (and a few services that
-    # share the <prefix>-<8 or 17 hex> shape: SSM, Outposts, Route 53 Resolver)
+}
+# Associations, attachments and the rest of the EC2 API's ID prefixes, and a few services that share
+# the shape (SSM, Outposts, Route 53 Resolver). Their resources came after EC2's move to long IDs
+# (2016-2018), so only 17 hex follow: "pg-20240115" (a dump's name) is not a placement group.
+EC2_LONG_PREFIXES: dict[str, str] = {
     "iip-assoc": "IIP_ASSOC",
     "tgw-connect-peer": "TGW_CONNECT_PEER",
     "tgw-ptb": "TGW_POLICY_TABLE",
@@ -321,6 +324,9 @@ EC2_PREFIXES: dict[str, str] = {
     "rslvr-rr": "RESOLVER_RULE",
     "rslvr-rrassoc": "RESOLVER_RULE_ASSOC",
 }
+EC2_SHORT_PREFIXES = dict(EC2_PREFIXES)
+"""The prefixes whose IDs may also have 8 hex (resources from before 2016)."""
+EC2_PREFIXES.update(EC2_LONG_PREFIXES)
 
 
 ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
@@ -331,7 +337,15 @@ def _ec2_kind(value: str) -> str:
     return EC2_PREFIXES[value.rsplit("-", 1)[0]]
 
 
-_EC2_ID = re.compile("(?:" + "|".join(map(re.escape, EC2_PREFIXES)) + ")-" + HEX_ID)
+_EC2_ID = re.compile(
+    "(?:(?:"
+    + "|".join(map(re.escape, EC2_SHORT_PREFIXES))
+    + ")-"
+    + HEX_ID
+    + "|(?:"
+    + "|".join(map(re.escape, EC2_LONG_PREFIXES))
+    + ")-[0-9a-f]{17})"
+)
 # what a timestamped line may end in that is not a listed bucket (see _ls_bucket_verdict)
 _NOT_LISTED_NAME = re.compile(
     r"[0-9.-]+|v[0-9][0-9.]*|[0-9.]+[a-z]{1,3}|[0-9a-f]{7,40}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|"
@@ -823,14 +837,15 @@ _LIST_SEPARATOR = (
 _LIST_NEXT = re.compile(_LIST_SEPARATOR + r"[0-9]{12}(?![0-9])")
 _LIST_GAP = re.compile(_LIST_SEPARATOR)
 _last_account = threading.local()
-"""Per thread: (id and length of the text, end offset) of the last account ID masked, so each item of
-a list of them needs only to see the one before it: a list of any length costs a constant per item."""
+"""Per thread: (id and length of the text, end offset, value) of the last account ID masked, so each
+item of a list of them needs only to see the one before it: a list of any length costs a constant per
+item. (The scanner tries candidates in text order.)"""
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
     verdict = _account_context_verdict(value, text, start)
     if verdict is Verdict.MASK:
-        _last_account.at = (id(text), len(text), start + len(value))
+        _last_account.at = (id(text), len(text), start + len(value), value)
     return verdict
 
 
@@ -842,6 +857,7 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         and last[0] == id(text)
         and last[1] == len(text)
         and 0 < start - last[2] <= 40
+        and text.startswith(last[3], last[2] - len(last[3]))  # (the same text, not one at its address)
         and _LIST_GAP.fullmatch(text, last[2], start)
     ):
         return Verdict.MASK
@@ -1856,13 +1872,21 @@ RULES: tuple[Rule, ...] = (
         name="ec2_resource_id",
         category="ec2",
         kind="EC2",
-        regex=words([p + "-" for p in EC2_PREFIXES], "[A-Za-z0-9]") + HEX_ID + r"(?![A-Za-z0-9])",
+        regex=(
+            "(?:"
+            + words([p + "-" for p in EC2_SHORT_PREFIXES], "[A-Za-z0-9]")
+            + HEX_ID
+            + "|"
+            + words([p + "-" for p in EC2_LONG_PREFIXES], "[A-Za-z0-9]")
+            + "[0-9a-f]{17})"
+            + r"(?![A-Za-z0-9])"
+        ),
         description=(
             "EC2-family IDs: <prefix>- + exactly 8 or 17 lowercase hex; the longest prefix wins; also inside "
             "names (web-i-0abc..., i-0abc..._stdout)"
         ),
         # one anchor per prefix: "rtb-" + 8 hex ends where "tgw-rtb-" + 8 hex does (see Rule.anchors)
-        anchors=tuple(re.escape(p + "-") + "[0-9a-f]{8}" for p in EC2_PREFIXES),
+        anchors=tuple(re.escape(p + "-") + "[0-9a-f]{8}" for p in EC2_PREFIXES),  # (8: the shortest)
         kind_of=_ec2_kind,
         kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
         must_match=(
