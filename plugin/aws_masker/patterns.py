@@ -593,6 +593,7 @@ def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return _bucket_verdict(value, text, start)
 
 
+_NAME_MARK = re.compile(r"[-.0-9]")
 # what a generic key's value may be that is not a resource's name: besides _NOT_LISTED_NAME's shapes,
 # a region, an instance type (t3.micro, db.r6g.large), a hostname (its own rule masks it whole)
 _NOT_A_RESOURCE_NAME = re.compile(
@@ -636,9 +637,6 @@ def _rds_resource_value_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT
 
 
-_NAME_MARK = re.compile(r"[-.0-9]")
-
-
 def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
     if value.endswith("-") or "--" in value:
         return Verdict.REJECT
@@ -655,9 +653,14 @@ _SOURCE_TYPE = re.compile(r"SourceType[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z_-]{1,
 
 def _rds_event_source_verdict(value: str, text: str, start: int) -> Verdict:
     """``SourceIdentifier`` names an RDS resource in describe-events output, unless the event's
-    ``SourceType`` (the next key; a bounded look either side) names something else. (A JSON body's
-    value is scanned with the next key only, not its value: masked then.)"""
-    m = _SOURCE_TYPE.search(text, max(0, start - 200), start + len(value) + 200)
+    ``SourceType`` (the next key, else one before; a bounded look inside the same object) names
+    something else. (A JSON body's value is scanned with the next key only, not its value: masked.)"""
+    end = start + len(value)
+    close = text.find("}", end, end + 200)
+    m = _SOURCE_TYPE.search(text, end, close if close >= 0 else end + 200)
+    if m is None:
+        lo = max(0, start - 200)
+        m = _SOURCE_TYPE.search(text, max(lo, text.rfind("{", lo, start)), start)
     if m and not m[1].lower().startswith(("db", "custom-engine")):
         return Verdict.REJECT
     return _rds_key_verdict(value, text, start)
@@ -1447,7 +1450,10 @@ RULES: tuple[Rule, ...] = (
         description='The source of an RDS event (describe-events), when its "SourceType" is a DB resource',
         validate=_rds_event_source_verdict,
         must_match=(('{"SourceIdentifier": "orders-db-2", "SourceType": "db-instance"}', "orders-db-2"),),
-        must_not_match=('{"SourceIdentifier": "web-app", "SourceType": "lambda"}',),
+        must_not_match=(
+            '{"SourceIdentifier": "web-app", "SourceType": "lambda"}',
+            '[{"SourceType": "db-instance"}, {"SourceIdentifier": "web-app", "SourceType": "lambda"}]',
+        ),
     ),
     Rule(
         name="rds_identifier_key",
