@@ -144,6 +144,11 @@ def test_every_account_after_an_owner_or_account_flag(masker: Masker, flag: str,
     assert _survivors(masker, text, ACCOUNTS[:count]) == 0
 
 
+def test_a_list_continued_on_the_next_shell_line(masker: Masker) -> None:
+    text = "aws ec2 describe-images --owners 518273649021 \\\n  629384750132 740495861243 \\\n  --output text"
+    assert _survivors(masker, text, ACCOUNTS) == 0
+
+
 def test_filter_values_naming_an_owner(masker: Masker) -> None:
     text = "--filters Name=resource-owner-id,Values=518273649021,629384750132 Name=state,Values=available"
     assert _survivors(masker, text, ACCOUNTS[:2]) == 0

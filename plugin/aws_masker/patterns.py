@@ -832,10 +832,10 @@ _PROSE_ACCOUNTS_BEFORE = re.compile(
     r"[A-Za-z()/'-]{1,20}[:,]?){1,5}\s*[:=]?\s*[\"'`(*]*\Z"
 )
 # between two items of a list of IDs (after a quote, before the next one): a comma, blanks, "and",
-# "or", a YAML item's "- " on the next line
+# "or", a YAML item's "- " on the next line, a shell line continuation
 _LIST_SEPARATOR = (
     r"[\"'`)*]*(?:[ \t]*,[ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
-    r"|[ \t]*\r?\n[ \t]*-[ \t]+)[\"'`(*]*"
+    r"|[ \t]*\r?\n[ \t]*-[ \t]+|[ \t]*\\\r?\n[ \t]*)[\"'`(*]*"
 )
 _LIST_NEXT = re.compile(_LIST_SEPARATOR + r"[0-9]{12}(?![0-9])")
 _LIST_GAP = re.compile(_LIST_SEPARATOR)
