@@ -144,6 +144,16 @@ def test_every_account_after_an_owner_or_account_flag(masker: Masker, flag: str,
     assert _survivors(masker, text, ACCOUNTS[:count]) == 0
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['provider "aws" {\n  allowed_account_ids = ["518273649021", "629384750132", "740495861243"]\n}',
+     'allowed_account_ids:\n  - "518273649021"\n  - "629384750132"\n  - "740495861243"\n',
+     '{"Accounts": ["518273649021", "629384750132", "740495861243"]}'],
+)  # fmt: skip
+def test_lists_under_account_keys(masker: Masker, text: str) -> None:
+    assert _survivors(masker, text, ACCOUNTS) == 0
+
+
 def test_a_list_continued_on_the_next_shell_line(masker: Masker) -> None:
     text = "aws ec2 describe-images --owners 518273649021 \\\n  629384750132 740495861243 \\\n  --output text"
     assert _survivors(masker, text, ACCOUNTS) == 0

@@ -783,7 +783,7 @@ HOST_REGEX = (
 # env, INI), or the word "account" in prose. Checked on the 80 characters before the digits.
 _ACCOUNT_KEY = (
     r"(?:[Oo]wner(?:Id|ID|Account)?|OWNER_ID|owner_id|[Aa]ccounts?(?:Id|ID|Ids|IDs|Number)?|ACCOUNT(?:_ID)?|"
-    r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:id|number)|account-ids?|owner-ids?|owners|"
+    r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:ids?|numbers?)|account-ids?|owner-ids?|owners|"
     r"SourceAccount|"
     r"recipientAccountId|PrincipalAccount|SourceOwner|AWS)"
 )
