@@ -183,7 +183,10 @@ def test_a_list_without_account_context_stays(masker: Masker) -> None:
     "text",
     ['The workload accounts are "518273649021", "629384750132" and "740495861243".',
      "Affected accounts\n(prod only): `518273649021`, `629384750132`, `740495861243`.",
-     "account IDs in scope: 518273649021, 629384750132, 740495861243"],
+     "account IDs in scope: 518273649021, 629384750132, 740495861243",
+     "Accounts in the org:\n  * 518273649021 (prod)\n  * 629384750132 (staging)\n  * 740495861243\n",
+     "Member accounts: 518273649021 (prod), 629384750132 (staging), 740495861243 (dev)",
+     "The sandbox accounts are\n1. 518273649021\n2. 629384750132\n3. 740495861243"],
 )  # fmt: skip
 def test_accounts_in_prose_a_few_words_before_a_list(masker: Masker, text: str) -> None:
     assert _survivors(masker, text, ACCOUNTS) == 0

@@ -829,13 +829,15 @@ _PROSE_ACCOUNTS_BEFORE = re.compile(
     r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?))?"
     # (not when the words name other numbers: "the account team called about invoice 1234..., 5678...")
     r"(?:\s+(?![Ii]nvoices?|[Oo]rders?|[Tt]ickets?|[Cc]ases?|[Pp]hones?|[Tt]racking|[Rr]eceipts?|[Cc]ards?)"
-    r"[A-Za-z()/'-]{1,20}[:,]?){1,5}\s*[:=]?\s*[\"'`(*]*\Z"
+    r"[A-Za-z()/'-]{1,20}[:,]?){1,5}\s*[:=]?\s*(?:(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+)?[\"'`(*]*\Z"
 )
-# between two items of a list of IDs (after a quote, before the next one): a comma, blanks, "and",
-# "or", a YAML item's "- " on the next line, a shell line continuation
+# between two items of a list of IDs (after a quote and a short note such as "(prod)", before the next
+# one): a comma, blanks, "and", "or", a YAML item's "- " or a bullet on the next line, a shell line
+# continuation
 _LIST_SEPARATOR = (
-    r"[\"'`)*]*(?:[ \t]*,[ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
-    r"|[ \t]*\r?\n[ \t]*-[ \t]+|[ \t]*\\\r?\n[ \t]*)[\"'`(*]*"
+    r"[\"'`)*]*(?:[ \t]*\([^()\n]{1,30}\))?"
+    r"(?:[ \t]*,[ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
+    r"|[ \t]*\r?\n[ \t]*(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+|[ \t]*\\\r?\n[ \t]*)[\"'`(*]*"
 )
 _LIST_NEXT = re.compile(_LIST_SEPARATOR + r"[0-9]{12}(?![0-9])")
 _LIST_GAP = re.compile(_LIST_SEPARATOR)
