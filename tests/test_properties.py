@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from aws_masker.body import mask_request, response_restorer, restore_body
 from aws_masker.engine import Masker
-from aws_masker.patterns import EC2_PREFIXES, RULES
+from aws_masker.patterns import EC2_LONG_PREFIXES, EC2_PREFIXES, RULES
 from aws_masker.restore import restore_text
 from aws_masker.scanner import Scanner
 from aws_masker.tokens import TOKEN_RE
@@ -54,9 +54,9 @@ hexs = lambda n: st.text(HEX, min_size=n, max_size=n)  # noqa: E731
 
 @st.composite
 def ec2(draw):
-    return draw(st.sampled_from(sorted(EC2_PREFIXES))) + "-" + draw(
-        hexs(draw(st.sampled_from([8, 17])))
-    ), None
+    prefix = draw(st.sampled_from(sorted(EC2_PREFIXES)))
+    lengths = [17] if prefix in EC2_LONG_PREFIXES else [8, 17]
+    return prefix + "-" + draw(hexs(draw(st.sampled_from(lengths)))), None
 
 
 @st.composite

@@ -13,7 +13,14 @@ if it recurs); otherwise only those found by a rule marked ``echo`` in the catal
 specific keys, URIs, list-buckets and access-log formats, flags; not prose such as "S3 <name>", lone
 ``aws s3 ls`` lines or generic keys, whose false positives would otherwise spread), and for bucket and
 RDS names only those that cannot be ordinary words: a hyphen, dot or digit, and no number, version,
-unit or region shape (see ``_NOT_A_NAME``).
+unit or region shape (see ``_NOT_A_NAME``); or, made of letters only, at least four of them and not
+a common English word (``data/common_words.txt``, from wordfreq, with its plurals and ``-ed``/``-ing``
+forms) nor a word of the trade (``TECH_WORDS``: engines, tools, services): a database called
+``ordersdb`` is echoed, one called ``ledger`` or ``postgres`` is not.
+
+The search runs on each string as the rules see it (scanner.unescaped: JSON escapes decoded, up to
+four levels), so a name written with escapes (``orders\\u002dprod-db-1`` in a raw body, or inside an
+escaped JSON string) is found, and replaced with its escapes.
 
 A whole word is a maximal run of the characters names of that kind are made of (bucket and RDS
 names: letters, digits, ``_``, ``.``, ``-``; trailing dots end a sentence, not the name), in the text
@@ -29,14 +36,15 @@ way.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
+from importlib import resources
 from typing import NamedTuple
 
 from .patterns import REGION
-from .scanner import escapes_blanked
+from .scanner import unescaped
 
 
 class _Word(NamedTuple):
@@ -73,6 +81,91 @@ _NAME_MARK = re.compile(r"[-.0-9]")
 _NOT_A_NAME = re.compile(
     r"[0-9.-]+|v[0-9]+|v?[0-9]+(?:\.[0-9]+)+(?:[-+][0-9a-z.]+)?|[0-9.]+[a-z]{1,3}|" + REGION
 )
+TECH_WORDS = frozenset(
+    [
+        "postgres",
+        "postgresql",
+        "mysql",
+        "mariadb",
+        "aurora",
+        "oracle",
+        "sqlserver",
+        "mssql",
+        "mongodb",
+        "mongo",
+        "redis",
+        "valkey",
+        "memcached",
+        "dynamodb",
+        "cassandra",
+        "keyspaces",
+        "neptune",
+        "documentdb",
+        "docdb",
+        "redshift",
+        "athena",
+        "snowflake",
+        "bigquery",
+        "clickhouse",
+        "elasticsearch",
+        "opensearch",
+        "kibana",
+        "logstash",
+        "kafka",
+        "rabbitmq",
+        "zookeeper",
+        "nginx",
+        "apache",
+        "haproxy",
+        "envoy",
+        "traefik",
+        "kubernetes",
+        "k8s",
+        "docker",
+        "podman",
+        "helm",
+        "terraform",
+        "terragrunt",
+        "pulumi",
+        "ansible",
+        "jenkins",
+        "gitlab",
+        "github",
+        "bitbucket",
+        "grafana",
+        "prometheus",
+        "datadog",
+        "splunk",
+        "sentry",
+        "localhost",
+        "webapp",
+        "frontend",
+        "backend",
+        "devops",
+        "sandbox",
+        "datalake",
+        "lambda",
+        "fargate",
+        "cloudtrail",
+        "cloudwatch",
+        "cloudfront",
+        "cloudformation",
+        "sagemaker",
+        "dynamo",
+        "tfstate",
+        "sqlite",
+        "graphql",
+        "grpc",
+        "webhook",
+        "webhooks",
+        "serverless",
+        "microservice",
+        "microservices",
+        "middleware",
+        "monorepo",
+    ]
+)
+"""Words of the trade that a text uses as words (engines, tools, services): never echoed as names."""
 SEARCHES = 48
 """Up to this many names of one kind of word, each is searched for; past it, one pass looks words up."""
 
@@ -97,11 +190,35 @@ class _Entry:
         return self._token
 
 
+_LETTERS = re.compile(r"[A-Za-z]{4,}")
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """The common English words of ``data/common_words.txt`` (lowercase; ``#`` lines are comments)."""
+    text = resources.files(__package__).joinpath("data/common_words.txt").read_text(encoding="utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def is_common_word(value: str) -> bool:
+    """A common English word, a plural or ``-ed``/``-ing`` form of one, or a word of the trade."""
+    word = value.lower()
+    common = common_words()
+    if word in common or word in TECH_WORDS:
+        return True
+    stems = [word[:-1], word[:-2]] if word.endswith("s") else []
+    if word.endswith(("ed", "ing")):
+        stems += [word[:-2], word[:-1], word[:-3], word[:-3] + "e"]
+    return any(stem in common or stem in TECH_WORDS for stem in stems if len(stem) >= 3)
+
+
 def worth_echoing(kind: str, value: str) -> bool:
     word = KINDS.get(kind)  # (a key ID is found beside its secret, but is not echoed: it finds itself)
     if word is not _NAME:
         return word is not None
-    return _NAME_MARK.search(value) is not None and not _NOT_A_NAME.fullmatch(value)
+    if _NAME_MARK.search(value) is None:
+        return _LETTERS.fullmatch(value) is not None and not is_common_word(value)
+    return not _NOT_A_NAME.fullmatch(value)
 
 
 def echo(
@@ -123,23 +240,37 @@ def echo(
             by_word.setdefault(KINDS[kind], {})[name] = _Entry(token, kind, category, issue)
     if not by_word:
         return texts
-    views = [escapes_blanked(text) for text in texts]
-    joined = "\x00".join(views)  # (NUL is no word character: each string's end ends its words)
+    # each string as the rules see it (escapes decoded), and the map back to the string's offsets
+    seen = [unescaped(text) for text in texts]
+    joined = "\x00".join(view for view, _source in seen)  # (NUL ends the words of each string)
     offsets = [0]
-    for view in views:
+    for view, _source in seen:
         offsets.append(offsets[-1] + len(view) + 1)
-    spans: list[_Span] = []  # the kept spans first: no echo cuts into them
-    for i, kept_i in enumerate(kept):
-        spans += [(offsets[i] + start, offsets[i] + end, None, "", 0) for start, end in kept_i]
+    hits: list[_Span] = []
     for word, names in by_word.items():
         if len(names) > SEARCHES:
-            spans += _by_lookup(joined, word, names)
+            hits += _by_lookup(joined, word, names)
         else:
-            spans += _by_search(joined, word, _recurring(joined, names))
-    accepted = _without_overlaps(spans)
-    if not accepted:
+            hits += _by_search(joined, word, _recurring(joined, names))
+    if not hits:
         return texts
-    return _apply(texts, offsets, accepted, counts)
+    # per string, in its own offsets: the kept spans first (no echo cuts into them), then the echoes
+    spans: list[list[_Span]] = [[(start, end, None, "", 0) for start, end in kept_i] for kept_i in kept]
+    i = 0
+    for start, end, token, category, priority in sorted(hits):
+        while start >= offsets[i + 1]:
+            i += 1
+        source = seen[i][1]
+        start, end = start - offsets[i], end - offsets[i]
+        if source is not None:
+            start, end = source(start), source(end)
+        spans[i].append((start, end, token, category, priority))
+    out = list(texts)
+    for i, spans_i in enumerate(spans):
+        accepted = _without_overlaps(spans_i)
+        if accepted:
+            out[i] = _apply(texts[i], accepted, counts)
+    return out
 
 
 def _recurring(joined: str, names: dict[str, _Entry]) -> dict[str, _Entry]:
@@ -186,19 +317,12 @@ def _without_overlaps(spans: list[_Span]) -> list[_Span]:
     return [span for span in out if span[2] is not None]
 
 
-def _apply(texts: list[str], offsets: list[int], spans: list[_Span], counts: Counter[str]) -> list[str]:
-    out = list(texts)
-    by_text: dict[int, list[_Span]] = {}
-    for span in spans:
-        by_text.setdefault(bisect.bisect_right(offsets, span[0]) - 1, []).append(span)
-    for i, spans_i in by_text.items():
-        text, base = texts[i], offsets[i]
-        pieces: list[str] = []
-        last = 0
-        for start, end, token, category, _priority in spans_i:
-            pieces += (text[last : start - base], token)  # type: ignore[list-item]
-            counts[category] += 1
-            last = end - base
-        pieces.append(text[last:])
-        out[i] = "".join(pieces)
-    return out
+def _apply(text: str, spans: list[_Span], counts: Counter[str]) -> str:
+    pieces: list[str] = []
+    last = 0
+    for start, end, token, category, _priority in spans:
+        pieces += (text[last:start], token)  # type: ignore[list-item]
+        counts[category] += 1
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -142,6 +143,9 @@ def run(char_class: str, at_least_one: bool = False) -> str:
 ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?[\"']?"
 
 
+WORD_GUARDS: tuple[str, ...] = (r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",)
+"""Regexes for words that a rule may start with but that begin with no literal of ``LEAD_WORDS``
+(a camel-case key ending in "Bucket"): the ``words`` scanner never skips over these either."""
 LEAD_WORDS: set[str] = set()
 """Every literal a rule can start with (filled by ``words``): the scanner never skips over these."""
 _WORD_GROUPS: dict[str, tuple[str, ...]] = {}
@@ -265,6 +269,64 @@ EC2_PREFIXES: dict[str, str] = {
     "snap-copy": "SNAPSHOT",
     "dopt-assoc": "DHCP_ASSOC",
 }
+# Associations, attachments and the rest of the EC2 API's ID prefixes, and a few services that share
+# the shape (SSM, Outposts, Route 53 Resolver). Their resources came after EC2's move to long IDs
+# (2016-2018), so only 17 hex follow: "pg-20240115" (a dump's name) is not a placement group.
+EC2_LONG_PREFIXES: dict[str, str] = {
+    "iip-assoc": "IIP_ASSOC",
+    "tgw-connect-peer": "TGW_CONNECT_PEER",
+    "tgw-ptb": "TGW_POLICY_TABLE",
+    "ipam-scope": "IPAM_SCOPE",
+    "ipam-res-disco": "IPAM_DISCOVERY",
+    "ipam-res-disco-assoc": "IPAM_DISCOVERY_ASSOC",
+    "ipv4pool-ec2": "IP_POOL",
+    "ipv6pool-ec2": "IP_POOL",
+    "ipv4pool-coip": "IP_POOL",
+    "cvpn-endpoint": "CLIENT_VPN",
+    "cvpn-assoc": "CLIENT_VPN_ASSOC",
+    "tmf": "MIRROR_FILTER",
+    "tmfr": "MIRROR_FILTER_RULE",
+    "tms": "MIRROR_SESSION",
+    "tmt": "MIRROR_TARGET",
+    "eice": "EIC_ENDPOINT",
+    "cagw": "CARRIER_GW",
+    "pg": "PLACEMENT_GROUP",
+    "crf": "CAPACITY_FLEET",
+    "hr": "HOST_RESERVATION",
+    "iew": "EVENT_WINDOW",
+    "nip": "INSIGHTS_PATH",
+    "nia": "INSIGHTS_ANALYSIS",
+    "nis": "INSIGHTS_SCOPE",
+    "nisa": "INSIGHTS_SCOPE_ANALYSIS",
+    "vai": "VERIFIED_ACCESS",
+    "vagr": "VERIFIED_ACCESS_GROUP",
+    "vae": "VERIFIED_ACCESS_ENDPOINT",
+    "vatp": "VERIFIED_ACCESS_TRUST",
+    "lgw-rtb": "LOCAL_GW_ROUTE_TABLE",
+    "lgw-vif": "LOCAL_GW_VIF",
+    "lgw-vif-grp": "LOCAL_GW_VIF_GROUP",
+    "lgw-vif-grp-assoc": "LOCAL_GW_ASSOC",
+    "lgw-vpc-assoc": "LOCAL_GW_ASSOC",
+    "scr": "SUBNET_CIDR_RESERVATION",
+    "replacevol": "REPLACE_VOLUME_TASK",
+    "eni-perm": "ENI_PERMISSION",
+    "export-ami": "EXPORT_TASK",
+    "import-i": "IMPORT_TASK",
+    "afi": "FPGA_IMAGE",
+    "agfi": "FPGA_IMAGE",
+    "egpu": "ELASTIC_GPU",
+    "op": "OUTPOST",
+    "mi": "SSM_MANAGED_INSTANCE",
+    "mw": "SSM_MAINTENANCE_WINDOW",
+    "pb": "SSM_PATCH_BASELINE",
+    "rslvr-in": "RESOLVER_ENDPOINT",
+    "rslvr-out": "RESOLVER_ENDPOINT",
+    "rslvr-rr": "RESOLVER_RULE",
+    "rslvr-rrassoc": "RESOLVER_RULE_ASSOC",
+}
+EC2_SHORT_PREFIXES = dict(EC2_PREFIXES)
+"""The prefixes whose IDs may also have 8 hex (resources from before 2016)."""
+EC2_PREFIXES.update(EC2_LONG_PREFIXES)
 
 
 ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
@@ -275,7 +337,15 @@ def _ec2_kind(value: str) -> str:
     return EC2_PREFIXES[value.rsplit("-", 1)[0]]
 
 
-_EC2_ID = re.compile("(?:" + "|".join(map(re.escape, EC2_PREFIXES)) + ")-" + HEX_ID)
+_EC2_ID = re.compile(
+    "(?:(?:"
+    + "|".join(map(re.escape, EC2_SHORT_PREFIXES))
+    + ")-"
+    + HEX_ID
+    + "|(?:"
+    + "|".join(map(re.escape, EC2_LONG_PREFIXES))
+    + ")-[0-9a-f]{17})"
+)
 # what a timestamped line may end in that is not a listed bucket (see _ls_bucket_verdict)
 _NOT_LISTED_NAME = re.compile(
     r"[0-9.-]+|v[0-9][0-9.]*|[0-9.]+[a-z]{1,3}|[0-9a-f]{7,40}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|"
@@ -401,6 +471,9 @@ def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT
 
 
+QUOTES = "\"'`\u2018\u201c"
+OPEN_QUOTE = r"(?:``|[\"'`\u2018\u201c])?"
+"""What may open a name quoted in prose: a quote, a backtick, RST's double backticks, a curly quote."""
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 _LINE_END = re.compile(LINE_END)
 _TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
@@ -416,7 +489,7 @@ _ACCESS_LOG_HEAD = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64} (" + BUCKET + ") " 
 
 
 def _looks_like_name(value: str, text: str, start: int) -> bool:
-    quoted = start > 0 and text[start - 1] in "\"'`"
+    quoted = start > 0 and text[start - 1] in QUOTES
     if value in _PROSE_STOPWORDS:
         return False
     return quoted or any(c in value for c in "-.0123456789")
@@ -520,6 +593,50 @@ def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return _bucket_verdict(value, text, start)
 
 
+_NAME_MARK = re.compile(r"[-.0-9]")
+# what a generic key's value may be that is not a resource's name: besides _NOT_LISTED_NAME's shapes,
+# a region, an instance type (t3.micro, db.r6g.large), a hostname (its own rule masks it whole)
+_NOT_A_RESOURCE_NAME = re.compile(
+    REGION
+    + r"|(?:db\.|cache\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large|metal)"
+    + r"|.*\.(?:amazonaws\.com(?:\.cn)?|cloudfront\.net|internal|on\.aws|elasticbeanstalk\.com)"
+)
+_RDS_RESOURCE_TYPE = re.compile(r"AWS::RDS::DB(?:Instance|Cluster)\b")
+
+
+def _resource_value_verdict(value: str, text: str, start: int) -> Verdict:
+    """A generic key's value (``OutputValue``, ``PhysicalResourceId``) is a resource's name when it
+    looks like one: a valid bucket name with a hyphen, dot or digit that is not a number, version,
+    hash, ID, region, instance type or hostname."""
+    if (
+        not _NAME_MARK.search(value)
+        or _NOT_LISTED_NAME.fullmatch(value)
+        or _NOT_A_RESOURCE_NAME.fullmatch(value)
+    ):
+        return Verdict.REJECT
+    return _bucket_verdict(value, text, start)
+
+
+def _suffix_key_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    """Under a key that only ends in "bucket" (a token bucket's size, too), not a number or version."""
+    return Verdict.REJECT if _NOT_LISTED_NAME.fullmatch(value) else _bucket_verdict(value, text, start)
+
+
+def _rds_resource(text: str, start: int, end: int) -> bool:
+    """The stack resource around a value is an RDS DB instance or cluster (its ``ResourceType``, a
+    bounded look inside the same object)."""
+    lo = max(0, start - 300)
+    before = text.rfind("{", lo, start)
+    after = text.find("}", end, end + 300)
+    return _RDS_RESOURCE_TYPE.search(text, max(lo, before), after if after >= 0 else end + 300) is not None
+
+
+def _rds_resource_value_verdict(value: str, text: str, start: int) -> Verdict:
+    if _rds_resource(text, start, start + len(value)):
+        return _rds_key_verdict(value, text, start)
+    return Verdict.REJECT
+
+
 def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
     if value.endswith("-") or "--" in value:
         return Verdict.REJECT
@@ -528,6 +645,25 @@ def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
 
 def _rds_key_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT if value.endswith("-") or "--" in value else Verdict.MASK
+
+
+# an event's SourceType: RDS's are db-instance, db-cluster, db-snapshot, ... (JSON, YAML; DB_ in SDKs)
+_SOURCE_TYPE = re.compile(r"SourceType[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z_-]{1,40})")
+
+
+def _rds_event_source_verdict(value: str, text: str, start: int) -> Verdict:
+    """``SourceIdentifier`` names an RDS resource in describe-events output, unless the event's
+    ``SourceType`` (the next key, else one before; a bounded look inside the same object) names
+    something else. (A JSON body's value is scanned with the next key only, not its value: masked.)"""
+    end = start + len(value)
+    close = text.find("}", end, end + 200)
+    m = _SOURCE_TYPE.search(text, end, close if close >= 0 else end + 200)
+    if m is None:
+        lo = max(0, start - 200)
+        m = _SOURCE_TYPE.search(text, max(lo, text.rfind("{", lo, start)), start)
+    if m and not m[1].lower().startswith(("db", "custom-engine")):
+        return Verdict.REJECT
+    return _rds_key_verdict(value, text, start)
 
 
 # Version strings ("v1.2.3.4", "version 10.0.1.4") and product tokens ("Chrome/120.0.0.0") look like
@@ -647,7 +783,7 @@ HOST_REGEX = (
 # env, INI), or the word "account" in prose. Checked on the 80 characters before the digits.
 _ACCOUNT_KEY = (
     r"(?:[Oo]wner(?:Id|ID|Account)?|OWNER_ID|owner_id|[Aa]ccounts?(?:Id|ID|Ids|IDs|Number)?|ACCOUNT(?:_ID)?|"
-    r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:id|number)|account-ids?|owner-ids?|owners|"
+    r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:ids?|numbers?)|account-ids?|owner-ids?|owners|"
     r"SourceAccount|"
     r"recipientAccountId|PrincipalAccount|SourceOwner|AWS)"
 )
@@ -656,25 +792,81 @@ _ACCOUNT_KEY = (
 _ACCOUNT_CONTEXT = re.compile(
     r"(?:"
     # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234..., --owners 1234... 5678...), CLI
-    # tables (| OwnerId | 1234... |), then maybe a list whose earlier items were account IDs too
+    # tables (| OwnerId | 1234... |), then maybe a list (JSON, YAML "- " items) whose earlier items
+    # were account IDs too
     + _ACCOUNT_KEY
-    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*\[?\s*[\"']?"
-    + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|\s+)[\"']?)*"
+    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*(?:\[|-[ \t])?\s*[\"']?"
+    + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|[ \t]+)[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
     r"|(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
     r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)"
     r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
     r"\s*[:#=]?\s*[\"'`(*]*(?:[0-9]{12}[\"'`)*]*\s*(?:,|and|or|&)\s*[\"'`(*]*)*"
     # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
-    # (then the requester's, when there is one)
-    r"|RESERVATIONS\t(?<![^\n]RESERVATIONS\t)(?:[0-9]{12}\t)?"
+    # (then the requester's, when there is one), or at the start of a JSON string (CLI output in a
+    # log record)
+    r"|RESERVATIONS\t(?<![^\n\"]RESERVATIONS\t)(?:[0-9]{12}\t)?"
     r")\Z"
 )
-# VPC flow logs (default format): "<version> <account-id> <interface-id> ..."
-_FLOW_LOG_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b")
+# Right before the first item (searched only when one of _MARKED_CONTEXT_LITERALS is in the window):
+# any CLI flag that names an owner or account (--owners, --owner-ids, --expected-bucket-owner,
+# --accounts, --account-ids, --source-account, --restorable-by-user-ids, --principals), a filter on
+# one (Name=owner-id,Values=1234...), the account folder of CloudTrail, ELB, VPC flow log, Config ...
+# objects in S3 (AWSLogs/1234.../, in an organization's trail AWSLogs/o-.../1234.../)
+_MARKED_CONTEXT = re.compile(
+    r"(?:-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?)"
+    r"(?:=|[ \t]+)[\"']?"
+    r"|Name=(?:[a-z-]*-)?(?:owner|account)-ids?,Values="
+    r"|AWSLogs/(?:o-[a-z0-9]{10,32}/)?)\Z"
+)
+_MARKED_CONTEXT_LITERALS = ("--", "Values=", "AWSLogs/")
+# After the digits: a VPC flow log (default format): "<version> <account-id> <interface-id> ...", or
+# a log file delivered to S3: "<account-id>_CloudTrail_<region>_...", "..._elasticloadbalancing_..."
+_ACCOUNT_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b|_[A-Za-z]+(?:-[A-Za-z]+)*_" + REGION + "_")
+# "accounts" (or "account IDs") and a few words before a list of IDs: "the accounts in scope are
+# '1234...', '5678...'", "Affected accounts (prod): `1234...`, `5678...`"
+_PROSE_ACCOUNTS_BEFORE = re.compile(
+    r"(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
+    r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?))?"
+    # (not when the words name other numbers: "the account team called about invoice 1234..., 5678...")
+    r"(?:\s+(?![Ii]nvoices?|[Oo]rders?|[Tt]ickets?|[Cc]ases?|[Pp]hones?|[Tt]racking|[Rr]eceipts?|[Cc]ards?)"
+    r"[A-Za-z()/'-]{1,20}[:,]?){1,5}\s*[:=]?\s*(?:(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+)?[\"'`(*]*\Z"
+)
+# between two items of a list of IDs (after a quote and a short note such as "(prod)", before the next
+# one): a comma, blanks, "and", "or", a YAML item's "- " or a bullet on the next line, a shell line
+# continuation
+_LIST_SEPARATOR = (
+    r"[\"'`)*]*(?:[ \t]*\([^()\n]{1,30}\))?"
+    r"(?:[ \t]*,[ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
+    r"|[ \t]*\r?\n[ \t]*(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+|[ \t]*\\\r?\n[ \t]*)[\"'`(*]*"
+)
+_LIST_NEXT = re.compile(_LIST_SEPARATOR + r"[0-9]{12}(?![0-9])")
+_LIST_GAP = re.compile(_LIST_SEPARATOR)
+_last_account = threading.local()
+"""Per thread: (id and length of the text, end offset, value) of the last account ID masked, so each
+item of a list of them needs only to see the one before it: a list of any length costs a constant per
+item. (The scanner tries candidates in text order.)"""
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
+    verdict = _account_context_verdict(value, text, start)
+    if verdict is Verdict.MASK:
+        _last_account.at = (id(text), len(text), start + len(value), value)
+    return verdict
+
+
+def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
+    # the next item of a list whose previous item was an account ID
+    last = getattr(_last_account, "at", None)
+    if (
+        last is not None
+        and last[0] == id(text)
+        and last[1] == len(text)
+        and 0 < start - last[2] <= 40
+        and text.startswith(last[3], last[2] - len(last[3]))  # (the same text, not one at its address)
+        and _LIST_GAP.fullmatch(text, last[2], start)
+    ):
+        return Verdict.MASK
     # A key or word right before is the common case, so look at short windows first: the search costs
     # what its window is long, and a match in a window is a match in every longer one.
     for window in (24, 40, 200):  # the longest for lists of IDs
@@ -682,8 +874,21 @@ def _account_verdict(value: str, text: str, start: int) -> Verdict:
             return Verdict.MASK
         if start <= window:
             break
-    if _FLOW_LOG_AFTER.match(text, start + len(value)):
+    # rarer contexts, each behind a literal search (C speed) of a short window
+    lo = max(0, start - 80)
+    if any(text.find(literal, lo, start) >= 0 for literal in _MARKED_CONTEXT_LITERALS) and (
+        _MARKED_CONTEXT.search(text, lo, start)
+    ):
         return Verdict.MASK
+    end = start + len(value)
+    if _ACCOUNT_AFTER.match(text, end):
+        return Verdict.MASK
+    if _LIST_NEXT.match(text, end):
+        lo = max(0, start - 160)
+        if (text.find("ccount", lo, start) >= 0 or text.find("CCOUNT", lo, start) >= 0) and (
+            _PROSE_ACCOUNTS_BEFORE.search(text, lo, start)
+        ):
+            return Verdict.MASK
     return Verdict.REJECT
 
 
@@ -736,6 +941,39 @@ RULES: tuple[Rule, ...] = (
             '"Resource": "arn:aws:s3:::*"',
             "arn:aws:logs:*:*:*",
             "Action: ec2:DescribeInstances",
+        ),
+    ),
+    Rule(
+        name="arn_irregular",
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"arn:(?<![A-Za-z0-9_-]arn:)[^\s\"'`,;|<>]{0,100}?(?:<[A-Za-z_ -]{1,30}>[^\s\"'`,;|<>]{0,60}?)?"
+            r":[0-9]{12}:[A-Za-z0-9_/:.+=@*!$%&?~#{}<>-]*[A-Za-z0-9_/+=@*$%&?~#{}>-]"
+        ),
+        description=(
+            "An ARN whose partition, service or region is malformed or a placeholder "
+            "(arn:aws:sns:REGION:<account>:x, arn:${AWS::Partition}:...): the account makes it one, "
+            "masked whole"
+        ),
+        anchors=("arn:",),
+        kind_of=_arn_kind,
+        must_match=(
+            ("arn:aws:sns:REGION:123456789012:alerts", "arn:aws:sns:REGION:123456789012:alerts"),
+            ("arn:aws:iam:<region>:123456789012:role/x.", "arn:aws:iam:<region>:123456789012:role/x"),
+            (
+                "!Sub arn:${AWS::Partition}:logs:${AWS::Region}:123456789012:log-group:/x",
+                "arn:${AWS::Partition}:logs:${AWS::Region}:123456789012:log-group:/x",
+            ),
+            (
+                '"arn:aws:Lambda:us-east-1:123456789012:function:f"',
+                "arn:aws:Lambda:us-east-1:123456789012:function:f",
+            ),
+        ),
+        must_not_match=(
+            "arn:aws:sns:REGION:ACCOUNT:alerts",
+            "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/x",
+            "warn:x:123456789012:y",
         ),
     ),
     # ---- Endpoint hostnames that embed a resource name or ID ------------------------------------
@@ -921,6 +1159,70 @@ RULES: tuple[Rule, ...] = (
         must_not_match=('"Bucket": "arn:aws:s3:::*"', '"bucket": "A"'),
     ),
     Rule(
+        name="s3_bucket_suffix_key",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[A-Za-z](?<![A-Za-z0-9_].)[A-Za-z0-9_]{0,40}?"
+            r"(?:_BUCKET(?:_NAME)?|_[Bb]ucket(?:_?[Nn]ame)?|(?<=[a-z0-9])Bucket(?:Name)?)"
+            + ASSIGN
+            + r"(?P<v>"
+            + BUCKET
+            + r")(?=[\"'\s,;}\]&]|$)"
+        ),
+        description=(
+            "Bucket under any key that ends in _BUCKET, _BUCKET_NAME, _bucket, Bucket, BucketName "
+            "(environment variables, outputs, app config): masked where it stands, not echoed"
+        ),
+        anchors=(r"[A-Za-z][A-Za-z0-9_]{0,40}(?:_BUCKET|_[Bb]ucket|[a-z0-9]Bucket)",),
+        validate=_suffix_key_bucket_verdict,
+        must_match=(
+            ("ARTIFACTS_BUCKET=acme-ci-artifacts\n", "acme-ci-artifacts"),
+            ('export STATIC_ASSETS_BUCKET_NAME="acme-static"', "acme-static"),
+            ('terraform_state_bucket = "acme-tfstate"', "acme-tfstate"),
+            ('{"mediaBucket": "acme-media"}', "acme-media"),
+        ),
+        must_not_match=("MY_BUCKET_SIZE=10", '"LogsBucket": "A"', "RATE_LIMIT_BUCKET=100", "bucket_name = x"),
+    ),
+    Rule(
+        name="rds_resource_value",
+        category="rds",
+        kind="RDS",
+        regex=words(["PhysicalResourceId"]) + ASSIGN + r"(?P<v>" + RDS_ID + r")(?=[\"'\s,;}\]&]|$)",
+        description="A CloudFormation stack resource's physical ID, for AWS::RDS::DBInstance or DBCluster",
+        validate=_rds_resource_value_verdict,
+        must_match=(
+            ('{"PhysicalResourceId": "app-db-1x2y", "ResourceType": "AWS::RDS::DBInstance"}', "app-db-1x2y"),
+        ),
+        must_not_match=('{"PhysicalResourceId": "app-db-1x2y", "ResourceType": "AWS::S3::Bucket"}',),
+    ),
+    Rule(
+        name="resource_value_key",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=words(["OutputValue", "PhysicalResourceId"])
+        + ASSIGN
+        + r"(?P<v>"
+        + BUCKET
+        + r")(?=[\"'\s,;}\]&]|$)",
+        description=(
+            "A bucket-shaped name under CloudFormation's generic keys (OutputValue, PhysicalResourceId): "
+            "masked as a bucket unless it is a number, version, ID, region, instance type or hostname"
+        ),
+        validate=_resource_value_verdict,
+        must_match=(
+            ('{"OutputKey": "Uploads", "OutputValue": "media-uploads-x7k2"}', "media-uploads-x7k2"),
+            ('"PhysicalResourceId": "stack-logsbucket-1q2w3e4r"', "stack-logsbucket-1q2w3e4r"),
+        ),
+        must_not_match=(
+            '"OutputValue": "t3.micro"',
+            '"OutputValue": "enabled"',
+            '"OutputValue": "1.4.2"',
+            '"OutputValue": "eu-west-1"',
+            '"OutputValue": "api.example.execute-api.us-east-1.amazonaws.com"',
+        ),
+    ),
+    Rule(
         name="s3_listed_bucket",
         echo=True,
         category="s3",
@@ -976,8 +1278,12 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            words(["S3", "s3", "Bucket", "bucket"]) + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
-            r"[\"'`]?(?P<v>" + BUCKET + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
+            words(["S3", "s3", "Bucket", "bucket"])
+            + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + BUCKET
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='Bucket named in prose right after "S3" or "bucket" ("S3 my-bucket", "bucket named x")',
         validate=_prose_bucket_verdict,
@@ -985,6 +1291,8 @@ RULES: tuple[Rule, ...] = (
             ("Analyze: S3 my-bucket returns 403", "my-bucket"),
             ("the bucket named logs-prod is public", "logs-prod"),
             ("S3 bucket 'billing' was deleted", "billing"),
+            ("a bucket called ``invoices`` holds the PDFs", "invoices"),
+            ("the bucket named \u201creports\u201d", "reports"),
         ),
         must_not_match=(
             "S3 bucket policies are JSON",
@@ -1117,6 +1425,40 @@ RULES: tuple[Rule, ...] = (
     ),
     # ---- RDS --------------------------------------------------------------------------------------
     Rule(
+        name="rds_automated_snapshot",
+        echo=True,
+        category="rds",
+        kind="RDS",
+        regex=(
+            r"r(?<![A-Za-z0-9_-]r)ds:(?P<v>[a-z][a-z0-9-]{0,62}?)-[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}"
+            r"(?![A-Za-z0-9_])"
+        ),
+        description=(
+            "The DB instance or cluster named in an automated RDS snapshot identifier "
+            "(rds:<db>-<yyyy-mm-dd-hh-mm>), anywhere: the date stays readable"
+        ),
+        anchors=("rds:[a-z]",),
+        validate=_rds_key_verdict,
+        must_match=(
+            ('"DBSnapshotIdentifier": "rds:orders-db-2-2024-03-01-05-10"', "orders-db-2"),
+            ("copy rds:aurora-main-2024-03-01-05-10 first", "aurora-main"),
+        ),
+        must_not_match=("rds:CreateDBSnapshot", "rds:orders-db", "rds:x-2024-03-01"),
+    ),
+    Rule(
+        name="rds_event_source",
+        category="rds",
+        kind="RDS",
+        regex=words(["SourceIdentifier"]) + ASSIGN + r"(?P<v>" + RDS_ID + r")(?=[\"'\s,;}\]&]|$)",
+        description='The source of an RDS event (describe-events), when its "SourceType" is a DB resource',
+        validate=_rds_event_source_verdict,
+        must_match=(('{"SourceIdentifier": "orders-db-2", "SourceType": "db-instance"}', "orders-db-2"),),
+        must_not_match=(
+            '{"SourceIdentifier": "web-app", "SourceType": "lambda"}',
+            '[{"SourceType": "db-instance"}, {"SourceIdentifier": "web-app", "SourceType": "lambda"}]',
+        ),
+    ),
+    Rule(
         name="rds_identifier_key",
         echo=True,
         category="rds",
@@ -1138,6 +1480,23 @@ RULES: tuple[Rule, ...] = (
                     "cluster_identifier",
                     "ReadReplicaDBInstanceIdentifiers",
                     "ReadReplicaDBClusterIdentifiers",
+                    "ReadReplicaSourceDBClusterIdentifier",
+                    "TargetDBInstanceIdentifier",
+                    "TargetDBClusterIdentifier",
+                    "SourceDBSnapshotIdentifier",
+                    "TargetDBSnapshotIdentifier",
+                    "SourceDBClusterSnapshotIdentifier",
+                    "TargetDBClusterSnapshotIdentifier",
+                    "FinalDBSnapshotIdentifier",
+                    "GlobalClusterIdentifier",
+                    "SourceDbiResourceId",
+                    "DBInstanceIdentifiers",
+                    "DBClusterIdentifiers",
+                    "db_snapshot_identifier",
+                    "snapshot_identifier",
+                    "final_snapshot_identifier",
+                    "global_cluster_identifier",
+                    "replicate_source_db",
                 ]
             )
             + ASSIGN
@@ -1182,6 +1541,15 @@ RULES: tuple[Rule, ...] = (
                     "db-cluster-snapshot-identifier",
                     "source-db-instance-identifier",
                     "source-db-cluster-identifier",
+                    "target-db-instance-identifier",
+                    "target-db-cluster-identifier",
+                    "source-db-snapshot-identifier",
+                    "target-db-snapshot-identifier",
+                    "source-db-cluster-snapshot-identifier",
+                    "target-db-cluster-snapshot-identifier",
+                    "final-db-snapshot-identifier",
+                    "global-cluster-identifier",
+                    "replication-source-identifier",
                 ]
             )
             + r"(?:=|\s+)[\"']?(?P<v>"
@@ -1209,7 +1577,11 @@ RULES: tuple[Rule, ...] = (
         kind="RDS",
         regex=(
             words(["RDS", "Database", "database", "DB", "db"]) + r"(?:\s+(?:[Ii]nstance|[Cc]luster))?"
-            r"(?:\s+(?:named|called))?:?\s+[\"'`]?(?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
+            r"(?:\s+(?:named|called))?:?\s+"
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + RDS_ID
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='RDS identifiers in prose after "RDS", "database", "DB instance", "DB cluster"',
         validate=_prose_rds_verdict,
@@ -1217,6 +1589,8 @@ RULES: tuple[Rule, ...] = (
             ("Analyze: ... RDS prod-db, IP 10.0.1.100", "prod-db"),
             ("the database orders-db-1 is slow", "orders-db-1"),
             ("DB instance 'billing' failed over", "billing"),
+            ("the DB cluster named ``ledger`` is the one", "ledger"),
+            ('the DB instance called "warehouse" is retired', "warehouse"),
         ),
         must_not_match=(
             "the database connection pool",
@@ -1224,6 +1598,28 @@ RULES: tuple[Rule, ...] = (
             "goodbye feedback mongodb",
             "DB is down",
         ),
+    ),
+    Rule(
+        name="rds_snapshot_prose",
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(["snapshot", "Snapshot"])
+            + r"\s+(?:named|called)\s+"
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + RDS_ID
+            + r")"
+            r"(?![a-z0-9-]|\.[A-Za-z0-9])"
+        ),
+        description='A DB snapshot named in prose: "snapshot named `x`", "snapshot called pre-upgrade-1"',
+        validate=_prose_rds_verdict,
+        must_match=(
+            ("the snapshot named `nightly` is kept", "nightly"),
+            ("cluster snapshot called pre-upgrade-1 can go", "pre-upgrade-1"),
+            ("snapshot named ``nightly``", "nightly"),
+        ),
+        must_not_match=("the snapshot named after the date", "snapshot called for"),
     ),
     # ---- Credentials -----------------------------------------------------------------------------
     Rule(
@@ -1463,6 +1859,7 @@ RULES: tuple[Rule, ...] = (
             ("|  OwnerId   |  123456789012  |", "123456789012"),
             ("RESERVATIONS\t123456789012\tr-0abc", "123456789012"),
             ("RESERVATIONS\t111111111111\t123456789012\tr-0abc", "123456789012"),
+            ('{"message": "RESERVATIONS\\t123456789012\\tr-0abc"}', "123456789012"),
             ("aws ec2 describe-images --owners 123456789012", "123456789012"),
             ("aws ec2 describe-snapshots --owner-ids 111111111111 123456789012", "123456789012"),
             (
@@ -1486,13 +1883,21 @@ RULES: tuple[Rule, ...] = (
         name="ec2_resource_id",
         category="ec2",
         kind="EC2",
-        regex=words([p + "-" for p in EC2_PREFIXES], "[A-Za-z0-9]") + HEX_ID + r"(?![A-Za-z0-9])",
+        regex=(
+            "(?:"
+            + words([p + "-" for p in EC2_SHORT_PREFIXES], "[A-Za-z0-9]")
+            + HEX_ID
+            + "|"
+            + words([p + "-" for p in EC2_LONG_PREFIXES], "[A-Za-z0-9]")
+            + "[0-9a-f]{17})"
+            + r"(?![A-Za-z0-9])"
+        ),
         description=(
             "EC2-family IDs: <prefix>- + exactly 8 or 17 lowercase hex; the longest prefix wins; also inside "
             "names (web-i-0abc..., i-0abc..._stdout)"
         ),
         # one anchor per prefix: "rtb-" + 8 hex ends where "tgw-rtb-" + 8 hex does (see Rule.anchors)
-        anchors=tuple(re.escape(p + "-") + "[0-9a-f]{8}" for p in EC2_PREFIXES),
+        anchors=tuple(re.escape(p + "-") + "[0-9a-f]{8}" for p in EC2_PREFIXES),  # (8: the shortest)
         kind_of=_ec2_kind,
         kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
         must_match=(

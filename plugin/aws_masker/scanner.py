@@ -26,7 +26,7 @@ from json.decoder import scanstring
 from typing import NamedTuple
 
 from . import prefilter
-from .patterns import LEAD_WORDS, POSSESSIVE, RULES, Rule, Verdict, literal_trie, run
+from .patterns import LEAD_WORDS, POSSESSIVE, RULES, WORD_GUARDS, Rule, Verdict, literal_trie, run
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -55,7 +55,11 @@ def _skipper(fast: bool) -> str:
     leads = {w for w in LEAD_WORDS if w.isalnum()}
     # value-anchored rules: 12-digit account IDs and 64-hex canonical user IDs; and the word after
     # such an ID (an S3 access log's bucket field)
-    guard = literal_trie(leads) + "|[0-9]{12}(?![0-9])|[0-9a-f]{64}(?![0-9a-z])|(?<=[0-9a-f]{64} )"
+    guard = (
+        literal_trie(leads)
+        + "|[0-9]{12}(?![0-9])|[0-9a-f]{64}(?![0-9a-z])|(?<=[0-9a-f]{64} )|"
+        + "|".join(WORD_GUARDS)
+    )
     plain = r"(?:(?!" + guard + r")" + _WORD + "(?=" + _PLAIN_SEPARATORS + ")" + _PUNCT + r")*" + POSSESSIVE
     return _PUNCT + plain + r"(?:(?:" + _WORD + "|:)" + _PUNCT + plain + r")*?"
 
