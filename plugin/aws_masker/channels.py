@@ -107,15 +107,19 @@ def mask_channels(
     # "q" a query part
     slots: list[tuple[str, str, int]] = []
     for name, value in headers.items():
-        texts.append(name)  # a name cannot be masked (Kong can only set values): refused if found
-        contexts.append("")
-        slots.append(("p", "", 0))
+        # a name cannot be masked (Kong can only set values): refused if found. Kong hands it over
+        # lower-cased and sends it upstream as the client wrote it, so its upper-case form is scanned
+        # too (access key IDs, unique IDs and resource IDs are upper-case)
+        for form in dict.fromkeys((name, name.upper())):
+            texts.append(form)
+            contexts.append("")
+            slots.append(("p", "", 0))
         if name in UNSCANNED:
             continue
         kind = "p" if name in PROTOCOL else "h"
         for i, text in enumerate(_values(value)):
             texts.append(text)
-            contexts.append(f"{name}: ")
+            contexts.append(f'"{name}": "')  # as a JSON member: the value starts a string
             slots.append((kind, name, i))
     path, _, query = path_with_query.partition("?")
     texts.append(unquote(path, errors="replace"))
