@@ -127,3 +127,31 @@ def parse(text: str) -> Dockerfile:
 
 def load(path: Path) -> Dockerfile:
     return parse(path.read_text(encoding="utf-8"))
+
+
+def ignored_by(patterns: list[str], path: str) -> bool:
+    """Whether ``.dockerignore`` ``patterns`` exclude ``path`` (relative, ``/``-separated): the last
+    matching pattern wins, ``!`` re-includes, and a pattern that matches a directory matches
+    everything under it."""
+    from fnmatch import fnmatchcase
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw[1:] if negate else raw
+        pattern = pattern.strip().strip("/")
+        if pattern.startswith("**/"):
+            hit = any(fnmatchcase(p, pattern[3:]) for p in parts) or any(
+                fnmatchcase(p, pattern) for p in prefixes
+            )
+        else:
+            hit = any(fnmatchcase(p, pattern) and p.count("/") == pattern.count("/") for p in prefixes)
+        if hit:
+            excluded = not negate
+    return excluded
+
+
+def dockerignore_patterns(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]

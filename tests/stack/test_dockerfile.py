@@ -120,3 +120,39 @@ def test_the_reader_joins_continuations_and_reads_env() -> None:
     assert df.final.copies() == [("one", ["/a"], "/b")]
     with pytest.raises(ValueError):
         dockerfile.parse("RUN true\n")
+
+
+def _copied_files(df: dockerfile.Dockerfile) -> list[str]:
+    files = []
+    for stage in df.stages:
+        for source_stage, sources, _dest in stage.copies():
+            if source_stage is not None:
+                continue
+            for source in sources:
+                src = ROOT / source
+                found = [src] if src.is_file() else [p for p in src.rglob("*") if p.is_file()]
+                assert found, f"COPY {source}: nothing there"
+                files += [
+                    p.relative_to(ROOT).as_posix()
+                    for p in found
+                    if "__pycache__" not in p.parts and p.suffix != ".pyc"
+                ]
+    return files
+
+
+@pytest.mark.parametrize("path", [KONG, SUBSCRIBER], ids=["kong", "subscriber"])
+def test_dockerignore_keeps_what_the_images_copy(path: Path) -> None:
+    patterns = dockerfile.dockerignore_patterns((ROOT / ".dockerignore").read_text(encoding="utf-8"))
+    missing = [f for f in _copied_files(dockerfile.load(path)) if dockerfile.ignored_by(patterns, f)]
+    assert missing == []
+    for private in (".env", ".venv/bin/python", "tests/corpus/aws/sts-assume-role.json.txt", ".git/config"):
+        assert dockerfile.ignored_by(patterns, private), private
+
+
+def test_dockerignore_matching() -> None:
+    patterns = ["*", "!plugin/", "**/__pycache__"]
+    assert dockerfile.ignored_by(patterns, "tests/x.py")
+    assert not dockerfile.ignored_by(patterns, "plugin/a/b.py")
+    assert dockerfile.ignored_by(patterns, "plugin/a/__pycache__/b.pyc")
+    broken = [*patterns, "plugin/a"]
+    assert dockerfile.ignored_by(broken, "plugin/a/b.py")
