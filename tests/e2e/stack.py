@@ -35,9 +35,11 @@ def free_port() -> int:
 
 
 class Proc:
-    def __init__(self, argv: list[str], env: dict[str, str], marker: str, timeout: float = 60) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str], marker: str, timeout: float = 60, cwd: Path = ROOT
+    ) -> None:
         self.proc = subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=ROOT
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, cwd=cwd
         )
         self.lines: list[str] = []
         self._ready = threading.Event()
