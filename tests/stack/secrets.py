@@ -37,6 +37,7 @@ FAKE_VALUES = frozenset(
         "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
         "Xk3pL9vQ2mR8sT1u/logs2024/yZ6aB0cD5eF7gH",
         "Zx9kQm2Lr7Vt4Wp8Yb3Nc6Hd1Jf5Gs0Ae2Ku7Tiq",
+        "Zq8vR2mK7pL4xN9cT1bW6yH3jF5dS0gA+e/uVk2Q",  # tests/test_cliformats.py
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzKEYabcde",  # AWS's documentation example, altered
     }
 )
