@@ -18,7 +18,7 @@ ORIGINALS = ("i-1234567890abcdef0", "my-bucket", "prod-db", "10.0.1.100")
 
 
 def _request(**extra: object) -> dict:
-    img = base64.b64encode(b"i-1234567890abcdef0 10.0.1.100 raw image bytes").decode()
+    img = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) + b"raw image bytes").decode()
     return {
         "model": "claude-i-1234567890abcdef0",
         "max_tokens": 256,

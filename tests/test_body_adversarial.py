@@ -6,6 +6,7 @@ the main ones through the gateway. Failures name categories, never the identifie
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -104,3 +105,102 @@ def test_ordinary_backslashes_are_not_refused(masker: Masker) -> None:
     text = r"C:\\Users\\me\\new\\table.txt and a regex \d+\s*\\w and \\\\server\\share" * 50
     out, _ = mask_request(request({"type": "text", "text": text}), masker)
     assert json.loads(out)["messages"][0]["content"][0]["text"] == text
+
+
+# -- b. base64 sources that are not what they claim --------------------------------------------------
+
+TEXT = f"OwnerId: {ACCOUNT}\nDBInstanceIdentifier: {RDS}\nSecretAccessKey: {SECRET_KEY}\ninstance {EC2}\n"
+MAGIC = {
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "image/jpeg": b"\xff\xd8\xff\xe0",
+    "image/gif": b"GIF89a",
+    "image/webp": b"RIFF\x10\x00\x00\x00WEBPVP8 ",
+    "application/pdf": b"%PDF-1.7\n",
+}
+BINARY = bytes(range(256)) * 4  # no printable run long enough for an identifier
+
+
+def source_block(kind: str, media: str | None, data: str, source_type: str = "base64") -> dict:
+    source = {"type": source_type, "data": data}
+    if media is not None:
+        source["media_type"] = media
+    return {"type": kind, "source": source}
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize("kind", ["image", "document"])
+@pytest.mark.parametrize(
+    "media",
+    [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/csv",
+        "application/json",
+        None,
+    ],
+)
+def test_text_sent_as_an_image_or_document_is_refused(masker: Masker, kind: str, media: str | None) -> None:
+    body = request(source_block(kind, media, b64(TEXT.encode())), {"type": "text", "text": "what is this?"})
+    assert masked_or_refused(masker, body) == "refused 2011"
+
+
+@pytest.mark.parametrize("media", sorted(MAGIC))
+def test_text_after_a_genuine_header_is_refused(masker: Masker, media: str) -> None:
+    kind = "document" if media == "application/pdf" else "image"
+    body = request(source_block(kind, media, b64(MAGIC[media] + TEXT.encode())))
+    assert masked_or_refused(masker, body) == "refused 2011"
+
+
+@pytest.mark.parametrize("media", sorted(MAGIC))
+def test_genuine_images_and_pdfs_pass_byte_for_byte(masker: Masker, media: str) -> None:
+    kind = "document" if media == "application/pdf" else "image"
+    body = request(
+        source_block(kind, media, b64(MAGIC[media] + BINARY)), {"type": "text", "text": f"see {EC2}"}
+    )
+    out, _ = mask_request(body, masker)
+    assert b64(MAGIC[media] + BINARY) in out.decode() and leaked(out) == []
+
+
+def test_an_image_that_is_not_base64_is_refused(masker: Masker) -> None:
+    for data in (base64.urlsafe_b64encode(MAGIC["image/png"] + TEXT.encode()).decode(), f"{EC2} not base64"):
+        assert masked_or_refused(masker, request(source_block("image", "image/png", data))) == "refused 2011"
+
+
+@pytest.mark.parametrize("media", ["text/plain", "TEXT/PLAIN", "text/plain; charset=utf-8"])
+def test_text_documents_are_decoded_and_masked_whatever_the_spelling(masker: Masker, media: str) -> None:
+    body = request(source_block("document", media, b64(TEXT.encode())))
+    out, _ = mask_request(body, masker)
+    assert leaked(out) == []
+    assert (
+        "DBInstanceIdentifier"
+        in base64.b64decode(json.loads(out)["messages"][0]["content"][0]["source"]["data"]).decode()
+    )
+
+
+def test_a_duplicated_or_odd_source_type_does_not_hide_data(masker: Masker) -> None:
+    raw = request(source_block("image", "image/png", b64(TEXT.encode()), source_type="base64x"))
+    assert masked_or_refused(masker, raw) == "refused 2011"
+    dup = raw.replace(b'"type": "base64x"', b'"type": "base64", "type": "url"')
+    assert masked_or_refused(masker, dup) == "refused 2011"
+
+
+@pytest.mark.parametrize("block", ["signature", "redacted"])
+def test_signatures_that_are_base64_text_are_refused(masker: Masker, block: str) -> None:
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        data = encode(TEXT.encode()).decode().rstrip("=")
+        shape = (
+            {"type": "thinking", "thinking": "t", "signature": data}
+            if block == "signature"
+            else {"type": "redacted_thinking", "data": data}
+        )
+        body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [shape]}]}).encode()
+        assert masked_or_refused(masker, body) == "refused 2011"
+    genuine = {"type": "thinking", "thinking": "t", "signature": b64(BINARY)}
+    body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [genuine]}]}).encode()
+    assert mask_request(body, masker)[0] == body

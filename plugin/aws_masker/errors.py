@@ -84,3 +84,12 @@ class TooManyHeadersError(MaskerError):
 
     code = "2010"
     status = 431
+
+
+class OpaqueDataError(MaskerError):
+    """A base64 image or document whose bytes are not what its ``media_type`` says (or whose type is
+    not one the API reads), or opaque data (an image, a document, a thinking signature) whose decoded
+    bytes carry an identifier: it cannot be masked, and it is not what it claims to be."""
+
+    code = "2011"
+    status = 400

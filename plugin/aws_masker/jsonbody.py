@@ -17,11 +17,15 @@ what it claims, are scanned as they are, without their key, so genuine data come
 (an identifier written into one is still masked, and the API then refuses the block); the same shapes
 anywhere else (inside ``tool_use.input``, say) are ordinary values:
 
-- ``data`` of an ``image`` or ``document`` block's base64 ``source``, when it decodes as base64.
-  A ``text/plain`` base64 document is decoded, masked and re-encoded. Other binary documents
-  (PDF) and images pass, or are refused with ``refuse_binary_documents``;
+- ``data`` of an ``image`` or ``document`` block's base64 ``source``. A ``text/plain`` base64
+  document is decoded, masked and re-encoded. Images (PNG, JPEG, GIF, WebP) and PDF documents pass
+  when their decoded bytes begin as their media type's do and hold no identifier the catalogue
+  masks; anything else (another media type, data that is not base64, text sent as an image, an
+  identifier after a genuine header) is refused (``OpaqueDataError``). With
+  ``refuse_binary_documents`` every image and binary document is refused;
 - ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block, when base64-ish
-  (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text).
+  (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text),
+  unless their decoded bytes hold an identifier (refused).
 
 Top-level ``model`` is left alone. Token-shaped text inside it is still reserved, so no real
 identifier can be issued a token that already appears there.
@@ -43,17 +47,26 @@ from collections import Counter
 from decimal import Decimal, InvalidOperation
 
 from .engine import Masker, MaskResult
-from .errors import BinaryDocumentError, InvalidEncodingError
+from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, Container, Document
 from .restore import token_kind
 from .tokens import KIND_CATEGORIES, TOKEN_RE
 
 _BASE64ISH = re.compile(r"[A-Za-z0-9+/=_-]+")
+_URLSAFE = str.maketrans("-_", "+/")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _EXPONENT = re.compile("[eE]")
 _NUMBER_START = frozenset("-0123456789")
 _EXEMPT_KEYS = frozenset({"model", "data", "signature"})
 _TEXT_MEDIA = "text/plain"
+# what the API reads in a base64 source, by block type and media type: the data's first bytes
+_MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
+    ("image", "image/png"): (b"\x89PNG\r\n\x1a\n",),
+    ("image", "image/jpeg"): (b"\xff\xd8\xff",),
+    ("image", "image/gif"): (b"GIF87a", b"GIF89a"),
+    ("image", "image/webp"): (b"RIFF",),  # and "WEBP" at 8 (_magic_ok)
+    ("document", "application/pdf"): (b"%PDF",),
+}
 _MAX_BLOCK_DEPTH = 64
 """tool_result blocks nest tool_result blocks at most this deep before the exemptions stop applying."""
 
@@ -99,6 +112,10 @@ def mask_document(
                     "the request carries a binary document or image, which aws-masker cannot "
                     "mask (refuse_binary_documents is on); it was not forwarded"
                 )
+            if verdict == "binary":
+                _check_binary(value, *where.source_types(i), masker)
+            elif verdict == "opaque":
+                _check_opaque(_loose_b64decode(value), masker)
             if verdict is not None:
                 # opaque data is scanned as it is, without a key: an identifier written into it is
                 # masked (the API then refuses the block), genuine data comes out byte for byte
@@ -211,6 +228,44 @@ def _decoded_text(data: str) -> str:
         ) from exc
 
 
+def _check_binary(data: str, kind: str, media: str, masker: Masker) -> None:
+    """Refuse a base64 image or document unless its bytes begin as its media type's do and carry no
+    identifier: text (or anything else) sent as an image would reach the upstream unread."""
+    magic = _MAGIC.get((kind, media))
+    if magic is None:
+        raise OpaqueDataError(
+            f"a base64 {kind} has a media type aws-masker does not know, so its data cannot be "
+            "checked; it was not forwarded"
+        )
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise OpaqueDataError(f"a base64 {kind}'s data is not base64; it was not forwarded") from exc
+    if not decoded.startswith(magic) or (media == "image/webp" and decoded[8:12] != b"WEBP"):
+        raise OpaqueDataError(f"a base64 {kind}'s data is not what its media type says; it was not forwarded")
+    _check_opaque(decoded, masker)
+
+
+def _check_opaque(decoded: bytes, masker: Masker) -> None:
+    """Refuse opaque data whose bytes, read as text, hold an identifier the catalogue masks (text
+    after a genuine header, a signature that is base64 text): it cannot be masked in place."""
+    if any(found.mask for found in masker.find(decoded.decode("latin-1"))):
+        raise OpaqueDataError(
+            "an image, document or signature in the request carries an identifier inside its "
+            "encoded data, which cannot be masked; it was not forwarded"
+        )
+
+
+def _loose_b64decode(value: str) -> bytes:
+    """Base64 in either alphabet, padding optional (a base64-shaped value, see ``_base64ish``)."""
+    value = value.rstrip("=").translate(_URLSAFE)
+    return base64.b64decode(value + "=" * (-len(value) % 4))
+
+
+def _media(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
 def _quoted(key: str) -> str:
     return json.dumps(key, ensure_ascii=False)
 
@@ -225,14 +280,6 @@ def _outer(container: Container) -> str:
 
 def _base64ish(value: str) -> bool:
     return _BASE64ISH.fullmatch(value) is not None
-
-
-def _decodes(value: str) -> bool:
-    try:
-        base64.b64decode(value, validate=True)
-    except binascii.Error:
-        return False
-    return True
 
 
 class _Positions:
@@ -315,13 +362,15 @@ class _Positions:
         key = literal.key
         if key == "model" and node.parent < 0:
             return "exempt"
-        if key == "data" and node.key == "source" and self._type(index) == "base64":
+        if key == "data" and node.key == "source" and self._type(index) != "text":
+            # base64 data (or data claimed so by a duplicated or odd source type): what the API
+            # decodes, so the bytes are checked; a text source's data is ordinary text
             block = node.parent
             if containers[block].is_object and self.is_block(block):
                 kind = self._type(block)
-                if kind == "document" and self._member(index, "media_type") == _TEXT_MEDIA:
+                if kind == "document" and _media(self._member(index, "media_type")) == _TEXT_MEDIA:
                     return "text-document"
-                if kind in ("document", "image") and _decodes(literal.value):
+                if kind in ("document", "image"):
                     return "binary"
             return None
         if (
@@ -331,6 +380,12 @@ class _Positions:
         ):
             return "opaque"
         return None
+
+    def source_types(self, i: int) -> tuple[str, str]:
+        """For the data of a block's source: the block's type and the source's media type."""
+        index = self.doc.literals[i].container
+        block = self.doc.containers[index].parent
+        return self._type(block) or "", _media(self._member(index, "media_type"))
 
     def text_runs(self) -> list[list[int]]:
         """Runs of adjacent text in each message's content list (text blocks' ``text``, plain
