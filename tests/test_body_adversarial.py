@@ -2,7 +2,8 @@
 nested past any fixed depth, base64 sources that are not what they claim, top-level fields, text split
 over messages, adversarial sizes, names written with escapes or percent-encoding, unicode look-alikes.
 Each either masks the identifier or refuses the request; tests/gateway/test_gateway_adversarial.py sends
-the main ones through the gateway. Failures name categories, never the identifiers."""
+the main ones through the gateway. Failures name categories, never the identifiers: assertions are
+not rewritten (PYTEST_DONT_REWRITE), so a failure shows its message, never the bodies compared."""
 
 from __future__ import annotations
 
@@ -204,3 +205,107 @@ def test_signatures_that_are_base64_text_are_refused(masker: Masker, block: str)
     genuine = {"type": "thinking", "thinking": "t", "signature": b64(BINARY)}
     body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [genuine]}]}).encode()
     assert mask_request(body, masker)[0] == body
+
+
+# -- c. every string of the body, top-level fields included ------------------------------------------
+
+PNG_DATA = b64(MAGIC["image/png"] + BINARY)
+FULL_REQUEST = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 100,
+    "system": [{"type": "text", "text": "You help.", "cache_control": {"type": "ephemeral"}}],
+    "metadata": {"user_id": "user-1"},
+    "stop_sequences": ["STOP"],
+    "tool_choice": {"type": "tool", "name": "describe"},
+    "tools": [
+        {
+            "name": "describe",
+            "description": "Describe things",
+            "input_schema": {"type": "object", "properties": {"id": {"type": "string", "enum": ["a"]}}},
+        }
+    ],
+    "thinking": {"type": "enabled", "budget_tokens": 1024},
+    "service_tier": "auto",
+    "container": "container-1",
+    "mcp_servers": [{"type": "url", "url": "https://mcp.example/x", "name": "m", "authorization_token": "t"}],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "hello",
+                    "citations": [{"type": "char_location", "cited_text": "c"}],
+                },
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_DATA}},
+                {"type": "image", "source": {"type": "url", "url": "https://img.example/a.png"}},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}},
+                {
+                    "type": "document",
+                    "title": "t",
+                    "context": "c",
+                    "source": {"type": "content", "content": "x"},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": b64(BINARY)},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "describe",
+                    "input": {"id": "a", "deep": [["x"]]},
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "ok"}]}
+            ],
+        },
+        {"role": "assistant", "content": "plain string content"},
+    ],
+}
+PLANT = f"node {EC2} role arn:aws:iam::{ACCOUNT}:role/x"
+
+
+def string_places(node: object, path: tuple = ()) -> list[tuple]:
+    """The path of every string value and every key in ``node``."""
+    places: list[tuple] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            places.append((*path, ("key", key)))
+            places += string_places(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            places += string_places(value, (*path, i))
+    elif isinstance(node, str):
+        places.append(path)
+    return places
+
+
+def planted(place: tuple) -> object:
+    doc = json.loads(json.dumps(FULL_REQUEST))
+    *parents, last = place
+    holder = doc
+    for step in parents:
+        holder = holder[step]
+    if isinstance(last, tuple):  # a key: renamed
+        holder[PLANT] = holder.pop(last[1])
+    else:
+        holder[last] = PLANT
+    return doc
+
+
+def test_the_full_request_passes_unchanged(masker: Masker) -> None:
+    raw = json.dumps(FULL_REQUEST).encode()
+    assert mask_request(raw, masker)[0] == raw
+
+
+@pytest.mark.parametrize("place", string_places(FULL_REQUEST), ids=lambda p: "/".join(map(str, p)))
+def test_an_identifier_in_any_string_or_key_is_masked_or_refused(masker: Masker, place: tuple) -> None:
+    verdict = masked_or_refused(masker, json.dumps(planted(place)).encode(), (EC2, ACCOUNT))
+    assert verdict == "masked" or verdict.startswith("refused 20")

@@ -27,8 +27,8 @@ anywhere else (inside ``tool_use.input``, say) are ordinary values:
   (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text),
   unless their decoded bytes hold an identifier (refused).
 
-Top-level ``model`` is left alone. Token-shaped text inside it is still reserved, so no real
-identifier can be issued a token that already appears there.
+Top-level ``model`` is an ordinary value: no model name holds an identifier, and an identifier written
+there is masked (the API then refuses the unknown model; the error names the token, restored).
 
 Adjacent text in one message's content (text blocks, or plain strings in the list; also system
 blocks and a tool_result's content) is masked as one text, as the model reads it, and shared back out
@@ -57,7 +57,7 @@ _URLSAFE = str.maketrans("-_", "+/")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _EXPONENT = re.compile("[eE]")
 _NUMBER_START = frozenset("-0123456789")
-_EXEMPT_KEYS = frozenset({"model", "data", "signature"})
+_EXEMPT_KEYS = frozenset({"data", "signature"})
 _TEXT_MEDIA = "text/plain"
 # what the API reads in a base64 source, by block type and media type: the data's first bytes
 _MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
@@ -82,7 +82,6 @@ def mask_document(
     suffixes: list[str] = []
     owners: list[int] = []  # literal index of each text
     documents: set[int] = set()  # literal indices of text/plain documents' base64 data
-    exempt: list[str] = []
     quoted: dict[str | None, str] = {}  # key -> its JSON text, as it goes into contexts
     outers: dict[int, str] = {}  # container -> the context its values get from the enclosing key
     containers = doc.containers
@@ -104,9 +103,6 @@ def mask_document(
                 value = account  # masked, the number becomes a token string
         elif literal.key in _EXEMPT_KEYS:
             verdict = where.exemption(i)
-            if verdict == "exempt":
-                exempt.append(value)
-                continue
             if verdict == "binary" and refuse_binary:
                 raise BinaryDocumentError(
                     "the request carries a binary document or image, which aws-masker cannot "
@@ -149,7 +145,7 @@ def mask_document(
         owners.append(i)
     originals = list(texts)
     runs = _join_runs(where.text_runs(), texts, suffixes, owners)
-    masked, result = _mask_unique(masker, texts, contexts, suffixes, exempt)
+    masked, result = _mask_unique(masker, texts, contexts, suffixes)
     _split_runs(runs, texts, masked, result.tokens)
     pieces: list[str] = []
     last = 0
@@ -169,7 +165,7 @@ def mask_document(
 
 
 def _mask_unique(
-    masker: Masker, texts: list[str], contexts: list[str], suffixes: list[str], exempt: list[str]
+    masker: Masker, texts: list[str], contexts: list[str], suffixes: list[str]
 ) -> tuple[list[str], MaskResult]:
     """``masker.mask_texts`` with each (context, text, suffix) scanned once: keys and many values
     recur throughout a document (a describe-instances dump repeats each key thousands of times), and
@@ -185,7 +181,7 @@ def _mask_unique(
             for column, value in zip(unique, item, strict=True):
                 column.append(value)
         order.append(at)
-    masked, result = masker.mask_texts(unique[0], unique[1], reserve_from=exempt, suffixes=unique[2])
+    masked, result = masker.mask_texts(unique[0], unique[1], suffixes=unique[2])
     if len(order) > len(masked):
         for at, times in Counter(order).items():
             if times > 1 and masked[at] != unique[0][at]:
@@ -348,7 +344,7 @@ class _Positions:
         return messages.key == "messages" and messages.parent >= 0 and containers[messages.parent].parent < 0
 
     def exemption(self, i: int) -> str | None:
-        """For a string value: "exempt" (the model), "binary" (an image's or binary document's data),
+        """For a string value: "binary" (an image's or binary document's data),
         "opaque" (a signature), "text-document" (a text/plain document's data) or None (an ordinary
         value)."""
         literal = self.doc.literals[i]
@@ -360,8 +356,6 @@ class _Positions:
         if not node.is_object:
             return None
         key = literal.key
-        if key == "model" and node.parent < 0:
-            return "exempt"
         if key == "data" and node.key == "source" and self._type(index) != "text":
             # base64 data (or data claimed so by a duplicated or odd source type): what the API
             # decodes, so the bytes are checked; a text source's data is ordinary text
