@@ -17,6 +17,7 @@ from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.errors import InvalidEncodingError, MaskerError
+from aws_masker.restore import restore_json_text
 from aws_masker.scanner import ESCAPE_LEVELS
 
 SECRET = "adversarial-secret-0123"
@@ -309,3 +310,101 @@ def test_the_full_request_passes_unchanged(masker: Masker) -> None:
 def test_an_identifier_in_any_string_or_key_is_masked_or_refused(masker: Masker, place: tuple) -> None:
     verdict = masked_or_refused(masker, json.dumps(planted(place)).encode(), (EC2, ACCOUNT))
     assert verdict == "masked" or verdict.startswith("refused 20")
+
+
+# -- d. text the model reads as one, split over blocks, messages and system ---------------------------
+
+HEAD, TAIL = EC2[:9], EC2[9:]
+
+
+def conversation(*messages: dict, **extra: object) -> bytes:
+    body = {"model": "m", "max_tokens": 1, "messages": list(messages), **extra}
+    return json.dumps(body).encode()
+
+
+def text(value: str) -> dict:
+    return {"type": "text", "text": value}
+
+
+def tool_result(content: object) -> dict:
+    return {"type": "tool_result", "tool_use_id": "toolu_1", "content": content}
+
+
+SPLITS = {
+    "consecutive user strings": conversation(
+        {"role": "user", "content": f"instance {HEAD}"}, {"role": "user", "content": f"{TAIL} is down"}
+    ),
+    "consecutive user blocks": conversation(
+        {"role": "user", "content": [text(f"instance {HEAD}")]}, {"role": "user", "content": [text(TAIL)]}
+    ),
+    "consecutive assistant turns": conversation(
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": f"instance {HEAD}"},
+        {"role": "assistant", "content": [text(TAIL)]},
+    ),
+    "two tool results": conversation(
+        {"role": "user", "content": [tool_result(f"instance {HEAD}"), tool_result([text(TAIL)])]}
+    ),
+    "text then tool result": conversation(
+        {"role": "user", "content": [text(f"instance {HEAD}"), tool_result(TAIL)]}
+    ),
+    "tool result then text": conversation(
+        {"role": "user", "content": [tool_result([text(f"instance {HEAD}")]), text(TAIL)]}
+    ),
+    "system blocks": conversation(
+        {"role": "user", "content": "hi"}, system=[text(f"instance {HEAD}"), text(f"{TAIL} down")]
+    ),
+    "key and value over two user turns": conversation(
+        {"role": "user", "content": "OwnerId: "}, {"role": "user", "content": f"{ACCOUNT}\n"}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLITS))
+def test_text_split_where_the_model_reads_it_as_one_is_masked(masker: Masker, name: str) -> None:
+    out, result = mask_request(SPLITS[name], masker)
+    assert leaked(out, (EC2, ACCOUNT, HEAD)) == [], name
+    restored = restore_json_text(out.decode(), result.tokens)[0]
+    assert strings(json.loads(restored)) == strings(json.loads(SPLITS[name])), name
+
+
+def strings(node: object) -> str:
+    """Every string of ``node`` joined: the restore gives a split identifier back whole in its first part."""
+    if isinstance(node, dict):
+        return "".join(
+            strings(value) for key, value in node.items() if key not in ("role", "type", "tool_use_id")
+        )
+    if isinstance(node, list):
+        return "".join(strings(value) for value in node)
+    return node if isinstance(node, str) else ""
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        (f"instance {EC2}", "1 more"),  # joined: i-0123456789abcdef01
+        (f"instance {EC2}", "abc"),
+        ("abc", f"{EC2} is down"),  # joined: abci-0123...
+        ("OwnerId: 1", f"{ACCOUNT} x"),
+    ],
+)
+def test_an_identifier_whole_in_one_part_is_masked_whatever_the_next_part_starts_with(
+    masker: Masker, parts: tuple[str, str]
+) -> None:
+    for body in (
+        request(text(parts[0]), text(parts[1])),
+        conversation({"role": "user", "content": parts[0]}, {"role": "user", "content": parts[1]}),
+    ):
+        out, result = mask_request(body, masker)
+        originals = (EC2,) if EC2 in "".join(parts) else ()
+        assert leaked(out, originals) == []
+        assert strings(json.loads(restore_json_text(out.decode(), result.tokens)[0])) == strings(
+            json.loads(body)
+        )
+
+
+def test_turns_of_different_roles_are_not_joined(masker: Masker) -> None:
+    body = conversation(
+        {"role": "user", "content": "ask about i-0123"}, {"role": "assistant", "content": "4567 ok"}
+    )
+    assert mask_request(body, masker)[0] == body

@@ -71,6 +71,7 @@ class Masker:
         contexts: list[str] | None = None,
         reserve_from: list[str] | None = None,
         suffixes: list[str] | None = None,
+        issued: dict[str, str] | None = None,
     ) -> tuple[list[str], MaskResult]:
         """Mask several strings of one request with one shared token map.
 
@@ -80,7 +81,9 @@ class Masker:
         ``suffixes[i]``, likewise, is text that stood right after it (for a JSON value: its closing
         quote and the next member's key), for rules that look behind a value.
         ``reserve_from`` are strings of the request that are sent unchanged: token-shaped text in them
-        is reserved too.
+        is reserved too. ``issued`` (token -> original) are tokens an earlier call issued for the same
+        request (the texts may hold them): they are issued again for their originals, not reserved,
+        and the result's ``tokens`` include them.
         """
         issuer = TokenIssuer(self._secret, self._mint)
         sources = [contexts[i] + text for i, text in enumerate(texts)] if contexts else texts
@@ -91,6 +94,9 @@ class Masker:
         for text in [*(reserve_from or ()), *sources]:
             if "AWS_" in text:
                 issuer.reserved.update(TOKEN_RE.findall(text))
+        if issued:
+            issuer.reserved.difference_update(issued)
+            issuer.by_token.update(issued)
         result = MaskResult()
         names: dict[str, tuple[str, str, str]] = {}  # context-found names, for the echo
         kept: list[list[tuple[int, int]]] = []

@@ -30,10 +30,12 @@ anywhere else (inside ``tool_use.input``, say) are ordinary values:
 Top-level ``model`` is an ordinary value: no model name holds an identifier, and an identifier written
 there is masked (the API then refuses the unknown model; the error names the token, restored).
 
-Adjacent text in one message's content (text blocks, or plain strings in the list; also system
-blocks and a tool_result's content) is masked as one text, as the model reads it, and shared back out
-to the blocks: an identifier split over two blocks is masked whole in the first.
-"""
+Text the model reads as one is masked as one text and shared back out to its parts: an identifier
+split over two parts is masked whole in the first. That is adjacent text in one message's content
+(text blocks, plain strings, a tool_result's content in its place), in consecutive messages of one
+role (the API merges them into one turn), and in system blocks; any other block ends it. Each part
+is then masked alone too, so an identifier whole in one part is masked even where the next part
+runs on from it (``i-0123456789abcdef0`` + ``1 more``)."""
 
 from __future__ import annotations
 
@@ -144,9 +146,25 @@ def mask_document(
             suffixes.append(quote + ", " + quoted[next_key])
         owners.append(i)
     originals = list(texts)
+    ends = list(suffixes)
     runs = _join_runs(where.text_runs(), texts, suffixes, owners)
     masked, result = _mask_unique(masker, texts, contexts, suffixes)
     _split_runs(runs, texts, masked, result.tokens)
+    if runs:
+        # each part alone too: joined, an identifier whole in one part can run on into the next
+        # ("i-0123456789abcdef0" + "1 more") and no longer match
+        parts = [k for ks, _ in runs for k in ks]
+        again, alone = masker.mask_texts(
+            [masked[k] for k in parts],
+            [contexts[k] for k in parts],
+            suffixes=[ends[k] for k in parts],
+            issued=result.tokens,
+        )
+        for k, text in zip(parts, again, strict=True):
+            masked[k] = text
+        alone.counts.update(result.counts)
+        alone.collisions += result.collisions
+        result = alone
     pieces: list[str] = []
     last = 0
     for owner, before, after in zip(owners, originals, masked, strict=True):
@@ -322,27 +340,6 @@ class _Positions:
             index = holder.parent  # is the tool_result a block?
         return False
 
-    def message_content(self, index: int) -> bool:
-        """Is container ``index`` a list of content the model reads as one text: a message's
-        content, a tool_result's content, or the system blocks?"""
-        containers = self.doc.containers
-        holder = containers[index]
-        if holder.is_object or holder.parent < 0:
-            return False
-        if holder.key == "system":
-            return containers[holder.parent].parent < 0
-        if holder.key != "content":
-            return False
-        return self.is_block(holder.parent) or self._is_message(holder.parent)
-
-    def _is_message(self, index: int) -> bool:
-        containers = self.doc.containers
-        message = containers[index]
-        if not message.is_object or message.key is not None or message.parent < 0:
-            return False
-        messages = containers[message.parent]
-        return messages.key == "messages" and messages.parent >= 0 and containers[messages.parent].parent < 0
-
     def exemption(self, i: int) -> str | None:
         """For a string value: "binary" (an image's or binary document's data),
         "opaque" (a signature), "text-document" (a text/plain document's data) or None (an ordinary
@@ -382,37 +379,76 @@ class _Positions:
         return self._type(block) or "", _media(self._member(index, "media_type"))
 
     def text_runs(self) -> list[list[int]]:
-        """Runs of adjacent text in each message's content list (text blocks' ``text``, plain
-        strings), as literal indices in list order."""
+        """Runs of text the model reads as one, as literal indices in reading order: the text of
+        adjacent blocks (text blocks' ``text``, plain strings, a ``tool_result``'s content in its
+        place) of a message's content, of consecutive messages of one role (the API merges them into
+        one turn), and of ``system``. Any other block (an image, a tool_use) ends a run."""
         doc = self.doc
-        by_list: dict[int, list[tuple[int, int]]] = {}  # content list -> (place in it, literal)
+        containers = doc.containers
+        if not containers or not containers[0].is_object:
+            return []
+        items: dict[int, list[tuple[int, int]]] = {}  # list container -> (place, +literal / ~container)
+        under: dict[tuple[int, str | None], list[int]] = {}  # (object, key) -> its container values
         for i, literal in enumerate(doc.literals):
-            if literal.kind == KEY or literal.kind == NUMBER or literal.container < 0:
+            if literal.kind != KEY and literal.container >= 0 and not containers[literal.container].is_object:
+                items.setdefault(literal.container, []).append((literal.position, i))
+        for c, container in enumerate(containers):
+            if container.parent < 0:
                 continue
-            node = doc.containers[literal.container]
-            if not node.is_object:
-                if self.message_content(literal.container):
-                    by_list.setdefault(literal.container, []).append((literal.position, i))
-            elif (
-                literal.key == "text"
-                and node.parent >= 0
-                and self._type(literal.container) == "text"
-                and self.message_content(node.parent)
-            ):
-                by_list.setdefault(node.parent, []).append((node.position, i))
+            if containers[container.parent].is_object:
+                under.setdefault((container.parent, container.key), []).append(c)
+            else:
+                items.setdefault(container.parent, []).append((container.position, ~c))
+        for listed in items.values():
+            listed.sort()
         runs: list[list[int]] = []
-        for items in by_list.values():
-            items.sort()
-            run = [items[0][1]]
-            for (before, _), (place, i) in itertools.pairwise(items):
-                if place == before + 1:
-                    run.append(i)
-                    continue
-                if len(run) > 1:
-                    runs.append(run)
-                run = [i]
+        run: list[int] = []
+
+        def cut() -> None:
             if len(run) > 1:
-                runs.append(run)
+                runs.append(list(run))
+            run.clear()
+
+        def content(holder: int, key: str, depth: int) -> None:
+            """The text of ``holder``'s ``key`` (a string, or a list of blocks), onto the run."""
+            for i in containers[holder].strings.get(key, ()):
+                run.append(i)
+            for c in under.get((holder, key), ()):
+                if containers[c].is_object or depth > _MAX_BLOCK_DEPTH:
+                    cut()
+                    continue
+                for _, item in items.get(c, ()):
+                    if item >= 0:
+                        if doc.literals[item].kind == NUMBER:
+                            cut()
+                        else:
+                            run.append(item)
+                        continue
+                    block = ~item
+                    kind = self._type(block) if containers[block].is_object else None
+                    if kind == "text" and len(containers[block].strings.get("text", ())) == 1:
+                        run.append(containers[block].strings["text"][0])
+                    elif kind == "tool_result":
+                        content(block, "content", depth + 1)
+                    else:
+                        cut()
+
+        content(0, "system", 0)
+        cut()
+        for messages in under.get((0, "messages"), ()):
+            role: str | None = None
+            for _, item in items.get(messages, ()):
+                message = ~item if item < 0 else -1
+                if message < 0 or not containers[message].is_object:
+                    cut()
+                    role = None
+                    continue
+                this = self._member(message, "role")
+                if this is None or this != role:
+                    cut()
+                role = this
+                content(message, "content", 0)
+            cut()
         return runs
 
 
