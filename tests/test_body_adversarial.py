@@ -408,3 +408,48 @@ def test_turns_of_different_roles_are_not_joined(masker: Masker) -> None:
         {"role": "user", "content": "ask about i-0123"}, {"role": "assistant", "content": "4567 ok"}
     )
     assert mask_request(body, masker)[0] == body
+
+
+# -- e. the cost stays linear in the body, however long its keys -------------------------------------
+
+
+class Budget(Exception):
+    pass
+
+
+class CountingMasker(Masker):
+    """Counts the characters each scan is handed (texts with their contexts and suffixes) and stops
+    once they pass a budget: the work masking a body costs, measured without a clock."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(MaskerConfig(token_secret=SECRET))
+        self.budget = budget
+        self.scanned = 0
+
+    def mask_texts(self, texts, contexts=None, reserve_from=None, suffixes=None, issued=None):  # type: ignore[no-untyped-def]
+        self.scanned += sum(map(len, texts)) + sum(map(len, contexts or ())) + sum(map(len, suffixes or ()))
+        if self.scanned > self.budget:
+            raise Budget(f"scanned {self.scanned} characters")
+        return super().mask_texts(texts, contexts, reserve_from, suffixes, issued)
+
+
+LONG_KEY = "k" * 200_000
+ADVERSARIAL = {
+    "a long key over many values": json.dumps({LONG_KEY: [f"v{i}" for i in range(5000)]}),
+    "a long key over many members": json.dumps({LONG_KEY: {f"m{i}": f"v{i}" for i in range(5000)}}),
+    "long keys between many values": json.dumps({f"{LONG_KEY[:2000]}{i}": f"v{i}" for i in range(500)}),
+    "deep nesting under long keys": '{"messages": '
+    + "[" * 2000
+    + json.dumps({LONG_KEY: [f"x{i}" for i in range(500)]})
+    + "]" * 2000
+    + "}",
+    "many split text blocks": request(*[text(f"part {i} i-01234") for i in range(20000)]).decode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_masking_work_is_linear_in_the_body(name: str) -> None:
+    body = ADVERSARIAL[name].encode()
+    counting = CountingMasker(budget=8 * len(body))
+    out, _ = mask_request(body, counting)  # raises Budget past 8 characters scanned per body byte
+    assert counting.scanned > 0 and out == body

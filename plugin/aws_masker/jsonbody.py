@@ -69,6 +69,8 @@ _MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
     ("image", "image/webp"): (b"RIFF",),  # and "WEBP" at 8 (_magic_ok)
     ("document", "application/pdf"): (b"%PDF",),
 }
+_KEY_CONTEXT = 256
+"""Characters of a key that stand in the context of its values (no rule's key is longer)."""
 _MAX_BLOCK_DEPTH = 64
 """tool_result blocks nest tool_result blocks at most this deep before the exemptions stop applying."""
 
@@ -281,7 +283,11 @@ def _media(value: str | None) -> str:
 
 
 def _quoted(key: str) -> str:
-    return json.dumps(key, ensure_ascii=False)
+    """A key as it goes into the contexts of values: its last ``_KEY_CONTEXT`` characters, so that a
+    long key over many values (or a long container key over many members) adds a bounded amount of
+    context to each, and masking stays linear in the body. (The key itself is scanned whole, as a
+    literal of its own.)"""
+    return json.dumps(key[-_KEY_CONTEXT:], ensure_ascii=False)
 
 
 def _outer(container: Container) -> str:
