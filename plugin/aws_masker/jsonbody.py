@@ -148,25 +148,11 @@ def mask_document(
             suffixes.append(quote + ", " + quoted[next_key])
         owners.append(i)
     originals = list(texts)
-    ends = list(suffixes)
-    runs = _join_runs(where.text_runs(), texts, suffixes, owners)
     masked, result = _mask_unique(masker, texts, contexts, suffixes)
-    _split_runs(runs, texts, masked, result.tokens)
+    slot = {owner: k for k, owner in enumerate(owners)}
+    runs = [ks for ks in ([slot[i] for i in run if i in slot] for run in where.text_runs()) if len(ks) > 1]
     if runs:
-        # each part alone too: joined, an identifier whole in one part can run on into the next
-        # ("i-0123456789abcdef0" + "1 more") and no longer match
-        parts = [k for ks, _ in runs for k in ks]
-        again, alone = masker.mask_texts(
-            [masked[k] for k in parts],
-            [contexts[k] for k in parts],
-            suffixes=[ends[k] for k in parts],
-            issued=result.tokens,
-        )
-        for k, text in zip(parts, again, strict=True):
-            masked[k] = text
-        alone.counts.update(result.counts)
-        alone.collisions += result.collisions
-        result = alone
+        result = _mask_runs(masker, runs, originals, masked, contexts, suffixes, result)
     pieces: list[str] = []
     last = 0
     for owner, before, after in zip(owners, originals, masked, strict=True):
@@ -458,39 +444,79 @@ class _Positions:
         return runs
 
 
-def _join_runs(
-    runs: list[list[int]], texts: list[str], suffixes: list[str], owners: list[int]
-) -> list[tuple[list[int], list[int]]]:
-    """Adjacent text of one message is masked as one text, in the first part's place (with the last
-    part's suffix); the other parts are left empty until ``_split_runs`` shares the result out. Returns
-    each run's text indices and the offsets where its parts after the first begin."""
-    slot = {owner: k for k, owner in enumerate(owners)}
-    joined: list[tuple[list[int], list[int]]] = []
-    for run in runs:
-        ks = [slot[i] for i in run if i in slot]
-        if len(ks) < 2:
-            continue
-        bounds = list(itertools.accumulate(len(texts[k]) for k in ks[:-1]))
-        texts[ks[0]] = "".join(texts[k] for k in ks)
-        suffixes[ks[0]] = suffixes[ks[-1]]
-        for k in ks[1:]:
-            texts[k] = ""
-        joined.append((ks, bounds))
-    return joined
+def _mask_runs(
+    masker: Masker,
+    runs: list[list[int]],
+    originals: list[str],
+    masked: list[str],
+    contexts: list[str],
+    suffixes: list[str],
+    result: MaskResult,
+) -> MaskResult:
+    """Mask each run of text the model reads as one (text indices in reading order; ``masked`` holds
+    each part masked alone) as one text too, and share the result back out to its parts: every
+    character stays in its part, and a token goes where its identifier began (an identifier cut
+    across two parts is masked whole in the first, and the second goes on after it). The restore
+    gives back the joined original.
 
-
-def _split_runs(
-    joined: list[tuple[list[int], list[int]]], texts: list[str], masked: list[str], tokens: dict[str, str]
-) -> None:
-    """Share each joined text's masked form out to its parts: every character stays in its part, and a
-    token goes where its identifier began (an identifier cut across two blocks is masked whole in the
-    first, and the second goes on after it). The restore gives back the joined original."""
-    for ks, bounds in joined:
-        parts = _split_masked(texts[ks[0]], masked[ks[0]], bounds, tokens)
-        if parts is None:  # an identifier written with escapes: its text is not its value
-            parts = [masked[ks[0]]] + [""] * (len(ks) - 1)
-        for k, part in zip(ks, parts, strict=True):
+    Two orders, and per run the one that masks more of the original wins: the parts masked alone and
+    then joined (joined first, an identifier whole in one part can run on into the next,
+    ``i-0123456789abcdef0`` + ``1 more``, and no longer match, or a name found by its key can take
+    the next part's first word), or joined first and then each part alone (alone first, the head of
+    a split identifier can be an identifier of its own, ``i-01234567`` + ``89abcdef0``, and leave the
+    tail). Returns the request's result with the tokens added (counts: the parts', and the joined
+    scan's of the first order)."""
+    parts_first, joint = _joined(masker, runs, masked, contexts, suffixes, result.tokens)
+    joined_first, whole = _joined(masker, runs, originals, contexts, suffixes, joint.tokens)
+    flat = [k for ks in runs for k in ks]
+    alone, last = masker.mask_texts(
+        [part for parts in joined_first for part in parts],
+        [contexts[k] for k in flat],
+        suffixes=[suffixes[k] for k in flat],
+        issued=whole.tokens,
+    )
+    tokens = last.tokens
+    at = 0
+    for ks, first in zip(runs, parts_first, strict=True):
+        second = alone[at : at + len(ks)]
+        at += len(ks)
+        chosen = second if _covered(second, tokens) > _covered(first, tokens) else first
+        for k, part in zip(ks, chosen, strict=True):
             masked[k] = part
+    last.counts.update(result.counts + joint.counts)
+    last.collisions += result.collisions + joint.collisions + whole.collisions
+    return last
+
+
+def _joined(
+    masker: Masker,
+    runs: list[list[int]],
+    texts: list[str],
+    contexts: list[str],
+    suffixes: list[str],
+    issued: dict[str, str],
+) -> tuple[list[list[str]], MaskResult]:
+    """Each run's parts of ``texts`` joined (with the first part's context and the last part's
+    suffix), masked, and cut back into parts."""
+    joined = ["".join(texts[k] for k in ks) for ks in runs]
+    again, result = masker.mask_texts(
+        joined, [contexts[ks[0]] for ks in runs], suffixes=[suffixes[ks[-1]] for ks in runs], issued=issued
+    )
+    out: list[list[str]] = []
+    for ks, before, after in zip(runs, joined, again, strict=True):
+        parts = [texts[k] for k in ks]
+        if after != before:
+            bounds = list(itertools.accumulate(map(len, parts[:-1])))
+            split = _split_masked(before, after, bounds, result.tokens)
+            # (None: an identifier written with escapes, its text is not its value)
+            parts = split if split is not None else [after] + [""] * (len(ks) - 1)
+        out.append(parts)
+    return out, result
+
+
+def _covered(parts: list[str], tokens: dict[str, str]) -> int:
+    """How many characters of the original the tokens in ``parts`` stand for."""
+    return sum(len(tokens.get(token, "")) for part in parts for token in TOKEN_RE.findall(part))
 
 
 def _split_masked(joined: str, masked: str, bounds: list[int], tokens: dict[str, str]) -> list[str] | None:
@@ -514,7 +540,11 @@ def _split_masked(joined: str, masked: str, bounds: list[int], tokens: dict[str,
             continue  # token-shaped text the client sent: plain text
         gap = masked[i : m.start()]
         at = j + len(gap)
-        if joined[j:at] != gap or joined[at : at + len(original)] != original:
+        if joined[j:at] != gap:
+            return None
+        if joined[at : at + len(original)] != original:
+            if joined.startswith(m.group(), at):
+                continue  # a token the parts already had: plain text
             return None
         plain(j, gap)
         parts[bisect_right(bounds, at)].append(m.group())
