@@ -19,6 +19,7 @@ from aws_masker.engine import Masker
 from aws_masker.errors import InvalidEncodingError, MaskerError
 from aws_masker.restore import restore_json_text
 from aws_masker.scanner import ESCAPE_LEVELS
+from aws_masker.textview import folded
 
 SECRET = "adversarial-secret-0123"
 ACCOUNT = "483920175526"
@@ -453,3 +454,95 @@ def test_masking_work_is_linear_in_the_body(name: str) -> None:
     counting = CountingMasker(budget=8 * len(body))
     out, _ = mask_request(body, counting)  # raises Budget past 8 characters scanned per body byte
     assert counting.scanned > 0 and out == body
+
+
+def test_a_name_found_by_its_key_is_not_lengthened_by_the_next_part(masker: Masker) -> None:
+    body = request(text(f"DBInstanceIdentifier: {RDS}"), text('and "\\"' + RDS + ' x\\""'))
+    assert masked_or_refused(masker, body, (RDS,)) == "masked"
+
+
+# -- f. an echoed name written with escapes or percent-encoding ---------------------------------------
+
+ECHOES = {
+    "\\u escape in the same text": f"DBInstanceIdentifier: {RDS}\n\nlater: orders\\u002dprod-db-1",
+    "\\u escapes throughout": f"DBInstanceIdentifier: {RDS}\n\nlater: orders\\u002dprod\\u002ddb\\u002d1.",
+    "two levels": f'DBInstanceIdentifier: {RDS}\n\nlog: {{\\"db\\": \\"orders\\\\u002dprod-db-1\\"}}',
+    "percent-encoded": f"DBInstanceIdentifier: {RDS}\n\nhttps://console.example/rds?db=orders%2Dprod%2ddb-1",
+    "percent-encoded, other text": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ECHOES))
+def test_an_echoed_name_is_found_through_escapes_and_percent_encoding(masker: Masker, name: str) -> None:
+    if ECHOES[name] is None:
+        body = request(
+            text(f"DBInstanceIdentifier: {RDS}"), tool_result("GET /?db=orders%2Dprod%2Ddb%2D1 200")
+        )
+    else:
+        body = request(text(ECHOES[name]))
+    assert masked_or_refused(masker, body, (RDS,)) == "masked"
+
+
+def test_an_echoed_name_in_tool_input_written_with_escapes_is_masked(masker: Masker) -> None:
+    tool_use = {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "n",
+        "input": {"DBInstanceIdentifier": RDS, "note": "see orders\\u002dprod-db-1 and orders%2Dprod-db-1"},
+    }
+    body = conversation({"role": "assistant", "content": [tool_use]})
+    assert masked_or_refused(masker, body, (RDS,)) == "masked"
+
+
+# -- g. unicode tricks, percent-encoding, long lines, CRLF ---------------------------------------------
+
+
+def fullwidth(value: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in value)
+
+
+ARN = f"arn:aws:iam::{ACCOUNT}:role/Admin"
+TRICKS = {
+    "fullwidth instance id": (f"instance {fullwidth(EC2)} is down", fullwidth(EC2)),
+    "fullwidth digits under a key": (f"OwnerId: {fullwidth(ACCOUNT)}", fullwidth(ACCOUNT)),
+    "arabic-indic digits": ("OwnerId: " + "".join(chr(0x660 + int(c)) for c in ACCOUNT), ACCOUNT),
+    "zero-width space inside": (f"instance {EC2[:8]}\u200b{EC2[8:]}", EC2),
+    "zero-width joiner in an arn": (ARN.replace(ACCOUNT, ACCOUNT[:4] + "\u200d" + ACCOUNT[4:]), ACCOUNT),
+    "soft hyphen": (f"instance {EC2[:6]}\u00ad{EC2[6:]}", EC2),
+    "bidi control": (f"instance {EC2[:6]}\u202e{EC2[6:]}", EC2),
+    "combining mark": (f"instance {EC2[:12]}\u0301{EC2[12:]}", EC2),
+    "non-breaking hyphen": ("instance " + EC2.replace("-", "\u2011"), EC2),
+    "en dash": ("instance " + EC2.replace("-", "\u2013"), EC2),
+    "cyrillic i": ("instance \u0456" + EC2[1:], EC2),
+    "fullwidth colon after the key": (f"OwnerId\uff1a {ACCOUNT}", ACCOUNT),
+    "ratio sign for a colon": (f"OwnerId\u2236 {ACCOUNT}", ACCOUNT),
+    "percent-encoded arn": (
+        "https://console.example/iam?arn=" + ARN.replace(":", "%3A").replace("/", "%2F"),
+        ACCOUNT,
+    ),
+    "percent-encoded arn, lower case": ("x " + ARN.replace(":", "%3a").replace("/", "%2f"), ACCOUNT),
+    "percent-encoded hyphen": ("instance " + EC2.replace("-", "%2D"), EC2),
+    "crlf yaml": (f"Reservations:\r\n  - OwnerId: '{ACCOUNT}'\r\n", ACCOUNT),
+    "cr only": (f"Reservations:\r  - OwnerId: '{ACCOUNT}'\r", ACCOUNT),
+    "a very long line": ("x" * 300_000 + f" instance {EC2} " + "y" * 300_000, EC2),
+}
+
+
+def still_readable(out: bytes, original: str) -> bool:
+    """Does the original show in the sent text, or once its look-alikes and encodings are folded?"""
+    sent = json.loads(out)["messages"][0]["content"][0]["text"]
+    return original in sent or original in folded(sent)[0]
+
+
+@pytest.mark.parametrize("name", sorted(TRICKS))
+def test_unicode_and_encoding_tricks_are_seen_through(masker: Masker, name: str) -> None:
+    written, original = TRICKS[name]
+    out, result = mask_request(request(text(written)), masker)
+    assert not still_readable(out, original), name
+    assert result.total >= 1, name
+
+
+def test_ordinary_non_ascii_text_is_left_alone(masker: Masker) -> None:
+    prose = "Ｈｅｌｌｏ – ｗｏｒｌｄ： привет, мир — ２０２４年１２月 ① ﬁ ٣ café naïve\u200b\u00ad"
+    body = request(text(prose * 200))
+    assert mask_request(body, masker)[0] == body

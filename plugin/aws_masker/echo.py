@@ -34,7 +34,8 @@ from collections import Counter
 from typing import NamedTuple
 
 from .patterns import REGION
-from .scanner import escapes_blanked
+from .scanner import escapes_blanked, unescaped
+from .textview import folded
 
 
 class _Word(NamedTuple):
@@ -111,10 +112,31 @@ def echo(
             spans += _by_lookup(joined, word, names)
         else:
             spans += _by_search(joined, word, _recurring(joined, names))
+    for i, text in enumerate(texts):
+        if "\\" in text or "%" in text or not text.isascii():
+            spans += _decoded(text, offsets[i], by_word)
     accepted = _without_overlaps(spans)
     if not accepted:
         return texts
     return _apply(texts, offsets, accepted, counts)
+
+
+def _decoded(text: str, base: int, by_word: dict[_Word, dict[str, tuple[str, str]]]) -> list[_Span]:
+    """The names in ``text`` as the rules read it (escapes undone, percent-encoding and unicode
+    look-alikes folded, see scanner.py and textview.py): ``orders\\u002dprod-db-1``,
+    ``orders%2Dprod-db-1``. Each span covers the text the name was decoded from."""
+    view, source = folded(*unescaped(text))
+    if source is None:
+        return []
+    found: list[_Span] = []
+    for word, names in by_word.items():
+        hits = (
+            _by_lookup(view, word, names)
+            if len(names) > SEARCHES
+            else _by_search(view, word, _recurring(view, names))
+        )
+        found += [(base + source(start), base + source(end), *rest) for start, end, *rest in hits]
+    return found
 
 
 def _recurring(joined: str, names: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:

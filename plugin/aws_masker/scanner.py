@@ -28,6 +28,7 @@ from typing import NamedTuple
 from . import prefilter
 from .errors import InvalidEncodingError
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, Rule, Verdict, literal_trie, run
+from .textview import folded
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -232,7 +233,7 @@ class Scanner:
     def each(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         """Call ``emit`` with the fields of each ``Found`` in ``text``, in order: the engine renders as
         it goes, without collecting them."""
-        text, source = unescaped(text)
+        text, source = folded(*unescaped(text))
         if source is not None:
             emit = _mapped(emit, source)
         if self.mode == "anchors":
