@@ -522,6 +522,9 @@ TRICKS = {
     ),
     "percent-encoded arn, lower case": ("x " + ARN.replace(":", "%3a").replace("/", "%2f"), ACCOUNT),
     "percent-encoded hyphen": ("instance " + EC2.replace("-", "%2D"), EC2),
+    "html reference for the hyphen": ("instance " + EC2.replace("-", "&#45;"), EC2),
+    "html hex references": ("instance " + "".join(f"&#x{ord(c):x};" for c in EC2), EC2),
+    "html named colon": (f"arn&colon;aws&colon;iam&colon;&colon;{ACCOUNT}&colon;role/x", ACCOUNT),
     "crlf yaml": (f"Reservations:\r\n  - OwnerId: '{ACCOUNT}'\r\n", ACCOUNT),
     "cr only": (f"Reservations:\r  - OwnerId: '{ACCOUNT}'\r", ACCOUNT),
     "a very long line": ("x" * 300_000 + f" instance {EC2} " + "y" * 300_000, EC2),
@@ -544,5 +547,6 @@ def test_unicode_and_encoding_tricks_are_seen_through(masker: Masker, name: str)
 
 def test_ordinary_non_ascii_text_is_left_alone(masker: Masker) -> None:
     prose = "Ｈｅｌｌｏ – ｗｏｒｌｄ： привет, мир — ２０２４年１２月 ① ﬁ ٣ café naïve\u200b\u00ad"
+    prose += " &amp; &#169; 50%25 &#45;"
     body = request(text(prose * 200))
     assert mask_request(body, masker)[0] == body

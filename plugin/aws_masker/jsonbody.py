@@ -251,11 +251,15 @@ def _check_binary(data: str, kind: str, media: str, masker: Masker) -> None:
 def _check_opaque(decoded: bytes, masker: Masker) -> None:
     """Refuse opaque data whose bytes, read as text, hold an identifier the catalogue masks (text
     after a genuine header, a signature that is base64 text): it cannot be masked in place."""
-    if any(found.mask for found in masker.find(decoded.decode("latin-1"))):
+    if any(found.mask for found in masker.find(decoded.translate(_ASCII_ONLY).decode("ascii"))):
         raise OpaqueDataError(
             "an image, document or signature in the request carries an identifier inside its "
             "encoded data, which cannot be masked; it was not forwarded"
         )
+
+
+_ASCII_ONLY = bytes(range(128)) + b" " * 128
+"""Bytes to ASCII, every other byte a space: what a reader of binary data sees as text."""
 
 
 def _loose_b64decode(value: str) -> bytes:

@@ -8,15 +8,16 @@ scanner.py's JSON unescaping (it runs after it): an identifier found in the view
 whole range of the text it was folded from, and its value (what the token restores) is the folded one.
 
 What is folded (each to at most one character, so the view is never longer):
-- ``%XX`` escapes of the characters identifiers and their separators are made of (letters, digits,
-  ``-:/._=+@``); never ``%``, a quote or a backslash, so nothing decodes twice;
+- ``%XX`` escapes and HTML character references (``&#45;``, ``&#x3a;``, ``&colon;``) of the
+  characters identifiers and their separators are made of (letters, digits, ``-:/._=+@``, and the
+  look-alikes below); never ``%``, ``&``, a quote or a backslash, so nothing decodes twice;
 - format characters (zero-width spaces and joiners, soft hyphens, bidi controls, BOMs) and combining
   marks: removed;
 - characters whose compatibility form (NFKC) is one such ASCII character (fullwidth and mathematical
   letters and digits, fullwidth colon), decimal digits of any script, dashes and minus signs, colon
   look-alikes, and the Cyrillic and Greek letters that look like Latin ones.
 
-Cost: nothing for ASCII text without ``%``; otherwise two C-speed passes per fold (a regex split and
+Cost: nothing for ASCII text without ``%`` or ``&``; otherwise two C-speed passes per fold (a regex split and
 running sums), as for escapes.
 """
 
@@ -31,6 +32,8 @@ from typing import NamedTuple
 
 _KEEP = "-:/._=+@"
 _PERCENT = re.compile("(%[0-9A-Fa-f]{2})")
+_NAMED = {"colon": ":", "sol": "/", "period": ".", "hyphen": "-", "dash": "-", "lowbar": "_", "commat": "@"}
+_ENTITY = re.compile("(&#[0-9]{1,7};|&#[xX][0-9a-fA-F]{1,6};|&(?:" + "|".join(_NAMED) + ");)")
 _LOOKALIKES = {
     # colons
     "\u2236": ":",
@@ -67,7 +70,23 @@ def _table() -> dict[str, str]:
 
 
 _FOLD = _table()
-_FOLDABLE = re.compile("([" + "".join(re.escape(c) for c in sorted(_FOLD)) + "])")
+
+
+def _char_class(chars: list[int]) -> str:
+    """A regex character class of the code points, as ranges (a class of single characters is tried
+    one by one, a class of ranges by a bisection: 400 ranges, not 2,500 characters)."""
+    ranges: list[list[int]] = []
+    for cp in sorted(chars):
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return (
+        "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges) + "]"
+    )
+
+
+_FOLDABLE = re.compile("(" + _char_class([ord(c) for c in _FOLD]) + ")")
 
 
 class _Level(NamedTuple):
@@ -100,6 +119,18 @@ def _percent(escapes: list[str]) -> list[str]:
     ]
 
 
+def _entities(refs: list[str]) -> list[str]:
+    out = []
+    for ref in refs:
+        if ref[1] != "#":
+            out.append(_NAMED[ref[1:-1]])
+            continue
+        cp = int(ref[3:-1], 16) if ref[2] in "xX" else int(ref[2:-1])
+        char = chr(cp) if cp < 0x110000 else ""
+        out.append(char if (char.isascii() and (char.isalnum() or char in _KEEP)) or char in _FOLD else ref)
+    return out
+
+
 def _unicode(chars: list[str]) -> list[str]:
     return [_FOLD[char] for char in chars]
 
@@ -110,6 +141,11 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
     levels: list[_Level] = []
     if "%" in text:
         once = _fold_once(text, _PERCENT, _percent)
+        if once is not None:
+            text, level = once
+            levels.append(level)
+    if "&" in text:
+        once = _fold_once(text, _ENTITY, _entities)
         if once is not None:
             text, level = once
             levels.append(level)
