@@ -404,6 +404,16 @@ def test_an_identifier_whole_in_one_part_is_masked_whatever_the_next_part_starts
         )
 
 
+def test_a_name_found_only_joined_is_echoed_everywhere(masker: Masker) -> None:
+    tool_use = {"type": "tool_use", "id": "t", "name": "n", "input": {"db": RDS}}
+    body = conversation(
+        {"role": "user", "content": [text("DBInstanceIdentifier: "), text(RDS)]},
+        {"role": "assistant", "content": [text("checking"), tool_use]},
+        {"role": "user", "content": f"why is {RDS} slow?"},
+    )
+    assert masked_or_refused(masker, body, (RDS,)) == "masked"
+
+
 def test_turns_of_different_roles_are_not_joined(masker: Masker) -> None:
     body = conversation(
         {"role": "user", "content": "ask about i-0123"}, {"role": "assistant", "content": "4567 ok"}

@@ -41,6 +41,8 @@ class MaskResult:
     counts: Counter[str] = field(default_factory=Counter)
     """Masked occurrences per category."""
     collisions: int = 0
+    names: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """Names found by a rule marked ``echo`` (name -> token, kind, category): echoed in these texts."""
 
     @property
     def total(self) -> int:
@@ -109,6 +111,7 @@ class Masker:
             out = echo.echo(out, names, kept, result.counts)
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
+        result.names = names
         return out, result
 
     def _render(

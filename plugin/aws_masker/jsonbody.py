@@ -48,6 +48,7 @@ from bisect import bisect_right
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 
+from . import echo
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, Container, Document
@@ -489,6 +490,12 @@ def _mask_runs(
             masked[k] = part
     last.counts.update(result.counts + joint.counts)
     last.collisions += result.collisions + joint.collisions + whole.collisions
+    # a name found only joined (its key in one part, the name in the next) is echoed in every text
+    found = {**whole.names, **last.names, **joint.names}
+    fresh = {name: entry for name, entry in found.items() if name not in result.names}
+    if fresh:
+        masked[:] = echo.echo(masked, fresh, [[] for _ in masked], last.counts)
+    last.names = {**fresh, **result.names}
     return last
 
 
