@@ -464,39 +464,47 @@ def _mask_runs(
     across two parts is masked whole in the first, and the second goes on after it). The restore
     gives back the joined original.
 
-    Two orders, and per run the one that masks more of the original wins: the parts masked alone and
-    then joined (joined first, an identifier whole in one part can run on into the next,
-    ``i-0123456789abcdef0`` + ``1 more``, and no longer match, or a name found by its key can take
-    the next part's first word), or joined first and then each part alone (alone first, the head of
-    a split identifier can be an identifier of its own, ``i-01234567`` + ``89abcdef0``, and leave the
-    tail). Returns the request's result with the tokens added (counts: the parts', and the joined
-    scan's of the first order)."""
-    parts_first, joint = _joined(masker, runs, masked, contexts, suffixes, result.tokens)
-    joined_first, whole = _joined(masker, runs, originals, contexts, suffixes, joint.tokens)
-    flat = [k for ks in runs for k in ks]
-    alone, last = masker.mask_texts(
-        [part for parts in joined_first for part in parts],
-        [contexts[k] for k in flat],
-        suffixes=[suffixes[k] for k in flat],
-        issued=whole.tokens,
-    )
-    tokens = last.tokens
-    at = 0
-    for ks, first in zip(runs, parts_first, strict=True):
-        second = alone[at : at + len(ks)]
-        at += len(ks)
-        chosen = second if _covered(second, tokens) > _covered(first, tokens) else first
-        for k, part in zip(ks, chosen, strict=True):
+    The joined originals are masked; where that changes a run (most runs it does not: one more scan
+    of their text), each of its parts is then masked alone again, because joined, an identifier whole
+    in one part can run on into the next (``i-0123456789abcdef0`` + ``1 more``) and no longer match.
+    (The parts alone first would not do: the head of a split identifier can be one of its own,
+    ``i-01234567`` + ``89abcdef0``, and leave the tail.) A name found only joined (its key in one
+    part, the name in the next) is echoed in every string. Returns the request's result with the
+    tokens, counts and names added."""
+    joined_first, whole = _joined(masker, runs, originals, contexts, suffixes, result.tokens)
+    changed = [r for r, ks in enumerate(runs) if joined_first[r] != [masked[k] for k in ks]]
+    final = whole
+    if changed:
+        flat = [k for r in changed for k in runs[r]]
+        alone, final = masker.mask_texts(
+            [part for r in changed for part in joined_first[r]],
+            [contexts[k] for k in flat],
+            suffixes=[suffixes[k] for k in flat],
+            issued=whole.tokens,
+        )
+        tokens = final.tokens
+        counts = result.counts
+        for k, part in zip(flat, alone, strict=True):
+            counts.subtract(_categories(masked[k], tokens))
+            counts.update(_categories(part, tokens))
             masked[k] = part
-    last.counts.update(result.counts + joint.counts)
-    last.collisions += result.collisions + joint.collisions + whole.collisions
-    # a name found only joined (its key in one part, the name in the next) is echoed in every text
-    found = {**whole.names, **last.names, **joint.names}
-    fresh = {name: entry for name, entry in found.items() if name not in result.names}
+        if result.names:  # the names the parts alone gave, where joining lengthened them
+            echoed = echo.echo([masked[k] for k in flat], result.names, [[] for _ in flat], counts)
+            for k, part in zip(flat, echoed, strict=True):
+                masked[k] = part
+        final.names = {**whole.names, **final.names}
+    final.counts = +result.counts
+    final.collisions += result.collisions + (whole.collisions if changed else 0)
+    fresh = {name: entry for name, entry in final.names.items() if name not in result.names}
     if fresh:
-        masked[:] = echo.echo(masked, fresh, [[] for _ in masked], last.counts)
-    last.names = {**fresh, **result.names}
-    return last
+        masked[:] = echo.echo(masked, fresh, [[] for _ in masked], final.counts)
+    final.names = {**fresh, **result.names}
+    return final
+
+
+def _categories(text: str, tokens: dict[str, str]) -> list[str]:
+    """The category of each token of this request in ``text``."""
+    return [KIND_CATEGORIES[token_kind(token)] for token in TOKEN_RE.findall(text) if token in tokens]
 
 
 def _joined(
@@ -523,11 +531,6 @@ def _joined(
             parts = split if split is not None else [after] + [""] * (len(ks) - 1)
         out.append(parts)
     return out, result
-
-
-def _covered(parts: list[str], tokens: dict[str, str]) -> int:
-    """How many characters of the original the tokens in ``parts`` stand for."""
-    return sum(len(tokens.get(token, "")) for part in parts for token in TOKEN_RE.findall(part))
 
 
 def _split_masked(joined: str, masked: str, bounds: list[int], tokens: dict[str, str]) -> list[str] | None:
