@@ -471,6 +471,13 @@ def test_a_name_found_by_its_key_is_not_lengthened_by_the_next_part(masker: Mask
     assert masked_or_refused(masker, body, (RDS,)) == "masked"
 
 
+@pytest.mark.parametrize("number", ["-483920175526", "-483920175526.0", "-4.83920175526e11"])
+def test_a_negative_account_number_under_an_account_key_is_masked(masker: Masker, number: str) -> None:
+    body = ('{"model": "m", "messages": [], "AccountId": ' + number + ', "n": -1}').encode()
+    out, _ = mask_request(body, masker)
+    assert leaked(out, (ACCOUNT,)) == [] and json.loads(out)["n"] == -1
+
+
 # -- f. an echoed name written with escapes or percent-encoding ---------------------------------------
 
 ECHOES = {

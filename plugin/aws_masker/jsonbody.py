@@ -210,11 +210,12 @@ def _encode(value: str) -> str:
 
 def _account_number(text: str) -> str | None:
     """A number's twelve digits if it is an integer of twelve digits however written
-    (``483920175526.0``, ``4.83920175526e11``), else None."""
+    (``483920175526.0``, ``4.83920175526e11``, ``-483920175526``: the reader sees the digits), else
+    None."""
     if len(text) < 12 and not _EXPONENT.search(text):
         return None
     try:
-        number = Decimal(text)
+        number = abs(Decimal(text))
     except InvalidOperation:  # pragma: no cover - the tokenizer's number grammar is Decimal's
         return None
     if not number.is_finite() or not 10**11 <= number < 10**12 or number != number.to_integral_value():
