@@ -323,6 +323,10 @@ def conversation(*messages: dict, **extra: object) -> bytes:
     return json.dumps(body).encode()
 
 
+def user(*content: object) -> dict:
+    return {"role": "user", "content": list(content)}
+
+
 def text(value: str) -> dict:
     return {"type": "text", "text": value}
 
@@ -354,6 +358,14 @@ SPLITS = {
     ),
     "system blocks": conversation(
         {"role": "user", "content": "hi"}, system=[text(f"instance {HEAD}"), text(f"{TAIL} down")]
+    ),
+    "document content blocks": conversation(
+        user({"type": "document", "source": {"type": "content", "content": [text(f"x {HEAD}"), text(TAIL)]}})
+    ),
+    "search result content blocks": conversation(
+        user(
+            {"type": "search_result", "source": "s", "title": "t", "content": [text(f"x {HEAD}"), text(TAIL)]}
+        )
     ),
     "key and value over two user turns": conversation(
         {"role": "user", "content": "OwnerId: "}, {"role": "user", "content": f"{ACCOUNT}\n"}

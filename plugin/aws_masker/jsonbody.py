@@ -380,7 +380,8 @@ class _Positions:
         """Runs of text the model reads as one, as literal indices in reading order: the text of
         adjacent blocks (text blocks' ``text``, plain strings, a ``tool_result``'s content in its
         place) of a message's content, of consecutive messages of one role (the API merges them into
-        one turn), and of ``system``. Any other block (an image, a tool_use) ends a run."""
+        one turn), and of ``system``; and the text blocks of a ``document``'s content source or of a
+        ``search_result``, each a run of its own. Any other block (an image, a tool_use) ends a run."""
         doc = self.doc
         containers = doc.containers
         if not containers or not containers[0].is_object:
@@ -428,6 +429,13 @@ class _Positions:
                         run.append(containers[block].strings["text"][0])
                     elif kind == "tool_result":
                         content(block, "content", depth + 1)
+                    elif kind in ("document", "search_result"):  # text blocks of their own
+                        cut()
+                        holders = [block] if kind == "search_result" else under.get((block, "source"), [])
+                        for holder in holders:
+                            if containers[holder].is_object and depth < _MAX_BLOCK_DEPTH:
+                                content(holder, "content", depth + 1)
+                            cut()
                     else:
                         cut()
 
