@@ -193,6 +193,13 @@ def test_a_duplicated_or_odd_source_type_does_not_hide_data(masker: Masker) -> N
     assert masked_or_refused(masker, dup) == "refused 2011"
 
 
+def test_a_block_with_two_types_does_not_hide_its_data(masker: Masker) -> None:
+    raw = request(source_block("image", "image/png", b64(TEXT.encode())))
+    for types in ('"type": "text", "type": "image"', '"type": "image", "type": "text"'):
+        body = raw.replace(b'"type": "image"', types.encode())
+        assert masked_or_refused(masker, body) == "refused 2011"
+
+
 @pytest.mark.parametrize("block", ["signature", "redacted"])
 def test_signatures_that_are_base64_text_are_refused(masker: Masker, block: str) -> None:
     for encode in (base64.b64encode, base64.urlsafe_b64encode):

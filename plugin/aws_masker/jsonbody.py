@@ -359,8 +359,8 @@ class _Positions:
                 kind = self._type(block)
                 if kind == "document" and _media(self._member(index, "media_type")) == _TEXT_MEDIA:
                     return "text-document"
-                if kind in ("document", "image"):
-                    return "binary"
+                if kind in ("document", "image") or (kind is None and "type" in containers[block].strings):
+                    return "binary"  # (two types: refused as of no known media type)
             return None
         if (
             (key, self._type(index)) in (("signature", "thinking"), ("data", "redacted_thinking"))
