@@ -374,6 +374,11 @@ SPLITS = {
             {"type": "search_result", "source": "s", "title": "t", "content": [text(f"x {HEAD}"), text(TAIL)]}
         )
     ),
+    "a turn with two roles": conversation(
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": f"instance {HEAD}"},
+        {"role": "both", "content": f"{TAIL} down"},
+    ).replace(b'"role": "both"', b'"role": "user", "role": "assistant"'),
     "key and value over two user turns": conversation(
         {"role": "user", "content": "OwnerId: "}, {"role": "user", "content": f"{ACCOUNT}\n"}
     ),

@@ -442,17 +442,18 @@ class _Positions:
         content(0, "system", 0)
         cut()
         for messages in under.get((0, "messages"), ()):
-            role: str | None = None
+            roles: set[str] = set()
             for _, item in items.get(messages, ()):
                 message = ~item if item < 0 else -1
                 if message < 0 or not containers[message].is_object:
                     cut()
-                    role = None
+                    roles = set()
                     continue
-                this = self._member(message, "role")
-                if this is None or this != role:
+                # (a duplicated role joins both ways: which one the API keeps is not ours to guess)
+                this = {doc.literals[i].value for i in containers[message].strings.get("role", ())}
+                if not this & roles:
                     cut()
-                role = this
+                roles = this
                 content(message, "content", 0)
             cut()
         return runs
