@@ -232,7 +232,8 @@ class Scanner:
 
     def each(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         """Call ``emit`` with the fields of each ``Found`` in ``text``, in order: the engine renders as
-        it goes, without collecting them."""
+        it goes, without collecting them. The rules see ``text`` unescaped (``unescaped``) and folded
+        (textview.py: percent-encoding, HTML references, unicode look-alikes)."""
         text, source = folded(*unescaped(text))
         if source is not None:
             emit = _mapped(emit, source)
