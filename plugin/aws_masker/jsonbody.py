@@ -67,7 +67,7 @@ _MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
     ("image", "image/png"): (b"\x89PNG\r\n\x1a\n",),
     ("image", "image/jpeg"): (b"\xff\xd8\xff",),
     ("image", "image/gif"): (b"GIF87a", b"GIF89a"),
-    ("image", "image/webp"): (b"RIFF",),  # and "WEBP" at 8 (_magic_ok)
+    ("image", "image/webp"): (b"RIFF",),  # and "WEBP" at 8 (_check_binary)
     ("document", "application/pdf"): (b"%PDF",),
 }
 _KEY_CONTEXT = 256
