@@ -15,7 +15,7 @@ import pytest
 from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
-from aws_masker.errors import BinaryDocumentError, InvalidEncodingError
+from aws_masker.errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from aws_masker.restore import restore_json_text, restore_text
 
 SECRET = "leak-test-secret-0123"
@@ -151,6 +151,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+PNG = b"\x89PNG\r\n\x1a\n\x00"  # a PNG's signature (and a byte: 12 base64 characters, no padding)
+
+
 def test_exempt_shapes_inside_tool_input_are_masked(masker: Masker) -> None:
     tool_input = {
         "source": {"type": "base64", "media_type": "image/png", "data": SECRET_KEY},
@@ -174,15 +177,19 @@ def test_exempt_shapes_inside_tool_input_are_masked(masker: Masker) -> None:
 
 
 def test_exemptions_hold_only_for_values_that_are_what_they_claim(masker: Masker) -> None:
-    image = _b64(b"\x89PNG raw bytes")
+    image = _b64(PNG + b"raw bytes")
     signature = _b64(b"s" * 90)
     raw = request(
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": image}},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": f"{EC2} not b64"}},
         system=[{"type": "text", "text": "hi"}],
     )
     out, _ = mask_request(raw, masker)
-    assert image in out.decode() and leaked(out, (EC2,)) == []
+    assert image in out.decode()
+    raw = request(
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": f"{EC2} not b64"}}
+    )
+    with pytest.raises(OpaqueDataError):  # not base64: refused (tests/test_body_adversarial.py)
+        mask_request(raw, masker)
     thinking = {
         "role": "assistant",
         "content": [
@@ -210,7 +217,7 @@ def test_text_documents_are_masked_and_binary_ones_pass_or_are_refused(masker: M
     assert restore_json_text(decoded, result.tokens)[0] == RECORD
     pdf = {
         "type": "document",
-        "source": {"type": "base64", "media_type": "application/pdf", "data": _b64(b"%PDF")},
+        "source": {"type": "base64", "media_type": "application/pdf", "data": _b64(b"%PDF-1.7")},
     }
     raw = request(pdf)
     assert mask_request(raw, masker)[0] == raw  # passes, as documented
@@ -328,8 +335,9 @@ def test_a_split_identifier_written_with_escapes_is_masked_in_the_first_block(ma
 
 
 def test_identifiers_written_as_opaque_data_are_masked_and_real_data_is_not_touched(masker: Masker) -> None:
-    image, signature = _b64(bytes(range(256)) * 40), _b64(bytes(range(200)))
+    image, signature = _b64(PNG + bytes(range(256)) * 40), _b64(bytes(range(200)))
     access_key = "AKIA" + "Q7XM2PLK4RN8VB3D"
+    written = _b64(PNG) + f"abc/{access_key}/def"  # a genuine header, the key written into the base64
     thinking = {
         "role": "assistant",
         "content": [
@@ -342,7 +350,7 @@ def test_identifiers_written_as_opaque_data_are_masked_and_real_data_is_not_touc
         "role": "user",
         "content": [
             {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": image}},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": access_key}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": written}},
         ],
     }
     raw = json.dumps({"model": "m", "messages": [thinking, user]}).encode()

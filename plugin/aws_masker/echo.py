@@ -19,8 +19,10 @@ forms) nor a word of the trade (``TECH_WORDS``: engines, tools, services): a dat
 ``ordersdb`` is echoed, one called ``ledger`` or ``postgres`` is not.
 
 The search runs on each string as the rules see it (scanner.unescaped: JSON escapes decoded, up to
-four levels), so a name written with escapes (``orders\\u002dprod-db-1`` in a raw body, or inside an
-escaped JSON string) is found, and replaced with its escapes.
+16 levels; textview.folded: percent-encoding, HTML references and unicode look-alikes folded), so a
+name written with escapes (``orders\\u002dprod-db-1`` in a raw body, or inside an escaped JSON
+string) or percent-encoded (``orders%2Dprod-db-1``) is found, and replaced with what it was written
+as.
 
 A whole word is a maximal run of the characters names of that kind are made of (bucket and RDS
 names: letters, digits, ``_``, ``.``, ``-``; trailing dots end a sentence, not the name), in the text
@@ -45,6 +47,7 @@ from typing import NamedTuple
 
 from .patterns import REGION
 from .scanner import unescaped
+from .textview import folded
 
 
 class _Word(NamedTuple):
@@ -240,8 +243,9 @@ def echo(
             by_word.setdefault(KINDS[kind], {})[name] = _Entry(token, kind, category, issue)
     if not by_word:
         return texts
-    # each string as the rules see it (escapes decoded), and the map back to the string's offsets
-    seen = [unescaped(text) for text in texts]
+    # each string as the rules see it (escapes decoded, percent-encoding and look-alikes folded:
+    # textview.py), and the map back to the string's offsets
+    seen = [folded(*unescaped(text)) for text in texts]
     joined = "\x00".join(view for view, _source in seen)  # (NUL ends the words of each string)
     offsets = [0]
     for view, _source in seen:

@@ -54,6 +54,8 @@ class MaskResult:
     counts: Counter[str] = field(default_factory=Counter)
     """Masked occurrences per category."""
     collisions: int = 0
+    names: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """Names found by a rule marked ``echo`` (name -> token, kind, category): echoed in these texts."""
 
     @property
     def total(self) -> int:
@@ -90,6 +92,7 @@ class Masker:
         contexts: list[str] | None = None,
         reserve_from: list[str] | None = None,
         suffixes: list[str] | None = None,
+        issued: dict[str, str] | None = None,
     ) -> tuple[list[str], MaskResult]:
         """Mask several strings of one request with one shared token map.
 
@@ -99,7 +102,9 @@ class Masker:
         ``suffixes[i]``, likewise, is text that stood right after it (for a JSON value: its closing
         quote and the next member's key), for rules that look behind a value.
         ``reserve_from`` are strings of the request that are sent unchanged: token-shaped text in them
-        is reserved too.
+        is reserved too. ``issued`` (token -> original) are tokens an earlier call issued for the same
+        request (the texts may hold them): they are issued again for their originals, not reserved,
+        and the result's ``tokens`` include them.
         """
         issuer = TokenIssuer(self._secret, self._mint)
         sources = [contexts[i] + text for i, text in enumerate(texts)] if contexts else texts
@@ -110,6 +115,9 @@ class Masker:
         for text in [*(reserve_from or ()), *sources]:
             if "AWS_" in text:
                 issuer.reserved.update(TOKEN_RE.findall(text))
+        if issued:
+            issuer.reserved.difference_update(issued)
+            issuer.by_token.update(issued)
         result = MaskResult()
         names: dict[str, tuple[str | None, str, str]] = {}  # context-found names, for the echo
         kept: list[list[tuple[int, int]]] = []
@@ -119,9 +127,16 @@ class Masker:
             kept.append([])
             out.append(self._render(text, source, cut, cut + len(text), issuer, result, names, kept[-1]))
         if names:
-            out = echo.echo(out, names, kept, result.counts, issuer.issue)
+
+            def issue_named(kind: str, value: str) -> str:  # an ARN's account that recurs
+                token = issuer.issue(kind, value)
+                names[value] = (token, kind, names[value][2])
+                return token
+
+            out = echo.echo(out, names, kept, result.counts, issue_named)
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
+        result.names = {name: entry for name, entry in names.items() if entry[0] is not None}  # type: ignore[misc]
         return out, result
 
     def _render(

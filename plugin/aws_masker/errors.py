@@ -16,7 +16,8 @@ class MaskerError(Exception):
 
 class InvalidEncodingError(MaskerError):
     """A body that is not valid UTF-8 (or not decodable with its Content-Encoding), or that holds NUL
-    bytes (UTF-16 or UTF-32 without a byte order mark is valid UTF-8 when it is ASCII)."""
+    bytes (UTF-16 or UTF-32 without a byte order mark is valid UTF-8 when it is ASCII), or a string
+    still JSON-escaped past the levels the scan sees through (scanner.ESCAPE_LEVELS)."""
 
     code = "2004"
     status = 400
@@ -84,6 +85,15 @@ class TooManyHeadersError(MaskerError):
 
     code = "2010"
     status = 431
+
+
+class OpaqueDataError(MaskerError):
+    """A base64 image or document whose bytes are not what its ``media_type`` says (or whose type is
+    not one the API reads), or opaque data (an image, a document, a thinking signature) whose decoded
+    bytes carry an identifier: it cannot be masked, and it is not what it claims to be."""
+
+    code = "2011"
+    status = 400
 
 
 class TooComplexError(MaskerError):

@@ -17,21 +17,25 @@ what it claims, are scanned as they are, without their key, so genuine data come
 (an identifier written into one is still masked, and the API then refuses the block); the same shapes
 anywhere else (inside ``tool_use.input``, say) are ordinary values:
 
-- ``data`` of an ``image`` or ``document`` block's base64 ``source``, when it decodes as base64.
-  A ``text/plain`` base64 document is decoded, masked and re-encoded. Other binary documents
-  (PDF) and images pass, or are refused with ``refuse_binary_documents``;
+- ``data`` of an ``image`` or ``document`` block's base64 ``source``. A ``text/plain`` base64
+  document is decoded, masked and re-encoded. Images (PNG, JPEG, GIF, WebP) and PDF documents pass
+  when their decoded bytes begin as their media type's do and hold no identifier the catalogue
+  masks; anything else (another media type, data that is not base64, text sent as an image, an
+  identifier after a genuine header) is refused (``OpaqueDataError``). With
+  ``refuse_binary_documents`` every image and binary document is refused;
 - ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block, when base64-ish
-  (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text).
+  (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text),
+  unless their decoded bytes hold an identifier (refused).
 
-Top-level ``model`` is left alone. Token-shaped text inside it is still reserved, so no real
-identifier can be issued a token that already appears there.
+Top-level ``model`` is an ordinary value: no model name holds an identifier, and an identifier written
+there is masked (the API then refuses the unknown model; the error names the token, restored).
 
-Adjacent text in one message's content (text blocks, or plain strings in the list; also system
-blocks and a tool_result's content) is masked as one text, as the model reads it, and shared back out
-to the blocks: an identifier split over two blocks is masked whole in the first. Each block is
-scanned on its own as well, so one that ends where its block ends is masked too when the next block
-goes on without a break (the model may read the blocks either way).
-"""
+Text the model reads as one is masked as one text and shared back out to its parts: an identifier
+split over two parts is masked whole in the first. That is adjacent text in one message's content
+(text blocks, plain strings, a tool_result's content in its place), in consecutive messages of one
+role (the API merges them into one turn), and in system blocks; any other block ends it. Each part
+is then masked alone too, so an identifier whole in one part is masked even where the next part
+runs on from it (``i-0123456789abcdef0`` + ``1 more``)."""
 
 from __future__ import annotations
 
@@ -44,18 +48,30 @@ from bisect import bisect_right
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 
+from . import echo
 from .engine import Masker, MaskResult
-from .errors import BinaryDocumentError, InvalidEncodingError
+from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, Container, Document
 from .restore import token_kind
 from .tokens import KIND_CATEGORIES, TOKEN_RE
 
 _BASE64ISH = re.compile(r"[A-Za-z0-9+/=_-]+")
+_URLSAFE = str.maketrans("-_", "+/")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _EXPONENT = re.compile("[eE]")
 _NUMBER_START = frozenset("-0123456789")
-_EXEMPT_KEYS = frozenset({"model", "data", "signature"})
+_EXEMPT_KEYS = frozenset({"data", "signature"})
 _TEXT_MEDIA = "text/plain"
+# what the API reads in a base64 source, by block type and media type: the data's first bytes
+_MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
+    ("image", "image/png"): (b"\x89PNG\r\n\x1a\n",),
+    ("image", "image/jpeg"): (b"\xff\xd8\xff",),
+    ("image", "image/gif"): (b"GIF87a", b"GIF89a"),
+    ("image", "image/webp"): (b"RIFF",),  # and "WEBP" at 8 (_check_binary)
+    ("document", "application/pdf"): (b"%PDF",),
+}
+_KEY_CONTEXT = 256
+"""Characters of a key that stand in the context of its values (no rule's key is longer)."""
 _MAX_BLOCK_DEPTH = 64
 """tool_result blocks nest tool_result blocks at most this deep before the exemptions stop applying."""
 
@@ -71,7 +87,6 @@ def mask_document(
     suffixes: list[str] = []
     owners: list[int] = []  # literal index of each text
     documents: set[int] = set()  # literal indices of text/plain documents' base64 data
-    exempt: list[str] = []
     quoted: dict[str | None, str] = {}  # key -> its JSON text, as it goes into contexts
     outers: dict[int, str] = {}  # container -> the context its values get from the enclosing key
     containers = doc.containers
@@ -93,14 +108,15 @@ def mask_document(
                 value = account  # masked, the number becomes a token string
         elif literal.key in _EXEMPT_KEYS:
             verdict = where.exemption(i)
-            if verdict == "exempt":
-                exempt.append(value)
-                continue
             if verdict == "binary" and refuse_binary:
                 raise BinaryDocumentError(
                     "the request carries a binary document or image, which aws-masker cannot "
                     "mask (refuse_binary_documents is on); it was not forwarded"
                 )
+            if verdict == "binary":
+                _check_binary(value, *where.source_types(i), masker)
+            elif verdict == "opaque":
+                _check_opaque(_loose_b64decode(value), masker)
             if verdict is not None:
                 # opaque data is scanned as it is, without a key: an identifier written into it is
                 # masked (the API then refuses the block), genuine data comes out byte for byte
@@ -133,20 +149,11 @@ def mask_document(
             suffixes.append(quote + ", " + quoted[next_key])
         owners.append(i)
     originals = list(texts)
-    runs = where.text_runs()
-    alone = len(texts)
-    own_suffixes = list(suffixes) if runs else suffixes
-    joined = _join_runs(runs, texts, suffixes, owners)
-    for ks, _ in joined:  # each part is scanned on its own too (after the literals): _merge_parts
-        for k in ks:
-            texts.append(originals[k])
-            contexts.append(contexts[k])
-            suffixes.append(own_suffixes[k])
-    masked, result = _mask_unique(masker, texts, contexts, suffixes, exempt)
-    if joined:
-        _merge_parts(joined, texts, masked[alone:], originals, masked, result)
-        del masked[alone:], texts[alone:]
-    _split_runs(joined, texts, masked, result.tokens)
+    masked, result = _mask_unique(masker, texts, contexts, suffixes)
+    slot = {owner: k for k, owner in enumerate(owners)}
+    runs = [ks for ks in ([slot[i] for i in run if i in slot] for run in where.text_runs()) if len(ks) > 1]
+    if runs:
+        result = _mask_runs(masker, runs, originals, masked, contexts, suffixes, result)
     pieces: list[str] = []
     last = 0
     for owner, before, after in zip(owners, originals, masked, strict=True):
@@ -165,7 +172,7 @@ def mask_document(
 
 
 def _mask_unique(
-    masker: Masker, texts: list[str], contexts: list[str], suffixes: list[str], exempt: list[str]
+    masker: Masker, texts: list[str], contexts: list[str], suffixes: list[str]
 ) -> tuple[list[str], MaskResult]:
     """``masker.mask_texts`` with each (context, text, suffix) scanned once: keys and many values
     recur throughout a document (a describe-instances dump repeats each key thousands of times), and
@@ -181,7 +188,7 @@ def _mask_unique(
             for column, value in zip(unique, item, strict=True):
                 column.append(value)
         order.append(at)
-    masked, result = masker.mask_texts(unique[0], unique[1], reserve_from=exempt, suffixes=unique[2])
+    masked, result = masker.mask_texts(unique[0], unique[1], suffixes=unique[2])
     if len(order) > len(masked):
         for at, times in Counter(order).items():
             if times > 1 and masked[at] != unique[0][at]:
@@ -203,11 +210,12 @@ def _encode(value: str) -> str:
 
 def _account_number(text: str) -> str | None:
     """A number's twelve digits if it is an integer of twelve digits however written
-    (``483920175526.0``, ``4.83920175526e11``), else None."""
+    (``483920175526.0``, ``4.83920175526e11``, ``-483920175526``: the reader sees the digits), else
+    None."""
     if len(text) < 12 and not _EXPONENT.search(text):
         return None
     try:
-        number = Decimal(text)
+        number = abs(Decimal(text))
     except InvalidOperation:  # pragma: no cover - the tokenizer's number grammar is Decimal's
         return None
     if not number.is_finite() or not 10**11 <= number < 10**12 or number != number.to_integral_value():
@@ -224,8 +232,54 @@ def _decoded_text(data: str) -> str:
         ) from exc
 
 
+def _check_binary(data: str, kind: str, media: str, masker: Masker) -> None:
+    """Refuse a base64 image or document unless its bytes begin as its media type's do and carry no
+    identifier: text (or anything else) sent as an image would reach the upstream unread."""
+    magic = _MAGIC.get((kind, media))
+    if magic is None:
+        raise OpaqueDataError(
+            f"a base64 {kind} has a media type aws-masker does not know, so its data cannot be "
+            "checked; it was not forwarded"
+        )
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise OpaqueDataError(f"a base64 {kind}'s data is not base64; it was not forwarded") from exc
+    if not decoded.startswith(magic) or (media == "image/webp" and decoded[8:12] != b"WEBP"):
+        raise OpaqueDataError(f"a base64 {kind}'s data is not what its media type says; it was not forwarded")
+    _check_opaque(decoded, masker)
+
+
+def _check_opaque(decoded: bytes, masker: Masker) -> None:
+    """Refuse opaque data whose bytes, read as text, hold an identifier the catalogue masks (text
+    after a genuine header, a signature that is base64 text): it cannot be masked in place."""
+    if any(found.mask for found in masker.find(decoded.translate(_ASCII_ONLY).decode("ascii"))):
+        raise OpaqueDataError(
+            "an image, document or signature in the request carries an identifier inside its "
+            "encoded data, which cannot be masked; it was not forwarded"
+        )
+
+
+_ASCII_ONLY = bytes(range(128)) + b" " * 128
+"""Bytes to ASCII, every other byte a space: what a reader of binary data sees as text."""
+
+
+def _loose_b64decode(value: str) -> bytes:
+    """Base64 in either alphabet, padding optional (a base64-shaped value, see ``_base64ish``)."""
+    value = value.rstrip("=").translate(_URLSAFE)
+    return base64.b64decode(value + "=" * (-len(value) % 4))
+
+
+def _media(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
 def _quoted(key: str) -> str:
-    return json.dumps(key, ensure_ascii=False)
+    """A key as it goes into the contexts of values: its last ``_KEY_CONTEXT`` characters, so that a
+    long key over many values (or a long container key over many members) adds a bounded amount of
+    context to each, and masking stays linear in the body. (The key itself is scanned whole, as a
+    literal of its own.)"""
+    return json.dumps(key[-_KEY_CONTEXT:], ensure_ascii=False)
 
 
 def _outer(container: Container) -> str:
@@ -238,14 +292,6 @@ def _outer(container: Container) -> str:
 
 def _base64ish(value: str) -> bool:
     return _BASE64ISH.fullmatch(value) is not None
-
-
-def _decodes(value: str) -> bool:
-    try:
-        base64.b64decode(value, validate=True)
-    except binascii.Error:
-        return False
-    return True
 
 
 class _Positions:
@@ -292,29 +338,8 @@ class _Positions:
             index = holder.parent  # is the tool_result a block?
         return False
 
-    def message_content(self, index: int) -> bool:
-        """Is container ``index`` a list of content the model reads as one text: a message's
-        content, a tool_result's content, or the system blocks?"""
-        containers = self.doc.containers
-        holder = containers[index]
-        if holder.is_object or holder.parent < 0:
-            return False
-        if holder.key == "system":
-            return containers[holder.parent].parent < 0
-        if holder.key != "content":
-            return False
-        return self.is_block(holder.parent) or self._is_message(holder.parent)
-
-    def _is_message(self, index: int) -> bool:
-        containers = self.doc.containers
-        message = containers[index]
-        if not message.is_object or message.key is not None or message.parent < 0:
-            return False
-        messages = containers[message.parent]
-        return messages.key == "messages" and messages.parent >= 0 and containers[messages.parent].parent < 0
-
     def exemption(self, i: int) -> str | None:
-        """For a string value: "exempt" (the model), "binary" (an image's or binary document's data),
+        """For a string value: "binary" (an image's or binary document's data),
         "opaque" (a signature), "text-document" (a text/plain document's data) or None (an ordinary
         value)."""
         literal = self.doc.literals[i]
@@ -326,16 +351,16 @@ class _Positions:
         if not node.is_object:
             return None
         key = literal.key
-        if key == "model" and node.parent < 0:
-            return "exempt"
-        if key == "data" and node.key == "source" and self._type(index) == "base64":
+        if key == "data" and node.key == "source" and self._type(index) != "text":
+            # base64 data (or data claimed so by a duplicated or odd source type): what the API
+            # decodes, so the bytes are checked; a text source's data is ordinary text
             block = node.parent
             if containers[block].is_object and self.is_block(block):
                 kind = self._type(block)
-                if kind == "document" and self._member(index, "media_type") == _TEXT_MEDIA:
+                if kind == "document" and _media(self._member(index, "media_type")) == _TEXT_MEDIA:
                     return "text-document"
-                if kind in ("document", "image") and _decodes(literal.value):
-                    return "binary"
+                if kind in ("document", "image") or (kind is None and "type" in containers[block].strings):
+                    return "binary"  # (two types: refused as of no known media type)
             return None
         if (
             (key, self._type(index)) in (("signature", "thinking"), ("data", "redacted_thinking"))
@@ -345,177 +370,177 @@ class _Positions:
             return "opaque"
         return None
 
+    def source_types(self, i: int) -> tuple[str, str]:
+        """For the data of a block's source: the block's type and the source's media type."""
+        index = self.doc.literals[i].container
+        block = self.doc.containers[index].parent
+        return self._type(block) or "", _media(self._member(index, "media_type"))
+
     def text_runs(self) -> list[list[int]]:
-        """Runs of adjacent text in each message's content list (text blocks' ``text``, plain
-        strings), as literal indices in list order."""
+        """Runs of text the model reads as one, as literal indices in reading order: the text of
+        adjacent blocks (text blocks' ``text``, plain strings, a ``tool_result``'s content in its
+        place) of a message's content, of consecutive messages of one role (the API merges them into
+        one turn), and of ``system``; and the text blocks of a ``document``'s content source or of a
+        ``search_result``, each a run of its own. Any other block (an image, a tool_use) ends a run."""
         doc = self.doc
-        by_list: dict[int, list[tuple[int, int]]] = {}  # content list -> (place in it, literal)
+        containers = doc.containers
+        if not containers or not containers[0].is_object:
+            return []
+        items: dict[int, list[tuple[int, int]]] = {}  # list container -> (place, +literal / ~container)
+        under: dict[tuple[int, str | None], list[int]] = {}  # (object, key) -> its container values
         for i, literal in enumerate(doc.literals):
-            if literal.kind == KEY or literal.kind == NUMBER or literal.container < 0:
+            if literal.kind != KEY and literal.container >= 0 and not containers[literal.container].is_object:
+                items.setdefault(literal.container, []).append((literal.position, i))
+        for c, container in enumerate(containers):
+            if container.parent < 0:
                 continue
-            node = doc.containers[literal.container]
-            if not node.is_object:
-                if self.message_content(literal.container):
-                    by_list.setdefault(literal.container, []).append((literal.position, i))
-            elif (
-                literal.key == "text"
-                and node.parent >= 0
-                and self._type(literal.container) == "text"
-                and self.message_content(node.parent)
-            ):
-                by_list.setdefault(node.parent, []).append((node.position, i))
+            if containers[container.parent].is_object:
+                under.setdefault((container.parent, container.key), []).append(c)
+            else:
+                items.setdefault(container.parent, []).append((container.position, ~c))
+        for listed in items.values():
+            listed.sort()
         runs: list[list[int]] = []
-        for items in by_list.values():
-            items.sort()
-            run = [items[0][1]]
-            for (before, _), (place, i) in itertools.pairwise(items):
-                if place == before + 1:
-                    run.append(i)
-                    continue
-                if len(run) > 1:
-                    runs.append(run)
-                run = [i]
+        run: list[int] = []
+
+        def cut() -> None:
             if len(run) > 1:
-                runs.append(run)
+                runs.append(list(run))
+            run.clear()
+
+        def content(holder: int, key: str, depth: int) -> None:
+            """The text of ``holder``'s ``key`` (a string, or a list of blocks), onto the run."""
+            for i in containers[holder].strings.get(key, ()):
+                run.append(i)
+            for c in under.get((holder, key), ()):
+                if containers[c].is_object or depth > _MAX_BLOCK_DEPTH:
+                    cut()
+                    continue
+                for _, item in items.get(c, ()):
+                    if item >= 0:
+                        if doc.literals[item].kind == NUMBER:
+                            cut()
+                        else:
+                            run.append(item)
+                        continue
+                    block = ~item
+                    kind = self._type(block) if containers[block].is_object else None
+                    if kind == "text" and len(containers[block].strings.get("text", ())) == 1:
+                        run.append(containers[block].strings["text"][0])
+                    elif kind == "tool_result":
+                        content(block, "content", depth + 1)
+                    elif kind in ("document", "search_result"):  # text blocks of their own
+                        cut()
+                        holders = [block] if kind == "search_result" else under.get((block, "source"), [])
+                        for holder in holders:
+                            if containers[holder].is_object and depth < _MAX_BLOCK_DEPTH:
+                                content(holder, "content", depth + 1)
+                            cut()
+                    else:
+                        cut()
+
+        content(0, "system", 0)
+        cut()
+        for messages in under.get((0, "messages"), ()):
+            roles: set[str] = set()
+            for _, item in items.get(messages, ()):
+                message = ~item if item < 0 else -1
+                if message < 0 or not containers[message].is_object:
+                    cut()
+                    roles = set()
+                    continue
+                # (a duplicated role joins both ways: which one the API keeps is not ours to guess)
+                this = {doc.literals[i].value for i in containers[message].strings.get("role", ())}
+                if not this & roles:
+                    cut()
+                roles = this
+                content(message, "content", 0)
+            cut()
         return runs
 
 
-def _join_runs(
-    runs: list[list[int]], texts: list[str], suffixes: list[str], owners: list[int]
-) -> list[tuple[list[int], list[int]]]:
-    """Adjacent text of one message is masked as one text, in the first part's place (with the last
-    part's suffix); the other parts are left empty until ``_split_runs`` shares the result out. Returns
-    each run's text indices and the offsets where its parts after the first begin."""
-    slot = {owner: k for k, owner in enumerate(owners)}
-    joined: list[tuple[list[int], list[int]]] = []
-    for run in runs:
-        ks = [slot[i] for i in run if i in slot]
-        if len(ks) < 2:
-            continue
-        bounds = list(itertools.accumulate(len(texts[k]) for k in ks[:-1]))
-        texts[ks[0]] = "".join(texts[k] for k in ks)
-        suffixes[ks[0]] = suffixes[ks[-1]]
-        for k in ks[1:]:
-            texts[k] = ""
-        joined.append((ks, bounds))
-    return joined
-
-
-def _merge_parts(
-    joined: list[tuple[list[int], list[int]]],
-    texts: list[str],
-    alone: list[str],
+def _mask_runs(
+    masker: Masker,
+    runs: list[list[int]],
     originals: list[str],
     masked: list[str],
+    contexts: list[str],
+    suffixes: list[str],
     result: MaskResult,
-) -> None:
-    """Add to each joined text's masked form what its parts' own scans found (``alone``, the parts
-    masked one by one, in run order): the join finds an identifier split over two blocks, and a part
-    on its own finds one whose end the join hides (``…amazonaws.com`` and a block that starts with a
-    letter read as ``…amazonaws.comrole``). The model may read the blocks either way, so both count.
-    A part's finding that covers the join's findings replaces them; one the join covers is dropped; two
-    that cross are both masked (over-masking: the restore then repeats their overlap)."""
-    tokens = result.tokens
-    at = 0
-    for ks, bounds in joined:
-        parts = alone[at : at + len(ks)]
-        at += len(ks)
-        whole = texts[ks[0]]
-        spans = _spans(whole, masked[ks[0]], tokens)
-        extra: list[tuple[int, int, str]] | None = []
-        for offset, k, part in zip([0, *bounds], ks, parts, strict=True):
-            found = _spans(originals[k], part, tokens)
-            if found is None or spans is None:
-                extra = None  # escapes: the join's findings stand alone
-                break
-            extra.extend((start + offset, end + offset, token) for start, end, token in found)
-        if extra is None:
-            _uncount(result, [t for part in parts for t in TOKEN_RE.findall(part) if t in tokens])
-            continue
-        if not extra:
-            continue
-        merged, dropped = _union(spans, extra)
-        _uncount(result, dropped)
-        masked[ks[0]] = _render_spans(whole, merged)
+) -> MaskResult:
+    """Mask each run of text the model reads as one (text indices in reading order; ``masked`` holds
+    each part masked alone) as one text too, and share the result back out to its parts: every
+    character stays in its part, and a token goes where its identifier began (an identifier cut
+    across two parts is masked whole in the first, and the second goes on after it). The restore
+    gives back the joined original.
 
-
-def _spans(original: str, masked: str, tokens: dict[str, str]) -> list[tuple[int, int, str]] | None:
-    """Where ``masked`` replaced ``original``'s text by tokens, as (start, end, token) in ``original``,
-    or None if the two cannot be aligned (an identifier written with escapes)."""
-    spans: list[tuple[int, int, str]] = []
-    i = j = 0  # where masked and original are aligned
-    for m in TOKEN_RE.finditer(masked):
-        value = tokens.get(m.group())
-        if value is None:
-            continue  # token-shaped text the client sent: plain text
-        gap = masked[i : m.start()]
-        start = j + len(gap)
-        if original[j:start] != gap or original[start : start + len(value)] != value:
-            return None
-        spans.append((start, start + len(value), m.group()))
-        i, j = m.end(), start + len(value)
-    if original[j:] != masked[i:]:
-        return None
-    return spans
-
-
-def _union(
-    spans: list[tuple[int, int, str]], extra: list[tuple[int, int, str]]
-) -> tuple[list[tuple[int, int, str]], list[str]]:
-    """``spans`` with ``extra`` added (see ``_merge_parts``), and the tokens left out of the result."""
-    merged = list(spans)
-    dropped: list[str] = []
-    for start, end, token in extra:
-        crossing = [s for s in merged if s[0] < end and start < s[1]]
-        if not crossing:
-            merged.append((start, end, token))
-        elif all(start <= s[0] and s[1] <= end for s in crossing):
-            if crossing == [(start, end, token)]:
-                dropped.append(token)
-                continue
-            dropped.extend(s[2] for s in crossing)
-            merged = [s for s in merged if s not in crossing]
-            merged.append((start, end, token))
-        elif any(s[0] <= start and end <= s[1] for s in crossing):
-            dropped.append(token)
-        else:  # crossing spans: one region, both tokens
-            lo = min(start, *(s[0] for s in crossing))
-            hi = max(end, *(s[1] for s in crossing))
-            merged = [s for s in merged if s not in crossing]
-            merged.append((lo, hi, "".join(s[2] for s in sorted([*crossing, (start, end, token)]))))
-    merged.sort()
-    return merged, dropped
-
-
-def _render_spans(original: str, spans: list[tuple[int, int, str]]) -> str:
-    pieces: list[str] = []
-    last = 0
-    for start, end, token in spans:
-        pieces.append(original[last:start])
-        pieces.append(token)
-        last = end
-    pieces.append(original[last:])
-    return "".join(pieces)
-
-
-def _uncount(result: MaskResult, tokens: list[str]) -> None:
-    """Take back the counts of tokens found twice (once in a joined text and once in its part)."""
-    for token in TOKEN_RE.findall("".join(tokens)):
-        result.counts[KIND_CATEGORIES[token_kind(token)]] -= 1
-
-
-def _split_runs(
-    joined: list[tuple[list[int], list[int]]], texts: list[str], masked: list[str], tokens: dict[str, str]
-) -> None:
-    """Share each joined text's masked form out to its parts: every character stays in its part, and a
-    token goes where its identifier began (an identifier cut across two blocks is masked whole in the
-    first, and the second goes on after it). The restore gives back the joined original."""
-    for ks, bounds in joined:
-        parts = _split_masked(texts[ks[0]], masked[ks[0]], bounds, tokens)
-        if parts is None:  # an identifier written with escapes: its text is not its value
-            parts = [masked[ks[0]]] + [""] * (len(ks) - 1)
-        for k, part in zip(ks, parts, strict=True):
+    The joined originals are masked; where that changes a run (most runs it does not: one more scan
+    of their text), each of its parts is then masked alone again, because joined, an identifier whole
+    in one part can run on into the next (``i-0123456789abcdef0`` + ``1 more``) and no longer match.
+    (The parts alone first would not do: the head of a split identifier can be one of its own,
+    ``i-01234567`` + ``89abcdef0``, and leave the tail.) A name found only joined (its key in one
+    part, the name in the next) is echoed in every string. Returns the request's result with the
+    tokens, counts and names added."""
+    joined_first, whole = _joined(masker, runs, originals, contexts, suffixes, result.tokens)
+    changed = [r for r, ks in enumerate(runs) if joined_first[r] != [masked[k] for k in ks]]
+    final = whole
+    if changed:
+        flat = [k for r in changed for k in runs[r]]
+        alone, final = masker.mask_texts(
+            [part for r in changed for part in joined_first[r]],
+            [contexts[k] for k in flat],
+            suffixes=[suffixes[k] for k in flat],
+            issued=whole.tokens,
+        )
+        tokens = final.tokens
+        counts = result.counts
+        for k, part in zip(flat, alone, strict=True):
+            counts.subtract(_categories(masked[k], tokens))
+            counts.update(_categories(part, tokens))
             masked[k] = part
+        if result.names:  # the names the parts alone gave, where joining lengthened them
+            echoed = echo.echo([masked[k] for k in flat], result.names, [[] for _ in flat], counts)
+            for k, part in zip(flat, echoed, strict=True):
+                masked[k] = part
+        final.names = {**whole.names, **final.names}
+    final.counts = +result.counts
+    final.collisions += result.collisions + (whole.collisions if changed else 0)
+    fresh = {name: entry for name, entry in final.names.items() if name not in result.names}
+    if fresh:
+        masked[:] = echo.echo(masked, fresh, [[] for _ in masked], final.counts)
+    final.names = {**fresh, **result.names}
+    return final
+
+
+def _categories(text: str, tokens: dict[str, str]) -> list[str]:
+    """The category of each token of this request in ``text``."""
+    return [KIND_CATEGORIES[token_kind(token)] for token in TOKEN_RE.findall(text) if token in tokens]
+
+
+def _joined(
+    masker: Masker,
+    runs: list[list[int]],
+    texts: list[str],
+    contexts: list[str],
+    suffixes: list[str],
+    issued: dict[str, str],
+) -> tuple[list[list[str]], MaskResult]:
+    """Each run's parts of ``texts`` joined (with the first part's context and the last part's
+    suffix), masked, and cut back into parts."""
+    joined = ["".join(texts[k] for k in ks) for ks in runs]
+    again, result = masker.mask_texts(
+        joined, [contexts[ks[0]] for ks in runs], suffixes=[suffixes[ks[-1]] for ks in runs], issued=issued
+    )
+    out: list[list[str]] = []
+    for ks, before, after in zip(runs, joined, again, strict=True):
+        parts = [texts[k] for k in ks]
+        if after != before:
+            bounds = list(itertools.accumulate(map(len, parts[:-1])))
+            split = _split_masked(before, after, bounds, result.tokens)
+            # (None: an identifier written with escapes, its text is not its value)
+            parts = split if split is not None else [after] + [""] * (len(ks) - 1)
+        out.append(parts)
+    return out, result
 
 
 def _split_masked(joined: str, masked: str, bounds: list[int], tokens: dict[str, str]) -> list[str] | None:
@@ -539,7 +564,11 @@ def _split_masked(joined: str, masked: str, bounds: list[int], tokens: dict[str,
             continue  # token-shaped text the client sent: plain text
         gap = masked[i : m.start()]
         at = j + len(gap)
-        if joined[j:at] != gap or joined[at : at + len(original)] != original:
+        if joined[j:at] != gap:
+            return None
+        if joined[at : at + len(original)] != original:
+            if joined.startswith(m.group(), at):
+                continue  # a token the parts already had: plain text
             return None
         plain(j, gap)
         parts[bisect_right(bounds, at)].append(m.group())

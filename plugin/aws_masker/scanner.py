@@ -26,7 +26,9 @@ from json.decoder import scanstring
 from typing import NamedTuple
 
 from . import prefilter
+from .errors import InvalidEncodingError
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, WORD_GUARDS, Rule, Verdict, literal_trie, run
+from .textview import folded
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -69,8 +71,10 @@ def _namespaced(regex: str, prefix: str) -> str:
 
 
 _UNESCAPE = re.compile(r'(\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt]))')
-ESCAPE_LEVELS = 4
-"""How many levels of JSON string escaping the scan sees through (JSON in a string in a string ...)."""
+ESCAPE_LEVELS = 16
+"""How many levels of JSON string escaping the scan sees through (JSON in a string in a string ...).
+A text still escaped past that is refused (``unescaped``): each level costs a pass over the text, and
+``\\u005c`` makes a new escape from an old one, so a client could nest levels without bound."""
 
 
 class _Level(NamedTuple):
@@ -101,7 +105,8 @@ def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
     """The text the rules see, and how to map its offsets back to ``text`` (None: the same offsets).
 
     JSON string escapes (``\\"``, ``\\/``, ``\\\\``, ``\\n``, ``\\u0069``, ...) are decoded, level
-    after level (JSON inside a string inside a string, up to ``ESCAPE_LEVELS``), so a key written as
+    after level (JSON inside a string inside a string, up to ``ESCAPE_LEVELS``; a text still escaped
+    past that is refused with ``InvalidEncodingError``), so a key written as
     ``\\"OwnerId\\": \\"483920175526\\"`` in a pasted CloudWatch record gives its value context as it
     does unescaped, and an escaped newline ends a line as a newline does. Escapes left after that are
     blanked (``escapes_blanked``). An identifier found in the view maps back to the whole range of the
@@ -117,6 +122,11 @@ def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
             break
         view, level = once
         levels.append(level)
+    if len(levels) == ESCAPE_LEVELS and _UNESCAPE.search(view):
+        raise InvalidEncodingError(
+            f"a string in the request is JSON-escaped more than {ESCAPE_LEVELS} levels deep; it cannot "
+            "be masked and was not forwarded"
+        )
     view = escapes_blanked(view)
     if not levels:
         return view, None
@@ -226,8 +236,9 @@ class Scanner:
 
     def each(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         """Call ``emit`` with the fields of each ``Found`` in ``text``, in order: the engine renders as
-        it goes, without collecting them."""
-        text, source = unescaped(text)
+        it goes, without collecting them. The rules see ``text`` unescaped (``unescaped``) and folded
+        (textview.py: percent-encoding, HTML references, unicode look-alikes)."""
+        text, source = folded(*unescaped(text))
         if source is not None:
             emit = _mapped(emit, source)
         if self.mode == "anchors":
