@@ -223,3 +223,18 @@ def test_an_account_is_not_echoed_inside_a_longer_number_or_word(masker: Masker)
 def test_an_arn_account_that_recurs_nowhere_gets_no_token(masker: Masker) -> None:
     _, result = masker.mask_text("arn:aws:iam::483920175526:role/deploy and arn:aws:s3:::bucket-x")
     assert len(result.tokens) == 2  # the two ARNs; no token for the account alone
+
+
+def test_many_accounts_are_looked_up_as_whole_digit_runs(masker: Masker) -> None:
+    accounts = [str(483920175526 + 7919 * i) for i in range(echo.SEARCHES + 12)]
+    listing = "\n".join(f'"OwnerId": "{a}"' for a in accounts)
+    repeats = " ".join(f"{a}/ami x{a} {a}0" for a in accounts)
+    masked, result = masker.mask_text(listing + "\n" + repeats)
+    tail = masked.rsplit("\n", 1)[1].split(" ")
+    # the bare repeat is masked; inside a longer word or number it is not
+    assert sum(part.startswith("AWS_ACCOUNT_") for part in tail[0::3]) == len(accounts)
+    kept = sum(
+        x == f"x{a}" and y == f"{a}0" for a, x, y in zip(accounts, tail[1::3], tail[2::3], strict=True)
+    )
+    assert kept == len(accounts)
+    assert result.counts["account"] == 2 * len(accounts)

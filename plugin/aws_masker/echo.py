@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib import resources
 from typing import NamedTuple
@@ -68,7 +68,10 @@ _HEX = _Word(re.compile(r"[A-Za-z0-9_]{64,}"), re.compile(r"[A-Za-z0-9_]"), "", 
 _NAME = _Word(re.compile(r"[A-Za-z0-9_.-]{3,}"), re.compile(r"[A-Za-z0-9_.-]"), ".", 3)
 # an account ID: a run of 12 digits between non-alphanumerics (so also inside a hyphenated bucket
 # name or before "/", as in an AMI's ImageLocation), never part of a longer number or word
-_ACCOUNT = _Word(re.compile(r"[A-Za-z0-9]{12,}"), re.compile(r"[A-Za-z0-9]"), "", 4)
+# (many are looked up by _digit_runs, not by ``run``)
+_ACCOUNT = _Word(re.compile(r"[0-9]{12,}"), re.compile(r"[A-Za-z0-9]"), "", 4)
+_DIGITS_TO_ZERO = str.maketrans({chr(c): "0" if chr(c).isdigit() else " " for c in range(128)})
+_TWELVE = "0" * 12
 KINDS: dict[str, _Word] = {
     "ACCOUNT": _ACCOUNT,
     "SECRET_KEY": _BASE64,
@@ -299,13 +302,31 @@ def _by_search(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span
 
 def _by_lookup(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span]:
     found: list[_Span] = []
-    for m in word.run.finditer(joined):
-        run = m.group()
+    runs = (
+        _digit_runs(joined) if word is _ACCOUNT else ((m.start(), m.end()) for m in word.run.finditer(joined))
+    )
+    for start, end in runs:
+        run = joined[start:end]
         name = run.rstrip(word.tail) if word.tail else run
         hit = names.get(name)
         if hit is not None:
-            found.append((m.start(), m.start() + len(name), hit.token(name), hit.category, word.priority))
+            if (start and word.char.match(joined, start - 1)) or word.char.match(joined, end):
+                continue  # (only where the run is a whole word: no account inside "x123…")
+            found.append((start, start + len(name), hit.token(name), hit.category, word.priority))
     return found
+
+
+def _digit_runs(joined: str) -> Iterator[tuple[int, int]]:
+    """The runs of 12 or more ASCII digits, found by C-speed searches in a copy with every digit made
+    "0" (a regex tries every position in Python's engine: ten times slower on a dump)."""
+    zeros = joined.translate(_DIGITS_TO_ZERO)
+    start = zeros.find(_TWELVE)
+    while start >= 0:
+        end = start + 12
+        while end < len(zeros) and zeros[end] == "0":
+            end += 1
+        yield start, end
+        start = zeros.find(_TWELVE, end)
 
 
 def _without_overlaps(spans: list[_Span]) -> list[_Span]:

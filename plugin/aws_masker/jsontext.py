@@ -25,27 +25,34 @@ from json.decoder import scanstring
 _WS = "[ \t\n\r]*"
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _LITERAL = "true|false|null|NaN|Infinity|-Infinity"
-_PLAIN = r'"([^"\\]*)"'  # a string without escapes (its content is its value)
+
+
+def _plain(name: str) -> str:
+    """A string without escapes (its content, group ``name``, is its value). The content is taken
+    whole, as an atomic group would (a lookahead, then a backreference: Python 3.10 has no atomic
+    groups): where a backslash ends it, the match fails at once instead of giving the run back one
+    character at a time, which made a long escaped string cost a step per character per alternative."""
+    return f'"(?=(?P<{name}>[^"\\\\]*))(?P={name})"'
+
+
 # One item, maybe after a comma. The common case of an object member, a key and a scalar value both
 # without escapes, is one match; other strings are found and decoded by the json module's C scanner.
+# A plain string (p) is read once, then maybe its colon (k: a key) and a plain value (vs, vn, vl):
+# the match's last group says which.
 _ITEM = re.compile(
     _WS
     + "(?P<comma>,"
     + _WS
     + ")?(?:"
-    + _PLAIN.replace("(", "(?P<ka>", 1)
+    + _plain("p")
+    + "(?:"
     + _WS
-    + ":"
+    + "(?P<k>:)"
     + _WS
     + "(?:"
-    + _PLAIN.replace("(", "(?P<vs>", 1)
-    + f"|(?P<vn>{_NUMBER})|(?P<vl>{_LITERAL}))"
-    + "|"
-    + _PLAIN.replace("(", "(?P<k>", 1)
-    + _WS
-    + ":"
-    + "|"
-    + _PLAIN.replace("(", "(?P<s>", 1)
+    + _plain("vs")
+    + f"|(?P<vn>{_NUMBER})|(?P<vl>{_LITERAL}))?"
+    + ")?"
     + '|(?P<q>")'
     + r"|(?P<o>[{\[])"
     + r"|(?P<c>[}\]])"
@@ -149,8 +156,8 @@ def parse(text: str, pos: int = 0) -> Document | None:
         if group == "vs" or group == "vn" or group == "vl" or group == "k":  # a plain key (and value)
             if not in_object or expect_value:
                 return None
-            key = m.group("ka") if group != "k" else m.group("k")
-            key_start = m.start("ka" if group != "k" else "k") - 1
+            key = m.group("p")
+            key_start = m.start("p") - 1
             add(Literal(KEY, key_start, key_start + len(key) + 2, key, top))
             keys[-1] = key
             last = pending[-1]
@@ -174,9 +181,9 @@ def parse(text: str, pos: int = 0) -> Document | None:
             continue
         string: str | None = None
         start = pos - 1
-        if group == "s":
-            string = m.group("s")
-            start = m.start("s") - 1
+        if group == "p":
+            string = m.group("p")
+            start = m.start("p") - 1
         elif group == "q":
             try:
                 string, pos = scanstring(text, pos, False)
