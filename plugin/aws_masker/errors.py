@@ -100,5 +100,5 @@ class TooComplexError(MaskerError):
     """AWS CLI text output too varied to lay on its structures within the per-text budget (only a
     crafted text gets there; see cliformats.py): refused rather than masked slowly or partly."""
 
-    code = "2015"
+    code = "2012"
     status = 413
