@@ -97,13 +97,11 @@ def test_account_ids_in_digit_groups(masker: Masker, text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["call 4839 2017 5526 now", "card 4839 2017 5526 1234", "the account had 483 920 175 526 bytes in 2024",
+    ["call 4839 2017 5526 now", "card 4839 2017 5526 1234", "it had 483 920 175 526 bytes in 2024",
      "order 4839-2017-5526", "phone: 483 920 175 526"],
     ids=_case,
 )  # fmt: skip
 def test_digit_groups_without_account_evidence_stay(masker: Masker, text: str) -> None:
-    if "account" in text:
-        pytest.skip("prose with the word account masks what follows it; over-masking is cheap")
     assert _masked_rules(masker, text) == []
 
 

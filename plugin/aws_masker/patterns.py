@@ -143,7 +143,10 @@ def run(char_class: str, at_least_one: bool = False) -> str:
 ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?[\"']?"
 
 
-WORD_GUARDS: tuple[str, ...] = (r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",)
+WORD_GUARDS: tuple[str, ...] = (
+    r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",
+    "[0-9]{3,4}[ \u00a0\u2007\u2009\u202f][0-9]{3}",  # an account ID in digit groups
+)
 """Regexes for words that a rule may start with but that begin with no literal of ``LEAD_WORDS``
 (a camel-case key ending in "Bucket"): the ``words`` scanner never skips over these either."""
 LEAD_WORDS: set[str] = set()
@@ -827,6 +830,11 @@ HOST_REGEX = (
     + r")(?![A-Za-z0-9-])"
 )
 
+
+_GROUP_GAP = "[ \u00a0\u2007\u2009\u202f]"
+"""A blank between the digit groups of an account ID (4839 2017 5526): a space, a no-break space, a
+figure, thin or narrow no-break space."""
+_DIGIT_GAP = "[- \u00a0\u2007\u2009\u202f]"
 
 # What may stand right before an account ID: a key naming an account or an owner (JSON, YAML, HCL,
 # env, INI), or the word "account" in prose. Checked on the 80 characters before the digits.
@@ -1951,12 +1959,26 @@ RULES: tuple[Rule, ...] = (
         name="account_id",
         category="account",
         kind="ACCOUNT",
-        regex=r"[0-9](?<![0-9A-Za-z_.-].)(?:[0-9]{11}|[0-9]{3}-[0-9]{4}-[0-9]{4})(?![0-9-])",
+        regex=(
+            r"(?:[0-9](?<![0-9A-Za-z_.-].)(?:[0-9]{11}|[0-9]{3}-[0-9]{4}-[0-9]{4})(?![0-9-])"
+            # in digit groups, with blanks (no-break spaces too) or dashes: not inside a longer run of
+            # groups (a card number)
+            r"|[0-9](?<![0-9A-Za-z_.-].)(?<![0-9]" + _DIGIT_GAP + r".)"
+            r"(?:[0-9]{3}" + _GROUP_GAP + r"[0-9]{4}" + _GROUP_GAP + r"[0-9]{4}"
+            r"|[0-9]{2}" + _DIGIT_GAP + r"[0-9]{3}" + _DIGIT_GAP + r"[0-9]{3}" + _DIGIT_GAP + r"[0-9]{3})"
+            r"(?![0-9-]|" + _DIGIT_GAP + r"[0-9]))"
+        ),
         description=(
             "12-digit account IDs, only with evidence: under a key that names an account or owner "
             "(OwnerId, *OwnerId, Account, AccountId, awsAccountId, UserId, ...) or after the word 'account'"
         ),
-        anchors=("[0-9]{12}", "[0-9]{4}-[0-9]{4}-[0-9]{4}"),
+        anchors=(
+            "[0-9]{12}",
+            "[0-9]{4}-[0-9]{4}-[0-9]{4}",
+            # (the prefilter sees a character outside ASCII as "?")
+            r"[0-9]{4}[ ?][0-9]{4}[ ?][0-9]{4}",
+            r"[0-9]{3}[ ?-][0-9]{3}[ ?-][0-9]{3}[ ?-][0-9]{3}",
+        ),
         validate=_account_verdict,
         echo=True,
         must_match=(
