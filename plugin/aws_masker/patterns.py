@@ -859,6 +859,10 @@ _ACCOUNT_CONTEXT = re.compile(
     r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)"
     r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
     r"\s*[:#=]?\s*[\"'`(*]*(?:[0-9]{12}[\"'`)*]*\s*(?:,|and|or|&)\s*[\"'`(*]*)*"
+    # the ID of an owner object (S3, EC2 and Glacier responses): "Owner": {"DisplayName": "x", "ID": ...,
+    # or in YAML Owner:, then ID: on a line below
+    r"|[Oo]wner[\"']?\s*:(?:\s*\{)?(?:\s*[\"']?DisplayName[\"']?\s*:\s*[\"']?[^\"'\n,{}]{0,64}[\"']?(?:\s*,)?)?"
+    r"\s*[\"']?I[Dd][\"']?\s*:\s*[\"']?"
     # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
     # (then the requester's, when there is one), or at the start of a JSON string (CLI output in a
     # log record)
