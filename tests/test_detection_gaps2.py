@@ -222,3 +222,14 @@ def test_name_value_pairs_in_cli_and_yaml(masker: Masker, text: str) -> None:
 def test_name_value_pairs_naming_nothing_stay(masker: Masker, pair: dict[str, str]) -> None:
     assert _masked_rules(masker, json.dumps({"Tags": [pair]}, indent=2)) == []
     assert _json_leaks(masker, {"Tags": [pair]}, [pair[k] for k in pair if "alue" in k]) == 1
+
+
+def test_an_output_value_keeps_its_own_evidence(masker: Masker) -> None:
+    pair = {"OutputKey": "Uploads", "OutputValue": "media-uploads-x7k2"}
+    assert _leaks(masker, json.dumps({"Outputs": [pair]}), ["media-uploads-x7k2"]) == 0
+    assert _json_leaks(masker, {"Outputs": [pair]}, ["media-uploads-x7k2"]) == 0
+
+
+def test_a_deleted_member_never_hides_a_value(masker: Masker) -> None:
+    text = '{"Name": "S3_BUCKET", "Owner": "483920175526", "Value": "acme-orders-data"}'
+    assert _leaks(masker, text, ["483920175526"]) == 0

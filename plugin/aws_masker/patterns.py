@@ -146,6 +146,7 @@ ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + 
 WORD_GUARDS: tuple[str, ...] = (
     r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",
     "[0-9]{3,4}[ \u00a0\u2007\u2009\u202f][0-9]{3}",  # an account ID in digit groups
+    r"[Aa][Rr][Nn]\s",  # an ARN with blanks around its colons
 )
 """Regexes for words that a rule may start with but that begin with no literal of ``LEAD_WORDS``
 (a camel-case key ending in "Bucket"): the ``words`` scanner never skips over these either."""

@@ -154,6 +154,11 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         if once is not None:
             text, level = once
             levels.append(level)
+    if ("|" in text or ">" in text) and ":" in text:
+        spans = [m.span("h") for m in _BLOCK_SCALAR.finditer(text)]
+        if spans:
+            text, level = _deleted(text, spans)
+            levels.append(level)
     if not levels:
         return text, source
     ordered = levels[::-1]
@@ -164,3 +169,71 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         return source(offset) if source is not None else offset
 
     return text, mapped
+
+
+# ---- structure: what stands between a key and its value ------------------------------------------
+# (a YAML block scalar's indicator is folded away in ``folded``; pair objects get a view of their own)
+
+_NAME = r"[A-Za-z0-9_.:/-]{1,128}"
+_NAME_KEYS = "(?:ParameterKey|OutputKey|Key|key|Name|name)"
+_VALUE_KEYS = "(?:ParameterValue|OutputValue|Value|value)"
+# a JSON name/value pair object: {"ParameterKey": "X", "ParameterValue": ...}, {"name": "X", "value":
+# ...}, an SSM parameter's {"Name": "X", "Type": "String", "Value": ...} (only a Type between: the
+# deleted text must hold no identifier)
+_JSON_PAIR = re.compile(
+    r'(?P<h>"' + _NAME_KEYS + r'"\s*:\s*)(?P<n>"' + _NAME + r'")'
+    r'(?P<m>(?:\s*,\s*"(?:Type|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'")(?=\s*:)'
+)
+# the same in YAML (- Name: X / Value: ...) and in the AWS CLI's shorthand (ParameterKey=X,ParameterValue=...)
+_YAML_PAIR = re.compile(
+    r"(?P<h>(?<![A-Za-z0-9_])" + _NAME_KEYS + r":[ \t]+)(?P<n>[\"']?" + _NAME + r"[\"']?)"
+    r"(?P<m>[ \t]*\r?\n[ \t]+" + _VALUE_KEYS + r")(?=:[ \t])"
+)
+_SHORTHAND_PAIR = re.compile(
+    r"(?P<h>(?<![A-Za-z0-9_])" + _NAME_KEYS + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
+)
+# a YAML block scalar right after a key (OwnerId: >-, then the value on the next line)
+_BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
+
+
+def paired(text: str) -> tuple[str, Callable[[int], int]] | None:
+    """A second view of ``text`` (a folded view) in which each name/value pair object reads as the
+    member it stands for: ``"ParameterKey": "DBInstanceIdentifier", "ParameterValue": "x"`` as
+    ``"DBInstanceIdentifier": "x"`` (also ``{"name": "DATA_BUCKET", "value": ...}``, a tag's
+    ``Key``/``Value``, YAML ``- Name: X`` / ``Value: ...``, the CLI's ``Key=X,Value=...``), so the
+    catalogue's key rules apply to the value as they are; and the map back. None when there is no
+    such pair. Only member keys are deleted, never a value. It is a second view, scanned besides the
+    first (scanner.py), because the value's own key may be evidence too (``OutputValue``)."""
+    if "alue" not in text:
+        return None
+    spans: list[tuple[int, int]] = []
+    for pattern in (_JSON_PAIR, _YAML_PAIR, _SHORTHAND_PAIR):
+        for m in pattern.finditer(text):
+            spans += (m.span("h"), m.span("m"))
+    if not spans:
+        return None
+    spans.sort()
+    kept = [spans[0]]
+    for span in spans[1:]:
+        if span[0] >= kept[-1][1]:
+            kept.append(span)
+    view, level = _deleted(text, kept)
+    return view, level.source
+
+
+def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
+    """``text`` without the (sorted, disjoint) ``spans``, and the map back: a view offset at a deletion
+    maps to just after the deleted text."""
+    parts: list[str] = []
+    view_ends: list[int] = []
+    source_ends: list[int] = []
+    last = 0
+    length = 0
+    for start, end in spans:
+        parts.append(text[last:start])
+        length += start - last
+        view_ends.append(length)
+        source_ends.append(end)
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), _Level(view_ends, source_ends)
