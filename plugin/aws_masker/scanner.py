@@ -28,7 +28,7 @@ from typing import NamedTuple
 from . import prefilter
 from .errors import InvalidEncodingError
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, WORD_GUARDS, Rule, Verdict, literal_trie, run
-from .textview import folded, paired
+from .textview import Paired, folded, paired
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -256,20 +256,25 @@ class Scanner:
     def _scan_both(
         self,
         text: str,
-        pairs: tuple[str, Callable[[int], int]],
+        pairs: Paired,
         source: Callable[[int], int] | None,
         enabled: frozenset[str],
         allow: frozenset[str],
         emit: Emit,
     ) -> None:
-        """Scan the view and its paired view (textview.paired) and emit the union, in order and
-        non-overlapping: where both find something, the earlier start wins, then the longer match,
-        then the one that masks."""
+        """Scan the view, and the segments of its paired view (textview.paired) where pairs read as
+        members, and emit the union, in order and non-overlapping: where both find something, the
+        earlier start wins, then the longer match, then the one that masks."""
         found: list[Found] = []
         add = found.append
         self._scan(text, enabled, allow, lambda *fields: add(Found(*fields)))
-        view, to_text = pairs
-        self._scan(view, enabled, allow, _mapped(lambda *fields: add(Found(*fields)), to_text))
+        view, to_text, segments = pairs
+        for start, end in segments:
+
+            def shifted(offset: int, start: int = start) -> int:
+                return to_text(offset + start)
+
+            self._scan(view[start:end], enabled, allow, _mapped(lambda *fields: add(Found(*fields)), shifted))
         found.sort(key=lambda f: (f.start, -f.end, not f.mask))
         if source is not None:
             emit = _mapped(emit, source)

@@ -15,10 +15,15 @@ What is folded (each to at most one character, so the view is never longer):
   marks: removed;
 - characters whose compatibility form (NFKC) is one such ASCII character (fullwidth and mathematical
   letters and digits, fullwidth colon), decimal digits of any script, dashes and minus signs, colon
-  look-alikes, and the Cyrillic and Greek letters that look like Latin ones.
+  look-alikes, and the Cyrillic and Greek letters that look like Latin ones;
+- the indicator, line break and indentation of a YAML block scalar right after a key (``OwnerId: >-``
+  then the value on the next line): deleted, so the value stands right after its key.
 
-Cost: nothing for ASCII text without ``%`` or ``&``; otherwise two C-speed passes per fold (a regex split and
-running sums), as for escapes.
+``paired`` makes a second view, in which name/value pair objects read as the member they stand for
+(see there).
+
+Cost: nothing for ASCII text without ``%``, ``&``, ``|`` or ``>``; otherwise two C-speed passes per
+fold (a regex split and running sums), as for escapes.
 """
 
 from __future__ import annotations
@@ -177,6 +182,8 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
 _NAME = r"[A-Za-z0-9_.:/-]{1,128}"
 _NAME_KEYS = "(?:ParameterKey|OutputKey|Key|key|Name|name)"
 _VALUE_KEYS = "(?:ParameterValue|OutputValue|Value|value)"
+# the same name keys, behind a class of their first letters (the regex module then skips to them)
+_NAME_KEY_WORD = r"[PONKkn](?<![A-Za-z0-9_].)(?:(?<=P)arameterKey|(?<=O)utputKey|(?<=[Kk])ey|(?<=[Nn])ame)"
 # a JSON name/value pair object: {"ParameterKey": "X", "ParameterValue": ...}, {"name": "X", "value":
 # ...}, an SSM parameter's {"Name": "X", "Type": "String", "Value": ...} (only a Type between: the
 # deleted text must hold no identifier)
@@ -186,39 +193,68 @@ _JSON_PAIR = re.compile(
 )
 # the same in YAML (- Name: X / Value: ...) and in the AWS CLI's shorthand (ParameterKey=X,ParameterValue=...)
 _YAML_PAIR = re.compile(
-    r"(?P<h>(?<![A-Za-z0-9_])" + _NAME_KEYS + r":[ \t]+)(?P<n>[\"']?" + _NAME + r"[\"']?)"
+    r"(?P<h>" + _NAME_KEY_WORD + r":[ \t]+)(?P<n>[\"']?" + _NAME + r"[\"']?)"
     r"(?P<m>[ \t]*\r?\n[ \t]+" + _VALUE_KEYS + r")(?=:[ \t])"
 )
 _SHORTHAND_PAIR = re.compile(
-    r"(?P<h>(?<![A-Za-z0-9_])" + _NAME_KEYS + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
+    r"(?P<h>" + _NAME_KEY_WORD + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
 )
+_PAIRS = (
+    (_JSON_PAIR, ('alue"',)),
+    (_YAML_PAIR, ("alue:",)),
+    (_SHORTHAND_PAIR, ("alue=",)),
+)
+"""Each syntax's pattern, behind the literals its value key ends with."""
 # a YAML block scalar right after a key (OwnerId: >-, then the value on the next line)
 _BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
 
 
-def paired(text: str) -> tuple[str, Callable[[int], int]] | None:
+class Paired(NamedTuple):
+    view: str
+    source: Callable[[int], int]
+    """View offset -> offset in the text the view was made from."""
+    segments: list[tuple[int, int]]
+    """Where in the view each pair reads as a member: from its name to the end of its value's line
+    (at most ``_SEGMENT`` characters on), the only parts that differ from the text."""
+
+
+_SEGMENT = 512
+
+
+def paired(text: str) -> Paired | None:
     """A second view of ``text`` (a folded view) in which each name/value pair object reads as the
     member it stands for: ``"ParameterKey": "DBInstanceIdentifier", "ParameterValue": "x"`` as
     ``"DBInstanceIdentifier": "x"`` (also ``{"name": "DATA_BUCKET", "value": ...}``, a tag's
     ``Key``/``Value``, YAML ``- Name: X`` / ``Value: ...``, the CLI's ``Key=X,Value=...``), so the
     catalogue's key rules apply to the value as they are; and the map back. None when there is no
-    such pair. Only member keys are deleted, never a value. It is a second view, scanned besides the
-    first (scanner.py), because the value's own key may be evidence too (``OutputValue``)."""
+    such pair. Only member keys are deleted, never a value. It is a second view, whose segments are
+    scanned besides the first view (scanner.py), because the value's own key may be evidence too
+    (``OutputValue``). Cost: a substring search, and a regex pass per syntax whose value key is there."""
     if "alue" not in text:
         return None
-    spans: list[tuple[int, int]] = []
-    for pattern in (_JSON_PAIR, _YAML_PAIR, _SHORTHAND_PAIR):
-        for m in pattern.finditer(text):
-            spans += (m.span("h"), m.span("m"))
-    if not spans:
+    matches: list[re.Match[str]] = []
+    for pattern, marks in _PAIRS:
+        if any(mark in text for mark in marks):
+            matches += pattern.finditer(text)
+    if not matches:
         return None
-    spans.sort()
-    kept = [spans[0]]
-    for span in spans[1:]:
-        if span[0] >= kept[-1][1]:
-            kept.append(span)
-    view, level = _deleted(text, kept)
-    return view, level.source
+    matches.sort(key=lambda m: m.start())
+    spans: list[tuple[int, int]] = []
+    ends: list[tuple[int, int]] = []  # per pair kept: where its name starts, where its value key ends
+    last = 0
+    for m in matches:
+        if m.start() >= last:
+            spans += (m.span("h"), m.span("m"))
+            ends.append((m.start("n"), m.end("m")))
+            last = m.end()
+    view, level = _deleted(text, spans)
+    segments = []
+    for k, (name, value) in enumerate(ends):
+        start = name - level.source_ends[2 * k] + level.view_ends[2 * k]
+        end = value - level.source_ends[2 * k + 1] + level.view_ends[2 * k + 1]
+        line_end = view.find("\n", end + 1, end + _SEGMENT)
+        segments.append((start, line_end if line_end >= 0 else min(len(view), end + _SEGMENT)))
+    return Paired(view, level.source, segments)
 
 
 def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
