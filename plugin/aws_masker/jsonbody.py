@@ -51,7 +51,7 @@ from decimal import Decimal, InvalidOperation
 from . import echo
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
-from .jsontext import KEY, NUMBER, Container, Document
+from .jsontext import KEY, NUMBER, Container, Document, Literal
 from .restore import token_kind
 from .tokens import KIND_CATEGORIES, TOKEN_RE
 
@@ -70,6 +70,14 @@ _MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
     ("image", "image/webp"): (b"RIFF",),  # and "WEBP" at 8 (_check_binary)
     ("document", "application/pdf"): (b"%PDF",),
 }
+_PAIR_NAMES = {
+    "ParameterValue": ("ParameterKey",),
+    "OutputValue": ("OutputKey",),
+    "Value": ("Key", "Name"),
+    "value": ("key", "name"),
+}
+"""The value member of a name/value pair object -> the members that may name what it holds."""
+_PAIR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 _KEY_CONTEXT = 256
 """Characters of a key that stand in the context of its values (no rule's key is longer)."""
 _MAX_BLOCK_DEPTH = 64
@@ -139,7 +147,8 @@ def mask_document(
         if key is None and not outer:
             contexts.append("")
         else:
-            contexts.append(outer + quoted[key] + quote)
+            named = _pair_context(masker, containers[literal.container], key, value, literals)
+            contexts.append(outer + (quoted[key] if named is None else named) + quote)
         next_key = literal.next_key
         if next_key is None:
             suffixes.append(quote)
@@ -272,6 +281,33 @@ def _loose_b64decode(value: str) -> bytes:
 
 def _media(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _pair_context(
+    masker: Masker, container: Container, key: str | None, value: str, literals: list[Literal]
+) -> str | None:
+    """For the value member of a name/value pair object (``{"ParameterKey": "DBInstanceIdentifier",
+    "ParameterValue": "x"}``, ``{"name": "DATA_BUCKET", "value": "x"}``, a tag's ``Key``/``Value``):
+    the name its sibling gives it, as a key (``"DBInstanceIdentifier": ``), to stand in its context
+    in place of its own key, so it gets the verdict it would get under that key (as scanner.py's
+    paired view of pasted text). ``OutputValue`` is evidence of its own (a bucket-shaped output): it
+    keeps its key unless the name finds more."""
+    names = _PAIR_NAMES.get(key) if key is not None else None
+    if names is None:
+        return None
+    for name_key in names:
+        found = container.strings.get(name_key)
+        if found:
+            name = literals[found[-1]].value
+            if not _PAIR_NAME.fullmatch(name):
+                return None
+            named = _quoted(name) + ": "
+            if key == "OutputValue" and not any(
+                f.mask and f.end > len(named) for f in masker.find(named + '"' + value + '"')
+            ):
+                return None
+            return named
+    return None
 
 
 def _quoted(key: str) -> str:

@@ -143,7 +143,11 @@ def run(char_class: str, at_least_one: bool = False) -> str:
 ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?[\"']?"
 
 
-WORD_GUARDS: tuple[str, ...] = (r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",)
+WORD_GUARDS: tuple[str, ...] = (
+    r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",
+    "[0-9]{3,4}[ \u00a0\u2007\u2009\u202f][0-9]{3}",  # an account ID in digit groups
+    r"[Aa][Rr][Nn]\s",  # an ARN with blanks around its colons
+)
 """Regexes for words that a rule may start with but that begin with no literal of ``LEAD_WORDS``
 (a camel-case key ending in "Bucket"): the ``words`` scanner never skips over these either."""
 LEAD_WORDS: set[str] = set()
@@ -329,6 +333,26 @@ EC2_SHORT_PREFIXES = dict(EC2_PREFIXES)
 EC2_PREFIXES.update(EC2_LONG_PREFIXES)
 
 
+def any_case(literal: str) -> str:
+    """``literal`` as a regex that matches it in any mix of upper and lower case (for rules and for
+    anchors: Hyperscan and ``re`` read the character classes alike)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in literal)
+
+
+def _any_case_prefixes(prefixes: list[str]) -> str:
+    """The EC2 ``prefixes`` in any case, longest first, behind a class of their first letters (a rule
+    on it is rejected on its first character) and a check that no letter or digit stands before."""
+    by_first: dict[str, list[str]] = {}
+    for p in sorted(prefixes, key=lambda p: (-len(p), p)):
+        by_first.setdefault(p[0], []).append(p)
+    firsts = "".join(f"{c.upper()}{c}" for c in sorted(by_first))
+    groups = [
+        f"(?<=[{c.upper()}{c}])(?:" + "|".join(any_case(p[1:] + "-") for p in ps) + ")"
+        for c, ps in sorted(by_first.items())
+    ]
+    return f"[{firsts}](?<![A-Za-z0-9].)(?:" + "|".join(groups) + ")"
+
+
 ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
 IAM_ID_PREFIXES = ("AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA")
 
@@ -435,6 +459,15 @@ def _arn_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.MASK
 
 
+ARN_GAP = r"[ \t]{0,3}(?:\r?\n[ \t]{0,40})?:[ \t]{0,3}(?:\r?\n[ \t]{0,40})?"
+"""A colon between two ARN fields, with blanks around it or a line break after or before it."""
+_BLANKS = re.compile(r"\s+")
+
+
+def _arn_spaced_kind(value: str) -> str:
+    return _arn_kind(_BLANKS.sub("", value).lower())
+
+
 _BUCKET_FORBIDDEN = re.compile(
     r"\.\.|\.-|-\.|^xn--|^sthree-|^amzn-s3-demo-|-s3alias$|--ol-s3$|\.mrap$|--x-s3$"
 )
@@ -447,6 +480,26 @@ def _valid_bucket(value: str) -> bool:
 
 def _bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.MASK if _valid_bucket(value) else Verdict.REJECT
+
+
+def _ec2_any_case_kind(value: str) -> str:
+    return _ec2_kind(value.lower())
+
+
+def _arn_any_case_kind(value: str) -> str:
+    return _arn_kind(value.lower())
+
+
+def _arn_any_case_verdict(value: str, text: str, start: int) -> Verdict:
+    """An ARN written in upper or mixed case (``ARN:AWS:IAM::…:ROLE/X``): what its lower-case form
+    would get (AWS-managed and pure wildcards stay)."""
+    return _arn_verdict(value.lower(), text, start)
+
+
+def _bucket_any_case_verdict(value: str, text: str, start: int) -> Verdict:
+    if value.islower() or not any(c.isalpha() for c in value):
+        return Verdict.REJECT  # the lower-case rule's (it rejected it)
+    return _bucket_verdict(value.lower(), text, start)
 
 
 # what follows a bucket's "Name" in list-buckets items, and in a list-objects response (JSON or YAML)
@@ -779,6 +832,11 @@ HOST_REGEX = (
 )
 
 
+_GROUP_GAP = "[ \u00a0\u2007\u2009\u202f]"
+"""A blank between the digit groups of an account ID (4839 2017 5526): a space, a no-break space, a
+figure, thin or narrow no-break space."""
+_DIGIT_GAP = "[- \u00a0\u2007\u2009\u202f]"
+
 # What may stand right before an account ID: a key naming an account or an owner (JSON, YAML, HCL,
 # env, INI), or the word "account" in prose. Checked on the 80 characters before the digits.
 _ACCOUNT_KEY = (
@@ -802,6 +860,10 @@ _ACCOUNT_CONTEXT = re.compile(
     r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)"
     r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
     r"\s*[:#=]?\s*[\"'`(*]*(?:[0-9]{12}[\"'`)*]*\s*(?:,|and|or|&)\s*[\"'`(*]*)*"
+    # the ID of an owner object (S3, EC2 and Glacier responses): "Owner": {"DisplayName": "x", "ID": ...,
+    # or in YAML Owner:, then ID: on a line below
+    r"|[Oo]wner[\"']?\s*:(?:\s*\{)?(?:\s*[\"']?DisplayName[\"']?\s*:\s*[\"']?[^\"'\n,{}]{0,64}[\"']?(?:\s*,)?)?"
+    r"\s*[\"']?I[Dd][\"']?\s*:\s*[\"']?"
     # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
     # (then the requester's, when there is one), or at the start of a JSON string (CLI output in a
     # log record)
@@ -976,6 +1038,56 @@ RULES: tuple[Rule, ...] = (
             "warn:x:123456789012:y",
         ),
     ),
+    Rule(
+        name="arn_any_case",
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"[Aa](?<![A-Za-z0-9_-].)[Rr][Nn]:[Aa][Ww][Ss](?:-[A-Za-z-]{1,12})?:[A-Za-z0-9-]+:[A-Za-z0-9-]*:"
+            r"(?:[0-9]{12}|[Aa][Ww][Ss]|\*)?:[A-Za-z0-9_/:.+=@*!$%&?~#{}-]*[A-Za-z0-9_/+=@*$%&?~#{}-]"
+        ),
+        description=(
+            "An ARN written in upper or mixed case (ARN:AWS:IAM::<account>:ROLE/X), which a model reads as "
+            "the same ARN: masked whole, as its lower-case form would be"
+        ),
+        anchors=(any_case("arn:"),),
+        validate=_arn_any_case_verdict,
+        kind_of=_arn_any_case_kind,
+        must_match=(
+            ("ROLE: ARN:AWS:IAM::123456789012:ROLE/X.", "ARN:AWS:IAM::123456789012:ROLE/X"),
+            ("ARN:AWS:S3:::ACME-DATA/logs", "ARN:AWS:S3:::ACME-DATA/logs"),
+        ),
+        must_not_match=("ARN:AWS:IAM::AWS:POLICY/ADMIN", "ARN:AWS:S3:::*", "ARN: the resource name"),
+    ),
+    Rule(
+        name="arn_spaced",
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"[Aa](?<![A-Za-z0-9_-].)[Rr][Nn]"
+            + ARN_GAP
+            + r"[A-Za-z-]{2,20}"
+            + ARN_GAP
+            + r"[A-Za-z0-9-]{1,40}"
+            + ARN_GAP
+            + r"[A-Za-z0-9-]{0,30}"
+            + ARN_GAP
+            + r"[0-9]{12}"
+            + ARN_GAP
+            + r"[A-Za-z0-9_/:.+=@*!$%&?~#{}-]*[A-Za-z0-9_/+=@*$%&?~#{}-]"
+        ),
+        description=(
+            "An ARN with blanks around its colons (arn : aws : iam :: <account> : role/x) or broken over "
+            "lines at a colon: masked whole when it names an account"
+        ),
+        anchors=(r"[Aa][Rr][Nn][ \t]{0,3}[:\r\n]",),
+        kind_of=_arn_spaced_kind,
+        must_match=(
+            ("arn : aws : iam :: 123456789012 : role/x now", "arn : aws : iam :: 123456789012 : role/x"),
+            ("arn:aws:iam::\n  123456789012:role/x", "arn:aws:iam::\n  123456789012:role/x"),
+        ),
+        must_not_match=("the arn : aws : iam :: role/x", "arn: aws docs: 2024 :: 12"),
+    ),
     # ---- Endpoint hostnames that embed a resource name or ID ------------------------------------
     Rule(
         name="s3_virtual_host",
@@ -1095,6 +1207,20 @@ RULES: tuple[Rule, ...] = (
             ("Upload it to s3://acme-prod-data.", "acme-prod-data"),
         ),
         must_not_match=("s3:// is a URI scheme", "s3://x/"),
+    ),
+    Rule(
+        name="s3_uri_any_case",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[Ss](?<![A-Za-z0-9].)3[Aa]?[Nn]?://(?P<v>[A-Za-z0-9][A-Za-z0-9.-]{1,61}[A-Za-z0-9])"
+            r"(?![A-Za-z0-9_-]|\.[A-Za-z0-9])"
+        ),
+        description="A bucket in an s3:// URI written in upper or mixed case (S3://ACME-DATA/x)",
+        anchors=(r"[Ss]3[Aa]?[Nn]?://",),
+        validate=_bucket_any_case_verdict,
+        must_match=(("copy S3://ACME-DATA/x there", "ACME-DATA"), ("s3://Acme-Data/", "Acme-Data")),
+        must_not_match=("S3://", "S3://X/", "s3://a..b/"),
     ),
     Rule(
         name="s3_path_style",
@@ -1838,12 +1964,26 @@ RULES: tuple[Rule, ...] = (
         name="account_id",
         category="account",
         kind="ACCOUNT",
-        regex=r"[0-9](?<![0-9A-Za-z_.-].)(?:[0-9]{11}|[0-9]{3}-[0-9]{4}-[0-9]{4})(?![0-9-])",
+        regex=(
+            r"(?:[0-9](?<![0-9A-Za-z_.-].)(?:[0-9]{11}|[0-9]{3}-[0-9]{4}-[0-9]{4})(?![0-9-])"
+            # in digit groups, with blanks (no-break spaces too) or dashes: not inside a longer run of
+            # groups (a card number)
+            r"|[0-9](?<![0-9A-Za-z_.-].)(?<![0-9]" + _DIGIT_GAP + r".)"
+            r"(?:[0-9]{3}" + _GROUP_GAP + r"[0-9]{4}" + _GROUP_GAP + r"[0-9]{4}"
+            r"|[0-9]{2}" + _DIGIT_GAP + r"[0-9]{3}" + _DIGIT_GAP + r"[0-9]{3}" + _DIGIT_GAP + r"[0-9]{3})"
+            r"(?![0-9-]|" + _DIGIT_GAP + r"[0-9]))"
+        ),
         description=(
             "12-digit account IDs, only with evidence: under a key that names an account or owner "
             "(OwnerId, *OwnerId, Account, AccountId, awsAccountId, UserId, ...) or after the word 'account'"
         ),
-        anchors=("[0-9]{12}", "[0-9]{4}-[0-9]{4}-[0-9]{4}"),
+        anchors=(
+            "[0-9]{12}",
+            "[0-9]{4}-[0-9]{4}-[0-9]{4}",
+            # (the prefilter sees a character outside ASCII as "?")
+            r"[0-9]{4}[ ?][0-9]{4}[ ?][0-9]{4}",
+            r"[0-9]{3}[ ?-][0-9]{3}[ ?-][0-9]{3}[ ?-][0-9]{3}",
+        ),
         validate=_account_verdict,
         echo=True,
         must_match=(
@@ -1909,6 +2049,31 @@ RULES: tuple[Rule, ...] = (
             ('"\\ni-0123456789abcdef0"', "i-0123456789abcdef0"),
         ),
         must_not_match=("i-0123456789", "xsg-12345678", "sg-1234567", "i-0123456789abcdef01", "vol-XYZ"),
+    ),
+    Rule(
+        name="ec2_resource_id_any_case",
+        category="ec2",
+        kind="EC2",
+        regex=(
+            "(?:"
+            + _any_case_prefixes(list(EC2_SHORT_PREFIXES))
+            + "(?:[0-9A-Fa-f]{17}|[0-9A-Fa-f]{8})|"
+            + _any_case_prefixes(list(EC2_LONG_PREFIXES))
+            + "[0-9A-Fa-f]{17})(?![A-Za-z0-9])"
+        ),
+        description=(
+            "EC2-family IDs written in upper or mixed case (I-0123456789ABCDEF0, VPC-0A1B2C3D): the same "
+            "prefixes and exactly 8 or 17 hex digits"
+        ),
+        anchors=tuple(any_case(p + "-") + "[0-9A-Fa-f]{8}" for p in EC2_PREFIXES),
+        kind_of=_ec2_any_case_kind,
+        kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
+        must_match=(
+            ("Instance I-0123456789ABCDEF0 is down", "I-0123456789ABCDEF0"),
+            ("VPC-0A1B2C3D peers", "VPC-0A1B2C3D"),
+            ("Vol-0123456789AbCdEf0.", "Vol-0123456789AbCdEf0"),
+        ),
+        must_not_match=("SG-1 and I-95", "I-0123456789", "VPC-ABCDEFGHIJ", "OP-12345678", "XSG-12345678"),
     ),
     # ---- IP addresses -----------------------------------------------------------------------------
     Rule(

@@ -28,7 +28,7 @@ from typing import NamedTuple
 from . import prefilter
 from .errors import InvalidEncodingError
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, WORD_GUARDS, Rule, Verdict, literal_trie, run
-from .textview import folded
+from .textview import Paired, folded, paired
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -239,12 +239,50 @@ class Scanner:
         it goes, without collecting them. The rules see ``text`` unescaped (``unescaped``) and folded
         (textview.py: percent-encoding, HTML references, unicode look-alikes)."""
         text, source = folded(*unescaped(text))
+        pairs = paired(text)
+        if pairs is not None:
+            self._scan_both(text, pairs, source, enabled, allow, emit)
+            return
         if source is not None:
             emit = _mapped(emit, source)
+        self._scan(text, enabled, allow, emit)
+
+    def _scan(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         if self.mode == "anchors":
             self._scan_candidates(text, enabled, allow, emit)
         else:
             self._scan_words(text, enabled, allow, emit)
+
+    def _scan_both(
+        self,
+        text: str,
+        pairs: Paired,
+        source: Callable[[int], int] | None,
+        enabled: frozenset[str],
+        allow: frozenset[str],
+        emit: Emit,
+    ) -> None:
+        """Scan the view, and the segments of its paired view (textview.paired) where pairs read as
+        members, and emit the union, in order and non-overlapping: where both find something, the
+        earlier start wins, then the longer match, then the one that masks."""
+        found: list[Found] = []
+        add = found.append
+        self._scan(text, enabled, allow, lambda *fields: add(Found(*fields)))
+        view, to_text, segments = pairs
+        for start, end in segments:
+
+            def shifted(offset: int, start: int = start) -> int:
+                return to_text(offset + start)
+
+            self._scan(view[start:end], enabled, allow, _mapped(lambda *fields: add(Found(*fields)), shifted))
+        found.sort(key=lambda f: (f.start, -f.end, not f.mask))
+        if source is not None:
+            emit = _mapped(emit, source)
+        end = 0
+        for f in found:
+            if f.start >= end:
+                emit(*f)
+                end = f.end
 
     def _scan_candidates(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         take, rule_of, shift, mask = self._take, self._prefilter.rule_of, prefilter.SHIFT, prefilter.MASK

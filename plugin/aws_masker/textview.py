@@ -15,10 +15,15 @@ What is folded (each to at most one character, so the view is never longer):
   marks: removed;
 - characters whose compatibility form (NFKC) is one such ASCII character (fullwidth and mathematical
   letters and digits, fullwidth colon), decimal digits of any script, dashes and minus signs, colon
-  look-alikes, and the Cyrillic and Greek letters that look like Latin ones.
+  look-alikes, and the Cyrillic and Greek letters that look like Latin ones;
+- the indicator, line break and indentation of a YAML block scalar right after a key (``OwnerId: >-``
+  then the value on the next line): deleted, so the value stands right after its key.
 
-Cost: nothing for ASCII text without ``%`` or ``&``; otherwise two C-speed passes per fold (a regex split and
-running sums), as for escapes.
+``paired`` makes a second view, in which name/value pair objects read as the member they stand for
+(see there).
+
+Cost: nothing for ASCII text without ``%``, ``&``, ``|`` or ``>``; otherwise two C-speed passes per
+fold (a regex split and running sums), as for escapes.
 """
 
 from __future__ import annotations
@@ -154,6 +159,11 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         if once is not None:
             text, level = once
             levels.append(level)
+    if ("|" in text or ">" in text) and ":" in text:
+        spans = [m.span("h") for m in _BLOCK_SCALAR.finditer(text)]
+        if spans:
+            text, level = _deleted(text, spans)
+            levels.append(level)
     if not levels:
         return text, source
     ordered = levels[::-1]
@@ -164,3 +174,102 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         return source(offset) if source is not None else offset
 
     return text, mapped
+
+
+# ---- structure: what stands between a key and its value ------------------------------------------
+# (a YAML block scalar's indicator is folded away in ``folded``; pair objects get a view of their own)
+
+_NAME = r"[A-Za-z0-9_.:/-]{1,128}"
+_NAME_KEYS = "(?:ParameterKey|OutputKey|Key|key|Name|name)"
+_VALUE_KEYS = "(?:ParameterValue|OutputValue|Value|value)"
+# the same name keys, behind a class of their first letters (the regex module then skips to them)
+_NAME_KEY_WORD = r"[PONKkn](?<![A-Za-z0-9_].)(?:(?<=P)arameterKey|(?<=O)utputKey|(?<=[Kk])ey|(?<=[Nn])ame)"
+# a JSON name/value pair object: {"ParameterKey": "X", "ParameterValue": ...}, {"name": "X", "value":
+# ...}, an SSM parameter's {"Name": "X", "Type": "String", "Value": ...} (only a Type between: the
+# deleted text must hold no identifier)
+_JSON_PAIR = re.compile(
+    r'(?P<h>"' + _NAME_KEYS + r'"\s*:\s*)(?P<n>"' + _NAME + r'")'
+    r'(?P<m>(?:\s*,\s*"(?:Type|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'")(?=\s*:)'
+)
+# the same in YAML (- Name: X / Value: ...) and in the AWS CLI's shorthand (ParameterKey=X,ParameterValue=...)
+_YAML_PAIR = re.compile(
+    r"(?P<h>" + _NAME_KEY_WORD + r":[ \t]+)(?P<n>[\"']?" + _NAME + r"[\"']?)"
+    r"(?P<m>[ \t]*\r?\n[ \t]+" + _VALUE_KEYS + r")(?=:[ \t])"
+)
+_SHORTHAND_PAIR = re.compile(
+    r"(?P<h>" + _NAME_KEY_WORD + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
+)
+_PAIRS = (
+    (_JSON_PAIR, ('alue"',)),
+    (_YAML_PAIR, ("alue:",)),
+    (_SHORTHAND_PAIR, ("alue=",)),
+)
+"""Each syntax's pattern, behind the literals its value key ends with."""
+# a YAML block scalar right after a key (OwnerId: >-, then the value on the next line)
+_BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
+
+
+class Paired(NamedTuple):
+    view: str
+    source: Callable[[int], int]
+    """View offset -> offset in the text the view was made from."""
+    segments: list[tuple[int, int]]
+    """Where in the view each pair reads as a member: from its name to the end of its value's line
+    (at most ``_SEGMENT`` characters on), the only parts that differ from the text."""
+
+
+_SEGMENT = 512
+
+
+def paired(text: str) -> Paired | None:
+    """A second view of ``text`` (a folded view) in which each name/value pair object reads as the
+    member it stands for: ``"ParameterKey": "DBInstanceIdentifier", "ParameterValue": "x"`` as
+    ``"DBInstanceIdentifier": "x"`` (also ``{"name": "DATA_BUCKET", "value": ...}``, a tag's
+    ``Key``/``Value``, YAML ``- Name: X`` / ``Value: ...``, the CLI's ``Key=X,Value=...``), so the
+    catalogue's key rules apply to the value as they are; and the map back. None when there is no
+    such pair. Only member keys are deleted, never a value. It is a second view, whose segments are
+    scanned besides the first view (scanner.py), because the value's own key may be evidence too
+    (``OutputValue``). Cost: a substring search, and a regex pass per syntax whose value key is there."""
+    if "alue" not in text:
+        return None
+    matches: list[re.Match[str]] = []
+    for pattern, marks in _PAIRS:
+        if any(mark in text for mark in marks):
+            matches += pattern.finditer(text)
+    if not matches:
+        return None
+    matches.sort(key=lambda m: m.start())
+    spans: list[tuple[int, int]] = []
+    ends: list[tuple[int, int]] = []  # per pair kept: where its name starts, where its value key ends
+    last = 0
+    for m in matches:
+        if m.start() >= last:
+            spans += (m.span("h"), m.span("m"))
+            ends.append((m.start("n"), m.end("m")))
+            last = m.end()
+    view, level = _deleted(text, spans)
+    segments = []
+    for k, (name, value) in enumerate(ends):
+        start = name - level.source_ends[2 * k] + level.view_ends[2 * k]
+        end = value - level.source_ends[2 * k + 1] + level.view_ends[2 * k + 1]
+        line_end = view.find("\n", end + 1, end + _SEGMENT)
+        segments.append((start, line_end if line_end >= 0 else min(len(view), end + _SEGMENT)))
+    return Paired(view, level.source, segments)
+
+
+def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
+    """``text`` without the (sorted, disjoint) ``spans``, and the map back: a view offset at a deletion
+    maps to just after the deleted text."""
+    parts: list[str] = []
+    view_ends: list[int] = []
+    source_ends: list[int] = []
+    last = 0
+    length = 0
+    for start, end in spans:
+        parts.append(text[last:start])
+        length += start - last
+        view_ends.append(length)
+        source_ends.append(end)
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), _Level(view_ends, source_ends)
