@@ -99,34 +99,35 @@ _literal = partial(tuple.__new__, Literal)
 """A Literal from its eight fields in one sequence, at C speed."""
 
 
-class Container:
-    __slots__ = ("_keys", "_strings", "_values", "is_object", "key", "parent", "position")
-
-    def __init__(
-        self, is_object: bool, parent: int, key: str | None, position: int, keys: list[str | None]
-    ) -> None:
-        self.is_object = is_object
-        self.parent = parent
-        """Index of the enclosing container, -1 for the root."""
-        self.key = key
-        """The key it stands under in its parent object (None in a list)."""
-        self.position = position
-        """Its place in its parent list (-1 in an object)."""
-        self._values: list[int] = []  # an object's string values, as literal indices
-        self._keys = keys  # the document's keys column
-        self._strings: dict[str, list[int]] | None = None
+class Container(NamedTuple):
+    is_object: bool
+    parent: int
+    """Index of the enclosing container, -1 for the root."""
+    key: str | None
+    """The key it stands under in its parent object (None in a list)."""
+    position: int
+    """Its place in its parent list (-1 in an object)."""
+    string_values: list[int]
+    """For an object: the literal indices of its string values."""
+    key_column: list[str | None]
+    """The document's ``keys`` column."""
+    by_key: dict[str, list[int]]
+    """``strings``, once asked for."""
 
     @property
     def strings(self) -> dict[str, list[int]]:
         """For an object: key -> indices of the string literals that are its values (every copy).
         Made when first asked for: most containers of a large document never are."""
-        strings = self._strings
-        if strings is None:
-            strings = self._strings = {}
-            keys = self._keys
-            for i in self._values:
+        strings = self.by_key
+        if not strings and self.string_values:
+            keys = self.key_column
+            for i in self.string_values:
                 strings.setdefault(keys[i], []).append(i)  # type: ignore[arg-type]
         return strings
+
+
+_container = partial(tuple.__new__, Container)
+"""A Container from its seven fields in one sequence, at C speed."""
 
 
 class Document:
@@ -245,16 +246,13 @@ def parse(text: str, pos: int = 0) -> Document | None:
 
 def _walk(text: str, pos: int) -> Document:
     """The literals and containers of ``text[pos:]``, JSON the json module has read."""
-    kinds: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    values: list[str] = []
-    owners: list[int] = []
-    keys: list[str | None] = []
+    # Each literal's six fields (kind, start, end, value, container, key) go onto one flat list, a
+    # member's two literals in one call; the columns are cut from it at the end.
+    flat: list[int | str | None] = []
+    add = flat.extend
+    keys: list[str | None] = []  # the keys column, filled at the end (the containers hold it)
     next_keys: dict[int, str] = {}
     positions: dict[int, int] = {}
-    add_kind, add_start, add_end = kinds.append, starts.append, ends.append
-    add_value, add_owner, add_key = values.append, owners.append, keys.append
     containers: list[Container] = []
     structure: dict[str, str] = {}  # gap -> its brackets and punctuation
     stack: list[tuple[int, bool, str | None, int, int, list[int]]] = []
@@ -271,50 +269,52 @@ def _walk(text: str, pos: int) -> Document:
             if marks != "," and marks != ":":
                 for mark in marks:
                     if mark == "{" or mark == "[":
-                        child = Container(mark == "{", top, None, -1, keys)
+                        child_values: list[int] = []
                         if in_object:
-                            child.key = key
+                            containers.append(_container((mark == "{", top, key, -1, child_values, keys, {})))
                             pending = -1
                         else:
-                            child.position = items
+                            containers.append(
+                                _container((mark == "{", top, None, items, child_values, keys, {}))
+                            )
                             items += 1
                         stack.append((top, in_object, key, items, pending, strings))
-                        top, in_object, key, items, pending = len(containers), mark == "{", None, 0, -1
-                        strings = child._values
-                        containers.append(child)
+                        top, in_object, key, items, pending = len(containers) - 1, mark == "{", None, 0, -1
+                        strings = child_values
                     elif mark == "}" or mark == "]":
                         top, in_object, key, items, pending, strings = stack.pop()
             if plain is not None:
-                if plain_value is not None or bare_value is not None:  # a key and its value
+                if plain_value is not None:  # "key": "value"
                     if pending >= 0:
                         next_keys[pending] = plain
                     start = m.start() + len(gap)
-                    add_kind(KEY)
-                    add_start(start)
-                    add_end(start + len(plain) + 2)
-                    add_value(plain)
-                    add_owner(top)
-                    add_key(None)
-                    key = plain
-                    n += 1
                     end = m.end()
-                    if plain_value is not None:
-                        strings.append(n)
-                        add_kind(STRING)
-                        add_start(end - len(plain_value) - 2)
-                        add_value(plain_value)
-                    elif bare_value[0] in _NUMBER_START and bare_value != "-Infinity":  # type: ignore[index]
-                        add_kind(NUMBER)
-                        add_start(end - len(bare_value))  # type: ignore[arg-type]
-                        add_value(bare_value)  # type: ignore[arg-type]
+                    add(
+                        (KEY, start, start + len(plain) + 2, plain, top, None,
+                         STRING, end - len(plain_value) - 2, end, plain_value, top, plain)
+                    )  # fmt: skip
+                    key = plain
+                    pending = n + 1
+                    strings.append(pending)
+                    n += 2
+                    continue
+                if bare_value is not None:  # "key": a number or a literal
+                    if pending >= 0:
+                        next_keys[pending] = plain
+                    start = m.start() + len(gap)
+                    key = plain
+                    if bare_value[0] in _NUMBER_START and bare_value != "-Infinity":
+                        end = m.end()
+                        add(
+                            (KEY, start, start + len(plain) + 2, plain, top, None,
+                             NUMBER, end - len(bare_value), end, bare_value, top, plain)
+                        )  # fmt: skip
+                        pending = n + 1
+                        n += 2
                     else:  # true, false, null, NaN, Infinity, -Infinity
+                        add((KEY, start, start + len(plain) + 2, plain, top, None))
                         pending = -1
-                        continue
-                    add_end(end)
-                    add_owner(top)
-                    add_key(plain)
-                    pending = n
-                    n += 1
+                        n += 1
                     continue
                 end = m.end()
                 start = end - len(plain) - 2
@@ -336,28 +336,26 @@ def _walk(text: str, pos: int) -> Document:
                 value, end = scanstring(text, start + 1, False)
                 kind = STRING
             else:  # the end
-                return Document(kinds, starts, ends, values, owners, keys, next_keys, positions, containers)
+                keys[:] = flat[5::6]
+                return Document(
+                    flat[0::6], flat[1::6], flat[2::6], flat[3::6], flat[4::6],  # type: ignore[arg-type]
+                    keys, next_keys, positions, containers,
+                )  # fmt: skip
             if not in_object:
                 positions[n] = items
                 items += 1
-                add_key(None)
+                add((kind, start, end, value, top, None))
             elif kind == STRING and marks[-1] != ":":  # a key (its value follows later)
-                kind = KEY
                 if pending >= 0:
                     next_keys[pending] = value
                     pending = -1
                 key = value
-                add_key(None)
+                add((KEY, start, end, value, top, None))
             else:
                 if kind == STRING:
                     strings.append(n)
                 pending = n
-                add_key(key)
-            add_kind(kind)
-            add_start(start)
-            add_end(end)
-            add_value(value)
-            add_owner(top)
+                add((kind, start, end, value, top, key))
             n += 1
             if quote is not None:
                 pos = end
@@ -380,12 +378,12 @@ def _parse_checked(text: str, pos: int = 0) -> Document | None:
     m = match(text, pos)
     if m is None or m.lastgroup != "o" or m.group("comma") is not None:
         return None  # the root must be an object or a list
-    containers.append(Container(text[m.end() - 1] == "{", -1, None, -1, literals_keys))
+    values: list[list[int]] = [[]]  # per open container: its string values (objects)
+    containers.append(_container((text[m.end() - 1] == "{", -1, None, -1, values[0], literals_keys, {})))
     stack.append(0)
     pending.append(None)
     keys.append(None)
     items.append(0)
-    values: list[list[int]] = [[]]  # per open container: its string values (objects)
     pos = m.end()
     while True:
         m = match(text, pos)
@@ -399,7 +397,7 @@ def _parse_checked(text: str, pos: int = 0) -> Document | None:
         if group == "c":  # ] or }
             if comma or after_key or container.is_object != (text[pos - 1] == "}"):
                 return None
-            container._values = values.pop()
+            values.pop()
             stack.pop()
             pending.pop()
             keys.pop()
@@ -479,18 +477,19 @@ def _parse_checked(text: str, pos: int = 0) -> Document | None:
             add(literal)
         elif group == "o":  # [ or {
             is_object = text[pos - 1] == "{"
-            child = Container(is_object, top, keys[-1] if in_object else None, -1, literals_keys)
-            containers.append(child)
+            child_values: list[int] = []
             if in_object:
+                child = _container((is_object, top, keys[-1], -1, child_values, literals_keys, {}))
                 pending[-1] = None
             else:
-                child.position = items[-1]
+                child = _container((is_object, top, None, items[-1], child_values, literals_keys, {}))
                 items[-1] += 1
+            containers.append(child)
             stack.append(len(containers) - 1)
             pending.append(None)
             keys.append(None)
             items.append(0)
-            values.append([])
+            values.append(child_values)
             after_value = False
         elif group == "n":
             literal = [NUMBER, m.start("n"), pos, m.group("n"), top, None, None, -1]
