@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import operator
 import re
 from bisect import bisect_right
 from collections import Counter
@@ -157,9 +158,8 @@ def mask_document(
         result = _mask_runs(masker, runs, originals, masked, contexts, suffixes, result)
     pieces: list[str] = []
     last = 0
-    for owner, before, after in zip(owners, originals, masked, strict=True):
-        if after == before:
-            continue
+    for k in itertools.compress(range(len(masked)), map(operator.ne, masked, originals)):  # the changed
+        owner, after = owners[k], masked[k]
         pieces.append(source[last : doc.starts[owner]])
         if owner in documents:
             after = base64.b64encode(after.encode("utf-8")).decode("ascii")
