@@ -212,14 +212,15 @@ _BARE = r'[^ \t\n\r{}\[\],:"]+'
 
 # The walk of a document the json module has read: one match per object member or list item, with the
 # structure before it (whitespace, brackets, a comma or a colon). A plain string (p) is taken in the
-# match, with its value (v: a plain string, vb: a number or a literal) when it is a key; any other
+# match, with its value (v: a plain string, vb: a number or a literal, o: the place before a container)
+# when it is a key; any other
 # string (q: escapes, or longer than _PLAIN_MAX) is read by the json module's C scanner.
 _TOKEN = re.compile(
     "([ \t\n\r{}\\[\\],:]*)(?:"
     + _plain("p")
     + f"(?:{_WS}:{_WS}(?:"
     + _plain("v")
-    + f"|(?P<vb>{_BARE})))?"
+    + f"|(?P<vb>{_BARE})|(?P<o>(?=[{{\\[]))))?"
     + f"|(?P<b>{_BARE})"
     + '|(?P<q>"))?'
 )
@@ -262,7 +263,7 @@ def _walk(text: str, pos: int) -> Document:
     n = 0  # literals so far
     while True:
         for m in _TOKEN.finditer(text, pos):
-            gap, plain, plain_value, bare_value, bare, quote = m.groups()
+            gap, plain, plain_value, bare_value, opens, bare, quote = m.groups()
             marks = structure.get(gap)
             if marks is None:
                 marks = structure[gap] = gap.translate(_NO_SPACE)
@@ -298,12 +299,12 @@ def _walk(text: str, pos: int) -> Document:
                     strings.append(pending)
                     n += 2
                     continue
-                if bare_value is not None:  # "key": a number or a literal
+                if bare_value is not None or opens is not None:  # "key": a number, literal, [ or {
                     if pending >= 0:
                         next_keys[pending] = plain
                     start = m.start() + len(gap)
                     key = plain
-                    if bare_value[0] in _NUMBER_START and bare_value != "-Infinity":
+                    if bare_value and bare_value[0] in _NUMBER_START and bare_value != "-Infinity":
                         end = m.end()
                         add(
                             (KEY, start, start + len(plain) + 2, plain, top, None,
@@ -311,7 +312,7 @@ def _walk(text: str, pos: int) -> Document:
                         )  # fmt: skip
                         pending = n + 1
                         n += 2
-                    else:  # true, false, null, NaN, Infinity, -Infinity
+                    else:  # true, false, null, NaN, Infinity, -Infinity, or a container
                         add((KEY, start, start + len(plain) + 2, plain, top, None))
                         pending = -1
                         n += 1
