@@ -31,6 +31,7 @@ def accepted(text: str) -> bool:
 @pytest.mark.parametrize("text", CASES)
 def test_accepts_what_json_accepts(text: str) -> None:
     assert (jsontext.parse(text) is not None) is accepted(text)
+    assert (jsontext._parse_checked(text) is not None) is accepted(text)  # the walk parse falls back on
 
 
 def test_no_depth_limit() -> None:
@@ -62,6 +63,7 @@ def test_matches_json_on_generated_documents(
             assert json.loads(raw) == literal.value
     mutated = text[:cut] + text[cut + 1 :]  # one character dropped: valid or not, both agree
     assert (jsontext.parse(mutated) is not None) is accepted(mutated)
+    assert (jsontext._parse_checked(mutated) is not None) is accepted(mutated)
 
 
 def _shape(doc: jsontext.Document | None) -> object:

@@ -212,9 +212,9 @@ _BARE = r'[^ \t\n\r{}\[\],:"]+'
 
 # The walk of a document the json module has read: one match per object member or list item, with the
 # structure before it (whitespace, brackets, a comma or a colon). A plain string (p) is taken in the
-# match, with its value (v: a plain string, vb: a number or a literal, o: the place before a container)
-# when it is a key; any other
-# string (q: escapes, or longer than _PLAIN_MAX) is read by the json module's C scanner.
+# match, with its value when it is a key (v: a plain string, vb: a number or a literal, o: the place
+# before a container); any other string (q: escapes, or longer than _PLAIN_MAX) is read by the json
+# module's C scanner.
 _TOKEN = re.compile(
     "([ \t\n\r{}\\[\\],:]*)(?:"
     + _plain("p")
