@@ -125,3 +125,11 @@ def test_falls_back_past_the_json_modules_limits() -> None:
     assert doc is not None and doc.literals[1].value == "7" * 5000
     assert jsontext.parse('{"a": 1} x') is None
     assert jsontext.parse("\ufeff" + '{"a": 1}', 1) is not None
+
+
+@pytest.mark.parametrize("text", ['{"a": [1}', '{"a": "unterminated}', '[{"a": 1]', '{"a": 1', "[[]"])
+def test_fast_walk_fails_closed(text: str) -> None:
+    """The fast walk trusts the json module's reading; should it ever not end where the document
+    does, it gives up (and parse asks the checking walk) instead of returning part of a document."""
+    assert jsontext._walk(text, 0) is None
+    assert jsontext.parse(text) is None

@@ -242,11 +242,13 @@ def parse(text: str, pos: int = 0) -> Document | None:
         return _parse_checked(text, pos)
     if _END.match(text, end) is None:
         return None
-    return _walk(text, start)
+    doc = _walk(text, start)
+    return doc if doc is not None else _parse_checked(text, pos)
 
 
-def _walk(text: str, pos: int) -> Document:
-    """The literals and containers of ``text[pos:]``, JSON the json module has read."""
+def _walk(text: str, pos: int) -> Document | None:
+    """The literals and containers of ``text[pos:]``, JSON the json module has read (None should the
+    walk not end where the document does, which it always does)."""
     # Each literal's six fields (kind, start, end, value, container, key) go onto one flat list, a
     # member's two literals in one call; the columns are cut from it at the end.
     flat: list[int | str | None] = []
@@ -334,9 +336,14 @@ def _walk(text: str, pos: int) -> Document:
                 kind = NUMBER
             elif quote is not None:
                 start = m.end() - 1
-                value, end = scanstring(text, start + 1, False)
+                try:
+                    value, end = scanstring(text, start + 1, False)
+                except ValueError:
+                    return None
                 kind = STRING
             else:  # the end
+                if top != -1 or m.end() != len(text):
+                    return None  # not where the json module ended: the checking walk decides
                 keys[:] = flat[5::6]
                 return Document(
                     flat[0::6], flat[1::6], flat[2::6], flat[3::6], flat[4::6],  # type: ignore[arg-type]
@@ -346,7 +353,7 @@ def _walk(text: str, pos: int) -> Document:
                 positions[n] = items
                 items += 1
                 add((kind, start, end, value, top, None))
-            elif kind == STRING and marks[-1] != ":":  # a key (its value follows later)
+            elif kind == STRING and marks[-1:] != ":":  # a key (its value follows later)
                 if pending >= 0:
                     next_keys[pending] = value
                     pending = -1
@@ -361,6 +368,8 @@ def _walk(text: str, pos: int) -> Document:
             if quote is not None:
                 pos = end
                 break
+        else:
+            return None  # (a match always ends the text: an empty one if nothing else)
 
 
 def _parse_checked(text: str, pos: int = 0) -> Document | None:
