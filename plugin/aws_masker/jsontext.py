@@ -231,8 +231,9 @@ def parse(text: str, pos: int = 0) -> Document | None:
     one (trailing whitespace is allowed, nothing else).
 
     A document the json module reads (most are) is walked without checking its grammar again, one
-    regex match per literal; anything else (not JSON, deeper than the json module's recursion,
-    integers longer than its digit limit) goes through the walk that checks every step."""
+    regex match per object member or list item; anything else (not JSON, deeper than the json
+    module's recursion, integers longer than its digit limit) goes through the walk that checks every
+    step."""
     start = _SPACE.match(text, pos).end()  # type: ignore[union-attr]
     if text[start : start + 1] not in ("{", "["):
         return None  # the root must be an object or a list
