@@ -42,16 +42,17 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
-import json
+import operator
 import re
 from bisect import bisect_right
 from collections import Counter
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring, encode_basestring_ascii
 
 from . import echo
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
-from .jsontext import KEY, NUMBER, Container, Document, Literal
+from .jsontext import KEY, NUMBER, Container, Document
 from .restore import token_kind
 from .tokens import KIND_CATEGORIES, TOKEN_RE
 
@@ -89,7 +90,7 @@ def mask_document(
 ) -> tuple[str, MaskResult]:
     """``source`` (the JSON text ``doc`` was parsed from) with every maskable literal masked."""
     where = _Positions(doc)
-    literals = doc.literals
+    next_keys = doc.next_keys
     texts: list[str] = []
     contexts: list[str] = []
     suffixes: list[str] = []
@@ -98,9 +99,9 @@ def mask_document(
     quoted: dict[str | None, str] = {}  # key -> its JSON text, as it goes into contexts
     outers: dict[int, str] = {}  # container -> the context its values get from the enclosing key
     containers = doc.containers
-    for i, literal in enumerate(literals):
-        value = literal.value
-        kind = literal.kind
+    for i, (kind, value, key, container) in enumerate(
+        zip(doc.kinds, doc.values, doc.keys, doc.owners, strict=True)
+    ):
         if kind == KEY:
             texts.append(value)
             contexts.append("")
@@ -114,7 +115,7 @@ def mask_document(
                     continue
             else:
                 value = account  # masked, the number becomes a token string
-        elif literal.key in _EXEMPT_KEYS:
+        elif key in _EXEMPT_KEYS:
             verdict = where.exemption(i)
             if verdict == "binary" and refuse_binary:
                 raise BinaryDocumentError(
@@ -138,18 +139,17 @@ def mask_document(
                 continue
         texts.append(value)
         quote = "" if kind == NUMBER else '"'
-        key = literal.key
         if key not in quoted:
             quoted[key] = "" if key is None else _quoted(key) + ": "
-        outer = outers.get(literal.container)
+        outer = outers.get(container)
         if outer is None:
-            outer = outers[literal.container] = _outer(containers[literal.container])
+            outer = outers[container] = _outer(containers[container])
         if key is None and not outer:
             contexts.append("")
         else:
-            named = _pair_context(masker, containers[literal.container], key, value, literals)
+            named = _pair_context(masker, containers[container], key, value, doc.values)
             contexts.append(outer + (quoted[key] if named is None else named) + quote)
-        next_key = literal.next_key
+        next_key = next_keys.get(i)
         if next_key is None:
             suffixes.append(quote)
         else:
@@ -159,21 +159,21 @@ def mask_document(
         owners.append(i)
     originals = list(texts)
     masked, result = _mask_unique(masker, texts, contexts, suffixes)
-    slot = {owner: k for k, owner in enumerate(owners)}
-    runs = [ks for ks in ([slot[i] for i in run if i in slot] for run in where.text_runs()) if len(ks) > 1]
+    runs = where.text_runs()
+    if runs:  # (as text indices)
+        slot = {owner: k for k, owner in enumerate(owners)}
+        runs = [ks for ks in ([slot[i] for i in run if i in slot] for run in runs) if len(ks) > 1]
     if runs:
         result = _mask_runs(masker, runs, originals, masked, contexts, suffixes, result)
     pieces: list[str] = []
     last = 0
-    for owner, before, after in zip(owners, originals, masked, strict=True):
-        if after == before:
-            continue
-        literal = literals[owner]
-        pieces.append(source[last : literal.start])
+    for k in itertools.compress(range(len(masked)), map(operator.ne, masked, originals)):  # the changed
+        owner, after = owners[k], masked[k]
+        pieces.append(source[last : doc.starts[owner]])
         if owner in documents:
             after = base64.b64encode(after.encode("utf-8")).decode("ascii")
         pieces.append(_encode(after))
-        last = literal.end
+        last = doc.ends[owner]
     if not pieces:
         return source, result
     pieces.append(source[last:])
@@ -190,20 +190,23 @@ def _mask_unique(
     index: dict[tuple[str, str, str], int] = {}
     order: list[int] = []
     unique: tuple[list[str], list[str], list[str]] = ([], [], [])
+    add_text, add_context, add_suffix = (column.append for column in unique)
     for item in zip(texts, contexts, suffixes, strict=True):
         at = index.get(item)
         if at is None:
-            at = index[item] = len(unique[0])
-            for column, value in zip(unique, item, strict=True):
-                column.append(value)
+            at = index[item] = len(index)
+            add_text(item[0])
+            add_context(item[1])
+            add_suffix(item[2])
         order.append(at)
     masked, result = masker.mask_texts(unique[0], unique[1], suffixes=unique[2])
-    if len(order) > len(masked):
-        for at, times in Counter(order).items():
-            if times > 1 and masked[at] != unique[0][at]:
-                for token in TOKEN_RE.findall(masked[at]):
-                    if token in result.tokens:
-                        result.counts[KIND_CATEGORIES[token_kind(token)]] += times - 1
+    if len(order) == len(masked):
+        return masked, result  # nothing recurred
+    for at, times in Counter(order).items():
+        if times > 1 and masked[at] != unique[0][at]:
+            for token in TOKEN_RE.findall(masked[at]):
+                if token in result.tokens:
+                    result.counts[KIND_CATEGORIES[token_kind(token)]] += times - 1
     return [masked[at] for at in order], result
 
 
@@ -213,8 +216,8 @@ def _encode(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False)
+        return encode_basestring_ascii(value)  # what json.dumps writes, without its call overhead
+    return encode_basestring(value)
 
 
 def _account_number(text: str) -> str | None:
@@ -284,7 +287,7 @@ def _media(value: str | None) -> str:
 
 
 def _pair_context(
-    masker: Masker, container: Container, key: str | None, value: str, literals: list[Literal]
+    masker: Masker, container: Container, key: str | None, value: str, values: list[str]
 ) -> str | None:
     """For the value member of a name/value pair object (``{"ParameterKey": "DBInstanceIdentifier",
     "ParameterValue": "x"}``, ``{"name": "DATA_BUCKET", "value": "x"}``, a tag's ``Key``/``Value``):
@@ -298,7 +301,7 @@ def _pair_context(
     for name_key in names:
         found = container.strings.get(name_key)
         if found:
-            name = literals[found[-1]].value
+            name = values[found[-1]]
             if not _PAIR_NAME.fullmatch(name):
                 return None
             named = _quoted(name) + ": "
@@ -315,7 +318,7 @@ def _quoted(key: str) -> str:
     long key over many values (or a long container key over many members) adds a bounded amount of
     context to each, and masking stays linear in the body. (The key itself is scanned whole, as a
     literal of its own.)"""
-    return json.dumps(key[-_KEY_CONTEXT:], ensure_ascii=False)
+    return encode_basestring(key[-_KEY_CONTEXT:])
 
 
 def _outer(container: Container) -> str:
@@ -344,7 +347,7 @@ class _Positions:
         found = self.doc.containers[index].strings.get(key)
         if not found:
             return None
-        values = {self.doc.literals[i].value for i in found}
+        values = {self.doc.values[i] for i in found}
         return values.pop() if len(values) == 1 else None
 
     def is_block(self, index: int) -> bool:
@@ -378,15 +381,14 @@ class _Positions:
         """For a string value: "binary" (an image's or binary document's data),
         "opaque" (a signature), "text-document" (a text/plain document's data) or None (an ordinary
         value)."""
-        literal = self.doc.literals[i]
         containers = self.doc.containers
-        index = literal.container
+        index = self.doc.owners[i]
         if index < 0:
             return None
         node = containers[index]
         if not node.is_object:
             return None
-        key = literal.key
+        key = self.doc.keys[i]
         if key == "data" and node.key == "source" and self._type(index) != "text":
             # base64 data (or data claimed so by a duplicated or odd source type): what the API
             # decodes, so the bytes are checked; a text source's data is ordinary text
@@ -400,7 +402,7 @@ class _Positions:
             return None
         if (
             (key, self._type(index)) in (("signature", "thinking"), ("data", "redacted_thinking"))
-            and _base64ish(literal.value)
+            and _base64ish(self.doc.values[i])
             and self.is_block(index)
         ):
             return "opaque"
@@ -408,7 +410,7 @@ class _Positions:
 
     def source_types(self, i: int) -> tuple[str, str]:
         """For the data of a block's source: the block's type and the source's media type."""
-        index = self.doc.literals[i].container
+        index = self.doc.owners[i]
         block = self.doc.containers[index].parent
         return self._type(block) or "", _media(self._member(index, "media_type"))
 
@@ -424,9 +426,9 @@ class _Positions:
             return []
         items: dict[int, list[tuple[int, int]]] = {}  # list container -> (place, +literal / ~container)
         under: dict[tuple[int, str | None], list[int]] = {}  # (object, key) -> its container values
-        for i, literal in enumerate(doc.literals):
-            if literal.kind != KEY and literal.container >= 0 and not containers[literal.container].is_object:
-                items.setdefault(literal.container, []).append((literal.position, i))
+        owners = doc.owners
+        for i, place in doc.positions.items():  # the literals in lists
+            items.setdefault(owners[i], []).append((place, i))
         for c, container in enumerate(containers):
             if container.parent < 0:
                 continue
@@ -454,7 +456,7 @@ class _Positions:
                     continue
                 for _, item in items.get(c, ()):
                     if item >= 0:
-                        if doc.literals[item].kind == NUMBER:
+                        if doc.kinds[item] == NUMBER:
                             cut()
                         else:
                             run.append(item)
@@ -486,7 +488,7 @@ class _Positions:
                     roles = set()
                     continue
                 # (a duplicated role joins both ways: which one the API keeps is not ours to guess)
-                this = {doc.literals[i].value for i in containers[message].strings.get("role", ())}
+                this = {doc.values[i] for i in containers[message].strings.get("role", ())}
                 if not this & roles:
                     cut()
                 roles = this
