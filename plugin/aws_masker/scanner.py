@@ -182,6 +182,9 @@ _Plan = tuple[
 ]
 
 
+_SEGMENT_GAP = "\n\n"
+
+
 def _mapped(emit: Emit, source: Callable[[int], int]) -> Emit:
     """``emit`` with view offsets mapped back to the scanned text's."""
 
@@ -265,24 +268,52 @@ class Scanner:
         """Scan the view, and the segments of its paired view (textview.paired) where pairs read as
         members, and emit the union, in order and non-overlapping: where both find something, the
         earlier start wins, then the longer match, then the one that masks."""
-        found: list[Found] = []
-        add = found.append
-        self._scan(text, enabled, allow, lambda *fields: add(Found(*fields)))
         view, to_text, segments = pairs
+        # the segments in one scan (a dump of thousands of tags is thousands of segments), with a
+        # line between them; a match across that line is dropped
+        starts: list[int] = []
+        pieces: list[str] = []
+        at = 0
         for start, end in segments:
+            starts.append(at)
+            pieces.append(view[start:end])
+            at += end - start + len(_SEGMENT_GAP)
+        extra: list[tuple] = []  # type: ignore[type-arg]
 
-            def shifted(offset: int, start: int = start) -> int:
-                return to_text(offset + start)
+        def add_segment(start: int, end: int, *fields: object) -> None:
+            k = bisect_right(starts, start) - 1
+            first, last = segments[k]
+            if end - starts[k] <= last - first:
+                extra.append((to_text(first + start - starts[k]), to_text(first + end - starts[k]), *fields))
 
-            self._scan(view[start:end], enabled, allow, _mapped(lambda *fields: add(Found(*fields)), shifted))
-        found.sort(key=lambda f: (f.start, -f.end, not f.mask))
+        self._scan(_SEGMENT_GAP.join(pieces), enabled, allow, add_segment)
+        # then the view, merged with those in order as it goes (it finds in order): no list of its
+        # thousands of finds, no sort
+        order = lambda f: (f[0], -f[1], not f[6])  # noqa: E731
+        extra.sort(key=order)
         if source is not None:
             emit = _mapped(emit, source)
         end = 0
-        for f in found:
-            if f.start >= end:
+        i = 0
+
+        def take(f: tuple) -> None:  # type: ignore[type-arg]
+            nonlocal end
+            if f[0] >= end:
                 emit(*f)
-                end = f.end
+                end = f[1]
+
+        def merged(*f: object) -> None:
+            nonlocal i
+            if i < len(extra):
+                key = order(f)
+                while i < len(extra) and order(extra[i]) <= key:
+                    take(extra[i])
+                    i += 1
+            take(f)
+
+        self._scan(text, enabled, allow, merged)
+        for f in extra[i:]:
+            take(f)
 
     def _scan_candidates(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         take, rule_of, shift, mask = self._take, self._prefilter.rule_of, prefilter.SHIFT, prefilter.MASK
