@@ -182,9 +182,6 @@ _Plan = tuple[
 ]
 
 
-_SEGMENT_GAP = "\n\n"
-
-
 def _mapped(emit: Emit, source: Callable[[int], int]) -> Emit:
     """``emit`` with view offsets mapped back to the scanned text's."""
 
@@ -269,24 +266,16 @@ class Scanner:
         members, and emit the union, in order and non-overlapping: where both find something, the
         earlier start wins, then the longer match, then the one that masks."""
         view, to_text, segments = pairs
-        # the segments in one scan (a dump of thousands of tags is thousands of segments), with a
-        # line between them; a match across that line is dropped
-        starts: list[int] = []
-        pieces: list[str] = []
-        at = 0
-        for start, end in segments:
-            starts.append(at)
-            pieces.append(view[start:end])
-            at += end - start + len(_SEGMENT_GAP)
+        # the segments in one scan (a dump of thousands of tags is thousands of segments); a match
+        # across the blank line between two is dropped
+        starts = [start for start, _ in segments]
         extra: list[tuple] = []  # type: ignore[type-arg]
 
         def add_segment(start: int, end: int, *fields: object) -> None:
-            k = bisect_right(starts, start) - 1
-            first, last = segments[k]
-            if end - starts[k] <= last - first:
-                extra.append((to_text(first + start - starts[k]), to_text(first + end - starts[k]), *fields))
+            if end <= segments[bisect_right(starts, start) - 1][1]:
+                extra.append((to_text(start), to_text(end), *fields))
 
-        self._scan(_SEGMENT_GAP.join(pieces), enabled, allow, add_segment)
+        self._scan(view, enabled, allow, add_segment)
         # then the view, merged with those in order as it goes (it finds in order): no list of its
         # thousands of finds, no sort
         order = lambda f: (f[0], -f[1], not f[6])  # noqa: E731

@@ -211,6 +211,7 @@ _BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)
 
 class Paired(NamedTuple):
     view: str
+    """The segments, one after the other, a blank line (``_GAP``) between them."""
     source: Callable[[int], int]
     """View offset -> offset in the text the view was made from."""
     segments: list[tuple[int, int]]
@@ -219,17 +220,19 @@ class Paired(NamedTuple):
 
 
 _SEGMENT = 512
+_GAP = "\n\n"
 
 
 def paired(text: str) -> Paired | None:
-    """A second view of ``text`` (a folded view) in which each name/value pair object reads as the
-    member it stands for: ``"ParameterKey": "DBInstanceIdentifier", "ParameterValue": "x"`` as
-    ``"DBInstanceIdentifier": "x"`` (also ``{"name": "DATA_BUCKET", "value": ...}``, a tag's
-    ``Key``/``Value``, YAML ``- Name: X`` / ``Value: ...``, the CLI's ``Key=X,Value=...``), so the
-    catalogue's key rules apply to the value as they are; and the map back. None when there is no
-    such pair. Only member keys are deleted, never a value. It is a second view, whose segments are
-    scanned besides the first view (scanner.py), because the value's own key may be evidence too
-    (``OutputValue``). Cost: a substring search, and a regex pass per syntax whose value key is there."""
+    """A second view of ``text`` (a folded view): the stretch around each name/value pair object, where it
+    reads as the member it stands for: ``"ParameterKey": "DBInstanceIdentifier", "ParameterValue":
+    "x"`` as ``"DBInstanceIdentifier": "x"`` (also ``{"name": "DATA_BUCKET", "value": ...}``, a
+    tag's ``Key``/``Value``, YAML ``- Name: X`` / ``Value: ...``, the CLI's ``Key=X,Value=...``),
+    so the catalogue's key rules apply to the value as they are; and the map back. None when there
+    is no such pair. Only member keys are deleted, never a value. It is a second view, whose
+    segments are scanned besides the first view (scanner.py), because the value's own key may be
+    evidence too (``OutputValue``). Cost: a substring search, a regex pass per syntax whose value
+    key is there, and a copy of the segments only."""
     if "alue" not in text:
         return None
     matches: list[re.Match[str]] = []
@@ -239,22 +242,36 @@ def paired(text: str) -> Paired | None:
     if not matches:
         return None
     matches.sort(key=lambda m: m.start())
-    spans: list[tuple[int, int]] = []
-    ends: list[tuple[int, int]] = []  # per pair kept: where its name starts, where its value key ends
+    # each pair's segment, from its name to the end of its value's line, with the keys between them
+    # left out: built piece by piece (no copy of the whole text), one line apart
+    parts: list[str] = []
+    view_starts: list[int] = []
+    text_starts: list[int] = []
+    segments: list[tuple[int, int]] = []
+    at = 0
     last = 0
     for m in matches:
-        if m.start() >= last:
-            spans += (m.span("h"), m.span("m"))
-            ends.append((m.start("n"), m.end("m")))
-            last = m.end()
-    view, level = _deleted(text, spans)
-    segments = []
-    for k, (name, value) in enumerate(ends):
-        start = name - level.source_ends[2 * k] + level.view_ends[2 * k]
-        end = value - level.source_ends[2 * k + 1] + level.view_ends[2 * k + 1]
-        line_end = view.find("\n", end + 1, end + _SEGMENT)
-        segments.append((start, line_end if line_end >= 0 else min(len(view), end + _SEGMENT)))
-    return Paired(view, level.source, segments)
+        if m.start() < last:
+            continue
+        last = m.end()
+        name, (cut, resume) = m.start("n"), m.span("m")
+        line_end = text.find("\n", resume + 1, resume + _SEGMENT)
+        stop = line_end if line_end >= 0 else min(len(text), resume + _SEGMENT)
+        start = at
+        for begin, end in ((name, cut), (resume, stop)):
+            view_starts.append(at)
+            text_starts.append(begin)
+            parts.append(text[begin:end])
+            at += end - begin
+        segments.append((start, at))
+        parts.append(_GAP)
+        at += len(_GAP)
+
+    def source(offset: int) -> int:
+        k = bisect_right(view_starts, offset) - 1
+        return text_starts[k] + offset - view_starts[k]
+
+    return Paired("".join(parts), source, segments)
 
 
 def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
