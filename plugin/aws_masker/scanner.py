@@ -284,25 +284,29 @@ class Scanner:
             emit = _mapped(emit, source)
         end = 0
         i = 0
-
-        def take(f: tuple) -> None:  # type: ignore[type-arg]
-            nonlocal end
-            if f[0] >= end:
-                emit(*f)
-                end = f[1]
+        upcoming = extra[0][0] if extra else -1  # where the next segment find starts (-1: none left)
 
         def merged(*f: object) -> None:
-            nonlocal i
-            if i < len(extra):
+            nonlocal end, i, upcoming
+            start = f[0]
+            if 0 <= upcoming <= start:  # segment finds that come first (in the order above)
                 key = order(f)
-                while i < len(extra) and order(extra[i]) <= key:
-                    take(extra[i])
+                while i < len(extra) and order(extra[i]) < key:  # (ties: the view first)
+                    g = extra[i]
                     i += 1
-            take(f)
+                    if g[0] >= end:
+                        emit(*g)
+                        end = g[1]
+                upcoming = extra[i][0] if i < len(extra) else -1
+            if start >= end:  # type: ignore[operator]
+                emit(*f)
+                end = f[1]  # type: ignore[assignment]
 
         self._scan(text, enabled, allow, merged)
-        for f in extra[i:]:
-            take(f)
+        for g in extra[i:]:
+            if g[0] >= end:
+                emit(*g)
+                end = g[1]
 
     def _scan_candidates(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
         take, rule_of, shift, mask = self._take, self._prefilter.rule_of, prefilter.SHIFT, prefilter.MASK
