@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
 import socket
@@ -200,7 +201,12 @@ class Subscriber:
                 else None
             ),
         }
-        return {"redis": redis, "event_log_rate_limit": s.event_log_rate_limit, **self.stats.document(now)}
+        return {
+            "pid": os.getpid(),
+            "redis": redis,
+            "event_log_rate_limit": s.event_log_rate_limit,
+            **self.stats.document(now),
+        }
 
     def metrics_text(self) -> bytes:
         return exposition(self.registry)
