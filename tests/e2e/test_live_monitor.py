@@ -8,51 +8,18 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
 
 from aws_masker.tokens import TOKEN_RE
 
-from .stack import CLI, Proc, Stack, free_port, http, stub_config
+from .stack import CLI, Stack, free_port, http
 from .test_monitoring import ORIGINALS, request, wait_for
 
 pytestmark = pytest.mark.e2e
 
 REQUESTS = 3  # each PROMPT holds one ec2, s3, rds and private_ip identifier
-
-
-@pytest.fixture
-def live(tmp_path: Path, make_redis: Callable[..., RedisServer]) -> Iterator[tuple[Stack, str, RedisServer]]:
-    """The stack with monitoring on, and the subscriber's URL."""
-    server = make_redis()
-    fields = {
-        "enable_event_monitoring": True,
-        "redis_host": "127.0.0.1",
-        "redis_port": server.port,
-        "event_batch_size": 10,
-        "event_flush_interval_ms": 50,
-        "event_stats_interval_s": 1,
-    }
-    stack = Stack(tmp_path, config_factory=lambda url: stub_config(url, **fields), log_level="info")
-    sub = None
-    try:
-        sub = Proc(
-            [*CLI, "subscriber", "--listen", "127.0.0.1:0", "--redis-port", str(server.port)],
-            stack.env,
-            "ready on",
-        )
-        match = re.search(r"ready on (http://[\d.:]+)", "\n".join(sub.lines))
-        assert match is not None
-        url = match.group(1)
-        wait_for(lambda: json.loads(http("GET", url + "/health")[2]).get("status") == "ok", what="subscribed")
-        yield stack, url, server
-    finally:
-        if sub is not None:
-            sub.stop()
-        stack.stop()
 
 
 def send_known_requests(stack: Stack, url: str) -> None:
