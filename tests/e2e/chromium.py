@@ -89,8 +89,11 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def open_page(url: str, width: int = 1280, height: int = 900) -> AsyncIterator[Page]:
-    """Start headless Chromium, open ``url`` in a tab, yield the tab; Chromium is killed afterwards."""
+async def open_page(
+    url: str, width: int = 1280, height: int = 900, javascript: bool = True
+) -> AsyncIterator[Page]:
+    """Start headless Chromium, open ``url`` in a tab (the page's own scripts off unless
+    ``javascript``), yield the tab; Chromium is killed afterwards."""
     binary = chromium_binary()
     with tempfile.TemporaryDirectory(prefix="aws-masker-chromium-") as profile:
         argv = [
@@ -123,6 +126,8 @@ async def open_page(url: str, width: int = 1280, height: int = 900) -> AsyncIter
                 page.session = attached["sessionId"]
                 metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
                 await page.send("Emulation.setDeviceMetricsOverride", metrics)
+                if not javascript:
+                    await page.send("Emulation.setScriptExecutionDisabled", {"value": True})
                 await page.send("Page.navigate", {"url": url})
                 yield page
         finally:

@@ -1,6 +1,7 @@
 """The live page in real headless Chromium: opened before any traffic, it must show the counters
 change (without a reload: fed by the subscriber's Server-Sent Events) after known requests go through
-the gateway, with the right counts per category, and draw both charts.
+the gateway, with the right counts per category, and draw both charts; opened with JavaScript off,
+it shows the same numbers, rendered by the server.
 
 Set ``AWS_MASKER_SCREENSHOT=docs/live-page.png`` to write the page's screenshot there, after 24
 rounds of requests instead of 3 (how the one in the README was made)."""
@@ -97,7 +98,18 @@ def test_the_page_follows_the_traffic_in_headless_chromium(live: tuple[Stack, st
             assert not any(word in html for word in ("i-1234567890abcdef0", "123456789012", "54.23.11.9"))
             return await page.screenshot()
 
+    async def without_javascript() -> None:
+        async with open_page(url + "/", javascript=False) as page:
+            await page.wait_for("document.readyState === 'complete'", what="the page loaded")
+            assert await page.evaluate(text_of("events-total")) == str(2 * requests)
+            assert await page.evaluate(text_of("cat-ec2")) == str(per_category["ec2"])
+            # the page's script never ran (it draws the charts' axes at once): these are the server's numbers
+            assert await page.evaluate("document.getElementById('chart-events').childElementCount") == 0
+            assert await page.evaluate("document.body.dataset.stream") == "off"
+            assert "reload to update" in await page.evaluate(text_of("stream-status"))
+
     png = asyncio.run(asyncio.wait_for(scenario(), 120))
+    asyncio.run(asyncio.wait_for(without_javascript(), 60))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     if SCREENSHOT:
         Path(SCREENSHOT).write_bytes(png)
