@@ -167,4 +167,6 @@ def test_ctrl_c_leaves_the_full_screen_view_cleanly() -> None:
         [*CLI, "monitor", "--subscriber", url, "--interval", "0.5"], b"\x03", b"last errors"
     )
     assert code == 0 and b"Traceback" not in output
-    assert b"does not answer" in output and b"\x1b[?1049l" in output
+    assert b"\x1b[?1049l" in output
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode("utf-8", "replace"))
+    assert f"{url} unreachable" in text and "subscriber at" in text

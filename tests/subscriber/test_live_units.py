@@ -102,3 +102,34 @@ def test_plain_snapshot_lists_counts_and_problems() -> None:
     assert "  subscriber pid 10 cpu 1.5% rss 50.0 MiB (stats)\n" in text
     assert "  publisher n/1: 1 Redis errors, 2 events dropped, not connected\n" in text
     assert "  2 malformed messages (not_json)\n" in text
+
+
+def test_the_full_screen_view_fits_an_80x24_terminal_and_goes_side_by_side_when_wide() -> None:
+    from rich.console import Console
+
+    from aws_masker_subscriber.monitor.render import LiveView
+
+    masked = {"ec2": 4, "s3": 2, "rds": 1, "private_ip": 3, "arn": 2, "account": 2, "ipv6": 0, "hostname": 0}
+    stats = {
+        "events": {"by_type": {"data_masked": 5, "data_unmasked": 5}, "per_second": {"data_masked": 0.5}},
+        "patterns": {"mask": masked},
+        "publishers": [],
+    }
+    roles = ("gateway", "plugin server", "subscriber", "redis")
+    sample = Sample(
+        taken_at=0.0,
+        subscriber_url="http://127.0.0.1:8090",
+        health={"status": "ok", "redis": "connected"},
+        healthy=True,
+        stats=stats,
+        processes=[ProcessUsage(role, 10 + i, 0.0, 1 << 20, "stats") for i, role in enumerate(roles)],
+    )
+    heights = {}
+    for width in (80, 130):
+        console = Console(width=width, record=True, force_terminal=False)
+        console.print(LiveView().render(sample, width))
+        text = console.export_text()
+        heights[width] = len(text.rstrip("\n").splitlines())
+        assert "ipv6" not in text and "hostname" not in text  # only the categories seen
+        assert all(cat in text for cat, n in masked.items() if n) and "plugin server" in text
+    assert heights[80] <= 24 and heights[130] < heights[80]

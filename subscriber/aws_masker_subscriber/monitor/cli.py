@@ -90,7 +90,7 @@ def _live(args: argparse.Namespace) -> int:
         try:
             while True:
                 sample = take_sample(args.subscriber, args.redis_url, args.token)
-                live.update(view.render(sample), refresh=True)
+                live.update(view.render(sample, console.width), refresh=True)
                 if _quit_pressed(args.interval, tty):
                     return 0
         except KeyboardInterrupt:

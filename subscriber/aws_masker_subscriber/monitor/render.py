@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from rich import box
 from rich.console import Group, RenderableType
-from rich.panel import Panel
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -82,30 +83,19 @@ def bars(counts: dict[str, int], width: int = BAR_WIDTH) -> Table:
 
 
 class LiveView:
-    """The full-screen view: keeps the last errors across samples (newest last)."""
+    """The full-screen view: keeps the last errors across samples (newest last). Compact enough for an
+    80x24 terminal; side by side from ``WIDE`` columns."""
 
-    def __init__(self, max_errors: int = 8) -> None:
+    WIDE = 110
+
+    def __init__(self, max_errors: int = 5) -> None:
         self.errors: deque[str] = deque(maxlen=max_errors)
 
-    def render(self, sample: Sample) -> RenderableType:
+    def render(self, sample: Sample, width: int = 80) -> RenderableType:
         stamp = time.strftime("%H:%M:%S", time.localtime(sample.taken_at))
         for problem in sample.problems():
-            line = f"{stamp} {problem}"
             if not any(e.endswith(problem) for e in self.errors):
-                self.errors.append(line)
-
-        events = Table(title="events", expand=True)
-        events.add_column("type")
-        events.add_column("per second (10 s)", justify="right")
-        events.add_column("total", justify="right")
-        rates, totals = sample.events_per_second(), sample.events_by_type()
-        for kind in totals or rates:
-            events.add_row(kind, f"{rates.get(kind, 0):g}", str(totals.get(kind, 0)))
-        pub = sample.publisher_totals()
-        events.caption = (
-            f"published {pub['published']} · dropped {pub['dropped']} · enqueued {pub['enqueued']} "
-            f"· Redis errors {pub['errors']}"
-        )
+                self.errors.append(f"{stamp} {problem}")
 
         status = Table.grid(padding=(0, 2))
         status.add_column(style="bold")
@@ -114,18 +104,45 @@ class LiveView:
         status.add_row("rate limited", str(sample.rate_limited() if sample.stats is not None else "-"))
         status.add_row("redis", _redis_line(sample))
 
-        procs = Table(title="processes", expand=True)
-        for name, justify in (("role", "left"), ("pid", "right"), ("CPU", "right"), ("RSS", "right")):
+        events = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        events.add_column("events")
+        events.add_column("per s (10 s)", justify="right")
+        events.add_column("total", justify="right")
+        rates, totals = sample.events_per_second(), sample.events_by_type()
+        for kind in totals or rates:
+            events.add_row(kind, f"{rates.get(kind, 0):g}", str(totals.get(kind, 0)))
+        pub = sample.publisher_totals()
+        published = Text(
+            f"published {pub['published']} · dropped {pub['dropped']} · enqueued {pub['enqueued']} "
+            f"· Redis errors {pub['errors']}",
+            style="red" if pub["dropped"] or pub["errors"] else "",
+        )
+
+        procs = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for name, justify in (("process", "left"), ("pid", "right"), ("CPU", "right"), ("RSS", "right")):
             procs.add_column(name, justify=justify)  # type: ignore[arg-type]
         procs.add_column("found by")
         for u in sample.processes:
             procs.add_row(u.role, str(u.pid), f"{u.cpu_percent:.1f}%", _mib(u.rss_bytes), u.found_by)
 
-        errors = Text("\n".join(self.errors) or "none", style="red" if self.errors else "green")
-        return Group(
-            Panel(status, title=f"aws-masker monitor · {stamp} · q or Ctrl-C to leave"),
-            events,
-            Panel(bars(sample.masked_by_category()), title="identifiers masked by category"),
-            procs,
-            Panel(errors, title="last errors"),
+        masked = {cat: n for cat, n in sample.masked_by_category().items() if n}
+        categories: RenderableType = (
+            bars(masked, width=30) if masked else Text("nothing masked yet", style="dim")
         )
+        errors = Text("\n".join(self.errors) or "none", style="red" if self.errors else "green")
+
+        left = Group(events, published, procs)
+        right = Group(
+            Rule("identifiers masked by category", align="left"),
+            categories,
+            Rule("last errors", align="left"),
+            errors,
+        )
+        head = Group(Rule(f"aws-masker monitor · {stamp} · q or Ctrl-C to leave"), status)
+        if width >= self.WIDE:
+            columns = Table.grid(padding=(0, 3), expand=True)
+            columns.add_column(ratio=1)
+            columns.add_column(ratio=1)
+            columns.add_row(left, right)
+            return Group(head, Text(""), columns)
+        return Group(head, left, right)
