@@ -147,3 +147,19 @@ def test_a_public_bind_without_a_token_is_warned_about() -> None:
             )
 
     run(scenario())
+
+
+def test_the_monitor_presents_the_token() -> None:
+    from aws_masker_subscriber.monitor.sample import take_sample
+
+    async def scenario() -> None:
+        async with LiveSubscriber(settings_for(None, enable_redis_events=False, token=TOKEN)) as live:
+            feed(live, masked=1)
+            url = live.sub.url
+            with_token = await asyncio.to_thread(take_sample, url, None, TOKEN)
+            assert with_token.events_by_type() == {"data_masked": 1, "data_unmasked": 0}
+            assert with_token.healthy is True and not with_token.errors
+            without = await asyncio.to_thread(take_sample, url, None, None)
+            assert without.stats is None and "subscriber /stats answered HTTP 401" in without.errors
+
+    run(scenario())

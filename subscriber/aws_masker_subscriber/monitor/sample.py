@@ -130,7 +130,7 @@ def take_sample(subscriber_url: str, redis_url: str | None, token: str | None = 
         sample.errors.append(f"subscriber at {subscriber_url} does not answer: {_reason(exc)}")
     url = redis_url or redis_url_from_stats(sample.stats)
     if url is None:
-        if sample.stats is not None:
+        if (sample.stats or {}).get("redis", {}).get("enabled"):  # not when the subscriber runs without
             sample.errors.append(
                 "Redis: not shown (set REDIS_URL or --redis-url; the subscriber's has a password)"
             )
