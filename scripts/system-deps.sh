@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # The Debian packages `make run` and `make test` need beside Python (called by the Makefile and .ci/run).
 #   scripts/system-deps.sh run    lua-cjson (the local gateway runs Kong's Lua plugins with it)
-#   scripts/system-deps.sh test   also redis-server, nginx-light + libnginx-mod-http-lua (tests/nginx)
+#   scripts/system-deps.sh test   also redis-server, nginx-light + libnginx-mod-http-lua (tests/nginx),
+#                                 chromium (the live page's browser test, tests/e2e/test_live_page_browser.py)
 # Missing packages are installed with apt-get when this runs as root; otherwise it prints the command.
 set -eu
 
@@ -17,6 +18,7 @@ if [ "${1:-run}" = "test" ]; then
     command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
     { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || need="$need nginx-light"
     ls /usr/lib/nginx/modules/ngx_http_lua_module.so >/dev/null 2>&1 || need="$need libnginx-mod-http-lua"
+    { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || need="$need chromium"
 fi
 [ -z "$need" ] && exit 0
 

@@ -7,7 +7,8 @@ Starts, as child processes:
   ``https://api.anthropic.com`` services are then pointed at it (in a copy under ``.run/``);
 - a private ``redis-server`` for the monitoring events, unless ``REDIS_URL`` names a Redis or one
   answers on 127.0.0.1:6379 (localredis.py); without any, the stack runs without events;
-- the subscriber (``aws-masker subscriber``) on that Redis, its ``/stats`` on 127.0.0.1:8090;
+- the subscriber (``aws-masker subscriber``) on that Redis: the live page and ``/stats`` on
+  127.0.0.1:8090 (the URL is printed);
 - the local gateway (``aws-masker gateway``), which starts the aws-masker plugin server itself.
 
 Then it sends the original test plan's complex request through the gateway and shows what the
@@ -300,6 +301,7 @@ def up_main(argv: list[str] | None = None) -> int:
             )
         target = find_redis(run_dir, env, children)
         subscriber = None
+        subscriber_url = None
         if target is None:
             config_text = set_plugin_fields(config_text, enable_event_monitoring=False)
         else:
@@ -325,9 +327,11 @@ def up_main(argv: list[str] | None = None) -> int:
             children.append(subscriber)
             ready = subscriber.wait_ready(READY_TIMEOUT)
             match = re.search(r"ready on (http://\S+)", ready)
+            subscriber_url = match.group(1) if match else f"http://{args.subscriber_listen}"
             print(
-                f"aws-masker up: subscriber on {match.group(1) if match else args.subscriber_listen} "
-                f"(/stats, /health, /metrics), events from {target.display}",
+                f"aws-masker up: subscriber on {subscriber_url} (/stats, /health, /metrics), "
+                f"events from {target.display}\n"
+                f"aws-masker up: live page: {subscriber_url}/ (or run: aws-masker monitor)",
                 flush=True,
             )
         config_path = run_dir / "kong.yml"
@@ -355,7 +359,12 @@ def up_main(argv: list[str] | None = None) -> int:
             f'    -d \'{{"model":"{DEMO_MODEL}","max_tokens":300,'
             f'"messages":[{{"role":"user","content":"{DEMO_TEXT}"}}]}}\'\n'
             f"  or point the Anthropic SDK at base_url={gateway_url} (routes /v1/*).\n"
-            "Ctrl-C stops everything.",
+            + (
+                f"Watch masking live: {subscriber_url}/ in a browser, or aws-masker monitor.\n"
+                if subscriber_url
+                else ""
+            )
+            + "Ctrl-C stops everything.",
             flush=True,
         )
         if args.exit_after_demo:

@@ -6,6 +6,7 @@
     aws-masker gateway --config kong.yml              # the local Kong stand-in
     aws-masker stub                                   # a Claude stand-in upstream
     aws-masker up                                     # plugin server + gateway (+ stub) in one go
+    aws-masker monitor                                # watch masking live (--once: one snapshot)
 
 Subcommands that need the gateway import it lazily, so ``mask`` starts fast.
 """
@@ -121,6 +122,7 @@ DELEGATED: dict[str, tuple[str, str, str]] = {
     "stub": ("aws_masker_stack.stub", "stub_main", "run the Claude stand-in upstream"),
     "up": ("aws_masker_stack.up", "up_main", "start the whole local stack"),
     "subscriber": ("aws_masker_subscriber.cli", "subscriber_main", "run the monitoring-event subscriber"),
+    "monitor": ("aws_masker_subscriber.monitor.cli", "monitor_main", "watch masking live in the terminal"),
 }
 
 

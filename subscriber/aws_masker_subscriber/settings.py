@@ -45,6 +45,7 @@ class Settings:
     reconnect_cap_s: float = 5.0
     unhealthy_after_failures: int = 3
     unhealthy_after_s: float = 10.0
+    token: str | None = None
 
     @property
     def redis_display_url(self) -> str:
@@ -180,6 +181,17 @@ def _redis_url(raw: str) -> str:
     return url
 
 
+def _token(raw: str) -> str:
+    value = raw.strip()
+    if len(value) < 16 or not value.isascii() or any(c.isspace() for c in value):
+        raise ValueError("expected at least 16 printable ASCII characters without spaces")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 40 else raw[:37] + "...")
 
@@ -263,7 +275,7 @@ OPTIONS: tuple[Option, ...] = (
         "--listen",
         "HOST:PORT",
         _listen,
-        "HTTP address of /health, /stats and /metrics (port 0 picks a free one)",
+        "HTTP address of the live page, /health, /stats and /metrics (port 0 picks a free one)",
         "127.0.0.1:8090",
     ),
     Option(
@@ -310,6 +322,16 @@ OPTIONS: tuple[Option, ...] = (
         _seconds(0, inclusive=True),
         "/health answers 503 once disconnected from Redis this long",
         "10",
+    ),
+    Option(
+        "token",
+        "AWS_MASKER_SUBSCRIBER_TOKEN",
+        "--token",
+        "TOKEN",
+        _token,
+        "bearer token required on every path but /health (the page takes it as ?token=); "
+        "set it whenever the listen address is not loopback",
+        "unset",
     ),
 )
 

@@ -13,6 +13,7 @@ from typing import Any
 from .events import ACTIONS, CATEGORIES, MASKING_EVENT_TYPES, OTHER_CATEGORY, MaskingEvent, PublisherStats
 
 EVENTS_WINDOW_S = 60
+RATE_WINDOW_S = 10  # ``events.per_second``: the average over the last 10 whole seconds
 # Publishers are keyed by (node, pid): a restarted process is a new publisher. Keep the most recent.
 MAX_PUBLISHERS = 256
 
@@ -43,6 +44,8 @@ class Stats:
         self.last_event_wall: float | None = None
         self.publishers: OrderedDict[tuple[str, int], PublisherRecord] = OrderedDict()
         self._per_second: deque[list[int]] = deque()  # [second, events] for the last 60 s
+        # (second, events by type, identifiers masked by category) for the last 60 s: the live views
+        self._series: deque[tuple[int, Counter[str], Counter[str]]] = deque()
 
     # --- recording ---
 
@@ -59,6 +62,12 @@ class Stats:
         else:
             self._per_second.append([second, 1])
             self._prune(second)
+        if not self._series or self._series[-1][0] != second:
+            self._series.append((second, Counter(), Counter()))
+        _second, by_type, masked = self._series[-1]
+        by_type[event.event_type] += 1
+        if event.action == "mask":
+            masked.update(event.patterns_used)
 
     def record_publisher(self, stats: PublisherStats, now: float, wall: float) -> None:
         self.publisher_stats_messages += 1
@@ -99,6 +108,37 @@ class Stats:
     def _prune(self, second: int) -> None:
         while self._per_second and self._per_second[0][0] <= second - EVENTS_WINDOW_S:
             self._per_second.popleft()
+        while self._series and self._series[0][0] <= second - EVENTS_WINDOW_S:
+            self._series.popleft()
+
+    def per_second(self, now: float, window_s: int = RATE_WINDOW_S) -> dict[str, float]:
+        """Events per second by type, averaged over the ``window_s`` whole seconds before ``now``'s."""
+        current = int(now)
+        self._prune(current)
+        totals: Counter[str] = Counter(dict.fromkeys(MASKING_EVENT_TYPES, 0))
+        for second, by_type, _masked in self._series:
+            if current - window_s <= second < current:
+                totals.update(by_type)
+        return {kind: round(count / window_s, 3) for kind, count in totals.items()}
+
+    def series(self, now: float, seconds: int = EVENTS_WINDOW_S) -> dict[str, Any]:
+        """The last ``seconds`` whole seconds (oldest first, the current one excluded): events by type
+        and identifiers masked by category per second. Aggregates only."""
+        current = int(now)
+        self._prune(current)
+        rows = {second: (by_type, masked) for second, by_type, masked in self._series}
+        empty: Counter[str] = Counter()
+        span = range(current - seconds, current)
+        categories = [
+            c for c in (*CATEGORIES, OTHER_CATEGORY) if any(rows.get(s, (empty, empty))[1][c] for s in span)
+        ]
+        return {
+            "seconds": seconds,
+            "events": {
+                kind: [rows.get(s, (empty, empty))[0][kind] for s in span] for kind in MASKING_EVENT_TYPES
+            },
+            "masked": {c: [rows.get(s, (empty, empty))[1][c] for s in span] for c in categories},
+        }
 
     def document(self, now: float) -> dict[str, Any]:
         """The statistics part of ``/stats`` (JSON-ready)."""
@@ -109,6 +149,7 @@ class Stats:
                 "total": self.events_total,
                 "by_type": dict(self.events_by_type),
                 "per_minute": self.events_per_minute(now),
+                "per_second": self.per_second(now),
                 "last_event_at": iso(self.last_event_wall) if self.last_event_wall is not None else None,
                 "processing_time_ms_total": {k: round(v, 3) for k, v in self.processing_ms.items()},
                 "restore": dict(sorted(self.restore.items())),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
 import socket
@@ -36,11 +37,12 @@ from structlog.typing import FilteringBoundLogger
 from . import health as health_mod
 from .events import Batch, Malformed, MaskingEvent, PublisherStats, parse_message
 from .health import ConnectionState
+from .live import live_document
 from .logs import event_fields, event_message, make_logger, publisher_fields, publisher_message
 from .metrics import SubscriberCollector, exposition, make_registry
 from .ratelimit import LogRateLimiter
 from .reconnect import backoff_delay, describe_error
-from .settings import Settings, http_url
+from .settings import Settings, http_url, is_loopback
 from .stats import Stats
 from .web import build_app, start_site
 
@@ -103,7 +105,8 @@ class Subscriber:
     async def start(self) -> None:
         """Listen on HTTP (raises OSError if it cannot), log the ready line, start consuming."""
         s = self.settings
-        self._runner, self.bound_port = await start_site(build_app(self), s.listen_host, s.listen_port)
+        app = build_app(self, s.token)
+        self._runner, self.bound_port = await start_site(app, s.listen_host, s.listen_port)
         target = f"redis {s.redis_display_url}" if s.enable_redis_events else "redis events disabled"
         self.log.info(
             f"aws-masker subscriber ready on {self.url} (channel {s.channel}, {target})",
@@ -112,6 +115,12 @@ class Subscriber:
             redis=s.redis_display_url if s.enable_redis_events else None,
             environment=s.environment,
         )
+        self.log.info(f"live page on {self.url}/", page=f"{self.url}/", token_required=s.token is not None)
+        if s.token is None and not is_loopback(s.listen_host):
+            self.log.warning(
+                f"listening on {s.listen_host} without a token: anyone who reaches it sees the counters "
+                "(set AWS_MASKER_SUBSCRIBER_TOKEN)"
+            )
         if s.enable_redis_events:
             self._connection_task = asyncio.create_task(self._connection_loop(), name="redis-subscription")
         else:
@@ -200,10 +209,18 @@ class Subscriber:
                 else None
             ),
         }
-        return {"redis": redis, "event_log_rate_limit": s.event_log_rate_limit, **self.stats.document(now)}
+        return {
+            "pid": os.getpid(),
+            "redis": redis,
+            "event_log_rate_limit": s.event_log_rate_limit,
+            **self.stats.document(now),
+        }
 
     def metrics_text(self) -> bytes:
         return exposition(self.registry)
+
+    def live_document(self) -> dict[str, Any]:
+        return live_document(self.stats, self.health(), self.clock())
 
     # --- the connection loop ---------------------------------------------------------------------
 

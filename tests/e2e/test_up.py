@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,8 @@ def test_up_uses_redis_url_and_shows_the_subscriber(
     assert f"monitoring events go to redis://127.0.0.1:{server.port}/0 (REDIS_URL)" in out.stdout
     assert "subscriber (2 events for request" in out.stdout
     assert "[data_masked]" in out.stdout and "[data_unmasked]" in out.stdout
+    assert re.search(r"^aws-masker up: live page: http://127\.0\.0\.1:\d+/ ", out.stdout, re.M)
+    assert re.search(r"^Watch masking live: http://127\.0\.0\.1:\d+/ in a browser", out.stdout, re.M)
     assert "up-test-password" not in out.stdout + out.stderr
 
 
