@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
@@ -95,7 +96,8 @@ async def open_page(
     """Start headless Chromium, open ``url`` in a tab (the page's own scripts off unless
     ``javascript``), yield the tab; Chromium is killed afterwards."""
     binary = chromium_binary()
-    with tempfile.TemporaryDirectory(prefix="aws-masker-chromium-") as profile:
+    # (a helper process that still has a file open there must not fail the test on the way out)
+    with tempfile.TemporaryDirectory(prefix="aws-masker-chromium-", ignore_cleanup_errors=True) as profile:
         argv = [
             binary,
             "--headless",
@@ -131,8 +133,10 @@ async def open_page(
                 await page.send("Page.navigate", {"url": url})
                 yield page
         finally:
+            # the whole process group: Chromium's helpers (zygote, renderers) outlive a killed parent
+            # and go on writing into the profile while it is being removed
             with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
 
 
