@@ -166,7 +166,8 @@ class Masker:
             nonlocal last, size
             if start < cut or start >= stop:  # an identifier inside the context stays as it is
                 return
-            end = min(end, stop)
+            if end > stop:
+                end = stop
             if not mask:
                 kept.append((size + start - last, size + end - last))
                 return
