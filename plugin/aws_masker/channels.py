@@ -67,6 +67,7 @@ PROTOCOL = frozenset(
         "user-agent",
     }
 )
+_KNOWN_NAMES = UNSCANNED | PROTOCOL
 # how a masked query part is written back: tokens are ASCII letters, digits and "_"
 _QUERY_SAFE = "-._~!$'()*,;:@/?"
 
@@ -110,10 +111,11 @@ def mask_channels(
         # a name cannot be masked (Kong can only set values): refused if found. Kong hands it over
         # lower-cased and sends it upstream as the client wrote it, so its upper-case form is scanned
         # too (access key IDs, unique IDs and resource IDs are upper-case)
-        for form in dict.fromkeys((name, name.upper())):
-            texts.append(form)
-            contexts.append("")
-            slots.append(("p", "", 0))
+        if name not in _KNOWN_NAMES:  # (a name of those lists is one of their words: nothing to find)
+            for form in dict.fromkeys((name, name.upper())):
+                texts.append(form)
+                contexts.append("")
+                slots.append(("p", "", 0))
         if name in UNSCANNED:
             continue
         kind = "p" if name in PROTOCOL else "h"
