@@ -53,8 +53,8 @@ from .textview import folded
 class _Word(NamedTuple):
     """What names of some kinds are made of."""
 
-    run: re.Pattern[str]
-    """A maximal run of the characters, at least as long as the shortest name."""
+    runs: Callable[[str], Iterator[tuple[int, int]]]
+    """The spans of the maximal runs of the characters at least as long as the shortest name."""
     char: re.Pattern[str]
     """One of the characters."""
     tail: str
@@ -63,15 +63,35 @@ class _Word(NamedTuple):
     """Where occurrences of two kinds overlap, the lower wins (a secret before a name inside it)."""
 
 
-_BASE64 = _Word(re.compile(r"[A-Za-z0-9/+=]{40,}"), re.compile(r"[A-Za-z0-9/+=]"), "", 1)
-_HEX = _Word(re.compile(r"[A-Za-z0-9_]{64,}"), re.compile(r"[A-Za-z0-9_]"), "", 2)
-_NAME = _Word(re.compile(r"[A-Za-z0-9_.-]{3,}"), re.compile(r"[A-Za-z0-9_.-]"), ".", 3)
-# an account ID: a run of 12 digits between non-alphanumerics (so also inside a hyphenated bucket
-# name or before "/", as in an AMI's ImageLocation), never part of a longer number or word
-# (many are looked up by _digit_runs, not by ``run``)
-_ACCOUNT = _Word(re.compile(r"[0-9]{12,}"), re.compile(r"[A-Za-z0-9]"), "", 4)
 _DIGITS_TO_ZERO = str.maketrans({chr(c): "0" if chr(c).isdigit() else " " for c in range(128)})
 _TWELVE = "0" * 12
+
+
+def _regex_runs(pattern: str) -> Callable[[str], Iterator[tuple[int, int]]]:
+    compiled = re.compile(pattern)
+    return lambda text: (m.span() for m in compiled.finditer(text))
+
+
+def _digit_runs(joined: str) -> Iterator[tuple[int, int]]:
+    """The runs of 12 or more ASCII digits, found by C-speed searches in a copy with every digit made
+    "0" (a regex tries every position in Python's engine: ten times slower on a dump)."""
+    zeros = joined.translate(_DIGITS_TO_ZERO)
+    start = zeros.find(_TWELVE)
+    while start >= 0:
+        end = start + 12
+        while end < len(zeros) and zeros[end] == "0":
+            end += 1
+        yield start, end
+        start = zeros.find(_TWELVE, end)
+
+
+_BASE64 = _Word(_regex_runs(r"[A-Za-z0-9/+=]{40,}"), re.compile(r"[A-Za-z0-9/+=]"), "", 1)
+_HEX = _Word(_regex_runs(r"[A-Za-z0-9_]{64,}"), re.compile(r"[A-Za-z0-9_]"), "", 2)
+_NAME = _Word(_regex_runs(r"[A-Za-z0-9_.-]{3,}"), re.compile(r"[A-Za-z0-9_.-]"), ".", 3)
+# an account ID: a run of 12 digits between non-alphanumerics (so also inside a hyphenated bucket
+# name or before "/", as in an AMI's ImageLocation), never part of a longer number or word; its runs
+# are digit runs, and a hit is checked for letters around it
+_ACCOUNT = _Word(_digit_runs, re.compile(r"[A-Za-z0-9]"), "", 4)
 KINDS: dict[str, _Word] = {
     "ACCOUNT": _ACCOUNT,
     "SECRET_KEY": _BASE64,
@@ -302,10 +322,7 @@ def _by_search(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span
 
 def _by_lookup(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span]:
     found: list[_Span] = []
-    runs = (
-        _digit_runs(joined) if word is _ACCOUNT else ((m.start(), m.end()) for m in word.run.finditer(joined))
-    )
-    for start, end in runs:
+    for start, end in word.runs(joined):
         run = joined[start:end]
         name = run.rstrip(word.tail) if word.tail else run
         hit = names.get(name)
@@ -314,19 +331,6 @@ def _by_lookup(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span
                 continue  # (only where the run is a whole word: no account inside "x123…")
             found.append((start, start + len(name), hit.token(name), hit.category, word.priority))
     return found
-
-
-def _digit_runs(joined: str) -> Iterator[tuple[int, int]]:
-    """The runs of 12 or more ASCII digits, found by C-speed searches in a copy with every digit made
-    "0" (a regex tries every position in Python's engine: ten times slower on a dump)."""
-    zeros = joined.translate(_DIGITS_TO_ZERO)
-    start = zeros.find(_TWELVE)
-    while start >= 0:
-        end = start + 12
-        while end < len(zeros) and zeros[end] == "0":
-            end += 1
-        yield start, end
-        start = zeros.find(_TWELVE, end)
 
 
 def _without_overlaps(spans: list[_Span]) -> list[_Span]:
