@@ -31,6 +31,17 @@ from aws_masker_gateway.context import RequestRecord
 from aws_masker_gateway.settings import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
+_ROOT = Path(__file__).resolve().parents[2]
+_SERVER = Path(sys.executable).with_name("aws-masker-server")
+AWS_MASKER_ENV = {
+    "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore",
+    "KONG_PLUGINSERVER_NAMES": "aws-masker",
+    "KONG_PLUGINSERVER_AWS_MASKER_SOCKET": "{prefix}/aws-masker.sock",
+    "KONG_PLUGINSERVER_AWS_MASKER_START_CMD": f"{_SERVER} --kong-prefix {{prefix}}",
+    "KONG_PLUGINSERVER_AWS_MASKER_QUERY_CMD": f"{_SERVER} --dump",
+    "KONG_LUA_PACKAGE_PATH": f"{_ROOT}/?.lua;;",
+}
+"""The gateway's settings for the real aws-masker plugin server and this repository's Lua plugins."""
 ECHO_PLUGIN = FIXTURES / "echo_plugin.py"
 T = TypeVar("T")
 

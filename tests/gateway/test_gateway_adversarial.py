@@ -7,26 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from gateway_harness import GatewayHarness, kong_yml, route
+from gateway_harness import AWS_MASKER_ENV, GatewayHarness, kong_yml, route
 from leaks import find_leaks
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = Path(sys.executable).with_name("aws-masker-server")
-ENV = {
-    "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore",
-    "KONG_PLUGINSERVER_NAMES": "aws-masker",
-    "KONG_PLUGINSERVER_AWS_MASKER_SOCKET": "{prefix}/aws-masker.sock",
-    "KONG_PLUGINSERVER_AWS_MASKER_START_CMD": f"{SERVER} --kong-prefix {{prefix}}",
-    "KONG_PLUGINSERVER_AWS_MASKER_QUERY_CMD": f"{SERVER} --dump",
-    "KONG_LUA_PACKAGE_PATH": f"{ROOT}/?.lua;;",
-}
 MASKER = '{name: aws-masker, config: {token_secret: "gateway-adversarial-secret-0123"}}'
 RESTORE = "{name: aws-masker-restore}"
 JSON_ANSWER = {"X-Test-Content-Type": "application/json", "Content-Type": "application/json"}
@@ -46,7 +34,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def gw() -> Iterator[GatewayHarness]:
     harness = GatewayHarness(
-        kong_yml(route("m", "/v1/messages", MASKER, RESTORE, extra="response_buffering: false")), env=ENV
+        kong_yml(route("m", "/v1/messages", MASKER, RESTORE, extra="response_buffering: false")),
+        env=AWS_MASKER_ENV,
     )
     try:
         yield harness

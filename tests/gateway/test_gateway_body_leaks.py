@@ -7,25 +7,13 @@ import base64
 import json
 import logging
 import re
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from gateway_harness import GatewayHarness, kong_yml, route
+from gateway_harness import AWS_MASKER_ENV, GatewayHarness, kong_yml, route
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = Path(sys.executable).with_name("aws-masker-server")
-ENV = {
-    "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore",
-    "KONG_PLUGINSERVER_NAMES": "aws-masker",
-    "KONG_PLUGINSERVER_AWS_MASKER_SOCKET": "{prefix}/aws-masker.sock",
-    "KONG_PLUGINSERVER_AWS_MASKER_START_CMD": f"{SERVER} --kong-prefix {{prefix}}",
-    "KONG_PLUGINSERVER_AWS_MASKER_QUERY_CMD": f"{SERVER} --dump",
-    "KONG_LUA_PACKAGE_PATH": f"{ROOT}/?.lua;;",
-}
 MASKER = '{name: aws-masker, config: {token_secret: "gateway-leak-secret-0123"}}'
 STRICT = (
     '{name: aws-masker, config: {token_secret: "gateway-leak-secret-0123", refuse_binary_documents: true}}'
@@ -47,7 +35,7 @@ def gw() -> Iterator[GatewayHarness]:
             route("m", "/v1/messages", MASKER, RESTORE, extra="response_buffering: false"),
             route("strict", "/strict", STRICT, RESTORE),
         ),
-        env=ENV,
+        env=AWS_MASKER_ENV,
     )
     try:
         yield harness
