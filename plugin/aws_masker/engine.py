@@ -74,13 +74,16 @@ class Masker:
 
     def find(self, text: str) -> list[Found]:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
-        found = self._scanner.scan(text, self._enabled, self._allow)
-        if cliformats.may_hold(text):
-            found = cliformats.merge(found, cliformats.finds(text, self._find_plain, found))
-        return found
+        found = self._find_plain(text)
+        return self._with_cli_formats(text, found) if cliformats.may_hold(text) else found
 
     def _find_plain(self, text: str) -> list[Found]:
         return self._scanner.scan(text, self._enabled, self._allow)
+
+    def _with_cli_formats(self, text: str, found: list[Found]) -> list[Found]:
+        """``found`` (the plain scan of ``text``, which ``cliformats.may_hold``) with what the AWS CLI
+        table and text output structure adds."""
+        return cliformats.merge(found, cliformats.finds(text, self._find_plain, found))
 
     def mask_text(self, text: str) -> tuple[str, MaskResult]:
         (masked,), result = self.mask_texts([text])
@@ -185,7 +188,7 @@ class Masker:
                     names[account] = (None, "ACCOUNT", "account")
 
         if cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
-            for f in self.find(source):
+            for f in self._with_cli_formats(source, self._find_plain(source)):
                 emit(*f)
         else:
             self._scanner.each(source, self._enabled, self._allow, emit)
