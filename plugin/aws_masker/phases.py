@@ -34,7 +34,7 @@ plugin's log phase):
 
 Kong's own cost per request for this plugin's ``log`` phase, paid even when no event is sampled:
 a ``kong.log.serialize()`` and a copy of ``ngx.ctx`` in nginx's log phase, one timer, one
-``HandleEvent`` round trip and one plugin-server thread (README, "How it runs in Kong").
+``HandleEvent`` round trip and one run of the handler (README, "How it runs in Kong").
 
 Restoring the response is not here: Kong gives external plugins no body filter, and a ``response``
 handler would make Kong buffer the whole answer. The Lua plugin ``aws-masker-restore`` restores
