@@ -31,7 +31,8 @@ stderr; budget and goal misses are reported in the outputs and do not change it 
                   redis_clients: {min, max},       INFO clients, sampled every 0.5 s
                   events: {published, dropped, received, enqueued},
                   leaks,                           raw identifiers the stub received (mode 0: expected)
-                  series: {t, rss_mb: {process: [MB or null]}, redis_clients}}]
+                  series: {t, rss_mb: {process: [MB or null]}, redis_clients},
+                  phases: {main: [start, end]}}]   seconds on the series' clock
     seed        [{mode, scenario, requests, failures, expected}]
     checks      [{name, mode, value, budget, passed, kind: budget|goal}]
     problems    [why the run failed], empty when it did not
@@ -177,6 +178,7 @@ def run_mode(
             "events": {k: events[k] for k in ("published", "dropped", "received", "enqueued")},
             "leaks": leaks,
             "series": series(samples),
+            "phases": {"main": [round(before.t, 2), round(after.t, 2)]},
         },
         seed,
     )
