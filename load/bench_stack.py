@@ -61,6 +61,8 @@ from benchreport import END, START, broken, compute_checks, markdown
 from locustrun import run_locust
 from stack import MODES, Sample, Stack, mode_by_number
 
+from aws_masker_gateway.orphans import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 USERS = 20
 SPAWN_RATE = 10.0
@@ -186,7 +188,12 @@ def run_mode(
 
 def run_script(script: str, args: list[str], progress: Progress) -> None:
     progress(f"running load/{script} {' '.join(args)}")
-    proc = subprocess.run([sys.executable, str(ROOT / "load" / script), *args], cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "load" / script), *args],
+        cwd=ROOT,
+        check=False,
+        preexec_fn=die_with_parent,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"load/{script} exited with {proc.returncode}")
 
@@ -215,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-seed", action="store_true", help="skip the seed scenarios")
     p.add_argument("--skip-micro", action="store_true", help="skip bench_engine.py and bench_gateway.py")
     p.add_argument(
-        "--quick", action="store_true", help="pass --quick to bench_engine.py and bench_gateway.py"
+        "--quick",
+        action="store_true",
+        help="a smoke run: the micro benchmarks' --quick, at most 5 s of load and 2 s of warm-up per mode",
     )
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
@@ -233,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     numbers = [int(n) for n in args.modes.split(",") if n.strip()]
     for n in numbers:
         mode_by_number(n)
+    if args.quick:
+        args.duration, args.warmup = min(args.duration, 5.0), min(args.warmup, 2.0)
     if not args.locustfile.is_file():
         print(f"bench: no locustfile at {args.locustfile}", file=sys.stderr)
         return 1

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from aws_masker_gateway.orphans import die_with_parent
+
 PERCENTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
 
 
@@ -128,7 +130,13 @@ def run_locust(
     log = prefix.with_name(prefix.name + ".log")
     with log.open("wb") as out:
         proc = subprocess.run(
-            argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, timeout=duration_s + 120, check=False
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            timeout=duration_s + 120,
+            check=False,
+            preexec_fn=die_with_parent,  # a killed benchmark leaves no Locust behind
         )
     stats = prefix.with_name(prefix.name + "_stats.csv")
     if proc.returncode != 0 or not stats.exists():
