@@ -131,13 +131,13 @@ def run_mode(
         progress(f"{label}: warm-up, {WARMUP_USERS} users for {args.warmup:g} s")
         run_locust(
             args.locustfile, stack.gateway_url, workdir / f"mode{number}-warmup", WARMUP_USERS,
-            WARMUP_USERS, args.warmup, scenario=args.scenario, cwd=ROOT,
+            WARMUP_USERS, args.warmup, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
         )  # fmt: skip
         progress(f"{label}: Locust, {args.users} users (spawn {args.spawn_rate:g}/s) for {args.duration:g} s")
         before = stack.read_now()
         result = run_locust(
             args.locustfile, stack.gateway_url, workdir / f"mode{number}-main", args.users,
-            args.spawn_rate, args.duration, scenario=args.scenario, cwd=ROOT,
+            args.spawn_rate, args.duration, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
         )  # fmt: skip
         after = stack.read_now()
         progress(
@@ -150,7 +150,7 @@ def run_mode(
                 prefix = workdir / f"mode{number}-seed-{users}u"
                 got = run_locust(
                     args.locustfile, stack.gateway_url, prefix, users, rate, SEED_TIME_CAP_S,
-                    max_requests=requests, scenario=args.scenario, cwd=ROOT,
+                    max_requests=requests, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
                 )  # fmt: skip
                 seed.append(
                     {

@@ -15,6 +15,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ def run_locust(
     max_requests: int | None = None,
     scenario: str | None = None,
     cwd: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> LocustResult:
     """Run Locust headless; its output goes to ``PREFIX.log``. Raises when it wrote no stats."""
     argv = [
@@ -127,6 +129,7 @@ def run_locust(
         argv += ["--max-requests", str(max_requests)]
     if scenario is not None:
         argv += ["--scenario", scenario]
+    argv += list(extra)
     log = prefix.with_name(prefix.name + ".log")
     with log.open("wb") as out:
         proc = subprocess.run(

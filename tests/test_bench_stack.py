@@ -99,6 +99,9 @@ def test_plugin_modes_set_the_event_fields(
 
 def test_modes_are_0_to_4_and_unknown_ones_are_refused() -> None:
     assert [m.number for m in stack.MODES] == [0, 1, 2, 3, 4]
+    # without the plugin nothing comes back restored: Locust checks status and shape only
+    assert stack.mode_by_number(0).locust_args == ("--answer-check", "tokens")
+    assert all(m.locust_args == () for m in stack.MODES[1:])
     with pytest.raises(ValueError, match="no mode 7"):
         stack.mode_by_number(7)
 
