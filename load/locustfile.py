@@ -20,8 +20,9 @@ Scenarios (``--scenario``), as weighted tasks:
 Every answer is checked (load/answers.py): status 200; every identifier the request held is back,
 restored, in the answer (the Claude stub quotes every token it receives); no token is left; a
 stream's events are well formed; in echo mode the answer is exactly the text sent. A failed check
-is a Locust failure named after it (``identifier not restored: 2 of 40 (arn 1, s3 1)``, ``HTTP 502``,
-``SSE malformed: no message_stop``); failures name counts and categories, never identifiers.
+is a Locust failure with a stable name (``identifier not restored``, ``token left in answer``,
+``HTTP 502``, ``SSE malformed: no message_stop``, ...: see load/README.md); the first few of each
+are logged with counts and categories (``2 of 40 missing: arn 1, s3 1``), never identifiers.
 Against the real Claude API (which does not quote tokens back), pass ``--answer-check tokens``:
 only the status, the stream's shape and "no token left" are checked then.
 
