@@ -43,6 +43,8 @@ Options of this file (also in the web UI's "Custom parameters"):
   --answer-check {all,tokens}      see above (default all)
   --think-ms MS         wait between a user's tasks (default 0)
   --payload-seed N      another deterministic set of bodies (default 1)
+  --stream-delay-ms MS  ask the Claude stub to wait MS between stream events (header
+                        x-stub-event-delay-ms), like a generating model (default 0)
 
 Why FastHttpUser: Locust shares the machine's cores with the gateway, and it costs a fraction of
 HttpUser's CPU per request. Its ``iter_content`` waits for a whole chunk of the size asked for, so a
@@ -67,6 +69,7 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, events, task
 from locust.env import Environment
+from locust.runners import MasterRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # payloads.py and answers.py beside this file
@@ -146,6 +149,12 @@ def _options(parser: Any) -> None:
         help="all: every identifier comes back (stub upstream); tokens: only no token left (real Claude)",
     )
     group.add_argument("--think-ms", type=int, default=0, help="wait between a user's tasks in ms")
+    group.add_argument(
+        "--stream-delay-ms",
+        type=int,
+        default=0,
+        help="ask the Claude stub to wait this long between stream events, like a generating model",
+    )
     group.add_argument("--payload-seed", type=int, default=1, help="seed of the request bodies")
 
 
@@ -158,6 +167,7 @@ class Settings:
     full_check: bool
     think_s: float
     seed: int
+    stream_delay_ms: int = 0
 
     @classmethod
     def of(cls, env: Environment) -> Settings:
@@ -173,6 +183,7 @@ class Settings:
             full_check=str(o.answer_check) != "tokens",
             think_s=max(0, int(o.think_ms)) / 1000,
             seed=int(o.payload_seed),
+            stream_delay_ms=min(10_000, max(0, int(o.stream_delay_ms))),
         )
 
 
@@ -261,7 +272,8 @@ BUDGET = Budget()
 def _on_test_start(environment: Environment, **_: Any) -> None:
     s = Settings.of(environment)
     BUDGET.reset(environment, s.max_requests)
-    pool_for(s)  # before the users start, so no request pays for it
+    if not isinstance(environment.runner, MasterRunner):  # a master sends no request
+        pool_for(s)  # before the users start, so no request pays for it
 
 
 @events.quitting.add_listener
@@ -309,7 +321,7 @@ class ClaudeUser(FastHttpUser):
         elif kind == "small":
             self.json_message(self.rnd.choice(pool.small), s.full_check)
         elif kind == "stream":
-            self.stream_message(self.rnd.choice(pool.stream), s.full_check)
+            self.stream_message(self.rnd.choice(pool.stream), s.full_check, s.stream_delay_ms)
         elif kind == "conversation":
             self.conversation(self.rnd.choice(pool.conversations), s.full_check)
         elif kind == "complex":
@@ -359,9 +371,12 @@ class ClaudeUser(FastHttpUser):
             resp.success()
             return text
 
-    def stream_message(self, p: Payload, full: bool) -> None:
+    def stream_message(self, p: Payload, full: bool, delay_ms: int = 0) -> None:
         """POST a streamed message, check the events as they come, report the whole stream and,
         as its own entry, the time to the first text delta."""
+        headers = self.stream_headers
+        if delay_ms:
+            headers = {**headers, "x-stub-event-delay-ms": str(delay_ms)}
         start = time.perf_counter()
         length = 0
         with self.client.request(
@@ -369,7 +384,7 @@ class ClaudeUser(FastHttpUser):
             API_PATH,
             name=STREAM,
             data=p.stream_data,
-            headers=self.stream_headers,
+            headers=headers,
             stream=True,
             catch_response=True,
         ) as resp:
