@@ -63,6 +63,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -412,7 +413,7 @@ class ClaudeUser(FastHttpUser):
                 resp.success()
             except AnswerError as exc:
                 _fail(resp, STREAM, exc)
-            except (OSError, ValueError) as exc:  # cut connection, broken chunking, bad UTF-8
+            except (OSError, ValueError, HTTPException) as exc:  # cut connection, bad chunking or UTF-8
                 resp.failure(f"stream broken: {type(exc).__name__}")
             finally:  # with stream=True Locust timed the headers only
                 resp.request_meta["response_time"] = (time.perf_counter() - start) * 1000
@@ -434,11 +435,15 @@ def _fail(resp: Any, name: str, exc: AnswerError) -> None:
 
 
 def _check_status(resp: Any) -> None:
+    """A 200 whose body (unless streamed) was read whole, else the failure: ``HTTP <status>`` or
+    ``connection error: <exception type>`` (no connection, or cut while the body was read)."""
     status = resp.status_code
+    error = resp.request_meta.get("exception") or getattr(resp, "error", None)
     if status == 200:
+        if error is not None:
+            raise AnswerError(f"connection error: {type(error).__name__}")
         return
     if not status:
-        error = getattr(resp, "error", None)
         raise AnswerError(f"connection error: {type(error).__name__}")
     with contextlib.suppress(Exception):  # only draining the body, so the connection can be reused
         resp.content  # noqa: B018
