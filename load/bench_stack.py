@@ -6,8 +6,9 @@ One command, one machine, one run:
    docs/benchmarks.md);
 2. per mode (load/stack.py: 0 no plugin, 1 plugin with monitoring off, 2 10% sampling, 3 100%
    sampling batch 10, 4 100% sampling batch 1): a fresh local stack (``aws-masker up`` on a private
-   Redis), a short warm-up, Locust headless with a fixed load (``--users``, ``--spawn-rate``,
-   ``--duration``), then the original test plan's seed scenarios on the same stack (1000 requests at
+   Redis), a short warm-up, Locust headless with a fixed, paced load (``--users``, ``--spawn-rate``,
+   ``--think-ms``, ``--duration``; response times unrounded, from the locustfile's
+   ``--timings-out``), then the original test plan's seed scenarios on the same stack (1000 requests at
    concurrency 50, 100 parallel requests, 200 sequential ones), while a sampler records each process's
    RSS and CPU and Redis' connected clients;
 3. writes ``docs/results/bench-latest.json``, the plots ``docs/results/bench-{latency,rps,rss}.png``
@@ -23,7 +24,8 @@ stderr; budget and goal misses are reported in the outputs and do not change it 
     date        ISO 8601 UTC of the run's start
     machine     CPU, cores, Python, OS (benchlib.machine)
     command     the command that ran
-    config      {users, spawn_rate, duration_s, warmup_s, scenario, stats_interval_s, modes, locustfile}
+    config      {users, spawn_rate, think_ms, duration_s, warmup_s, scenario, stats_interval_s, modes,
+                 locustfile}
     modes       [{mode: 0-4, name,
                   locust: {requests, failures, rps, avg_ms, p50_ms, p95_ms, p99_ms, ttfb_p50_ms},
                   processes: {gateway|plugin-server|redis|stub|subscriber: {cpu_s, rss_peak_mb,
@@ -33,7 +35,7 @@ stderr; budget and goal misses are reported in the outputs and do not change it 
                   leaks,                           raw identifiers the stub received (mode 0: expected)
                   series: {t, rss_mb: {process: [MB or null]}, redis_clients},
                   phases: {main: [start, end]}}]   seconds on the series' clock
-    seed        [{mode, scenario, requests, failures, expected}]
+    seed        [{mode, scenario, requests, failures, expected, rps, avg_ms, p50_ms, p95_ms}]
     checks      [{name, mode, value, budget, passed, kind: budget|goal}]
     problems    [why the run failed], empty when it did not
 
@@ -66,6 +68,12 @@ from aws_masker_gateway.orphans import die_with_parent
 ROOT = Path(__file__).resolve().parents[1]
 USERS = 20
 SPAWN_RATE = 10.0
+# Each user waits this long between requests, so the main load is an open, moderate rate (about
+# USERS / (THINK_MS + service time) requests per second, well under what the stack can serve): the
+# modes are compared at the same load, their latency is service time rather than queueing, and CPU
+# per request is comparable. The seed scenarios run without pauses (the original's `ab -c 50`):
+# their req/s is each mode's throughput.
+THINK_MS = 400
 DURATION_S = 40.0  # with the micro benchmarks and the seed runs, `make bench` stays near 12 minutes
 WARMUP_S = 5.0
 WARMUP_USERS = 4
@@ -129,15 +137,19 @@ def run_mode(
     seed: list[dict[str, Any]] = []
     try:
         progress(f"{label}: warm-up, {WARMUP_USERS} users for {args.warmup:g} s")
+        paced = [*mode.locust_args, "--think-ms", str(args.think_ms)]
         run_locust(
             args.locustfile, stack.gateway_url, workdir / f"mode{number}-warmup", WARMUP_USERS,
-            WARMUP_USERS, args.warmup, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
+            WARMUP_USERS, args.warmup, scenario=args.scenario, cwd=ROOT, extra=paced,
         )  # fmt: skip
-        progress(f"{label}: Locust, {args.users} users (spawn {args.spawn_rate:g}/s) for {args.duration:g} s")
+        progress(
+            f"{label}: Locust, {args.users} users (spawn {args.spawn_rate:g}/s, {args.think_ms} ms "
+            f"between requests) for {args.duration:g} s"
+        )
         before = stack.read_now()
         result = run_locust(
             args.locustfile, stack.gateway_url, workdir / f"mode{number}-main", args.users,
-            args.spawn_rate, args.duration, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
+            args.spawn_rate, args.duration, scenario=args.scenario, cwd=ROOT, extra=paced,
         )  # fmt: skip
         after = stack.read_now()
         progress(
@@ -159,9 +171,16 @@ def run_mode(
                         "requests": got.requests,
                         "failures": got.failures,
                         "expected": requests,
+                        "rps": got.rps,
+                        "avg_ms": got.avg_ms,
+                        "p50_ms": got.p50_ms,
+                        "p95_ms": got.p95_ms,
                     }
                 )
-                progress(f"{label}: {got.requests} of {requests} requests, {got.failures} failed")
+                progress(
+                    f"{label}: {got.requests} of {requests} requests, {got.failures} failed, "
+                    f"{got.rps:.1f}/s, p50 {got.p50_ms:g} ms"
+                )
         progress(f"{label}: reading events and counters")
         events = stack.events() if mode.monitoring else stack.events(settle_s=0)
         leaks = int(stack.stub_stats().get("leaks", 0))
@@ -213,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=USERS)
     p.add_argument("--spawn-rate", type=float, default=SPAWN_RATE)
+    p.add_argument("--think-ms", type=int, default=THINK_MS, help="each user's pause between requests")
     p.add_argument("--duration", type=float, default=DURATION_S, help="seconds of the main load per mode")
     p.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds of warm-up per mode")
     p.add_argument("--scenario", default=SCENARIO, help="the locustfile's --scenario")
@@ -272,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": {
                 "users": args.users,
                 "spawn_rate": args.spawn_rate,
+                "think_ms": args.think_ms,
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
                 "scenario": args.scenario,

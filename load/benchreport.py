@@ -179,13 +179,14 @@ def markdown(doc: dict[str, Any]) -> str:
         f"- Run: {doc['date']}; machine: {doc['machine']}; command: `{doc['command']}`.",
         f"- Per mode, one after the other on one machine: a fresh `aws-masker up` (gateway, plugin server, "
         f"Claude stub, subscriber, a private Redis), {cfg['warmup_s']:g} s warm-up, then Locust "
-        f"`--scenario {cfg['scenario']}` with {cfg['users']} users (spawn rate {cfg['spawn_rate']:g}/s) "
-        f"for {cfg['duration_s']:g} s, then the original test plan's seed scenarios.",
-        "- Latency in ms from Locust. Its percentiles are bucketed (times of 100 ms to 1 s are rounded "
-        "to 10 ms), so a p50 near 100 ms moves in steps of about 10%: the average, which Locust keeps "
-        "exact, is the finer comparison. The stream's time to the first text delta is its own entry "
-        "(TTFB) and not in the request numbers. CPU: the gateway side (gateway, plugin server, Redis) "
-        "during the main load, per request (a closed-loop load: a slower mode serves fewer requests).",
+        f"`--scenario {cfg['scenario']}` with {cfg['users']} users (spawn rate {cfg['spawn_rate']:g}/s), "
+        f"each pausing {cfg.get('think_ms', 0)} ms between requests, for {cfg['duration_s']:g} s: the "
+        "same moderate load for every mode, so latency is service time rather than queueing; then the "
+        "original test plan's seed scenarios, without pauses (their req/s is the mode's throughput).",
+        "- Latency in ms, every response time as measured (the locustfile's `--timings-out`; Locust's "
+        "own statistics round times over 100 ms to 10 ms). The stream's time to the first text delta "
+        "is its own entry (TTFB) and not in the request numbers. CPU: the gateway side (gateway, "
+        "plugin server, Redis) during the main load, per request.",
         "",
         "| mode | requests | failures | req/s | avg | p50 | p95 | p99 | TTFB p50 | p50 vs 1 | p50 vs 0 "
         "| req/s vs 1 | req/s vs 0 | CPU ms/req | vs 1 | plugin RSS peak MB | Redis clients | events "
@@ -229,13 +230,14 @@ def markdown(doc: dict[str, Any]) -> str:
             "",
             "Seed scenarios (the original test plan), per mode:",
             "",
-            "| mode | scenario | requests | failures |",
-            "|---|---|---:|---:|",
+            "| mode | scenario | requests | failures | req/s | p50 ms | p95 ms |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         for run in doc["seed"]:
             lines.append(
                 f"| {run['mode']} | {run['scenario']} | {run['requests']} of {run['expected']} "
-                f"| {run['failures']} |"
+                f"| {run['failures']} | {_f(run.get('rps'))} | {_f(run.get('p50_ms'))} "
+                f"| {_f(run.get('p95_ms'))} |"
             )
     lines += [
         "",

@@ -45,6 +45,8 @@ Options of this file (also in the web UI's "Custom parameters"):
   --payload-seed N      another deterministic set of bodies (default 1)
   --stream-delay-ms MS  ask the Claude stub to wait MS between stream events (header
                         x-stub-event-delay-ms), like a generating model (default 0)
+  --timings-out FILE    write every response time, unrounded, to FILE (JSON) at exit; Locust's own
+                        statistics round times over 100 ms to 10 ms (make bench reads this file)
 
 Why FastHttpUser: Locust shares the machine's cores with the gateway, and it costs a fraction of
 HttpUser's CPU per request. Its ``iter_content`` waits for a whole chunk of the size asked for, so a
@@ -55,6 +57,7 @@ returns each line as it arrives: the time to the first text delta is measured wh
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -157,6 +160,11 @@ def _options(parser: Any) -> None:
         help="ask the Claude stub to wait this long between stream events, like a generating model",
     )
     group.add_argument("--payload-seed", type=int, default=1, help="seed of the request bodies")
+    group.add_argument(
+        "--timings-out",
+        default="",
+        help="write every response time (ms, unrounded) to this JSON file at exit (make bench)",
+    )
 
 
 @dataclass(frozen=True)
@@ -273,6 +281,7 @@ BUDGET = Budget()
 def _on_test_start(environment: Environment, **_: Any) -> None:
     s = Settings.of(environment)
     BUDGET.reset(environment, s.max_requests)
+    TIMINGS.__init__()
     if not isinstance(environment.runner, MasterRunner):  # a master sends no request
         pool_for(s)  # before the users start, so no request pays for it
 
@@ -284,11 +293,33 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is not None and getattr(options, "csv_prefix", None):
         gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.25)
+    if options is not None and getattr(options, "timings_out", ""):
+        TIMINGS.write(options.timings_out)
+
+
+class Timings:
+    """``--timings-out``: every response time as measured, unlike Locust's statistics, which round
+    times over 100 ms to 10 ms (too coarse to compare two modes' medians within a few percent)."""
+
+    def __init__(self) -> None:
+        self.requests: list[float] = []
+        self.first_delta: list[float] = []
+
+    def add(self, request_type: str, response_time: float) -> None:
+        (self.first_delta if request_type == TTFB_TYPE else self.requests).append(round(response_time, 3))
+
+    def write(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump({"requests_ms": self.requests, "first_delta_ms": self.first_delta}, f)
+
+
+TIMINGS = Timings()
 
 
 @events.request.add_listener
-def _on_request(request_type: str, **_: Any) -> None:
+def _on_request(request_type: str, response_time: float = 0.0, **_: Any) -> None:
     BUDGET.completed(request_type)
+    TIMINGS.add(request_type, response_time)
 
 
 # --------------------------------------------------------------------------------------------- user

@@ -6,17 +6,22 @@ name plus ``Aggregated``); the stream's time to the first text delta is an entry
 name contains "first". That entry times a part of a request already counted, so it is left out of the
 request counts, the rate and the latency; it gives ``ttfb_p50_ms``. The request percentiles come from
 Locust's ``--json-file`` histograms of the other entries when there is one (exact to Locust's
-buckets), else from the ``Aggregated`` row (which then includes the first-delta times).
+buckets), else from the ``Aggregated`` row (which then includes the first-delta times). When the
+locustfile wrote ``PREFIX.timings.json`` (``--timings-out``: every response time, unrounded), the
+average, the percentiles and the first-delta median come from it instead: Locust's histograms round
+times over 100 ms to 10 ms, too coarse to compare two modes within a few percent.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +112,24 @@ def summarize(rows: list[dict[str, str]], json_entries: list[dict[str, Any]] | N
     return LocustResult(requests, failures, round(rps, 3), round(avg_ms, 3), ttfb_p50_ms=ttfb, **pcts)
 
 
+def exact(timings: dict[str, list[float]], result: LocustResult) -> LocustResult:
+    """``result`` with the average, percentiles and first-delta median of the unrounded times."""
+    times = sorted(timings.get("requests_ms") or [])
+    if not times:
+        return result
+    first = timings.get("first_delta_ms") or []
+
+    def pct(q: float) -> float:  # nearest rank
+        return round(times[min(len(times) - 1, max(0, math.ceil(q * len(times)) - 1))], 3)
+
+    return replace(
+        result,
+        avg_ms=round(statistics.fmean(times), 3),
+        ttfb_p50_ms=round(statistics.median(first), 3) if first else result.ttfb_p50_ms,
+        **{key: pct(q) for key, q in PERCENTILES.items()},
+    )
+
+
 def run_locust(
     locustfile: Path,
     host: str,
@@ -124,6 +147,7 @@ def run_locust(
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
         "-u", str(users), "-r", str(spawn_rate), "-t", f"{max(1, round(duration_s))}s",
         "--host", host, "--csv", str(prefix), "--json-file", str(prefix), "--exit-code-on-error", "0",
+        "--timings-out", str(prefix.with_name(prefix.name + ".timings.json")),
     ]  # fmt: skip
     if max_requests is not None:
         argv += ["--max-requests", str(max_requests)]
@@ -147,4 +171,6 @@ def run_locust(
         raise RuntimeError(f"locust exited with {proc.returncode} (log {log}):\n{tail}")
     json_path = prefix.with_name(prefix.name + ".json")
     entries = json.loads(json_path.read_text()) if json_path.exists() else None
-    return summarize(read_stats_csv(stats), entries)
+    result = summarize(read_stats_csv(stats), entries)
+    timings = prefix.with_name(prefix.name + ".timings.json")
+    return exact(json.loads(timings.read_text()), result) if timings.exists() else result

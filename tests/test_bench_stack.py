@@ -196,6 +196,16 @@ def test_a_single_request_entry_gives_its_own_percentiles(tmp_path: Path) -> Non
     assert (result.p50_ms, result.p95_ms, result.p99_ms, result.ttfb_p50_ms) == (40.0, 70.0, 90.0, None)
 
 
+def test_unrounded_timings_replace_locusts_rounded_numbers(tmp_path: Path) -> None:
+    rounded = locustrun.summarize(_rows(tmp_path))
+    times = [float(t) for t in range(101, 201)]  # 101..200 ms: Locust would round them to 10 ms
+    result = locustrun.exact({"requests_ms": times, "first_delta_ms": [7.25, 8.5, 9.0]}, rounded)
+    assert (result.p50_ms, result.p95_ms, result.p99_ms) == (150.0, 195.0, 199.0)
+    assert result.avg_ms == pytest.approx(150.5) and result.ttfb_p50_ms == 8.5
+    assert (result.requests, result.failures, result.rps) == (rounded.requests, rounded.failures, rounded.rps)
+    assert locustrun.exact({"requests_ms": []}, rounded) == rounded
+
+
 def test_an_empty_csv_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "empty_stats.csv"
     path.write_text(HEADER + "\n")
