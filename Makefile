@@ -1,5 +1,6 @@
 # Every target creates .venv on first use and installs the project into it. `run` and `test` also
 # check the Debian packages they need (scripts/system-deps.sh installs them when run as root).
+# `test` also leaves pytest's JUnit XML of the run in .run/reports/junit.xml (for `make report`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,6 +18,7 @@ run: $(STAMP)
 	scripts/system-deps.sh run
 	$(BIN)/aws-masker up
 
+test: export AWS_MASKER_JUNIT_XML := .run/reports/junit.xml
 test: $(STAMP)
 	scripts/system-deps.sh test
 	$(BIN)/ruff check .
