@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench-engine bench-gateway clean
+.PHONY: run test lint bench-engine bench-gateway report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench-engine: $(STAMP)
 bench-gateway: $(STAMP)
 	scripts/system-deps.sh run
 	$(BIN)/python load/bench_gateway.py --out docs/benchmarks.md
+
+# tests/test-report/realtime-monitoring-test-YYYYMMDD.md from the latest make test, bench and soak
+report: $(STAMP)
+	$(BIN)/python load/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
