@@ -210,6 +210,12 @@ def set_plugin_fields(text: str, **fields: Any) -> str:
     return text
 
 
+def configures_masker(text: str) -> bool:
+    """Whether ``text`` (a kong.yml) configures the aws-masker plugin. A config without it (``make
+    bench``'s no-plugin baseline) runs as it is: there are no event settings to point at Redis."""
+    return re.search(r"(?m)^\s*(?:-\s+)?name: aws-masker\s*$", text) is not None
+
+
 def find_redis(
     run_dir: Path, env: dict[str, str], children: list[Child], default: tuple[str, int] = DEFAULT
 ) -> RedisTarget | None:
@@ -302,17 +308,20 @@ def up_main(argv: list[str] | None = None) -> int:
         target = find_redis(run_dir, env, children)
         subscriber = None
         subscriber_url = None
+        masker = configures_masker(config_text)
         if target is None:
-            config_text = set_plugin_fields(config_text, enable_event_monitoring=False)
+            if masker:
+                config_text = set_plugin_fields(config_text, enable_event_monitoring=False)
         else:
-            config_text = set_plugin_fields(
-                config_text,
-                redis_host=target.host,
-                redis_port=target.port,
-                redis_db=target.db,
-                redis_ssl=target.tls,
-            )
-            if target.username:
+            if masker:
+                config_text = set_plugin_fields(
+                    config_text,
+                    redis_host=target.host,
+                    redis_port=target.port,
+                    redis_db=target.db,
+                    redis_ssl=target.tls,
+                )
+            if masker and target.username:
                 config_text = set_plugin_fields(config_text, redis_username=target.username)
             # kong.yml reads the password from the environment ({vault://env/aws-masker-redis-password})
             env["AWS_MASKER_REDIS_PASSWORD"] = target.password or ""

@@ -1,0 +1,68 @@
+"""The PNG plots of ``make bench`` (matplotlib, Agg backend: no display needed), from the results
+document: latency percentiles per mode, requests per second per mode, and RSS over time per process,
+one panel per mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def _labels(modes: list[dict[str, Any]]) -> list[str]:
+    return [f"{m['mode']}: {m['name']}" for m in modes]
+
+
+def latency_plot(modes: list[dict[str, Any]], path: Path) -> None:
+    keys = [("avg_ms", "avg"), ("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(keys)
+    for i, (key, label) in enumerate(keys):
+        xs = [n + (i - (len(keys) - 1) / 2) * width for n in range(len(modes))]
+        ax.bar(xs, [m["locust"][key] or 0 for m in modes], width, label=label)
+    ax.set_xticks(range(len(modes)), _labels(modes), rotation=15, ha="right")
+    ax.set_ylabel("ms")
+    ax.set_title("Response time per mode (Locust)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def rps_plot(modes: list[dict[str, Any]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(range(len(modes)), [m["locust"]["rps"] or 0 for m in modes], color="tab:green")
+    ax.set_xticks(range(len(modes)), _labels(modes), rotation=15, ha="right")
+    ax.set_ylabel("requests/s")
+    ax.set_title("Throughput per mode (Locust, fixed users)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def rss_plot(modes: list[dict[str, Any]], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(modes), figsize=(3.6 * len(modes), 3.8), sharey=True, squeeze=False)
+    for ax, mode in zip(axes[0], modes, strict=True):
+        series = mode.get("series") or {}
+        for name, values in sorted((series.get("rss_mb") or {}).items()):
+            ax.plot(series["t"], [float("nan") if v is None else v for v in values], label=name)
+        ax.set_title(f"mode {mode['mode']}: {mode['name']}", fontsize=9)
+        ax.set_xlabel("s since start")
+    axes[0][0].set_ylabel("RSS MB")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_plots(modes: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "bench-latency.png", out_dir / "bench-rps.png", out_dir / "bench-rss.png"]
+    latency_plot(modes, paths[0])
+    rps_plot(modes, paths[1])
+    rss_plot(modes, paths[2])
+    return paths
