@@ -6,13 +6,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench-engine bench-gateway report clean
+.PHONY: run test lint bench-engine bench-gateway soak report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# the load extra (Locust, matplotlib) on top, for `make bench`
+LOAD_STAMP := $(VENV)/.installed-load
+$(LOAD_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,load]'
+	touch $(LOAD_STAMP)
 
 run: $(STAMP)
 	scripts/system-deps.sh run
@@ -33,6 +39,16 @@ bench-engine: $(STAMP)
 bench-gateway: $(STAMP)
 	scripts/system-deps.sh run
 	$(BIN)/python load/bench_gateway.py --out docs/benchmarks.md
+
+# A bounded soak of the local stack (monitoring on, 100% sampled, batch 10) under Locust: RSS of every
+# process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (a short run here did ~230 req/s);
+# writes docs/results/soak-latest.json and soak-rss.png. The original's 24 h: SOAK_MINUTES=1440
+# SOAK_REQUESTS=100000000.
+SOAK_REQUESTS ?= 100000
+SOAK_MINUTES  ?= 15
+soak: $(LOAD_STAMP)
+	scripts/system-deps.sh load
+	$(BIN)/python load/soak.py --requests $(SOAK_REQUESTS) --minutes $(SOAK_MINUTES)
 
 # tests/test-report/realtime-monitoring-test-YYYYMMDD.md from the latest make test, bench and soak
 report: $(STAMP)

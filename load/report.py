@@ -315,6 +315,10 @@ def seed_lines(bench: dict[str, Any] | None) -> tuple[list[str], bool | None]:
     return out, (ok if not missing else (False if not ok else None))
 
 
+def _share(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, (int, float)) else "—"
+
+
 def soak_lines(soak: dict[str, Any] | None, soak_path: Path, png: Path, link_from: Path) -> list[str]:
     out = ["### 3.1 Soak", ""]
     if soak is None:
@@ -329,8 +333,10 @@ def soak_lines(soak: dict[str, Any] | None, soak_path: Path, png: Path, link_fro
     cfg = soak.get("config") or {}
     if cfg.get("threshold_mb_per_100k") is not None:
         out.append(
-            f"A process passes when its RSS slope after the first {fmt(cfg.get('warmup_fraction'), 2)}"
-            f" of the run is at most {fmt(cfg.get('threshold_mb_per_100k'))} MB per 100k requests."
+            f"A process passes when its RSS slope after the first {_share(cfg.get('warmup_fraction'))}"
+            f" of the requests (the warm-up) is at most {fmt(cfg.get('threshold_mb_per_100k'))} MB per 100k"
+            f" requests, or (basis \"noise\", a short run) when the fitted line rises at most"
+            f" {fmt(cfg.get('noise_mb'))} MB."
         )
     target = cfg.get("requests")
     if isinstance(target, int) and isinstance(soak.get("requests"), int) and soak["requests"] < target:
@@ -339,9 +345,10 @@ def soak_lines(soak: dict[str, Any] | None, soak_path: Path, png: Path, link_fro
     procs = soak.get("processes") or {}
     out += table(
         ["process", "RSS start MB", "RSS end MB", "RSS peak MB", "slope MB/100k requests", "samples",
-         "result"],
+         "basis", "result"],
         [[name, fmt(p.get("rss_start_mb")), fmt(p.get("rss_end_mb")), fmt(p.get("rss_peak_mb")),
-          fmt(p.get("slope_mb_per_100k"), 2), fmt(len(p.get("samples") or [])), verdict(p.get("passed"))]
+          fmt(p.get("slope_mb_per_100k"), 2), fmt(len(p.get("samples") or [])), fmt(p.get("basis")),
+          verdict(p.get("passed"))]
          for name, p in procs.items()],
     )  # fmt: skip
     out.append("")

@@ -160,7 +160,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "memory", "Memory in the test suite", "stability",
-        "the gateway's RSS stays flat after warm-up (a short in-suite check; the soak below is the real one)",
+        "the gateway's RSS stays flat after warm-up (a short in-suite check; the soak, 3.1, is the real one)",
         (("tests.e2e.test_memory", None),),
     ),
 )
