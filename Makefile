@@ -41,7 +41,7 @@ bench-gateway: $(STAMP)
 	$(BIN)/python load/bench_gateway.py --out docs/benchmarks.md
 
 # A bounded soak of the local stack (monitoring on, 100% sampled, batch 10) under Locust: RSS of every
-# process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (a short run here did ~230 req/s);
+# process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (140-230 requests/s on 2 shared cores);
 # writes docs/results/soak-latest.json and soak-rss.png. The original's 24 h: SOAK_MINUTES=1440
 # SOAK_REQUESTS=100000000.
 SOAK_REQUESTS ?= 100000
