@@ -20,8 +20,9 @@ Scenarios (``--scenario``), as weighted tasks:
 Every answer is checked (load/answers.py): status 200; every identifier the request held is back,
 restored, in the answer (the Claude stub quotes every token it receives); no token is left; a
 stream's events are well formed; in echo mode the answer is exactly the text sent. A failed check
-is a Locust failure named after it (``identifier not restored: 2 of 40 (arn 1, s3 1)``, ``HTTP 502``,
-``SSE malformed: no message_stop``); failures name counts and categories, never identifiers.
+is a Locust failure with a stable name (``identifier not restored``, ``token left in answer``,
+``HTTP 502``, ``SSE malformed: no message_stop``, ...: see load/README.md); the first few of each
+are logged with counts and categories (``2 of 40 missing: arn 1, s3 1``), never identifiers.
 Against the real Claude API (which does not quote tokens back), pass ``--answer-check tokens``:
 only the status, the stream's shape and "no token left" are checked then.
 
@@ -42,6 +43,8 @@ Options of this file (also in the web UI's "Custom parameters"):
   --answer-check {all,tokens}      see above (default all)
   --think-ms MS         wait between a user's tasks (default 0)
   --payload-seed N      another deterministic set of bodies (default 1)
+  --stream-delay-ms MS  ask the Claude stub to wait MS between stream events (header
+                        x-stub-event-delay-ms), like a generating model (default 0)
 
 Why FastHttpUser: Locust shares the machine's cores with the gateway, and it costs a fraction of
 HttpUser's CPU per request. Its ``iter_content`` waits for a whole chunk of the size asked for, so a
@@ -60,12 +63,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import FastHttpUser, events, task
 from locust.env import Environment
+from locust.runners import MasterRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # payloads.py and answers.py beside this file
@@ -145,6 +150,12 @@ def _options(parser: Any) -> None:
         help="all: every identifier comes back (stub upstream); tokens: only no token left (real Claude)",
     )
     group.add_argument("--think-ms", type=int, default=0, help="wait between a user's tasks in ms")
+    group.add_argument(
+        "--stream-delay-ms",
+        type=int,
+        default=0,
+        help="ask the Claude stub to wait this long between stream events, like a generating model",
+    )
     group.add_argument("--payload-seed", type=int, default=1, help="seed of the request bodies")
 
 
@@ -157,6 +168,7 @@ class Settings:
     full_check: bool
     think_s: float
     seed: int
+    stream_delay_ms: int = 0
 
     @classmethod
     def of(cls, env: Environment) -> Settings:
@@ -172,6 +184,7 @@ class Settings:
             full_check=str(o.answer_check) != "tokens",
             think_s=max(0, int(o.think_ms)) / 1000,
             seed=int(o.payload_seed),
+            stream_delay_ms=min(10_000, max(0, int(o.stream_delay_ms))),
         )
 
 
@@ -260,7 +273,8 @@ BUDGET = Budget()
 def _on_test_start(environment: Environment, **_: Any) -> None:
     s = Settings.of(environment)
     BUDGET.reset(environment, s.max_requests)
-    pool_for(s)  # before the users start, so no request pays for it
+    if not isinstance(environment.runner, MasterRunner):  # a master sends no request
+        pool_for(s)  # before the users start, so no request pays for it
 
 
 @events.quitting.add_listener
@@ -308,7 +322,7 @@ class ClaudeUser(FastHttpUser):
         elif kind == "small":
             self.json_message(self.rnd.choice(pool.small), s.full_check)
         elif kind == "stream":
-            self.stream_message(self.rnd.choice(pool.stream), s.full_check)
+            self.stream_message(self.rnd.choice(pool.stream), s.full_check, s.stream_delay_ms)
         elif kind == "conversation":
             self.conversation(self.rnd.choice(pool.conversations), s.full_check)
         elif kind == "complex":
@@ -358,9 +372,12 @@ class ClaudeUser(FastHttpUser):
             resp.success()
             return text
 
-    def stream_message(self, p: Payload, full: bool) -> None:
+    def stream_message(self, p: Payload, full: bool, delay_ms: int = 0) -> None:
         """POST a streamed message, check the events as they come, report the whole stream and,
         as its own entry, the time to the first text delta."""
+        headers = self.stream_headers
+        if delay_ms:
+            headers = {**headers, "x-stub-event-delay-ms": str(delay_ms)}
         start = time.perf_counter()
         length = 0
         with self.client.request(
@@ -368,7 +385,7 @@ class ClaudeUser(FastHttpUser):
             API_PATH,
             name=STREAM,
             data=p.stream_data,
-            headers=self.stream_headers,
+            headers=headers,
             stream=True,
             catch_response=True,
         ) as resp:
@@ -396,7 +413,7 @@ class ClaudeUser(FastHttpUser):
                 resp.success()
             except AnswerError as exc:
                 _fail(resp, STREAM, exc)
-            except (OSError, ValueError) as exc:  # cut connection, broken chunking, bad UTF-8
+            except (OSError, ValueError, HTTPException) as exc:  # cut connection, bad chunking or UTF-8
                 resp.failure(f"stream broken: {type(exc).__name__}")
             finally:  # with stream=True Locust timed the headers only
                 resp.request_meta["response_time"] = (time.perf_counter() - start) * 1000
@@ -418,11 +435,15 @@ def _fail(resp: Any, name: str, exc: AnswerError) -> None:
 
 
 def _check_status(resp: Any) -> None:
+    """A 200 whose body (unless streamed) was read whole, else the failure: ``HTTP <status>`` or
+    ``connection error: <exception type>`` (no connection, or cut while the body was read)."""
     status = resp.status_code
+    error = resp.request_meta.get("exception") or getattr(resp, "error", None)
     if status == 200:
+        if error is not None:
+            raise AnswerError(f"connection error: {type(error).__name__}")
         return
     if not status:
-        error = getattr(resp, "error", None)
         raise AnswerError(f"connection error: {type(error).__name__}")
     with contextlib.suppress(Exception):  # only draining the body, so the connection can be reused
         resp.content  # noqa: B018
