@@ -32,7 +32,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
+import shlex
 import shutil
 import sys
 import threading
@@ -130,6 +132,11 @@ def process_result(
 # ---- the run ----------------------------------------------------------------------------------
 
 
+def command_line(argv: list[str]) -> str:
+    script = "python load/soak.py" + (" " + shlex.join(argv) if argv else "")
+    return f"make soak ({script})" if os.environ.get("MAKELEVEL") else script
+
+
 class LoadThread(threading.Thread):
     """Locust headless in a thread (``locustrun.run_locust`` blocks until it ends)."""
 
@@ -215,7 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": benchlib.machine(),
-        "command": "python load/soak.py " + " ".join(args.argv),
+        "command": command_line(args.argv),
         "config": {
             "mode": mode.number, "mode_name": mode.name, "scenario": "small", "users": args.users,
             "spawn_rate": args.spawn_rate, "requests": args.requests, "minutes": args.minutes,

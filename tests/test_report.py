@@ -57,15 +57,21 @@ BENCH: dict[str, Any] = {
     "modes": [_mode(0, "no plugin", 10.0), _mode(1, "monitoring off", 20.0), _mode(2, "10%", 21.0),
               _mode(3, "100% batch 10", 22.0)],
     "seed": [
-        {"mode": 1, "scenario": "1000 requests at concurrency 50", "requests": 1000, "failures": 0},
-        {"mode": 3, "scenario": "1000 requests at concurrency 50", "requests": 1000, "failures": 2},
-        {"mode": 3, "scenario": "100 parallel", "requests": 100, "failures": 0},
-        {"mode": 3, "scenario": "200 sequential", "requests": 200, "failures": 0},
+        {"mode": m, "scenario": "1000 requests, concurrency 50", "requests": 1000, "failures": 0,
+         "expected": 1000} for m in (0, 1, 2)
+    ] + [
+        {"mode": 3, "scenario": "1000 requests, concurrency 50", "requests": 1000, "failures": 2,
+         "expected": 1000},
+        {"mode": 3, "scenario": "100 parallel requests", "requests": 100, "failures": 0, "expected": 100},
+        {"mode": 3, "scenario": "200 sequential requests", "requests": 200, "failures": 0, "expected": 200},
     ],
     "checks": [
-        {"name": "p50 at 100% batched vs off", "mode": 3, "value": 10.0, "budget": "<= 2%", "passed": False},
-        {"name": "RSS at 100% batched vs off", "mode": 3, "value": 1.5, "budget": "<= 5 MB", "passed": True},
+        {"name": "p50 increase vs mode 1", "mode": 3, "value": 0.1, "budget": 0.02, "passed": False,
+         "kind": "goal"},
+        {"name": "plugin-server peak RSS increase vs mode 1 (MB)", "mode": 3, "value": 1.5, "budget": 5.0,
+         "passed": True, "kind": "goal"},
     ],
+    "problems": [],
 }  # fmt: skip
 
 SOAK: dict[str, Any] = {
@@ -158,22 +164,39 @@ def test_bench_numbers_checks_and_a_missing_mode(report: ModuleType, tmp_path: P
     assert "2026-12-05T22:00:00Z" in perf and "Bench CPU, 2 cores" in perf and "`make bench`" in perf
     assert "| 3 | 100% batch 10 | 5,003 | 0 | 80.5 | 23.0 | 22.0 | 66.0 | 110.0 | 9.2 | 0 | +10.0% |" in perf
     assert "Not run: mode 4 is not in the latest bench" in _section(text, "### 2.5")
-    assert "| p50 at 100% batched vs off | 3 | 10.00 | <= 2% | **FAIL** |" in perf
-    assert "| RSS at 100% batched vs off | 3 | 1.50 | <= 5 MB | pass |" in perf
+    assert "| p50 increase vs mode 1 | goal | 3 | 0.100 | 0.02 | **FAIL** |" in perf
+    assert "| plugin-server peak RSS increase vs mode 1 (MB) | goal | 3 | 1.500 | 5 | pass |" in perf
     assert "Redis connected clients: 2 to 3." in _section(text, "### 2.4")
     summary = _section(text, "## Summary")
-    assert "1/2 checks passed" in summary and "failing: p50 at 100% batched vs off" in summary
+    assert "1/2 checks passed" in summary and "failing: p50 increase vs mode 1" in summary
     seed = _section(text, "### 3.2 Seed scenarios")
-    assert "| 1000 requests at concurrency 50 | 3 | 1,000 | 2 | **FAIL** |" in seed
-    assert "| 200 sequential | 3 | 200 | 0 | pass |" in seed
+    assert "| 1000 requests, concurrency 50 | 3 | 1,000 | 1,000 | 2 | **FAIL** |" in seed
+    assert "| 200 sequential requests | 3 | 200 | 200 | 0 | pass |" in seed
+    assert "| Seed scenarios | **FAIL** | 5/6 scenario runs succeeded |" in text
 
 
 def test_a_seed_scenario_that_did_not_run_says_so(report: ModuleType, tmp_path: Path) -> None:
-    seed = [s for s in BENCH["seed"] if s["scenario"] != "100 parallel" and not s["failures"]]
+    seed = [s for s in BENCH["seed"] if s["expected"] != 100 and not s["failures"]]
     bench = dict(BENCH, seed=seed)
     text = _render(report, tmp_path, bench=bench)
-    assert "Not run: 100 parallel." in _section(text, "### 3.2 Seed scenarios")
+    assert "Not run: 100 parallel requests; 1000 requests at concurrency 50 in mode 3." in text
     assert "| Seed scenarios | not run |" in text
+
+
+def test_leaks_without_the_plugin_are_expected_and_a_broken_run_fails(
+    report: ModuleType, tmp_path: Path
+) -> None:
+    modes = [m | {"leaks": 7} if m["mode"] == 0 else m for m in BENCH["modes"]]
+    checks = [c | {"passed": True} for c in BENCH["checks"]]
+    text = _render(report, tmp_path, bench=dict(BENCH, modes=modes, checks=checks))
+    assert "| Performance | pass | 2/2 checks passed, stub leaks 0 (modes 1-4)" in text
+    assert "its leak count (identifiers reaching the stub) is expected there" in text
+    modes = [m | {"leaks": 1} if m["mode"] == 2 else m for m in modes]
+    text = _render(report, tmp_path, bench=dict(BENCH, modes=modes, checks=checks))
+    assert "| Performance | **FAIL** | 2/2 checks passed, stub leaks 1 (modes 1-4)" in text
+    problem = "mode 3: 2 requests failed"
+    text = _render(report, tmp_path, bench=dict(BENCH, checks=checks, problems=[problem]))
+    assert "| Performance | **FAIL** |" in text and f"- {problem}" in text
 
 
 def test_soak_table_verdict_and_plot_link(report: ModuleType, tmp_path: Path) -> None:
