@@ -43,12 +43,13 @@ bench-gateway: $(STAMP)
 # A bounded soak of the local stack (monitoring on, 100% sampled, batch 10) under Locust: RSS of every
 # process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (140-230 requests/s on 2 shared cores);
 # writes docs/results/soak-latest.json and soak-rss.png. The original's 24 h: SOAK_MINUTES=1440
-# SOAK_REQUESTS=100000000.
+# SOAK_REQUESTS=100000000 SOAK_ARGS="--interval 30" (other flags: python load/soak.py --help).
 SOAK_REQUESTS ?= 100000
 SOAK_MINUTES  ?= 15
+SOAK_ARGS     ?=
 soak: $(LOAD_STAMP)
 	scripts/system-deps.sh load
-	$(BIN)/python load/soak.py --requests $(SOAK_REQUESTS) --minutes $(SOAK_MINUTES)
+	$(BIN)/python load/soak.py --requests $(SOAK_REQUESTS) --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 # tests/test-report/realtime-monitoring-test-YYYYMMDD.md from the latest make test, bench and soak
 report: $(STAMP)
