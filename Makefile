@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench-engine bench-gateway soak report clean
+.PHONY: run test lint bench bench-engine bench-gateway soak report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ bench-engine: $(STAMP)
 bench-gateway: $(STAMP)
 	scripts/system-deps.sh run
 	$(BIN)/python load/bench_gateway.py --out docs/benchmarks.md
+
+# everything in one run (about 12 minutes): bench-engine, bench-gateway, then the whole stack under
+# Locust in five modes (load/bench_stack.py; flags: BENCH_ARGS="--duration 30 --modes 1,3")
+bench: $(LOAD_STAMP)
+	scripts/system-deps.sh load
+	$(BIN)/python load/bench_stack.py $(BENCH_ARGS)
 
 # A bounded soak of the local stack (monitoring on, 100% sampled, batch 10) under Locust: RSS of every
 # process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (140-230 requests/s on 2 shared cores);

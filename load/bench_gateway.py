@@ -145,7 +145,7 @@ async def _client(job: dict[str, Any]) -> dict[str, Any]:
 
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(job["concurrency"])))
-            return {"rps": done / (time.perf_counter() - t0)}
+            return {"rps": done / (time.perf_counter() - t0), "done": done}
         ttfb = []
         for _ in range(job["n"]):
             t0 = time.perf_counter()
@@ -342,6 +342,15 @@ def main(argv: list[str] | None = None) -> int:
                 rss_before = plugin_server.memory_info().rss
                 latency: dict[str, list[float]] = {m: [] for m in MODES}
                 rps: dict[str, list[float]] = {m: [] for m in MODES}
+                # CPU seconds each process spent on the concurrent runs, and the requests they served
+                procs = {
+                    "gateway": psutil.Process(),
+                    "plugin server": plugin_server,
+                    "noop plugin server": psutil.Process(gw.gateway.processes["noop"].pid),
+                    "upstream": psutil.Process(upstream.pid),
+                }
+                cpu: dict[str, dict[str, float]] = {m: dict.fromkeys(procs, 0.0) for m in MODES}
+                served: dict[str, int] = dict.fromkeys(MODES, 0)
                 ttfb: dict[str, list[float]] = {m: [] for m in ("none", "aws-masker")}
                 records: list[Any] = []
                 for r in range(rounds):
@@ -363,7 +372,12 @@ def main(argv: list[str] | None = None) -> int:
                             "concurrency": CONCURRENCY,
                             "body": body,
                         }
-                        rps[mode].append(run_client(job)["rps"])
+                        before_cpu = {name: _cpu(p) for name, p in procs.items()}
+                        result = run_client(job)
+                        for name, p in procs.items():
+                            cpu[mode][name] += _cpu(p) - before_cpu[name]
+                        served[mode] += result["done"]
+                        rps[mode].append(result["rps"])
                     progress(f"round {r + 1}/{rounds}: streams")
                     for mode in ttfb:
                         job = {"kind": "ttfb", "url": url + ROUTES[mode], "n": ttfb_n, "body": body}
@@ -378,11 +392,18 @@ def main(argv: list[str] | None = None) -> int:
         redis_proc.wait(10)
         redis_dir.cleanup()
 
-    section = report(latency, rps, ttfb, records, rounds, seq_n, conc_s, (rss_before, rss_after))
+    cpu_ms = {m: {name: 1000 * s / max(1, served[m]) for name, s in cpu[m].items()} for m in MODES}
+    section = report(latency, rps, ttfb, records, rounds, seq_n, conc_s, (rss_before, rss_after), cpu_ms)
     print(section)
     write_section(args.out, START, END, section)
     progress(f"wrote {args.out}")
     return 0
+
+
+def _cpu(process: psutil.Process) -> float:
+    """User plus system CPU seconds of a process so far (all its threads)."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def report(
@@ -394,6 +415,7 @@ def report(
     seq_n: int,
     conc_s: float,
     rss: tuple[int, int],
+    cpu_ms: dict[str, dict[str, float]],
 ) -> str:
     def ms(x: float) -> str:
         return f"{x * 1000:.2f}"
@@ -433,6 +455,21 @@ def report(
         f"events): none p50 {ms(statistics.median(ttfb['none']))} ms, aws-masker p50 "
         f"{ms(statistics.median(ttfb['aws-masker']))} ms.",
     ]
+    names = list(next(iter(cpu_ms.values())))
+    lines += [
+        "",
+        f"CPU per request with {CONCURRENCY} concurrent clients (ms of user + system time per request "
+        "served, all rounds): the gateway is this emulation of Kong (its proxying, PDK calls, Lua "
+        "plugins and log phase), the plugin servers are what Kong would run as they are.",
+        "",
+        "| mode | " + " | ".join(names) + " | all |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for mode in MODES:
+        row = cpu_ms[mode]
+        lines.append(
+            f"| {mode} | " + " | ".join(f"{row[n]:.2f}" for n in names) + f" | {sum(row.values()):.2f} |"
+        )
     if records:
         rpc = [r.rpc_seconds for r in records]
         pdk = [r.pdk_seconds for r in records]

@@ -31,7 +31,8 @@ stderr; budget and goal misses are reported in the outputs and do not change it 
                   redis_clients: {min, max},       INFO clients, sampled every 0.5 s
                   events: {published, dropped, received, enqueued},
                   leaks,                           raw identifiers the stub received (mode 0: expected)
-                  series: {t, rss_mb: {process: [MB or null]}, redis_clients}}]
+                  series: {t, rss_mb: {process: [MB or null]}, redis_clients},
+                  phases: {main: [start, end]}}]   seconds on the series' clock
     seed        [{mode, scenario, requests, failures, expected}]
     checks      [{name, mode, value, budget, passed, kind: budget|goal}]
     problems    [why the run failed], empty when it did not
@@ -60,10 +61,12 @@ from benchreport import END, START, broken, compute_checks, markdown
 from locustrun import run_locust
 from stack import MODES, Sample, Stack, mode_by_number
 
+from aws_masker_gateway.orphans import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 USERS = 20
 SPAWN_RATE = 10.0
-DURATION_S = 60.0
+DURATION_S = 40.0  # with the micro benchmarks and the seed runs, `make bench` stays near 12 minutes
 WARMUP_S = 5.0
 WARMUP_USERS = 4
 SCENARIO = "mixed"
@@ -128,13 +131,13 @@ def run_mode(
         progress(f"{label}: warm-up, {WARMUP_USERS} users for {args.warmup:g} s")
         run_locust(
             args.locustfile, stack.gateway_url, workdir / f"mode{number}-warmup", WARMUP_USERS,
-            WARMUP_USERS, args.warmup, scenario=args.scenario, cwd=ROOT,
+            WARMUP_USERS, args.warmup, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
         )  # fmt: skip
         progress(f"{label}: Locust, {args.users} users (spawn {args.spawn_rate:g}/s) for {args.duration:g} s")
         before = stack.read_now()
         result = run_locust(
             args.locustfile, stack.gateway_url, workdir / f"mode{number}-main", args.users,
-            args.spawn_rate, args.duration, scenario=args.scenario, cwd=ROOT,
+            args.spawn_rate, args.duration, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
         )  # fmt: skip
         after = stack.read_now()
         progress(
@@ -147,7 +150,7 @@ def run_mode(
                 prefix = workdir / f"mode{number}-seed-{users}u"
                 got = run_locust(
                     args.locustfile, stack.gateway_url, prefix, users, rate, SEED_TIME_CAP_S,
-                    max_requests=requests, scenario=args.scenario, cwd=ROOT,
+                    max_requests=requests, scenario=args.scenario, cwd=ROOT, extra=mode.locust_args,
                 )  # fmt: skip
                 seed.append(
                     {
@@ -177,6 +180,7 @@ def run_mode(
             "events": {k: events[k] for k in ("published", "dropped", "received", "enqueued")},
             "leaks": leaks,
             "series": series(samples),
+            "phases": {"main": [round(before.t, 2), round(after.t, 2)]},
         },
         seed,
     )
@@ -184,7 +188,12 @@ def run_mode(
 
 def run_script(script: str, args: list[str], progress: Progress) -> None:
     progress(f"running load/{script} {' '.join(args)}")
-    proc = subprocess.run([sys.executable, str(ROOT / "load" / script), *args], cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "load" / script), *args],
+        cwd=ROOT,
+        check=False,
+        preexec_fn=die_with_parent,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"load/{script} exited with {proc.returncode}")
 
@@ -213,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-seed", action="store_true", help="skip the seed scenarios")
     p.add_argument("--skip-micro", action="store_true", help="skip bench_engine.py and bench_gateway.py")
     p.add_argument(
-        "--quick", action="store_true", help="pass --quick to bench_engine.py and bench_gateway.py"
+        "--quick",
+        action="store_true",
+        help="a smoke run: the micro benchmarks' --quick, at most 5 s of load and 2 s of warm-up per mode",
     )
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
@@ -231,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     numbers = [int(n) for n in args.modes.split(",") if n.strip()]
     for n in numbers:
         mode_by_number(n)
+    if args.quick:
+        args.duration, args.warmup = min(args.duration, 5.0), min(args.warmup, 2.0)
     if not args.locustfile.is_file():
         print(f"bench: no locustfile at {args.locustfile}", file=sys.stderr)
         return 1

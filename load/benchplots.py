@@ -1,6 +1,6 @@
 """The PNG plots of ``make bench`` (matplotlib, Agg backend: no display needed), from the results
 document: latency percentiles per mode, requests per second per mode, and RSS over time per process,
-one panel per mode."""
+one panel per mode (the main Locust load shaded; the seed scenarios follow it)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def rss_plot(modes: list[dict[str, Any]], path: Path) -> None:
         series = mode.get("series") or {}
         for name, values in sorted((series.get("rss_mb") or {}).items()):
             ax.plot(series["t"], [float("nan") if v is None else v for v in values], label=name)
+        main = (mode.get("phases") or {}).get("main")
+        if main:
+            ax.axvspan(main[0], main[1], color="grey", alpha=0.15, label="main load")
         ax.set_title(f"mode {mode['mode']}: {mode['name']}", fontsize=9)
         ax.set_xlabel("s since start")
     axes[0][0].set_ylabel("RSS MB")

@@ -181,9 +181,11 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Claude stub, subscriber, a private Redis), {cfg['warmup_s']:g} s warm-up, then Locust "
         f"`--scenario {cfg['scenario']}` with {cfg['users']} users (spawn rate {cfg['spawn_rate']:g}/s) "
         f"for {cfg['duration_s']:g} s, then the original test plan's seed scenarios.",
-        "- Latency in ms from Locust (its buckets); the stream's time to the first text delta is its own "
-        "entry (TTFB) and not in the request numbers. CPU: the gateway side (gateway, plugin server, "
-        "Redis) during the main load, per request.",
+        "- Latency in ms from Locust. Its percentiles are bucketed (times of 100 ms to 1 s are rounded "
+        "to 10 ms), so a p50 near 100 ms moves in steps of about 10%: the average, which Locust keeps "
+        "exact, is the finer comparison. The stream's time to the first text delta is its own entry "
+        "(TTFB) and not in the request numbers. CPU: the gateway side (gateway, plugin server, Redis) "
+        "during the main load, per request (a closed-loop load: a slower mode serves fewer requests).",
         "",
         "| mode | requests | failures | req/s | avg | p50 | p95 | p99 | TTFB p50 | p50 vs 1 | p50 vs 0 "
         "| req/s vs 1 | req/s vs 0 | CPU ms/req | vs 1 | plugin RSS peak MB | Redis clients | events "

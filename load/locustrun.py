@@ -15,9 +15,12 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from aws_masker_gateway.orphans import die_with_parent
 
 PERCENTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
 
@@ -114,6 +117,7 @@ def run_locust(
     max_requests: int | None = None,
     scenario: str | None = None,
     cwd: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> LocustResult:
     """Run Locust headless; its output goes to ``PREFIX.log``. Raises when it wrote no stats."""
     argv = [
@@ -125,10 +129,17 @@ def run_locust(
         argv += ["--max-requests", str(max_requests)]
     if scenario is not None:
         argv += ["--scenario", scenario]
+    argv += list(extra)
     log = prefix.with_name(prefix.name + ".log")
     with log.open("wb") as out:
         proc = subprocess.run(
-            argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, timeout=duration_s + 120, check=False
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            timeout=duration_s + 120,
+            check=False,
+            preexec_fn=die_with_parent,  # a killed benchmark leaves no Locust behind
         )
     stats = prefix.with_name(prefix.name + "_stats.csv")
     if proc.returncode != 0 or not stats.exists():

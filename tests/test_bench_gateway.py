@@ -24,4 +24,9 @@ def test_quick_run_writes_its_section(tmp_path: Path) -> None:
     for mode in ("| none |", "| noop |", "| aws-masker |", "| aws-masker+events |"):
         assert mode in section
     assert "Monitoring at 100% sampling" in section and "PDK calls 5 (access 5)" in section
+    assert "CPU per request with 8 concurrent clients" in section
+    cpu_rows = [
+        line for line in section.splitlines() if line.startswith("| aws-masker | ") and line.count("|") == 7
+    ]
+    assert cpu_rows and float(cpu_rows[0].split("|")[3]) > 0  # the plugin server did work on its route
     assert "round 2/2" in proc.stderr  # progress while it runs

@@ -1,42 +1,74 @@
-"""kong-pdk's plugin server, with its per-message and per-phase overhead taken out.
+"""kong-pdk's plugin server run by one event loop: every connection and every phase on one thread.
 
-``aws-masker-server`` is kong-pdk's dedicated server (instances, events, locks, the protocol are
-kong-pdk's own); ``install`` replaces three of its internals with cheaper equivalents before it
-starts. Each removes work kong-pdk does on every round trip with Kong, which a request pays:
+``aws-masker-server`` is kong-pdk's dedicated server: its instances, plugin info, dump and command
+line are kong-pdk's own. ``install`` replaces how it talks to Kong, because that is what a request
+pays for most (each PDK call is one round trip, six per masked request):
 
-- The RPC loop (``kong_pdk.listener.Server.handle``) formats every call's arguments and result into
-  a debug line before it knows whether debug logging is on (only with ``-v``): with a request body
-  in the arguments that is a repr of the whole body, twice per request, and with ``-v`` it logs
-  them: request headers, bodies, tokens. It also converts the method name with a regex on every
-  call. The replacement does the same steps, in the same order, with the same replies, but its debug
-  lines name the method only, an unexpected exception is logged and answered with its class only
-  (Kong logs the answer), and it converts each name once.
-- The channels between the RPC thread and a phase's thread: the C ``queue.SimpleQueue`` instead of
-  the pure-Python ``queue.Queue`` (kong-pdk only calls ``get`` and ``put`` and swaps the bound
-  ``get`` methods, which a subclass's instance dict allows).
-- A thread per phase: kong-pdk starts a new daemon thread for every phase of every request. The
-  replacement runs the phase on a pooled daemon thread, starting one only when none is idle, so it
-  grows to as many phases as are in flight at once (each waits on Kong between its PDK calls), like
-  kong-pdk, and lets a thread idle for ``IDLE_EXIT`` seconds go.
+- kong-pdk's threads mode reads each connection on its own thread and runs each phase on another
+  new thread, so every round trip hands the message from one thread to the other and back through
+  queues: two thread wake-ups and two GIL hand-offs per PDK call, more CPU than the call itself.
+- Here one thread waits on all connections at once (``selectors``) and runs each phase as a
+  greenlet. A PDK call switches from the phase to the loop, which sends it to Kong as the reply to
+  the pending ``HandleEvent`` or ``Step``; the ``Step`` that answers it (on whichever pooled
+  connection Kong picked) switches back into the phase. No thread wakes up in between.
+- Long CPU work would stall every other request on that one thread, so a phase hands it to a worker
+  thread with :func:`offload` (aws-masker does for a request body over ``OFFLOAD_BYTES``): the loop
+  serves other connections meanwhile, and the reply to Kong's pending call goes out when the
+  phase's next PDK call comes. Under the GIL this is as fair as kong-pdk's threads: the worker and
+  the loop take turns.
+- Unchanged from kong-pdk: the message formats and replies, one reply per request, the error
+  strings Kong acts on (``no plugin instance #N``), debug lines at ``-v`` (naming the method only:
+  kong-pdk's print the arguments, which carry request bodies), exit when orphaned (parent pid 1).
+- Better than kong-pdk: a phase that raises gets an error reply naming the exception's class (Kong
+  logs it, and the fail-closed guard refuses the request) instead of leaving Kong waiting for a
+  reply that never comes; a reply is written whole (``sendall``) whatever its size.
 
-make bench-gateway measured the three together (docs/benchmarks.md).
+gevent mode writes replies with ``send`` (truncating large ones) and multiprocessing mode loses
+per-instance state, so server.py refuses both (docs/kong-protocol.md).
 """
 
 from __future__ import annotations
 
-import queue
+import contextlib
+import logging
+import os
 import re
-import sys
+import selectors
+import socket
 import threading
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-IDLE_EXIT = 60.0
+import greenlet
+import msgpack
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MSG_RET = "ret"  # kong-pdk's last message of a phase
+TERMINAL = frozenset(("kong.response.exit", "kong.response.error"))  # Kong sends no Step after these
+# kong-pdk's Step and its aliases (one per entity type Kong may send, and multi_map)
+STEP_METHODS = frozenset(
+    {"step", "step_service", "step_consumer", "step_route", "step_plugin", "step_credential"}
+    | {"step_memory_stats", "step_multi_map"}
+)
+OFFLOAD_WORKERS = 4
+RECV_SIZE = 1 << 16
+ORPHAN_CHECK = 1.0  # seconds between checks that Kong (the parent) is still there
 _CMD = re.compile("([a-z])([A-Z])")
 _names: dict[str, str] = {}
+_DEFERRED = object()  # a phase waiting on offloaded work: Kong's pending call is answered later
+
+
+class PhaseError(Exception):
+    """A phase ended without a reply for Kong."""
 
 
 def _method_name(cmd: str) -> str:
+    """kong-pdk's RPC name conversion (``HandleEvent`` -> ``handle_event``), once per name."""
     name = _names.get(cmd)
     if name is None:
         name = cmd[0].lower() + _CMD.sub(lambda m: f"{m.group(1)}_{m.group(2).lower()}", cmd[1:])
@@ -44,106 +76,273 @@ def _method_name(cmd: str) -> str:
     return name
 
 
-def install() -> None:
-    import msgpack
-    from kong_pdk import listener, server
-    from kong_pdk.exception import PDKException, PluginServerException
-
-    write_response, write_error = listener.write_response, listener.write_error
-
-    def handle(self: Any, fd: Any, address: Any, *_: Any) -> None:
-        unpacker = msgpack.Unpacker(listener.WrapSocket(fd), strict_map_key=False)
-        logger = self.logger
-        debug = "debug" not in vars(logger)  # kong-pdk's Logger replaces disabled levels per instance
-        for _, msgid, method, args in unpacker:
-            ns, cmd = method.split(".")
-            if ns != "plugin":
-                write_error(fd, msgid, f"RPC for {ns} is not supported")
-                continue
-            try:
-                if debug:  # never the arguments or the result: they carry the request
-                    logger.debug(f"rpc: #{msgid} method: {method}")
-                ret = getattr(self.ps, _method_name(cmd))(*args)
-                if debug:
-                    logger.debug(f"rpc: #{msgid} returned")
-                write_response(fd, msgid, ret)
-            except (PluginServerException, PDKException) as ex:
-                # kong-pdk's own messages ("no plugin instance #3", which Kong acts on)
-                logger.warn(f"rpc: #{msgid} error: {ex}")
-                write_error(fd, msgid, str(ex))
-            except Exception as ex:
-                logger.error(f"rpc: #{msgid} exception: {type(ex).__name__}")
-                write_error(fd, msgid, type(ex).__name__)
-
-    listener.Server.handle = handle
-    server.Queue = _Channel
-    server.threading = _PooledThreading()
+class _PhaseGreenlet(greenlet.greenlet):  # type: ignore[misc]
+    phase: Phase
 
 
-class _Channel(queue.SimpleQueue):  # type: ignore[type-arg]
-    pass
+class Phase:
+    """One event (a phase of one request): kong-pdk's channel (``put``/``get``) over a greenlet.
+
+    kong-pdk's PDK object calls ``put(call)`` then ``get()`` for each PDK call (``put`` alone for a
+    terminal one), and the phase's wrapper puts ``"ret"`` when the phase returns. ``resume`` runs
+    the phase until it waits for Kong, offloads, or ends, and returns the first message it put: the
+    reply to Kong's pending call."""
+
+    __slots__ = ("eid", "glet", "out", "reply_to", "started")
+
+    def __init__(self, eid: int, target: Callable[[Phase], None]) -> None:
+        self.eid = eid
+        self.out: deque[Any] = deque()
+        self.reply_to: tuple[_Conn, int] | None = None  # Kong's call waiting on offloaded work
+        self.glet = _PhaseGreenlet(lambda: target(self))
+        self.glet.phase = self
+        self.started = False
+
+    # kong-pdk's channel, called inside the phase
+    def put(self, message: Any) -> None:
+        self.out.append(message)
+
+    def get(self) -> Any:
+        return self.glet.parent.switch()
+
+    # the loop's side
+    def resume(self, value: Any = None) -> Any:
+        """Run the phase on; the message for Kong, or ``_DEFERRED``. A phase's exception is raised."""
+        if self.started:
+            self.glet.switch(value)
+        else:
+            self.started = True
+            self.glet.switch()
+        if self.out:
+            return self.out.popleft()
+        if self.glet.dead:
+            raise PhaseError("the phase ended without a reply")
+        return _DEFERRED
 
 
-class PhasePool:
-    """Daemon threads that run phases; one is started only when none is idle."""
+def offload(fn: Callable[[], T]) -> T:
+    """``fn()`` on a worker thread while the loop serves other requests, when called in a phase
+    run by :class:`Loop`; elsewhere (tests, other servers) just ``fn()``."""
+    current = greenlet.getcurrent()
+    loop = _LOOP
+    if loop is None or not isinstance(current, _PhaseGreenlet):
+        return fn()
+    future = loop.executor.submit(fn)
+    future.add_done_callback(lambda _f: loop.wake(current.phase))
+    current.parent.switch()  # back to the loop until the work is done
+    return future.result()
 
-    def __init__(self, idle_exit: float = IDLE_EXIT) -> None:
-        self.idle_exit = idle_exit
-        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self.idle = 0
-        self.started = 0
-        self.alive = 0
 
-    def submit(self, fn: Callable[[], None]) -> None:
-        with self._lock:  # the work is queued before the lock is released (see _worker)
-            if self.idle:
-                self.idle -= 1
-            else:
-                self.started += 1
-                self.alive += 1
-                threading.Thread(target=self._worker, name="aws-masker-phase", daemon=True).start()
-            self._work.put(fn)
+class _Conn:
+    __slots__ = ("sock", "unpacker")
 
-    def _worker(self) -> None:
-        while True:
-            try:
-                fn = self._work.get(timeout=self.idle_exit)
-            except queue.Empty:
-                with self._lock:
-                    if not self._work.empty():
-                        continue  # reserved just now: the work is there
-                    self.idle -= 1
-                    self.alive -= 1
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.unpacker = msgpack.Unpacker(strict_map_key=False)
+
+
+_LOOP: Loop | None = None
+
+
+class Loop:
+    """The server: ``ps`` is kong-pdk's ``PluginServer`` (instances, plugin info, status)."""
+
+    def __init__(self, ps: Any, path: str, listen_queue_size: int = 4096) -> None:
+        from kong_pdk.exception import PDKException, PluginServerException
+
+        self.ps = ps
+        self.path = path
+        self.listen_queue_size = listen_queue_size
+        self.events: dict[int, Phase] = {}
+        self.next_eid = 0
+        self.executor = ThreadPoolExecutor(OFFLOAD_WORKERS, thread_name_prefix="aws-masker-offload")
+        self._expected = (PluginServerException, PDKException)
+        self._woken: deque[Phase] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector = selectors.DefaultSelector()
+        self._stopping = threading.Event()
+
+    # -- called from other threads ---------------------------------------------------------------
+    def wake(self, phase: Phase) -> None:
+        self._woken.append(phase)
+        with contextlib.suppress(BlockingIOError):  # the pipe is full: the loop is being woken anyway
+            os.write(self._wake_w, b"!")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"!")
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        global _LOOP
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        listener.listen(self.listen_queue_size)
+        listener.setblocking(False)
+        self._selector.register(listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self.ps.logger.info("server started at path " + self.path)
+        _LOOP = self
+        try:
+            while not self._stopping.is_set():
+                for key, _ in self._selector.select(ORPHAN_CHECK):
+                    if key.data is None:
+                        self._accept(listener)
+                    elif key.data == "wake":
+                        self._drain_wakes()
+                    else:
+                        self._readable(key.data)
+                if os.getppid() == 1:  # parent dead, process adopted by init
+                    self.ps.logger.info("Kong exits, terminating...")
                     return
+        finally:
+            _LOOP = None
+            self._selector.close()
+            listener.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(True)  # read only when readable; a reply is written whole (sendall)
+        self._selector.register(sock, selectors.EVENT_READ, _Conn(sock))
+
+    def _close(self, conn: _Conn) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+        conn.sock.close()
+
+    def _readable(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        conn.unpacker.feed(data)
+        try:
+            for message in conn.unpacker:
+                self._dispatch(conn, message)
+        except Exception as exc:  # undecodable input (e.g. invalid UTF-8): kong-pdk drops the connection
+            log.error("rpc: dropping a connection: %s", type(exc).__name__)
+            self._close(conn)
+
+    def _send(self, conn: _Conn, msgid: int, error: Any, result: Any) -> None:
+        try:
+            conn.sock.sendall(msgpack.packb([1, msgid, error, result]))
+        except OSError:
+            self._close(conn)
+
+    def _dispatch(self, conn: _Conn, message: Any) -> None:
+        _, msgid, method, args = message
+        ns, _, cmd = method.partition(".")
+        if ns != "plugin":
+            self._send(conn, msgid, f"RPC for {ns} is not supported", None)
+            return
+        name = _method_name(cmd)
+        logger = self.ps.logger
+        if "debug" not in vars(logger):  # kong-pdk's Logger replaces disabled levels per instance
+            logger.debug(f"rpc: #{msgid} method: {method}")  # never the arguments: they carry requests
+        try:
+            if name == "handle_event":
+                reply = self._handle_event(conn, msgid, *args)
+            elif name in STEP_METHODS or name == "step_error":
+                reply = self._step(conn, msgid, name == "step_error", *args)
+            else:
+                reply = getattr(self.ps, name)(*args)
+        except self._expected as exc:  # kong-pdk's own messages, which Kong acts on
+            logger.warn(f"rpc: #{msgid} error: {exc}")
+            self._send(conn, msgid, str(exc), None)
+            return
+        except Exception as exc:
+            logger.error(f"rpc: #{msgid} exception: {type(exc).__name__}")
+            self._send(conn, msgid, type(exc).__name__, None)
+            return
+        if reply is not _DEFERRED:
+            self._send(conn, msgid, None, reply)
+
+    # -- events ------------------------------------------------------------------------------------
+    def _handle_event(self, conn: _Conn, msgid: int, event: dict[str, Any]) -> Any:
+        from kong_pdk.exception import PluginServerException
+        from kong_pdk.pdk import Kong
+
+        iid = event["InstanceId"]
+        instance = self.ps.instances.get(iid)
+        if instance is None:  # Kong expects the error to start with "no plugin instance"
+            raise PluginServerException(f"no plugin instance #{iid}")
+        instance.reset_expire_ts()
+        handler = getattr(instance.cls, event["EventName"])
+        lua_style = self.ps.lua_style
+        eid = self.next_eid
+        self.next_eid = eid + 1
+
+        def run(phase: Phase) -> None:
+            handler(Kong(phase, lua_style).kong)
+            phase.put(MSG_RET)
+
+        phase = Phase(eid, run)
+        self.events[eid] = phase
+        return self._advance(phase, conn, msgid, None)
+
+    def _step(self, conn: _Conn, msgid: int, is_error: bool, data: dict[str, Any]) -> Any:
+        from kong_pdk.exception import PluginServerException
+
+        eid = data["EventId"]
+        phase = self.events.get(eid)
+        if phase is None:
+            raise PluginServerException(f"event id {eid} not found")
+        value = data.get("Data")
+        return self._advance(phase, conn, msgid, (None, value) if is_error else (value, None))
+
+    def _advance(self, phase: Phase, conn: _Conn, msgid: int, value: Any) -> Any:
+        """Run ``phase`` on with ``value``: its reply to Kong's call, or ``_DEFERRED``."""
+        try:
+            out = phase.resume(value)
+        except BaseException:
+            self.events.pop(phase.eid, None)
+            raise
+        if out is _DEFERRED:
+            phase.reply_to = (conn, msgid)
+            return _DEFERRED
+        if out == MSG_RET or (isinstance(out, dict) and out.get("Method") in TERMINAL):
+            self.events.pop(phase.eid, None)
+        return {"Data": out, "EventId": phase.eid}
+
+    def _drain_wakes(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+        while self._woken:
+            phase = self._woken.popleft()
+            if phase.reply_to is None:
+                continue
+            conn, msgid = phase.reply_to
+            phase.reply_to = None
             try:
-                fn()
-            except BaseException:  # like an exception ending a thread: reported, never raised here
-                threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), None)))
-            with self._lock:
-                self.idle += 1
+                reply = self._advance(phase, conn, msgid, None)
+            except Exception as exc:
+                self.ps.logger.error(f"rpc: #{msgid} exception: {type(exc).__name__}")
+                self._send(conn, msgid, type(exc).__name__, None)
+                continue
+            if reply is not _DEFERRED:
+                self._send(conn, msgid, None, reply)
 
 
-_POOL = PhasePool()
+def install() -> None:
+    """Serve kong-pdk's dedicated server with :class:`Loop` (threads mode's entry point)."""
+    from kong_pdk import listener
 
+    def serve_forever(self: Any) -> None:
+        Loop(self.ps, self.path, self.listen_queue_size).serve_forever()
 
-class _PooledThread:
-    """The part of ``threading.Thread`` kong-pdk's threads mode uses for a phase."""
-
-    def __init__(self, target: Callable[..., None], args: tuple[Any, ...] = ()) -> None:
-        self._target, self._args = target, args
-
-    def setDaemon(self, daemonic: bool) -> None:  # kong-pdk calls it
-        pass
-
-    def start(self) -> None:
-        _POOL.submit(lambda: self._target(*self._args))
-
-
-class _PooledThreading:
-    """``threading`` as kong_pdk.server sees it: pooled phase threads, the rest unchanged."""
-
-    Thread = _PooledThread
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(threading, name)
+    listener.UnixStreamServer.serve_forever = serve_forever
