@@ -1,11 +1,12 @@
 # Every target creates .venv on first use and installs the project into it. `run` and `test` also
 # check the Debian packages they need (scripts/system-deps.sh installs them when run as root).
+# `test` also leaves pytest's JUnit XML of the run in .run/reports/junit.xml (for `make report`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-engine bench-gateway clean
+.PHONY: run test lint bench bench-engine bench-gateway soak report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,7 @@ run: $(STAMP)
 	scripts/system-deps.sh run
 	$(BIN)/aws-masker up
 
+test: export AWS_MASKER_JUNIT_XML := .run/reports/junit.xml
 test: $(STAMP)
 	scripts/system-deps.sh test
 	$(BIN)/ruff check .
@@ -41,8 +43,23 @@ bench-gateway: $(STAMP)
 # everything in one run (about 12 minutes): bench-engine, bench-gateway, then the whole stack under
 # Locust in five modes (load/bench_stack.py; flags: BENCH_ARGS="--duration 30 --modes 1,3")
 bench: $(LOAD_STAMP)
-	scripts/system-deps.sh run
+	scripts/system-deps.sh load
 	$(BIN)/python load/bench_stack.py $(BENCH_ARGS)
+
+# A bounded soak of the local stack (monitoring on, 100% sampled, batch 10) under Locust: RSS of every
+# process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (140-230 requests/s on 2 shared cores);
+# writes docs/results/soak-latest.json and soak-rss.png. The original's 24 h: SOAK_MINUTES=1440
+# SOAK_REQUESTS=100000000 SOAK_ARGS="--interval 30" (other flags: python load/soak.py --help).
+SOAK_REQUESTS ?= 100000
+SOAK_MINUTES  ?= 15
+SOAK_ARGS     ?=
+soak: $(LOAD_STAMP)
+	scripts/system-deps.sh load
+	$(BIN)/python load/soak.py --requests $(SOAK_REQUESTS) --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
+
+# tests/test-report/realtime-monitoring-test-YYYYMMDD.md from the latest make test, bench and soak
+report: $(STAMP)
+	$(BIN)/python load/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,6 +1,7 @@
 #!/usr/bin/env sh
 # The Debian packages `make run` and `make test` need beside Python (called by the Makefile and .ci/run).
 #   scripts/system-deps.sh run    lua-cjson (the local gateway runs Kong's Lua plugins with it)
+#   scripts/system-deps.sh load   also redis-server (make soak and make bench start a private one)
 #   scripts/system-deps.sh test   also redis-server, nginx-light + libnginx-mod-http-lua (tests/nginx),
 #                                 chromium (the live page's browser test, tests/e2e/test_live_page_browser.py)
 # Missing packages are installed with apt-get when this runs as root; otherwise it prints the command.
@@ -14,8 +15,10 @@ have_cjson() {
     return 1
 }
 have_cjson || need="$need lua-cjson"
-if [ "${1:-run}" = "test" ]; then
+if [ "${1:-run}" = "test" ] || [ "${1:-run}" = "load" ]; then
     command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+fi
+if [ "${1:-run}" = "test" ]; then
     { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || need="$need nginx-light"
     ls /usr/lib/nginx/modules/ngx_http_lua_module.so >/dev/null 2>&1 || need="$need libnginx-mod-http-lua"
     { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } || need="$need chromium"

@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from junit_file import configure as configure_junit_file
 from redis_server import RedisServer
 
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 
 SECRET = "test-secret"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    configure_junit_file(config)  # make test's JUnit XML for make report
 
 
 @pytest.fixture(scope="session")
