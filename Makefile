@@ -11,10 +11,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,load]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# the load extra (Locust, matplotlib) on top, for `make bench`
+# the load extra (matplotlib for the plots) on top, for `make bench` and `make soak`
 LOAD_STAMP := $(VENV)/.installed-load
 $(LOAD_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,load]'
