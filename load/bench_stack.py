@@ -11,7 +11,9 @@ One command, one machine, one run:
    ``--timings-out``), then the original test plan's seed scenarios on the same stack (1000 requests at
    concurrency 50, 100 parallel requests, 200 sequential ones), while a sampler records each process's
    RSS and CPU and Redis' connected clients;
-3. writes ``docs/results/bench-latest.json``, the plots ``docs/results/bench-{latency,rps,rss}.png``
+3. in modes 1 and 3, a further run of the same paced load while py-spy samples the gateway and the
+   plugin server (load/profiles.py): ``docs/results/profile-mode{1,3}.md``, where the time goes;
+4. writes ``docs/results/bench-latest.json``, the plots ``docs/results/bench-{latency,rps,rss}.png``
    and the ``bench-stack`` section of docs/benchmarks.md (tables, ratios against modes 1 and 0, and
    the pass/fail checks of benchreport.py).
 
@@ -61,6 +63,9 @@ from benchlib import machine, write_section
 from benchplots import write_plots
 from benchreport import END, START, broken, compute_checks, markdown
 from locustrun import run_locust
+from profiles import ProfileError, finish
+from profiles import markdown as profile_markdown
+from profiles import start as start_profile
 from stack import MODES, Sample, Stack, mode_by_number
 
 from aws_masker_gateway.orphans import die_with_parent
@@ -87,6 +92,10 @@ SEED_SCENARIOS: tuple[tuple[str, int, int, int], ...] = (
     ("200 sequential requests", 1, 1, 200),
 )
 MB = 2**20
+# modes whose gateway and plugin server are profiled (py-spy) during an extra paced run after the main
+# load, so that the cost of monitoring shows where it goes: monitoring off, and on at 100%, batch 10
+PROFILED_MODES = (1, 3)
+PROFILE_S = 15.0
 
 
 class Progress:
@@ -156,6 +165,14 @@ def run_mode(
             f"{label}: {result.requests} requests, {result.failures} failed, {result.rps:.1f}/s, "
             f"p50 {result.p50_ms:g} ms, p95 {result.p95_ms:g} ms"
         )
+        if number in PROFILED_MODES and not args.no_profile:
+            progress(f"{label}: profiling the gateway and the plugin server for {PROFILE_S:g} s (py-spy)")
+            profiles = profile_mode(stack, args, workdir / f"mode{number}-profile", paced)
+            (args.results / f"profile-mode{number}.md").write_text(
+                f"# Where the time goes in mode {number} ({mode.name})\n\n"
+                f"py-spy, {PROFILE_S:g} s of the same paced load as the main run, after it.\n\n"
+                + "\n".join(profiles)
+            )
         if not args.no_seed:
             for name, users, rate, requests in SEED_SCENARIOS:
                 progress(f"{label}: seed scenario: {name}")
@@ -205,6 +222,30 @@ def run_mode(
     )
 
 
+def profile_mode(stack: Stack, args: argparse.Namespace, prefix: Path, extra: list[str]) -> list[str]:
+    """py-spy tables of the gateway and the plugin server under the paced load (or why not)."""
+    recordings = {}
+    for name in ("gateway", "plugin-server"):
+        process = stack.processes.get(name)
+        if process is None:
+            continue
+        try:
+            recordings[name] = start_profile(process.pid, PROFILE_S)
+        except ProfileError as exc:
+            return [f"Not profiled: {exc}."]
+    run_locust(
+        args.locustfile, stack.gateway_url, prefix, args.users, args.spawn_rate, PROFILE_S,
+        scenario=args.scenario, cwd=ROOT, extra=extra,
+    )  # fmt: skip
+    tables = []
+    for name, (proc, out) in recordings.items():
+        try:
+            tables.append(profile_markdown(finish(proc, out, top=20), name))
+        except ProfileError as exc:
+            tables.append(f"**{name}**: not profiled: {exc}.\n")
+    return tables
+
+
 def run_script(script: str, args: list[str], progress: Progress) -> None:
     progress(f"running load/{script} {' '.join(args)}")
     proc = subprocess.run(
@@ -240,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-interval", type=int, default=STATS_INTERVAL_S, help="event_stats_interval_s")
     p.add_argument("--locustfile", type=Path, default=ROOT / "load" / "locustfile.py")
     p.add_argument("--no-seed", action="store_true", help="skip the seed scenarios")
+    p.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles of modes 1 and 3")
     p.add_argument("--skip-micro", action="store_true", help="skip bench_engine.py and bench_gateway.py")
     p.add_argument(
         "--quick",
@@ -276,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             quick = ["--quick"] if args.quick else []
             run_script("bench_engine.py", ["--out", str(args.out), *quick], progress)
             run_script("bench_gateway.py", ["--out", str(args.out), *quick], progress)
+        args.results.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="aws-masker-bench-") as tmp:
             for n in numbers:
                 mode, mode_seed = run_mode(n, args, Path(tmp), progress)

@@ -254,7 +254,8 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [
         "",
         "Plots: `docs/results/bench-latency.png`, `bench-rps.png`, `bench-rss.png`; "
-        "every number: `docs/results/bench-latest.json`.",
+        "where the time goes with monitoring off and on (py-spy): `docs/results/profile-mode1.md`, "
+        "`profile-mode3.md`; every number: `docs/results/bench-latest.json`.",
         END,
     ]
     return "\n".join(lines)
