@@ -4,7 +4,7 @@ One command, one machine, one run:
 
 1. ``load/bench_engine.py`` and ``load/bench_gateway.py`` (each writes its own section of
    docs/benchmarks.md);
-2. per mode (load/stack.py: 0 no plugin, 1 plugin with monitoring off, 2 10% sampling, 3 100%
+2. per mode (load/stackrun.py: 0 no plugin, 1 plugin with monitoring off, 2 10% sampling, 3 100%
    sampling batch 10, 4 100% sampling batch 1): a fresh local stack (``aws-masker up`` on a private
    Redis), a short warm-up, Locust headless with a fixed, paced load (``--users``, ``--spawn-rate``,
    ``--think-ms``, ``--duration``; response times unrounded, from the locustfile's
@@ -66,7 +66,7 @@ from locustrun import run_locust
 from profiles import ProfileError, finish
 from profiles import markdown as profile_markdown
 from profiles import start as start_profile
-from stack import MODES, Sample, Stack, mode_by_number
+from stackrun import MODES, Sample, Stack, mode_by_number
 
 from aws_masker_gateway.orphans import die_with_parent
 

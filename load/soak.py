@@ -46,7 +46,7 @@ from typing import Any
 
 import benchlib
 import locustrun
-import stack
+import stackrun as stack
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "load" / "locustfile.py"

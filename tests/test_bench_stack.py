@@ -30,7 +30,7 @@ def _load(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
-stack = _load("stack")
+stack = _load("stackrun")
 locustrun = _load("locustrun")
 benchreport = _load("benchreport")
 bench_stack = _load("bench_stack")

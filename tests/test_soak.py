@@ -19,7 +19,7 @@ def soak(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.syspath_prepend(str(ROOT / "load"))
     try:
         import soak
-    except ImportError as exc:  # load/stack.py or load/locustrun.py missing
+    except ImportError as exc:  # load/stackrun.py or load/locustrun.py missing
         pytest.fail(f"load/soak.py does not import: {exc}")
     return soak
 

@@ -39,6 +39,8 @@ FAKE_VALUES = frozenset(
         "Zx9kQm2Lr7Vt4Wp8Yb3Nc6Hd1Jf5Gs0Ae2Ku7Tiq",
         "Zq8vR2mK7pL4xN9cT1bW6yH3jF5dS0gA+e/uVk2Q",  # tests/test_cliformats.py
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzKEYabcde",  # AWS's documentation example, altered
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # AWS's documentation example (load/payloads.py)
+        "AWS_EC2_0123456789ab",  # a masked token (tests/test_load_answers.py)
     }
 )
 ASSIGNMENT = re.compile(
