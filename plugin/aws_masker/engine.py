@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from . import cliformats, echo
+from .arnnames import arn_name
 from .config import MaskerConfig
 from .patterns import Rule
 from .scanner import Found, Scanner
@@ -44,6 +45,9 @@ def _arn_account(arn: str) -> str | None:
     if m is None:
         return None
     return m[3] if m[1] == "organizations" and m[3] else m[2]
+
+
+_UNNAMED: tuple[str | None, str, str] = (None, "", "")  # (names.get of a name not found yet)
 
 
 @dataclass
@@ -131,7 +135,7 @@ class Masker:
             out.append(self._render(text, source, cut, cut + len(text), issuer, result, names, kept[-1]))
         if names:
 
-            def issue_named(kind: str, value: str) -> str:  # an ARN's account that recurs
+            def issue_named(kind: str, value: str) -> str:  # an ARN's account or name that recurs
                 token = issuer.issue(kind, value)
                 names[value] = (token, kind, names[value][2])
                 return token
@@ -180,12 +184,15 @@ class Masker:
             counted(category)
             size += start - last + len(token)
             last = end
-            if rule.echo and value not in names:
+            if rule.echo and names.get(value, _UNNAMED)[0] is None:  # (over an ARN's name: its token)
                 names[value] = (token, kind, category)
-            if value[:4] == "arn:":  # its account, should it stand elsewhere (a token if it does)
+            if value[:4] == "arn:":  # its account and name, should they stand elsewhere (tokens if so)
                 account = _arn_account(value)
                 if account and account not in names:
                     names[account] = (None, "ACCOUNT", "account")
+                named = arn_name(value)
+                if named is not None and named[0] not in names:
+                    names[named[0]] = (None, named[1], named[2])
 
         if cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
             for f in self._with_cli_formats(source, self._find_plain(source)):
