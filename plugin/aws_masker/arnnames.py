@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
-_ARN = re.compile(r"arn:[a-z-]+:([a-z0-9-]+):([^:]*):([^:]*):(.*)", re.S)
 
 
 def _last(path: str) -> str:
@@ -32,10 +31,10 @@ def _last(path: str) -> str:
 
 def arn_name(arn: str) -> tuple[str, str, str] | None:
     """The resource name ``arn`` holds, with its echo's token kind and category, or None."""
-    m = _ARN.fullmatch(arn)
-    if m is None:
+    fields = arn.split(":", 5)
+    if len(fields) < 6:
         return None
-    service, region, account, resource = m.groups()
+    _, _, service, region, account, resource = fields
     name: str | None = None
     kind, category = "", "arn"
     if service == "s3":
