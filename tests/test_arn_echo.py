@@ -10,6 +10,7 @@ import pytest
 
 from aws_masker.arnnames import arn_name
 from aws_masker.body import mask_request, restore_body
+from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.restore import restore_text
 
@@ -152,3 +153,14 @@ def test_the_buckets_of_an_s3_ls_listing_are_echoed(listing: str, masker: Masker
 def test_lone_or_word_shaped_s3_ls_names_are_not_echoed(text: str, masker: Masker) -> None:
     masked, _ = masker.mask_text(text)
     assert masked.endswith("\n" + text.rsplit("\n", 1)[1])
+
+
+def test_an_arn_name_follows_its_category_switch_and_the_allow_list() -> None:
+    text = "arn:aws:s3:::acme-prod-data/x; acme-prod-data again"
+    for config in (
+        MaskerConfig(token_secret="t", mask_s3_buckets=False),
+        MaskerConfig(token_secret="t", allow_list=["acme-prod-data"]),
+    ):
+        masked, _ = Masker(config).mask_text(text)
+        assert masked.endswith("; acme-prod-data again")
+        assert "arn:aws:s3" not in masked  # (the ARN itself is still masked)

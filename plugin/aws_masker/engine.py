@@ -164,6 +164,7 @@ class Masker:
         pieces: list[str] = []
         append = pieces.append
         issue = issuer.issue
+        enabled, allowed = self._enabled, self._allow
         categories: list[str] = []
         counted = categories.append
         last = cut
@@ -190,8 +191,8 @@ class Masker:
                 account = _arn_account(value)
                 if account and account not in names:
                     names[account] = (None, "ACCOUNT", "account")
-                named = arn_name(value)
-                if named is not None and named[0] not in names:
+                named = arn_name(value)  # (not where its own category is off or it is allow-listed)
+                if named and named[0] not in names and named[2] in enabled and named[0] not in allowed:
                     names[named[0]] = (None, named[1], named[2])
 
         if cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
