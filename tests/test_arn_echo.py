@@ -132,6 +132,8 @@ def test_a_name_found_by_a_key_keeps_its_own_token(masker: Masker) -> None:
         "2024-01-15 10:32:01 acme-prod-data\n2024-02-01 08:00:00 acme-logs-7\n",
         "$ aws s3 ls\n2024-01-15 10:32:01 acme-prod-data\n",
         '{"output": "2024-01-15 10:32:01 acme-prod-data\\n2024-02-01 08:00:00 acme-logs-7"}\n',
+        '{"output": "x\\n2024-01-14 10:32:01 acme-logs-7\\n2024-01-15 10:32:01 acme-prod-data\\n"}\n',
+        "  2024-01-14 10:32:01 acme-logs-7\r\n  2024-01-15 10:32:01 acme-prod-data\r\n",
     ],
 )
 def test_the_buckets_of_an_s3_ls_listing_are_echoed(listing: str, masker: Masker) -> None:
@@ -164,3 +166,18 @@ def test_an_arn_name_follows_its_category_switch_and_the_allow_list() -> None:
         masked, _ = Masker(config).mask_text(text)
         assert masked.endswith("; acme-prod-data again")
         assert "arn:aws:s3" not in masked  # (the ARN itself is still masked)
+
+
+def test_an_s3_ls_listing_echoes_across_a_json_request(masker: Masker) -> None:
+    listing = "2024-01-15 10:32:01 acme-prod-data\n2024-02-01 08:00:00 acme-logs-7"
+    req = {
+        "model": "m",
+        "max_tokens": 1,
+        "messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": listing}]},
+            {"role": "user", "content": "Why is acme-prod-data slow?"},
+        ],
+    }
+    body, result = mask_request(json.dumps(req).encode(), masker)
+    assert b"acme-prod-data" not in body and b"acme-logs-7" not in body
+    assert json.loads(restore_body(body, result.tokens, "application/json")) == req

@@ -3,7 +3,8 @@
 ``Masker`` is built once per configuration (it is immutable and thread-safe). ``Masker.mask_texts``
 masks every string of one request together, so they share one token map, a token-shaped string
 anywhere in the request is reserved before any token is issued, and a name found by strong context
-(a rule marked ``echo``) in one string is masked wherever else it stands in the request (echo.py).
+(a rule marked ``echo``, or inside a masked ARN: arnnames.py) in one string is masked wherever else it
+stands in the request (echo.py).
 """
 
 from __future__ import annotations
@@ -185,7 +186,10 @@ class Masker:
             counted(category)
             size += start - last + len(token)
             last = end
-            if rule.echo and names.get(value, _UNNAMED)[0] is None:  # (over an ARN's name: its token)
+            # a name masked with evidence enough, not yet named (or only as an ARN's name: tokenless)
+            if (
+                rule.echo or (rule.echo_when is not None and rule.echo_when(value, source, start))
+            ) and names.get(value, _UNNAMED)[0] is None:
                 names[value] = (token, kind, category)
             if value[:4] == "arn:":  # its account and name, should they stand elsewhere (tokens if so)
                 account = _arn_account(value)

@@ -81,6 +81,9 @@ class Rule:
     """What this rule masks is evidence enough to mask the same name wherever else it stands in the
     request (echo.py): true for specific keys, URIs, list-buckets and access-log formats and flags;
     false for prose, lone ``aws s3 ls`` lines, generic keys (DBName, identifier) and account IDs."""
+    echo_when: Callable[[str, str, int], bool] | None = None
+    """For a rule not marked ``echo``: (value, text, start) -> whether this match is evidence enough to
+    echo (an ``aws s3 ls`` line that is part of a listing, not a lone one)."""
 
     def __post_init__(self) -> None:
         if not self.anchors and not self.host_anchors:
@@ -646,26 +649,38 @@ def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return _bucket_verdict(value, text, start)
 
 
-_LS_NEWLINE = r"[ \t]*(?:\r?\n|\\\x00)[ \t]*"  # a line break, also escaped, with blanks around
-_LS_LINE_BEFORE = re.compile("[0-9]{4}" + LS_TIME_TAIL + "(" + BUCKET + ")" + _LS_NEWLINE + r"\Z")
-_LS_LINE_AFTER = re.compile(_LS_NEWLINE + "[0-9]{4}" + LS_TIME_TAIL + "(" + BUCKET + ")(?=" + LINE_END + ")")
+_LS_NEWLINE = r"[ \t]*(?:\r?\n|\\+[\x00n])[ \t]*"  # a line break, also escaped, with blanks around
+_LS_LINE_BEFORE = re.compile(
+    r"(?:^|(?<=[\n\x00\"'])|(?<=\\n))[ \t]*[0-9]{4}" + LS_TIME_TAIL + "(" + BUCKET + ")" + _LS_NEWLINE + r"\Z"
+)
+_LS_LINE_AFTER = re.compile(
+    _LS_NEWLINE + "[0-9]{4}" + LS_TIME_TAIL + "(" + BUCKET + r")(?=[ \t]*(?:\r?\n|\\+[\x00n]|\\?[\"']|\Z))"
+)
 _LS_COMMAND = re.compile(r"\baws\s+s3\s+ls\b")
 
 
-def _ls_listing_verdict(value: str, text: str, start: int) -> Verdict:
-    """An ``aws s3 ls`` line (``_ls_bucket_verdict``) with more evidence that it lists buckets, enough
-    to echo its name: the line before or after it has the same exact shape with a name of its own,
-    or an ``aws s3 ls`` command comes shortly before it. A lone such line may be a log line that
-    ends in a host (``10:30:45 web-01``): masked where it stands (``s3_ls_bucket``), not echoed."""
-    if _ls_bucket_verdict(value, text, start) is not Verdict.MASK:
-        return Verdict.REJECT
+def ls_listing(value: str, text: str, start: int) -> bool:
+    """Whether an ``aws s3 ls`` line (``_ls_bucket_verdict`` masked its name) has more evidence that it
+    lists buckets, enough to echo its name: the line before or after it has the same exact shape with
+    a name of its own, or an ``aws s3 ls`` command comes shortly before it. A lone such line may be a
+    log line that ends in a host (``10:30:45 web-01``): masked where it stands, not echoed. ``text``
+    is the raw text (line breaks may be JSON escapes) or the scanner's view of it."""
     date = start - len("2024-01-15 10:30:45 ")
-    before = _LS_LINE_BEFORE.search(text, max(0, date - 100), date)
-    after = _LS_LINE_AFTER.match(text, start + len(value))
-    for m in (before, after):
-        if m is not None and _ls_bucket_verdict(m[1], text, m.start(1)) is Verdict.MASK:
-            return Verdict.MASK
-    return Verdict.MASK if _LS_COMMAND.search(text, max(0, date - 200), date) else Verdict.REJECT
+    # (the line after first: one match at a known place, where the line before needs a search)
+    return (
+        _listed(_LS_LINE_AFTER.match(text, start + len(value)))
+        or _listed(_LS_LINE_BEFORE.search(text, max(0, date - 100), date))
+        or _LS_COMMAND.search(text, max(0, date - 200), date) is not None
+    )
+
+
+def _listed(line: re.Match[str] | None) -> bool:
+    """Whether a neighbouring ``aws s3 ls``-shaped line ends in a name, as ``_ls_bucket_verdict`` asks."""
+    return (
+        line is not None
+        and any(c in line[1] for c in "-.0123456789")
+        and not _NOT_LISTED_NAME.fullmatch(line[1])
+    )
 
 
 _NAME_MARK = re.compile(r"[-.0-9]")
@@ -1537,39 +1552,6 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
-        name="s3_ls_listing",
-        echo=True,
-        category="s3",
-        kind="S3_BUCKET",
-        regex=(
-            r"[0-9](?<![A-Za-z0-9][0-9])[0-9]{3}"
-            + LS_TIME_TAIL
-            + r"(?P<v>"
-            + BUCKET
-            + ")(?="
-            + LINE_END
-            + ")"
-        ),
-        description=(
-            "Bucket names in `aws s3 ls` output, two or more `<date> <time> <bucket>` lines or after the "
-            "command: echoed (a lone such line is s3_ls_bucket's, not echoed)"
-        ),
-        anchors=(LS_TIME,),
-        validate=_ls_listing_verdict,
-        must_match=(
-            ("2023-01-15 10:30:45 acme-prod-data\n2023-02-01 08:00:00 acme-logs", "acme-prod-data"),
-            ("$ aws s3 ls\n2024-03-02 17:20:11 tf-state-7731\n$ ", "tf-state-7731"),
-            ('"output": "2024-03-02 17:20:11 billing-exports\\n2024-03-03 09:00:00 x1y"', "billing-exports"),
-            ("x\n  2024-03-02 17:20:11 acme-a\r\n  2024-03-02 17:20:12 media.example.com\r\n", "acme-a"),
-        ),
-        must_not_match=(
-            "2023-01-15 10:30:45 web-01\nssh web-01",
-            "2023-01-15 10:30:45 200\n2023-01-15 10:30:46 web-01",
-            "2023-01-15 10:30:45 INFO server-1 started\n2023-01-15 10:30:46 web-01",
-            "2023-01-15 10:30:45 ready\n2023-01-15 10:30:46 web-01",
-        ),
-    ),
-    Rule(
         name="s3_ls_bucket",
         category="s3",
         kind="S3_BUCKET",
@@ -1582,14 +1564,18 @@ RULES: tuple[Rule, ...] = (
             + LINE_END
             + ")"
         ),
-        description="Bucket names in `aws s3 ls` output: a lone `<date> <time> <bucket>` line (not echoed)",
+        description=(
+            "Bucket names in `aws s3 ls` output: a `<date> <time> <bucket>` line; echoed where a listing "
+            "shows (another such line next to it, or the command before it)"
+        ),
+        echo_when=ls_listing,
         anchors=(LS_TIME,),
         validate=_ls_bucket_verdict,
         must_match=(
-            ("2023-01-15 10:30:45 acme-prod-data\nok", "acme-prod-data"),
-            ("$ ls\n2024-03-02 17:20:11 tf-state-7731\n$ ", "tf-state-7731"),
+            ("2023-01-15 10:30:45 acme-prod-data\n2023-02-01 08:00:00 acme-logs", "acme-prod-data"),
+            ("$ aws s3 ls\n2024-03-02 17:20:11 tf-state-7731\n$ ", "tf-state-7731"),
             ("  2024-03-02 17:20:11 media.example.com\r\n", "media.example.com"),
-            ('"output": "2024-03-02 17:20:11 billing-exports\\n"', "billing-exports"),
+            ('"output": "2024-03-02 17:20:11 billing-exports\\n2024-03-03 09:00:00 x1y"', "billing-exports"),
             ('{"o": "x\\n2023-02-01 08:00:00 acme-logs"}', "acme-logs"),
             ("['2023-01-15 10:30:45 acme-prod-data', '2023-01-16 10:30:45 acme-logs']", "acme-prod-data"),
         ),
