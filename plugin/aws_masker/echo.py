@@ -8,11 +8,13 @@ the follow-up question "why is acme-prod-data slow?" would reach the upstream as
 request's scan is done, every other occurrence of such a name as a whole word, in any string of the
 request, gets the same token.
 
-Which names: account IDs found with evidence, also the account of every masked ARN (issued a token only
-if it recurs); otherwise only those found by a rule marked ``echo`` in the catalogue (strong evidence:
-specific keys, URIs, list-buckets and access-log formats, flags; not prose such as "S3 <name>", lone
-``aws s3 ls`` lines or generic keys, whose false positives would otherwise spread), and for bucket and
-RDS names only those that cannot be ordinary words: a hyphen, dot or digit, and no number, version,
+Which names: account IDs found with evidence, also the account of every masked ARN and the resource
+name it holds (a bucket, an RDS instance, a table, a function, a role...: arnnames.py), each issued a
+token only if it recurs; otherwise only those found by a rule marked ``echo`` in the catalogue (strong
+evidence: specific keys, URIs, list-buckets, ``aws s3 ls`` listings and access-log formats, flags; not
+prose such as "S3 <name>", lone ``aws s3 ls``-shaped lines or generic keys, whose false positives
+would otherwise spread), and for names (buckets, RDS, the names inside ARNs) only those that cannot be
+ordinary words: a hyphen, dot or digit, and no number, version,
 unit or region shape (see ``_NOT_A_NAME``); or, made of letters only, at least four of them and not
 a common English word (``data/common_words.txt``, from wordfreq, with its plurals and ``-ed``/``-ing``
 forms) nor a word of the trade (``TECH_WORDS``: engines, tools, services): a database called
@@ -99,6 +101,13 @@ KINDS: dict[str, _Word] = {
     "CANONICAL_ID": _HEX,
     "S3_BUCKET": _NAME,
     "RDS": _NAME,
+    # the names inside masked ARNs (arnnames.py) that have no kind of their own
+    "DYNAMODB_ARN": _NAME,
+    "LAMBDA_ARN": _NAME,
+    "SQS_ARN": _NAME,
+    "SNS_ARN": _NAME,
+    "IAM_ROLE_ARN": _NAME,
+    "IAM_USER_ARN": _NAME,
 }
 _DOTS = re.compile(r"\.*")
 _NAME_MARK = re.compile(r"[-.0-9]")

@@ -3,7 +3,8 @@
 ``Masker`` is built once per configuration (it is immutable and thread-safe). ``Masker.mask_texts``
 masks every string of one request together, so they share one token map, a token-shaped string
 anywhere in the request is reserved before any token is issued, and a name found by strong context
-(a rule marked ``echo``) in one string is masked wherever else it stands in the request (echo.py).
+(a rule marked ``echo``, or inside a masked ARN: arnnames.py) in one string is masked wherever else it
+stands in the request (echo.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from . import cliformats, echo
+from .arnnames import arn_name
 from .config import MaskerConfig
 from .patterns import Rule
 from .scanner import Found, Scanner
@@ -44,6 +46,9 @@ def _arn_account(arn: str) -> str | None:
     if m is None:
         return None
     return m[3] if m[1] == "organizations" and m[3] else m[2]
+
+
+_UNNAMED: tuple[str | None, str, str] = (None, "", "")  # (names.get of a name not found yet)
 
 
 @dataclass
@@ -131,7 +136,7 @@ class Masker:
             out.append(self._render(text, source, cut, cut + len(text), issuer, result, names, kept[-1]))
         if names:
 
-            def issue_named(kind: str, value: str) -> str:  # an ARN's account that recurs
+            def issue_named(kind: str, value: str) -> str:  # an ARN's account or name that recurs
                 token = issuer.issue(kind, value)
                 names[value] = (token, kind, names[value][2])
                 return token
@@ -160,6 +165,7 @@ class Masker:
         pieces: list[str] = []
         append = pieces.append
         issue = issuer.issue
+        enabled, allowed = self._enabled, self._allow
         categories: list[str] = []
         counted = categories.append
         last = cut
@@ -180,12 +186,18 @@ class Masker:
             counted(category)
             size += start - last + len(token)
             last = end
-            if rule.echo and value not in names:
+            # a name masked with evidence enough, not yet named (or only as an ARN's name: tokenless)
+            if (
+                rule.echo or (rule.echo_when is not None and rule.echo_when(value, source, start))
+            ) and names.get(value, _UNNAMED)[0] is None:
                 names[value] = (token, kind, category)
-            if value[:4] == "arn:":  # its account, should it stand elsewhere (a token if it does)
+            if value[:4] == "arn:":  # its account and name, should they stand elsewhere (tokens if so)
                 account = _arn_account(value)
                 if account and account not in names:
                     names[account] = (None, "ACCOUNT", "account")
+                named = arn_name(value)  # (not where its own category is off or it is allow-listed)
+                if named and named[0] not in names and named[2] in enabled and named[0] not in allowed:
+                    names[named[0]] = (None, named[1], named[2])
 
         if cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
             for f in self._with_cli_formats(source, self._find_plain(source)):

@@ -81,6 +81,9 @@ class Rule:
     """What this rule masks is evidence enough to mask the same name wherever else it stands in the
     request (echo.py): true for specific keys, URIs, list-buckets and access-log formats and flags;
     false for prose, lone ``aws s3 ls`` lines, generic keys (DBName, identifier) and account IDs."""
+    echo_when: Callable[[str, str, int], bool] | None = None
+    """For a rule not marked ``echo``: (value, text, start) -> whether this match is evidence enough to
+    echo (an ``aws s3 ls`` line that is part of a listing, not a lone one)."""
 
     def __post_init__(self) -> None:
         if not self.anchors and not self.host_anchors:
@@ -644,6 +647,40 @@ def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     if _NOT_LISTED_NAME.fullmatch(value) or not any(c in value for c in "-.0123456789"):
         return Verdict.REJECT
     return _bucket_verdict(value, text, start)
+
+
+_LS_NEWLINE = r"[ \t]*(?:\r?\n|\\+[\x00n])[ \t]*"  # a line break, also escaped, with blanks around
+_LS_LINE_BEFORE = re.compile(
+    r"(?:^|(?<=[\n\x00\"'])|(?<=\\n))[ \t]*[0-9]{4}" + LS_TIME_TAIL + "(" + BUCKET + ")" + _LS_NEWLINE + r"\Z"
+)
+_LS_LINE_AFTER = re.compile(
+    _LS_NEWLINE + "[0-9]{4}" + LS_TIME_TAIL + "(" + BUCKET + r")(?=[ \t]*(?:\r?\n|\\+[\x00n]|\\?[\"']|\Z))"
+)
+_LS_COMMAND = re.compile(r"\baws\s+s3\s+ls\b")
+
+
+def ls_listing(value: str, text: str, start: int) -> bool:
+    """Whether an ``aws s3 ls`` line (``_ls_bucket_verdict`` masked its name) has more evidence that it
+    lists buckets, enough to echo its name: the line before or after it has the same exact shape with
+    a name of its own, or an ``aws s3 ls`` command comes shortly before it. A lone such line may be a
+    log line that ends in a host (``10:30:45 web-01``): masked where it stands, not echoed. ``text``
+    is the raw text (line breaks may be JSON escapes) or the scanner's view of it."""
+    date = start - len("2024-01-15 10:30:45 ")
+    # (the line after first: one match at a known place, where the line before needs a search)
+    return (
+        _listed(_LS_LINE_AFTER.match(text, start + len(value)))
+        or _listed(_LS_LINE_BEFORE.search(text, max(0, date - 100), date))
+        or _LS_COMMAND.search(text, max(0, date - 200), date) is not None
+    )
+
+
+def _listed(line: re.Match[str] | None) -> bool:
+    """Whether a neighbouring ``aws s3 ls``-shaped line ends in a name, as ``_ls_bucket_verdict`` asks."""
+    return (
+        line is not None
+        and any(c in line[1] for c in "-.0123456789")
+        and not _NOT_LISTED_NAME.fullmatch(line[1])
+    )
 
 
 _NAME_MARK = re.compile(r"[-.0-9]")
@@ -1527,7 +1564,11 @@ RULES: tuple[Rule, ...] = (
             + LINE_END
             + ")"
         ),
-        description="Bucket names in `aws s3 ls` output: a `<date> <time> <bucket>` line",
+        description=(
+            "Bucket names in `aws s3 ls` output: a `<date> <time> <bucket>` line; echoed where a listing "
+            "shows (another such line next to it, or the command before it)"
+        ),
+        echo_when=ls_listing,
         anchors=(LS_TIME,),
         validate=_ls_bucket_verdict,
         must_match=(

@@ -1,0 +1,64 @@
+"""The resource name a masked ARN holds, for the echo (echo.py).
+
+An ARN is masked as one token, but the name inside it (``arn:aws:s3:::acme-prod-data/logs/*``,
+``arn:aws:rds:…:db:orders-prod-db-1``) is often written bare elsewhere in the same request ("why is
+orders-prod-db-1 slow?"). ``arn_name`` gives that name, with the token kind and category an echo of it
+gets, for the ARN shapes whose resource part is a name the customer chose:
+
+- S3 bucket (``arn:aws:s3:::<bucket>[/key]``): kind ``S3_BUCKET``, as a bucket found anywhere else;
+- RDS instance or cluster (``db:<name>``, ``cluster:<name>``): kind ``RDS``;
+- DynamoDB table (``table/<name>[/…]``), Lambda function (``function:<name>[:alias]``), SQS queue,
+  SNS topic, IAM role or user (the last segment of its path; the role of an STS assumed-role ARN):
+  the ARN's own kind (``LAMBDA_ARN``…), since the token grammar has no kind for their bare names.
+
+Left out: names with characters a whole word of names is not made of (``/``, ``@``, ``+``…; so
+Secrets Manager names like ``prod/db-AbCdEf`` and log groups), service-linked roles (the same in
+every account), and every other ARN type (IDs, not names). Whether a name is echoed at all is
+echo.worth_echoing's filter: ``role/admin`` or ``function:handler`` never make "admin" or "handler"
+masked in the prose.
+"""
+
+from __future__ import annotations
+
+import re
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _last(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def arn_name(arn: str) -> tuple[str, str, str] | None:
+    """The resource name ``arn`` holds, with its echo's token kind and category, or None."""
+    fields = arn.split(":", 5)
+    if len(fields) < 6:
+        return None
+    _, _, service, region, account, resource = fields
+    name: str | None = None
+    kind, category = "", "arn"
+    if service == "s3":
+        if region or account:
+            return None  # an access point, an Outposts or Object Lambda resource: not a bucket
+        name, kind, category = resource.split("/", 1)[0], "S3_BUCKET", "s3"
+    elif service == "rds":
+        rtype, _, rest = resource.partition(":")
+        if rtype in ("db", "cluster"):
+            name, kind, category = rest, "RDS", "rds"
+    elif service == "dynamodb" and resource.startswith("table/"):
+        name, kind = resource[6:].split("/", 1)[0], "DYNAMODB_ARN"
+    elif service == "lambda" and resource.startswith("function:"):
+        name, kind = resource[9:].split(":", 1)[0], "LAMBDA_ARN"
+    elif service == "sqs":
+        name, kind = resource, "SQS_ARN"
+    elif service == "sns":
+        name, kind = resource.split(":", 1)[0], "SNS_ARN"
+    elif service == "iam" and resource.startswith(("role/", "user/")):
+        if resource.startswith("role/aws-service-role/"):
+            return None
+        name, kind = _last(resource), "IAM_ROLE_ARN" if resource[0] == "r" else "IAM_USER_ARN"
+    elif service == "sts" and resource.startswith("assumed-role/"):
+        name, kind = resource[13:].split("/", 1)[0], "IAM_ROLE_ARN"
+    if not name or not _NAME.fullmatch(name):
+        return None
+    return name, kind, category
