@@ -181,3 +181,19 @@ def test_an_s3_ls_listing_echoes_across_a_json_request(masker: Masker) -> None:
     body, result = mask_request(json.dumps(req).encode(), masker)
     assert b"acme-prod-data" not in body and b"acme-logs-7" not in body
     assert json.loads(restore_body(body, result.tokens, "application/json")) == req
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"mask_account_ids": False}, {"allow_list": ["483920175526"]}],
+    ids=["accounts off", "account allow-listed"],
+)
+def test_an_arns_account_is_not_echoed_where_accounts_are_off_or_allowed(config: dict[str, object]) -> None:
+    masker = Masker(MaskerConfig(token_secret="arn-echo-secret-0123456789", **config))
+    masked, _ = masker.mask_text("arn:aws:iam::483920175526:role/x-1 and account 483920175526")
+    assert masked.endswith("and account 483920175526") and "arn:aws" not in masked
+
+
+def test_an_arns_account_is_echoed_by_default(masker: Masker) -> None:
+    masked, _ = masker.mask_text("arn:aws:iam::483920175526:role/x-1 and account 483920175526")
+    assert "483920175526" not in masked

@@ -192,8 +192,8 @@ class Masker:
             ) and names.get(value, _UNNAMED)[0] is None:
                 names[value] = (token, kind, category)
             if value[:4] == "arn:":  # its account and name, should they stand elsewhere (tokens if so)
-                account = _arn_account(value)
-                if account and account not in names:
+                account = _arn_account(value)  # (not where accounts are off or it is allow-listed)
+                if account and account not in names and "account" in enabled and account not in allowed:
                     names[account] = (None, "ACCOUNT", "account")
                 named = arn_name(value)  # (not where its own category is off or it is allow-listed)
                 if named and named[0] not in names and named[2] in enabled and named[0] not in allowed:
