@@ -276,12 +276,15 @@ class Scanner:
                 extra.append((to_text(start), to_text(end), *fields))
 
         self._scan(view, enabled, allow, add_segment)
+        if source is not None:
+            emit = _mapped(emit, source)
+        if not extra:  # the usual case (tags and parameters whose values hold no identifier)
+            self._scan(text, enabled, allow, emit)
+            return
         # then the view, merged with those in order as it goes (it finds in order): no list of its
         # thousands of finds, no sort
         order = lambda f: (f[0], -f[1], not f[6])  # noqa: E731
         extra.sort(key=order)
-        if source is not None:
-            emit = _mapped(emit, source)
         end = 0
         i = 0
         upcoming = extra[0][0] if extra else -1  # where the next segment find starts (-1: none left)
