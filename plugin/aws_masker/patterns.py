@@ -353,6 +353,26 @@ def _any_case_prefixes(prefixes: list[str]) -> str:
     return f"[{firsts}](?<![A-Za-z0-9].)(?:" + "|".join(groups) + ")"
 
 
+def not_lower_case(literal: str) -> str:
+    """``literal`` in any mix of case with at least one upper-case letter, as a regex (for Hyperscan
+    anchors too): one alternative per position of the first upper-case letter."""
+    alts = [
+        re.escape(literal[:i]) + c.upper() + any_case(literal[i + 1 :])
+        for i, c in enumerate(literal)
+        if c.isalpha()
+    ]
+    return "(?:" + "|".join(alts) + ")"
+
+
+def _ec2_any_case_anchor(prefix: str) -> str:
+    """Where an EC2 ID with an upper-case letter can start: the prefix with one, or the prefix in lower
+    case and an upper-case hex digit among the (at most 17) digits; the second form ends at the first
+    such digit, so Hyperscan reports each start once."""
+    return (
+        "(?:" + not_lower_case(prefix) + "-[0-9A-Fa-f]{8}|" + re.escape(prefix + "-") + "[0-9a-f]{0,16}[A-F])"
+    )
+
+
 ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
 IAM_ID_PREFIXES = ("AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA")
 
@@ -2054,8 +2074,14 @@ RULES: tuple[Rule, ...] = (
         name="ec2_resource_id_any_case",
         category="ec2",
         kind="EC2",
+        # not an ID in lower case (ec2_resource_id's, found first): the lookahead is that rule's
+        # language, and an ID here has one shape, so what is left has an upper-case letter; the
+        # prefilter then need not report every lower-case ID a second time
         regex=(
-            "(?:"
+            "(?!(?:"
+            + "|".join(re.escape(p + "-") for p in sorted(EC2_PREFIXES, key=lambda p: (-len(p), p)))
+            + r")(?:[0-9a-f]{17}|[0-9a-f]{8})(?![A-Za-z0-9]))"
+            + "(?:"
             + _any_case_prefixes(list(EC2_SHORT_PREFIXES))
             + "(?:[0-9A-Fa-f]{17}|[0-9A-Fa-f]{8})|"
             + _any_case_prefixes(list(EC2_LONG_PREFIXES))
@@ -2063,9 +2089,9 @@ RULES: tuple[Rule, ...] = (
         ),
         description=(
             "EC2-family IDs written in upper or mixed case (I-0123456789ABCDEF0, VPC-0A1B2C3D): the same "
-            "prefixes and exactly 8 or 17 hex digits"
+            "prefixes and exactly 8 or 17 hex digits, at least one letter in upper case"
         ),
-        anchors=tuple(any_case(p + "-") + "[0-9A-Fa-f]{8}" for p in EC2_PREFIXES),
+        anchors=tuple(_ec2_any_case_anchor(p) for p in EC2_PREFIXES),
         kind_of=_ec2_any_case_kind,
         kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
         must_match=(
