@@ -200,11 +200,14 @@ _SHORTHAND_PAIR = re.compile(
     r"(?P<h>" + _NAME_KEY_WORD + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
 )
 _PAIRS = (
-    (_JSON_PAIR, ('alue"',)),
-    (_YAML_PAIR, ("alue:",)),
-    (_SHORTHAND_PAIR, ("alue=",)),
+    (_JSON_PAIR, 'alue"'),
+    (_YAML_PAIR, "alue:"),
+    (_SHORTHAND_PAIR, "alue="),
 )
-"""Each syntax's pattern, behind the literals its value key ends with."""
+"""Each syntax's pattern, behind the literal its value key ends with."""
+# which of those literals a text holds, in one regex pass (its literal search: a substring test for
+# an absent five-character string costs Python about a millisecond per megabyte)
+_MARK = re.compile('alue["=:]')
 # a YAML block scalar right after a key (OwnerId: >-, then the value on the next line)
 _BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
 
@@ -235,9 +238,10 @@ def paired(text: str) -> Paired | None:
     key is there, and a copy of the segments only."""
     if "alue" not in text:
         return None
+    marks = _marks(text)
     matches: list[re.Match[str]] = []
-    for pattern, marks in _PAIRS:
-        if any(mark in text for mark in marks):
+    for pattern, mark in _PAIRS:
+        if mark in marks:
             matches += pattern.finditer(text)
     if not matches:
         return None
@@ -272,6 +276,20 @@ def paired(text: str) -> Paired | None:
         return text_starts[k] + offset - view_starts[k]
 
     return Paired("".join(parts), source, segments)
+
+
+def _marks(text: str) -> set[str]:
+    """The value-key endings of ``_PAIRS`` that ``text`` holds: the first found, then a search for
+    each other one (one pass over the text when it holds only one kind, as a JSON dump does)."""
+    found: set[str] = set()
+    m = _MARK.search(text)
+    while m is not None:
+        found.add(m[0])
+        rest = [mark for _, mark in _PAIRS if mark not in found]
+        if not rest:
+            break
+        m = re.compile("alue[" + "".join(re.escape(mark[-1]) for mark in rest) + "]").search(text, m.end())
+    return found
 
 
 def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
