@@ -339,18 +339,43 @@ def any_case(literal: str) -> str:
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in literal)
 
 
-def _any_case_prefixes(prefixes: list[str]) -> str:
-    """The EC2 ``prefixes`` in any case, longest first, behind a class of their first letters (a rule
-    on it is rejected on its first character) and a check that no letter or digit stands before."""
+def _by_first_letter(prefixes: list[str]) -> dict[str, list[str]]:
     by_first: dict[str, list[str]] = {}
     for p in sorted(prefixes, key=lambda p: (-len(p), p)):
         by_first.setdefault(p[0], []).append(p)
-    firsts = "".join(f"{c.upper()}{c}" for c in sorted(by_first))
+    return dict(sorted(by_first.items()))
+
+
+def _any_case_prefix_rests(prefixes: list[str]) -> str:
+    """The EC2 ``prefixes`` in any case, longest first, after their first letter (already consumed:
+    a lookbehind picks each letter's group), each with its "-"."""
     groups = [
         f"(?<=[{c.upper()}{c}])(?:" + "|".join(any_case(p[1:] + "-") for p in ps) + ")"
-        for c, ps in sorted(by_first.items())
+        for c, ps in _by_first_letter(prefixes).items()
     ]
-    return f"[{firsts}](?<![A-Za-z0-9].)(?:" + "|".join(groups) + ")"
+    return "(?:" + "|".join(groups) + ")"
+
+
+def _ec2_any_case_regex() -> str:
+    """EC2 IDs in any case but not all in lower case (those are ec2_resource_id's, found first).
+
+    A class of the prefixes' first letters, in either case (the rule is rejected on its first
+    character), a check that no letter or digit stands before, then a lookahead that refuses the
+    lower-case form (ec2_resource_id's language, after the first letter): an ID here has one shape,
+    so what is left has an upper-case letter; then the prefixes in any case and 8 or 17 hex digits."""
+    by_first = _by_first_letter(list(EC2_PREFIXES))
+    firsts = "".join(f"{c.upper()}{c}" for c in by_first)
+    rests = [
+        f"(?<={c})(?:" + "|".join(re.escape(p[1:] + "-") for p in ps) + ")" for c, ps in by_first.items()
+    ]
+    lower = "(?:" + "|".join(rests) + r")(?:[0-9a-f]{17}|[0-9a-f]{8})(?![A-Za-z0-9])"
+    return (
+        f"[{firsts}](?<![A-Za-z0-9].)(?!{lower})(?:"
+        + _any_case_prefix_rests(list(EC2_SHORT_PREFIXES))
+        + "(?:[0-9A-Fa-f]{17}|[0-9A-Fa-f]{8})|"
+        + _any_case_prefix_rests(list(EC2_LONG_PREFIXES))
+        + "[0-9A-Fa-f]{17})(?![A-Za-z0-9])"
+    )
 
 
 def not_lower_case(literal: str) -> str:
@@ -2074,19 +2099,8 @@ RULES: tuple[Rule, ...] = (
         name="ec2_resource_id_any_case",
         category="ec2",
         kind="EC2",
-        # not an ID in lower case (ec2_resource_id's, found first): the lookahead is that rule's
-        # language, and an ID here has one shape, so what is left has an upper-case letter; the
-        # prefilter then need not report every lower-case ID a second time
-        regex=(
-            "(?!(?:"
-            + "|".join(re.escape(p + "-") for p in sorted(EC2_PREFIXES, key=lambda p: (-len(p), p)))
-            + r")(?:[0-9a-f]{17}|[0-9a-f]{8})(?![A-Za-z0-9]))"
-            + "(?:"
-            + _any_case_prefixes(list(EC2_SHORT_PREFIXES))
-            + "(?:[0-9A-Fa-f]{17}|[0-9A-Fa-f]{8})|"
-            + _any_case_prefixes(list(EC2_LONG_PREFIXES))
-            + "[0-9A-Fa-f]{17})(?![A-Za-z0-9])"
-        ),
+        # (not all in lower case: the prefilter then need not report every lower-case ID again)
+        regex=_ec2_any_case_regex(),
         description=(
             "EC2-family IDs written in upper or mixed case (I-0123456789ABCDEF0, VPC-0A1B2C3D): the same "
             "prefixes and exactly 8 or 17 hex digits, at least one letter in upper case"
