@@ -1403,6 +1403,9 @@ RULES: tuple[Rule, ...] = (
             'Bucket names in `aws s3api list-buckets` output ("Name" inside the "Buckets" list) and the '
             '"Name" of a list-objects response'
         ),
+        # "Name" then a blank or ":" (or what the prefilter reads for any other character: "?"): not
+        # every "Name" (a tag's "Key": "Name", in every EC2 dump)
+        anchors=(r"Name[\"']?[\t-\r\x1c-\x20:?]",),
         validate=_listed_bucket_verdict,
         must_match=(
             ('{"Buckets": [{"Name": "acme-prod-data", "CreationDate": "2024-01-01"}]}', "acme-prod-data"),
@@ -1546,6 +1549,7 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=words(["Name"]) + r" +\| +(?P<v>" + BUCKET + r") +\|\|",
+        anchors=("Name ",),  # (not every "Name")
         description="The bucket of a one-bucket `aws s3api list-buckets --output table` (key/value rows)",
         validate=_table_item_bucket_verdict,
         must_match=(
