@@ -242,16 +242,21 @@ def paired(text: str) -> Paired | None:
     matches: list[re.Match[str]] = []
     for pattern, mark in _PAIRS:
         if mark in marks:
-            matches += pattern.finditer(text)
+            if matches:  # a second syntax: all in text order (one syntax's come in order)
+                matches += pattern.finditer(text)
+                matches.sort(key=lambda m: m.start())
+            else:
+                matches = list(pattern.finditer(text))
     if not matches:
         return None
-    matches.sort(key=lambda m: m.start())
     # each pair's segment, from its name to the end of its value's line, with the keys between them
-    # left out: built piece by piece (no copy of the whole text), one line apart
+    # left out: built piece by piece (no copy of the whole text), one line apart (a dump has
+    # thousands of pairs: the loop does each in a few list operations)
     parts: list[str] = []
     view_starts: list[int] = []
     text_starts: list[int] = []
     segments: list[tuple[int, int]] = []
+    find, size, gap = text.find, len(text), len(_GAP)
     at = 0
     last = 0
     for m in matches:
@@ -259,17 +264,15 @@ def paired(text: str) -> Paired | None:
             continue
         last = m.end()
         name, (cut, resume) = m.start("n"), m.span("m")
-        line_end = text.find("\n", resume + 1, resume + _SEGMENT)
-        stop = line_end if line_end >= 0 else min(len(text), resume + _SEGMENT)
-        start = at
-        for begin, end in ((name, cut), (resume, stop)):
-            view_starts.append(at)
-            text_starts.append(begin)
-            parts.append(text[begin:end])
-            at += end - begin
-        segments.append((start, at))
-        parts.append(_GAP)
-        at += len(_GAP)
+        line_end = find("\n", resume + 1, resume + _SEGMENT)
+        stop = line_end if line_end >= 0 else min(size, resume + _SEGMENT)
+        middle = at + cut - name  # where the value's part starts in the view
+        end = middle + stop - resume
+        view_starts += (at, middle)
+        text_starts += (name, resume)
+        parts += (text[name:cut], text[resume:stop], _GAP)
+        segments.append((at, end))
+        at = end + gap
 
     def source(offset: int) -> int:
         k = bisect_right(view_starts, offset) - 1
