@@ -229,3 +229,24 @@ def test_fallback_scanner_is_announced(
         assert "hyperscan package is not available" in caplog.text
     finally:
         engine.default_scanner.cache_clear()
+
+
+def test_first_chars_reads_what_a_pattern_begins_with() -> None:
+    # the words scanner tries, after a rejected match, only later rules that can begin with the
+    # character there: a set too small would skip a rule that matches
+    assert prefilter.first_chars("ab|[c-e]x|(?:f|g)") == frozenset("acdefg")
+    assert prefilter.first_chars("(?P<v>[0-9])") == frozenset("0123456789")
+    for unclear in (r"\dx", "[^a]", "(?=a)a", "(?i)a", ".x", "\u00e9", "", "a|"):
+        assert prefilter.first_chars(unclear) is None, unclear
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
+def test_every_rule_match_begins_with_one_of_its_first_chars(rule: Rule) -> None:
+    import re
+
+    chars = prefilter.first_chars(rule.regex)
+    pattern = re.compile(rule.regex, re.S)
+    for text, _value in rule.must_match:
+        for start in range(len(text)):
+            if pattern.match(text, start):
+                assert chars is None or text[start] in chars, (rule.name, text[start])

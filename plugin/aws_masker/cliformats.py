@@ -64,7 +64,9 @@ def may_hold(text: str) -> bool:
     """False when ``text`` has no table border and no text-output line: nothing to do here."""
     if "|" in text and _TABLE.search(text):
         return True
-    return ("\t" in text or "\\t" in text) and _TEXT.search(text) is not None
+    # (a one-character test first: Python searches a text for an absent character with memchr, but
+    # for an absent two-character string at about a millisecond per megabyte)
+    return ("\t" in text or ("\\" in text and "\\t" in text)) and _TEXT.search(text) is not None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -119,10 +119,10 @@ class Masker:
         if suffixes:
             sources = [source + suffixes[i] for i, source in enumerate(sources)]
         # Every token-shaped string of the request is reserved before the first token is issued. It
-        # is found by a literal search anchored on "AWS_", exactly where the restore would find it.
+        # is found by a literal search anchored on "AWS_", exactly where the restore would find it
+        # (the regex's own literal search: faster than a substring test for an absent "AWS_").
         for text in [*(reserve_from or ()), *sources]:
-            if "AWS_" in text:
-                issuer.reserved.update(TOKEN_RE.findall(text))
+            issuer.reserved.update(TOKEN_RE.findall(text))
         if issued:
             issuer.reserved.difference_update(issued)
             issuer.by_token.update(issued)

@@ -342,18 +342,63 @@ def any_case(literal: str) -> str:
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in literal)
 
 
-def _any_case_prefixes(prefixes: list[str]) -> str:
-    """The EC2 ``prefixes`` in any case, longest first, behind a class of their first letters (a rule
-    on it is rejected on its first character) and a check that no letter or digit stands before."""
+def _by_first_letter(prefixes: list[str]) -> dict[str, list[str]]:
     by_first: dict[str, list[str]] = {}
     for p in sorted(prefixes, key=lambda p: (-len(p), p)):
         by_first.setdefault(p[0], []).append(p)
-    firsts = "".join(f"{c.upper()}{c}" for c in sorted(by_first))
+    return dict(sorted(by_first.items()))
+
+
+def _any_case_prefix_rests(prefixes: list[str]) -> str:
+    """The EC2 ``prefixes`` in any case, longest first, after their first letter (already consumed:
+    a lookbehind picks each letter's group), each with its "-"."""
     groups = [
         f"(?<=[{c.upper()}{c}])(?:" + "|".join(any_case(p[1:] + "-") for p in ps) + ")"
-        for c, ps in sorted(by_first.items())
+        for c, ps in _by_first_letter(prefixes).items()
     ]
-    return f"[{firsts}](?<![A-Za-z0-9].)(?:" + "|".join(groups) + ")"
+    return "(?:" + "|".join(groups) + ")"
+
+
+def _ec2_any_case_regex() -> str:
+    """EC2 IDs in any case but not all in lower case (those are ec2_resource_id's, found first).
+
+    A class of the prefixes' first letters, in either case (the rule is rejected on its first
+    character), a check that no letter or digit stands before, then a lookahead that refuses the
+    lower-case form (ec2_resource_id's language, after the first letter): an ID here has one shape,
+    so what is left has an upper-case letter; then the prefixes in any case and 8 or 17 hex digits."""
+    by_first = _by_first_letter(list(EC2_PREFIXES))
+    firsts = "".join(f"{c.upper()}{c}" for c in by_first)
+    rests = [
+        f"(?<={c})(?:" + "|".join(re.escape(p[1:] + "-") for p in ps) + ")" for c, ps in by_first.items()
+    ]
+    lower = "(?:" + "|".join(rests) + r")(?:[0-9a-f]{17}|[0-9a-f]{8})(?![A-Za-z0-9])"
+    return (
+        f"[{firsts}](?<![A-Za-z0-9].)(?!{lower})(?:"
+        + _any_case_prefix_rests(list(EC2_SHORT_PREFIXES))
+        + "(?:[0-9A-Fa-f]{17}|[0-9A-Fa-f]{8})|"
+        + _any_case_prefix_rests(list(EC2_LONG_PREFIXES))
+        + "[0-9A-Fa-f]{17})(?![A-Za-z0-9])"
+    )
+
+
+def not_lower_case(literal: str) -> str:
+    """``literal`` in any mix of case with at least one upper-case letter, as a regex (for Hyperscan
+    anchors too): one alternative per position of the first upper-case letter."""
+    alts = [
+        re.escape(literal[:i]) + c.upper() + any_case(literal[i + 1 :])
+        for i, c in enumerate(literal)
+        if c.isalpha()
+    ]
+    return "(?:" + "|".join(alts) + ")"
+
+
+def _ec2_any_case_anchor(prefix: str) -> str:
+    """Where an EC2 ID with an upper-case letter can start: the prefix with one, or the prefix in lower
+    case and an upper-case hex digit among the (at most 17) digits; the second form ends at the first
+    such digit, so Hyperscan reports each start once."""
+    return (
+        "(?:" + not_lower_case(prefix) + "-[0-9A-Fa-f]{8}|" + re.escape(prefix + "-") + "[0-9a-f]{0,16}[A-F])"
+    )
 
 
 ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
@@ -1395,6 +1440,9 @@ RULES: tuple[Rule, ...] = (
             'Bucket names in `aws s3api list-buckets` output ("Name" inside the "Buckets" list) and the '
             '"Name" of a list-objects response'
         ),
+        # "Name" then a blank or ":" (or what the prefilter reads for any other character: "?"): not
+        # every "Name" (a tag's "Key": "Name", in every EC2 dump)
+        anchors=(r"Name[\"']?[\t-\r\x1c-\x20:?]",),
         validate=_listed_bucket_verdict,
         must_match=(
             ('{"Buckets": [{"Name": "acme-prod-data", "CreationDate": "2024-01-01"}]}', "acme-prod-data"),
@@ -1538,6 +1586,7 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=words(["Name"]) + r" +\| +(?P<v>" + BUCKET + r") +\|\|",
+        anchors=("Name ",),  # (not every "Name")
         description="The bucket of a one-bucket `aws s3api list-buckets --output table` (key/value rows)",
         validate=_table_item_bucket_verdict,
         must_match=(
@@ -2095,18 +2144,13 @@ RULES: tuple[Rule, ...] = (
         name="ec2_resource_id_any_case",
         category="ec2",
         kind="EC2",
-        regex=(
-            "(?:"
-            + _any_case_prefixes(list(EC2_SHORT_PREFIXES))
-            + "(?:[0-9A-Fa-f]{17}|[0-9A-Fa-f]{8})|"
-            + _any_case_prefixes(list(EC2_LONG_PREFIXES))
-            + "[0-9A-Fa-f]{17})(?![A-Za-z0-9])"
-        ),
+        # (not all in lower case: the prefilter then need not report every lower-case ID again)
+        regex=_ec2_any_case_regex(),
         description=(
             "EC2-family IDs written in upper or mixed case (I-0123456789ABCDEF0, VPC-0A1B2C3D): the same "
-            "prefixes and exactly 8 or 17 hex digits"
+            "prefixes and exactly 8 or 17 hex digits, at least one letter in upper case"
         ),
-        anchors=tuple(any_case(p + "-") + "[0-9A-Fa-f]{8}" for p in EC2_PREFIXES),
+        anchors=tuple(_ec2_any_case_anchor(p) for p in EC2_PREFIXES),
         kind_of=_ec2_any_case_kind,
         kinds=tuple(dict.fromkeys(EC2_PREFIXES.values())),
         must_match=(

@@ -65,6 +65,42 @@ def max_width(regex: str) -> int:
     return width
 
 
+def first_chars(regex: str) -> frozenset[str] | None:
+    """The characters a match of ``regex`` can begin with, all ASCII; None when that is not plain
+    from its first item (a lookaround, a category such as ``\\d``, a negated class, a flag, a character
+    outside ASCII, an empty match): then any character may begin one. Read from the parsed pattern:
+    a literal, a class of literals and ranges, or a group or alternation of those."""
+    return _first(_sre_parse.parse(regex)) if not _sre_parse.parse(regex).state.flags & re.I else None
+
+
+def _first(items: Any) -> frozenset[str] | None:
+    if not len(items):
+        return None
+    op, av = items[0]
+    chars: set[str] = set()
+    if op == _sre_parse.LITERAL:
+        chars.add(chr(av))
+    elif op == _sre_parse.IN:
+        for item_op, item in av:
+            if item_op == _sre_parse.LITERAL:
+                chars.add(chr(item))
+            elif item_op == _sre_parse.RANGE:
+                chars.update(map(chr, range(item[0], item[1] + 1)))
+            else:  # a negation, a category
+                return None
+    elif op == _sre_parse.BRANCH:
+        for alternative in av[1]:
+            alternative_chars = _first(alternative)
+            if alternative_chars is None:
+                return None
+            chars |= alternative_chars
+    elif op == _sre_parse.SUBPATTERN and not av[1] and not av[2]:  # a group without flags
+        return _first(av[3])
+    else:
+        return None
+    return frozenset(chars) if all(c.isascii() for c in chars) else None
+
+
 class Prefilter:
     """Compiled anchors of a rule set. Thread-safe: each thread gets its own Hyperscan scratch space.
 

@@ -226,6 +226,11 @@ class Scanner:
             skipper = _skipper(fast=mode == "words")
             self._combined = re.compile(skipper + r"(?P<s>)(?:" + "|".join(alts) + r"|\Z)", re.S)
             self._index = {f"r{i}": i for i in range(len(rules))}
+            # what each rule can begin with (None: anything), and per rule and character the later
+            # rules that can begin with it (filled as needed): where a rule's validator rejects its
+            # match, only those are tried, not every later rule
+            self._firsts = [prefilter.first_chars(rule.regex) for rule in rules]
+            self._later: dict[tuple[int, str], tuple[int, ...]] = {}
 
     def scan(self, text: str, enabled: frozenset[str], allow: frozenset[str]) -> list[Found]:
         """All identifiers in ``text``, in order and non-overlapping."""
@@ -276,12 +281,15 @@ class Scanner:
                 extra.append((to_text(start), to_text(end), *fields))
 
         self._scan(view, enabled, allow, add_segment)
+        if source is not None:
+            emit = _mapped(emit, source)
+        if not extra:  # the usual case (tags and parameters whose values hold no identifier)
+            self._scan(text, enabled, allow, emit)
+            return
         # then the view, merged with those in order as it goes (it finds in order): no list of its
         # thousands of finds, no sort
         order = lambda f: (f[0], -f[1], not f[6])  # noqa: E731
         extra.sort(key=order)
-        if source is not None:
-            emit = _mapped(emit, source)
         end = 0
         i = 0
         upcoming = extra[0][0] if extra else -1  # where the next segment find starts (-1: none left)
@@ -321,7 +329,7 @@ class Scanner:
                         resume = end
 
     def _scan_words(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
-        match, take, index, n_rules = self._combined.match, self._take, self._index, len(self.rules)
+        match, take, index = self._combined.match, self._take, self._index
         pos = 0
         n = len(text)
         while pos < n:
@@ -331,13 +339,26 @@ class Scanner:
             if m.lastgroup == "s":
                 break  # reached the end: no identifier in the rest of the text
             start = m.start("s")
-            # the combined pattern found the first rule that matches here: it, else the later ones
-            end = -1
-            for i in range(index[m.lastgroup], n_rules):  # type: ignore[index]
-                end = take(text, start, i, enabled, allow, emit)
-                if end >= 0:
-                    break
+            # the combined pattern found the first rule that matches here: it, else (its validator
+            # rejected the match) the later ones that can begin with this character
+            i = index[m.lastgroup]  # type: ignore[index]
+            end = take(text, start, i, enabled, allow, emit)
+            if end < 0:
+                for j in self._later_rules(i, text[start]):
+                    end = take(text, start, j, enabled, allow, emit)
+                    if end >= 0:
+                        break
             pos = end if end >= 0 else start + 1
+
+    def _later_rules(self, i: int, char: str) -> tuple[int, ...]:
+        """The rules after rule ``i`` that a match can begin with ``char``, in catalogue order."""
+        later = self._later.get((i, char))
+        if later is None:
+            firsts = self._firsts
+            later = tuple(j for j in range(i + 1, len(firsts)) if firsts[j] is None or char in firsts[j])  # type: ignore[operator]
+            if char.isascii():  # (a bounded table: 128 characters per rule at most)
+                self._later[(i, char)] = later
+        return later
 
     def _take(
         self,

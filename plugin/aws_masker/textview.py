@@ -200,11 +200,14 @@ _SHORTHAND_PAIR = re.compile(
     r"(?P<h>" + _NAME_KEY_WORD + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
 )
 _PAIRS = (
-    (_JSON_PAIR, ('alue"',)),
-    (_YAML_PAIR, ("alue:",)),
-    (_SHORTHAND_PAIR, ("alue=",)),
+    (_JSON_PAIR, 'alue"'),
+    (_YAML_PAIR, "alue:"),
+    (_SHORTHAND_PAIR, "alue="),
 )
-"""Each syntax's pattern, behind the literals its value key ends with."""
+"""Each syntax's pattern, behind the literal its value key ends with."""
+# which of those literals a text holds, in one regex pass (its literal search: a substring test for
+# an absent five-character string costs Python about a millisecond per megabyte)
+_MARK = re.compile('alue["=:]')
 # a YAML block scalar right after a key (OwnerId: >-, then the value on the next line)
 _BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
 
@@ -231,23 +234,29 @@ def paired(text: str) -> Paired | None:
     so the catalogue's key rules apply to the value as they are; and the map back. None when there
     is no such pair. Only member keys are deleted, never a value. It is a second view, whose
     segments are scanned besides the first view (scanner.py), because the value's own key may be
-    evidence too (``OutputValue``). Cost: a substring search, a regex pass per syntax whose value
-    key is there, and a copy of the segments only."""
-    if "alue" not in text:
+    evidence too (``OutputValue``). Cost: a literal search for the value keys' endings, a regex pass
+    per syntax whose value key is there, and a copy of the segments only."""
+    marks = _marks(text)  # (one regex pass: cheaper than a substring test for an absent "alue")
+    if not marks:
         return None
     matches: list[re.Match[str]] = []
-    for pattern, marks in _PAIRS:
-        if any(mark in text for mark in marks):
-            matches += pattern.finditer(text)
+    for pattern, mark in _PAIRS:
+        if mark in marks:
+            if matches:  # a second syntax: all in text order (one syntax's come in order)
+                matches += pattern.finditer(text)
+                matches.sort(key=lambda m: m.start())
+            else:
+                matches = list(pattern.finditer(text))
     if not matches:
         return None
-    matches.sort(key=lambda m: m.start())
     # each pair's segment, from its name to the end of its value's line, with the keys between them
-    # left out: built piece by piece (no copy of the whole text), one line apart
+    # left out: built piece by piece (no copy of the whole text), one line apart (a dump has
+    # thousands of pairs: the loop does each in a few list operations)
     parts: list[str] = []
     view_starts: list[int] = []
     text_starts: list[int] = []
     segments: list[tuple[int, int]] = []
+    find, size, gap = text.find, len(text), len(_GAP)
     at = 0
     last = 0
     for m in matches:
@@ -255,23 +264,35 @@ def paired(text: str) -> Paired | None:
             continue
         last = m.end()
         name, (cut, resume) = m.start("n"), m.span("m")
-        line_end = text.find("\n", resume + 1, resume + _SEGMENT)
-        stop = line_end if line_end >= 0 else min(len(text), resume + _SEGMENT)
-        start = at
-        for begin, end in ((name, cut), (resume, stop)):
-            view_starts.append(at)
-            text_starts.append(begin)
-            parts.append(text[begin:end])
-            at += end - begin
-        segments.append((start, at))
-        parts.append(_GAP)
-        at += len(_GAP)
+        line_end = find("\n", resume + 1, resume + _SEGMENT)
+        stop = line_end if line_end >= 0 else min(size, resume + _SEGMENT)
+        middle = at + cut - name  # where the value's part starts in the view
+        end = middle + stop - resume
+        view_starts += (at, middle)
+        text_starts += (name, resume)
+        parts += (text[name:cut], text[resume:stop], _GAP)
+        segments.append((at, end))
+        at = end + gap
 
     def source(offset: int) -> int:
         k = bisect_right(view_starts, offset) - 1
         return text_starts[k] + offset - view_starts[k]
 
     return Paired("".join(parts), source, segments)
+
+
+def _marks(text: str) -> set[str]:
+    """The value-key endings of ``_PAIRS`` that ``text`` holds: the first found, then a search for
+    each other one (one pass over the text when it holds only one kind, as a JSON dump does)."""
+    found: set[str] = set()
+    m = _MARK.search(text)
+    while m is not None:
+        found.add(m[0])
+        rest = [mark for _, mark in _PAIRS if mark not in found]
+        if not rest:
+            break
+        m = re.compile("alue[" + "".join(re.escape(mark[-1]) for mark in rest) + "]").search(text, m.end())
+    return found
 
 
 def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
