@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["problems"] = broken(doc["modes"], doc["seed"])
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "bench-latest.json").write_text(json.dumps(doc, indent=1) + "\n")
-    write_plots(doc["modes"], args.results)
+    write_plots(doc["modes"], args.results, doc["seed"])
     write_section(args.out, START, END, markdown(doc))
     failed = [c for c in doc["checks"] if not c["passed"]]
     progress(

@@ -379,6 +379,10 @@ def test_plots_are_written(tmp_path: Path) -> None:
     paths = plots.write_plots(modes, tmp_path / "results")
     assert [p.name for p in paths] == ["bench-latency.png", "bench-rps.png", "bench-rss.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+    alone = paths[1].read_bytes()
+    seed = [{"mode": n, "scenario": plots.THROUGHPUT_SCENARIO, "rps": 300.0} for n in (1, 3)]
+    plots.write_plots(modes, tmp_path / "results", seed)  # the seed throughput bars are drawn too
+    assert paths[1].read_bytes() != alone
 
 
 # -- the stack, started and stopped ------------------------------------------------------------------
