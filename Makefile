@@ -40,15 +40,15 @@ bench-gateway: $(STAMP)
 	scripts/system-deps.sh run
 	$(BIN)/python load/bench_gateway.py --out docs/benchmarks.md
 
-# everything in one run (about 12 minutes): bench-engine, bench-gateway, then the whole stack under
+# everything in one run (about 10 minutes): bench-engine, bench-gateway, then the whole stack under
 # Locust in five modes (load/bench_stack.py; flags: BENCH_ARGS="--duration 30 --modes 1,3")
 bench: $(LOAD_STAMP)
 	scripts/system-deps.sh load
 	$(BIN)/python load/bench_stack.py $(BENCH_ARGS)
 
 # A bounded soak of the local stack (monitoring on, 100% sampled, batch 10) under Locust: RSS of every
-# process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (140-230 requests/s on 2 shared cores);
-# writes docs/results/soak-latest.json and soak-rss.png. The original's 24 h: SOAK_MINUTES=1440
+# process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (about 450 requests/s on a quiet
+# 2-core VM); writes docs/results/soak-latest.json and soak-rss.png. The original's 24 h: SOAK_MINUTES=1440
 # SOAK_REQUESTS=100000000 SOAK_ARGS="--interval 30" (other flags: python load/soak.py --help).
 SOAK_REQUESTS ?= 100000
 SOAK_MINUTES  ?= 15

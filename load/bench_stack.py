@@ -79,7 +79,7 @@ SPAWN_RATE = 10.0
 # per request is comparable. The seed scenarios run without pauses (the original's `ab -c 50`):
 # their req/s is each mode's throughput.
 THINK_MS = 400
-DURATION_S = 40.0  # with the micro benchmarks and the seed runs, `make bench` stays near 12 minutes
+DURATION_S = 40.0  # with the micro benchmarks, seed runs and profiles, `make bench` takes about 10 minutes
 WARMUP_S = 5.0
 WARMUP_USERS = 4
 SCENARIO = "mixed"
