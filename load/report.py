@@ -212,7 +212,7 @@ def plugin_leaks(bench: dict[str, Any]) -> int:
     return sum(int(m.get("leaks") or 0) for m in modes)
 
 
-def performance_part(bench: dict[str, Any] | None, bench_path: Path) -> list[str]:
+def performance_part(bench: dict[str, Any] | None, bench_path: Path, link_from: Path = OUT_DIR) -> list[str]:
     out = ["## 2. Performance tests", ""]
     if bench is None:
         out += [f"Not run: no `{bench_path.as_posix()}`. Run {HOW['bench']}.", ""]
@@ -248,7 +248,24 @@ def performance_part(bench: dict[str, Any] | None, bench_path: Path) -> list[str
     if problems:
         out += ["The bench reported that its run broke:", "", *[f"- {scrub(p)}" for p in problems], ""]
     out += checks_lines(bench)
+    out += profile_lines(bench, bench_path.parent, link_from)
     return out
+
+
+def profile_lines(bench: dict[str, Any], results: Path, link_from: Path) -> list[str]:
+    """Where the time goes, when a check failed: the py-spy profiles the same bench run wrote."""
+    if all(c.get("passed") for c in bench.get("checks", []) if isinstance(c, dict)):
+        return []
+    profiles = sorted(results.glob("profile-mode*.md"))
+    if not profiles:
+        return ["A check failed and the bench wrote no profile (run `make bench` without --no-profile).", ""]
+    links = ", ".join(
+        f"[{p.name}]({Path(os.path.relpath(p.resolve(), link_from.resolve())).as_posix()})" for p in profiles
+    )
+    return [
+        f"Where the time goes (py-spy profiles of the gateway and the plugin server in this run): {links}.",
+        "",
+    ]
 
 
 def mode_detail(number: str, mode: int, title: str, m: dict[str, Any] | None,
@@ -486,7 +503,7 @@ def render(junit_path: Path, bench_path: Path, soak_path: Path, png: Path, now: 
         "",
         *summary(run, bench, soak, seed_ok, seed_runs),
         *functional,
-        *performance_part(bench, bench_path),
+        *performance_part(bench, bench_path, link_from),
         "## 3. Stability tests",
         "",
         *soak_lines(soak, soak_path, png, link_from),

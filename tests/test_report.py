@@ -268,3 +268,11 @@ def test_each_plan_section_claims_its_tests(report: ModuleType) -> None:
     groups = report_junit.assign(cases)
     got = {(c.module, c.name): key for key, cs in groups.items() for c in cs}
     assert got == expect
+
+
+def test_a_failed_check_links_the_profiles_of_the_same_run(report: ModuleType, tmp_path: Path) -> None:
+    text = _render(report, tmp_path, bench=BENCH)  # BENCH fails its p50 goal
+    assert "A check failed and the bench wrote no profile" in text
+    (tmp_path / "profile-mode3.md").write_text("# profile\n")  # beside bench.json, as make bench writes it
+    text = _render(report, tmp_path, bench=BENCH)
+    assert "Where the time goes" in text and "[profile-mode3.md](../profile-mode3.md)" in text
