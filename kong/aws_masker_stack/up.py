@@ -260,13 +260,28 @@ def find_redis(
     return target
 
 
-def _interrupt(*_: object) -> None:
-    """SIGTERM: leave like Ctrl-C does. The children are stopped by up_main's ``finally``, not here:
-    a handler that waits for a child can deadlock with the ``Popen.poll`` it interrupted (both take
-    the child's wait lock). Later SIGTERMs are ignored: under ``timeout make run`` one comes from
-    ``timeout`` and one from ``make``, and the second must not cut the cleanup short."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+class _Stop:
+    """SIGTERM and SIGINT (Ctrl-C): leave, and stop the children in up_main's ``finally``, not in
+    the handler (a handler that waits for a child can deadlock with the ``Popen.poll`` it
+    interrupted: both take the child's wait lock).
+
+    While the stack runs, the handler only sets a flag that the main loop waits on. Raising
+    KeyboardInterrupt there could land inside ``Popen.poll`` between taking the child's wait lock and
+    the ``try`` that releases it: the lock would stay taken, and stopping that child would then wait
+    for it forever (seen once as a 30 s hang of ``make run`` on SIGTERM). During start-up, when no
+    ``poll`` runs, the handler raises KeyboardInterrupt so a slow start is cut short; never during
+    the cleanup (a second Ctrl-C must not cut it short). Later SIGTERMs are ignored: under
+    ``timeout make run`` one comes from ``timeout`` and one from ``make``."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.running = False  # the main loop is waiting, or the cleanup runs: set the flag only
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.requested.set()
+        if not self.running:
+            raise KeyboardInterrupt
 
 
 def up_main(argv: list[str] | None = None) -> int:
@@ -292,7 +307,9 @@ def up_main(argv: list[str] | None = None) -> int:
         for child in reversed(children):
             child.stop()
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         config_text = args.config.read_text()
         stub_url = None
@@ -378,8 +395,14 @@ def up_main(argv: list[str] | None = None) -> int:
         )
         if args.exit_after_demo:
             return 0 if ok else 1
-        while all(c.proc.poll() is None for c in children):
-            time.sleep(0.5)
+        stop.running = True
+        if stop.requested.is_set():  # a signal came just before: leave as it asked
+            return 0
+        while not stop.requested.wait(0.5):
+            if any(c.proc.poll() is not None for c in children):
+                break
+        if stop.requested.is_set():
+            return 0
         dead = next(c for c in children if c.proc.poll() is not None)
         print(f"aws-masker up: {dead.name} exited with {dead.proc.returncode}; stopping", file=sys.stderr)
         return 1
@@ -389,4 +412,5 @@ def up_main(argv: list[str] | None = None) -> int:
         print(f"aws-masker up: {exc}", file=sys.stderr)
         return 1
     finally:
+        stop.running = True
         stop_all()

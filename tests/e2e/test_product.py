@@ -263,10 +263,15 @@ def test_make_run_entry_point_works(tmp_path: Path) -> None:
     assert "curl -s http://127.0.0.1:" in out.stdout
 
 
-@pytest.mark.parametrize("signals", [1, 2])
-def test_make_run_stops_its_stack_on_sigterm(tmp_path: Path, signals: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "signals"),
+    [(signal.SIGTERM, 1), (signal.SIGTERM, 2), (signal.SIGINT, 1), (signal.SIGINT, 2)],
+    ids=["sigterm", "sigterm-twice", "ctrl-c", "ctrl-c-twice"],
+)
+def test_make_run_stops_its_stack_on_sigterm(tmp_path: Path, signum: int, signals: int) -> None:
     """`make run` under `timeout` or a supervisor gets SIGTERM (under `timeout 60 make run`, twice: from
-    timeout and from make): it exits 0 and takes the gateway, the plugin server and the stub with it."""
+    timeout and from make), or Ctrl-C (SIGINT, maybe pressed twice): it exits 0 and takes the gateway,
+    the plugin server and the stub with it."""
     listen, stub_listen = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
         [
@@ -294,7 +299,7 @@ def test_make_run_stops_its_stack_on_sigterm(tmp_path: Path, signals: int) -> No
             if "Ctrl-C stops everything" in line:
                 break
         for _ in range(signals):
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             time.sleep(0.1)  # the second one arrives while the first one's cleanup runs
         assert proc.wait(timeout=30) == 0
         for address in (listen, stub_listen):
