@@ -443,7 +443,7 @@ def summary(run: Run | None, bench: dict[str, Any] | None, soak: dict[str, Any] 
         results.append(None)
     else:
         checks = [c for c in bench.get("checks", []) if isinstance(c, dict)]
-        failing = [str(c.get("name")) for c in checks if not c.get("passed")]
+        failing = [f"{c.get('name')} (mode {c.get('mode')})" for c in checks if not c.get("passed")]
         leaks = plugin_leaks(bench)
         problems = [str(p) for p in bench.get("problems") or []]
         ok = bool(checks) and not failing and leaks == 0 and not problems
