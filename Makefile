@@ -14,12 +14,6 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# the load extra (matplotlib for the plots) on top, for `make bench` and `make soak`
-LOAD_STAMP := $(VENV)/.installed-load
-$(LOAD_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,load]'
-	touch $(LOAD_STAMP)
-
 run: $(STAMP)
 	scripts/system-deps.sh run
 	$(BIN)/aws-masker up
@@ -42,7 +36,7 @@ bench-gateway: $(STAMP)
 
 # everything in one run (about 10 minutes): bench-engine, bench-gateway, then the whole stack under
 # Locust in five modes (load/bench_stack.py; flags: BENCH_ARGS="--duration 30 --modes 1,3")
-bench: $(LOAD_STAMP)
+bench: $(STAMP)
 	scripts/system-deps.sh load
 	$(BIN)/python load/bench_stack.py $(BENCH_ARGS)
 
@@ -53,7 +47,7 @@ bench: $(LOAD_STAMP)
 SOAK_REQUESTS ?= 100000
 SOAK_MINUTES  ?= 15
 SOAK_ARGS     ?=
-soak: $(LOAD_STAMP)
+soak: $(STAMP)
 	scripts/system-deps.sh load
 	$(BIN)/python load/soak.py --requests $(SOAK_REQUESTS) --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
