@@ -282,6 +282,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+# below this many requests a growing RSS is most likely the caches filling, which the summary says
+SHORT_RUN = 50_000
+
+
 def _slope_label(p: dict[str, Any]) -> str:
     s = p.get("slope_mb_per_100k")
     return "slope n/a" if s is None else f"{s:+.2f} MB/100k"
@@ -298,6 +302,13 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"  {name:<14} RSS {p['rss_start_mb']:.1f} -> {p['rss_end_mb']:.1f} MB"
             f" (peak {p['rss_peak_mb']:.1f}),"
             f" {_slope_label(p)}: {'pass' if p['passed'] else 'FAIL'} ({p['basis']})"
+        )
+    only_memory = not result["failures"] and not result["leaks"]
+    if not result["passed"] and only_memory and result["requests"] < SHORT_RUN:
+        lines.append(
+            f"soak: {result['requests']:,} requests is too few to tell a leak from the bounded caches"
+            f" filling (the gateway's last 10,000 request records, the plugin server's token cache: about"
+            f" the first 20,000 requests); run at least {SHORT_RUN:,} (the default is {REQUESTS:,})"
         )
     return lines
 

@@ -98,3 +98,13 @@ def test_plot_writes_a_png(soak: ModuleType, tmp_path: Path) -> None:
     }  # fmt: skip
     soak.plot(result, tmp_path / "soak.png")
     assert (tmp_path / "soak.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_failed_short_run_says_it_is_too_short(soak: ModuleType) -> None:
+    growing = soak.process_result(_samples(20, 3000, 40.0, 300.0), 0.2, 5.0, 2.0)
+    assert not growing["passed"]
+    result = {"requests": 3000, "duration_s": 9.0, "failures": 0, "leaks": 0, "passed": False,
+              "processes": {"gateway": growing}}  # fmt: skip
+    assert "too few to tell a leak" in soak.summary_lines(result)[-1]
+    for change in ({"requests": 300_000}, {"failures": 1}):  # long enough, or failed for another reason
+        assert "too few" not in "\n".join(soak.summary_lines({**result, **change}))
