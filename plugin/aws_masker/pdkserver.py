@@ -88,7 +88,7 @@ class Phase:
     the phase until it waits for Kong, offloads, or ends, and returns the first message it put: the
     reply to Kong's pending call."""
 
-    __slots__ = ("eid", "glet", "out", "reply_to", "started")
+    __slots__ = ("eid", "glet", "out", "reply_to")
 
     def __init__(self, eid: int, target: Callable[[Phase], None]) -> None:
         self.eid = eid
@@ -96,7 +96,6 @@ class Phase:
         self.reply_to: tuple[_Conn, int] | None = None  # Kong's call waiting on offloaded work
         self.glet = _PhaseGreenlet(lambda: target(self))
         self.glet.phase = self
-        self.started = False
 
     # kong-pdk's channel, called inside the phase
     def put(self, message: Any) -> None:
@@ -108,10 +107,9 @@ class Phase:
     # the loop's side
     def resume(self, value: Any = None) -> Any:
         """Run the phase on; the message for Kong, or ``_DEFERRED``. A phase's exception is raised."""
-        if self.started:
+        if self.glet:  # started (and not dead: an event is forgotten once its phase ends)
             self.glet.switch(value)
-        else:
-            self.started = True
+        else:  # the first run takes no value
             self.glet.switch()
         if self.out:
             return self.out.popleft()
@@ -149,7 +147,10 @@ class Loop:
 
     def __init__(self, ps: Any, path: str, listen_queue_size: int = 4096) -> None:
         from kong_pdk.exception import PDKException, PluginServerException
+        from kong_pdk.pdk import Kong
 
+        self._no_such = PluginServerException  # kong-pdk's error for an unknown instance or event
+        self._kong = Kong  # kong-pdk's PDK object over a phase's channel
         self.ps = ps
         self.path = path
         self.listen_queue_size = listen_queue_size
@@ -273,21 +274,20 @@ class Loop:
 
     # -- events ------------------------------------------------------------------------------------
     def _handle_event(self, conn: _Conn, msgid: int, event: dict[str, Any]) -> Any:
-        from kong_pdk.exception import PluginServerException
-        from kong_pdk.pdk import Kong
-
         iid = event["InstanceId"]
         instance = self.ps.instances.get(iid)
         if instance is None:  # Kong expects the error to start with "no plugin instance"
-            raise PluginServerException(f"no plugin instance #{iid}")
+            raise self._no_such(f"no plugin instance #{iid}")
         instance.reset_expire_ts()
         handler = getattr(instance.cls, event["EventName"])
         lua_style = self.ps.lua_style
         eid = self.next_eid
         self.next_eid = eid + 1
 
+        kong = self._kong
+
         def run(phase: Phase) -> None:
-            handler(Kong(phase, lua_style).kong)
+            handler(kong(phase, lua_style).kong)
             phase.put(MSG_RET)
 
         phase = Phase(eid, run)
@@ -295,12 +295,10 @@ class Loop:
         return self._advance(phase, conn, msgid, None)
 
     def _step(self, conn: _Conn, msgid: int, is_error: bool, data: dict[str, Any]) -> Any:
-        from kong_pdk.exception import PluginServerException
-
         eid = data["EventId"]
         phase = self.events.get(eid)
         if phase is None:
-            raise PluginServerException(f"event id {eid} not found")
+            raise self._no_such(f"event id {eid} not found")
         value = data.get("Data")
         return self._advance(phase, conn, msgid, (None, value) if is_error else (value, None))
 
