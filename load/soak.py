@@ -30,12 +30,12 @@ It writes ``docs/results/soak-latest.json`` and ``docs/results/soak-rss.png``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -65,18 +65,21 @@ MB = 1024 * 1024
 # ---- the verdict ------------------------------------------------------------------------------
 
 
-def least_squares_slope(points: list[tuple[float, float]]) -> float | None:
-    """The slope of the least-squares line through ``points`` (x, y); None with fewer than three
-    points or no spread in x."""
+def least_squares_line(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """The least-squares line through ``points`` (x, y) as (slope, intercept); None with fewer than
+    three points or no spread in x."""
     if len(points) < 3:
         return None
-    n = len(points)
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx == 0:
+    try:
+        slope, intercept = statistics.linear_regression([x for x, _ in points], [y for _, y in points])
+    except statistics.StatisticsError:  # every x the same
         return None
-    return sum((x - mx) * (y - my) for x, y in points) / sxx
+    return slope, intercept
+
+
+def least_squares_slope(points: list[tuple[float, float]]) -> float | None:
+    line = least_squares_line(points)
+    return None if line is None else line[0]
 
 
 def after_warmup(samples: list[list[float]], warmup: float) -> list[list[float]]:
@@ -162,12 +165,8 @@ def requests_done(st: stack.Stack, last: int) -> int:
 
 
 def rss_now(st: stack.Stack) -> dict[str, float]:
-    st.find_processes()
-    out: dict[str, float] = {}
-    for name, proc in list(st.processes.items()):
-        with contextlib.suppress(Exception):
-            out[name] = round(proc.memory_info().rss / MB, 2)
-    return out
+    """Each process's RSS in MB, read by the stack's own sampler (which also finds new processes)."""
+    return {name: round(rss / MB, 2) for name, rss in st.read_now().rss.items()}
 
 
 def progress(elapsed: float, done: int, prev: tuple[float, int], rss: dict[str, float]) -> str:
@@ -262,12 +261,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ys = [s[2] for s in p["samples"]]
         (line,) = ax.plot(xs, ys, label=f"{name} ({_slope_label(p)})", linewidth=1.2)
         fitted = after_warmup(p["samples"], warmup)
-        slope = least_squares_slope([(s[1], s[2]) for s in fitted])
-        if slope is not None:
-            mx = sum(s[1] for s in fitted) / len(fitted)
-            my = sum(s[2] for s in fitted) / len(fitted)
+        fit = least_squares_line([(s[1], s[2]) for s in fitted])
+        if fit is not None:
+            slope, intercept = fit
             x0, x1 = fitted[0][1], fitted[-1][1]
-            ax.plot([x0 / 1000, x1 / 1000], [my + slope * (x0 - mx), my + slope * (x1 - mx)], "--",
+            ax.plot([x0 / 1000, x1 / 1000], [intercept + slope * x0, intercept + slope * x1], "--",
                     color=line.get_color(), linewidth=0.9)  # fmt: skip
     ax.axvspan(0, warmup * total / 1000, color="grey", alpha=0.12, label=f"warm-up (first {warmup:.0%})")
     ax.set_xlabel("requests done (thousands)")
