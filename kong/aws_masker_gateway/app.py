@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 from multidict import CIMultiDict
 
 from . import SERVER_TOKEN
@@ -594,6 +594,34 @@ def create_gateway(
     check_installed(settings, infos, lua_plugins)
     config = parse_declarative(config_text, settings, plugin_validators(infos, lua_plugins, engine))
     return Gateway(settings, config, infos, engine, lua_plugins, rpc_timeout=rpc_timeout, respawn=respawn)
+
+
+_aiohttp_error_page = web_protocol.RequestHandler.handle_error
+
+
+def _kong_error_page(
+    self: web_protocol.RequestHandler,
+    request: web.BaseRequest,
+    status: int = 500,
+    exc: BaseException | None = None,
+    message: str | None = None,
+) -> web.StreamResponse:
+    """A request the HTTP parser refuses gets Kong's error page, as nginx's ``error_page`` sends it.
+
+    aiohttp's own page quotes the offending bytes (``Invalid header token: b'role arn:aws:...'``), so
+    an identifier in a malformed header line went back to the client; the message is dropped here and
+    the status's fixed text answers instead. aiohttp still logs the error (by exception type only, in
+    the gateway's log format) and closes the connection."""
+    response = _aiohttp_error_page(self, request, status, exc, None)
+    if isinstance(response, web.Response):
+        content_type, body = error_body(status, None, None, None)
+        response.body = body
+        response.headers["Content-Type"] = content_type
+    return response
+
+
+# set once for the process: every aiohttp server here (the gateway, the Claude stub) answers so
+web_protocol.RequestHandler.handle_error = _kong_error_page  # type: ignore[method-assign]
 
 
 async def run_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

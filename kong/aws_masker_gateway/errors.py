@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -73,6 +74,6 @@ def error_body(
     """Content type and body of ``kong.response.error(status, message)``."""
     content_type = response_type(accept)
     template = _TEMPLATES.get(content_type.split(";")[0] + "; charset=utf-8", _TEMPLATES[JSON])
-    request_id = ctx.request_id if ctx else ""
+    request_id = ctx.request_id if ctx else uuid.uuid4().hex  # nginx's $request_id for its own errors
     text = template % (message if message is not None else default_message(status), request_id)
     return content_type, text.encode("utf-8")

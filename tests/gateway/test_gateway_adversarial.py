@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -141,3 +142,39 @@ def test_refused_through_the_gateway(gw: GatewayHarness, name: str, caplog: pyte
     assert (status, json.loads(answer)["error"]) == (status_wanted, code), name
     assert len(gw.upstream.requests) == before, name
     assert not [o for o in ORIGINALS if o in caplog.text or o in answer.decode()], name
+
+
+ARN = f"arn:aws:iam::{ACCOUNT}:role/Admin"
+MALFORMED = {
+    "header line without a colon": f"role {ARN}\r\n",
+    "bad header name": f"X-Note {ARN}: 1\r\n",
+    "space in the target": None,
+    "header line too long": f"X-Note: {ARN} {'x' * 9000}\r\n",
+    "control character in a value": f"X-Note: {ARN}\x01\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_request_the_parser_refuses_gets_kongs_error_page(gw: GatewayHarness, name: str) -> None:
+    """nginx answers an unparsable request with Kong's error page; aiohttp's own page quoted the
+    offending line, so an ARN in a malformed header went back to the client (a fuzz find)."""
+    extra = MALFORMED[name]
+    target = "/v1/messages" if extra is not None else f"/v1/messages?note={ARN} x"
+    body = conversation(user(text("hello")))
+    head = (
+        f"POST {target} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n{extra or ''}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    before = len(gw.upstream.requests)
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as sock:
+        sock.sendall(head.encode("latin-1") + body)
+        answer = b""
+        while chunk := sock.recv(65536):  # the error closes the connection: read until it does
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    headers, _, page = rest.partition(b"\r\n\r\n")
+    assert int(status_line.split()[1]) == 400, status_line
+    assert b"application/json" in headers.lower()
+    assert json.loads(page)["message"] == "Bad request"
+    assert ACCOUNT.encode() not in answer and b"Admin" not in answer
+    assert len(gw.upstream.requests) == before
