@@ -216,3 +216,22 @@ def test_undecodable_input_drops_only_that_connection(server: tuple[str, int, An
     with pytest.raises(EOFError):
         bad.reply()
     assert start(good, iid)["Data"]["Method"] == "kong.request.get_header"
+
+
+def test_the_socket_file_appears_only_once_it_accepts(tmp_path: Path) -> None:
+    """Kong (and the local gateway) connect as soon as the socket file exists: it must not exist
+    before the server listens (bound then renamed), or the first connection is refused."""
+    for attempt in range(20):
+        path = str(tmp_path / f"r{attempt}.sock")
+        loop = pdkserver.Loop(PluginServer(loglevel=Logger.WARNING, name="r", lua_style=False), path)
+        thread = threading.Thread(target=loop.serve_forever, daemon=True)
+        thread.start()
+        while not Path(path).exists():
+            pass
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)  # ConnectionRefusedError when the file came before listen()
+        loop.stop()
+        thread.join(10)
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(f"r{attempt}.")) == [
+            f"r{attempt}.sock"
+        ]

@@ -57,6 +57,7 @@ STEP_METHODS = frozenset(
 )
 OFFLOAD_WORKERS = 4
 RECV_SIZE = 1 << 16
+SUN_PATH_MAX = 108  # sockaddr_un.sun_path on Linux, with its terminating NUL
 ORPHAN_CHECK = 1.0  # seconds between checks that Kong (the parent) is still there
 _CMD = re.compile("([a-z])([A-Z])")
 _names: dict[str, str] = {}
@@ -181,9 +182,18 @@ class Loop:
         global _LOOP
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
+        # bound under another name and renamed once listening: whoever waits for the socket file to
+        # appear (Kong, the local gateway, tests) can connect as soon as it does, never refused
+        staging = f"{self.path}.{os.getpid()}"
+        if len(os.fsencode(staging)) >= SUN_PATH_MAX:  # no room for a suffix: bind the path itself
+            staging = self.path
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(staging)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(self.path)
+        listener.bind(staging)
         listener.listen(self.listen_queue_size)
+        if staging != self.path:
+            os.rename(staging, self.path)
         listener.setblocking(False)
         self._selector.register(listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -254,19 +264,27 @@ class Loop:
         logger = self.ps.logger
         if "debug" not in vars(logger):  # kong-pdk's Logger replaces disabled levels per instance
             logger.debug(f"rpc: #{msgid} method: {method}")  # never the arguments: they carry requests
+        if name == "handle_event":
+            self._answer(conn, msgid, self._handle_event, conn, msgid, *args)
+        elif name in STEP_METHODS or name == "step_error":
+            self._answer(conn, msgid, self._step, conn, msgid, name == "step_error", *args)
+        else:  # kong-pdk's own: plugin info, instances, status
+            self._answer(conn, msgid, self._server_call, name, *args)
+
+    def _server_call(self, name: str, *args: Any) -> Any:
+        return getattr(self.ps, name)(*args)
+
+    def _answer(self, conn: _Conn, msgid: int, run: Callable[..., Any], *args: Any) -> None:
+        """Kong's call ``msgid`` answered with what ``run(*args)`` returns, or with the error it
+        raises (nothing yet when the phase deferred: :meth:`_drain_wakes` answers it later)."""
         try:
-            if name == "handle_event":
-                reply = self._handle_event(conn, msgid, *args)
-            elif name in STEP_METHODS or name == "step_error":
-                reply = self._step(conn, msgid, name == "step_error", *args)
-            else:
-                reply = getattr(self.ps, name)(*args)
+            reply = run(*args)
         except self._expected as exc:  # kong-pdk's own messages, which Kong acts on
-            logger.warn(f"rpc: #{msgid} error: {exc}")
+            self.ps.logger.warn(f"rpc: #{msgid} error: {exc}")
             self._send(conn, msgid, str(exc), None)
             return
         except Exception as exc:
-            logger.error(f"rpc: #{msgid} exception: {type(exc).__name__}")
+            self.ps.logger.error(f"rpc: #{msgid} exception: {type(exc).__name__}")
             self._send(conn, msgid, type(exc).__name__, None)
             return
         if reply is not _DEFERRED:
@@ -326,14 +344,7 @@ class Loop:
                 continue
             conn, msgid = phase.reply_to
             phase.reply_to = None
-            try:
-                reply = self._advance(phase, conn, msgid, None)
-            except Exception as exc:
-                self.ps.logger.error(f"rpc: #{msgid} exception: {type(exc).__name__}")
-                self._send(conn, msgid, type(exc).__name__, None)
-                continue
-            if reply is not _DEFERRED:
-                self._send(conn, msgid, None, reply)
+            self._answer(conn, msgid, self._advance, phase, conn, msgid, None)
 
 
 def install() -> None:
