@@ -3,14 +3,18 @@ benchmark's own section of docs/benchmarks.md (between its markers, leaving the 
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def pct(samples: list[float], q: float) -> float:
+def pct(samples: Sequence[float], q: float) -> float:
+    """The ``q`` quantile by nearest rank (the smallest sample with at least ``q`` of them at or
+    below it): one definition for every bench, Locust's runs included."""
     s = sorted(samples)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
 def machine() -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from benchlib import pct
 
 from aws_masker_gateway.orphans import die_with_parent
 
@@ -119,14 +120,11 @@ def exact(timings: dict[str, list[float]], result: LocustResult) -> LocustResult
         return result
     first = timings.get("first_delta_ms") or []
 
-    def pct(q: float) -> float:  # nearest rank
-        return round(times[min(len(times) - 1, max(0, math.ceil(q * len(times)) - 1))], 3)
-
     return replace(
         result,
         avg_ms=round(statistics.fmean(times), 3),
         ttfb_p50_ms=round(statistics.median(first), 3) if first else result.ttfb_p50_ms,
-        **{key: pct(q) for key, q in PERCENTILES.items()},
+        **{key: round(pct(times, q), 3) for key, q in PERCENTILES.items()},
     )
 
 

@@ -423,3 +423,11 @@ def test_stack_starts_serves_and_leaves_nothing_behind(number: int) -> None:
             watched = list(s.processes.values())
             s.stop()
         assert not [p for p in watched if p.is_running() and p.status() != "zombie"]
+
+
+def test_one_percentile_definition_for_every_bench() -> None:
+    """Nearest rank: the smallest sample with at least q of them at or below it."""
+    benchlib = _load("benchlib")
+    ten = [float(n) for n in range(10, 0, -1)]
+    assert [benchlib.pct(ten, q) for q in (0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 1.0)] == [1, 1, 5, 9, 10, 10, 10]
+    assert benchlib.pct([4.0], 0.99) == 4.0
