@@ -46,6 +46,31 @@ class RequestBody:
     data: bytes
     spilled: bool
 
+    def read(self, max_allowed_file_size: Any = None) -> bytes | None:
+        """``kong.request.get_raw_body(max_allowed_file_size)``: a spilled body only when a size
+        is given (0: any), else ``nil`` ("request body did not fit into client body buffer")."""
+        if not self.spilled:
+            return self.data
+        limit = max_allowed_file_size
+        if limit is None or not isinstance(limit, int | float) or isinstance(limit, bool) or limit < 0:
+            return None
+        if limit > 0 and len(self.data) > limit:
+            return None  # "request body file too big: %d > %d"
+        return self.data
+
+
+def multimap(pairs: list[tuple[str, str]], lower: bool = True) -> dict[str, Any]:
+    """Headers as Kong's PDK returns them: a string per name, a list for a repeated one."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        key = k.lower() if lower else k
+        if key in out:
+            existing = out[key]
+            out[key] = [*existing, v] if isinstance(existing, list) else [existing, v]
+        else:
+            out[key] = v
+    return out
+
 
 @dataclass
 class ServiceResponse:
@@ -191,11 +216,14 @@ class RequestContext:
     def lua_request_header(self, name: str) -> str | None:
         return self.headers.get(name.replace("_", "-"))
 
-    def lua_request_headers(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for k, v in self.headers.items():
-            out.setdefault(k.lower(), []).append(v)
-        return out
+    def lua_request_headers(self, max_headers: int) -> dict[str, Any]:
+        return multimap(list(self.headers.items())[:max_headers])
+
+    def lua_request_target(self) -> str:
+        return self.request_uri  # Kong 3.9's get_path_with_query: var.request_uri, raw
+
+    def lua_request_body(self, max_allowed_file_size: Any) -> bytes | None:
+        return self.body.read(max_allowed_file_size)
 
     def lua_request_method(self) -> str:
         return self.method

@@ -21,6 +21,8 @@ over RPC become Lua strings/tables and read back with Lua semantics (an empty di
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ctypes
 import functools
 import glob
@@ -54,6 +56,20 @@ log = logging.getLogger("aws_masker_gateway.lua")
 LUA_LEVELS = ("debug", "info", "notice", "warn", "err", "crit", "alert", "emerg")
 
 
+def _encode_base64(data: bytes, no_padding: bool) -> bytes:
+    """``ngx.encode_base64``: standard alphabet, padded unless ``no_padding``."""
+    encoded = base64.b64encode(data)
+    return encoded.rstrip(b"=") if no_padding else encoded
+
+
+def _decode_base64(data: bytes) -> bytes | None:
+    """``ngx.decode_base64``: ``nil`` for input that is not base64 (padding may be left out)."""
+    try:
+        return base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 class LuaSetupError(RuntimeError):
     """The Lua runtime cannot be set up (lua-cjson missing) or a Lua plugin cannot be loaded."""
 
@@ -62,7 +78,9 @@ class LuaHost(Protocol):
     """What the Lua ``kong``/``ngx`` API needs from the request being served."""
 
     def lua_request_header(self, name: str) -> str | None: ...
-    def lua_request_headers(self) -> dict[str, list[str]]: ...
+    def lua_request_headers(self, max_headers: int) -> dict[str, Any]: ...
+    def lua_request_target(self) -> str: ...
+    def lua_request_body(self, max_allowed_file_size: Any) -> bytes | None: ...
     def lua_request_method(self) -> str: ...
     def lua_request_path(self) -> str: ...
     def lua_ngx_var(self, name: str) -> str | None: ...
@@ -113,6 +131,7 @@ local PHASES_REQUEST = { rewrite = true, access = true, response = true, header_
 local REWRITE_ACCESS_HEADER = { rewrite = true, access = true, response = true, header_filter = true }
 local HEADER_BODY_LOG = { response = true, header_filter = true, body_filter = true, log = true }
 local BODY_FILTER = { body_filter = true }
+local BEFORE_CONTENT = { rewrite = true, access = true, response = true }
 
 local function check_phase(allowed)
   local phase = cur(2).phase
@@ -195,9 +214,27 @@ local kong = {
       if type(name) ~= "string" then error("header name must be a string", 2) end
       return host.request_header(cur().handle, name)
     end,
-    get_headers = function()
+    get_headers = function(max_headers)
       check_phase(PHASES_REQUEST)
-      return host.request_headers(cur().handle)
+      if max_headers ~= nil then
+        if type(max_headers) ~= "number" then error("max_headers must be a number", 2) end
+        if max_headers < 1 then error("max_headers must be >= 1", 2) end
+        if max_headers > 1000 then error("max_headers must be <= 1000", 2) end
+      end
+      return host.request_headers(cur().handle, max_headers or 100)  -- lua_max_req_headers
+    end,
+    get_path_with_query = function()
+      check_phase(PHASES_REQUEST)
+      return host.request_target(cur().handle)
+    end,
+    get_raw_body = function(max_allowed_file_size)
+      check_phase(BEFORE_CONTENT)
+      local body = host.request_body(cur().handle, max_allowed_file_size)
+      if body == nil then
+        return nil, "request body did not fit into client body buffer, consider raising " ..
+                    "'client_body_buffer_size'"
+      end
+      return body
     end,
     get_method = function() check_phase(PHASES_REQUEST) return host.request_method(cur().handle) end,
     get_path = function() check_phase(PHASES_REQUEST) return host.request_path(cur().handle) end,
@@ -267,6 +304,14 @@ local ngx = {
   end,
   ALERT = 1, CRIT = 2, ERR = 4, WARN = 5, NOTICE = 6, INFO = 7, DEBUG = 8,
   now = function() return host.now() end,
+  encode_base64 = function(s, no_padding)
+    if type(s) ~= "string" then error("string argument only", 2) end
+    return host.encode_base64(s, no_padding and true or false)
+  end,
+  decode_base64 = function(s)
+    if type(s) ~= "string" then error("string argument only", 2) end
+    return host.decode_base64(s)
+  end,
   time = function() return math.floor(host.now()) end,
 }
 
@@ -567,7 +612,11 @@ class LuaEngine:
         host = self.runtime.table_from(
             {
                 b"request_header": lambda h, name: _b(h.lua_request_header(_s(name))),
-                b"request_headers": lambda h: self.py_to_lua(h.lua_request_headers()),
+                b"request_headers": lambda h, n: self.py_to_lua(h.lua_request_headers(int(n))),
+                b"request_target": lambda h: _b(h.lua_request_target()),
+                b"request_body": lambda h, limit: h.lua_request_body(limit),
+                b"encode_base64": lambda data, no_padding: _encode_base64(data, no_padding),
+                b"decode_base64": lambda data: _decode_base64(data),
                 b"request_method": lambda h: _b(h.lua_request_method()),
                 b"request_path": lambda h: _b(h.lua_request_path()),
                 b"ngx_var": lambda h, name: _b(h.lua_ngx_var(_s(name))),

@@ -23,7 +23,16 @@ from urllib.parse import parse_qsl, urlencode
 
 from multidict import CIMultiDict
 
-from .context import ExitResponse, LuaError, PdkExit, RequestBody, RequestContext, UpstreamRequest, entity
+from .context import (
+    ExitResponse,
+    LuaError,
+    PdkExit,
+    RequestBody,
+    RequestContext,
+    UpstreamRequest,
+    entity,
+    multimap,
+)
 from .declarative import DEFAULT_WS_ID
 from .errors import error_body
 from .lua import EXIT_BODY_ENCODING_FAILED, JsonBody, LuaEngine, LuaRequestState
@@ -223,18 +232,6 @@ def _lua_type(value: Any) -> str:
     return "table"
 
 
-def _multimap(pairs: list[tuple[str, str]], lower: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        key = k.lower() if lower else k
-        if key in out:
-            existing = out[key]
-            out[key] = [*existing, v] if isinstance(existing, list) else [existing, v]
-        else:
-            out[key] = v
-    return out
-
-
 def _max_headers(value: Any, what: str = "max_headers") -> None:
     if value is None:
         return
@@ -360,20 +357,12 @@ def _req_headers(call: PdkCall) -> dict[str, Any]:
     100); nginx still sends every header upstream."""
     _max_headers(call.arg(0))
     limit = int(call.arg(0) or DEFAULT_MAX_REQ_HEADERS)
-    return _multimap(list(call.ctx.headers.items())[:limit])
+    return multimap(list(call.ctx.headers.items())[:limit])
 
 
 @_pdk("kong.request.get_raw_body", BEFORE_CONTENT)
 def _req_raw_body(call: PdkCall) -> bytes | None:
-    body = call.ctx.body
-    if not body.spilled:
-        return body.data
-    limit = call.arg(0)
-    if limit is None or not isinstance(limit, int | float) or limit < 0:
-        return None  # "request body did not fit into client body buffer, consider raising ..."
-    if limit > 0 and len(body.data) > limit:
-        return None  # "request body file too big: %d > %d"
-    return body.data
+    return call.ctx.body.read(call.arg(0))
 
 
 @_pdk("kong.request.get_body", BEFORE_CONTENT)
@@ -526,7 +515,7 @@ def _svcr_status(call: PdkCall) -> int | None:
 def _svcr_headers(call: PdkCall) -> dict[str, Any]:
     _max_headers(call.arg(0))
     sr = call.ctx.service_response
-    return _multimap(list(sr.headers.items())) if sr else {}
+    return multimap(list(sr.headers.items())) if sr else {}
 
 
 @_pdk("kong.service.response.get_header", HEADER_BODY_LOG)
@@ -558,7 +547,7 @@ def _resp_header(call: PdkCall) -> str | None:
 @_pdk("kong.response.get_headers", HEADER_BODY_LOG)
 def _resp_headers(call: PdkCall) -> dict[str, Any]:
     _max_headers(call.arg(0))
-    return _multimap(list(call.ctx.response_headers.items()))
+    return multimap(list(call.ctx.response_headers.items()))
 
 
 @_pdk("kong.response.get_source", HEADER_BODY_LOG)

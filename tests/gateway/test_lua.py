@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,14 @@ class Host:
     def lua_request_header(self, name: str) -> str | None:
         return {"x-api-key": "k"}.get(name.lower())
 
-    def lua_request_headers(self) -> dict[str, list[str]]:
-        return {"x-api-key": ["k"]}
+    def lua_request_headers(self, max_headers: int) -> dict[str, Any]:
+        return dict(list({"x-api-key": "k", "x-many": ["a", "b"]}.items())[:max_headers])
+
+    def lua_request_target(self) -> str:
+        return "/claude-proxy/v1/messages?q=1"
+
+    def lua_request_body(self, max_allowed_file_size: Any) -> bytes | None:
+        return b"\x00\xffbody" if max_allowed_file_size is None else None
 
     def lua_request_method(self) -> str:
         return "POST"
@@ -190,3 +197,43 @@ def test_lua_find_malformed_pattern(engine: LuaEngine, value: str, pattern: str,
     with pytest.raises(ValueError) as info:
         engine.lua_find(value, pattern)
     assert str(info.value) == message
+
+
+def test_the_request_as_kong_request_hands_it_to_lua(engine: LuaEngine) -> None:
+    """kong.request.get_headers(max), get_path_with_query and get_raw_body (aws-masker-collect's
+    calls), and ngx.encode_base64 / decode_base64, with Kong's shapes and errors."""
+    host = Host()
+    state = engine.new_request(host)
+    chunk = engine.compile(
+        "local h = kong.request.get_headers(1000) "
+        "local one = kong.request.get_headers(1) "
+        "local body = kong.request.get_raw_body() "
+        "local spilled, err = kong.request.get_raw_body(0) "
+        "kong.ctx.shared.out = { key = h['x-api-key'], many = h['x-many'], one = one['x-many'] or 'none', "
+        "  target = kong.request.get_path_with_query(), body = ngx.encode_base64(body), "
+        "  back = ngx.decode_base64(ngx.encode_base64(body)) == body, bad = ngx.decode_base64('!!') == nil, "
+        "  bare = ngx.encode_base64('ab', true), spilled = spilled == nil and err or 'read' }",
+        "collect",
+    )
+    assert engine.run(state, "access", [chunk]).kind == "ok"
+    assert state.shared_get(b"out") == {
+        b"key": b"k",
+        b"many": [b"a", b"b"],
+        b"one": b"none",
+        b"target": b"/claude-proxy/v1/messages?q=1",
+        b"body": b"AP9ib2R5",
+        b"back": True,
+        b"bad": True,
+        b"bare": b"YWI",
+        b"spilled": b"request body did not fit into client body buffer, consider raising "
+        b"'client_body_buffer_size'",
+    }
+    for source, error in (
+        ("kong.request.get_headers(0)", "max_headers must be >= 1"),
+        ("kong.request.get_headers(1001)", "max_headers must be <= 1000"),
+        ("kong.request.get_headers('x')", "max_headers must be a number"),
+    ):
+        kind, message, _, _ = run(engine, source)
+        assert kind == "error" and error in message, source
+    kind, message, _, _ = run(engine, "kong.request.get_raw_body()", phase="log")
+    assert kind == "error" and "function cannot be called in log phase" in message
