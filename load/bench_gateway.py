@@ -6,8 +6,8 @@ process) and one upstream (a fixed, fast Claude stand-in in its own process):
 - **none**: a route with no plugin;
 - **noop**: a do-nothing external plugin (``load/noop_plugin.py``: ``access`` only, no PDK call),
   the floor under any Python plugin;
-- **aws-masker**: the product as kong.yml configures it: aws-masker, aws-masker-restore and the
-  fail-closed guard, monitoring off;
+- **aws-masker**: the product as kong.yml configures it: aws-masker-collect, aws-masker,
+  aws-masker-restore and the fail-closed guard, monitoring off;
 - **aws-masker+events**: the same with monitoring on, every request sampled, batches of 10, to a
   private redis-server the benchmark starts.
 
@@ -204,6 +204,7 @@ services:
         paths: ["/masker"]
         response_buffering: false
         plugins:
+          - {{name: aws-masker-collect}}
           - {{name: aws-masker, config: {{token_secret: "{SECRET}"}}}}
           - {{name: aws-masker-restore}}
           - name: post-function
@@ -212,6 +213,7 @@ services:
         paths: ["/events"]
         response_buffering: false
         plugins:
+          - {{name: aws-masker-collect}}
           - {{name: aws-masker, config: {{{events}}}}}
           - {{name: aws-masker-restore}}
           - name: post-function
@@ -224,7 +226,7 @@ class RunningGateway:
         server = Path(sys.executable).with_name("aws-masker-server")
         noop = f"{sys.executable} {ROOT}/load/noop_plugin.py"
         env = {
-            "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore,noop",
+            "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore,aws-masker-collect,noop",
             "KONG_PLUGINSERVER_NAMES": "aws-masker,noop",
             "KONG_PLUGINSERVER_AWS_MASKER_SOCKET": f"{prefix}/aws-masker.sock",
             "KONG_PLUGINSERVER_AWS_MASKER_START_CMD": f"{server} --kong-prefix {prefix}",

@@ -3,7 +3,7 @@
 A mode is a kong.yml variant (``kong_config``):
 
 0. no plugin: kong.yml with every plugin removed (the gateway still routes to the stub);
-1. aws-masker, aws-masker-restore and the guard, monitoring off;
+1. aws-masker-collect, aws-masker, aws-masker-restore and the guard, monitoring off;
 2. monitoring on, 10% of requests sampled, batches of 10;
 3. monitoring on, every request sampled, batches of 10;
 4. monitoring on, every request sampled, batches of 1.

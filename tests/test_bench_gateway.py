@@ -23,7 +23,7 @@ def test_quick_run_writes_its_section(tmp_path: Path) -> None:
     section = doc.split("<!-- bench-gateway:start -->", 1)[1].split("<!-- bench-gateway:end -->", 1)[0]
     for mode in ("| none |", "| noop |", "| aws-masker |", "| aws-masker+events |"):
         assert mode in section
-    assert "Monitoring at 100% sampling" in section and "PDK calls 5 (access 5)" in section
+    assert "Monitoring at 100% sampling" in section and "PDK calls 3 (access 3)" in section
     assert "CPU per request with 8 concurrent clients" in section
     cpu_rows = [
         line for line in section.splitlines() if line.startswith("| aws-masker | ") and line.count("|") == 7

@@ -89,6 +89,7 @@ def test_plugin_modes_set_the_event_fields(
     assert [p["name"] for p in yaml.safe_load(text)["plugins"]] == [
         "aws-masker",
         "aws-masker-restore",
+        "aws-masker-collect",
         "post-function",
     ]
     if monitoring:

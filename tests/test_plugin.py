@@ -4,6 +4,7 @@ test_engine.py."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from aws_masker import kong_plugin
 from aws_masker.config import CATEGORY_TOGGLES
-from aws_masker.phases import CTX_KEY
+from aws_masker.phases import COLLECT_KEY, CTX_KEY
 from aws_masker.schema import SCHEMA
 
 PROMPT = "Analyze: EC2 i-1234567890abcdef0, S3 my-bucket, RDS prod-db, IP 10.0.1.100"
@@ -22,7 +23,11 @@ class FakeKong:
     """Records PDK calls by dotted name and answers from a small state."""
 
     def __init__(
-        self, body: bytes | None = b"", headers: dict[str, str] | None = None, target: str = "/v1/messages"
+        self,
+        body: bytes | None = b"",
+        headers: dict[str, str] | None = None,
+        target: str = "/v1/messages",
+        collect: bool = False,
     ) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.request_body = body
@@ -37,6 +42,11 @@ class FakeKong:
         self.sent_body: bytes | None = None
         self.sent_headers: dict[str, str] = {}
         self.exit: tuple[int, Any, Any] | None = None
+        if collect:  # what aws-masker-collect (Lua, priority 772) leaves before aws-masker runs
+            entry = {"v": 1, "target": target, "headers": self.request_headers}
+            if body is not None:
+                entry["body"] = base64.b64encode(body).decode()
+            self.shared[COLLECT_KEY] = json.dumps(entry)
 
     def __getattr__(self, name: str) -> _Path:
         return _Path(self, f"kong.{name}")
@@ -120,8 +130,12 @@ def test_plugin_contract() -> None:
     assert set(CATEGORY_TOGGLES) <= set(names)
 
 
-def test_access_masks_and_marks() -> None:
-    kong = FakeKong(messages())
+READS = ["kong.request.get_headers", "kong.request.get_path_with_query", "kong.request.get_raw_body"]
+
+
+@pytest.mark.parametrize("collect", [True, False], ids=["collected", "read"])
+def test_access_masks_and_marks(collect: bool) -> None:
+    kong = FakeKong(messages(), collect=collect)
     run("access", kong)
     sent = kong.sent_body.decode()
     assert all(o not in sent for o in ("i-1234567890abcdef0", "my-bucket", "prod-db", "10.0.1.100"))
@@ -137,26 +151,26 @@ def test_access_masks_and_marks() -> None:
     assert abs(masked["at"] / 1000 - time.time()) < 60
     assert kong.exit is None
     methods = [m for m, _ in kong.calls]
-    assert methods == [  # the budget in phases.py: 5 calls
-        "kong.request.get_headers",
-        "kong.request.get_path_with_query",
-        "kong.request.get_raw_body",
+    assert methods == [  # the budget in phases.py: 3 calls with aws-masker-collect, 6 without
+        "kong.ctx.shared.get",
+        *([] if collect else READS),
         "kong.service.request.set_raw_body",
         "kong.ctx.shared.set",
     ]
     assert methods.index("kong.ctx.shared.set") > methods.index("kong.service.request.set_raw_body")
 
 
-def test_access_without_identifiers_leaves_the_body_and_still_marks() -> None:
-    kong = FakeKong(messages("hello there"))
+@pytest.mark.parametrize("collect", [True, False], ids=["collected", "read"])
+def test_access_without_identifiers_leaves_the_body_and_still_marks(collect: bool) -> None:
+    kong = FakeKong(messages("hello there"), collect=collect)
     run("access", kong)
-    assert kong.sent_body is None and kong.sent_headers == {}
+    # a body handed over by aws-masker-collect is always sent: what goes upstream is what was read
+    assert kong.sent_body == (messages("hello there") if collect else None) and kong.sent_headers == {}
     state = json.loads(kong.shared[CTX_KEY])
     assert (state["tokens"], state["cat"], state["masked"]["count"]) == ({}, {}, 0)
     assert [m for m, _ in kong.calls] == [
-        "kong.request.get_headers",
-        "kong.request.get_path_with_query",
-        "kong.request.get_raw_body",
+        "kong.ctx.shared.get",
+        *(["kong.service.request.set_raw_body"] if collect else READS),
         "kong.ctx.shared.set",
     ]
 
@@ -180,6 +194,7 @@ def test_max_body_size_is_enforced_from_content_length_and_body() -> None:
     run("access", kong, defaults(max_body_size=1024))
     assert kong.exit[0] == 413
     assert [m for m, _ in kong.calls if not m.startswith("kong.log")] == [
+        "kong.ctx.shared.get",
         "kong.request.get_headers",
         "kong.response.exit",
     ]
@@ -294,7 +309,8 @@ EC2 = "i-0123456789abcdef0"
 ACCOUNT = "483920175526"
 
 
-def test_custom_headers_and_query_arguments_are_masked_into_one_token_map() -> None:
+@pytest.mark.parametrize("collect", [True, False], ids=["collected", "read"])
+def test_custom_headers_and_query_arguments_are_masked_into_one_token_map(collect: bool) -> None:
     headers = {
         "Content-Type": "application/json",
         "x-api-key": "sk-ant-api03-" + "a" * 40,
@@ -302,15 +318,17 @@ def test_custom_headers_and_query_arguments_are_masked_into_one_token_map() -> N
         "x-note": f"see {EC2} and 10.0.1.100",
     }
     kong = FakeKong(
-        messages(f"why is {EC2} down"), headers, f"/v1/messages?note={EC2}&n%69ce=10%2E0%2E1%2E100"
+        messages(f"why is {EC2} down"),
+        headers,
+        f"/v1/messages?note={EC2}&n%69ce=10%2E0%2E1%2E100",
+        collect=collect,
     )
     run("access", kong)
     assert kong.exit is None
     methods = [m for m, _ in kong.calls]
     assert methods == [
-        "kong.request.get_headers",
-        "kong.request.get_path_with_query",
-        "kong.request.get_raw_body",
+        "kong.ctx.shared.get",
+        *([] if collect else READS),
         "kong.service.request.set_headers",
         "kong.service.request.set_raw_query",
         "kong.service.request.set_raw_body",
@@ -418,4 +436,49 @@ def test_more_headers_than_kong_hands_over_are_refused() -> None:
     kong = FakeKong(messages(), headers)
     run("access", kong)
     assert (kong.exit[0], kong.exit[1]["error"]) == (431, "AWS_MASKER_2010")
-    assert kong.calls[0] == ("kong.request.get_headers", (1000,))
+    assert kong.calls[1] == ("kong.request.get_headers", (1000,))
+    collected = FakeKong(messages(), headers, collect=True)
+    run("access", collected)
+    assert (collected.exit[0], collected.exit[1]["error"]) == (431, "AWS_MASKER_2010")
+    assert [m for m, _ in collected.calls if not m.startswith("kong.log")] == [
+        "kong.ctx.shared.get",
+        "kong.response.exit",
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "not json",
+        '{"v": 2, "target": "/v1/messages", "headers": {}}',
+        '{"v": 1, "headers": {}}',
+        '{"v": 1, "target": "/v1/messages", "headers": {"x": 1}}',
+        '{"v": 1, "target": "/v1/messages", "headers": {}, "body": "not base64!"}',
+        "[1]",
+    ],
+)
+def test_an_unreadable_collected_request_is_read_again(value: str) -> None:
+    """aws-masker-collect's value is only a shortcut: anything off, and aws-masker reads the request."""
+    kong = FakeKong(messages())
+    kong.shared[COLLECT_KEY] = value
+    run("access", kong)
+    assert kong.exit is None
+    assert [m for m, _ in kong.calls][1:4] == READS
+    assert "i-1234567890abcdef0" not in kong.sent_body.decode()
+
+
+def test_a_body_the_collector_did_not_hand_over_is_read() -> None:
+    """Spilled to disk, or over max_inline_body_bytes: headers and target from Lua, the body by call."""
+    kong = FakeKong(messages(), {"Content-Type": "application/json", "x-note": "i-1234567890abcdef0"})
+    entry = {"v": 1, "target": "/v1/messages", "headers": kong.request_headers}
+    kong.shared[COLLECT_KEY] = json.dumps(entry)
+    run("access", kong)
+    assert [m for m, _ in kong.calls] == [
+        "kong.ctx.shared.get",
+        "kong.request.get_raw_body",
+        "kong.service.request.set_headers",
+        "kong.service.request.set_raw_body",
+        "kong.ctx.shared.set",
+    ]
+    assert "i-1234567890abcdef0" not in json.dumps(kong.sent_headers) + kong.sent_body.decode()

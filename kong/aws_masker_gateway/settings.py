@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PREFIX = "/usr/local/kong"
-DEFAULT_PLUGINS = "bundled,aws-masker,aws-masker-restore"
+DEFAULT_PLUGINS = "bundled,aws-masker,aws-masker-restore,aws-masker-collect"
 DEFAULT_BODY_BUFFER = "8k"
 DEFAULT_SERVER_NAME = "aws-masker"
 DEFAULT_SERVER_EXECUTABLE = "aws-masker-server"

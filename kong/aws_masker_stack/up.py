@@ -298,7 +298,7 @@ def up_main(argv: list[str] | None = None) -> int:
     secret = token_secret(run_dir)
     api_key = os.environ.get("ANTHROPIC_API_KEY") or None
     env = {**os.environ, "AWS_MASKER_TOKEN_SECRET": secret, "PYTHONUNBUFFERED": "1"}
-    # the Lua restore plugin (kong/plugins/aws-masker-restore) from this checkout, as Kong would load it
+    # the Lua plugins (kong/plugins/aws-masker-restore and -collect) from this checkout, as Kong loads them
     env.setdefault("KONG_LUA_PACKAGE_PATH", f"{REPO_ROOT}/?.lua;;")
     cli = [sys.executable, "-m", "aws_masker.cli"]
     children: list[Child] = []

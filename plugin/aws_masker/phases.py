@@ -4,23 +4,29 @@ Every PDK call is one IPC round trip between Kong and this plugin server (docs/k
 paid by the request that makes it, so each one is justified in a comment next to it. The budget:
 
 ``access`` (on the request's path, before the upstream sees it):
-    1. ``kong.request.get_headers(1000)``: every request header in one call (Content-Length,
-       Transfer-Encoding, Content-Type, Content-Encoding, and the values masked by channels.py);
-       cheaper than one call per header.
-    2. ``kong.request.get_path_with_query()``: the raw request target, for the path and query
-       arguments (channels.py).
-    3. ``kong.request.get_raw_body(0)``: the body, whole (see the comment at the call).
-    4. ``kong.service.request.set_raw_body(masked)``: only when something was masked in the body.
+    1. ``kong.ctx.shared.get("aws_masker_request")``: the request's target, headers and body, read
+       in Lua by aws-masker-collect (kong/plugins/aws-masker-collect, priority 772, just before
+       this plugin), where reading costs no round trip. Without that plugin (or for a body it did
+       not hand over: spilled to disk, or over its ``max_inline_body_bytes``) the same values come
+       from the calls Kong would otherwise need, one round trip each:
+       ``kong.request.get_headers(1000)`` (every request header in one call: Content-Length,
+       Transfer-Encoding, Content-Type, Content-Encoding, and the values masked by channels.py),
+       ``kong.request.get_path_with_query()`` (the raw request target, for channels.py) and
+       ``kong.request.get_raw_body(0)`` (the body, whole: see the comment at the call).
+    2. ``kong.service.request.set_raw_body(masked)``: when something was masked in the body, and
+       always for a body aws-masker-collect handed over (so what goes upstream is what was masked).
        (+1 ``kong.service.request.clear_header("Content-Encoding")`` when that body came compressed:
        it goes upstream decoded.)
-    5. ``kong.ctx.shared.set("aws_masker", state)``: always; the token map for the restore plugin,
+    3. ``kong.ctx.shared.set("aws_masker", state)``: always; the token map for the restore plugin,
        the counts for the monitoring events, and the mark the fail-closed guard checks.
     (+1 ``kong.service.request.set_headers`` when a header value was masked, +1
     ``kong.service.request.set_raw_query`` when a query argument was, +1 ``kong.log.notice`` when the
     operator turned ``log_masked_requests`` on.)
-    So 5 calls for a JSON request with identifiers in its body, 4 for one with nothing to mask. The
-    upstream must answer uncompressed for the restore to work as it streams: the restore plugin's own
-    ``access`` (Lua, after this one) sets ``Accept-Encoding: identity``, which costs no round trip.
+    So 3 calls for a JSON request, with identifiers or without, as kong.yml configures the plugins;
+    without aws-masker-collect 6 for one with identifiers in its body and 5 for one with nothing to
+    mask (the ``kong.ctx.shared.get`` finds nothing, then the three reads). The upstream must answer
+    uncompressed for the restore to work as it streams: the restore plugin's own ``access`` (Lua,
+    after this one) sets ``Accept-Encoding: identity``, which costs no round trip.
 
 ``log`` (after the response has gone to the client; Kong runs it from a timer, after every Lua
 plugin's log phase):
@@ -47,6 +53,7 @@ sent is ever echoed in the error.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -71,6 +78,9 @@ from .restore import token_kind
 from .schema import DEFAULT_MAX_BODY_SIZE
 from .tokens import KIND_CATEGORIES
 
+# what aws-masker-collect (kong/plugins/aws-masker-collect) leaves in kong.ctx.shared, and its version
+COLLECT_KEY = "aws_masker_request"
+COLLECT_VERSION = 1
 # kong.ctx.shared key. The fail-closed guard in kong.yml (a post-function) refuses any request on which
 # this key is missing, so it must only be set once the body sent upstream is the masked one.
 CTX_KEY = "aws_masker"
@@ -132,11 +142,48 @@ def _is_json(content_type: str | None) -> bool:
     return mtype == "application/json" or (mtype.endswith("+json") and "/" in mtype)
 
 
+@dataclass(frozen=True)
+class Collected:
+    """The request as aws-masker-collect left it in ``kong.ctx.shared`` (its handler.lua)."""
+
+    target: str
+    headers: dict[str, Any]
+    body: bytes | None  # None: not handed over (spilled to disk, or over its size limit)
+
+    @classmethod
+    def parse(cls, raw: Any) -> Collected | None:
+        """``None`` when there is nothing usable (the plugin is not installed, or an unknown
+        version): aws-masker then reads the request with its own calls."""
+        if not isinstance(raw, str | bytes) or not raw:
+            return None
+        try:
+            entry = json.loads(raw)
+            if not isinstance(entry, dict) or entry.get("v") != COLLECT_VERSION:
+                return None
+            target, headers, body = entry.get("target"), entry.get("headers"), entry.get("body")
+            if not isinstance(target, str) or not isinstance(headers, dict):
+                return None
+            if not all(
+                isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+                for v in headers.values()
+            ):
+                return None
+            data = None if body is None else base64.b64decode(body, validate=True)
+        except (ValueError, TypeError):  # json.JSONDecodeError and binascii.Error are ValueErrors
+            return None
+        return cls(target, headers, data)
+
+
 def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> None:
     """Mask the request; ``events``: monitoring is on (the restore plugin then leaves the counts)."""
-    # PDK: all request headers in one call (length, type and coding checks, and channels.py). Kong
-    # hands over the first 100 by default and at most 1000, but sends every header upstream.
-    headers = kong.request.get_headers(MAX_HEADERS) or {}
+    # PDK: the request as aws-masker-collect read it in Lua (one call instead of the next three).
+    collected = Collected.parse(kong.ctx.shared.get(COLLECT_KEY))
+    if collected is not None:
+        headers: dict[str, Any] = collected.headers
+    else:
+        # PDK: all request headers in one call (length, type and coding checks, and channels.py).
+        # Kong hands over the first 100 by default and at most 1000, but sends every header upstream.
+        headers = kong.request.get_headers(MAX_HEADERS) or {}
     if sum(len(v) if isinstance(v, list) else 1 for v in headers.values()) >= MAX_HEADERS:
         raise TooManyHeadersError(
             f"a request with {MAX_HEADERS} or more headers cannot be checked; it was not forwarded"
@@ -149,14 +196,19 @@ def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> N
         )
     encoding = headers.get("content-encoding")
     coding = coding_of(encoding if isinstance(encoding, list) else [encoding] if encoding else [])
-    # PDK: the raw request target (path and query), masked or refused by channels.py below.
-    target = kong.request.get_path_with_query() or "/"
-    # PDK: the body itself. 0 means "no limit" to Kong 3.8+, which then reads a body spilled to disk
-    # past client_body_buffer_size whatever its size: with a limit, a larger (chunked) body comes back
-    # nil, which Kong's bridge cannot pack, a Lua error (500) this plugin never sees. A declared
-    # length over max_body_size was refused above; a chunked one is measured below (bound it in
-    # nginx with nginx_http_client_max_body_size). Older Kong ignores the argument.
-    body = kong.request.get_raw_body(0)
+    # PDK (without aws-masker-collect): the raw request target (path and query), masked or refused
+    # by channels.py below.
+    target = collected.target if collected is not None else kong.request.get_path_with_query() or "/"
+    # PDK (without aws-masker-collect, or a body it did not hand over): the body itself. 0 means "no
+    # limit" to Kong 3.8+, which then reads a body spilled to disk past client_body_buffer_size
+    # whatever its size: with a limit, a larger (chunked) body comes back nil, which Kong's bridge
+    # cannot pack, a Lua error (500) this plugin never sees. A declared length over max_body_size
+    # was refused above; a chunked one is measured below (bound it in nginx with
+    # nginx_http_client_max_body_size). Older Kong ignores the argument.
+    body = collected.body if collected is not None else None
+    handed_over = body is not None
+    if body is None:
+        body = kong.request.get_raw_body(0)
     if body is None:  # what a fake or an older bridge may hand over: never forward it
         raise BodyTooLargeError(
             "request body could not be read (larger than max_body_size, or spilled to disk on a Kong "
@@ -202,8 +254,10 @@ def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> N
         # PDK: the masked query string (only when a query argument carried an identifier).
         kong.service.request.set_raw_query(channels.raw_query)
     if body:
-        if result.total or compressed:
-            # PDK: replace the body sent upstream (Kong sets Content-Length).
+        if result.total or compressed or handed_over:
+            # PDK: replace the body sent upstream (Kong sets Content-Length). Always for a body
+            # aws-masker-collect handed over: the body sent is the one masked, even if a plugin of
+            # the same priority changed the request in between (see its handler.lua).
             kong.service.request.set_raw_body(masked if result.total else body)
         if compressed:
             # PDK: the body goes upstream decoded (only for a compressed request body).

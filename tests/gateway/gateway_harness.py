@@ -34,7 +34,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 _ROOT = Path(__file__).resolve().parents[2]
 _SERVER = Path(sys.executable).with_name("aws-masker-server")
 AWS_MASKER_ENV = {
-    "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore",
+    "KONG_PLUGINS": "bundled,aws-masker,aws-masker-restore,aws-masker-collect",
     "KONG_PLUGINSERVER_NAMES": "aws-masker",
     "KONG_PLUGINSERVER_AWS_MASKER_SOCKET": "{prefix}/aws-masker.sock",
     "KONG_PLUGINSERVER_AWS_MASKER_START_CMD": f"{_SERVER} --kong-prefix {{prefix}}",

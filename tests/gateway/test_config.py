@@ -33,7 +33,7 @@ def test_bad_nginx_size() -> None:
 
 def test_defaults_without_pluginserver_names() -> None:
     settings = load_settings(env={}, prefix="/tmp/kp")
-    assert settings.plugins == ("bundled", "aws-masker", "aws-masker-restore")
+    assert settings.plugins == ("bundled", "aws-masker", "aws-masker-restore", "aws-masker-collect")
     assert settings.client_body_buffer_size == 8192
     (server,) = settings.plugin_servers
     assert server.name == "aws-masker"

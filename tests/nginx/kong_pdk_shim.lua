@@ -10,6 +10,11 @@
 --   kong.response.get_header / clear_header   ngx.resp.get_headers() / ngx.header
 --   kong.response.get_status                  ngx.status
 --   kong.request.get_method                   ngx.req.get_method()
+--   kong.request.get_headers(max)             ngx.req.get_headers(max) (Kong's bounds on max)
+--   kong.request.get_path_with_query          ngx.var.request_uri
+--   kong.request.get_raw_body(max)            ngx.req.read_body + get_body_data; a body nginx
+--                                             spilled to a file read back as Kong 3.9 does (up
+--                                             to max; 0: any size; no max: nil and Kong's message)
 --   kong.service.request.set_header           ngx.req.set_header (the upstream request's header)
 --   kong.router.get_route / get_service       fixed entities named "nginx-route" / "nginx-service"
 -- run() calls a plugin's phase method the way Kong's plugin iterator does; serialize() is the part
@@ -106,6 +111,42 @@ local request = {}
 function request.get_method()
   check_phase(WITH_CTX)
   return ngx.req.get_method()
+end
+
+function request.get_headers(max_headers)
+  check_phase(WITH_CTX)
+  if max_headers == nil then return ngx.req.get_headers() end
+  if type(max_headers) ~= "number" then error("max_headers must be a number", 2) end
+  if max_headers < 1 then error("max_headers must be >= 1", 2) end
+  if max_headers > 1000 then error("max_headers must be <= 1000", 2) end
+  return ngx.req.get_headers(max_headers)
+end
+
+function request.get_path_with_query()
+  check_phase(WITH_CTX)
+  return ngx.var.request_uri
+end
+
+function request.get_raw_body(max_allowed_file_size)
+  check_phase({ rewrite = true, access = true })
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then return body end
+  local path = ngx.req.get_body_file()
+  if not path then return "" end
+  if not max_allowed_file_size or max_allowed_file_size < 0 then
+    return nil, "request body did not fit into client body buffer, consider raising 'client_body_buffer_size'"
+  end
+  local file = assert(io.open(path, "rb"))
+  local size = file:seek("end") or 0
+  if max_allowed_file_size > 0 and size > max_allowed_file_size then
+    file:close()
+    return nil, ("request body file too big: %d > %d"):format(size, max_allowed_file_size)
+  end
+  file:seek("set")
+  local data = file:read("*a")
+  file:close()
+  return data
 end
 
 local service = { request = {} }

@@ -8,11 +8,12 @@ import shlex
 import yaml
 
 from .dockerfile import Dockerfile, Stage
-from .image import KONG_DEFAULT_PREFIX, venv_of
+from .image import KONG_DEFAULT_PREFIX, ROOT, venv_of
 
 COMPILERS = ("build-essential", "gcc", "g++", "python3-dev", "make")
 _KONG_IMAGE = re.compile(r"kong:3\.9\.\d+(@sha256:[0-9a-f]{64})?")
 _SIZE = re.compile(r"(\d+)([km]?)", re.I)
+LUA_PLUGINS = ROOT / "kong" / "plugins"  # our Lua plugins, one directory each
 
 
 def _size(value: str) -> int:
@@ -68,30 +69,31 @@ def kong_problems(df: Dockerfile, dump_name: str, kong_yml: str) -> list[str]:
     if not any(dest == env.get("KONG_DECLARATIVE_CONFIG") for frm, _src, dest in final.copies() if not frm):
         problems.append("kong.yml is not copied to KONG_DECLARATIVE_CONFIG")
     plugins = env.get("KONG_PLUGINS", "").split(",")
-    for name in ("bundled", dump_name, "aws-masker-restore"):
+    config = yaml.safe_load(kong_yml)
+    # our Lua plugins that kong.yml enables (kong/plugins/<name>/): each must be loaded by Kong
+    ours = sorted({p["name"] for p in config["plugins"]} & {d.name for d in LUA_PLUGINS.iterdir()})
+    for name in ("bundled", dump_name, *ours):
         if name not in plugins:
             problems.append(f"KONG_PLUGINS lacks {name}")
     problems += plugin_server_problems(env, dump_name, venv_of(df))
     if "KONG_NGINX_WORKER_PROCESSES" not in env:
         problems.append("KONG_NGINX_WORKER_PROCESSES is not set")
-    config = yaml.safe_load(kong_yml)
     max_body = next(p["config"]["max_body_size"] for p in config["plugins"] if p["name"] == dump_name)
     for key in ("KONG_NGINX_HTTP_CLIENT_BODY_BUFFER_SIZE", "KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE"):
         if key not in env or _size(env[key]) < max_body:
             problems.append(f"{key} is below max_body_size ({max_body})")
     lua_path = env.get("KONG_LUA_PACKAGE_PATH", "")
-    lua_dests = [
-        dest for frm, srcs, dest in final.copies() if not frm and "kong/plugins/aws-masker-restore" in srcs
-    ]
-    # Kong requires "kong.plugins.aws-masker-restore.handler": some template must land in the copy
-    module = "kong/plugins/aws-masker-restore/handler"
-    found = [
-        t.replace("?", module)
-        for t in lua_path.split(";")
-        if "?" in t and any(t.replace("?", module).startswith(d.rstrip("/") + "/") for d in lua_dests)
-    ]
-    if not found:
-        problems.append("the Lua restore plugin is not copied onto KONG_LUA_PACKAGE_PATH")
+    for name in ours:
+        lua_dests = [dest for frm, srcs, dest in final.copies() if not frm and f"kong/plugins/{name}" in srcs]
+        # Kong requires "kong.plugins.<name>.handler": some template must land in the copy
+        module = f"kong/plugins/{name}/handler"
+        found = [
+            t.replace("?", module)
+            for t in lua_path.split(";")
+            if "?" in t and any(t.replace("?", module).startswith(d.rstrip("/") + "/") for d in lua_dests)
+        ]
+        if not found:
+            problems.append(f"the Lua plugin {name} is not copied onto KONG_LUA_PACKAGE_PATH")
     if not lua_path.endswith(";;"):
         problems.append("KONG_LUA_PACKAGE_PATH drops Kong's default path (end it with ;;)")
     return problems

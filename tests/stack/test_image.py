@@ -59,7 +59,7 @@ def test_the_image_settings_load_kong_yml(
         assert "https://api.anthropic.com" not in text and "http://claude-stub:8080" in text
     gateway = create_gateway(settings_for(root, env), text, respawn=False)
     assert set(gateway.infos) == {"aws-masker"}
-    assert set(gateway.lua_plugins) == {"aws-masker-restore"}
+    assert set(gateway.lua_plugins) == {"aws-masker-restore", "aws-masker-collect"}
     names = {p.name for p in gateway.config.plugins}
     assert {"aws-masker", "aws-masker-restore", "post-function"} <= names
 
