@@ -304,3 +304,31 @@ def test_a_verbose_plugin_server_logs_nothing_of_a_request(tmp_path: Path, recor
         log = "\n".join(verbose.gateway.lines)
     assert "rpc: #" in log  # the plugin server's debug lines are there...
     assert leaks(log) == []  # ...and carry nothing of the requests
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["header", "target"],
+)
+def test_an_identifier_beside_bytes_that_are_not_utf8_never_passes(
+    gw: Stack, recorder: Recorder, where: str
+) -> None:
+    """A latin-1 byte in a header value or the target: Kong hands either to the plugin server as a
+    msgpack string, which must be UTF-8 (with or without aws-masker-collect). Refused, not forwarded."""
+    before = len(recorder.seen)
+    body = messages("hello")
+    target = f"/v1/messages?note=caf\xe9-{EC2}" if where == "target" else "/v1/messages"
+    header = f"X-Note: caf\xe9 {EC2}\r\n" if where == "header" else ""
+    reply = raw_exchange(
+        gw,
+        (
+            f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{header}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
+        + body,
+    )
+    status = int(reply.split(b" ", 2)[1])
+    assert status == 200 or status >= 400, reply[:200]
+    for seen in recorder.seen[before:]:
+        assert EC2.encode() not in seen and not leaks(seen), seen[:300]
+    assert EC2.encode() not in reply
