@@ -200,8 +200,8 @@ def markdown(doc: dict[str, Any]) -> str:
         clients = m["redis_clients"]
         lines.append(
             f"| {m['mode']} {m['name']} | {lo['requests']} | {lo['failures']} | {_f(lo['rps'])} | "
-            f"{_f(lo['avg_ms'])} | {_f(lo['p50_ms'], 0)} | {_f(lo['p95_ms'], 0)} | {_f(lo['p99_ms'], 0)} | "
-            f"{_f(lo['ttfb_p50_ms'], 0)} | "
+            f"{_f(lo['avg_ms'])} | {_f(lo['p50_ms'])} | {_f(lo['p95_ms'])} | {_f(lo['p99_ms'])} | "
+            f"{_f(lo['ttfb_p50_ms'])} | "
             f"{_pct(ratio(lo['p50_ms'], m1['locust']['p50_ms']) if m1 else None)} | "
             f"{_pct(ratio(lo['p50_ms'], m0['locust']['p50_ms']) if m0 else None)} | "
             f"{_pct(ratio(lo['rps'], m1['locust']['rps']) if m1 else None)} | "
