@@ -55,7 +55,8 @@ from aws_masker.engine import Masker
 from aws_masker_gateway.app import Gateway, create_gateway, run_site, shutdown_site
 from aws_masker_gateway.orphans import die_with_parent
 from aws_masker_gateway.settings import load_settings
-from aws_masker_stack.localredis import free_port, private_server_argv
+from aws_masker_stack.localredis import private_server_argv
+from aws_masker_stack.ports import free_ports
 
 START, END = "<!-- bench-gateway:start -->", "<!-- bench-gateway:end -->"
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,14 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     tokens = list(masked.tokens)[:20]
     answer = "Looking at " + ", ".join(tokens) + ": the instances look healthy."
 
-    port = free_port()
+    port, redis_port = free_ports(2)
     upstream = subprocess.Popen(
         [sys.executable, __file__, "--upstream", str(port), answer],
         stdout=subprocess.DEVNULL,
         preexec_fn=die_with_parent,
     )
     redis_dir = tempfile.TemporaryDirectory()
-    redis_port = free_port()
     redis_argv = private_server_argv(Path(redis_dir.name), redis_port)
     if redis_argv is None:
         print("bench-gateway: redis-server is not installed (scripts/system-deps.sh test)", file=sys.stderr)

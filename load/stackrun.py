@@ -37,7 +37,8 @@ import redis
 import yaml
 
 from aws_masker_gateway.orphans import die_with_parent
-from aws_masker_stack.localredis import RedisTarget, answers, free_port, private_server_argv
+from aws_masker_stack.localredis import RedisTarget, answers, private_server_argv
+from aws_masker_stack.ports import free_ports
 from aws_masker_stack.up import set_plugin_fields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +188,7 @@ class Stack:
         base = (base_config or ROOT / "kong.yml").read_text()
         self.config_path = workdir / f"kong-mode{mode.number}.yml"
         self.config_path.write_text(kong_config(base, mode, stats_interval_s))
-        self.gateway_port, self.stub_port, self.subscriber_port = free_port(), free_port(), free_port()
+        self.gateway_port, self.stub_port, self.subscriber_port, self.redis_port = free_ports(4)
         self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         self.stub_url = f"http://127.0.0.1:{self.stub_port}"
         self.subscriber_url = f"http://127.0.0.1:{self.subscriber_port}"
@@ -208,7 +209,7 @@ class Stack:
             raise
 
     def _start(self, timeout: float) -> None:
-        redis_port = free_port()
+        redis_port = self.redis_port
         argv = private_server_argv(self.workdir / f"mode{self.mode.number}", redis_port)
         if argv is None:
             raise RuntimeError("redis-server is not installed (scripts/system-deps.sh run)")

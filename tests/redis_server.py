@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -17,15 +16,10 @@ from typing import Any
 import redis
 
 from aws_masker_gateway.orphans import die_with_parent
+from aws_masker_stack.ports import free_port, free_ports  # noqa: F401 (re-exported: the tests' one source)
 
 CHANNEL = "aws-masker:events"
 WAIT_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- redis-server -------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,6 +39,7 @@ if importlib.util.find_spec("aws_masker_stack") is None:  # editable install pre
     sys.path.insert(0, str(KONG_DIR))
 
 from aws_masker_stack import stub  # noqa: E402
+from aws_masker_stack.ports import free_port  # noqa: E402
 
 T = TypeVar("T")
 MODEL = "claude-stub-test-model"
@@ -442,12 +442,6 @@ def test_official_sdk_parses_json_and_stream(threaded_stub: tuple[str, stub.Stub
 
 
 # ----------------------------------------------------------------------------------------- subprocess
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -8,7 +8,6 @@ else none, and the stack runs without events. ``find_redis`` says which in one l
 from __future__ import annotations
 
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -81,12 +80,6 @@ def answers(target: RedisTarget, timeout: float = 1.0) -> str | None:
     except (redis.RedisError, OSError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def private_server_argv(run_dir: Path, port: int) -> list[str] | None:

@@ -35,6 +35,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,10 +47,10 @@ from aws_masker_stack.localredis import (
     DEFAULT,
     RedisTarget,
     answers,
-    free_port,
     parse_url,
     private_server_argv,
 )
+from aws_masker_stack.ports import free_port
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def listen_ports(args: argparse.Namespace) -> list[int]:
+    """The ports of the stack's own servers (a private redis-server must not take one)."""
+    ports = []
+    for address in (args.listen, args.stub_listen, args.subscriber_listen):
+        with contextlib.suppress(ValueError):
+            ports.append(int(address.rsplit(":", 1)[-1]))
+    return ports
+
+
 def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
     try:
@@ -217,9 +227,14 @@ def configures_masker(text: str) -> bool:
 
 
 def find_redis(
-    run_dir: Path, env: dict[str, str], children: list[Child], default: tuple[str, int] = DEFAULT
+    run_dir: Path,
+    env: dict[str, str],
+    children: list[Child],
+    default: tuple[str, int] = DEFAULT,
+    avoid: Iterable[int] = (),
 ) -> RedisTarget | None:
-    """REDIS_URL, else ``default`` (127.0.0.1:6379) if it answers, else a private redis-server;
+    """REDIS_URL, else ``default`` (127.0.0.1:6379) if it answers, else a private redis-server
+    on a free port not in ``avoid`` (the ports the stack's other servers are about to bind);
     says which."""
     url = os.environ.get("REDIS_URL")
     if url:
@@ -241,7 +256,7 @@ def find_redis(
     if answers(target) is None:
         print(f"aws-masker up: monitoring events go to the Redis at {target.display}", flush=True)
         return target
-    port = free_port()
+    port = free_port(avoid)
     argv = private_server_argv(run_dir, port)
     if argv is None:
         print(
@@ -322,7 +337,7 @@ def up_main(argv: list[str] | None = None) -> int:
                 f"aws-masker up: ANTHROPIC_API_KEY is not set; using the Claude stub at {stub_url}",
                 flush=True,
             )
-        target = find_redis(run_dir, env, children)
+        target = find_redis(run_dir, env, children, avoid=listen_ports(args))
         subscriber = None
         subscriber_url = None
         masker = configures_masker(config_text)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aws_masker_stack.ports import free_port, free_ports  # noqa: F401 (re-exported: the tests' one source)
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "aws_masker.cli"]
 SECRET = "e2e-token-secret-0123456789"
@@ -26,12 +27,6 @@ LOG_LINE = re.compile(
     r"route=(?P<route>\S+) status=(?P<status>\d+).* pdk_calls=(?P<pdk>\d+) pdk_phases=(?P<phases>\S+) "
     r"request_id=(?P<id>\w+)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Proc:
@@ -115,7 +110,7 @@ class Stack:
         log_level: str = "notice",
     ) -> None:
         self.tmp = tmp
-        self.stub_port, self.port = free_port(), free_port()
+        self.stub_port, self.port = free_ports(2)
         self.stub_url = f"http://127.0.0.1:{self.stub_port}"
         self.url = f"http://127.0.0.1:{self.port}"
         env = {

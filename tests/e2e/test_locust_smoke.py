@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer, free_port, free_ports
 
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
@@ -49,7 +49,7 @@ def test_a_locust_run_through_the_local_stack_passes_every_check(
     server = make_redis()
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}
     env.pop("ANTHROPIC_API_KEY", None)
-    gateway, stub, subscriber = (free_port() for _ in range(3))
+    gateway, stub, subscriber = free_ports(3)
     stack = Proc(
         [*CLI, "up", "--no-demo", "--run-dir", str(tmp_path / "run"), "--listen", f"127.0.0.1:{gateway}",
          "--stub-listen", f"127.0.0.1:{stub}", "--subscriber-listen", f"127.0.0.1:{subscriber}"],

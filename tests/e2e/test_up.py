@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer, free_port, free_ports
 
 from aws_masker_stack.up import Child, find_redis
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def up(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    ports = [str(free_port()) for _ in range(3)]
+    ports = [str(port) for port in free_ports(3)]
     return subprocess.run(
         [*CLI, "up", "--exit-after-demo", "--run-dir", str(tmp_path / "run"),
          "--listen", f"127.0.0.1:{ports[0]}", "--stub-listen", f"127.0.0.1:{ports[1]}",
@@ -78,7 +78,7 @@ def test_killing_up_stops_every_child(tmp_path: Path, make_redis: Callable[..., 
     server = make_redis()
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}
     env.pop("ANTHROPIC_API_KEY", None)
-    ports = [str(free_port()) for _ in range(3)]
+    ports = [str(port) for port in free_ports(3)]
     proc = subprocess.Popen(
         [*CLI, "up", "--run-dir", str(tmp_path / "run"), "--listen", f"127.0.0.1:{ports[0]}",
          "--stub-listen", f"127.0.0.1:{ports[1]}", "--subscriber-listen", f"127.0.0.1:{ports[2]}"],

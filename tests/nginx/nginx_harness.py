@@ -38,6 +38,7 @@ from aiohttp import web
 
 from aws_masker.restore import token_kind
 from aws_masker.tokens import KIND_CATEGORIES
+from aws_masker_stack.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -76,12 +77,6 @@ def find_nginx() -> tuple[NginxInstall | None, str]:
     lua_dirs = glob.glob("/usr/lib/*/lua/5.1") + glob.glob("/usr/lib*/lua/5.1") + ["/usr/local/lib/lua/5.1"]
     cpath = [f"{d}/?.so" for d in sorted(lua_dirs) if Path(d, "cjson.so").is_file()]
     return NginxInstall(binary, [*modules, str(lua)], list(dict.fromkeys(cpath))), ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the upstream -----------------------------------------------------------------------------------------

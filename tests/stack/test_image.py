@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e.stack import CLI, SECRET, Proc, free_port, http, stub_config
+from e2e.stack import CLI, SECRET, Proc, free_ports, http, stub_config
 
 from aws_masker.tokens import TOKEN_RE
 from aws_masker_gateway.app import GatewayError, create_gateway
@@ -116,7 +116,7 @@ def running(installed: tuple[Path, dict[str, str]]) -> Iterator[Running]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("KONG_")}
     env.update(image_env)
     env.update({"AWS_MASKER_TOKEN_SECRET": SECRET, "PYTHONUNBUFFERED": "1"})
-    stub_port, port = free_port(), free_port()
+    stub_port, port = free_ports(2)
     stub = Proc([*CLI, "stub", "--listen", f"127.0.0.1:{stub_port}"], env, "listening on", cwd=root)
     stub_url = f"http://127.0.0.1:{stub_port}"
     # kong.yml as shipped, its upstream moved to the stub (monitoring off: no Redis here)
