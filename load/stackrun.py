@@ -209,18 +209,17 @@ class Stack:
             raise
 
     def _start(self, timeout: float) -> None:
-        redis_port = self.redis_port
-        argv = private_server_argv(self.workdir / f"mode{self.mode.number}", redis_port)
+        argv = private_server_argv(self.workdir / f"mode{self.mode.number}", self.redis_port)
         if argv is None:
             raise RuntimeError("redis-server is not installed (scripts/system-deps.sh run)")
         self.redis_proc = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
-        target = RedisTarget("127.0.0.1", redis_port)
+        target = RedisTarget("127.0.0.1", self.redis_port)
         deadline = time.monotonic() + timeout
         while answers(target, timeout=0.5) is not None:
             if self.redis_proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the private redis-server on port {redis_port} did not start")
+                raise RuntimeError(f"the private redis-server on port {self.redis_port} did not start")
             time.sleep(0.1)
         env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}  # the stub answers
         env.update(REDIS_URL=target.url, PYTHONUNBUFFERED="1")
@@ -252,7 +251,7 @@ class Stack:
             raise RuntimeError(f"not found among aws-masker up's processes: {', '.join(sorted(missing))}")
         self.sampler = Sampler(
             self.processes,
-            redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=2),
+            redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=2),
             self.t0,
             find_more=self.find_processes,
         )

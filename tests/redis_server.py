@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from aws_masker_gateway.orphans import die_with_parent
-from aws_masker_stack.ports import free_port, free_ports  # noqa: F401 (re-exported: the tests' one source)
+from aws_masker_stack.ports import free_port
 
 CHANNEL = "aws-masker:events"
 WAIT_S = 15.0

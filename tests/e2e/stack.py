@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aws_masker_stack.ports import free_port, free_ports  # noqa: F401 (re-exported: the tests' one source)
+from aws_masker_stack.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "aws_masker.cli"]

@@ -13,8 +13,9 @@ import pytest
 from redis_server import RedisServer
 
 from aws_masker.tokens import TOKEN_RE
+from aws_masker_stack.ports import free_port
 
-from .stack import CLI, Stack, free_port, http
+from .stack import CLI, Stack, http
 from .test_monitoring import ORIGINALS, request, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from redis_server import RedisServer, free_port, free_ports
+from redis_server import RedisServer
 
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
+from aws_masker_stack.ports import free_port, free_ports
 
 from .stack import CLI, ROOT, Proc, http
 

@@ -17,8 +17,9 @@ import anthropic
 import pytest
 
 from aws_masker.tokens import TOKEN_RE
+from aws_masker_stack.ports import free_port
 
-from .stack import CLI, ROOT, Stack, free_port, http, running, stub_config
+from .stack import CLI, ROOT, Stack, http, running, stub_config
 
 pytestmark = pytest.mark.e2e
 

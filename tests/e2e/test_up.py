@@ -12,8 +12,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from redis_server import RedisServer, free_port, free_ports
+from redis_server import RedisServer
 
+from aws_masker_stack.ports import free_port, free_ports
 from aws_masker_stack.up import Child, find_redis
 
 from .stack import CLI, ROOT

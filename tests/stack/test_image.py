@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e.stack import CLI, SECRET, Proc, free_ports, http, stub_config
+from e2e.stack import CLI, SECRET, Proc, http, stub_config
 
 from aws_masker.tokens import TOKEN_RE
 from aws_masker_gateway.app import GatewayError, create_gateway
 from aws_masker_gateway.declarative import DeclarativeError
 from aws_masker_gateway.settings import load_settings
+from aws_masker_stack.ports import free_ports
 
 from . import dockerfile, image
 

@@ -27,7 +27,6 @@ from redis_server import CHANNEL as CHANNEL
 from redis_server import WAIT_S as WAIT_S
 from redis_server import RedisServer as RedisServer
 from redis_server import TlsFiles as TlsFiles
-from redis_server import free_port as free_port
 from redis_server import make_tls_files as make_tls_files
 from redis_server import redis_server_has_tls as redis_server_has_tls
 

@@ -18,11 +18,11 @@ from subscriber_harness import (
     RedisServer,
     SubscriberProcess,
     dumps,
-    free_port,
     masked_event,
     unmasked_event,
 )
 
+from aws_masker_stack.ports import free_port
 from aws_masker_subscriber.cli import subscriber_main
 
 Spawn = Callable[[list[str]], SubscriberProcess]

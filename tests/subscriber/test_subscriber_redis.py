@@ -332,7 +332,7 @@ def test_stop_processes_what_redis_already_sent(redis_server: RedisServer) -> No
 
 def test_stop_while_in_backoff_does_not_wait_for_it() -> None:
     async def scenario() -> None:
-        from subscriber_harness import free_port
+        from aws_masker_stack.ports import free_port
 
         settings = settings_for(None, redis_port=free_port(), reconnect_base_s=30.0, reconnect_cap_s=60.0)
         live = LiveSubscriber(settings, rng=lambda: 1.0)  # the first backoff is the full 30 s
