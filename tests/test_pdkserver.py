@@ -18,7 +18,8 @@ from kong_pdk.server import PluginServer
 
 from aws_masker import pdkserver
 
-RELEASE = threading.Event()  # lets the offloaded work of the "offload" phase finish
+RELEASE = threading.Event()  # lets the offloaded work of the "offload" phase (and the "idle" work) finish
+IDLE_RAN = threading.Event()
 BIG = 2_000_000
 
 
@@ -34,6 +35,10 @@ class Plugin:
         if mode == "offload":
             done = pdkserver.offload(lambda: "done" if RELEASE.wait(30) else "timeout")
             kong.log.notice(done)
+        elif mode == "idle":  # work that blocks the loop until RELEASE once it runs
+            pdkserver.when_idle(lambda: IDLE_RAN.set() if RELEASE.wait(30) else None)
+        elif mode == "idle-raise":
+            pdkserver.when_idle(lambda: 1 / 0)
         elif mode == "big":
             kong.service.request.set_raw_body("x" * BIG)
         elif mode == "raise":
@@ -94,6 +99,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, int, pdkserver.Loop]]:
     error, started = Client(path).call("plugin.StartInstance", {"Name": "t", "Config": "{}"})
     assert error is None
     RELEASE.clear()
+    IDLE_RAN.clear()
     yield path, started["Id"], loop
     RELEASE.set()
     loop.stop()
@@ -187,6 +193,42 @@ def test_offloaded_work_leaves_the_loop_serving_others(server: tuple[str, int, A
 
 def test_offload_outside_the_loop_runs_inline() -> None:
     assert pdkserver.offload(lambda: threading.current_thread()) is threading.current_thread()
+
+
+def test_idle_work_runs_after_the_reply_and_then_the_loop_serves_on(server: tuple[str, int, Any]) -> None:
+    path, iid, _ = server
+    kong = Client(path)
+    eid = start(kong, iid)["EventId"]
+    # the work blocks the loop once it runs: had it run before the reply, this would time out
+    error, reply = step(kong, eid, "idle")
+    assert error is None and reply["Data"]["Method"] == "kong.log.notice"
+    assert not IDLE_RAN.is_set()
+    RELEASE.set()
+    assert IDLE_RAN.wait(10)
+    assert step(kong, eid, None)[1]["Data"] == "ret"
+
+
+def test_failing_idle_work_is_logged_and_the_loop_serves_on(
+    server: tuple[str, int, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    path, iid, loop = server
+    kong = Client(path)
+    eid = start(kong, iid)["EventId"]
+    assert step(kong, eid, "idle-raise")[1]["Data"]["Method"] == "kong.log.notice"
+    assert step(kong, eid, None)[1]["Data"] == "ret"
+    for _ in range(500):
+        if "deferred work failed: ZeroDivisionError" in caplog.text:
+            break
+        threading.Event().wait(0.01)
+    assert "deferred work failed: ZeroDivisionError" in caplog.text
+    assert not loop.idle
+    assert start(kong, iid)["Data"]["Method"] == "kong.request.get_header"
+
+
+def test_idle_work_outside_the_loop_runs_inline() -> None:
+    ran: list[int] = []
+    pdkserver.when_idle(lambda: ran.append(1))
+    assert ran == [1]
 
 
 def test_a_large_reply_arrives_whole(server: tuple[str, int, Any]) -> None:

@@ -16,6 +16,10 @@ pays for most (each PDK call is one round trip, six per masked request):
   serves other connections meanwhile, and the reply to Kong's pending call goes out when the
   phase's next PDK call comes. Under the GIL this is as fair as kong-pdk's threads: the worker and
   the loop take turns.
+- Work that owes Kong no reply (the ``log`` phase's monitoring events) is handed to
+  :func:`when_idle`: the loop runs it once no connection has anything to read, so it never delays
+  a reply, and a request that arrives meanwhile is served first. Past ``IDLE_BACKLOG`` waiting
+  items (a server that is never idle) it runs one per turn of the loop regardless.
 - Unchanged from kong-pdk: the message formats and replies, one reply per request, the error
   strings Kong acts on (``no plugin instance #N``), debug lines at ``-v`` (naming the method only:
   kong-pdk's print the arguments, which carry request bodies), exit when orphaned (parent pid 1).
@@ -56,6 +60,7 @@ STEP_METHODS = frozenset(
     | {"step_memory_stats", "step_multi_map"}
 )
 OFFLOAD_WORKERS = 4
+IDLE_BACKLOG = 256  # deferred callables waiting before they run even while connections are busy
 RECV_SIZE = 1 << 16
 SUN_PATH_MAX = 108  # sockaddr_un.sun_path on Linux, with its terminating NUL
 ORPHAN_CHECK = 1.0  # seconds between checks that Kong (the parent) is still there
@@ -132,6 +137,16 @@ def offload(fn: Callable[[], T]) -> T:
     return future.result()
 
 
+def when_idle(fn: Callable[[], None]) -> None:
+    """``fn()`` once the loop has no connection to serve, when called in a phase run by
+    :class:`Loop`; elsewhere (tests, other servers) just ``fn()``. ``fn`` must not raise."""
+    loop = _LOOP
+    if loop is None or not isinstance(greenlet.getcurrent(), _PhaseGreenlet):
+        fn()
+        return
+    loop.idle.append(fn)
+
+
 class _Conn:
     __slots__ = ("sock", "unpacker")
 
@@ -160,6 +175,7 @@ class Loop:
         self.executor = ThreadPoolExecutor(OFFLOAD_WORKERS, thread_name_prefix="aws-masker-offload")
         self._expected = (PluginServerException, PDKException)
         self._woken: deque[Phase] = deque()
+        self.idle: deque[Callable[[], None]] = deque()  # when_idle's callables, oldest first
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -200,24 +216,36 @@ class Loop:
         self.ps.logger.info("server started at path " + self.path)
         _LOOP = self
         try:
+            idle = self.idle
             while not self._stopping.is_set():
-                for key, _ in self._selector.select(ORPHAN_CHECK):
+                ready = self._selector.select(0 if idle else ORPHAN_CHECK)
+                for key, _ in ready:
                     if key.data is None:
                         self._accept(listener)
                     elif key.data == "wake":
                         self._drain_wakes()
                     else:
                         self._readable(key.data)
+                if idle and (not ready or len(idle) > IDLE_BACKLOG):
+                    self._run_idle()
                 if os.getppid() == 1:  # parent dead, process adopted by init
                     self.ps.logger.info("Kong exits, terminating...")
                     return
         finally:
+            while self.idle:  # the events of requests already answered
+                self._run_idle()
             _LOOP = None
             self._selector.close()
             listener.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run_idle(self) -> None:
+        try:
+            self.idle.popleft()()
+        except Exception as exc:  # when_idle's callables handle their own errors; never stop the loop
+            log.error("deferred work failed: %s", type(exc).__name__)
 
     def _accept(self, listener: socket.socket) -> None:
         try:

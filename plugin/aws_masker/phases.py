@@ -32,7 +32,8 @@ paid by the request that makes it, so each one is justified in a comment next to
 plugin's log phase):
     none when monitoring is off or the request is not sampled;
     1. ``kong.ctx.shared.get("aws_masker_event")``: the small JSON string the restore plugin's log
-       phase left: Kong's request id, route, service and both sides' counts;
+       phase left: Kong's request id, route, service and both sides' counts (the events are built
+       from it after the phase has answered Kong, when the plugin server is idle);
     2. ``kong.log.warn``/``notice``: only when the publisher has a line for Kong's log (a Redis
        error, or its counters every ``event_stats_interval_s``).
     Without the restore plugin (not installed) call 1 finds nothing, and the events come from
@@ -72,7 +73,7 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .events import Monitor, RequestInfo
-from .pdkserver import offload
+from .pdkserver import offload, when_idle
 from .requestcoding import IDENTITY, coding_of, decode
 from .restore import token_kind
 from .schema import DEFAULT_MAX_BODY_SIZE
@@ -291,11 +292,9 @@ def log_phase(kong: Any, monitor: Monitor) -> None:
     # PDK: Kong's request id, route, service and both sides' counts, left by the restore plugin.
     raw = kong.ctx.shared.get(EVENT_KEY)
     if raw:
-        summary = json.loads(raw)
-        request = RequestInfo.from_values(
-            summary.get("request_id"), summary.get("route"), summary.get("service")
-        )
-        monitor.report(request, summary.get("masked") or {}, summary.get("restored"))
+        # The events are built and queued once this phase has answered Kong and the plugin server
+        # has no request waiting (pdkserver.when_idle): they never delay a request.
+        when_idle(lambda: _report_summary(monitor, raw))
         line = monitor.take_line()
         if line is not None:
             level, text = line
@@ -310,3 +309,15 @@ def log_phase(kong: Any, monitor: Monitor) -> None:
     if not raw_state:
         return  # aws-masker did not mask this request (it was refused): nothing to report
     monitor.report(RequestInfo.from_serialized(serialized), json.loads(raw_state).get("masked") or {}, None)
+
+
+def _report_summary(monitor: Monitor, raw: str | bytes) -> None:
+    """The request's events from the restore plugin's summary (run by when_idle: never raises)."""
+    try:
+        summary = json.loads(raw)
+        request = RequestInfo.from_values(
+            summary.get("request_id"), summary.get("route"), summary.get("service")
+        )
+        monitor.report(request, summary.get("masked") or {}, summary.get("restored"))
+    except Exception as exc:
+        monitor.failed(exc)
