@@ -257,12 +257,12 @@ class RequestContext:
         self.upstream.headers.popall(name, None)
         self.upstream.headers.add(name, value)
 
-    def lua_route(self) -> dict[str, Any] | None:
-        """``kong.router.get_route()``: the matched route entity (unset fields absent)."""
-        return entity(self.match.route if self.match else None)
+    def route_entity(self) -> Any:
+        """The matched route (``kong.router.get_route()``; :func:`entity` gives Kong's view of it)."""
+        return self.match.route if self.match else None
 
-    def lua_service(self) -> dict[str, Any] | None:
-        return entity(self.match.service if self.match else None)
+    def service_entity(self) -> Any:
+        return self.match.service if self.match else None
 
     def lua_log(self, level: str, message: str) -> None:
         self.kong_log(level, message)

@@ -28,11 +28,12 @@ import functools
 import glob
 import logging
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .context import LuaError
+from .context import LuaError, entity
 from .luamsgpack import Bin, PackError
 
 try:  # prefer LuaJIT 2.1, which is what Kong runs
@@ -89,8 +90,8 @@ class LuaHost(Protocol):
     def lua_response_header(self, name: str) -> str | None: ...
     def lua_set_response_header(self, name: str, values: list[str] | None, add: bool) -> None: ...
     def lua_set_upstream_header(self, name: str, value: str) -> None: ...
-    def lua_route(self) -> dict[str, Any] | None: ...
-    def lua_service(self) -> dict[str, Any] | None: ...
+    def route_entity(self) -> Any: ...
+    def service_entity(self) -> Any: ...
     def lua_log(self, level: str, message: str) -> None: ...
 
 
@@ -604,6 +605,7 @@ class LuaEngine:
             attribute_filter=self._deny_attributes,
         )
         self._lua_type = _lupa.lua_type
+        self._entity_tables: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         package = self.runtime.globals()[b"package"]
         default_path = package[b"path"].decode()
         path = package_path or DEFAULT_PACKAGE_PATH
@@ -625,8 +627,8 @@ class LuaEngine:
                 b"response_header": lambda h, name: _b(h.lua_response_header(_s(name))),
                 b"set_response_header": self._set_response_header,
                 b"set_upstream_header": lambda h, name, value: h.lua_set_upstream_header(_s(name), _s(value)),
-                b"route": lambda h: self.py_to_lua(h.lua_route()),
-                b"service": lambda h: self.py_to_lua(h.lua_service()),
+                b"route": lambda h: self._entity_table(h.route_entity()),
+                b"service": lambda h: self._entity_table(h.service_entity()),
                 b"log": lambda h, level, msg: h.lua_log(_s(level), _s(msg)),
                 b"now": clock,
             }
@@ -640,6 +642,16 @@ class LuaEngine:
                     "install Debian's lua-cjson (apt-get install lua-cjson) or set KONG_LUA_PACKAGE_CPATH"
                 ) from exc
             raise
+
+    def _entity_table(self, obj: Any) -> Any:
+        """``kong.router.get_route()``/``get_service()``: as in Kong, where they return the router's
+        own table, every request matched to an entity gets the same table, converted once."""
+        if obj is None:
+            return None
+        table = self._entity_tables.get(obj)
+        if table is None:
+            table = self._entity_tables[obj] = self.py_to_lua(entity(obj))
+        return table
 
     @staticmethod
     def _deny_attributes(obj: Any, attr_name: Any, is_setting: bool) -> Any:

@@ -835,12 +835,12 @@ def _client_none(call: PdkCall) -> None:
 
 @_pdk("kong.router.get_route", ANY_PHASE)
 def _router_route(call: PdkCall) -> dict[str, Any] | None:
-    return call.ctx.lua_route()
+    return entity(call.ctx.route_entity())
 
 
 @_pdk("kong.router.get_service", ANY_PHASE)
 def _router_service(call: PdkCall) -> dict[str, Any] | None:
-    return call.ctx.lua_service()
+    return entity(call.ctx.service_entity())
 
 
 @_pdk("kong.ip.is_trusted", ANY_PHASE)

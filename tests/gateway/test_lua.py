@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from aws_masker_gateway.declarative import Route
 from aws_masker_gateway.lua import LuaEngine, LuaRequestState
+
+ROUTE = Route(id="r-1", name="claude-proxy", service_id="s-1", paths=("/claude-proxy",))
 
 
 class Host:
@@ -48,6 +51,12 @@ class Host:
 
     def lua_log(self, level: str, message: str) -> None:
         self.logs.append((level, message))
+
+    def route_entity(self) -> Route:
+        return ROUTE
+
+    def service_entity(self) -> None:
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +246,21 @@ def test_the_request_as_kong_request_hands_it_to_lua(engine: LuaEngine) -> None:
         assert kind == "error" and error in message, source
     kind, message, _, _ = run(engine, "kong.request.get_raw_body()", phase="log")
     assert kind == "error" and "function cannot be called in log phase" in message
+
+
+def test_router_entities_are_kongs_shape_and_one_table_per_entity(engine: LuaEngine) -> None:
+    """kong.router.get_route() hands over the route's fields (unset ones absent) and, as Kong's
+    router does, the same table to every request matched to it; no service here is nil."""
+    source = (
+        "local r = kong.router.get_route() "
+        "kong.ctx.shared.out = { name = r.name, path = r.paths[1], ws = r.ws_id ~= nil, "
+        "  same = r == kong.router.get_route(), service = kong.router.get_service() == nil } "
+        "kong.ctx.shared.route = r"
+    )
+    kind, _, first, _ = run(engine, source)
+    assert kind == "ok"
+    assert first.shared_get(b"out") == {b"name": b"claude-proxy", b"path": b"/claude-proxy", b"ws": True,
+                                         b"same": True, b"service": True}  # fmt: skip
+    _, _, second, _ = run(engine, source)
+    same = engine.runtime.globals()[b"rawequal"]
+    assert same(engine.api.shared_get(first.table, b"route"), engine.api.shared_get(second.table, b"route"))
