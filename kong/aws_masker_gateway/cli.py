@@ -10,19 +10,13 @@ import sys
 from pathlib import Path
 
 from . import logs
+from .address import parse_listen
 from .app import Gateway, GatewayError, create_gateway, run_site, shutdown_site
 from .declarative import DeclarativeError
 from .pluginserver import PluginInfoError
 from .settings import SettingsError, load_settings
 
 READY_TIMEOUT = 30.0
-
-
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="declarative kong.yml")
     parser.add_argument(
-        "--listen", type=_listen, default=("127.0.0.1", 8000), help="HOST:PORT (default 127.0.0.1:8000)"
+        "--listen", type=parse_listen, default=("127.0.0.1", 8000), help="HOST:PORT (default 127.0.0.1:8000)"
     )
     parser.add_argument(
         "--prefix", help="Kong prefix (socket directory); default $KONG_PREFIX or /usr/local/kong"

@@ -69,6 +69,7 @@ from aiohttp import web
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.tokens import TOKEN_RE
+from aws_masker_gateway.address import parse_listen
 from aws_masker_gateway.app import run_site, shutdown_site
 
 log = logging.getLogger(__name__)
@@ -595,13 +596,6 @@ def build_app(state: StubState | None = None) -> web.Application:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or DEFAULT_HOST, int(port)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aws-masker stub",
@@ -609,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--listen",
-        type=_listen,
+        type=parse_listen,
         default=(DEFAULT_HOST, DEFAULT_PORT),
         help=f"HOST:PORT (default {DEFAULT_HOST}:{DEFAULT_PORT}; port 0 picks a free one)",
     )

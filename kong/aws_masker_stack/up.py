@@ -42,6 +42,7 @@ from typing import IO, Any
 from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
+from aws_masker_gateway.address import listen_address, parse_listen
 from aws_masker_gateway.orphans import die_with_parent
 from aws_masker_stack.localredis import (
     DEFAULT,
@@ -135,10 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config", type=Path, default=Path("kong.yml"), help="declarative config (default kong.yml)"
     )
-    p.add_argument("--listen", default="127.0.0.1:8000", help="gateway address (default 127.0.0.1:8000)")
-    p.add_argument("--stub-listen", default="127.0.0.1:8081", help="stub address (default 127.0.0.1:8081)")
+    p.add_argument(
+        "--listen",
+        type=listen_address,
+        default="127.0.0.1:8000",
+        help="gateway address (default 127.0.0.1:8000)",
+    )
+    p.add_argument(
+        "--stub-listen",
+        type=listen_address,
+        default="127.0.0.1:8081",
+        help="stub address (default 127.0.0.1:8081)",
+    )
     p.add_argument(
         "--subscriber-listen",
+        type=listen_address,
         default="127.0.0.1:8090",
         help="the subscriber's /health, /stats and /metrics (default 127.0.0.1:8090)",
     )
@@ -150,11 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def listen_ports(args: argparse.Namespace) -> list[int]:
     """The ports of the stack's own servers (a private redis-server must not take one)."""
-    ports = []
-    for address in (args.listen, args.stub_listen, args.subscriber_listen):
-        with contextlib.suppress(ValueError):
-            ports.append(int(address.rsplit(":", 1)[-1]))
-    return ports
+    return [parse_listen(a)[1] for a in (args.listen, args.stub_listen, args.subscriber_listen)]
 
 
 def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any], str | None]:
