@@ -25,7 +25,7 @@ def test_a_port_to_avoid_is_never_handed_out() -> None:
 
 def test_up_keeps_its_private_redis_off_the_stack_ports() -> None:
     args = build_parser().parse_args(
-        ["--listen", "127.0.0.1:41001", "--stub-listen", "[::1]:41002", "--subscriber-listen", "41003"]
+        ["--listen", "127.0.0.1:41001", "--stub-listen", "[::1]:41002", "--subscriber-listen", ":41003"]
     )
     assert listen_ports(args) == [41001, 41002, 41003]
     assert listen_ports(build_parser().parse_args([])) == [8000, 8081, 8090]
