@@ -22,7 +22,6 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from functools import lru_cache
 
 from .patterns import RULES
 
@@ -33,6 +32,7 @@ KINDS: tuple[str, ...] = tuple(
 TOKEN_PATTERN = r"AWS_(?:" + "|".join(KINDS) + r")_[0-9a-f]{" + str(HEX_LEN) + "}"
 TOKEN_RE = re.compile(TOKEN_PATTERN)
 TOKEN_LEN_MAX = len("AWS__") + max(len(k) for k in KINDS) + HEX_LEN
+_HEX_BYTES = HEX_LEN // 2
 
 
 def _kind_categories() -> dict[str, str]:
@@ -81,24 +81,42 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], str]:
-    """``token_for(secret, kind, value)`` behind an LRU cache. Tokens are a pure function of the
-    secret, kind and value, so the cache holds no per-request state; it pays off because every turn
-    of a Claude conversation resends the whole history."""
+    """``token_for(secret, kind, value)`` behind a cache of up to ``maxsize`` tokens. Tokens are a pure
+    function of the secret, kind and value, so the cache holds no per-request state; it pays off
+    because every turn of a Claude conversation resends the whole history."""
     # HMAC-SHA256 (RFC 2104) with the keyed inner and outer states prepared once: copying a hashlib
     # state is far cheaper than a new hmac object. tests/test_engine.py checks it against hmac.digest.
     key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
     key = key.ljust(64, b"\x00")
     inner = hashlib.sha256(key.translate(_IPAD))
     outer = hashlib.sha256(key.translate(_OPAD))
+    # kind -> value -> token: plain strings only, so the garbage collector never walks the cache (a
+    # cache keyed by (kind, value) tuples made a collection run every few hundred identifiers, and
+    # one over the whole heap every few thousand); emptied whole when full
+    tokens: dict[str, dict[str, str]] = {}
+    size = 0
 
     def mint(kind: str, value: str) -> str:
-        i = inner.copy()
-        i.update(f"{kind}\x00{value}".encode())
-        o = outer.copy()
-        o.update(i.digest())
-        return f"AWS_{kind}_{o.hexdigest()[:HEX_LEN]}"
+        nonlocal size
+        by_value = tokens.get(kind)
+        if by_value is None:
+            by_value = tokens.setdefault(kind, {})
+        token = by_value.get(value)
+        if token is None:
+            i = inner.copy()
+            i.update(f"{kind}\x00{value}".encode())
+            o = outer.copy()
+            o.update(i.digest())
+            token = f"AWS_{kind}_{o.digest()[:_HEX_BYTES].hex()}"  # (cheaper than the whole hexdigest)
+            if size >= maxsize:
+                for cached in tokens.values():
+                    cached.clear()
+                size = 0
+            by_value[value] = token
+            size += 1
+        return token
 
-    return lru_cache(maxsize=maxsize)(mint)
+    return mint
 
 
 class TokenIssuer:
