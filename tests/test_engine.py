@@ -164,6 +164,15 @@ def test_cached_minter_agrees_with_token_for() -> None:
         assert mint(kind, value) == token_for(b"k3y", kind, value)
 
 
+def test_cached_minter_stays_within_its_size_and_agrees_after_emptying() -> None:
+    mint = tokens_mod.cached_minter(b"k3y", maxsize=3)
+    values = [("EC2", f"i-{n}") for n in range(8)] + [("ACCOUNT", "123456789012"), ("EC2", "i-0")]
+    for _ in range(2):
+        assert [mint(kind, value) for kind, value in values] == [token_for(b"k3y", k, v) for k, v in values]
+    (cache,) = [cell.cell_contents for cell in mint.__closure__ or () if isinstance(cell.cell_contents, dict)]
+    assert 0 < sum(map(len, cache.values())) <= 3
+
+
 def test_cached_minter_agrees_with_token_for_on_long_secrets() -> None:
     secret = b"x" * 100  # longer than the SHA-256 block: HMAC hashes the key first
     assert tokens_mod.cached_minter(secret)("EC2", "i-1") == token_for(secret, "EC2", "i-1")

@@ -108,10 +108,10 @@ def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], s
             o = outer.copy()
             o.update(i.digest())
             token = f"AWS_{kind}_{o.digest()[:_HEX_BYTES].hex()}"  # (cheaper than the whole hexdigest)
-            if size >= maxsize:
-                for cached in tokens.values():
-                    cached.clear()
+            if size >= maxsize:  # (one atomic step: another thread may be reading the cache)
+                tokens.clear()
                 size = 0
+                by_value = tokens.setdefault(kind, {})
             by_value[value] = token
             size += 1
         return token
