@@ -208,21 +208,28 @@ SEARCHES = 48
 _Span = tuple[int, int, "str | None", str, int]
 
 
-class _Entry:
-    """A name's token (issued on its first echo when the scan did not issue one) and category."""
+class _Names:
+    """The names found, and their tokens: a name the scan issued none for gets one on its first echo."""
 
-    __slots__ = ("_issue", "_token", "category", "kind")
+    __slots__ = ("_found", "_issue", "_issued")
 
     def __init__(
-        self, token: str | None, kind: str, category: str, issue: Callable[[str, str], str] | None
+        self, found: dict[str, tuple[str | None, str, str]], issue: Callable[[str, str], str] | None
     ) -> None:
-        self._token, self.kind, self.category, self._issue = token, kind, category, issue
+        self._found, self._issue = found, issue
+        self._issued: dict[str, str] = {}
 
     def token(self, name: str) -> str:
-        if self._token is None:
-            assert self._issue is not None, "a name without a token needs an issuer"
-            self._token = self._issue(self.kind, name)
-        return self._token
+        token, kind, _category = self._found[name]
+        if token is None:
+            token = self._issued.get(name)
+            if token is None:
+                assert self._issue is not None, "a name without a token needs an issuer"
+                token = self._issued[name] = self._issue(kind, name)
+        return token
+
+    def category(self, name: str) -> str:
+        return self._found[name][2]
 
 
 _LETTERS = re.compile(r"[A-Za-z]{4,}")
@@ -269,10 +276,14 @@ def echo(
     name)``) only if the name recurs (account IDs inside ARNs, masked with their ARN). ``kept[i]``
     are the spans of ``texts[i]`` that hold identifiers the scan kept verbatim; ``counts`` gets one
     more per echoed occurrence, by category."""
-    by_word: dict[_Word, dict[str, _Entry]] = {}
-    for name, (token, kind, category) in found.items():
+    by_word: dict[_Word, dict[str, None]] = {}  # the names worth echoing, by what they are made of
+    for name, (_token, kind, _category) in found.items():
         if worth_echoing(kind, name):
-            by_word.setdefault(KINDS[kind], {})[name] = _Entry(token, kind, category, issue)
+            word = KINDS[kind]
+            names_of = by_word.get(word)
+            if names_of is None:
+                names_of = by_word[word] = {}
+            names_of[name] = None
     if not by_word:
         return texts
     # each string as the rules see it (escapes decoded, percent-encoding and look-alikes folded:
@@ -283,11 +294,12 @@ def echo(
     for view, _source in seen:
         offsets.append(offsets[-1] + len(view) + 1)
     hits: list[_Span] = []
+    named = _Names(found, issue)
     for word, names in by_word.items():
         if len(names) > SEARCHES:
-            hits += _by_lookup(joined, word, names)
+            hits += _by_lookup(joined, word, names, named)
         else:
-            hits += _by_search(joined, word, _recurring(joined, names))
+            hits += _by_search(joined, word, _recurring(joined, names), named)
     if not hits:
         return texts
     # per string, in its own offsets: the kept spans first (no echo cuts into them), then the echoes
@@ -309,14 +321,14 @@ def echo(
     return out
 
 
-def _recurring(joined: str, names: dict[str, _Entry]) -> dict[str, _Entry]:
+def _recurring(joined: str, names: dict[str, None]) -> list[str]:
     """The names that occur at all (one search each over the whole request: for a few names only)."""
-    return {name: entry for name, entry in names.items() if name in joined}
+    return [name for name in names if name in joined]
 
 
-def _by_search(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span]:
+def _by_search(joined: str, word: _Word, names: list[str], named: _Names) -> list[_Span]:
     found: list[_Span] = []
-    for name, entry in names.items():
+    for name in names:
         i = joined.find(name)
         while i >= 0:
             end = i + len(name)
@@ -324,21 +336,21 @@ def _by_search(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span
                 # (trailing dots may follow: a run of them is matched at C speed, not walked)
                 rest = _DOTS.match(joined, end).end() if word.tail else end  # type: ignore[union-attr]
                 if not word.char.match(joined, rest):
-                    found.append((i, end, entry.token(name), entry.category, word.priority))
+                    found.append((i, end, named.token(name), named.category(name), word.priority))
             i = joined.find(name, end)
     return found
 
 
-def _by_lookup(joined: str, word: _Word, names: dict[str, _Entry]) -> list[_Span]:
+def _by_lookup(joined: str, word: _Word, names: dict[str, None], named: _Names) -> list[_Span]:
+    """The whole-word occurrences of many ``names``: each run of their characters looked up."""
     found: list[_Span] = []
     for start, end in word.runs(joined):
         run = joined[start:end]
         name = run.rstrip(word.tail) if word.tail else run
-        hit = names.get(name)
-        if hit is not None:
+        if name in names:
             if (start and word.char.match(joined, start - 1)) or word.char.match(joined, end):
                 continue  # (only where the run is a whole word: no account inside "x123…")
-            found.append((start, start + len(name), hit.token(name), hit.category, word.priority))
+            found.append((start, start + len(name), named.token(name), named.category(name), word.priority))
     return found
 
 
