@@ -270,14 +270,13 @@ class Scanner:
         """Scan the view, and the segments of its paired view (textview.paired) where pairs read as
         members, and emit the union, in order and non-overlapping: where both find something, the
         earlier start wins, then the longer match, then the one that masks."""
-        view, to_text, segments = pairs
+        view, to_text, starts, ends = pairs
         # the segments in one scan (a dump of thousands of tags is thousands of segments); a match
         # across the blank line between two is dropped
-        starts = [start for start, _ in segments]
         extra: list[tuple] = []  # type: ignore[type-arg]
 
         def add_segment(start: int, end: int, *fields: object) -> None:
-            if end <= segments[bisect_right(starts, start) - 1][1]:
+            if end <= ends[bisect_right(starts, start) - 1]:
                 extra.append((to_text(start), to_text(end), *fields))
 
         self._scan(view, enabled, allow, add_segment)

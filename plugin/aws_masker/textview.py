@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import NamedTuple
 
@@ -217,9 +217,11 @@ class Paired(NamedTuple):
     """The segments, one after the other, a blank line (``_GAP``) between them."""
     source: Callable[[int], int]
     """View offset -> offset in the text the view was made from."""
-    segments: list[tuple[int, int]]
-    """Where in the view each pair reads as a member: from its name to the end of its value's line
-    (at most ``_SEGMENT`` characters on), the only parts that differ from the text."""
+    starts: list[int]
+    """Where in the view each pair reads as a member: from its name (``starts[k]``) to the end of its
+    value's line (``ends[k]``, at most ``_SEGMENT`` characters on), the only parts that differ from
+    the text."""
+    ends: list[int]
 
 
 _SEGMENT = 512
@@ -239,23 +241,19 @@ def paired(text: str) -> Paired | None:
     marks = _marks(text)  # (one regex pass: cheaper than a substring test for an absent "alue")
     if not marks:
         return None
-    matches: list[re.Match[str]] = []
-    for pattern, mark in _PAIRS:
-        if mark in marks:
-            if matches:  # a second syntax: all in text order (one syntax's come in order)
-                matches += pattern.finditer(text)
-                matches.sort(key=lambda m: m.start())
-            else:
-                matches = list(pattern.finditer(text))
-    if not matches:
-        return None
+    found = [pattern for pattern, mark in _PAIRS if mark in marks]
+    if len(found) == 1:  # one syntax: its matches come in order, each used as it comes
+        matches: Iterable[re.Match[str]] = found[0].finditer(text)
+    else:  # all in text order
+        matches = sorted((m for pattern in found for m in pattern.finditer(text)), key=lambda m: m.start())
     # each pair's segment, from its name to the end of its value's line, with the keys between them
     # left out: built piece by piece (no copy of the whole text), one line apart (a dump has
-    # thousands of pairs: the loop does each in a few list operations)
+    # thousands of pairs: the loop does each in a few list operations, and keeps no object per pair)
     parts: list[str] = []
     view_starts: list[int] = []
     text_starts: list[int] = []
-    segments: list[tuple[int, int]] = []
+    ends: list[int] = []
+    add_end = ends.append
     find, size, gap = text.find, len(text), len(_GAP)
     at = 0
     last = 0
@@ -271,14 +269,16 @@ def paired(text: str) -> Paired | None:
         view_starts += (at, middle)
         text_starts += (name, resume)
         parts += (text[name:cut], text[resume:stop], _GAP)
-        segments.append((at, end))
+        add_end(end)
         at = end + gap
+    if not ends:
+        return None
 
     def source(offset: int) -> int:
         k = bisect_right(view_starts, offset) - 1
         return text_starts[k] + offset - view_starts[k]
 
-    return Paired("".join(parts), source, segments)
+    return Paired("".join(parts), source, view_starts[0::2], ends)
 
 
 def _marks(text: str) -> set[str]:
