@@ -28,7 +28,6 @@ import functools
 import glob
 import logging
 import os
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -177,11 +176,28 @@ local ACCESS_REWRITE_BALANCER = { rewrite = true, access = true, balancer = true
 local ROUTER_PHASES = { access = true, header_filter = true, response = true, body_filter = true,
                         log = true }
 
+-- kong.router's tables: as Kong's router does, one table per route or service, shared by every
+-- request matched to it. Keyed by the entity's type, id and contents (a reloaded config with other
+-- contents gets new tables); 4096 of them at most, then the cache starts over.
+local entity_tables, entity_count = {}, 0
+local function entity_table(kind)
+  local handle = cur(2).handle
+  local key = host.entity_key(handle, kind)
+  if key == nil then return nil end
+  local t = entity_tables[key]
+  if t == nil then
+    if entity_count >= 4096 then entity_tables, entity_count = {}, 0 end
+    t = host.entity(handle, kind)
+    entity_tables[key], entity_count = t, entity_count + 1
+  end
+  return t
+end
+
 local kong = {
   ctx = { shared = proxy("shared"), plugin = proxy("plugin") },
   router = {
-    get_route = function() check_phase(ROUTER_PHASES) return host.route(cur().handle) end,
-    get_service = function() check_phase(ROUTER_PHASES) return host.service(cur().handle) end,
+    get_route = function() check_phase(ROUTER_PHASES) return entity_table("route") end,
+    get_service = function() check_phase(ROUTER_PHASES) return entity_table("service") end,
   },
   service = {
     request = {
@@ -588,6 +604,15 @@ def _cpath(extra: str | None) -> str:
     return ";".join(p for p in parts if p) + ";"
 
 
+def _entity_of(handle: LuaHost, kind: bytes) -> Any:
+    return handle.route_entity() if kind == b"route" else handle.service_entity()
+
+
+def _entity_key(obj: Any) -> bytes | None:
+    """Which of kong.router's cached tables is ``obj``'s (None: no entity)."""
+    return None if obj is None else f"{type(obj).__name__}:{obj.id}:{hash(obj)}".encode()
+
+
 class LuaEngine:
     """One Lua VM per gateway; Lua runs synchronously on the event loop thread."""
 
@@ -605,7 +630,6 @@ class LuaEngine:
             attribute_filter=self._deny_attributes,
         )
         self._lua_type = _lupa.lua_type
-        self._entity_tables: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         package = self.runtime.globals()[b"package"]
         default_path = package[b"path"].decode()
         path = package_path or DEFAULT_PACKAGE_PATH
@@ -627,8 +651,8 @@ class LuaEngine:
                 b"response_header": lambda h, name: _b(h.lua_response_header(_s(name))),
                 b"set_response_header": self._set_response_header,
                 b"set_upstream_header": lambda h, name, value: h.lua_set_upstream_header(_s(name), _s(value)),
-                b"route": lambda h: self._entity_table(h.route_entity()),
-                b"service": lambda h: self._entity_table(h.service_entity()),
+                b"entity_key": lambda h, kind: _entity_key(_entity_of(h, kind)),
+                b"entity": lambda h, kind: self.py_to_lua(entity(_entity_of(h, kind))),
                 b"log": lambda h, level, msg: h.lua_log(_s(level), _s(msg)),
                 b"now": clock,
             }
@@ -642,16 +666,6 @@ class LuaEngine:
                     "install Debian's lua-cjson (apt-get install lua-cjson) or set KONG_LUA_PACKAGE_CPATH"
                 ) from exc
             raise
-
-    def _entity_table(self, obj: Any) -> Any:
-        """``kong.router.get_route()``/``get_service()``: as in Kong, where they return the router's
-        own table, every request matched to an entity gets the same table, converted once."""
-        if obj is None:
-            return None
-        table = self._entity_tables.get(obj)
-        if table is None:
-            table = self._entity_tables[obj] = self.py_to_lua(entity(obj))
-        return table
 
     @staticmethod
     def _deny_attributes(obj: Any, attr_name: Any, is_setting: bool) -> Any:
