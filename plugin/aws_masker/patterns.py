@@ -145,6 +145,19 @@ def run(char_class: str, at_least_one: bool = False) -> str:
 # split between two runs (that was quadratic in the run's length).
 ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?[\"']?"
 
+BLANK = r"\t-\r\x1c-\x20?"
+"""A character of ``\\s`` as Hyperscan reads the text, for the body of an anchor's character class: the
+ASCII blanks, and "?", which stands for every character outside ASCII (prefilter.py)."""
+AFTER_KEY = "\"'" + BLANK + ":="
+"""What can follow a key that ``ASSIGN`` follows (a class body, as for ``BLANK``)."""
+
+
+def word_anchors(candidates: tuple[str, ...], followers: str) -> tuple[str, ...]:
+    """Anchors for a rule that begins with ``words(candidates)`` and needs a character of the class body
+    ``followers`` right after the word: tighter than the words alone, so the scanner skips, without
+    trying the rule, the words after which it cannot go on ("databases", "the database.")."""
+    return tuple(re.escape(word) + f"[{followers}]" for word in candidates)
+
 
 WORD_GUARDS: tuple[str, ...] = (
     r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",
@@ -1040,6 +1053,35 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
 # The catalogue
 # --------------------------------------------------------------------------------------------------
 
+_S3_PROSE_WORDS = ("S3", "s3", "Bucket", "bucket")
+_RDS_PROSE_WORDS = ("RDS", "Database", "database", "DB", "db")
+_SNAPSHOT_WORDS = ("snapshot", "Snapshot")
+_RDS_NAME_KEYS = ("DBName", "db_name", "identifier")
+_BUCKET_KEYS = (
+    "Bucket",
+    "BucketName",
+    "bucket",
+    "bucket_name",
+    "bucketName",
+    "S3Bucket",
+    "s3_bucket",
+    "S3BucketName",
+    "TargetBucket",
+    "SourceBucket",
+    "DestinationBucket",
+    "LoggingBucket",
+    "DeploymentBucket",
+    "DestinationBucketName",
+    "TargetBucketName",
+    "target_bucket",
+    "source_bucket",
+    "destination_bucket",
+    "log_bucket",
+    "state_bucket",
+    "AWS_S3_BUCKET",
+    "S3_BUCKET",
+    "BUCKET_NAME",
+)
 _BUCKET_FLAGS = ("bucket", "bucket-name", "source-bucket", "target-bucket", "destination-bucket", "s3-bucket")
 _HTTP_METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE", "OPTIONS", "PATCH")
 # a canonical user ID, for samples
@@ -1324,40 +1366,9 @@ RULES: tuple[Rule, ...] = (
         echo=True,
         category="s3",
         kind="S3_BUCKET",
-        regex=(
-            words(
-                [
-                    "Bucket",
-                    "BucketName",
-                    "bucket",
-                    "bucket_name",
-                    "bucketName",
-                    "S3Bucket",
-                    "s3_bucket",
-                    "S3BucketName",
-                    "TargetBucket",
-                    "SourceBucket",
-                    "DestinationBucket",
-                    "LoggingBucket",
-                    "DeploymentBucket",
-                    "DestinationBucketName",
-                    "TargetBucketName",
-                    "target_bucket",
-                    "source_bucket",
-                    "destination_bucket",
-                    "log_bucket",
-                    "state_bucket",
-                    "AWS_S3_BUCKET",
-                    "S3_BUCKET",
-                    "BUCKET_NAME",
-                ]
-            )
-            + ASSIGN
-            + r"(?P<v>"
-            + BUCKET
-            + r")(?=[\"'\s,;}\]&]|$)"
-        ),
+        regex=(words(_BUCKET_KEYS) + ASSIGN + r"(?P<v>" + BUCKET + r")(?=[\"'\s,;}\]&]|$)"),
         description='Bucket under JSON/YAML/HCL/env keys: "Bucket": "...", bucket = "...", S3_BUCKET=...',
+        anchors=word_anchors(_BUCKET_KEYS, AFTER_KEY),
         validate=_bucket_verdict,
         must_match=(
             ('{"Bucket": "acme-prod-data", "Key": "a"}', "acme-prod-data"),
@@ -1489,7 +1500,7 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            words(["S3", "s3", "Bucket", "bucket"])
+            words(_S3_PROSE_WORDS)
             + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
             + OPEN_QUOTE
             + r"(?P<v>"
@@ -1497,6 +1508,7 @@ RULES: tuple[Rule, ...] = (
             + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='Bucket named in prose right after "S3" or "bucket" ("S3 my-bucket", "bucket named x")',
+        anchors=word_anchors(_S3_PROSE_WORDS, BLANK + ":"),
         validate=_prose_bucket_verdict,
         must_match=(
             ("Analyze: S3 my-bucket returns 403", "my-bucket"),
@@ -1732,13 +1744,12 @@ RULES: tuple[Rule, ...] = (
         name="rds_name_key",
         category="rds",
         kind="RDS",
-        regex=(
-            words(["DBName", "db_name", "identifier"]) + ASSIGN + r"(?P<v>" + RDS_ID + r")(?=[\"'\s,;}\]&]|$)"
-        ),
+        regex=(words(_RDS_NAME_KEYS) + ASSIGN + r"(?P<v>" + RDS_ID + r")(?=[\"'\s,;}\]&]|$)"),
         description=(
             "RDS names under generic keys (DBName, a Terraform `identifier`): masked where they stand, "
             "not echoed"
         ),
+        anchors=word_anchors(_RDS_NAME_KEYS, AFTER_KEY),
         validate=_rds_key_verdict,
         must_match=(('"DBName": "orders"', "orders"), ('  identifier = "aurora-main"', "aurora-main")),
         must_not_match=('"identifier": "Bad--"',),
@@ -1792,7 +1803,7 @@ RULES: tuple[Rule, ...] = (
         category="rds",
         kind="RDS",
         regex=(
-            words(["RDS", "Database", "database", "DB", "db"]) + r"(?:\s+(?:[Ii]nstance|[Cc]luster))?"
+            words(_RDS_PROSE_WORDS) + r"(?:\s+(?:[Ii]nstance|[Cc]luster))?"
             r"(?:\s+(?:named|called))?:?\s+"
             + OPEN_QUOTE
             + r"(?P<v>"
@@ -1800,6 +1811,7 @@ RULES: tuple[Rule, ...] = (
             + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='RDS identifiers in prose after "RDS", "database", "DB instance", "DB cluster"',
+        anchors=word_anchors(_RDS_PROSE_WORDS, BLANK + ":"),
         validate=_prose_rds_verdict,
         must_match=(
             ("Analyze: ... RDS prod-db, IP 10.0.1.100", "prod-db"),
@@ -1820,15 +1832,11 @@ RULES: tuple[Rule, ...] = (
         category="rds",
         kind="RDS",
         regex=(
-            words(["snapshot", "Snapshot"])
-            + r"\s+(?:named|called)\s+"
-            + OPEN_QUOTE
-            + r"(?P<v>"
-            + RDS_ID
-            + r")"
+            words(_SNAPSHOT_WORDS) + r"\s+(?:named|called)\s+" + OPEN_QUOTE + r"(?P<v>" + RDS_ID + r")"
             r"(?![a-z0-9-]|\.[A-Za-z0-9])"
         ),
         description='A DB snapshot named in prose: "snapshot named `x`", "snapshot called pre-upgrade-1"',
+        anchors=word_anchors(_SNAPSHOT_WORDS, BLANK),
         validate=_prose_rds_verdict,
         must_match=(
             ("the snapshot named `nightly` is kept", "nightly"),
@@ -2014,6 +2022,7 @@ RULES: tuple[Rule, ...] = (
             'S3 canonical user IDs under an "ID" key (JSON, YAML, XML) of an Owner or Grantee: '
             "ACLs, bucket and object listings"
         ),
+        anchors=word_anchors(("ID",), AFTER_KEY + ">"),
         validate=_owner_id_verdict,
         must_match=(
             ('"Owner": {"DisplayName": "ops", "ID": "' + _CANONICAL + '"}', _CANONICAL),
