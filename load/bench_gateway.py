@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few requests only (a smoke test)")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
-    seq_n, conc_s, ttfb_n, warm_n = (20, 0.5, 2, 20) if args.quick else (150, 3.0, 5, 200)
+    seq_n, conc_s, ttfb_n, warm_n = (20, 0.5, 2, 20) if args.quick else (400, 3.0, 5, 200)
 
     prompt = prompt_8k()
     body = json.dumps(

@@ -126,6 +126,9 @@ class FakePublisher:
     def take_line(self) -> tuple[str, str] | None:
         return self.lines.pop(0) if self.lines else None
 
+    def alive(self) -> bool:
+        return True
+
 
 @pytest.fixture
 def fake_publisher(monkeypatch: pytest.MonkeyPatch) -> FakePublisher:
@@ -420,3 +423,17 @@ def test_the_password_never_shows() -> None:
     s = PublisherSettings.from_mapping({"redis_password": "hunter2-secret", "redis_username": "masker"})
     assert "hunter2" not in s.describe() and "masker@" in s.describe()
     assert "hunter2" not in repr(s)
+
+
+def test_the_monitor_keeps_its_publisher_until_it_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[FakePublisher] = []
+
+    def publisher_for(_settings: Any, _user: Any) -> FakePublisher:
+        made.append(FakePublisher())
+        return made[-1]
+
+    monkeypatch.setattr(events, "publisher_for", publisher_for)
+    monitor = Monitor(EventSettings.from_mapping({"enable_event_monitoring": True}))
+    assert monitor.publisher() is monitor.publisher() is made[0] and len(made) == 1
+    monkeypatch.setattr(made[0], "alive", lambda: False)  # closed: the next call gets a new one
+    assert monitor.publisher() is made[1]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .publisher import PublisherSettings, publisher_for
+from .publisher import Publisher, PublisherSettings, publisher_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ class Monitor:
     def __init__(self, settings: EventSettings, rng: random.Random | None = None) -> None:
         self.settings = settings
         self._random = (rng or random.Random()).random
+        self._publisher: Publisher | None = None
+
+    def publisher(self) -> Publisher:
+        """The process's publisher for these settings, started with the first sampled request (not
+        at import) and looked up again only if it has stopped."""
+        publisher = self._publisher
+        if publisher is None or not publisher.alive():
+            publisher = self._publisher = publisher_for(self.settings.publisher, self)
+        return publisher
 
     def sampled(self) -> bool:
         """This request's one sampling decision: both of its events, or neither."""
@@ -59,8 +68,7 @@ class Monitor:
         masked: Mapping[str, Any],
         restored: Mapping[str, Any] | None,
     ) -> None:
-        # the publisher starts (thread, connection) with the first sampled request, not at import
-        publisher = publisher_for(self.settings.publisher, self)
+        publisher = self.publisher()
         for event in build_events(request, masked, restored):
             publisher.enqueue(event)
 
@@ -73,7 +81,7 @@ class Monitor:
 
     def take_line(self) -> tuple[str, str] | None:
         """A line the publisher wants in Kong's log (a Redis error, the periodic counters)."""
-        return publisher_for(self.settings.publisher, self).take_line()
+        return self.publisher().take_line()
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,10 @@ class Publisher:
             self._wake.set()  # a batch's timer starts, or a batch is full
         return True
 
+    def alive(self) -> bool:
+        """False once the thread has stopped (closed, or idle without users): get a new one."""
+        return self._thread.is_alive()
+
     def take_line(self) -> tuple[str, str] | None:
         """A line for Kong's log (an error, or the periodic summary), at most once each."""
         with self._lock:
@@ -356,7 +360,7 @@ def publisher_for(settings: PublisherSettings, user: Any) -> Publisher:
     """The process's publisher for ``settings`` (started on first use); ``user`` keeps it alive."""
     with _registry_lock:
         publisher = _registry.get(settings)
-        if publisher is None or not publisher._thread.is_alive():
+        if publisher is None or not publisher.alive():
             publisher = Publisher(settings, on_close=_forget)
             _registry[settings] = publisher
         publisher.add_user(user)
