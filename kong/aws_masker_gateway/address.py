@@ -7,13 +7,13 @@ import argparse
 DEFAULT_HOST = "127.0.0.1"
 
 
-def parse_listen(value: str, default_host: str = DEFAULT_HOST) -> tuple[str, int]:
-    """``"HOST:PORT"`` (``[::1]:PORT`` for IPv6, ``:PORT`` for ``default_host``; port 0 picks a free
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (``[::1]:PORT`` for IPv6, ``:PORT`` for ``DEFAULT_HOST``; port 0 picks a free
     one) as ``(host, port)``; ``argparse.ArgumentTypeError`` otherwise (argparse shows its message)."""
     host, sep, port = value.strip().rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or default_host, int(port)
+    return host.strip("[]") or DEFAULT_HOST, int(port)
 
 
 def listen_address(value: str) -> str:

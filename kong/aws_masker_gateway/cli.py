@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import logs
-from .address import parse_listen
+from .address import DEFAULT_HOST, parse_listen
 from .app import Gateway, GatewayError, create_gateway, run_site, shutdown_site
 from .declarative import DeclarativeError
 from .pluginserver import PluginInfoError
@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="declarative kong.yml")
     parser.add_argument(
-        "--listen", type=parse_listen, default=("127.0.0.1", 8000), help="HOST:PORT (default 127.0.0.1:8000)"
+        "--listen",
+        type=parse_listen,
+        default=(DEFAULT_HOST, 8000),
+        help=f"HOST:PORT (default {DEFAULT_HOST}:8000)",
     )
     parser.add_argument(
         "--prefix", help="Kong prefix (socket directory); default $KONG_PREFIX or /usr/local/kong"

@@ -69,12 +69,11 @@ from aiohttp import web
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.tokens import TOKEN_RE
-from aws_masker_gateway.address import parse_listen
+from aws_masker_gateway.address import DEFAULT_HOST, parse_listen
 from aws_masker_gateway.app import run_site, shutdown_site
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
 ECHO_USER_ID = "echo"
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
