@@ -124,13 +124,23 @@ class Phase:
         return _DEFERRED
 
 
-def offload(fn: Callable[[], T]) -> T:
-    """``fn()`` on a worker thread while the loop serves other requests, when called in a phase
-    run by :class:`Loop`; elsewhere (tests, other servers) just ``fn()``."""
+def _phase_in_loop() -> tuple[Loop, _PhaseGreenlet] | None:
+    """The loop and the phase calling, when a phase run by :class:`Loop` calls; None elsewhere
+    (tests, other servers)."""
     current = greenlet.getcurrent()
     loop = _LOOP
     if loop is None or not isinstance(current, _PhaseGreenlet):
+        return None
+    return loop, current
+
+
+def offload(fn: Callable[[], T]) -> T:
+    """``fn()`` on a worker thread while the loop serves other requests, when called in a phase
+    run by :class:`Loop`; elsewhere (tests, other servers) just ``fn()``."""
+    running = _phase_in_loop()
+    if running is None:
         return fn()
+    loop, current = running
     future = loop.executor.submit(fn)
     future.add_done_callback(lambda _f: loop.wake(current.phase))
     current.parent.switch()  # back to the loop until the work is done
@@ -140,11 +150,11 @@ def offload(fn: Callable[[], T]) -> T:
 def when_idle(fn: Callable[[], None]) -> None:
     """``fn()`` once the loop has no connection to serve, when called in a phase run by
     :class:`Loop`; elsewhere (tests, other servers) just ``fn()``. ``fn`` must not raise."""
-    loop = _LOOP
-    if loop is None or not isinstance(greenlet.getcurrent(), _PhaseGreenlet):
+    running = _phase_in_loop()
+    if running is None:
         fn()
         return
-    loop.idle.append(fn)
+    running[0].idle.append(fn)
 
 
 class _Conn:
