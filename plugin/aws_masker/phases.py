@@ -58,7 +58,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,9 +292,7 @@ def log_phase(kong: Any, monitor: Monitor) -> None:
     # PDK: Kong's request id, route, service and both sides' counts, left by the restore plugin.
     raw = kong.ctx.shared.get(EVENT_KEY)
     if raw:
-        # The events are built and queued once this phase has answered Kong and the plugin server
-        # has no request waiting (pdkserver.when_idle): they never delay a request.
-        when_idle(lambda: _report_summary(monitor, raw))
+        _report_when_idle(monitor, lambda: _from_summary(raw))
         line = monitor.take_line()
         if line is not None:
             level, text = line
@@ -303,21 +301,40 @@ def log_phase(kong: Any, monitor: Monitor) -> None:
             (kong.log.warn if level == "warn" else kong.log.notice)(text)
         return
     # PDK: the restore plugin did not run: request id, route and service from Kong's serializer.
-    serialized = json.loads(kong.log.serialize())
+    serialized = kong.log.serialize()
     # PDK: and the masking counts from our own state.
     raw_state = kong.ctx.shared.get(CTX_KEY)
     if not raw_state:
         return  # aws-masker did not mask this request (it was refused): nothing to report
-    monitor.report(RequestInfo.from_serialized(serialized), json.loads(raw_state).get("masked") or {}, None)
+    _report_when_idle(
+        monitor,
+        lambda: (
+            RequestInfo.from_serialized(json.loads(serialized)),
+            json.loads(raw_state).get("masked") or {},
+            None,
+        ),
+    )
 
 
-def _report_summary(monitor: Monitor, raw: str | bytes) -> None:
-    """The request's events from the restore plugin's summary (run by when_idle: never raises)."""
-    try:
-        summary = json.loads(raw)
-        request = RequestInfo.from_values(
-            summary.get("request_id"), summary.get("route"), summary.get("service")
-        )
-        monitor.report(request, summary.get("masked") or {}, summary.get("restored"))
-    except Exception as exc:
-        monitor.failed(exc)
+Report = tuple[RequestInfo, Mapping[str, Any], Mapping[str, Any] | None]
+
+
+def _report_when_idle(monitor: Monitor, read: Callable[[], Report]) -> None:
+    """The request's events, built from what ``read`` returns and queued once this phase has
+    answered Kong and the plugin server has no request waiting (pdkserver.when_idle): they never
+    delay a request. A failure loses the events, never the request."""
+
+    def report() -> None:
+        try:
+            monitor.report(*read())
+        except Exception as exc:
+            monitor.failed(exc)
+
+    when_idle(report)
+
+
+def _from_summary(raw: str | bytes) -> Report:
+    """Request, masked and restored counts from the restore plugin's summary."""
+    summary = json.loads(raw)
+    request = RequestInfo.from_values(summary.get("request_id"), summary.get("route"), summary.get("service"))
+    return request, summary.get("masked") or {}, summary.get("restored")
