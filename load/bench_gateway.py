@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-gateway-secret-0123"
 MODES = ("none", "noop", "aws-masker", "aws-masker+events")
 ROUTES = {"none": "/none", "noop": "/noop", "aws-masker": "/masker", "aws-masker+events": "/events"}
+SEQ_BLOCKS = 8  # blocks per round of the one-at-a-time requests (50 requests of each mode each)
 CONCURRENCY = 8
 STREAM_EVENTS = 12
 STREAM_DELAY = 0.05
@@ -134,6 +135,8 @@ async def _client(job: dict[str, Any]) -> dict[str, Any]:
 
         if job["kind"] == "sequential":
             return {"latencies": [await one(job["url"]) for _ in range(job["n"])]}
+        if job["kind"] == "blocks":  # [[url, n], ...] in order, one latency list per block
+            return {"blocks": [[await one(url) for _ in range(n)] for url, n in job["blocks"]]}
         if job["kind"] == "concurrent":
             deadline = time.perf_counter() + job["seconds"]
             done = 0
@@ -287,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
     seq_n, conc_s, ttfb_n, warm_n = (20, 0.5, 2, 20) if args.quick else (400, 3.0, 5, 200)
+    seq_blocks = 2 if args.quick else SEQ_BLOCKS
 
     prompt = prompt_8k()
     body = json.dumps(
@@ -355,16 +359,33 @@ def main(argv: list[str] | None = None) -> int:
                 served: dict[str, int] = dict.fromkeys(MODES, 0)
                 ttfb: dict[str, list[float]] = {m: [] for m in ("none", "aws-masker")}
                 records: list[Any] = []
+                # per mode, the p50 of each block of requests one at a time (paired comparisons)
+                block_p50: dict[str, list[float]] = {m: [] for m in MODES}
                 for r in range(rounds):
-                    order = list(MODES)
-                    random.shuffle(order)
-                    progress(f"round {r + 1}/{rounds}: one client at a time ({', '.join(order)})")
-                    for mode in order:
-                        job = {"kind": "sequential", "url": url + ROUTES[mode], "n": seq_n, "body": body}
-                        before = gw.record_ids()
-                        latency[mode] += run_client(job)["latencies"]
-                        if mode == "aws-masker":
-                            records += gw.records_since(before)
+                    # one client at a time: the round's requests of each mode in blocks, every block
+                    # running the modes in its own shuffled order, so that a slow spell of this shared
+                    # machine (seconds long) hits the modes alike and block by block comparisons pair
+                    # requests sent within a second of each other
+                    schedule = []
+                    for _ in range(seq_blocks):
+                        order = list(MODES)
+                        random.shuffle(order)
+                        schedule += order
+                    progress(
+                        f"round {r + 1}/{rounds}: one client at a time ({seq_blocks} blocks of each mode)"
+                    )
+                    before = gw.record_ids()
+                    job = {
+                        "kind": "blocks",
+                        "blocks": [[url + ROUTES[mode], seq_n // seq_blocks] for mode in schedule],
+                        "body": body,
+                    }
+                    for mode, block in zip(schedule, run_client(job)["blocks"], strict=True):
+                        latency[mode] += block
+                        block_p50[mode].append(statistics.median(block))
+                    records += [
+                        rec for rec in gw.records_since(before) if rec.route == "masker"
+                    ]  # the route kong_yml names "masker"
                     progress(f"round {r + 1}/{rounds}: {CONCURRENCY} concurrent clients")
                     for mode in order:
                         job = {
@@ -395,7 +416,18 @@ def main(argv: list[str] | None = None) -> int:
         redis_dir.cleanup()
 
     cpu_ms = {m: {name: 1000 * s / max(1, served[m]) for name, s in cpu[m].items()} for m in MODES}
-    section = report(latency, rps, ttfb, records, rounds, seq_n, conc_s, (rss_before, rss_after), cpu_ms)
+    section = report(
+        latency,
+        block_p50,
+        rps,
+        ttfb,
+        records,
+        (rounds, seq_blocks),
+        seq_n,
+        conc_s,
+        (rss_before, rss_after),
+        cpu_ms,
+    )
     print(section)
     write_section(args.out, START, END, section)
     progress(f"wrote {args.out}")
@@ -410,10 +442,11 @@ def _cpu(process: psutil.Process) -> float:
 
 def report(
     latency: dict[str, list[float]],
+    block_p50: dict[str, list[float]],
     rps: dict[str, list[float]],
     ttfb: dict[str, list[float]],
     records: list[Any],
-    rounds: int,
+    shape: tuple[int, int],
     seq_n: int,
     conc_s: float,
     rss: tuple[int, int],
@@ -422,6 +455,7 @@ def report(
     def ms(x: float) -> str:
         return f"{x * 1000:.2f}"
 
+    rounds, blocks = shape
     p50 = {m: statistics.median(v) for m, v in latency.items()}
     thr = {m: statistics.median(v) for m, v in rps.items()}
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -430,8 +464,9 @@ def report(
         "## Gateway (`make bench-gateway`)",
         "",
         f"- Run: {now}; machine: {machine()}; command: `make bench-gateway`.",
-        f"- {rounds} interleaved rounds; per round and mode: {seq_n} requests one at a time, "
-        f"{CONCURRENCY} concurrent clients for {conc_s:g} s, and streams.",
+        f"- {rounds} interleaved rounds; per round and mode: {seq_n} requests one at a time (in "
+        f"{blocks} blocks of {seq_n // blocks}, the modes' blocks in shuffled order), {CONCURRENCY} "
+        f"concurrent clients for {conc_s:g} s, and streams.",
         "- Same local gateway, same upstream, same 8 KB prompt; the answer carries 20 tokens.",
         "",
         "| mode | p50 ms | p95 ms | p50 over none | req/s, 8 clients | share of none | share of noop |",
@@ -444,10 +479,17 @@ def report(
             f"{thr[mode] / thr['noop']:.0%} |"
         )
     off, on = p50["aws-masker"], p50["aws-masker+events"]
+    # paired: each block of aws-masker+events against the aws-masker block of the same round and slot
+    paired = sorted(
+        e / m - 1 for e, m in zip(block_p50["aws-masker+events"], block_p50["aws-masker"], strict=True)
+    )
+    quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
     lines += [
         "",
         f"Monitoring at 100% sampling, batches of 10 (aws-masker+events against aws-masker): p50 "
-        f"{(on - off) / off:+.1%}, throughput {thr['aws-masker+events'] / thr['aws-masker'] - 1:+.1%}; "
+        f"{(on - off) / off:+.1%} (block by block, paired: median {quartiles[1]:+.1%}, quartiles "
+        f"{quartiles[0]:+.1%} to {quartiles[2]:+.1%} over {len(paired)} pairs of blocks), throughput "
+        f"{thr['aws-masker+events'] / thr['aws-masker'] - 1:+.1%}; "
         f"the plugin server's RSS was {rss[0] / 2**20:.1f} MB after the warm-up, before monitoring "
         f"was first used, and {rss[1] / 2**20:.1f} MB at the end ({(rss[1] - rss[0]) / 2**20:+.1f} MB).",
     ]
