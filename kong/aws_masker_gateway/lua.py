@@ -638,7 +638,7 @@ class LuaEngine:
         host = self.runtime.table_from(
             {
                 b"request_header": lambda h, name: _b(h.lua_request_header(_s(name))),
-                b"request_headers": lambda h, n: self.py_to_lua(h.lua_request_headers(int(n))),
+                b"request_headers": lambda h, n: self._headers_table(h.lua_request_headers(int(n))),
                 b"request_target": lambda h: _b(h.lua_request_target()),
                 b"request_body": lambda h, limit: h.lua_request_body(limit),
                 b"encode_base64": lambda data, no_padding: _encode_base64(data, no_padding),
@@ -670,6 +670,18 @@ class LuaEngine:
     @staticmethod
     def _deny_attributes(obj: Any, attr_name: Any, is_setting: bool) -> Any:
         raise AttributeError("access to Python attributes is not allowed from Lua")
+
+    def _headers_table(self, headers: dict[str, Any]) -> Any:
+        """``kong.request.get_headers()``'s table (a string per name, a list for a repeated one),
+        built by lupa in one call: :meth:`py_to_lua`'s walk took five times as long, on every
+        request aws-masker-collect reads."""
+        return self.runtime.table_from(
+            {
+                name.encode(): value.encode() if isinstance(value, str) else [v.encode() for v in value]
+                for name, value in headers.items()
+            },
+            recursive=True,
+        )
 
     def _set_response_header(self, handle: LuaHost, name: bytes, values: Any, add: bool) -> None:
         converted = self.lua_to_py(values) if values is not None else None
