@@ -31,9 +31,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import NamedTuple
+
+from .prefilter import max_width
 
 _KEEP = "-:/._=+@"
 _PERCENT = re.compile("(%[0-9A-Fa-f]{2})")
@@ -205,9 +207,14 @@ _PAIRS = (
     (_SHORTHAND_PAIR, "alue="),
 )
 """Each syntax's pattern, behind the literal its value key ends with."""
-# which of those literals a text holds, in one regex pass (its literal search: a substring test for
-# an absent five-character string costs Python about a millisecond per megabyte)
-_MARK = re.compile('alue["=:]')
+# Those literals, in one regex pass (its literal search: a substring test for an absent five-character
+# string costs Python about a millisecond per megabyte); a JSON value key's with the blanks and colon
+# after it that _JSON_PAIR looks ahead for: where a JSON pair can end.
+_VALUE_KEY_END = re.compile(r'alue(?:"\s*:|[:=])')
+_JSON_REACH = 512
+"""How far before where a JSON pair can end it is looked for first (see ``_json_pairs``)."""
+_JSON_SOLID = max_width(_JSON_PAIR.pattern.replace(r"\s*", ""))
+"""The most characters other than blanks a JSON pair holds (only its ``\\s*`` are unbounded)."""
 # a YAML block scalar right after a key (OwnerId: >-, then the value on the next line)
 _BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
 
@@ -237,15 +244,24 @@ def paired(text: str) -> Paired | None:
     is no such pair. Only member keys are deleted, never a value. It is a second view, whose
     segments are scanned besides the first view (scanner.py), because the value's own key may be
     evidence too (``OutputValue``). Cost: a literal search for the value keys' endings, a regex pass
-    per syntax whose value key is there, and a copy of the segments only."""
-    marks = _marks(text)  # (one regex pass: cheaper than a substring test for an absent "alue")
-    if not marks:
+    per other syntax whose value key is there (JSON pairs are looked for just before their value
+    keys), and a copy of the segments only."""
+    json_ends: list[int] = []  # where each JSON pair can end, and where the colon after it ends
+    marks: set[str] = set()
+    for m in _VALUE_KEY_END.finditer(text):
+        mark = m[0]
+        if mark[4] == '"':
+            json_ends += (m.start() + 5, m.end())
+        else:
+            marks.add(mark)
+    syntaxes: list[Iterable[re.Match[str]]] = [_json_pairs(text, json_ends)] if json_ends else []
+    syntaxes += [pattern.finditer(text) for pattern, mark in _PAIRS[1:] if mark in marks]
+    if not syntaxes:
         return None
-    found = [pattern for pattern, mark in _PAIRS if mark in marks]
-    if len(found) == 1:  # one syntax: its matches come in order, each used as it comes
-        matches: Iterable[re.Match[str]] = found[0].finditer(text)
+    if len(syntaxes) == 1:  # one syntax: its matches come in order, each used as it comes
+        matches = syntaxes[0]
     else:  # all in text order
-        matches = sorted((m for pattern in found for m in pattern.finditer(text)), key=lambda m: m.start())
+        matches = sorted((m for found in syntaxes for m in found), key=lambda m: m.start())
     # each pair's segment, from its name to the end of its value's line, with the keys between them
     # left out: built piece by piece (no copy of the whole text), one line apart (a dump has
     # thousands of pairs: the loop does each in a few list operations, and keeps no object per pair)
@@ -281,18 +297,24 @@ def paired(text: str) -> Paired | None:
     return Paired("".join(parts), source, view_starts[0::2], ends)
 
 
-def _marks(text: str) -> set[str]:
-    """The value-key endings of ``_PAIRS`` that ``text`` holds: the first found, then a search for
-    each other one (one pass over the text when it holds only one kind, as a JSON dump does)."""
-    found: set[str] = set()
-    m = _MARK.search(text)
-    while m is not None:
-        found.add(m[0])
-        rest = [mark for _, mark in _PAIRS if mark not in found]
-        if not rest:
-            break
-        m = re.compile("alue[" + "".join(re.escape(mark[-1]) for mark in rest) + "]").search(text, m.end())
-    return found
+def _json_pairs(text: str, ends: list[int]) -> Iterator[re.Match[str]]:
+    """``_JSON_PAIR.finditer(text)``, looked for only before where a pair can end: ``ends`` holds, for
+    each value key's closing quote followed by blanks and a colon (in text order), the offset after the
+    quote and the offset after the colon. A match ends at such a quote and holds no other (a name, a
+    type or the key before it may end in "alue", but is followed by a comma or is a name key), so each
+    is the one match, if any, in the stretch from the previous such colon to its own. That stretch is
+    searched over its last ``_JSON_REACH`` characters first; only if they hold no match and could all
+    lie inside one (no more than ``_JSON_SOLID`` characters that are not blanks) over all of it."""
+    lo = 0
+    for k in range(0, len(ends), 2):
+        end, hi = ends[k], ends[k + 1]
+        near = max(lo, end - _JSON_REACH)
+        m = _JSON_PAIR.search(text, near, hi)
+        if m is None and near > lo and sum(map(len, text[near:end].split())) <= _JSON_SOLID:
+            m = _JSON_PAIR.search(text, lo, hi)
+        if m is not None:
+            yield m
+        lo = hi
 
 
 def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
