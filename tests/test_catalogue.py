@@ -9,7 +9,15 @@ import pytest
 
 from aws_masker.config import CATEGORY_TOGGLES
 from aws_masker.engine import Masker
-from aws_masker.patterns import _HOST_KINDS, HOST_ANCHORS, RULES, Rule
+from aws_masker.patterns import (
+    _ACCOUNT_CONTEXT_FIRST,
+    _ACCOUNT_CONTEXT_TEXT,
+    _HOST_KINDS,
+    HOST_ANCHORS,
+    RULES,
+    Rule,
+)
+from aws_masker.prefilter import first_chars
 from aws_masker.tokens import KINDS, TOKEN_RE
 
 
@@ -53,6 +61,12 @@ def test_every_host_suffix_holds_a_host_anchor() -> None:
     """The hostname rule's prefilter anchors (patterns.HOST_ANCHORS) must cover every suffix it knows."""
     for suffix, kind, _category in _HOST_KINDS:
         assert any(re.escape(anchor) in suffix for anchor in HOST_ANCHORS), kind
+
+
+def test_account_context_is_searched_behind_all_its_first_letters() -> None:
+    """patterns._ACCOUNT_CONTEXT finds its context only where one of these letters stands."""
+    firsts = first_chars(_ACCOUNT_CONTEXT_TEXT)
+    assert firsts is not None and firsts <= set(_ACCOUNT_CONTEXT_FIRST[1:-1])
 
 
 def test_token_grammar_is_closed_and_prefix_free() -> None:
