@@ -76,9 +76,9 @@ def test_a_long_text_is_scanned_in_windows(monkeypatch: pytest.MonkeyPatch) -> N
     pf._scratch()  # (made for the real database)
 
     class Recording:
-        def scan(self, data: bytes, **kwargs: object) -> None:
+        def scan(self, data: bytes, *args: object) -> None:
             scanned.append(len(data))
-            database.scan(data, **kwargs)
+            database.scan(data, *args)
 
     monkeypatch.setattr(pf, "_database", Recording())
     assert every_hit(scanner, text) == whole
