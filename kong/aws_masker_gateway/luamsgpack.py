@@ -159,6 +159,29 @@ def pack(value: Any) -> bytes:
         raise PackError(f"pack: {exc}") from exc
 
 
+def pack_call(msg_id: int, method: str, param: Any) -> bytes:
+    """``pack([0, msg_id, method, [param]])``, the same bytes, for the call frames the gateway sends
+    on every PDK round trip: the frame around ``param`` and the keys of a ``{"EventId": .., "Data":
+    ..}`` param already are what lua-MessagePack writes, so only the values are normalised (the
+    whole-frame walk took several times as long as the packing itself)."""
+    if type(param) is dict:
+        values: dict[Any, Any] = {}
+        for key, value in param.items():
+            if value is None:
+                continue  # nil values do not exist in a Lua table
+            if type(key) is not str:
+                break  # a key to normalise: the general path below
+            if type(value) not in _PLAIN:
+                value = _lua(value)
+                if type(value) in _WITH_BIN:
+                    break
+            values[key] = value
+        else:
+            if values:
+                return _PACKER.pack([0, msg_id, method, [values]])
+    return pack([0, msg_id, method, [param]])
+
+
 def new_unpacker() -> msgpack.Unpacker:
     """A streaming decoder with Lua semantics: str and bin both become ``bytes``."""
     return msgpack.Unpacker(raw=True, strict_map_key=False, max_buffer_size=0)

@@ -135,7 +135,7 @@ class RpcClient:
         waiter: asyncio.Future[list[Any]] = loop.create_future()
         conn.waiter = waiter
         assert conn.transport is not None
-        conn.transport.write(luamsgpack.pack([0, msg_id, method, [param]]))
+        conn.transport.write(luamsgpack.pack_call(msg_id, method, param))
         timer = loop.call_later(self.timeout, _expire, waiter)
         try:
             reply = await waiter

@@ -170,6 +170,14 @@ def test_bins_and_lua_rules_round_trip(value: object) -> None:
     assert decoded == _typed_view(value)
 
 
+@given(st.integers(0, 2**31), st.sampled_from(["plugin.Step", "plugin.HandleEvent"]), lua_values_with_bins)
+def test_call_frames_pack_as_the_whole_frame_would(msg_id: int, method: str, data: object) -> None:
+    """pack_call (every PDK round trip's frame) writes what pack() writes for the same frame, for a
+    Step's param and for params with nil values, binary strings and tables to normalise."""
+    for param in ({"EventId": msg_id % 7, "Data": data}, {"EventId": 1, "Data": None}, data):
+        assert luamsgpack.pack_call(msg_id, method, param) == pack([0, msg_id, method, [param]])
+
+
 # -- RPC client against scripted servers --------------------------------------------------------------
 ScriptedHandler = Callable[[list[object], asyncio.StreamWriter], Awaitable[None]]
 
