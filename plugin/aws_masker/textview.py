@@ -207,9 +207,9 @@ _PAIRS = (
     (_SHORTHAND_PAIR, "alue="),
 )
 """Each syntax's pattern, behind the literal its value key ends with."""
-# Those literals, in one regex pass (its literal search: a substring test for an absent five-character
-# string costs Python about a millisecond per megabyte); a JSON value key's with the blanks and colon
-# after it that _JSON_PAIR looks ahead for: where a JSON pair can end.
+# Those literals, in one regex pass that starts at the first "alue" (found by str.find, which costs
+# about a third of the regex's own literal search per character); a JSON value key's with the blanks
+# and colon after it that _JSON_PAIR looks ahead for: where a JSON pair can end.
 _VALUE_KEY_END = re.compile(r'alue(?:"\s*:|[:=])')
 _JSON_REACH = 256
 """How far before where a JSON pair can end it is looked for first (see ``_json_pairs``)."""
