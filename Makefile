@@ -42,8 +42,9 @@ bench: $(STAMP)
 
 # A bounded soak of the local stack (monitoring on, 100% sampled, batch 10) under Locust: RSS of every
 # process against requests done, until SOAK_REQUESTS or SOAK_MINUTES (about 770 requests/s on a quiet
-# 2-core VM: 300k in about 7 minutes, long enough for the caches to be full before the fitted part, see
-# load/soak.py); writes docs/results/soak-latest.json and soak-rss.png. The original's 24 h:
+# 2-core VM, half that on a slower one: 300k in 7 to 14 minutes, long enough for the caches to be full
+# before the fitted part, see load/soak.py); writes docs/results/soak-latest.json and soak-rss.png.
+# The original's 24 h:
 # SOAK_MINUTES=1440 SOAK_REQUESTS=100000000 SOAK_ARGS="--interval 30" (other flags: python load/soak.py --help).
 SOAK_REQUESTS ?= 300000
 SOAK_MINUTES  ?= 15

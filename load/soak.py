@@ -16,8 +16,8 @@ both processes' RSS rising to about 100 MB until roughly 15k (gateway) and 20k (
 requests. The gateway's keeps rising more slowly for longer (allocator and Lua heap growth): two
 100k-request runs fitted after their first 30k still gave it +4.8 and +5.2 MB per 100k, while a
 300k-request run of the same code gave +0.6 once past its first 90k. Hence the default of 300k
-requests (about 7 minutes on a quiet 2-core VM). A shorter run still sees the caches filling, so its
-slope says little about a leak.
+requests (7 to 14 minutes on the 2-core VMs it was run on). A shorter run still sees the caches
+filling, so its slope says little about a leak.
 
 A process passes at or below ``--threshold``: 5 MB per 100k requests, 50 bytes per request, less than
 keeping one small object per request would cost (an empty dict is 64 bytes; a token map entry, an
