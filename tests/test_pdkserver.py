@@ -4,6 +4,7 @@ tests/gateway and tests/e2e run the real aws-masker-server behind the local gate
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -223,6 +224,32 @@ def test_failing_idle_work_is_logged_and_the_loop_serves_on(
     assert "deferred work failed: ZeroDivisionError" in caplog.text
     assert not loop.idle
     assert start(kong, iid)["Data"]["Method"] == "kong.request.get_header"
+
+
+def test_waking_a_loop_that_has_ended_writes_nowhere(tmp_path: Path) -> None:
+    """Offloaded work can finish after the loop has ended and closed its wake pipe, whose numbers
+    another file may have by then: the wake (and a second stop) must write nothing."""
+    ps = PluginServer(loglevel=Logger.WARNING, name="test", lua_style=False)
+    loop = pdkserver.Loop(ps, str(tmp_path / "t.sock"))
+    thread = threading.Thread(target=loop.serve_forever, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if (tmp_path / "t.sock").exists():
+            break
+        threading.Event().wait(0.01)
+    loop.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    r, w = os.pipe()  # likely the numbers the loop's pipe had
+    try:
+        os.set_blocking(r, False)
+        loop.wake(pdkserver.Phase(0, lambda phase: None))
+        loop.stop()
+        with pytest.raises(BlockingIOError):
+            os.read(r, 1)  # nothing was written into whatever has those numbers now
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_idle_work_outside_the_loop_runs_inline() -> None:

@@ -191,17 +191,25 @@ class Loop:
         os.set_blocking(self._wake_w, False)
         self._selector = selectors.DefaultSelector()
         self._stopping = threading.Event()
+        self._pipe_lock = threading.Lock()  # the wake pipe is written by other threads, closed by the loop
+        self._pipe_open = True
 
     # -- called from other threads ---------------------------------------------------------------
     def wake(self, phase: Phase) -> None:
         self._woken.append(phase)
-        with contextlib.suppress(BlockingIOError):  # the pipe is full: the loop is being woken anyway
-            os.write(self._wake_w, b"!")
+        self._poke()
 
     def stop(self) -> None:
         self._stopping.set()
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"!")
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the loop's select. Nothing once the loop has ended: its pipe is closed then, and the
+        descriptor's number may already be another file's (offloaded work can finish after the end)."""
+        with self._pipe_lock:
+            if self._pipe_open:
+                with contextlib.suppress(BlockingIOError):  # the pipe is full: the loop wakes anyway
+                    os.write(self._wake_w, b"!")
 
     # -- the loop ----------------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -247,8 +255,10 @@ class Loop:
             _LOOP = None
             self._selector.close()
             listener.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            with self._pipe_lock:
+                self._pipe_open = False
+                os.close(self._wake_r)
+                os.close(self._wake_w)
             self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _run_idle(self) -> None:
