@@ -176,3 +176,44 @@ def test_cached_minter_stays_within_its_size_and_agrees_after_emptying() -> None
 def test_cached_minter_agrees_with_token_for_on_long_secrets() -> None:
     secret = b"x" * 100  # longer than the SHA-256 block: HMAC hashes the key first
     assert tokens_mod.cached_minter(secret)("EC2", "i-1") == token_for(secret, "EC2", "i-1")
+
+
+def test_short_strings_masked_from_the_cache_as_from_a_fresh_scan() -> None:
+    """What a scan found in a short string is cached per Masker; everything per request (tokens,
+    the echo of names across strings, reservations, counts) is still worked out per request."""
+    from aws_masker import engine
+
+    texts = [
+        '"DBInstanceIdentifier": "orders-db"',  # a name found by its key, echoed below
+        "orders-db is slow",
+        "EC2 i-0a1b2c3d4e5f67890 is down",
+        "AWS_EC2_0123456789ab is a token-shaped string: reserved",
+        "application/json",
+        "in account 123456789012 today",
+    ]
+    fresh = Masker(MaskerConfig(token_secret="s"))
+    cached = Masker(MaskerConfig(token_secret="s"))
+    for _ in range(3):  # the first round fills the cache, the others are served from it
+        for order in (texts, texts[::-1], texts[1:]):
+            got, got_result = cached.mask_texts(list(order))
+            want, want_result = Masker(MaskerConfig(token_secret="s")).mask_texts(list(order))
+            assert got == want
+            assert got_result.tokens == want_result.tokens
+            assert got_result.counts == want_result.counts
+    assert cached._short_finds.cache_info().hits > 0
+    assert fresh._short_finds.cache_info().hits == 0
+    # a string over the limit is scanned every time (nothing of it is cached)
+    long_text = "EC2 i-0a1b2c3d4e5f67890 is down " * (engine.SHORT_SOURCE // 16)
+    before = cached._short_finds.cache_info().currsize
+    assert "i-0a1b2c3d4e5f67890" not in cached.mask_text(long_text)[0]
+    assert cached._short_finds.cache_info().currsize == before
+
+
+def test_the_short_strings_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_masker import engine
+
+    monkeypatch.setattr(engine, "SHORT_SOURCES_CACHED", 8)
+    masker = Masker(MaskerConfig(token_secret="s"))
+    for i in range(50):
+        masker.mask_text(f"EC2 i-0a1b2c3d4e5f6{i:04d} is down")
+    assert masker._short_finds.cache_info().currsize == 8

@@ -24,6 +24,13 @@ from .tokens import TOKEN_RE, TokenIssuer, cached_minter, process_secret
 
 log = logging.getLogger(__name__)
 
+# Strings up to this long (with their context) have their scan's finds cached per Masker: header
+# values, model names, roles, tool names and other short JSON members recur from request to request
+# and each scan has a fixed cost (about 8 us) whatever the length. Only what the scan finds is cached,
+# not how a string is masked: the tokens, the echo and the reservations are still per request.
+SHORT_SOURCE = 256
+SHORT_SOURCES_CACHED = 4096
+
 
 @lru_cache(maxsize=1)
 def default_scanner() -> Scanner:
@@ -76,6 +83,7 @@ class Masker:
         secret = self.config.token_secret
         self._secret = secret.encode("utf-8") if secret else process_secret()
         self._mint = cached_minter(self._secret)
+        self._short_finds = lru_cache(maxsize=SHORT_SOURCES_CACHED)(self._finds)
 
     def find(self, text: str) -> list[Found]:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
@@ -89,6 +97,12 @@ class Masker:
         """``found`` (the plain scan of ``text``, which ``cliformats.may_hold``) with what the AWS CLI
         table and text output structure adds."""
         return cliformats.merge(found, cliformats.finds(text, self._find_plain, found))
+
+    def _finds(self, source: str) -> tuple[Found, ...]:
+        """What :meth:`_render` emits for ``source``, collected (for the short strings' cache)."""
+        if cliformats.may_hold(source):
+            return tuple(self._with_cli_formats(source, self._find_plain(source)))
+        return tuple(self._find_plain(source))
 
     def mask_text(self, text: str) -> tuple[str, MaskResult]:
         (masked,), result = self.mask_texts([text])
@@ -199,7 +213,10 @@ class Masker:
                 if named and named[0] not in names and named[2] in enabled and named[0] not in allowed:
                     names[named[0]] = (None, named[1], named[2])
 
-        if cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
+        if len(source) <= SHORT_SOURCE:
+            for f in self._short_finds(source):
+                emit(*f)
+        elif cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
             for f in self._with_cli_formats(source, self._find_plain(source)):
                 emit(*f)
         else:
