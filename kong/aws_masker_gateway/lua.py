@@ -548,10 +548,10 @@ class LuaRequestState:
         self.table[b"handle"] = None
 
     def shared_get(self, key: Any) -> Any:
-        return self._engine.lua_to_py(self._engine.api.shared_get(self.table, self._engine.py_to_lua(key)))
+        return self._engine.lua_to_py(self._engine._shared_get(self.table, self._engine.py_to_lua(key)))
 
     def shared_set(self, key: Any, value: Any) -> None:
-        self._engine.api.shared_set(self.table, self._engine.py_to_lua(key), self._engine.py_to_lua(value))
+        self._engine._shared_set(self.table, self._engine.py_to_lua(key), self._engine.py_to_lua(value))
 
     def shared_snapshot(self) -> dict[Any, Any]:
         value = self._engine.lua_to_py(self.table[b"shared"])
@@ -666,6 +666,11 @@ class LuaEngine:
                     "install Debian's lua-cjson (apt-get install lua-cjson) or set KONG_LUA_PACKAGE_CPATH"
                 ) from exc
             raise
+        # the functions every request calls, looked up once (each lookup through lupa is a Lua
+        # table read and a new Python wrapper: about 2 us, several times a request)
+        api = self.api
+        self._run_handler, self._run, self._new_request = api.run_handler, api.run, api.new_request
+        self._shared_get, self._shared_set, self._set_phase = api.shared_get, api.shared_set, api.set_phase
 
     @staticmethod
     def _deny_attributes(obj: Any, attr_name: Any, is_setting: bool) -> Any:
@@ -699,12 +704,12 @@ class LuaEngine:
         return LuaChunk(handle, chunk_name)
 
     def new_request(self, host: LuaHost) -> LuaRequestState:
-        return LuaRequestState(self, self.api.new_request(host))
+        return LuaRequestState(self, self._new_request(host))
 
     def run(self, state: LuaRequestState, phase: str, chunks: list[LuaChunk], plugin: str = "") -> LuaOutcome:
         """Run serverless ``chunks`` in ``phase`` (``plugin`` names their ``kong.ctx.plugin``)."""
         entries = self.runtime.table_from([c.handle for c in chunks])
-        kind, message = self.api.run(state.table, _ascii(phase), entries, _ascii(plugin))
+        kind, message = self._run(state.table, _ascii(phase), entries, _ascii(plugin))
         return LuaOutcome(_s(kind), _s(message))
 
     # -- Lua plugins -----------------------------------------------------------------------------
@@ -751,7 +756,7 @@ class LuaEngine:
         return table
 
     def run_handler(self, state: LuaRequestState, plugin: LuaPlugin, phase: str, conf: Any) -> LuaOutcome:
-        kind, message = self.api.run_handler(
+        kind, message = self._run_handler(
             state.table, _ascii(phase), _ascii(plugin.name), plugin.handler, conf
         )
         return LuaOutcome(_s(kind), _s(message))
@@ -788,7 +793,7 @@ class LuaEngine:
         return bytes(self.api.serialize(state.table, self.py_to_lua(base)))
 
     def set_phase(self, state: LuaRequestState, phase: str) -> None:
-        self.api.set_phase(state.table, phase.encode())
+        self._set_phase(state.table, _ascii(phase))
 
     # -- value conversion ------------------------------------------------------------------------
     def py_to_lua(self, value: Any) -> Any:

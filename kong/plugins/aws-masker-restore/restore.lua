@@ -12,8 +12,10 @@ local JSON_ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = 
 
 -- `value` as the inside of a JSON string, exactly as Python's json.dumps(ensure_ascii=False) writes
 -- it: quote, backslash and control characters escaped (\u00XX in lowercase hex), the rest as it is
+local ESCAPED = '[%z\1-\31"\\]'
 local function json_escape(value)
-  return (gsub(value, '[%z\1-\31"\\]', function(c)
+  if not find(value, ESCAPED) then return value end  -- the usual case: nothing to escape
+  return (gsub(value, ESCAPED, function(c)
     return JSON_ESCAPES[c] or format("\\u%04x", byte(c))
   end))
 end
@@ -23,23 +25,37 @@ TokenMap.__index = TokenMap
 
 -- tokens: token -> original; categories: token kind -> category; escaped: restore JSON-escaped
 function TokenMap.new(tokens, categories, escaped)
-  local self = setmetatable({ replacement = {}, category = {}, sorted = {}, lengths = {},
-                              longest = 0, counts = {}, total = 0, empty = true }, TokenMap)
-  local seen_length = {}
+  local replacement, category, lengths = {}, {}, {}
+  local self = setmetatable({ replacement = replacement, category = category, sorted = nil,
+                              lengths = lengths, longest = 0, counts = {}, total = 0, empty = true },
+                            TokenMap)
+  local seen_length, longest = {}, 0
   for token, original in pairs(tokens) do
-    self.replacement[token] = escaped and json_escape(original) or original
-    self.category[token] = categories[sub(token, 5, -14)] or ""
-    self.sorted[#self.sorted + 1] = token
-    if not seen_length[#token] then
-      seen_length[#token] = true
-      self.lengths[#self.lengths + 1] = #token
+    replacement[token] = escaped and json_escape(original) or original
+    category[token] = categories[sub(token, 5, -14)] or ""
+    local len = #token
+    if not seen_length[len] then
+      seen_length[len] = true
+      lengths[#lengths + 1] = len
     end
-    if #token > self.longest then self.longest = #token end
-    self.empty = false
+    if len > longest then longest = len end
   end
-  sort(self.sorted)
-  sort(self.lengths)
+  self.longest, self.empty = longest, longest == 0
+  sort(lengths)
   return self
+end
+
+-- the tokens in order, for is_prefix: built the first time a chunk ends in what may be a token's
+-- start (most responses never do)
+function TokenMap:sorted_tokens()
+  local sorted = self.sorted
+  if sorted == nil then
+    sorted = {}
+    for token in pairs(self.replacement) do sorted[#sorted + 1] = token end
+    sort(sorted)
+    self.sorted = sorted
+  end
+  return sorted
 end
 
 -- every whole token of this map in `data` replaced (and counted)
@@ -75,7 +91,7 @@ function TokenMap:restore(data)
 end
 
 function TokenMap:is_prefix(tail)
-  local sorted = self.sorted
+  local sorted = self:sorted_tokens()
   local lo, hi = 1, #sorted + 1  -- first k with sorted[k] >= tail
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
