@@ -122,6 +122,36 @@ def test_exit_stops_following_functions(engine: LuaEngine) -> None:
     assert state.shared_get(b"reached") is None
 
 
+def test_phases_after_an_exit_an_error_or_a_stray_yield_run_as_before(engine: LuaEngine) -> None:
+    """Each phase runs in a coroutine (kong.response.exit yields out of it); the engine reuses the
+    coroutines that ran to the end, and drops the others: what follows must not notice."""
+    host = Host()
+    state = engine.new_request(host)
+    chunks = {
+        "exit": engine.compile("kong.response.exit(401)", "exit"),
+        "error": engine.compile("error('boom')", "error"),
+        "yield": engine.compile("coroutine.yield('stray')", "yield"),
+        "count": engine.compile("kong.ctx.shared.n = (kong.ctx.shared.n or 0) + 1", "count"),
+        "running": engine.compile(
+            "local co, main = coroutine.running() kong.ctx.shared.in_coroutine = co ~= nil and not main",
+            "running",
+        ),
+    }
+    expected = {"exit": "exit", "error": "error", "yield": "error", "count": "ok", "running": "ok"}
+    order = ["count", "exit", "count", "error", "count", "yield", "count", "running", "count"] * 3
+    for name in order:
+        outcome = engine.run(state, "access", [chunks[name]])
+        assert outcome.kind == expected[name], (name, outcome)
+        if name == "exit":
+            assert state.take_exit() is not None
+        if name == "yield":
+            assert outcome.message == "attempt to yield from a plugin"
+        if name == "error":
+            assert "boom" in outcome.message
+    assert state.shared_get(b"n") == order.count("count")
+    assert state.shared_get(b"in_coroutine") is True
+
+
 def test_exit_outside_rewrite_access_is_an_error(engine: LuaEngine) -> None:
     kind, message, _, _ = run(engine, "kong.response.exit(200)", phase="log")
     assert kind == "error" and "function cannot be called in log phase" in message
