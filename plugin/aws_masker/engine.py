@@ -1,10 +1,10 @@
 """The masking engine: one scan per string, one token map per request.
 
-``Masker`` is built once per configuration (it is immutable and thread-safe). ``Masker.mask_texts``
-masks every string of one request together, so they share one token map, a token-shaped string
-anywhere in the request is reserved before any token is issued, and a name found by strong context
-(a rule marked ``echo``, or inside a masked ARN: arnnames.py) in one string is masked wherever else it
-stands in the request (echo.py).
+``Masker`` is built once per configuration (it is immutable but for a bounded cache of what its scans
+found in short strings, and thread-safe). ``Masker.mask_texts`` masks every string of one request
+together, so they share one token map, a token-shaped string anywhere in the request is reserved
+before any token is issued, and a name found by strong context (a rule marked ``echo``, or inside a
+masked ARN: arnnames.py) in one string is masked wherever else it stands in the request (echo.py).
 """
 
 from __future__ import annotations
