@@ -54,7 +54,6 @@ sent is ever echoed in the error.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -81,7 +80,7 @@ from .tokens import KIND_CATEGORIES
 
 # what aws-masker-collect (kong/plugins/aws-masker-collect) leaves in kong.ctx.shared, and its version
 COLLECT_KEY = "aws_masker_request"
-COLLECT_VERSION = 1
+COLLECT_VERSION = 2
 # kong.ctx.shared key. The fail-closed guard in kong.yml (a post-function) refuses any request on which
 # this key is missing, so it must only be set once the body sent upstream is the masked one.
 CTX_KEY = "aws_masker"
@@ -154,23 +153,25 @@ class Collected:
     @classmethod
     def parse(cls, raw: Any) -> Collected | None:
         """``None`` when there is nothing usable (the plugin is not installed, or an unknown
-        version): aws-masker then reads the request with its own calls."""
-        if not isinstance(raw, str | bytes) or not raw:
+        version): aws-masker then reads the request with its own calls. ``raw`` is the Lua table
+        as msgpack hands it over; its body has each byte as the character with that code."""
+        if not isinstance(raw, dict) or raw.get("v") != COLLECT_VERSION:
+            return None
+        target, headers, body = raw.get("target"), raw.get("headers"), raw.get("body")
+        if headers == []:  # an empty Lua table crosses as an array
+            headers = {}
+        if not isinstance(target, str) or not isinstance(headers, dict):
+            return None
+        if not all(
+            isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            for v in headers.values()
+        ):
+            return None
+        if body is not None and not isinstance(body, str):
             return None
         try:
-            entry = json.loads(raw)
-            if not isinstance(entry, dict) or entry.get("v") != COLLECT_VERSION:
-                return None
-            target, headers, body = entry.get("target"), entry.get("headers"), entry.get("body")
-            if not isinstance(target, str) or not isinstance(headers, dict):
-                return None
-            if not all(
-                isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
-                for v in headers.values()
-            ):
-                return None
-            data = None if body is None else base64.b64decode(body, validate=True)
-        except (ValueError, TypeError):  # json.JSONDecodeError and binascii.Error are ValueErrors
+            data = None if body is None else body.encode("latin-1")
+        except UnicodeEncodeError:  # a character over 255: not what the plugin writes
             return None
         return cls(target, headers, data)
 

@@ -294,3 +294,35 @@ def test_router_entities_are_kongs_shape_and_one_table_per_entity(engine: LuaEng
     _, _, second, _ = run(engine, source)
     same = engine.runtime.globals()[b"rawequal"]
     assert same(engine.api.shared_get(first.table, b"route"), engine.api.shared_get(second.table, b"route"))
+
+
+def test_aws_masker_collect_hands_over_every_byte_through_msgpack(engine: LuaEngine) -> None:
+    """aws-masker-collect's table crosses to the plugin server as msgpack (its strings as str, which
+    Python decodes as UTF-8): a body with every byte value, ASCII or not, arrives byte for byte."""
+    import msgpack
+
+    from aws_masker.phases import COLLECT_KEY, Collected
+    from aws_masker_gateway.luamsgpack import pack
+
+    plugin = engine.load_plugin("aws-masker-collect")
+    assert plugin is not None
+    conf = engine.conf_table(plugin, 1, {"max_inline_body_bytes": 1 << 20})
+
+    class BodyHost(Host):
+        def __init__(self, body: bytes) -> None:
+            super().__init__()
+            self.body = body
+
+        def lua_request_body(self, max_allowed_file_size: Any) -> bytes | None:
+            return self.body
+
+    for body in (bytes(range(256)) * 4, b'{"ascii": "only"}', "caf\u00e9 \u2603 \U0001f600".encode(), b""):
+        state = engine.new_request(BodyHost(body))
+        assert engine.run_handler(state, plugin, "access", conf).kind == "ok"
+        packed = pack(state.shared_get(COLLECT_KEY.encode()))
+        handed = msgpack.unpackb(packed, raw=False, strict_map_key=False)
+        collected = Collected.parse(handed)
+        assert collected is not None
+        assert collected.body == body
+        assert collected.target == "/claude-proxy/v1/messages?q=1"
+        assert collected.headers["x-many"] == ["a", "b"]

@@ -7,6 +7,7 @@ is left out."""
 from __future__ import annotations
 
 import http.client
+import json
 
 import pytest
 from nginx_harness import Nginx
@@ -31,7 +32,7 @@ def collect(
     finally:
         conn.close()
     assert response.status == 200, raw[:300]
-    return Collected.parse(raw.decode("utf-8"))
+    return Collected.parse(json.loads(raw))
 
 
 HEADERS = [
@@ -48,7 +49,7 @@ HEADERS = [
     [
         b'{"model":"m","messages":[{"role":"user","content":"i-0123456789abcdef0"}]}',
         b"",
-        bytes(range(256)) * 8,  # not UTF-8: base64 carries it
+        bytes(range(256)) * 8,  # not UTF-8: bytes 128-255 cross as two-byte characters
         b"x" * 16_000,  # just under the 16k body buffer
     ],
     ids=["json", "empty", "binary", "near-buffer"],

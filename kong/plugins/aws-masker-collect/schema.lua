@@ -10,8 +10,8 @@ return {
             max_inline_body_bytes = {
               description = "largest request body handed to aws-masker in kong.ctx.shared (read "
                 .. "back from nginx's temp file when it spilled there); a larger one aws-masker "
-                .. "reads with its own call (one round trip more, and no base64 copy of a large "
-                .. "body in memory); 0 hands no body over",
+                .. "reads with its own call (one round trip more, and no second copy of a large "
+                .. "body in kong.ctx.shared); 0 hands no body over",
               type = "integer",
               required = true,
               default = 1048576,
