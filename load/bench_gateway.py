@@ -515,6 +515,7 @@ def report(
     if records:
         rpc = [r.rpc_seconds for r in records]
         pdk = [r.pdk_seconds for r in records]
+        lua = [r.lua_seconds for r in records]
         calls = statistics.median(r.pdk_call_total for r in records)
         phases = {}
         for r in records:
@@ -527,7 +528,9 @@ def report(
             "at a time): "
             f"waiting on the plugin server {ms(statistics.median(rpc))} ms (HandleEvent and the Step "
             f"round trips, which include the masking itself); serving its PDK calls in this gateway "
-            f"{ms(statistics.median(pdk))} ms; PDK calls {calls:.0f} ({per_phase}).",
+            f"{ms(statistics.median(pdk))} ms; running the Lua plugins' phases (aws-masker-collect, "
+            f"aws-masker-restore, the guard) in this gateway's LuaJIT {ms(statistics.median(lua))} ms; "
+            f"PDK calls {calls:.0f} ({per_phase}).",
         ]
     lines.append(END)
     return "\n".join(lines)

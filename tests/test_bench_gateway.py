@@ -3,6 +3,7 @@ nothing here looks at timings)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ def test_quick_run_writes_its_section(tmp_path: Path) -> None:
     for mode in ("| none |", "| noop |", "| aws-masker |", "| aws-masker+events |"):
         assert mode in section
     assert "Monitoring at 100% sampling" in section and "PDK calls 3 (access 3)" in section
+    lua = re.search(r"the guard\) in this gateway's LuaJIT ([0-9.]+) ms", section)
+    assert lua and float(lua[1]) > 0  # the Lua plugins' time is counted
     assert "CPU per request with 8 concurrent clients" in section
     cpu_rows = [
         line for line in section.splitlines() if line.startswith("| aws-masker | ") and line.count("|") == 7

@@ -385,10 +385,14 @@ class Gateway:
         """One phase of a Lua plugin (from the Lua path) or of a serverless function."""
         assert ctx.lua is not None
         ctx.phase = phase
-        if plugin.lua_plugin is not None:
-            conf = self.engine.conf_table(plugin.lua_plugin, plugin.seq, plugin.entity.config)
-            return self.engine.run_handler(ctx.lua, plugin.lua_plugin, phase, conf)
-        return self.engine.run(ctx.lua, phase, plugin.lua_chunks.get(phase, []), plugin.name)
+        started = time.perf_counter()
+        try:
+            if plugin.lua_plugin is not None:
+                conf = self.engine.conf_table(plugin.lua_plugin, plugin.seq, plugin.entity.config)
+                return self.engine.run_handler(ctx.lua, plugin.lua_plugin, phase, conf)
+            return self.engine.run(ctx.lua, phase, plugin.lua_chunks.get(phase, []), plugin.name)
+        finally:
+            ctx.record.lua_seconds += time.perf_counter() - started
 
     def _exit_outcome(self, ctx: RequestContext) -> Outcome:
         assert ctx.exit is not None

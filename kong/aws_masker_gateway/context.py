@@ -119,6 +119,9 @@ class RequestRecord:
     """Time spent waiting for plugin-server replies (HandleEvent and Steps): what Kong waits too."""
     pdk_seconds: float = 0.0
     """Time spent serving PDK calls in this gateway (Kong serves them in Lua, in microseconds)."""
+    lua_seconds: float = 0.0
+    """Time spent running Lua plugins' phases here (LuaJIT through lupa; every call into Lua and back
+    into this gateway's Python crosses a boundary that Kong, all in LuaJIT, does not have)."""
     protocol_errors: list[str] = field(default_factory=list)
     plugin_errors: list[str] = field(default_factory=list)
     proxied: bool = False
