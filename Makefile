@@ -1,5 +1,6 @@
 # Every target creates .venv on first use and installs the project into it. `run` and `test` also
-# check the Debian packages they need (scripts/system-deps.sh installs them when run as root).
+# check the Debian packages they need (scripts/system-deps.sh installs them when run as root); `test`
+# installs the Claude Code CLI with npm, when there is npm, for its real-client test.
 # `test` also leaves pytest's JUnit XML of the run in .run/reports/junit.xml (for `make report`).
 PYTHON ?= python3
 VENV   := .venv
@@ -21,6 +22,7 @@ run: $(STAMP)
 test: export AWS_MASKER_JUNIT_XML := .run/reports/junit.xml
 test: $(STAMP)
 	scripts/system-deps.sh test
+	scripts/claude-code.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
