@@ -201,7 +201,7 @@ def test_short_strings_masked_from_the_cache_as_from_a_fresh_scan() -> None:
             assert got_result.tokens == want_result.tokens
             assert got_result.counts == want_result.counts
     assert cached._short_finds.cache_info().hits > 0
-    assert fresh._short_finds.cache_info().hits == 0
+    assert fresh._short_finds is None  # (made on a Masker's first short string)
     # a string over the limit is scanned every time (nothing of it is cached)
     long_text = "EC2 i-0a1b2c3d4e5f67890 is down " * (engine.SHORT_SOURCE // 16)
     before = cached._short_finds.cache_info().currsize

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 # Strings up to this long (with their context) have their scan's finds cached per Masker: header
 # values, model names, roles, tool names and other short JSON members recur from request to request
 # and each scan has a fixed cost (about 8 us) whatever the length. Only what the scan finds is cached,
-# not how a string is masked: the tokens, the echo and the reservations are still per request.
+# not how a string is masked: the tokens, the echo and the reservations are still per request. The
+# cache is made on a Masker's first short string (a Masker that masks only long texts makes none).
 SHORT_SOURCE = 256
 SHORT_SOURCES_CACHED = 4096
 
@@ -83,7 +85,7 @@ class Masker:
         secret = self.config.token_secret
         self._secret = secret.encode("utf-8") if secret else process_secret()
         self._mint = cached_minter(self._secret)
-        self._short_finds = lru_cache(maxsize=SHORT_SOURCES_CACHED)(self._finds)
+        self._short_finds: Callable[[str], tuple[Found, ...]] | None = None  # (made on first use)
 
     def find(self, text: str) -> list[Found]:
         """Every identifier the catalogue recognises in ``text`` (masked or kept)."""
@@ -214,7 +216,10 @@ class Masker:
                     names[named[0]] = (None, named[1], named[2])
 
         if len(source) <= SHORT_SOURCE:
-            for f in self._short_finds(source):
+            short_finds = self._short_finds
+            if short_finds is None:  # (two threads may both make one: one is kept, both are right)
+                short_finds = self._short_finds = lru_cache(maxsize=SHORT_SOURCES_CACHED)(self._finds)
+            for f in short_finds(source):
                 emit(*f)
         elif cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
             for f in self._with_cli_formats(source, self._find_plain(source)):
