@@ -312,7 +312,7 @@ def test_common_words_are_not_echoed(masker: Masker, name: str) -> None:
 def test_the_common_word_list_is_shipped_with_its_licence() -> None:
     words = echo.common_words()
     assert len(words) > 20_000
-    assert {"the", "orders", "ledger"} <= words
+    assert {"the", "orders", "ledger"} <= words.keys()
     assert not echo.is_common_word("ordersdb")
     assert echo.is_common_word("invoices") and echo.is_common_word("Postgres")
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import NamedTuple
@@ -239,10 +239,12 @@ _LETTERS = re.compile(r"[A-Za-z]{4,}")
 
 
 @lru_cache(maxsize=1)
-def common_words() -> frozenset[str]:
-    """The common English words of ``data/common_words.txt`` (lowercase; ``#`` lines are comments)."""
+def common_words() -> Mapping[str, None]:
+    """The common English words of ``data/common_words.txt`` (lowercase; ``#`` lines are comments), as
+    the keys of a dict: a dict of strings is not tracked by the garbage collector, where a set of
+    24,000 words was walked by every full collection (about 140,000 instructions a masked request)."""
     text = resources.files(__package__).joinpath("data/common_words.txt").read_text(encoding="utf-8")
-    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+    return dict.fromkeys(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
 def is_common_word(value: str) -> bool:
