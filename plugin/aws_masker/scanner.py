@@ -164,6 +164,7 @@ class Found(NamedTuple):
 
 
 _MASK, _REJECT = Verdict.MASK, Verdict.REJECT
+_NO_SPAN = (-1, -1)
 Emit = Callable[[int, int, Rule, str, str, str, bool], object]
 """Receives the fields of one ``Found``: start, end, rule, category, kind, value, mask."""
 # a rule's single-pattern match method, the rule, the group numbers of its value, tail and pair groups
@@ -376,11 +377,13 @@ class Scanner:
         m = match(text, start)
         if m is None:
             return -1
-        value_start, value_end = start, m.end()
-        if value_group and m.start(value_group) >= 0:
-            value_start, value_end = m.span(value_group)
-        elif tail_group and m.start(tail_group) >= 0:
-            value_end = m.start(tail_group)
+        end = m.end()
+        # (a group that did not take part in the match spans (-1, -1))
+        value_start, value_end = m.span(value_group) if value_group else _NO_SPAN
+        if value_start < 0:
+            value_start, value_end = start, end
+            if tail_group and m.start(tail_group) >= 0:
+                value_end = m.start(tail_group)
         value = text[value_start:value_end]
         verdict = validate(value, text, value_start) if validate else _MASK
         if verdict is _REJECT:
@@ -396,4 +399,4 @@ class Scanner:
             pair = text[pair_start:pair_end]
             pair_mask = category in enabled and pair not in allow
             emit(pair_start, pair_end, rule, category, rule.pair_kind or kind, pair, pair_mask)
-        return m.end()
+        return end
