@@ -100,12 +100,6 @@ class Masker:
         table and text output structure adds."""
         return cliformats.merge(found, cliformats.finds(text, self._find_plain, found))
 
-    def _finds(self, source: str) -> tuple[Found, ...]:
-        """What :meth:`_render` emits for ``source``, collected (for the short strings' cache)."""
-        if cliformats.may_hold(source):
-            return tuple(self._with_cli_formats(source, self._find_plain(source)))
-        return tuple(self._find_plain(source))
-
     def mask_text(self, text: str) -> tuple[str, MaskResult]:
         (masked,), result = self.mask_texts([text])
         return masked, result
@@ -218,7 +212,9 @@ class Masker:
         if len(source) <= SHORT_SOURCE:
             short_finds = self._short_finds
             if short_finds is None:  # (two threads may both make one: one is kept, both are right)
-                short_finds = self._short_finds = lru_cache(maxsize=SHORT_SOURCES_CACHED)(self._finds)
+                short_finds = self._short_finds = lru_cache(maxsize=SHORT_SOURCES_CACHED)(
+                    lambda text: tuple(self.find(text))
+                )
             for f in short_finds(source):
                 emit(*f)
         elif cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
