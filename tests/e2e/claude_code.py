@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,13 +56,13 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
             b.shutdown(socket.SHUT_WR)
 
 
-def _serve(listener: socket.socket, connect: object) -> None:
+def _serve(listener: socket.socket, connect: Callable[[], socket.socket]) -> None:
     while True:
         try:
             client, _ = listener.accept()
         except OSError:
             return
-        upstream = connect()  # type: ignore[operator]
+        upstream = connect()
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 
@@ -74,8 +75,9 @@ class UnixToTcp:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(path))
         self.listener.listen(64)
-        connect = lambda: socket.create_connection((host, port))  # noqa: E731
-        threading.Thread(target=_serve, args=(self.listener, connect), daemon=True).start()
+        threading.Thread(
+            target=_serve, args=(self.listener, lambda: socket.create_connection((host, port))), daemon=True
+        ).start()
 
     def close(self) -> None:
         self.listener.close()
