@@ -22,8 +22,8 @@ in shuffled order, so a slow spell of this shared machine hits them alike):
 
 Beside the numbers it reports where the aws-masker route's time goes per request: the gateway's
 waits on the plugin server (what Kong would wait too) and its own PDK emulation (what Kong would
-serve in Lua in microseconds), and the PDK calls per phase; and the plugin server's RSS before
-monitoring was first used and at the end. Clients run in a separate process.
+serve in Lua in microseconds), and the PDK calls per phase. Last, monitoring's memory: pairs of fresh
+plugin servers, monitoring off and on, sent the same requests. Clients run in a separate process.
 
 Writes docs/benchmarks.md between the ``bench-gateway`` markers. Benchmarks are not tests: nothing
 here asserts on time.
@@ -65,6 +65,7 @@ MODES = ("none", "noop", "aws-masker", "aws-masker+events")
 ROUTES = {"none": "/none", "noop": "/noop", "aws-masker": "/masker", "aws-masker+events": "/events"}
 SEQ_BLOCKS = 8  # blocks per round of the one-at-a-time requests (50 requests of each mode each)
 CONCURRENCY = 8
+MEMORY_PAIRS = 3  # pairs of fresh plugin servers, monitoring off and on, for the RSS comparison
 STREAM_EVENTS = 12
 STREAM_DELAY = 0.05
 
@@ -153,6 +154,17 @@ async def _client(job: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(job["concurrency"])))
             return {"rps": done / (time.perf_counter() - t0), "done": done}
+        if job["kind"] == "count":  # exactly n requests, by `concurrency` clients at once
+            left = job["n"]
+
+            async def counted() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    await one(job["url"])
+
+            await asyncio.gather(*(counted() for _ in range(job["concurrency"])))
+            return {"done": job["n"]}
         ttfb = []
         for _ in range(job["n"]):
             t0 = time.perf_counter()
@@ -285,6 +297,52 @@ class RunningGateway:
         self.loop.close()
 
 
+def monitoring_memory(
+    upstream: str, redis_port: int, body: str, shape: tuple[int, int, int], progress: Any
+) -> list[tuple[int, int]]:
+    """The aws-masker plugin server's RSS with monitoring off and on, per pair of fresh processes.
+
+    Each pair is two gateways, each with its own plugin server, sent the same requests interleaved:
+    one only on the aws-masker route, the other only on aws-masker+events. A plugin instance starts
+    on its route's first request, so each plugin server holds one instance and they differ in
+    monitoring alone (its queue, publisher thread, Redis connection and event building).
+    """
+    import redis
+
+    def publishes() -> int:
+        with redis.Redis(port=redis_port) as client:
+            return int(client.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
+
+    pairs, rounds, per_round = shape
+    results = []
+    for pair in range(pairs):
+        published = publishes()
+        with tempfile.TemporaryDirectory() as off_dir, tempfile.TemporaryDirectory() as on_dir:
+            gws = {
+                "aws-masker": RunningGateway(upstream, Path(off_dir), redis_port),
+                "aws-masker+events": RunningGateway(upstream, Path(on_dir), redis_port),
+            }
+            try:
+                for r in range(rounds):
+                    progress(f"memory, pair {pair + 1}/{pairs}: round {r + 1}/{rounds}")
+                    for mode in random.sample(list(gws), len(gws)):
+                        url = f"http://127.0.0.1:{gws[mode].port}{ROUTES[mode]}"
+                        run_client({"kind": "sequential", "url": url, "n": per_round // 4, "body": body})
+                        job = {"kind": "count", "url": url, "n": per_round, "concurrency": CONCURRENCY}
+                        run_client({**job, "body": body})
+                rss = {
+                    mode: psutil.Process(gw.gateway.processes["aws-masker"].pid).memory_info().rss
+                    for mode, gw in gws.items()
+                }
+            finally:
+                for gw in gws.values():
+                    gw.stop()
+        if publishes() == published:
+            raise RuntimeError("the monitoring plugin server published no events: the comparison is void")
+        results.append((rss["aws-masker"], rss["aws-masker+events"]))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
@@ -293,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
     seq_n, conc_s, ttfb_n, warm_n = (20, 0.5, 2, 20) if args.quick else (400, 3.0, 5, 200)
+    memory_shape = (1, 1, 40) if args.quick else (MEMORY_PAIRS, 4, 400)
     seq_blocks = 2 if args.quick else SEQ_BLOCKS
 
     prompt = prompt_8k()
@@ -348,7 +407,6 @@ def main(argv: list[str] | None = None) -> int:
                         "body": body,
                     }
                 )
-                rss_before = plugin_server.memory_info().rss
                 latency: dict[str, list[float]] = {m: [] for m in MODES}
                 rps: dict[str, list[float]] = {m: [] for m in MODES}
                 # CPU seconds each process spent on the concurrent runs, and the requests they served
@@ -403,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
                     for mode in ttfb:
                         job = {"kind": "ttfb", "url": url + ROUTES[mode], "n": ttfb_n, "body": body}
                         ttfb[mode] += run_client(job)["ttfb"]
-                rss_after = plugin_server.memory_info().rss
             finally:
                 gw.stop()
+        memory = monitoring_memory(f"http://127.0.0.1:{port}", redis_port, body, memory_shape, progress)
     finally:
         upstream.terminate()
         upstream.wait(10)
@@ -423,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         (rounds, seq_blocks),
         seq_n,
         conc_s,
-        (rss_before, rss_after),
+        memory,
         cpu_ms,
     )
     print(section)
@@ -447,7 +505,7 @@ def report(
     shape: tuple[int, int],
     seq_n: int,
     conc_s: float,
-    rss: tuple[int, int],
+    memory: list[tuple[int, int]],
     cpu_ms: dict[str, dict[str, float]],
 ) -> str:
     def ms(x: float) -> str:
@@ -487,9 +545,14 @@ def report(
         f"Monitoring at 100% sampling, batches of 10 (aws-masker+events against aws-masker): p50 "
         f"{(on - off) / off:+.1%} (block by block, paired: median {quartiles[1]:+.1%}, quartiles "
         f"{quartiles[0]:+.1%} to {quartiles[2]:+.1%} over {len(paired)} pairs of blocks), throughput "
-        f"{thr['aws-masker+events'] / thr['aws-masker'] - 1:+.1%}; "
-        f"the plugin server's RSS was {rss[0] / 2**20:.1f} MB after the warm-up, before monitoring "
-        f"was first used, and {rss[1] / 2**20:.1f} MB at the end ({(rss[1] - rss[0]) / 2**20:+.1f} MB).",
+        f"{thr['aws-masker+events'] / thr['aws-masker'] - 1:+.1%}.",
+        "",
+        "Monitoring's memory: the aws-masker plugin server's RSS with monitoring off and on, two fresh "
+        "plugin servers (one plugin instance each) sent the same requests interleaved, per pair: "
+        + "; ".join(
+            f"{off / 2**20:.1f} and {on / 2**20:.1f} MB ({(on - off) / 2**20:+.1f})" for off, on in memory
+        )
+        + f"; median difference {statistics.median((on - off) / 2**20 for off, on in memory):+.1f} MB.",
     ]
     lines += [
         "",

@@ -32,4 +32,6 @@ def test_quick_run_writes_its_section(tmp_path: Path) -> None:
         line for line in section.splitlines() if line.startswith("| aws-masker | ") and line.count("|") == 7
     ]
     assert cpu_rows and float(cpu_rows[0].split("|")[3]) > 0  # the plugin server did work on its route
-    assert "round 2/2" in proc.stderr  # progress while it runs
+    memory = re.search(r"Monitoring's memory: .* per pair: ([0-9.]+) and ([0-9.]+) MB", section)
+    assert memory and float(memory[1]) > 10 and float(memory[2]) > 10  # one pair, both plugin servers
+    assert "round 2/2" in proc.stderr and "memory, pair 1/1" in proc.stderr  # progress while it runs
