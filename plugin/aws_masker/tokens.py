@@ -116,6 +116,7 @@ def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], s
             size += 1
         return token
 
+    mint.cache = tokens  # type: ignore[attr-defined]  # (TokenIssuer reads a hit without calling mint)
     return mint
 
 
@@ -132,12 +133,20 @@ class TokenIssuer:
         self.collisions = 0
         by_token, reserved = self.by_token, self.reserved
         resolved: dict[tuple[str, str], str] = {}  # values whose first token was taken
+        # a cached_minter's cache (kind -> value -> token): a token minted before is read from it with
+        # two dict look-ups, no Python call (this runs once per identifier)
+        cache: dict[str, dict[str, str]] | None = getattr(mint, "cache", None)
+        if cache is None:
+            cache = {}
+        no_values: dict[str, str] = {}
 
         # A closure over the maps rather than a method: this runs once per identifier. A token names
         # its kind, so a token already in ``by_token`` for this value is this value's token.
         def issue(kind: str, value: str) -> str:
             """The token for ``value`` of ``kind`` in this request (the same one every time)."""
-            token = mint(kind, value) if mint else token_for(secret, kind, value)
+            token = cache.get(kind, no_values).get(value)
+            if token is None:
+                token = mint(kind, value) if mint else token_for(secret, kind, value)
             # (no reserved token is ever in ``by_token``; one dict probe both looks up and records)
             if token not in reserved and by_token.setdefault(token, value) == value:
                 return token
