@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote
 
 import pytest
 from leaks import find_leaks
@@ -393,6 +394,54 @@ def test_text_split_where_the_model_reads_it_as_one_is_masked(masker: Masker, na
     assert strings(json.loads(restored)) == strings(json.loads(SPLITS[name])), name
 
 
+# a text member written twice: the API reads one copy (which one is its parser's), and that copy runs
+# on from the text before it and into the text after it
+DUPLICATES = {
+    "message content, the later copy read": (
+        '[{"role": "user", "content": "instance HEAD"}, {"role": "user", "content": "x", "content": "TAIL"}]'
+    ),
+    "message content, the earlier copy read": (
+        '[{"role": "user", "content": "instance HEAD", "content": "x"}, {"role": "user", "content": "TAIL"}]'
+    ),
+    "message content, a string and a list": (
+        '[{"role": "user", "content": "instance HEAD"},'
+        ' {"role": "user", "content": "x", "content": [{"type": "text", "text": "TAIL"}]}]'
+    ),
+    "text block text": (
+        '[{"role": "user", "content": [{"type": "text", "text": "instance HEAD"},'
+        ' {"type": "text", "text": "TAIL", "text": "x"}]}]'
+    ),
+    "tool result content": (
+        '[{"role": "user", "content": [{"type": "text", "text": "instance HEAD"},'
+        ' {"type": "tool_result", "tool_use_id": "t", "content": "x", "content": "TAIL"}]}]'
+    ),
+    "block type": (
+        '[{"role": "user", "content": [{"type": "text", "text": "instance HEAD"},'
+        ' {"type": "image", "type": "text", "text": "TAIL"}]}]'
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DUPLICATES))
+def test_a_text_member_written_twice_in_a_run_is_refused(masker: Masker, name: str) -> None:
+    messages = DUPLICATES[name].replace("HEAD", HEAD).replace("TAIL", TAIL)
+    body = ('{"model": "m", "max_tokens": 1, "messages": ' + messages + "}").encode()
+    assert masked_or_refused(masker, body, (EC2, HEAD)) == "refused 2004", name
+
+
+def test_a_text_member_written_twice_alike_is_read_once(masker: Masker) -> None:
+    body = conversation(
+        {"role": "user", "content": f"instance {HEAD}"}, {"role": "user", "content": "twice"}
+    ).replace(
+        b'"content": "twice"', b'"content": "' + TAIL.encode() + b'", "content": "' + TAIL.encode() + b'"'
+    )
+    assert masked_or_refused(masker, body, (EC2, HEAD)) == "masked"
+    body = request(text(f"instance {HEAD}"), text("twice")).replace(
+        b'"text": "twice"', b'"text": "' + TAIL.encode() + b'", "text": "' + TAIL.encode() + b'"'
+    )
+    assert masked_or_refused(masker, body, (EC2, HEAD)) == "masked"
+
+
 def strings(node: object) -> str:
     """Every string of ``node`` joined: the restore gives a split identifier back whole in its first part."""
     if isinstance(node, dict):
@@ -535,6 +584,22 @@ def test_an_echoed_name_in_tool_input_written_with_escapes_is_masked(masker: Mas
     assert masked_or_refused(masker, body, (RDS,)) == "masked"
 
 
+@pytest.mark.parametrize("block", ["signature", "redacted"])
+def test_base64_text_after_padding_in_a_signature_is_refused(masker: Masker, block: str) -> None:
+    data = "QQ==" + base64.b64encode(TEXT.encode()).decode()  # Python's decoder stops at "=="
+    shape = (
+        {"type": "thinking", "thinking": "t", "signature": data}
+        if block == "signature"
+        else {"type": "redacted_thinking", "data": data}
+    )
+    body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [shape]}]}).encode()
+    assert masked_or_refused(masker, body) == "refused 2011"
+    # a length no base64 has (one character over): read, not an internal error
+    shape = {"type": "thinking", "thinking": "t", "signature": "A" + b64(BINARY)}
+    body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [shape]}]}).encode()
+    assert masked_or_refused(masker, body) == "masked"
+
+
 # -- g. unicode tricks, percent-encoding, long lines, CRLF ---------------------------------------------
 
 
@@ -563,6 +628,12 @@ TRICKS = {
     ),
     "percent-encoded arn, lower case": ("x " + ARN.replace(":", "%3a").replace("/", "%2f"), ACCOUNT),
     "percent-encoded hyphen": ("instance " + EC2.replace("-", "%2D"), EC2),
+    "percent-encoded twice (a console URL in a redirect parameter)": (
+        "https://signin.example/?redirect_uri="
+        + quote(f"https://console.example/iam?arn={quote(ARN, '')}", ""),
+        ACCOUNT,
+    ),
+    "percent-encoded three times": ("x " + ARN.replace(":", "%25253A"), ACCOUNT),
     "html reference for the hyphen": ("instance " + EC2.replace("-", "&#45;"), EC2),
     "html hex references": ("instance " + "".join(f"&#x{ord(c):x};" for c in EC2), EC2),
     "html named colon": (f"arn&colon;aws&colon;iam&colon;&colon;{ACCOUNT}&colon;role/x", ACCOUNT),

@@ -83,6 +83,14 @@ def test_secret_keys_without_an_equals_sign(masker: Masker) -> None:
         "our account ID is 123456789012",
         "accounts 210987654321 and 123456789012",
         "account **123456789012**",
+        "aws ec2 describe-images --owners self amazon 123456789012",
+        "aws rds modify-db-snapshot-attribute --db-snapshot-identifier s --attribute-name restore "
+        "--values-to-add 210987654321 123456789012",
+        "cdk bootstrap aws://123456789012/us-east-1",
+        "Accounts: 210987654321; 123456789012",
+        "$ aws sts get-caller-identity --query Account --output text\n123456789012\n",
+        "https://123456789012.signin.aws.amazon.com/console",
+        "https://us-west-2.queue.amazonaws.com/123456789012/orders-queue",
     ],
 )
 def test_account_ids_with_evidence(text: str, masker: Masker) -> None:
@@ -305,4 +313,62 @@ def test_owner_ids_in_a_json_body_see_their_enclosing_key(masker: Masker) -> Non
     ],
 )
 def test_second_review_false_positives(text: str, masker: Masker) -> None:
+    assert masked(masker, text) == text
+
+
+SECRET = "Zq8vR2mK7pL4xN9cT1bW6yH3jF5dS0gA+e/uVk2Q"
+ENCODED_TOKEN = "IQoJb3JpZ2luX2VjEJr" + "%2F" * 10 + "wEaCXVzLWVhc3QtMSJH" + "Ab1" * 60 + "%3D%3D"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # a presigned URL made with temporary credentials: the session token is URL-encoded
+        (
+            "https://acme-prod-data.s3.us-west-2.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Security-Token=" + ENCODED_TOKEN + "&X-Amz-Signature=ab12",
+            "Ab1" * 60,
+        ),
+        ("x-amz-security-token=" + ENCODED_TOKEN.replace("IQoJ", "FQoD"), "Ab1" * 60),
+        # secret keys under the names GitHub Actions, `aws configure`'s prompt, the console's CSV and
+        # Hadoop give them
+        ("      aws-secret-access-key: " + SECRET + "\n", SECRET),
+        (
+            "AWS Access Key ID [None]: AKIAQ3EGT5XJ2LMN7RPX\nAWS Secret Access Key [None]: " + SECRET + "\n",
+            SECRET,
+        ),
+        ("Secret access key: " + SECRET, SECRET),
+        ("const creds = {accessKeyId: 'AKIAQ3EGT5XJ2LMN7RPX', secretKey: '" + SECRET + "'}", SECRET),
+        ("spark.hadoop.fs.s3a.secret.key=" + SECRET, SECRET),
+        # RDS endpoints in the China regions put "rds" before the region
+        ("jdbc:mysql://orders-db.c9akciq32xyz.rds.cn-north-1.amazonaws.com.cn:3306/app", "c9akciq32xyz"),
+        # CloudTrail's requestParameters spell RDS keys with a lower-case first letter
+        (
+            '{"requestParameters": {"dBInstanceIdentifier": "billing-db", "dBInstanceClass": "db.t3.micro"}}',
+            "billing-db",
+        ),
+        ('{"requestParameters": {"dBClusterIdentifier": "aurora-x"}}', "aurora-x"),
+        ('{"requestParameters": {"dBSnapshotIdentifier": "billing-pre-upgrade"}}', "billing-pre-upgrade"),
+        # an s3:// URI whose scheme alone is in upper case
+        ("Copy it to S3://acme-uploads/2024/ first", "acme-uploads"),
+        # Spot Instance request IDs are not hex
+        ('"SpotInstanceRequestId": "sir-86k84j6p"', "sir-86k84j6p"),
+        # a Lambda function's environment variable named just BUCKET
+        ('{"Environment": {"Variables": {"BUCKET": "acme-uploads"}}}', "acme-uploads"),
+    ],
+)
+def test_third_review_leaks(text: str, value: str, masker: Masker) -> None:
+    assert value not in masked(masker, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://rds.cn-north-1.amazonaws.com.cn/",  # the service endpoint itself
+        "BUCKET=100",  # a token bucket's size
+        "the Secret access key is shown only once",
+        "a sir-lancelot costume",
+    ],
+)
+def test_third_review_false_positives(text: str, masker: Masker) -> None:
     assert masked(masker, text) == text

@@ -17,7 +17,8 @@ class MaskerError(Exception):
 class InvalidEncodingError(MaskerError):
     """A body that is not valid UTF-8 (or not decodable with its Content-Encoding), or that holds NUL
     bytes (UTF-16 or UTF-32 without a byte order mark is valid UTF-8 when it is ASCII), or a string
-    still JSON-escaped past the levels the scan sees through (scanner.ESCAPE_LEVELS)."""
+    still JSON-escaped past the levels the scan sees through (scanner.ESCAPE_LEVELS), or text of a
+    Messages request written twice with different values under one key (jsonbody.py)."""
 
     code = "2004"
     status = 400

@@ -35,7 +35,9 @@ split over two parts is masked whole in the first. That is adjacent text in one 
 (text blocks, plain strings, a tool_result's content in its place), in consecutive messages of one
 role (the API merges them into one turn), and in system blocks; any other block ends it. Each part
 is then masked alone too, so an identifier whole in one part is masked even where the next part
-runs on from it (``i-0123456789abcdef0`` + ``1 more``)."""
+runs on from it (``i-0123456789abcdef0`` + ``1 more``). A member of such text written twice with
+different values (a message's ``content``, a text block's ``text`` or ``type``) is refused: which copy
+the API reads decides what runs on from what."""
 
 from __future__ import annotations
 
@@ -83,6 +85,8 @@ _KEY_CONTEXT = 256
 """Characters of a key that stand in the context of its values (no rule's key is longer)."""
 _MAX_BLOCK_DEPTH = 64
 """tool_result blocks nest tool_result blocks at most this deep before the exemptions stop applying."""
+_TEXT_TYPES = frozenset({"text", "tool_result", "document", "search_result"})
+"""Block types whose text the model reads in a run (``text_runs``)."""
 
 
 def mask_document(
@@ -277,9 +281,14 @@ _ASCII_ONLY = bytes(range(128)) + b" " * 128
 
 
 def _loose_b64decode(value: str) -> bytes:
-    """Base64 in either alphabet, padding optional (a base64-shaped value, see ``_base64ish``)."""
-    value = value.rstrip("=").translate(_URLSAFE)
-    return base64.b64decode(value + "=" * (-len(value) % 4))
+    """Base64 in either alphabet, padding optional (a base64-shaped value, see ``_base64ish``). Each
+    run between padding is decoded, and the bytes joined, as a decoder that reads on past padding
+    does (Python's stops at the first); a lone character at a run's end (6 bits) is dropped."""
+    out = []
+    for run in value.translate(_URLSAFE).split("="):
+        run = run[: len(run) - (len(run) % 4 == 1)]
+        out.append(base64.b64decode(run + "=" * (-len(run) % 4)))
+    return b"".join(out)
 
 
 def _media(value: str | None) -> str:
@@ -327,6 +336,16 @@ def _outer(container: Container) -> str:
     if container.key is None:
         return ""
     return _quoted(container.key) + ": " + ("{" if container.is_object else "[")
+
+
+def _ambiguous(key: str) -> InvalidEncodingError:
+    """A text-bearing member written twice with different values where the text runs on from and into
+    its neighbours: which copy the API reads decides what the model reads joined, so the joins cannot
+    all be masked."""
+    return InvalidEncodingError(
+        f'a message or content block has its "{key}" member twice, with different values; it was '
+        "not forwarded"
+    )
 
 
 def _base64ish(value: str) -> bool:
@@ -446,11 +465,19 @@ class _Positions:
                 runs.append(list(run))
             run.clear()
 
-        def content(holder: int, key: str, depth: int) -> None:
-            """The text of ``holder``'s ``key`` (a string, or a list of blocks), onto the run."""
-            for i in containers[holder].strings.get(key, ()):
+        def content(holder: int, key: str, depth: int, joins: bool = False) -> None:
+            """The text of ``holder``'s ``key`` (a string, or a list of blocks), onto the run.
+            ``joins``: the text runs on from the text before the holder and into the text after it
+            (a message's or a tool_result's content)."""
+            strings = containers[holder].strings.get(key, ())
+            lists = under.get((holder, key), ())
+            if joins and len(strings) + len(lists) > 1:
+                if lists or len({doc.values[i] for i in strings}) > 1:
+                    raise _ambiguous(key)
+                strings = strings[:1]  # copies of one string: read once
+            for i in strings:
                 run.append(i)
-            for c in under.get((holder, key), ()):
+            for c in lists:
                 if containers[c].is_object or depth > _MAX_BLOCK_DEPTH:
                     cut()
                     continue
@@ -463,10 +490,20 @@ class _Positions:
                         continue
                     block = ~item
                     kind = self._type(block) if containers[block].is_object else None
-                    if kind == "text" and len(containers[block].strings.get("text", ())) == 1:
-                        run.append(containers[block].strings["text"][0])
+                    if kind is None and containers[block].is_object:
+                        types = {doc.values[i] for i in containers[block].strings.get("type", ())}
+                        if len(types) > 1 and types & _TEXT_TYPES:
+                            raise _ambiguous("type")
+                    if kind == "text":
+                        texts = containers[block].strings.get("text", ())
+                        if len({doc.values[i] for i in texts}) > 1 or under.get((block, "text")):
+                            raise _ambiguous("text")
+                        if texts:
+                            run.append(texts[0])
+                        else:
+                            cut()
                     elif kind == "tool_result":
-                        content(block, "content", depth + 1)
+                        content(block, "content", depth + 1, joins=True)
                     elif kind in ("document", "search_result"):  # text blocks of their own
                         cut()
                         holders = [block] if kind == "search_result" else under.get((block, "source"), [])
@@ -492,7 +529,7 @@ class _Positions:
                 if not this & roles:
                     cut()
                 roles = this
-                content(message, "content", 0)
+                content(message, "content", 0, joins=True)
             cut()
         return runs
 

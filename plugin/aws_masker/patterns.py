@@ -557,9 +557,16 @@ def _arn_any_case_verdict(value: str, text: str, start: int) -> Verdict:
     return _arn_verdict(value.lower(), text, start)
 
 
+_S3_SCHEME_BEFORE = re.compile(r"[Ss]3[Aa]?[Nn]?://\Z")
+
+
 def _bucket_any_case_verdict(value: str, text: str, start: int) -> Verdict:
-    if value.islower() or not any(c.isalpha() for c in value):
-        return Verdict.REJECT  # the lower-case rule's (it rejected it)
+    scheme = _S3_SCHEME_BEFORE.search(text, max(0, start - 7), start)
+    # a lower-case bucket after a lower-case scheme is the lower-case rule's (it rejected it); after
+    # "S3://" (only the scheme upper-case) it is this rule's
+    lower_scheme = scheme is None or scheme[0].islower()
+    if (value.islower() and lower_scheme) or not any(c.isalpha() for c in value):
+        return Verdict.REJECT
     return _bucket_verdict(value.lower(), text, start)
 
 
@@ -874,6 +881,7 @@ def _ipv6_verdict(value: str, text: str, start: int) -> Verdict:
 _HOST_KINDS: tuple[tuple[str, str, str], ...] = (
     # (suffix regex, kind, category)
     (r"\.rds\.amazonaws\.com(?:\.cn)?", "RDS_HOST", "rds"),
+    (r"\.rds\." + REGION + r"\.amazonaws\.com\.cn", "RDS_HOST", "rds"),  # China: <name>.<id>.rds.<region>
     (
         r"\.s3-accesspoint(?:\.dualstack)?\." + REGION + r"\.amazonaws\.com(?:\.cn)?",
         "S3_ACCESS_POINT_HOST",
@@ -975,17 +983,30 @@ _ACCOUNT_CONTEXT = re.compile(
 # any CLI flag that names an owner or account (--owners, --owner-ids, --expected-bucket-owner,
 # --accounts, --account-ids, --source-account, --restorable-by-user-ids, --principals), a filter on
 # one (Name=owner-id,Values=1234...), the account folder of CloudTrail, ELB, VPC flow log, Config ...
-# objects in S3 (AWSLogs/1234.../, in an organization's trail AWSLogs/o-.../1234.../)
+# objects in S3 (AWSLogs/1234.../, in an organization's trail AWSLogs/o-.../1234.../); also the
+# accounts an RDS snapshot is shared with (--values-to-add 1234...), owners after an alias (--owners
+# self 1234...), a CDK environment (aws://1234.../us-east-1)
 _MARKED_CONTEXT = re.compile(
-    r"(?:-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?)"
-    r"(?:=|[ \t]+)[\"']?"
+    r"(?:-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?"
+    r"|values-to-(?:add|remove))"
+    r"(?:=|[ \t]+)[\"']?(?:(?:self|amazon|aws-marketplace|aws-backup-vault)[ \t]+)*"
     r"|Name=(?:[a-z-]*-)?(?:owner|account)-ids?,Values="
-    r"|AWSLogs/(?:o-[a-z0-9]{10,32}/)?)\Z"
+    r"|AWSLogs/(?:o-[a-z0-9]{10,32}/)?|aws://"
+    # the line after `aws sts get-caller-identity --query Account --output text` (or `aws organizations
+    # list-accounts --query 'Accounts[].Id' ...`), maybe after a line that echoes the variable it set
+    r"|-(?<=--)query[ =][\"']?(?:Account|Accounts\[\*?\]\.Id)[\"']?"
+    r"(?:[ \t]+--[a-z-]+(?:[ =][A-Za-z0-9_.][A-Za-z0-9_.-]*)?)*[ \t]*\)?[ \t]*\r?\n"
+    r"(?:[ \t]*[$#>]?[ \t]*echo[ \t][^\n]{1,40}\r?\n)?[ \t]*)\Z"
 )
-_MARKED_CONTEXT_LITERALS = ("--", "Values=", "AWSLogs/")
-# After the digits: a VPC flow log (default format): "<version> <account-id> <interface-id> ...", or
-# a log file delivered to S3: "<account-id>_CloudTrail_<region>_...", "..._elasticloadbalancing_..."
-_ACCOUNT_AFTER = re.compile(r"[ \t]+eni-[0-9a-f]{8,17}\b|_[A-Za-z]+(?:-[A-Za-z]+)*_" + REGION + "_")
+_MARKED_CONTEXT_LITERALS = ("--", "Values=", "AWSLogs/", "aws://")
+# After the digits: a VPC flow log (default format): "<version> <account-id> <interface-id> ...",
+# a log file delivered to S3: "<account-id>_CloudTrail_<region>_...", "..._elasticloadbalancing_...",
+# or a console sign-in host
+_ACCOUNT_AFTER = re.compile(
+    r"[ \t]+eni-[0-9a-f]{8,17}\b|_[A-Za-z]+(?:-[A-Za-z]+)*_" + REGION + "_"
+    # an IAM user's console sign-in URL: https://1234....signin.aws.amazon.com/console
+    r"|\.signin\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)\b"
+)
 # "accounts" (or "account IDs") and a few words before a list of IDs: "the accounts in scope are
 # '1234...', '5678...'", "Affected accounts (prod): `1234...`, `5678...`"
 _PROSE_ACCOUNTS_BEFORE = re.compile(
@@ -1000,7 +1021,7 @@ _PROSE_ACCOUNTS_BEFORE = re.compile(
 # continuation
 _LIST_SEPARATOR = (
     r"[\"'`)*]*(?:[ \t]*\([^()\n]{1,30}\))?"
-    r"(?:[ \t]*,[ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
+    r"(?:[ \t]*[,;][ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
     r"|[ \t]*\r?\n[ \t]*(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+|[ \t]*\\\r?\n[ \t]*)[\"'`(*]*"
 )
 _LIST_NEXT = re.compile(_LIST_SEPARATOR + r"[0-9]{12}(?![0-9])")
@@ -1309,16 +1330,23 @@ RULES: tuple[Rule, ...] = (
         category="hostname",
         kind="SQS_QUEUE",
         regex=(
-            r"[sq](?<![A-Za-z0-9.-].)(?:(?<=s)qs\." + REGION + r"|(?<=q)ueue)\.amazonaws\.com(?:\.cn)?/"
+            r"[a-z](?<![A-Za-z0-9.-].)(?:(?<=s)qs\." + REGION + r"|(?<=q)ueue"
+            # the legacy regional form: us-west-2.queue.amazonaws.com (the region's first letter is read)
+            r"|[a-z](?:-gov|-iso[a-z]?)?-[a-z]{1,20}-[0-9]\.queue)\.amazonaws\.com(?:\.cn)?/"
             r"(?P<v>[0-9]{12}/[A-Za-z0-9_-]{1,80})(?![A-Za-z0-9_-])"
         ),
         description="Account and queue name in an SQS queue URL",
-        anchors=(r"sqs\.", r"queue\.amazonaws\.com"),
+        anchors=(
+            r"sqs\.",
+            r"queue\.amazonaws\.com",
+            r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]{1,20}-[0-9]\.queue\.amazonaws\.com",
+        ),
         must_match=(
             (
                 "https://sqs.us-east-1.amazonaws.com/123456789012/orders-queue.fifo",
                 "123456789012/orders-queue",
             ),
+            ("https://us-west-2.queue.amazonaws.com/123456789012/orders-queue", "123456789012/orders-queue"),
         ),
         must_not_match=("https://sqs.us-east-1.amazonaws.com/",),
     ),
@@ -1349,7 +1377,11 @@ RULES: tuple[Rule, ...] = (
         description="A bucket in an s3:// URI written in upper or mixed case (S3://ACME-DATA/x)",
         anchors=(r"[Ss]3[Aa]?[Nn]?://",),
         validate=_bucket_any_case_verdict,
-        must_match=(("copy S3://ACME-DATA/x there", "ACME-DATA"), ("s3://Acme-Data/", "Acme-Data")),
+        must_match=(
+            ("copy S3://ACME-DATA/x there", "ACME-DATA"),
+            ("s3://Acme-Data/", "Acme-Data"),
+            ("copy S3://acme-data/x there", "acme-data"),
+        ),
         must_not_match=("S3://", "S3://X/", "s3://a..b/"),
     ),
     Rule(
@@ -1388,21 +1420,25 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            r"[A-Za-z](?<![A-Za-z0-9_].)[A-Za-z0-9_]{0,40}?"
-            r"(?:_BUCKET(?:_NAME)?|_[Bb]ucket(?:_?[Nn]ame)?|(?<=[a-z0-9])Bucket(?:Name)?)"
+            r"[A-Za-z](?<![A-Za-z0-9_].)(?:(?<=B)UCKET|[A-Za-z0-9_]{0,40}?"
+            r"(?:_BUCKET(?:_NAME)?|_[Bb]ucket(?:_?[Nn]ame)?|(?<=[a-z0-9])Bucket(?:Name)?))"
             + ASSIGN
             + r"(?P<v>"
             + BUCKET
             + r")(?=[\"'\s,;}\]&]|$)"
         ),
         description=(
-            "Bucket under any key that ends in _BUCKET, _BUCKET_NAME, _bucket, Bucket, BucketName "
+            "Bucket under BUCKET or any key that ends in _BUCKET, _BUCKET_NAME, _bucket, Bucket, BucketName "
             "(environment variables, outputs, app config): masked where it stands, not echoed"
         ),
-        anchors=(r"[A-Za-z][A-Za-z0-9_]{0,40}(?:_BUCKET|_[Bb]ucket|[a-z0-9]Bucket)",),
+        anchors=(
+            r"[A-Za-z][A-Za-z0-9_]{0,40}(?:_BUCKET|_[Bb]ucket|[a-z0-9]Bucket)",
+            "BUCKET[" + AFTER_KEY + "]",  # a Lambda function's environment variable BUCKET
+        ),
         validate=_suffix_key_bucket_verdict,
         must_match=(
             ("ARTIFACTS_BUCKET=acme-ci-artifacts\n", "acme-ci-artifacts"),
+            ('"Variables": {"BUCKET": "acme-uploads"}', "acme-uploads"),
             ('export STATIC_ASSETS_BUCKET_NAME="acme-static"', "acme-static"),
             ('terraform_state_bucket = "acme-tfstate"', "acme-tfstate"),
             ('{"mediaBucket": "acme-media"}', "acme-media"),
@@ -1731,6 +1767,19 @@ RULES: tuple[Rule, ...] = (
                     "final_snapshot_identifier",
                     "global_cluster_identifier",
                     "replicate_source_db",
+                    # CloudTrail's requestParameters spell them with a lower-case first letter
+                    "dBInstanceIdentifier",
+                    "dBClusterIdentifier",
+                    "dBSnapshotIdentifier",
+                    "dBClusterSnapshotIdentifier",
+                    "sourceDBInstanceIdentifier",
+                    "sourceDBClusterIdentifier",
+                    "sourceDBSnapshotIdentifier",
+                    "targetDBSnapshotIdentifier",
+                    "sourceDBClusterSnapshotIdentifier",
+                    "targetDBClusterSnapshotIdentifier",
+                    "finalDBSnapshotIdentifier",
+                    "globalClusterIdentifier",
                 ]
             )
             + ASSIGN
@@ -1911,8 +1960,15 @@ RULES: tuple[Rule, ...] = (
                     "secret_key",
                     "aws_secret_key",
                     "AWS_SECRET_KEY",
+                    "secretKey",
+                    "secret-access-key",  # (and aws-secret-access-key: a GitHub Actions input)
+                    "Secret Access Key",  # `aws configure`'s prompt, the console's CSV header
+                    "Secret access key",
+                    "fs.s3a.secret.key",
                 ]
             )
+            # (`aws configure` prompts "AWS Secret Access Key [None]: ")
+            + r"(?:[ \t]*\[[^\]\n]{0,40}\])?"
             + r"(?:[\"']?\s*[:=]\s*|\s+)[\"']?"
             + r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
         ),
@@ -1924,6 +1980,14 @@ RULES: tuple[Rule, ...] = (
             ),
             (
                 "aws configure set aws_secret_access_key Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "AWS Secret Access Key [None]: Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m\n",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "    aws-secret-access-key: Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
                 "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
             ),
         ),
@@ -1944,14 +2008,20 @@ RULES: tuple[Rule, ...] = (
                     "aws_security_token",
                     "AWS_SECURITY_TOKEN",
                     "security_token",
+                    "X-Amz-Security-Token",
+                    "x-amz-security-token",
                 ]
             )
             + ASSIGN
             + r"(?P<v>[A-Za-z0-9/+=]{100,})"
         ),
-        description="STS session tokens under their key names (100+ base64 characters)",
+        description=(
+            "STS session tokens under their key names (100+ base64 characters; a presigned URL's "
+            "X-Amz-Security-Token too, read percent-decoded)"
+        ),
         must_match=(
             ("aws_session_token = " + "IQoJb3JpZ2luX2VjEJr" + "a" * 120, "IQoJb3JpZ2luX2VjEJr" + "a" * 120),
+            ("x-amz-security-token: FQoD/" + "a" * 120 + "=\r\n", "FQoD/" + "a" * 120 + "="),
         ),
         must_not_match=("SessionToken: short",),
     ),
@@ -2174,6 +2244,20 @@ RULES: tuple[Rule, ...] = (
             ("Vol-0123456789AbCdEf0.", "Vol-0123456789AbCdEf0"),
         ),
         must_not_match=("SG-1 and I-95", "I-0123456789", "VPC-ABCDEFGHIJ", "OP-12345678", "XSG-12345678"),
+    ),
+    Rule(
+        name="ec2_spot_request_id",
+        category="ec2",
+        kind="SPOT_REQUEST",
+        # (hex ones are ec2_resource_id's; a digit among the 8, so "sir-lancelot" is not one)
+        regex=words(["sir-"], "[A-Za-z0-9]") + r"(?=[a-z]{0,7}[0-9])[0-9a-z]{8}(?![A-Za-z0-9])",
+        description="Spot Instance request IDs: sir- and 8 lower-case letters and digits, not only hex",
+        anchors=("sir-[0-9a-z]{8}",),
+        must_match=(
+            ('"SpotInstanceRequestId": "sir-86k84j6p"', "sir-86k84j6p"),
+            ("cancel sir-dryi1gcm now", "sir-dryi1gcm"),
+        ),
+        must_not_match=("sir-lancelot", "sir-86k84j6p1", "xsir-86k84j6p"),
     ),
     # ---- IP addresses -----------------------------------------------------------------------------
     Rule(

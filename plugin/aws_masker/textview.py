@@ -8,9 +8,10 @@ scanner.py's JSON unescaping (it runs after it): an identifier found in the view
 whole range of the text it was folded from, and its value (what the token restores) is the folded one.
 
 What is folded (each to at most one character, so the view is never longer):
-- ``%XX`` escapes and HTML character references (``&#45;``, ``&#x3a;``, ``&colon;``) of the
-  characters identifiers and their separators are made of (letters, digits, ``-:/._=+@``, and the
-  look-alikes below); never ``%``, ``&``, a quote or a backslash, so nothing decodes twice;
+- ``%XX`` escapes (also percent-encoded again, ``%25XX``, any number of times) and HTML character
+  references (``&#45;``, ``&#x3a;``, ``&colon;``) of the characters identifiers and their separators
+  are made of (letters, digits, ``-:/._=+@``, and the look-alikes below); never ``%``, ``&``, a quote
+  or a backslash, so nothing decodes twice;
 - format characters (zero-width spaces and joiners, soft hyphens, bidi controls, BOMs) and combining
   marks: removed;
 - characters whose compatibility form (NFKC) is one such ASCII character (fullwidth and mathematical
@@ -38,7 +39,8 @@ from typing import NamedTuple
 from .prefilter import max_width
 
 _KEEP = "-:/._=+@"
-_PERCENT = re.compile("(%[0-9A-Fa-f]{2})")
+# %XX, or %XX percent-encoded again (%25XX, %2525XX: a console URL in a redirect parameter)
+_PERCENT = re.compile("(%(?:25)*[0-9A-Fa-f]{2})")
 _NAMED = {"colon": ":", "sol": "/", "period": ".", "hyphen": "-", "dash": "-", "lowbar": "_", "commat": "@"}
 _ENTITY = re.compile("(&#[0-9]{1,7};|&#[xX][0-9a-fA-F]{1,6};|&(?:" + "|".join(_NAMED) + ");)")
 _LOOKALIKES = {
@@ -120,7 +122,7 @@ def _fold_once(
 
 
 def _percent(escapes: list[str]) -> list[str]:
-    decoded = [chr(int(escape[1:], 16)) for escape in escapes]
+    decoded = [chr(int(escape[-2:], 16)) for escape in escapes]
     return [
         c if (c.isalnum() and c.isascii()) or c in _KEEP else e for c, e in zip(decoded, escapes, strict=True)
     ]
