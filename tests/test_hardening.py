@@ -372,3 +372,42 @@ def test_third_review_leaks(text: str, value: str, masker: Masker) -> None:
 )
 def test_third_review_false_positives(text: str, masker: Masker) -> None:
     assert masked(masker, text) == text
+
+
+# a value with blanks inside its quotes; a bucket given as an object holding its name (S3 event
+# notifications, EventBridge); S3 console URLs. In text, and as structured JSON (a tool's input).
+FOURTH_REVIEW = [
+    ('{"AccountId": " 483920175526"}', "483920175526"),
+    ('{"OwnerId": "\\t483920175526"}', "483920175526"),
+    ('{"Bucket": " acme-prod-data-7731"}', "acme-prod-data-7731"),
+    ('{"DBInstanceIdentifier": "\\tprod-orders-db-01"}', "prod-orders-db-01"),
+    ('{"detail": {"bucket": {"name": "invoices"}, "object": {"key": "a.pdf"}}}', "invoices"),
+    ('{"s3": {"bucket": {"name": "ledger-exports", "ownerIdentity": {}}}}', "ledger-exports"),
+    ("detail:\n  bucket:\n    name: invoices\n", "invoices"),
+    ("https://us-east-1.console.aws.amazon.com/s3/buckets/invoices?region=us-east-1&tab=objects", "invoices"),
+    ("see https://s3.console.aws.amazon.com/s3/object/acme-data?prefix=x/y.txt", "acme-data"),
+    ("https://console.amazonaws-us-gov.com/s3/buckets/gov-archive/", "gov-archive"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), FOURTH_REVIEW)
+def test_fourth_review_leaks(text: str, value: str, masker: Masker) -> None:
+    assert value not in masked(masker, text)
+    if text.startswith("{"):  # the same as a tool's structured input
+        body = {"messages": [{"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "aws", "input": json.loads(text)},
+        ]}]}  # fmt: skip
+        out, _ = mask_request(json.dumps(body).encode(), masker)
+        assert value not in out.decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"bucket": {"arn": "x", "name": "A"}',  # not a bucket name
+        '{"Bucket": " "}',
+        "https://console.aws.amazon.com/s3/home?region=us-east-1",
+    ],
+)
+def test_fourth_review_false_positives(text: str, masker: Masker) -> None:
+    assert masked(masker, text) == text

@@ -140,10 +140,14 @@ def run(char_class: str, at_least_one: bool = False) -> str:
     return char_class + ("+" if at_least_one else "*") + POSSESSIVE
 
 
-# A key, then ":" or "=", then maybe a list, then maybe a quote. No two runs of blanks meet: when the
-# value after them does not match, the regex engine has one way to give the blanks back, not one per
-# split between two runs (that was quadratic in the run's length).
-ASSIGN = r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?[\"']?"
+# A key, then ":" or "=", then maybe a list, then maybe a quote and blanks inside it (" 4839...",
+# "\tname": the value is the same to a reader; an escaped tab is a backslash and NULs, see TAB). No two
+# runs of blanks meet: when the value after them does not match, the regex engine has one way to give
+# the blanks back, not one per split between two runs (that was quadratic in the run's length).
+ASSIGN = (
+    r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?"
+    r"(?:[\"'](?:[ \t]|\\\x00{1,5})*" + POSSESSIVE + ")?"
+)
 
 BLANK = r"\t-\r\x1c-\x20?"
 """A character of ``\\s`` as Hyperscan reads the text, for the body of an anchor's character class: the
@@ -954,7 +958,9 @@ _ACCOUNT_CONTEXT_TEXT = (
     # tables (| OwnerId | 1234... |), then maybe a list (JSON, YAML "- " items) whose earlier items
     # were account IDs too
     + _ACCOUNT_KEY
-    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*(?:\[|-[ \t])?\s*[\"']?"
+    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*(?:\[|-[ \t])?\s*"
+    # (blanks inside the quote too, escaped ones as a backslash and NULs: " 1234...")
+    + r"(?:[\"'](?:[ \t]|\\\x00{1,5})*)?"
     + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|[ \t]+)[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
     r"|(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
@@ -1400,20 +1406,61 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("https://s3.us-west-2.amazonaws.com/",),
     ),
     Rule(
+        name="s3_console_bucket",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        # (the console's host, regional or not: us-east-1.console..., s3.console...; GovCloud, China)
+        regex=(
+            r"c(?<![A-Za-z0-9-]c)onsole\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)"
+            r"/s3/(?:buckets|object|upload)/(?P<v>" + BUCKET + r")(?![a-z0-9.-])"
+        ),
+        description="Bucket in an S3 console URL: console.aws.amazon.com/s3/buckets/<bucket>, /s3/object/<b>",
+        anchors=(r"console\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)/s3/",),
+        validate=_bucket_verdict,
+        must_match=(
+            ("https://us-east-1.console.aws.amazon.com/s3/buckets/invoices?region=us-east-1", "invoices"),
+            ("https://s3.console.aws.amazon.com/s3/object/acme-data?prefix=x/y.txt", "acme-data"),
+            ("https://console.aws.amazon.com/s3/buckets/acme-data/", "acme-data"),
+        ),
+        must_not_match=("https://console.aws.amazon.com/s3/home?region=us-east-1", "https://console.aws.amazon.com/s3/"),
+    ),
+    Rule(
         name="s3_bucket_key",
         echo=True,
         category="s3",
         kind="S3_BUCKET",
-        regex=(words(_BUCKET_KEYS) + ASSIGN + r"(?P<v>" + BUCKET + r")(?=[\"'\s,;}\]&]|$)"),
-        description='Bucket under JSON/YAML/HCL/env keys: "Bucket": "...", bucket = "...", S3_BUCKET=...',
+        regex=(
+            words(_BUCKET_KEYS)
+            + ASSIGN
+            # or an object whose first member is its name: an S3 event notification's or EventBridge
+            # event's "bucket": {"name": "..."}, in YAML bucket: / name: ...
+            + r"(?:\{"
+            + run(r"\s")
+            + r"[\"']?[Nn]ame[\"']?"
+            + run(r"\s")
+            + ":"
+            + run(r"\s")
+            + r"[\"']?|(?<=\s)[Nn]ame:[ \t]*[\"']?)?"
+            + r"(?P<v>"
+            + BUCKET
+            + r")(?=[\"'\s,;}\]&]|$)"
+        ),
+        description=(
+            'Bucket under JSON/YAML/HCL/env keys: "Bucket": "...", bucket = "...", S3_BUCKET=..., and '
+            'the name of a "bucket": {"name": "..."} object (S3 event notifications, EventBridge)'
+        ),
         anchors=word_anchors(_BUCKET_KEYS, AFTER_KEY),
         validate=_bucket_verdict,
         must_match=(
             ('{"Bucket": "acme-prod-data", "Key": "a"}', "acme-prod-data"),
             ('  bucket = "tf-state-7731"', "tf-state-7731"),
             ("BucketName: media-uploads-eu\n", "media-uploads-eu"),
+            ('"detail": {"bucket": {"name": "invoices"}, "object": {"key": "a.pdf"}}', "invoices"),
+            ("bucket:\n  name: invoices\n", "invoices"),
+            ('{"Bucket": " acme-prod-data"}', "acme-prod-data"),
         ),
-        must_not_match=('"Bucket": "arn:aws:s3:::*"', '"bucket": "A"'),
+        must_not_match=('"Bucket": "arn:aws:s3:::*"', '"bucket": "A"', '"bucket": {"arn": "x", "name": "A"}'),
     ),
     Rule(
         name="s3_bucket_suffix_key",
@@ -2163,6 +2210,7 @@ RULES: tuple[Rule, ...] = (
         echo=True,
         must_match=(
             ('"OwnerId": "123456789012"', "123456789012"),
+            ('{"AccountId": " 483920175526"}', "483920175526"),
             ('{"Account": "210987654321", "Arn": "x"}', "210987654321"),
             ("AWS_ACCOUNT_ID=000123456789", "000123456789"),
             ('"TransitGatewayOwnerId": "845803944877"', "845803944877"),
