@@ -411,3 +411,85 @@ def test_fourth_review_leaks(text: str, value: str, masker: Masker) -> None:
 )
 def test_fourth_review_false_positives(text: str, masker: Masker) -> None:
     assert masked(masker, text) == text
+
+
+# CDK bootstrap resources named after the account; account IDs written as JSON/YAML numbers with a
+# sign or an exponent in pasted text; other names of a secret key (S3-compatible env vars, Hadoop XML
+# properties, `serverless config credentials --secret`); "acct" as account evidence; S3 PrivateLink
+# endpoint hosts and the bucket after a path-style one. In text, and in a tool's input or result.
+FIFTH_REVIEW = [
+    ("upload to cdk-hnb659fds-assets-483920175526-us-east-1 failed", "483920175526"),
+    ("Assuming cdk-hnb659fds-deploy-role-483920175526-us-east-1 failed", "483920175526"),
+    ("role/cdk-hnb659fds-cfn-exec-role-483920175526-eu-west-1 is missing", "483920175526"),
+    ('{"RoleName": "cdk-hnb659fds-lookup-role-483920175526-us-west-2"}', "483920175526"),
+    ('{"Role": "cdk-a1b2c3d4e5-file-publishing-role-483920175526-us-east-1"}', "483920175526"),
+    ('{"Role": "cdk-hnb659fds-image-publishing-role-483920175526-us-east-1"}', "483920175526"),
+    ('{"repositoryName": "cdk-hnb659fds-container-assets-483920175526-us-east-1"}', "483920175526"),
+    ("cdk-hnb659fds-assets-483920175526-us-east-1", "483920175526"),
+    ('{"AccountId": -483920175526}', "483920175526"),
+    ('{"OwnerId": 4.83920175526e11}', "83920175526"),
+    ("OwnerId: 4.83920175526e+11\n", "83920175526"),
+    ("Account: -483920175526\n", "483920175526"),
+    ("S3_SECRET_ACCESS_KEY=" + SECRET, SECRET),
+    ("export AWS_SECRET=" + SECRET, SECRET),
+    ("AWS_SECRET_KEY_ID=" + SECRET, SECRET),
+    ("<property>\n  <name>fs.s3a.secret.key</name>\n  <value>" + SECRET + "</value>\n</property>", SECRET),
+    ("<name>fs.s3a.access.key</name>\n  <value>AKIAQ3EGT5XJ2LMN7RPX</value>", "AKIAQ3EGT5XJ2LMN7RPX"),
+    ("serverless config credentials --provider aws --key AKIAQ3EGT5XJ2LMN7RPX --secret " + SECRET, SECRET),
+    ("billed to acct 483920175526 last month", "483920175526"),
+    ("Acct ID: 483920175526", "483920175526"),
+    ("acct#483920175526", "483920175526"),
+    ('{"acct_id": "483920175526"}', "483920175526"),
+    ("--endpoint-url https://bucket.vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com", "vpce-1a2b3c4d"),
+    ("https://bucket.vpce-0123abcd-abcd1234.s3.us-east-1.vpce.amazonaws.com/acme-data/key", "acme-data"),
+    ("https://acme-data.bucket.vpce-0123abcd-abcd1234.s3.us-east-1.vpce.amazonaws.com/key", "acme-data"),
+    # AWS Organizations: organization, OU and root IDs
+    ('{"Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}', "a1b2c3d4e5"),
+    ('{"Organization": {"Id": "o-p33tczvkx8", "FeatureSet": "ALL"}}', "p33tczvkx8"),
+    ("aws organizations move-account --destination-parent-id ou-ab12-cd34ef56", "cd34ef56"),
+    ('{"Roots": [{"Id": "r-ab12", "Arn": "x", "Name": "Root"}]}', "r-ab12"),
+    ("Parents:\n- Id: r-ab12\n  Type: ROOT\n", "r-ab12"),
+    ("aws organizations list-children --parent-id r-ab12 --child-type ACCOUNT", "r-ab12"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), FIFTH_REVIEW)
+def test_fifth_review_leaks(text: str, value: str, masker: Masker) -> None:
+    assert value not in masked(masker, text)
+    # the same text as a tool's result, and (JSON) as a tool's structured input
+    use = {"type": "tool_use", "id": "t1", "name": "sh", "input": {"c": "x"}}
+    body = {"messages": [
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": text}]},
+    ]}  # fmt: skip
+    out, _ = mask_request(json.dumps(body).encode(), masker)
+    assert value not in out.decode()
+    if text.startswith("{"):
+        use["input"] = json.loads(text)
+        out, _ = mask_request(json.dumps(body).encode(), masker)
+        assert value not in out.decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cdk-hnb659fds-assets-bucket",  # no account
+        "npm i aws-cdk-lib@2.150.0 && cdk-assets 2.1.0",
+        '"Timestamp": -1700000000000',
+        '{"Offset": -483920175526}',  # a number under a key that names no account
+        "ratio 4.83920175526e11 overall",
+        '"OwnerId": 4.839201755265e11',  # not an integer
+        "the acct team called",
+        "acct 12345678901234",
+        "SECRET=" + SECRET,
+        "docker build --secret id=npmrc,src=.npmrc .",
+        "https://vpce.amazonaws.com/",
+        "https://s3.us-east-1.vpce.amazonaws.com/",
+        "an o-ring and a go-between",
+        "ou-test-something",
+        '{"Id": "r-ab12"}',  # no sign of a root
+        "r-base and r-devel",
+    ],
+)
+def test_fifth_review_false_positives(text: str, masker: Masker) -> None:
+    assert masked(masker, text) == text

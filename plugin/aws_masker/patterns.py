@@ -32,6 +32,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from enum import Enum
 from functools import lru_cache
 
@@ -950,7 +951,9 @@ _ACCOUNT_KEY = (
     r"(?:[Oo]wner(?:Id|ID|Account)?|OWNER_ID|owner_id|[Aa]ccounts?(?:Id|ID|Ids|IDs|Number)?|ACCOUNT(?:_ID)?|"
     r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:ids?|numbers?)|account-ids?|owner-ids?|owners|"
     r"SourceAccount|"
-    r"recipientAccountId|PrincipalAccount|SourceOwner|AWS)"
+    r"recipientAccountId|PrincipalAccount|SourceOwner|AWS|"
+    # the abbreviation: acct_id, AcctId, ACCT_ID
+    r"[Aa]cct(?:Id|ID|_ids?)?|ACCT(?:_IDS?)?)"
 )
 _ACCOUNT_CONTEXT_TEXT = (
     r"(?:"
@@ -962,9 +965,10 @@ _ACCOUNT_CONTEXT_TEXT = (
     # (blanks inside the quote too, escaped ones as a backslash and NULs: " 1234...")
     + r"(?:[\"'](?:[ \t]|\\\x00{1,5})*)?"
     + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|[ \t]+)[\"']?)*"
-    # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**"
-    r"|(?:[Aa]ccounts?|ACCOUNTS?)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
-    r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)"
+    # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**";
+    # the abbreviation too: "acct 1234...", "Acct ID: 1234...", "acct#1234..."
+    r"|(?:[Aa]ccounts?|ACCOUNTS?|[Aa]cct|ACCT)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
+    r"(?<![A-Za-z0-9_]ACCOUNT)(?<![A-Za-z0-9_]ACCOUNTS)(?<![A-Za-z0-9_][Aa]cct)(?<![A-Za-z0-9_]ACCT)"
     r"(?:\s+(?:IDs?|[Ii]ds?|[Nn]umbers?|no\.?|#))?(?:\s+(?:is|was|are|=))?"
     r"\s*[:#=]?\s*[\"'`(*]*(?:[0-9]{12}[\"'`)*]*\s*(?:,|and|or|&)\s*[\"'`(*]*)*"
     # the ID of an owner object (S3, EC2 and Glacier responses): "Owner": {"DisplayName": "x", "ID": ...,
@@ -1082,6 +1086,52 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT
 
 
+def _account_number_verdict(value: str, text: str, start: int) -> Verdict:
+    """An account ID written as a number in pasted JSON or YAML (``-483920175526``: the digits after
+    the sign; ``4.83920175526e11``): what jsonbody.py decides for a JSON body's number, that is, an
+    integer of twelve digits, with the context ``account_id`` asks for (read before the sign)."""
+    if "." in value:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:  # pragma: no cover - the regex admits only a number
+            return Verdict.REJECT
+        if not 10**11 <= number < 10**12 or number != number.to_integral_value():
+            return Verdict.REJECT
+    before = start - 1 if text[start - 1 : start] == "-" else start
+    return Verdict.MASK if _account_context_verdict(value, text, before) is Verdict.MASK else Verdict.REJECT
+
+
+_ORG_ROOT_KEYS = (
+    "RootId",
+    "rootId",
+    "root_id",
+    "ParentId",
+    "parentId",
+    "parent_id",
+    "TargetId",
+    "targetId",
+    "--root-id",
+    "--parent-id",
+    "--target-id",
+)
+_ORG_ROOTS_BEFORE = re.compile(r"[\"']?Roots[\"']?\s*:")
+_ORG_ROOT_AFTER = re.compile(
+    # (or the Arn member right after: a JSON value is scanned with the key after it, not its value)
+    r"[\"']?Type[\"']?\s*[:=]\s*[\"']?ROOT\b|[\"']?\s*,\s*[\"']Arn[\"']\s*:"
+)
+
+
+def _org_root_verdict(value: str, text: str, start: int) -> Verdict:
+    """A root ID as a plain ``Id``: only in an object of ``list-roots`` ("Roots": [{"Id": ..., "Arn":
+    ...}]) or one whose ``Type`` is ``ROOT`` (``list-parents``)."""
+    end = start + len(value)
+    if _ORG_ROOTS_BEFORE.search(text, max(0, start - 40), start):
+        return Verdict.MASK
+    if _ORG_ROOT_AFTER.search(text, end, end + 120):
+        return Verdict.MASK
+    return Verdict.REJECT
+
+
 # --------------------------------------------------------------------------------------------------
 # The catalogue
 # --------------------------------------------------------------------------------------------------
@@ -1115,6 +1165,20 @@ _BUCKET_KEYS = (
     "S3_BUCKET",
     "BUCKET_NAME",
 )
+# the resources `cdk bootstrap` names after the account and region (cdk-<qualifier>-<what>-<account>-<region>)
+_CDK_BOOTSTRAP = (
+    "assets",
+    "container-assets",
+    "cfn-exec-role",
+    "deploy-role",
+    "lookup-role",
+    "file-publishing-role",
+    "image-publishing-role",
+)
+_S3_VPCE_HOST_TAIL = (
+    r"vpce-[a-z0-9]{8,17}-[a-z0-9]{4,8}\.s3\." + REGION + r"\.vpce\.amazonaws\.com(?:\.cn)?(?![A-Za-z0-9-])"
+)
+"""The end of an S3 interface endpoint's DNS name (after its first labels)."""
 _BUCKET_FLAGS = ("bucket", "bucket-name", "source-bucket", "target-bucket", "destination-bucket", "s3-bucket")
 _HTTP_METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE", "OPTIONS", "PATCH")
 # a canonical user ID, for samples
@@ -1246,6 +1310,49 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("the arn : aws : iam :: role/x", "arn: aws docs: 2024 :: 12"),
     ),
     # ---- Endpoint hostnames that embed a resource name or ID ------------------------------------
+    Rule(
+        name="s3_privatelink_host",
+        echo=True,
+        category="s3",
+        kind="S3_VPCE_HOST",
+        pair_kind="S3_BUCKET",
+        # the endpoint's DNS name: bucket.vpce-<id>-<suffix>.s3.<region>.vpce.amazonaws.com, then the
+        # bucket in the path (path style); or <bucket>.bucket.vpce-..., accesspoint.vpce-..., ...
+        regex=(
+            r"[a-z0-9](?<![A-Za-z0-9_.-].)(?:(?<=b)ucket\."
+            + _S3_VPCE_HOST_TAIL
+            + r"(?P<t>/(?P<p>"
+            + BUCKET
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9]))|"
+            + run("[a-z0-9-]")
+            + r"(?:\."
+            + run("[a-z0-9-]", at_least_one=True)
+            + r")*?\."
+            + _S3_VPCE_HOST_TAIL
+            + ")"
+        ),
+        description=(
+            "S3 interface (PrivateLink) endpoint hostnames, as a unit (they hold the VPC endpoint ID, "
+            "and a bucket when virtual-hosted), and the bucket after a path-style one"
+        ),
+        host_anchors=(".amazonaws.com",),
+        must_match=(
+            (
+                "--endpoint-url https://bucket.vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com",
+                "bucket.vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com",
+            ),
+            ("https://bucket.vpce-0123abcd-abcd1234.s3.eu-west-1.vpce.amazonaws.com/acme-data/", "acme-data"),
+            (
+                "https://acme-data.bucket.vpce-0123abcd-abcd1234.s3.us-east-1.vpce.amazonaws.com/k",
+                "acme-data.bucket.vpce-0123abcd-abcd1234.s3.us-east-1.vpce.amazonaws.com",
+            ),
+        ),
+        must_not_match=(
+            "https://s3.us-east-1.amazonaws.com/acme-data",
+            "https://vpce.amazonaws.com/",
+            "bucket.vpce-xyz.s3.us-east-1.vpce.amazonaws.com",
+        ),
+    ),
     Rule(
         name="s3_virtual_host",
         echo=True,
@@ -2012,11 +2119,26 @@ RULES: tuple[Rule, ...] = (
                     "Secret Access Key",  # `aws configure`'s prompt, the console's CSV header
                     "Secret access key",
                     "fs.s3a.secret.key",
+                    "awsSecretAccessKey",  # (Hadoop's fs.s3n.awsSecretAccessKey)
+                    # other names for the same thing (S3-compatible clients, CI secrets, slips)
+                    "S3_SECRET_ACCESS_KEY",
+                    "S3_SECRET_KEY",
+                    "s3_secret_access_key",
+                    "s3_secret_key",
+                    "SECRET_ACCESS_KEY",
+                    "AWS_SECRET",
+                    "aws_secret",
+                    "AWS_SECRET_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY_ID",
+                    "--secret",  # serverless config credentials --provider aws --key AKIA... --secret ...
                 ]
             )
             # (`aws configure` prompts "AWS Secret Access Key [None]: ")
             + r"(?:[ \t]*\[[^\]\n]{0,40}\])?"
-            + r"(?:[\"']?\s*[:=]\s*|\s+)[\"']?"
+            # (a Hadoop XML property: <name>fs.s3a.secret.key</name> then <value>...</value>)
+            + r"(?:[\"']?\s*[:=]\s*|\s+|</name>"
+            + run(r"\s")
+            + r"<value>)[\"']?"
             + r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
         ),
         description="40-character secret access keys, only next to a key name that says so",
@@ -2037,8 +2159,31 @@ RULES: tuple[Rule, ...] = (
                 "    aws-secret-access-key: Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
                 "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
             ),
+            (
+                "S3_SECRET_ACCESS_KEY=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                'AWS_SECRET: "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m"',
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "<name>fs.s3a.secret.key</name>\n  <value>Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m</value>",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "sls config credentials --provider aws --key AKIA2OGYBAH6XQ7TV4MZ "
+                "--secret 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",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
         ),
-        must_not_match=("commit 3f786850e387550fdab836ed7e6dc881de23001b", "the SecretKey is required"),
+        must_not_match=(
+            "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+            "the SecretKey is required",
+            "MY_AWS_SECRET=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",  # (not a name listed)
+            "AWS_SECRET=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4mX",
+            "<name>fs.s3a.secret.key</name><value>short</value>",
+        ),
     ),
     Rule(
         name="session_token_key",
@@ -2240,6 +2385,149 @@ RULES: tuple[Rule, ...] = (
             "account:\nthe order 123456789012",
             '"SizeInBytes": 123456789012',
         ),
+    ),
+    Rule(
+        name="account_id_number",
+        category="account",
+        kind="ACCOUNT",
+        # the digits after a minus sign (not one inside a name: cdk-...-1234...), or a number with an
+        # exponent (Go's %v of a float64); 1234....0 is account_id's already. The sign starts the match,
+        # so the prefilter does not try this rule at every 12-digit number (account_id's anchor)
+        regex=(
+            r"-(?<![0-9A-Za-z_.-].)(?P<v>[0-9]{12})(?![0-9-])"
+            r"|[0-9](?<![0-9A-Za-z_.].)(?<![0-9A-Za-z_.-]-.)\.[0-9]{1,20}[eE]\+?[0-9]{1,2}(?![0-9A-Za-z_.])"
+        ),
+        description=(
+            "12-digit account IDs written as numbers with a sign or an exponent (-4839..., 4.839...e11) "
+            "under an account key, as account_id has them"
+        ),
+        anchors=("-[0-9]{12}", r"[0-9]\.[0-9]{1,20}[eE]"),
+        validate=_account_number_verdict,
+        echo=True,
+        must_match=(
+            ('{"AccountId": -483920175526}', "483920175526"),
+            ('"OwnerId": 4.83920175526e11', "4.83920175526e11"),
+            ("AccountId: 4.83920175526E+11\n", "4.83920175526E+11"),
+            ('{"AccountId": -4.83920175526e11}', "4.83920175526e11"),
+        ),
+        must_not_match=(
+            '"Timestamp": -483920175526',
+            '"OwnerId": 4.839201755265e11',
+            '"OwnerId": 4.83920175526e12',
+            "x-483920175526",
+            '"AccountId": --483920175526',
+            "account balance 4.83920175526e11",
+        ),
+    ),
+    Rule(
+        name="cdk_bootstrap_account",
+        category="account",
+        kind="ACCOUNT",
+        regex=(
+            r"c(?<![A-Za-z0-9_]c)dk-[A-Za-z0-9_-]{1,10}-(?:"
+            + "|".join(map(re.escape, _CDK_BOOTSTRAP))
+            + r")-(?P<v>[0-9]{12})-"
+            + REGION
+            + r"(?![A-Za-z0-9])"
+        ),
+        description=(
+            "The account in the names of CDK bootstrap resources: cdk-<qualifier>-assets-<account>-<region> "
+            "(bucket), -container-assets- (ECR), -cfn-exec-role-, -deploy-role-, -lookup-role-, "
+            "-file-publishing-role-, -image-publishing-role- (roles)"
+        ),
+        anchors=("cdk-",),
+        echo=True,
+        must_match=(
+            ("upload to cdk-hnb659fds-assets-483920175526-us-east-1 failed", "483920175526"),
+            ("role/cdk-hnb659fds-cfn-exec-role-483920175526-eu-west-1", "483920175526"),
+            ("assume cdk-hnb659fds-deploy-role-483920175526-us-west-2 failed", "483920175526"),
+            ('"cdk-myqual1234-file-publishing-role-483920175526-ap-south-1"', "483920175526"),
+            ("repo cdk-hnb659fds-container-assets-483920175526-us-east-1:abc", "483920175526"),
+            ("cdk-hnb659fds-lookup-role-483920175526-us-gov-west-1", "483920175526"),
+        ),
+        must_not_match=(
+            "cdk-hnb659fds-assets-4839201755261-us-east-1",
+            "cdk-hnb659fds-assets-483920175526",
+            "cdk-hnb659fds-deploy-role",
+            "xcdk-hnb659fds-assets-483920175526-us-east-1",
+            "cdk-qualifier-too-long-assets-483920175526-us-east-1",
+        ),
+    ),
+    Rule(
+        name="organizations_id",
+        category="account",
+        kind="ORG_ID",
+        # (a digit among them, as in every ID but one in 25: "o-something" in prose is no ID)
+        regex=r"o(?<![A-Za-z0-9_.-]o)-(?=[a-z]{0,31}[0-9])[a-z0-9]{10,32}(?![A-Za-z0-9_-])",
+        description="AWS Organizations IDs: o- and 10-32 lower-case letters and digits (a digit at least)",
+        anchors=("o-[a-z0-9]{10}",),
+        must_match=(
+            ('"aws:PrincipalOrgID": "o-p33tczvkx8"', "o-p33tczvkx8"),
+            ("AWSLogs/o-a1b2c3d4e5/483920175526/", "o-a1b2c3d4e5"),
+        ),
+        must_not_match=("o-somethingelse", "o-a1b2c3d4e", "o-a1b2c3d4e5-x", "go-a1b2c3d4e5", "o-A1B2C3D4E5"),
+    ),
+    Rule(
+        name="organizations_ou_id",
+        category="account",
+        kind="ORG_UNIT",
+        regex=(
+            r"o(?<![A-Za-z0-9_.-]o)u-(?=[a-z]{0,32}(?:-[a-z]{0,32})?[0-9])"
+            r"[a-z0-9]{4,32}-[a-z0-9]{8,32}(?![A-Za-z0-9_-])"
+        ),
+        description=(
+            "AWS Organizations OU IDs: ou-, the root's 4-32 characters, -, 8-32 lower-case letters and "
+            "digits (one a digit at least)"
+        ),
+        anchors=("ou-[a-z0-9]{4}",),
+        must_match=(
+            ('"OrganizationalUnitId": "ou-ab12-cd34ef56"', "ou-ab12-cd34ef56"),
+            ("move it to ou-x9ky-1a2b3c4d5e now", "ou-x9ky-1a2b3c4d5e"),
+        ),
+        must_not_match=("ou-test-something", "ou-ab12-cd34ef5", "you-ab12-cd34ef56", "ou-ab12-cd34ef56-x"),
+    ),
+    Rule(
+        name="organizations_root_id",
+        category="account",
+        kind="ORG_ROOT",
+        regex=(
+            words(_ORG_ROOT_KEYS)
+            + "(?:"
+            + ASSIGN
+            + r"|[ \t]+)(?P<v>r-(?=[a-z]{0,31}[0-9])[a-z0-9]{4,32})(?![A-Za-z0-9_-])"
+        ),
+        description=(
+            "AWS Organizations root IDs (r- and 4-32 lower-case letters and digits, one a digit) under "
+            "RootId/ParentId/TargetId keys and flags"
+        ),
+        anchors=word_anchors(_ORG_ROOT_KEYS, AFTER_KEY),
+        must_match=(
+            ('"ParentId": "r-ab12"', "r-ab12"),
+            ("aws organizations list-children --parent-id r-ab12 --child-type ACCOUNT", "r-ab12"),
+        ),
+        must_not_match=('"ParentId": "r-base"', '"ParentId": "r-ab1"'),
+    ),
+    Rule(
+        name="organizations_root_id_key",
+        category="account",
+        kind="ORG_ROOT",
+        # (a plain Id is every other key of a dump: the anchor runs up to the "r-" of the value, so
+        # the rule is tried only there, and the blanks around the colon are bounded to keep it so)
+        regex=(
+            r"I(?<![A-Za-z0-9_]I)d[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?"
+            r"(?P<v>r-(?=[a-z]{0,31}[0-9])[a-z0-9]{4,32})(?![A-Za-z0-9_-])"
+        ),
+        description=(
+            "AWS Organizations root IDs as the Id of a root (list-roots: under \"Roots\", or with an "
+            "Arn member next; list-parents: with Type ROOT)"
+        ),
+        anchors=(r"Id[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?r-",),
+        validate=_org_root_verdict,
+        must_match=(
+            ('{"Roots": [{"Id": "r-ab12", "Name": "Root"}]}', "r-ab12"),
+            ('{"Parents": [{"Id": "r-ab12", "Type": "ROOT"}]}', "r-ab12"),
+        ),
+        must_not_match=('{"Id": "r-ab12"}', "Id: r-ab12-x", '{"Parents": [{"Id": "r-ab12", "Type": "OU"}]}'),
     ),
     # ---- EC2-family resource IDs ------------------------------------------------------------------
     Rule(
