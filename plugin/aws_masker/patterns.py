@@ -2181,7 +2181,7 @@ RULES: tuple[Rule, ...] = (
             "commit 3f786850e387550fdab836ed7e6dc881de23001b",
             "the SecretKey is required",
             "MY_AWS_SECRET=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",  # (not a name listed)
-            "AWS_SECRET=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4mX",
+            "AWS_SECRET=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m" + "X",  # (41 characters: not a key)
             "<name>fs.s3a.secret.key</name><value>short</value>",
         ),
     ),
