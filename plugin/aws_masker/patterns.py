@@ -1101,6 +1101,8 @@ def _account_number_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.MASK if _account_context_verdict(value, text, before) is Verdict.MASK else Verdict.REJECT
 
 
+_ORG_ROOT_ID = r"r-(?=[a-z]{0,31}[0-9])[a-z0-9]{4,32}(?![A-Za-z0-9_-])"
+"""An AWS Organizations root ID: r- and 4-32 lower-case letters and digits, one a digit at least."""
 _ORG_ROOT_KEYS = (
     "RootId",
     "rootId",
@@ -2494,7 +2496,9 @@ RULES: tuple[Rule, ...] = (
             words(_ORG_ROOT_KEYS)
             + "(?:"
             + ASSIGN
-            + r"|[ \t]+)(?P<v>r-(?=[a-z]{0,31}[0-9])[a-z0-9]{4,32})(?![A-Za-z0-9_-])"
+            + r"|[ \t]+)(?P<v>"
+            + _ORG_ROOT_ID
+            + ")"
         ),
         description=(
             "AWS Organizations root IDs (r- and 4-32 lower-case letters and digits, one a digit) under "
@@ -2515,7 +2519,7 @@ RULES: tuple[Rule, ...] = (
         # the rule is tried only there, and the blanks around the colon are bounded to keep it so)
         regex=(
             r"I(?<![A-Za-z0-9_]I)d[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?"
-            r"(?P<v>r-(?=[a-z]{0,31}[0-9])[a-z0-9]{4,32})(?![A-Za-z0-9_-])"
+            r"(?P<v>" + _ORG_ROOT_ID + ")"
         ),
         description=(
             "AWS Organizations root IDs as the Id of a root (list-roots: under \"Roots\", or with an "
