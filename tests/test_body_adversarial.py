@@ -201,19 +201,23 @@ def test_a_block_with_two_types_does_not_hide_its_data(masker: Masker) -> None:
         assert masked_or_refused(masker, body) == "refused 2011"
 
 
+def thinking(block: str, data: str) -> bytes:
+    """A request whose assistant turn is one thinking block with ``data`` as its signature
+    (``block`` "signature"), or one redacted_thinking block with it as its data ("redacted")."""
+    shape = (
+        {"type": "thinking", "thinking": "t", "signature": data}
+        if block == "signature"
+        else {"type": "redacted_thinking", "data": data}
+    )
+    return json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [shape]}]}).encode()
+
+
 @pytest.mark.parametrize("block", ["signature", "redacted"])
 def test_signatures_that_are_base64_text_are_refused(masker: Masker, block: str) -> None:
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         data = encode(TEXT.encode()).decode().rstrip("=")
-        shape = (
-            {"type": "thinking", "thinking": "t", "signature": data}
-            if block == "signature"
-            else {"type": "redacted_thinking", "data": data}
-        )
-        body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [shape]}]}).encode()
-        assert masked_or_refused(masker, body) == "refused 2011"
-    genuine = {"type": "thinking", "thinking": "t", "signature": b64(BINARY)}
-    body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [genuine]}]}).encode()
+        assert masked_or_refused(masker, thinking(block, data)) == "refused 2011"
+    body = thinking("signature", b64(BINARY))
     assert mask_request(body, masker)[0] == body
 
 
@@ -587,17 +591,9 @@ def test_an_echoed_name_in_tool_input_written_with_escapes_is_masked(masker: Mas
 @pytest.mark.parametrize("block", ["signature", "redacted"])
 def test_base64_text_after_padding_in_a_signature_is_refused(masker: Masker, block: str) -> None:
     data = "QQ==" + base64.b64encode(TEXT.encode()).decode()  # Python's decoder stops at "=="
-    shape = (
-        {"type": "thinking", "thinking": "t", "signature": data}
-        if block == "signature"
-        else {"type": "redacted_thinking", "data": data}
-    )
-    body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [shape]}]}).encode()
-    assert masked_or_refused(masker, body) == "refused 2011"
+    assert masked_or_refused(masker, thinking(block, data)) == "refused 2011"
     # a length no base64 has (one character over): read, not an internal error
-    shape = {"type": "thinking", "thinking": "t", "signature": "A" + b64(BINARY)}
-    body = json.dumps({"model": "m", "messages": [{"role": "assistant", "content": [shape]}]}).encode()
-    assert masked_or_refused(masker, body) == "masked"
+    assert masked_or_refused(masker, thinking("signature", "A" + b64(BINARY))) == "masked"
 
 
 # -- g. unicode tricks, percent-encoding, long lines, CRLF ---------------------------------------------

@@ -320,62 +320,46 @@ SECRET = "Zq8vR2mK7pL4xN9cT1bW6yH3jF5dS0gA+e/uVk2Q"
 ENCODED_TOKEN = "IQoJb3JpZ2luX2VjEJr" + "%2F" * 10 + "wEaCXVzLWVhc3QtMSJH" + "Ab1" * 60 + "%3D%3D"
 
 
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        # a presigned URL made with temporary credentials: the session token is URL-encoded
-        (
-            "https://acme-prod-data.s3.us-west-2.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-            "&X-Amz-Security-Token=" + ENCODED_TOKEN + "&X-Amz-Signature=ab12",
-            "Ab1" * 60,
-        ),
-        ("x-amz-security-token=" + ENCODED_TOKEN.replace("IQoJ", "FQoD"), "Ab1" * 60),
-        # secret keys under the names GitHub Actions, `aws configure`'s prompt, the console's CSV and
-        # Hadoop give them
-        ("      aws-secret-access-key: " + SECRET + "\n", SECRET),
-        (
-            "AWS Access Key ID [None]: AKIAQ3EGT5XJ2LMN7RPX\nAWS Secret Access Key [None]: " + SECRET + "\n",
-            SECRET,
-        ),
-        ("Secret access key: " + SECRET, SECRET),
-        ("const creds = {accessKeyId: 'AKIAQ3EGT5XJ2LMN7RPX', secretKey: '" + SECRET + "'}", SECRET),
-        ("spark.hadoop.fs.s3a.secret.key=" + SECRET, SECRET),
-        # RDS endpoints in the China regions put "rds" before the region
-        ("jdbc:mysql://orders-db.c9akciq32xyz.rds.cn-north-1.amazonaws.com.cn:3306/app", "c9akciq32xyz"),
-        # CloudTrail's requestParameters spell RDS keys with a lower-case first letter
-        (
-            '{"requestParameters": {"dBInstanceIdentifier": "billing-db", "dBInstanceClass": "db.t3.micro"}}',
-            "billing-db",
-        ),
-        ('{"requestParameters": {"dBClusterIdentifier": "aurora-x"}}', "aurora-x"),
-        ('{"requestParameters": {"dBSnapshotIdentifier": "billing-pre-upgrade"}}', "billing-pre-upgrade"),
-        # an s3:// URI whose scheme alone is in upper case
-        ("Copy it to S3://acme-uploads/2024/ first", "acme-uploads"),
-        # Spot Instance request IDs are not hex
-        ('"SpotInstanceRequestId": "sir-86k84j6p"', "sir-86k84j6p"),
-        # a Lambda function's environment variable named just BUCKET
-        ('{"Environment": {"Variables": {"BUCKET": "acme-uploads"}}}', "acme-uploads"),
-    ],
-)
-def test_third_review_leaks(text: str, value: str, masker: Masker) -> None:
-    assert value not in masked(masker, text)
+# A third review: presigned URLs, secret-key names, China RDS endpoints, CloudTrail's RDS keys,
+# an upper-case S3 scheme, Spot request IDs, a bare BUCKET key.
+THIRD_REVIEW = [
+    # a presigned URL made with temporary credentials: the session token is URL-encoded
+    (
+        "https://acme-prod-data.s3.us-west-2.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Security-Token=" + ENCODED_TOKEN + "&X-Amz-Signature=ab12",
+        "Ab1" * 60,
+    ),
+    ("x-amz-security-token=" + ENCODED_TOKEN.replace("IQoJ", "FQoD"), "Ab1" * 60),
+    # secret keys under the names GitHub Actions, `aws configure`'s prompt, the console's CSV and
+    # Hadoop give them
+    ("      aws-secret-access-key: " + SECRET + "\n", SECRET),
+    (
+        "AWS Access Key ID [None]: AKIAQ3EGT5XJ2LMN7RPX\nAWS Secret Access Key [None]: " + SECRET + "\n",
+        SECRET,
+    ),
+    ("Secret access key: " + SECRET, SECRET),
+    ("const creds = {accessKeyId: 'AKIAQ3EGT5XJ2LMN7RPX', secretKey: '" + SECRET + "'}", SECRET),
+    ("spark.hadoop.fs.s3a.secret.key=" + SECRET, SECRET),
+    # RDS endpoints in the China regions put "rds" before the region
+    ("jdbc:mysql://orders-db.c9akciq32xyz.rds.cn-north-1.amazonaws.com.cn:3306/app", "c9akciq32xyz"),
+    # CloudTrail's requestParameters spell RDS keys with a lower-case first letter
+    (
+        '{"requestParameters": {"dBInstanceIdentifier": "billing-db", "dBInstanceClass": "db.t3.micro"}}',
+        "billing-db",
+    ),
+    ('{"requestParameters": {"dBClusterIdentifier": "aurora-x"}}', "aurora-x"),
+    ('{"requestParameters": {"dBSnapshotIdentifier": "billing-pre-upgrade"}}', "billing-pre-upgrade"),
+    # an s3:// URI whose scheme alone is in upper case
+    ("Copy it to S3://acme-uploads/2024/ first", "acme-uploads"),
+    # Spot Instance request IDs are not hex
+    ('"SpotInstanceRequestId": "sir-86k84j6p"', "sir-86k84j6p"),
+    # a Lambda function's environment variable named just BUCKET
+    ('{"Environment": {"Variables": {"BUCKET": "acme-uploads"}}}', "acme-uploads"),
+]
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "https://rds.cn-north-1.amazonaws.com.cn/",  # the service endpoint itself
-        "BUCKET=100",  # a token bucket's size
-        "the Secret access key is shown only once",
-        "a sir-lancelot costume",
-    ],
-)
-def test_third_review_false_positives(text: str, masker: Masker) -> None:
-    assert masked(masker, text) == text
-
-
-# a value with blanks inside its quotes; a bucket given as an object holding its name (S3 event
-# notifications, EventBridge); S3 console URLs. In text, and as structured JSON (a tool's input).
+# A fourth: a value with blanks inside its quotes; a bucket given as an object holding its name (S3
+# event notifications, EventBridge); S3 console URLs.
 FOURTH_REVIEW = [
     ('{"AccountId": " 483920175526"}', "483920175526"),
     ('{"OwnerId": "\\t483920175526"}', "483920175526"),
@@ -390,33 +374,10 @@ FOURTH_REVIEW = [
 ]
 
 
-@pytest.mark.parametrize(("text", "value"), FOURTH_REVIEW)
-def test_fourth_review_leaks(text: str, value: str, masker: Masker) -> None:
-    assert value not in masked(masker, text)
-    if text.startswith("{"):  # the same as a tool's structured input
-        body = {"messages": [{"role": "assistant", "content": [
-            {"type": "tool_use", "id": "t1", "name": "aws", "input": json.loads(text)},
-        ]}]}  # fmt: skip
-        out, _ = mask_request(json.dumps(body).encode(), masker)
-        assert value not in out.decode()
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '"bucket": {"arn": "x", "name": "A"}',  # not a bucket name
-        '{"Bucket": " "}',
-        "https://console.aws.amazon.com/s3/home?region=us-east-1",
-    ],
-)
-def test_fourth_review_false_positives(text: str, masker: Masker) -> None:
-    assert masked(masker, text) == text
-
-
-# CDK bootstrap resources named after the account; account IDs written as JSON/YAML numbers with a
-# sign or an exponent in pasted text; other names of a secret key (S3-compatible env vars, Hadoop XML
-# properties, `serverless config credentials --secret`); "acct" as account evidence; S3 PrivateLink
-# endpoint hosts and the bucket after a path-style one. In text, and in a tool's input or result.
+# A fifth: CDK bootstrap resources named after the account; account IDs written as JSON/YAML numbers
+# with a sign or an exponent in pasted text; other names of a secret key (S3-compatible env vars,
+# Hadoop XML properties, `serverless config credentials --secret`); "acct" as account evidence; S3
+# PrivateLink endpoint hosts and the bucket after a path-style one; Organizations IDs.
 FIFTH_REVIEW = [
     ("upload to cdk-hnb659fds-assets-483920175526-us-east-1 failed", "483920175526"),
     ("Assuming cdk-hnb659fds-deploy-role-483920175526-us-east-1 failed", "483920175526"),
@@ -453,10 +414,10 @@ FIFTH_REVIEW = [
 ]
 
 
-@pytest.mark.parametrize(("text", "value"), FIFTH_REVIEW)
-def test_fifth_review_leaks(text: str, value: str, masker: Masker) -> None:
+@pytest.mark.parametrize(("text", "value"), THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW)
+def test_review_leaks(text: str, value: str, masker: Masker) -> None:
+    """Each review's leak in text, in a tool's result, and (JSON) as a tool's structured input."""
     assert value not in masked(masker, text)
-    # the same text as a tool's result, and (JSON) as a tool's structured input
     use = {"type": "tool_use", "id": "t1", "name": "sh", "input": {"c": "x"}}
     body = {"messages": [
         {"role": "assistant", "content": [use]},
@@ -473,6 +434,13 @@ def test_fifth_review_leaks(text: str, value: str, masker: Masker) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "https://rds.cn-north-1.amazonaws.com.cn/",  # the service endpoint itself
+        "BUCKET=100",  # a token bucket's size
+        "the Secret access key is shown only once",
+        "a sir-lancelot costume",
+        '"bucket": {"arn": "x", "name": "A"}',  # not a bucket name
+        '{"Bucket": " "}',
+        "https://console.aws.amazon.com/s3/home?region=us-east-1",
         "cdk-hnb659fds-assets-bucket",  # no account
         "npm i aws-cdk-lib@2.150.0 && cdk-assets 2.1.0",
         '"Timestamp": -1700000000000',
@@ -491,5 +459,5 @@ def test_fifth_review_leaks(text: str, value: str, masker: Masker) -> None:
         "r-base and r-devel",
     ],
 )
-def test_fifth_review_false_positives(text: str, masker: Masker) -> None:
+def test_review_false_positives(text: str, masker: Masker) -> None:
     assert masked(masker, text) == text
