@@ -174,8 +174,20 @@ def test_cached_minter_stays_within_its_size_and_agrees_after_emptying() -> None
 
 
 def test_cached_minter_agrees_with_token_for_on_long_secrets() -> None:
-    secret = b"x" * 100  # longer than the SHA-256 block: HMAC hashes the key first
+    secret = b"x" * 100  # longer than a BLAKE2s key: the key is the secret's hash
     assert tokens_mod.cached_minter(secret)("EC2", "i-1") == token_for(secret, "EC2", "i-1")
+    # ...and a different secret sharing its first 32 bytes gives other tokens
+    assert token_for(b"x" * 99, "EC2", "i-1") != token_for(secret, "EC2", "i-1")
+
+
+def test_tokens_are_keyed_blake2s_of_kind_and_value() -> None:
+    """The documented construction (README, "Tokens"), so another implementation can check one."""
+    import hashlib
+
+    mac = hashlib.blake2s(b"EC2\x00i-1", key=b"k3y", digest_size=6).hexdigest()
+    assert token_for(b"k3y", "EC2", "i-1") == f"AWS_EC2_{mac}"
+    assert token_for(b"k3y", "EC2", "i-1") != token_for(b"k3z", "EC2", "i-1")
+    assert token_for(b"k3y", "EC2", "i-1") != token_for(b"k3y", "EC2", "i-2")
 
 
 def test_short_strings_masked_from_the_cache_as_from_a_fresh_scan() -> None:

@@ -44,7 +44,8 @@ class MaskerConfig:
     allow_list: tuple[str, ...] = ()
     """Exact values that are never masked."""
     token_secret: str | None = None
-    """HMAC key for tokens. Unset: a random per-process secret (tokens differ across nodes/restarts)."""
+    """The tokens' MAC key (keyed BLAKE2s). Unset: a random per-process secret (tokens differ across
+    nodes and restarts)."""
     refuse_binary_documents: bool = False
     """Refuse a request that carries a base64 image or a binary (not text/plain) document, which
     cannot be masked, instead of passing it."""

@@ -44,7 +44,7 @@ SCHEMA: tuple[dict, ...] = (
             "required": False,
             "referenceable": True,
             "len_min": 16,
-            "description": "HMAC key for tokens; the same on every node. Unset: a random per-process secret",
+            "description": "The tokens' MAC key; the same on every node. Unset: a random per-process secret",
         }
     },
     {

@@ -1,8 +1,8 @@
 """Deterministic, typed, fixed-width tokens.
 
-A token is ``AWS_<KIND>_<12 lowercase hex>``; the hex is an HMAC-SHA256 (keyed with ``token_secret``)
-of the kind and the original value. So the same identifier always gets the same token, across
-requests, workers and nodes, without shared state.
+A token is ``AWS_<KIND>_<12 lowercase hex>``; the hex is a MAC of the kind and the original value:
+BLAKE2s in its keyed mode (RFC 7693), keyed with ``token_secret``, 6 bytes long. So the same
+identifier always gets the same token, across requests, workers and nodes, without shared state.
 
 Properties the rest of the system relies on:
 - The grammar is closed: ``TOKEN_RE`` matches exactly ``AWS_`` + a known kind + ``_`` + 12 hex.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -69,27 +68,30 @@ def process_secret() -> bytes:
     return _process_secret
 
 
+_mac = hashlib.blake2s
+
+
+def mac_key(secret: bytes) -> bytes:
+    """The BLAKE2s key for ``secret``: the secret itself, or its BLAKE2s hash when it is longer than the
+    32 bytes a BLAKE2s key can be (any length of secret is accepted)."""
+    return secret if len(secret) <= hashlib.blake2s.MAX_KEY_SIZE else hashlib.blake2s(secret).digest()
+
+
 def token_for(secret: bytes, kind: str, value: str, attempt: int = 0) -> str:
     """The token for ``value`` of ``kind``; ``attempt`` > 0 gives the alternatives used on collision."""
     msg = f"{kind}\x00{value}" if attempt == 0 else f"{kind}\x00{value}\x00{attempt}"
-    digest = hmac.digest(secret, msg.encode("utf-8"), "sha256")
-    return f"AWS_{kind}_{digest.hex()[:HEX_LEN]}"
+    return f"AWS_{kind}_{_mac(msg.encode(), key=mac_key(secret), digest_size=_HEX_BYTES).hexdigest()}"
 
-
-_IPAD = bytes(b ^ 0x36 for b in range(256))  # byte -> byte XOR 0x36, for bytes.translate
-_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], str]:
     """``token_for(secret, kind, value)`` behind a cache of up to ``maxsize`` tokens. Tokens are a pure
     function of the secret, kind and value, so the cache holds no per-request state; it pays off
     because every turn of a Claude conversation resends the whole history."""
-    # HMAC-SHA256 (RFC 2104) with the keyed inner and outer states prepared once: copying a hashlib
-    # state is far cheaper than a new hmac object. tests/test_engine.py checks it against hmac.digest.
-    key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
-    key = key.ljust(64, b"\x00")
-    inner = hashlib.sha256(key.translate(_IPAD))
-    outer = hashlib.sha256(key.translate(_OPAD))
+    # one keyed BLAKE2s call per new token (a keyed hash needs no inner and outer pass, as HMAC does:
+    # about half the time of an HMAC-SHA256 with prepared states). tests/test_engine.py checks it
+    # against token_for.
+    key = mac_key(secret)
     # kind -> value -> token: plain strings only, so the garbage collector never walks the cache (a
     # cache keyed by (kind, value) tuples made a collection run every few hundred identifiers, and
     # one over the whole heap every few thousand); emptied whole when full
@@ -103,11 +105,8 @@ def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], s
             by_value = tokens.setdefault(kind, {})
         token = by_value.get(value)
         if token is None:
-            i = inner.copy()
-            i.update(f"{kind}\x00{value}".encode())
-            o = outer.copy()
-            o.update(i.digest())
-            token = f"AWS_{kind}_{o.digest()[:_HEX_BYTES].hex()}"  # (cheaper than the whole hexdigest)
+            digest = _mac(f"{kind}\x00{value}".encode(), key=key, digest_size=_HEX_BYTES).hexdigest()
+            token = f"AWS_{kind}_{digest}"
             if size >= maxsize:  # (one atomic step: another thread may be reading the cache)
                 tokens.clear()
                 size = 0
