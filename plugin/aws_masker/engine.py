@@ -172,6 +172,16 @@ class Masker:
         ``source`` finds in it replaced by its token, rendered as the scan goes. Names masked by a
         rule marked ``echo`` go into ``names``; the spans of identifiers kept verbatim (in the
         returned text) into ``kept``."""
+        finds: tuple[Found, ...] | None = None  # (a short source's, from the cache)
+        if len(source) <= SHORT_SOURCE:
+            short_finds = self._short_finds
+            if short_finds is None:  # (two threads may both make one: one is kept, both are right)
+                short_finds = self._short_finds = lru_cache(maxsize=SHORT_SOURCES_CACHED)(
+                    lambda text: tuple(self.find(text))
+                )
+            finds = short_finds(source)
+            if not finds:  # most short strings of a request (keys, roles, models, headers)
+                return text
         pieces: list[str] = []
         append = pieces.append
         issue = issuer.issue
@@ -209,13 +219,8 @@ class Masker:
                 if named and named[0] not in names and named[2] in enabled and named[0] not in allowed:
                     names[named[0]] = (None, named[1], named[2])
 
-        if len(source) <= SHORT_SOURCE:
-            short_finds = self._short_finds
-            if short_finds is None:  # (two threads may both make one: one is kept, both are right)
-                short_finds = self._short_finds = lru_cache(maxsize=SHORT_SOURCES_CACHED)(
-                    lambda text: tuple(self.find(text))
-                )
-            for f in short_finds(source):
+        if finds is not None:
+            for f in finds:
                 emit(*f)
         elif cliformats.may_hold(source):  # AWS CLI table or text output: cells get their keys' context
             for f in self._with_cli_formats(source, self._find_plain(source)):
