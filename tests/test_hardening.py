@@ -413,8 +413,22 @@ FIFTH_REVIEW = [
     ("aws organizations list-children --parent-id r-ab12 --child-type ACCOUNT", "r-ab12"),
 ]
 
+# A sixth: an account ID after its key with only blanks between (log lines, transcripts); an
+# Organizations root ID after the word "root", and wherever else it stands once found by its context
+# (its key, or the root ARN it ends).
+SIXTH_REVIEW = [
+    ("OwnerId 483920175526 requested the snapshot", "483920175526"),
+    ("level=info AccountId\t483920175526 region=us-east-1", "483920175526"),
+    ("owner_id  483920175526", "483920175526"),
+    ("attach the SCP to the root r-ab12 first", "r-ab12"),
+    ("Root ID: r-ab12", "r-ab12"),
+    ('attach the SCP to r-ab12:\n{"Roots": [{"Id": "r-ab12", "Arn": "x"}]}', "r-ab12"),
+    ("arn:aws:organizations::483920175526:root/o-a1b2c3d4e5/r-ab12 is r-ab12 in the console", "r-ab12"),
+    ('{"ParentId": "r-ab12", "Note": "moved out of r-ab12"}', "r-ab12"),
+]
 
-@pytest.mark.parametrize(("text", "value"), THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW)
+
+@pytest.mark.parametrize(("text", "value"), THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW + SIXTH_REVIEW)
 def test_review_leaks(text: str, value: str, masker: Masker) -> None:
     """Each review's leak in text, in a tool's result, and (JSON) as a tool's structured input."""
     assert value not in masked(masker, text)
@@ -457,6 +471,10 @@ def test_review_leaks(text: str, value: str, masker: Masker) -> None:
         "ou-test-something",
         '{"Id": "r-ab12"}',  # no sign of a root
         "r-base and r-devel",
+        "the root r-base",
+        "chroot r-ab12",
+        "OwnerId 12345678901234",  # no 12-digit number
+        "the root cause was r-1 of 3",
     ],
 )
 def test_review_false_positives(text: str, masker: Masker) -> None:

@@ -9,7 +9,9 @@ gets, for the ARN shapes whose resource part is a name the customer chose:
 - RDS instance or cluster (``db:<name>``, ``cluster:<name>``): kind ``RDS``;
 - DynamoDB table (``table/<name>[/…]``), Lambda function (``function:<name>[:alias]``), SQS queue,
   SNS topic, IAM role or user (the last segment of its path; the role of an STS assumed-role ARN):
-  the ARN's own kind (``LAMBDA_ARN``…), since the token grammar has no kind for their bare names.
+  the ARN's own kind (``LAMBDA_ARN``…), since the token grammar has no kind for their bare names;
+- Organizations root (``root/o-…/<r-id>``): kind ``ORG_ROOT`` (a root ID is found bare only with
+  context; organization and OU IDs are found by their shape).
 
 Left out: names with characters a whole word of names is not made of (``/``, ``@``, ``+``…; so
 Secrets Manager names like ``prod/db-AbCdEf`` and log groups), service-linked roles (the same in
@@ -59,6 +61,8 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = _last(resource), "IAM_ROLE_ARN" if resource[0] == "r" else "IAM_USER_ARN"
     elif service == "sts" and resource.startswith("assumed-role/"):
         name, kind = resource[13:].split("/", 1)[0], "IAM_ROLE_ARN"
+    elif service == "organizations" and resource.startswith("root/"):
+        name, kind, category = _last(resource), "ORG_ROOT", "account"
     if not name or not _NAME.fullmatch(name):
         return None
     return name, kind, category

@@ -104,6 +104,7 @@ KINDS: dict[str, _Word] = {
     "CANONICAL_ID": _HEX,
     "S3_BUCKET": _NAME,
     "RDS": _NAME,
+    "ORG_ROOT": _NAME,  # (found only under a key or after "root"; organization and OU IDs find themselves)
     # the names inside masked ARNs (arnnames.py) that have no kind of their own
     "DYNAMODB_ARN": _NAME,
     "LAMBDA_ARN": _NAME,

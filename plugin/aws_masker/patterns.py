@@ -961,7 +961,8 @@ _ACCOUNT_CONTEXT_TEXT = (
     # tables (| OwnerId | 1234... |), then maybe a list (JSON, YAML "- " items) whose earlier items
     # were account IDs too
     + _ACCOUNT_KEY
-    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s)\s*(?:\[|-[ \t])?\s*"
+    # (or only blanks after the key: "OwnerId 1234..." in a log line or a transcript)
+    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s|[ \t])\s*(?:\[|-[ \t])?\s*"
     # (blanks inside the quote too, escaped ones as a backslash and NULs: " 1234...")
     + r"(?:[\"'](?:[ \t]|\\\x00{1,5})*)?"
     + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|[ \t]+)[\"']?)*"
@@ -1115,6 +1116,14 @@ _ORG_ROOT_KEYS = (
     "--root-id",
     "--parent-id",
     "--target-id",
+    # prose and notes: "the root r-ab12", "Root ID: r-ab12" (the ID's shape, with a digit, does the rest)
+    "root",
+    "Root",
+    "ROOT",
+    "root ID",
+    "root id",
+    "Root ID",
+    "Root Id",
 )
 _ORG_ROOTS_BEFORE = re.compile(r"[\"']?Roots[\"']?\s*:")
 _ORG_ROOT_AFTER = re.compile(
@@ -2502,14 +2511,17 @@ RULES: tuple[Rule, ...] = (
         ),
         description=(
             "AWS Organizations root IDs (r- and 4-32 lower-case letters and digits, one a digit) under "
-            "RootId/ParentId/TargetId keys and flags"
+            "RootId/ParentId/TargetId keys and flags, and after the word root"
         ),
         anchors=word_anchors(_ORG_ROOT_KEYS, AFTER_KEY),
+        echo=True,
         must_match=(
             ('"ParentId": "r-ab12"', "r-ab12"),
             ("aws organizations list-children --parent-id r-ab12 --child-type ACCOUNT", "r-ab12"),
+            ("attach the SCP to the root r-ab12 first", "r-ab12"),
+            ("Root ID: r-ab12", "r-ab12"),
         ),
-        must_not_match=('"ParentId": "r-base"', '"ParentId": "r-ab1"'),
+        must_not_match=('"ParentId": "r-base"', '"ParentId": "r-ab1"', "the root r-base", "chroot r-ab12"),
     ),
     Rule(
         name="organizations_root_id_key",
@@ -2527,6 +2539,7 @@ RULES: tuple[Rule, ...] = (
         ),
         anchors=(r"Id[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?r-",),
         validate=_org_root_verdict,
+        echo=True,
         must_match=(
             ('{"Roots": [{"Id": "r-ab12", "Name": "Root"}]}', "r-ab12"),
             ('{"Parents": [{"Id": "r-ab12", "Type": "ROOT"}]}', "r-ab12"),
