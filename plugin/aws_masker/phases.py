@@ -72,6 +72,7 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 from .events import Monitor, RequestInfo
+from .forwarded import check_forwarded
 from .pdkserver import offload, when_idle
 from .requestcoding import IDENTITY, coding_of, decode
 from .restore import token_kind
@@ -245,6 +246,8 @@ def access(kong: Any, masker: Masker, limits: Limits, events: bool = False) -> N
     body, masked, result = offload(mask_body) if compressed or len(raw) > OFFLOAD_BYTES else mask_body()
     # after the body: a name its scan found by context is masked in headers and query too
     channels = mask_channels(masker, headers, target, result.tokens)
+    # the proxy headers Kong passes on as the client sent them: addresses only (forwarded.py)
+    check_forwarded(masker, headers, result.tokens)
     tokens: dict[str, str] = {**channels.result.tokens, **result.tokens}
     counts: dict[str, int] = dict(channels.result.counts)
     for category, n in result.counts.items():

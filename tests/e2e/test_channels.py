@@ -183,6 +183,34 @@ def test_an_identifier_in_the_path_is_refused(gw: Stack, recorder: Recorder, tar
     assert len(recorder.seen) == before and leaks(body) == []
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-forwarded-for": EC2},
+        {"x-forwarded-for": f"{PRIVATE_IP}, arn:aws:iam::{ACCOUNT}:role/admin"},
+        {"via": f"1.1 {EC2}"},
+    ],
+)
+def test_an_identifier_in_a_passed_on_proxy_header_is_refused(
+    gw: Stack, recorder: Recorder, headers: dict[str, str]
+) -> None:
+    """Kong sends the client's X-Forwarded-For and Via on with its own hop appended, worked out
+    before any plugin runs: an identifier there cannot be masked, so the request is refused."""
+    before = len(recorder.seen)
+    status, _, body = send(gw, "/v1/messages", messages(PROMPT), headers)
+    assert status == 400 and json.loads(body)["error"] == "AWS_MASKER_2009"
+    assert len(recorder.seen) == before and leaks(body) == []
+
+
+def test_addresses_in_proxy_headers_pass(gw: Stack, recorder: Recorder) -> None:
+    """What X-Forwarded-For and Via are for, a load balancer's or proxy's addresses, passes."""
+    chain = f"{PRIVATE_IP}, 192.168.7.8"
+    status, _, body = send(gw, "/v1/messages", messages("hello"), {"x-forwarded-for": chain})
+    assert status == 200, body
+    head = recorder.seen[-1].split(b"\r\n\r\n", 1)[0].decode()
+    assert f"X-Forwarded-For: {chain}, 127.0.0.1" in head
+
+
 def test_form_bodies_are_refused(gw: Stack, recorder: Recorder) -> None:
     """Leak 9: a form-urlencoded body with percent-encoded identifiers never passes."""
     before = len(recorder.seen)
