@@ -428,7 +428,71 @@ SIXTH_REVIEW = [
 ]
 
 
-@pytest.mark.parametrize(("text", "value"), THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW + SIXTH_REVIEW)
+# A seventh: values printed by `aws ... --query` (no key at all); RDS names in the API's and Terraform's
+# messages, log group names, console URLs, filters, Secrets Manager's RDS secrets, Enhanced Monitoring;
+# S3's XML, boto3 reprs and errors, Terraform resource IDs, a name before the word "bucket"; account IDs
+# in EC2's XML, AWS Organizations' account lists, multi-session console hosts, image locations; more
+# names of a secret key.
+SEVENTH_REVIEW = [
+    (
+        "$ aws organizations list-accounts --query 'Accounts[].[Id,Name]' --output text\n"
+        "483920175526\tdev\n210987654321\tprod\n",
+        "210987654321",
+    ),
+    (
+        "$ aws s3api list-buckets --query 'Buckets[].Name' --output text\nacme-logs-7\tacme-billing-2\n",
+        "acme-billing-2",
+    ),
+    (
+        'aws rds describe-db-instances --query "DBInstances[].DBInstanceIdentifier"\n[\n  "orders-db-1"\n]\n',
+        "orders-db-1",
+    ),
+    ("An error occurred (DBInstanceNotFound) when calling the DescribeDBInstances operation: "
+     "DBInstance orders-db-1 not found.", "orders-db-1"),
+    ("DBCluster orders-cluster not found.", "orders-cluster"),
+    ("Error: creating RDS DB Instance (orders-db-1): DBInstanceAlreadyExists", "orders-db-1"),
+    ("the DB instance identifier orders-db-1 is wrong", "orders-db-1"),
+    ("the DB cluster named orders is slow", "orders"),
+    ("Aurora cluster named ledger-2 failed over", "ledger-2"),
+    ("/aws/rds/instance/orders-db-1/postgresql", "orders-db-1"),
+    ("https://console.aws.amazon.com/rds/home?region=us-east-1#database:id=orders-db-1;is-cluster=false",
+     "orders-db-1"),
+    ("aws rds describe-db-instances --filters Name=db-instance-id,Values=orders-db-1", "orders-db-1"),
+    ('{"engine": "postgres", "dbInstanceIdentifier": "orders-db-1", "port": 5432}', "orders-db-1"),
+    ('{"dbClusterIdentifier": "orders-cluster"}', "orders-cluster"),
+    ('{"engine": "POSTGRES", "instanceID": "orders-db-1", "instanceResourceID": "db-X"}', "orders-db-1"),
+    ("DIMENSIONS\tDBInstanceIdentifier\torders-db-1", "orders-db-1"),
+    ("aws_db_instance.main: Refreshing state... [id=orders-db-1]", "orders-db-1"),
+    ("terraform import aws_rds_cluster.main orders-cluster", "orders-cluster"),
+    ("<Error><Code>NoSuchBucket</Code><BucketName>acme-prod-logs</BucketName></Error>", "acme-prod-logs"),
+    ("<Buckets><Bucket><Name>acme-prod-logs</Name><CreationDate>2024-01-01T00:00:00.000Z</CreationDate>",
+     "acme-prod-logs"),
+    ("s3.Bucket(name='acme-prod-logs')", "acme-prod-logs"),
+    ("S3UploadFailedError: Failed to upload /tmp/x.csv to acme-prod-logs/r/x.csv: An error occurred",
+     "acme-prod-logs"),
+    ("Error: creating S3 Bucket (acme-prod-logs): BucketAlreadyExists", "acme-prod-logs"),
+    ("aws_s3_bucket.logs: Creation complete after 2s [id=acme-prod-logs]", "acme-prod-logs"),
+    ("terraform import aws_s3_bucket.logs acme-prod-logs", "acme-prod-logs"),
+    ('{"Location": "/acme-prod-logs"}', "acme-prod-logs"),
+    ("upload to the acme-prod-logs bucket failed", "acme-prod-logs"),
+    ("<reservationId>r-0a1b2c3d4e5f67890</reservationId><ownerId>483920175526</ownerId>", "483920175526"),
+    ("<GetCallerIdentityResult><Account>483920175526</Account>", "483920175526"),
+    ('{"Account": {"Id": "483920175526", "Name": "dev", "Status": "ACTIVE"}}', "483920175526"),
+    ('{"Accounts": [{"Id": "483920175526", "Name": "dev"}, {"Id": "210987654321", "Name": "prod"}]}',
+     "210987654321"),
+    ("Accounts:\n- Id: '483920175526'\n  Name: dev\n- Id: '210987654321'\n  Name: prod\n", "210987654321"),
+    ('{"Children": [{"Id": "483920175526", "Type": "ACCOUNT"}]}', "483920175526"),
+    ("https://483920175526-abcd1234.us-east-1.console.aws.amazon.com/ec2/home", "483920175526"),
+    ('{"ImageLocation": "483920175526/golden-ami", "ImageId": "ami-0a1b2c3d4e5f67890"}', "483920175526"),
+    ("TF_VAR_aws_secret_access_key=" + SECRET, SECRET),
+    ("cloud.aws.credentials.secret-key=" + SECRET, SECRET),
+    ('awsSecretKey: "' + SECRET + '"', SECRET),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW + SIXTH_REVIEW + SEVENTH_REVIEW
+)
 def test_review_leaks(text: str, value: str, masker: Masker) -> None:
     """Each review's leak in text, in a tool's result, and (JSON) as a tool's structured input."""
     assert value not in masked(masker, text)
@@ -475,6 +539,19 @@ def test_review_leaks(text: str, value: str, masker: Masker) -> None:
         "chroot r-ab12",
         "OwnerId 12345678901234",  # no 12-digit number
         "the root cause was r-1 of 3",
+        # the seventh review's rules
+        "the read-only bucket and a cross-account bucket in the us-east-1 bucket list",
+        "a token-bucket rate limiter, the v1.2.3 bucket, two buckets",
+        "a bucket named after the team, the snapshot called for review",
+        "the database (postgres) is slow; Aurora Serverless v2 scales; DBInstance not found",
+        "Location: /dashboard",
+        "aws_s3_bucket.logs will be created",
+        "terraform version 1.7.5 at 2024-01-15T10:30:45Z, commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "uuid 550e8400-e29b-41d4-a716-446655440000 on build-42.example.com",
+        "$ aws ec2 describe-instances --query 'Reservations[].Instances[].State.Name' --output text\n"
+        "running\tstopped\n",
+        "$ aws s3api list-buckets --query 'length(Buckets)'\n12\n",
+        '{"Id": "123456789012", "Name": "order"}',  # an Id with no sign of an account
     ],
 )
 def test_review_false_positives(text: str, masker: Masker) -> None:

@@ -66,7 +66,9 @@ def may_hold(text: str) -> bool:
         return True
     # (a one-character test first: Python searches a text for an absent character with memchr, but
     # for an absent two-character string at about a millisecond per megabyte)
-    return ("\t" in text or ("\\" in text and "\\t" in text)) and _TEXT.search(text) is not None
+    if ("\t" in text or ("\\" in text and "\\t" in text)) and _TEXT.search(text) is not None:
+        return True
+    return "--query" in text and _QUERY_COMMAND.search(text) is not None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -397,6 +399,65 @@ def text_cells(text: str) -> list[Cell]:
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# The output of a command with --query: values with no key at all
+# --------------------------------------------------------------------------------------------------
+
+# `aws <service> <operation> ... --query <expression> ...` (a prompt before it, maybe; the rest of the
+# line); its output follows on the next lines
+_QUERY_COMMAND = re.compile(
+    r"\baws[ \t]+[a-z0-9-]+[ \t]+[a-z0-9-]+[^\n]*?[ \t]--query[ \t=]+"
+    r"(\'[^\'\n]{1,400}\'|\"[^\"\n]{1,400}\"|[^\s\'\"]{1,400})[^\n]*(?:\n|\Z)"
+)
+_QUERY_LITERAL = re.compile(r"\'[^\']*\'|`[^`]*`|\"[^\"]*\"")
+_QUERY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_(])")
+_QUERY_PARENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\[")
+# where the output ends: an empty line, a prompt or another command
+_QUERY_OUTPUT_END = re.compile(r"[ \t\r]*(?:$|[$#%>][ \t]|PS[ >]|aws[ \t])")
+_QUERY_TOKEN = re.compile(r"[^\s,\[\]\"'|]+")
+_QUERY_MAX_LINES = 5000
+_QUERY_MAX_VALUES = 10_000
+_QUERY_SKIP = frozenset(("None", "null", "true", "false", "True", "False"))
+
+
+def _query_keys(expression: str) -> tuple[tuple[str, str, bool], ...]:
+    """The (parent, member, listed) keys a value printed by ``--query <expression>`` may stand under: each
+    name the expression selects, in each list it walks (and at the top level)."""
+    expression = expression.strip("'\"")
+    expression = _QUERY_LITERAL.sub("", expression)  # filter literals: Tags[?Key=='Name']
+    parents = list(dict.fromkeys(_QUERY_PARENT.findall(expression)))[:4]
+    members = list(dict.fromkeys(_QUERY_NAME.findall(expression)))[:12]
+    keys = [("", m, False) for m in members]
+    keys += [(p, m, True) for p in parents for m in members if m != p]
+    return tuple(keys)
+
+
+def query_cells(text: str) -> list[Cell]:
+    """The values printed after an ``aws ... --query <expression>`` command line (text, JSON or table
+    output alike: its words), each to try under every name the expression selects. Over-masking is
+    cheap: a value that no key rule takes under any of them stays."""
+    out: list[Cell] = []
+    for command in _QUERY_COMMAND.finditer(text):
+        keys = _query_keys(command[1])
+        if not keys:
+            continue
+        pos = command.end()
+        for _ in range(_QUERY_MAX_LINES):
+            if pos >= len(text):
+                break
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            if _QUERY_OUTPUT_END.match(text, pos, end):
+                break
+            for token in _QUERY_TOKEN.finditer(text, pos, end):
+                if token[0] not in _QUERY_SKIP:
+                    out.append(Cell(token.start(), token.end(), keys))
+            if len(out) >= _QUERY_MAX_VALUES:
+                return out
+            pos = end + 1
+    return out
+
+
 class _Row(NamedTuple):
     depth: int
     cells: list[tuple[int, int]]  # stripped cell spans
@@ -573,6 +634,8 @@ def finds(text: str, scan: Scan, main: list[Found] = ()) -> list[Found]:  # type
         cells += text_cells(view)
     if "|" in view and _TABLE.search(view):
         cells += table_cells(view)
+    if "--query" in view:
+        cells += query_cells(view)
     if not cells:
         return []
     # every (class of key, value) to ask about, once: a listing repeats its values and its keys

@@ -598,8 +598,9 @@ def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 
 
 QUOTES = "\"'`\u2018\u201c"
-OPEN_QUOTE = r"(?:``|[\"'`\u2018\u201c])?"
-"""What may open a name quoted in prose: a quote, a backtick, RST's double backticks, a curly quote."""
+OPEN_QUOTE = r"(?:``|[\"'`\u2018\u201c(])?"
+"""What may open a name quoted in prose: a quote, a backtick, RST's double backticks, a curly quote, or
+a parenthesis (Terraform's errors: "creating S3 Bucket (acme-logs): ...", "RDS DB Instance (x)")."""
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 _LINE_END = re.compile(LINE_END)
 _TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
@@ -614,11 +615,26 @@ _BUCKETS_FIELDS = re.compile(
 _ACCESS_LOG_HEAD = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64} (" + BUCKET + ") " + ACCESS_LOG_TIME)
 
 
+# what follows "named" or "called" that is no name ("a bucket named after the team", "called for")
+_NAMED_STOPWORDS = frozenset(
+    {
+        "a", "an", "the", "after", "for", "by", "in", "on", "at", "with", "as", "to", "from", "that",
+        "this", "it", "its", "so", "and", "or", "but", "is", "was", "be", "up", "out", "like",
+        "something", "whatever", "what", "which", "according", "based", "differently", "accordingly",
+        "just", "only"
+    }
+)
+_NAMED_BEFORE = re.compile(r"(?<![A-Za-z])(?:named|called)[ \t]+\Z")
+
+
 def _looks_like_name(value: str, text: str, start: int) -> bool:
     quoted = start > 0 and text[start - 1] in QUOTES
     if value in _PROSE_STOPWORDS:
         return False
-    return quoted or any(c in value for c in "-.0123456789")
+    if quoted or any(c in value for c in "-.0123456789"):
+        return True
+    # a plain word right after "named"/"called" is the name ("the DB cluster named orders")
+    return value not in _NAMED_STOPWORDS and _NAMED_BEFORE.search(text, max(0, start - 12), start) is not None
 
 
 def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
@@ -782,6 +798,63 @@ def _suffix_key_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT if _NOT_LISTED_NAME.fullmatch(value) else _bucket_verdict(value, text, start)
 
 
+# hyphenated English before "bucket" ("the read-only bucket", "a cross-account bucket"): no name
+_ENGLISH_FIRST = frozenset(
+    {
+        "pre", "non", "re", "co", "cross", "multi", "per", "self", "third", "first", "top", "well",
+        "read", "write", "public", "private", "same", "single", "one", "two", "new", "old", "long",
+        "short", "high", "low", "auto", "sub", "semi", "anti", "de", "un", "over", "under", "in", "out",
+        "up", "down", "all", "full", "half", "front", "back", "end", "open", "on", "off", "so", "any",
+        "much", "far", "last", "next"
+    }
+)
+_ENGLISH_LAST = frozenset(
+    {
+        "only", "level", "based", "wide", "side", "enabled", "disabled", "specific", "scoped", "owned",
+        "managed", "hosted", "encrypted", "replicated", "versioned", "existing", "party", "account",
+        "region", "time", "named", "facing", "like", "style", "type", "sized", "run", "lived"
+    }
+)
+
+
+def _bucket_before_word_verdict(value: str, text: str, start: int) -> Verdict:
+    """A name right before the word "bucket" ("the acme-prod-logs bucket") when it looks like a bucket's
+    name: a hyphen, dot or digit, not hyphenated English, a number, version, hash, region or host."""
+    parts = value.split("-")
+    if (
+        value in _PROSE_STOPWORDS
+        or parts[0] in _ENGLISH_FIRST
+        or parts[-1] in _ENGLISH_LAST
+        or value.startswith("s3")
+    ):
+        return Verdict.REJECT
+    return _resource_value_verdict(value, text, start)
+
+
+_TF_IMPORT = re.compile(r"\bimport[ \t]")
+"""`terraform import ADDRESS ID` (or `tofu import`, `terragrunt import`) earlier on the line."""
+
+
+def _terraform_id_verdict(value: str, text: str, start: int) -> Verdict:
+    """The ID of a Terraform resource: in apply/plan progress lines (``aws_s3_bucket.x: Creation complete
+    after 2s [id=acme-logs]``) or after the address in ``terraform import``."""
+    if text[start - 1] != "=":
+        line = max(text.rfind("\n", max(0, start - 300), start) + 1, max(0, start - 300))
+        if not _TF_IMPORT.search(text, line, start):
+            return Verdict.REJECT
+    return Verdict.MASK
+
+
+def _terraform_bucket_verdict(value: str, text: str, start: int) -> Verdict:
+    verdict = _terraform_id_verdict(value, text, start)
+    return _bucket_verdict(value, text, start) if verdict is Verdict.MASK else verdict
+
+
+def _terraform_rds_verdict(value: str, text: str, start: int) -> Verdict:
+    verdict = _terraform_id_verdict(value, text, start)
+    return _rds_key_verdict(value, text, start) if verdict is Verdict.MASK else verdict
+
+
 def _rds_resource(text: str, start: int, end: int) -> bool:
     """The stack resource around a value is an RDS DB instance or cluster (its ``ResourceType``, a
     bounded look inside the same object)."""
@@ -804,7 +877,10 @@ def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
 
 
 def _rds_key_verdict(value: str, text: str, start: int) -> Verdict:
-    return Verdict.REJECT if value.endswith("-") or "--" in value else Verdict.MASK
+    # (an EC2 ID under a generic key, "instanceID": "i-0abc...", is the EC2 rule's)
+    if value.endswith("-") or "--" in value or _EC2_ID.fullmatch(value):
+        return Verdict.REJECT
+    return Verdict.MASK
 
 
 # an event's SourceType: RDS's are db-instance, db-cluster, db-snapshot, ... (JSON, YAML; DB_ in SDKs)
@@ -950,7 +1026,7 @@ _DIGIT_GAP = "[- \u00a0\u2007\u2009\u202f]"
 _ACCOUNT_KEY = (
     r"(?:[Oo]wner(?:Id|ID|Account)?|OWNER_ID|owner_id|[Aa]ccounts?(?:Id|ID|Ids|IDs|Number)?|ACCOUNT(?:_ID)?|"
     r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:ids?|numbers?)|account-ids?|owner-ids?|owners|"
-    r"SourceAccount|"
+    r"SourceAccount|ImageLocation|"
     r"recipientAccountId|PrincipalAccount|SourceOwner|AWS|"
     # the abbreviation: acct_id, AcctId, ACCT_ID
     r"[Aa]cct(?:Id|ID|_ids?)?|ACCT(?:_IDS?)?)"
@@ -962,7 +1038,7 @@ _ACCOUNT_CONTEXT_TEXT = (
     # were account IDs too
     + _ACCOUNT_KEY
     # (or only blanks after the key: "OwnerId 1234..." in a log line or a transcript)
-    + r"[\"']?\s*(?:[:=|]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s|[ \t])\s*(?:\[|-[ \t])?\s*"
+    + r"[\"']?\s*(?:[:=|>]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s|[ \t])\s*(?:\[|-[ \t])?\s*"
     # (blanks inside the quote too, escaped ones as a backslash and NULs: " 1234...")
     + r"(?:[\"'](?:[ \t]|\\\x00{1,5})*)?"
     + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|[ \t]+)[\"']?)*"
@@ -980,9 +1056,12 @@ _ACCOUNT_CONTEXT_TEXT = (
     # (then the requester's, when there is one), or at the start of a JSON string (CLI output in a
     # log record)
     r"|RESERVATIONS\t(?<![^\n\"]RESERVATIONS\t)(?:[0-9]{12}\t)?"
+    # the Id of an account of AWS Organizations (list-accounts, describe-account, delegated admins)
+    r"|(?:Accounts?|DelegatedAdministrators)[\"']?\s*:\s*(?:\[\s*)?(?:\{\s*|-[ \t]+)"
+    r"[\"']?Id[\"']?\s*:\s*[\"']?"
     r")\Z"
 )
-_ACCOUNT_CONTEXT_FIRST = "[AOPRSUaor]"
+_ACCOUNT_CONTEXT_FIRST = "[ADIOPRSUaor]"
 """Every letter an alternative of ``_ACCOUNT_CONTEXT_TEXT`` can start with (tests/test_catalogue.py)."""
 # Only whether it matches is asked, so it is searched for behind a class of those letters, the match
 # held by a lookbehind from there: the regex engine skips to the letters (a pattern that begins with
@@ -1017,6 +1096,13 @@ _ACCOUNT_AFTER = re.compile(
     r"[ \t]+eni-[0-9a-f]{8,17}\b|_[A-Za-z]+(?:-[A-Za-z]+)*_" + REGION + "_"
     # an IAM user's console sign-in URL: https://1234....signin.aws.amazon.com/console
     r"|\.signin\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)\b"
+    # an Organizations child or policy target (list-children, list-targets-for-policy) of type ACCOUNT
+    r"|[\"']?[ \t]*(?:,|\r?\n)[ \t]*[\"']?Type[\"']?[ \t]*:[ \t]*[\"']?ACCOUNT\b"
+)
+# from the end of one account ID to the next object's "Id" in a list (of Organizations accounts): the
+# rest of the object (no nesting) and the next one's first member (JSON; YAML "- Id:")
+_NEXT_OBJECT_ID = re.compile(
+    r"[\"']?[^{}\[\]]{0,300}?(?:\}\s*,\s*\{\s*[\"']?Id[\"']?\s*:|\n[ \t]*-[ \t]+Id[ \t]*:)[ \t]*[\"']?"
 )
 # "accounts" (or "account IDs") and a few words before a list of IDs: "the accounts in scope are
 # '1234...', '5678...'", "Affected accounts (prod): `1234...`, `5678...`"
@@ -1057,9 +1143,13 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         last is not None
         and last[0] == id(text)
         and last[1] == len(text)
-        and 0 < start - last[2] <= 40
+        and 0 < start - last[2] <= 400
         and text.startswith(last[3], last[2] - len(last[3]))  # (the same text, not one at its address)
-        and _LIST_GAP.fullmatch(text, last[2], start)
+        and (
+            (start - last[2] <= 40 and _LIST_GAP.fullmatch(text, last[2], start))
+            # or the next object of a list, its Id first (Organizations: list-accounts)
+            or _NEXT_OBJECT_ID.fullmatch(text, last[2], start)
+        )
     ):
         return Verdict.MASK
     # A key or word right before is the common case, so look at short windows first: the search costs
@@ -1148,9 +1238,21 @@ def _org_root_verdict(value: str, text: str, start: int) -> Verdict:
 # --------------------------------------------------------------------------------------------------
 
 _S3_PROSE_WORDS = ("S3", "s3", "Bucket", "bucket")
-_RDS_PROSE_WORDS = ("RDS", "Database", "database", "DB", "db")
+_RDS_PROSE_WORDS = (
+    "RDS",
+    "Database",
+    "database",
+    "DB",
+    "db",
+    "Aurora",
+    # the API's own messages: "DBInstance orders-db not found", "DBClusterSnapshot x not found"
+    "DBInstance",
+    "DBCluster",
+    "DBSnapshot",
+    "DBClusterSnapshot",
+)
 _SNAPSHOT_WORDS = ("snapshot", "Snapshot")
-_RDS_NAME_KEYS = ("DBName", "db_name", "identifier")
+_RDS_NAME_KEYS = ("DBName", "db_name", "identifier", "instanceID")  # (instanceID: Enhanced Monitoring)
 _BUCKET_KEYS = (
     "Bucket",
     "BucketName",
@@ -1732,6 +1834,129 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="s3_prose_before",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[a-z0-9](?<![A-Za-z0-9_./:@#$%&*+=\\-].)[a-z0-9.-]{0,60}[a-z0-9]"
+            r"(?=[ \t]{1,4}(?:[Ss]3[ \t]{1,4})?[Bb]ucket(?![A-Za-z0-9_]|s\b))"
+        ),
+        description=(
+            'A bucket named in prose right before the word "bucket" ("the acme-prod-logs bucket", "the '
+            'acme-logs S3 bucket"), when the name has a hyphen, dot or digit and is not hyphenated English'
+        ),
+        anchors=(r"[a-z0-9][a-z0-9.-]{0,60}[a-z0-9][ \t]{1,4}(?:[Ss]3[ \t]{1,4})?[Bb]ucket",),
+        validate=_bucket_before_word_verdict,
+        must_match=(
+            ("upload to the acme-prod-logs bucket failed", "acme-prod-logs"),
+            ("in the media.example.com S3 bucket", "media.example.com"),
+            ("the tfstate-7731 Bucket", "tfstate-7731"),
+        ),
+        must_not_match=(
+            "the read-only bucket",
+            "a cross-account bucket",
+            "the us-east-1 bucket",
+            "a 10 bucket limit",
+            "the logs bucket",
+            "two buckets",
+            "the v1.2.3 bucket",
+            "a token-bucket algorithm",
+        ),
+    ),
+    Rule(
+        name="s3_terraform_id",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        # every aws_s3_bucket* resource's ID is its bucket's name (not aws_s3_bucket_object's, a key)
+        regex=(
+            words(["aws_s3_bucket"])
+            + r"(?:_(?!object\.)[a-z_]{1,40})?\.[A-Za-z0-9_-]{1,64}(?:\[[^\]\n]{0,80}\])?"
+            + r"(?::[^\n\[]{0,100}\[id=|[\"']?[ \t]+[\"']?)(?P<v>"
+            + BUCKET
+            + r")(?=[\],]|"
+            + LINE_END
+            + ")"
+        ),
+        description=(
+            "A bucket as a Terraform resource's ID: apply/plan progress lines (aws_s3_bucket.x: Creation "
+            "complete after 2s [id=<bucket>]) and `terraform import aws_s3_bucket.x <bucket>`"
+        ),
+        validate=_terraform_bucket_verdict,
+        must_match=(
+            ("aws_s3_bucket.logs: Creation complete after 2s [id=acme-prod-logs]", "acme-prod-logs"),
+            ('module.s.aws_s3_bucket_policy.this["a"]: Refreshing state... [id=acme-logs]', "acme-logs"),
+            ("aws_s3_bucket.logs: Still destroying... [id=acme-logs, 10s elapsed]", "acme-logs"),
+            ("terraform import aws_s3_bucket.logs acme-prod-logs\n", "acme-prod-logs"),
+        ),
+        must_not_match=(
+            "aws_s3_bucket.logs will be created",
+            "aws_s3_bucket_object.page: Refreshing state... [id=index.html]",
+            "see aws_s3_bucket.logs website-config",
+        ),
+    ),
+    Rule(
+        name="s3_xml_bucket",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        # (the element's "<" before the word: not </Bucket>)
+        regex=(
+            words(["Bucket", "BucketName", "ListBucketResult", "ListVersionsResult"], "[^<]")
+            + r"(?:[ \t][^<>]{0,300})?>"
+            + run(r"\s")
+            + r"(?:<Name>)?(?P<v>"
+            + BUCKET
+            + ")(?=<)"
+        ),
+        description=(
+            "A bucket in S3's XML: <Bucket>, <BucketName> (errors: NoSuchBucket), the <Name> of a listed "
+            "bucket (ListAllMyBucketsResult) or of a listing (ListBucketResult, ListVersionsResult)"
+        ),
+        anchors=("Bucket>", "BucketName>", r"List(?:Bucket|Versions)Result[\t >]"),
+        validate=_bucket_verdict,
+        must_match=(
+            ("<Code>NoSuchBucket</Code><BucketName>acme-prod-logs</BucketName>", "acme-prod-logs"),
+            ("<Buckets><Bucket><Name>acme-prod-logs</Name><CreationDate>", "acme-prod-logs"),
+            ('<ListBucketResult xmlns="urn:x"><Name>acme-x</Name>', "acme-x"),
+            ("<Bucket>acme-uploads</Bucket><Key>a.txt</Key>", "acme-uploads"),
+        ),
+        must_not_match=("</Bucket>acme-x<", "<Buckets>acme-x<", "<Bucket><Name>A</Name>"),
+    ),
+    Rule(
+        name="s3_sdk_bucket",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"(?:B(?<![A-Za-z0-9_]B)ucket\((?:(?:bucket_)?name=)?[\"']"
+            r"|F(?<![A-Za-z0-9_]F)ailed to upload [^\n]{1,300}? to )(?P<v>" + BUCKET + r")(?=[\"'/])"
+        ),
+        description=(
+            "A bucket in a boto3 resource's repr (s3.Bucket(name='acme-logs')) or an S3UploadFailedError "
+            "(Failed to upload <file> to <bucket>/<key>: ...)"
+        ),
+        anchors=(r"Bucket\(", "Failed to upload "),
+        validate=_bucket_verdict,
+        must_match=(
+            ("s3.Bucket(name='acme-prod-logs')", "acme-prod-logs"),
+            ("s3.Bucket('acme-prod-logs').objects.all()", "acme-prod-logs"),
+            ("S3UploadFailedError: Failed to upload /tmp/a to acme-logs/r/a: An error", "acme-logs"),
+        ),
+        must_not_match=("Bucket(name=bucket)", "Failed to upload the file to disk"),
+    ),
+    Rule(
+        name="s3_location",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=words(["Location"]) + r"[\"']\s*:\s*[\"']/(?P<v>" + BUCKET + r")[\"']",
+        description='The bucket in `aws s3api create-bucket` output: {"Location": "/<bucket>"}',
+        anchors=(r"Location[\"']",),
+        validate=_bucket_verdict,
+        must_match=(('{"Location": "/acme-prod-logs"}', "acme-prod-logs"),),
+        must_not_match=("Location: /dashboard", '"Location": "/api/v1"'),
+    ),
+    Rule(
         name="s3_access_log_bucket",
         echo=True,
         category="s3",
@@ -1945,10 +2170,17 @@ RULES: tuple[Rule, ...] = (
                     "targetDBClusterSnapshotIdentifier",
                     "finalDBSnapshotIdentifier",
                     "globalClusterIdentifier",
+                    # the JSON of an RDS-managed secret in Secrets Manager
+                    "dbInstanceIdentifier",
+                    "dbClusterIdentifier",
                 ]
             )
+            # (or a tab: a CloudWatch dimension in text output, DIMENSIONS<tab>DBInstanceIdentifier<tab>x)
+            + "(?:"
             + ASSIGN
-            + r"(?P<v>"
+            + "|"
+            + TAB
+            + r")(?P<v>"
             + RDS_ID
             + r")(?=[\"'\s,;}\]&]|$)"
         ),
@@ -1957,6 +2189,8 @@ RULES: tuple[Rule, ...] = (
         must_match=(
             ('"DBInstanceIdentifier": "orders-db-2"', "orders-db-2"),
             ('cluster_identifier = "aurora-main"', "aurora-main"),
+            ('{"engine": "postgres", "dbInstanceIdentifier": "orders-db-1"}', "orders-db-1"),
+            ("DIMENSIONS\tDBInstanceIdentifier\torders-db-1\n", "orders-db-1"),
         ),
         must_not_match=('"DBInstanceIdentifier": "Bad--"',),
     ),
@@ -1971,8 +2205,12 @@ RULES: tuple[Rule, ...] = (
         ),
         anchors=word_anchors(_RDS_NAME_KEYS, AFTER_KEY),
         validate=_rds_key_verdict,
-        must_match=(('"DBName": "orders"', "orders"), ('  identifier = "aurora-main"', "aurora-main")),
-        must_not_match=('"identifier": "Bad--"',),
+        must_match=(
+            ('"DBName": "orders"', "orders"),
+            ('  identifier = "aurora-main"', "aurora-main"),
+            ('{"engine": "POSTGRES", "instanceID": "orders-db-1"}', "orders-db-1"),
+        ),
+        must_not_match=('"identifier": "Bad--"', '"instanceID": "i-0123456789abcdef0"'),
     ),
     Rule(
         name="rds_cli_flag",
@@ -2009,6 +2247,75 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("--db-instance-identifier",),
     ),
     Rule(
+        name="rds_terraform_id",
+        echo=True,
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(
+                [
+                    "aws_db_instance",
+                    "aws_rds_cluster",
+                    "aws_rds_cluster_instance",
+                    "aws_db_snapshot",
+                    "aws_db_cluster_snapshot",
+                    "aws_rds_global_cluster",
+                ]
+            )
+            + r"\.[A-Za-z0-9_-]{1,64}(?:\[[^\]\n]{0,80}\])?"
+            + r"(?::[^\n\[]{0,100}\[id=|[\"']?[ \t]+[\"']?)(?P<v>"
+            + RDS_ID
+            + r")(?=[\],]|"
+            + LINE_END
+            + ")"
+        ),
+        description=(
+            "An RDS identifier as a Terraform resource's ID: progress lines (aws_db_instance.x: Refreshing "
+            "state... [id=<db>]) and `terraform import aws_rds_cluster.x <cluster>`"
+        ),
+        validate=_terraform_rds_verdict,
+        must_match=(
+            ("aws_db_instance.main: Refreshing state... [id=orders-db-1]", "orders-db-1"),
+            ("aws_rds_cluster.main: Modifying... [id=orders-cluster, 1m0s elapsed]", "orders-cluster"),
+            ("terraform import aws_rds_cluster.main orders-cluster", "orders-cluster"),
+        ),
+        must_not_match=("aws_db_instance.main will be updated in-place", "aws_db_instance.main [id=Bad--]"),
+    ),
+    Rule(
+        name="rds_context_value",
+        echo=True,
+        category="rds",
+        kind="RDS",
+        regex=(
+            # a CloudWatch Logs group of RDS (/aws/rds/instance/<db>/postgresql), the RDS console's
+            # #database:id=<db>, a describe filter (Name=db-instance-id,Values=<db>; JSON too)
+            r"(?:a(?<=/a)ws/rds/(?:instance|cluster|proxy)/"
+            r"|d(?<=[#;&?]d)(?:atabase|binstance|bcluster)s?:id="
+            r"|d(?<![A-Za-z0-9_-]d)b-(?:instance|cluster)-id"
+            r"(?:,Values=|[\"']?[ \t]*,[ \t]*[\"']?Values[\"']?[ \t]*[:=][ \t]*\[?[ \t]*[\"']?))(?P<v>"
+            + RDS_ID
+            + r")(?=[/;&,\"'\s}\]]|$)"
+        ),
+        description=(
+            "RDS identifiers in RDS log group names (/aws/rds/instance/<db>/...), RDS console URLs "
+            "(#database:id=<db>) and describe filters (Name=db-instance-id,Values=<db>)"
+        ),
+        anchors=(
+            "aws/rds/(?:instance|cluster|proxy)/",
+            "(?:database|dbinstance|dbcluster)s?:id=",
+            "db-(?:instance|cluster)-id[\"',]",
+        ),
+        validate=_rds_key_verdict,
+        must_match=(
+            ("log group /aws/rds/instance/orders-db-1/postgresql", "orders-db-1"),
+            ('"logGroup": "/aws/rds/cluster/ledger/error"', "ledger"),
+            ("https://console.aws.amazon.com/rds/home?region=eu-west-1#database:id=orders-db;x", "orders-db"),
+            ("aws rds describe-db-instances --filters Name=db-instance-id,Values=orders-db-1", "orders-db-1"),
+            ('"Filters": [{"Name": "db-cluster-id", "Values": ["ledger"]}]', "ledger"),
+        ),
+        must_not_match=("/aws/rds/instance/", "#database:id=Bad--", "db-instance-id"),
+    ),
+    Rule(
         name="rds_resource_id",
         category="rds",
         kind="RDS_RESOURCE_ID",
@@ -2023,8 +2330,11 @@ RULES: tuple[Rule, ...] = (
         category="rds",
         kind="RDS",
         regex=(
-            words(_RDS_PROSE_WORDS) + r"(?:\s+(?:[Ii]nstance|[Cc]luster))?"
-            r"(?:\s+(?:named|called))?:?\s+"
+            # "RDS DB Instance (x)" (Terraform), "DB cluster instance", "DB instance identifier x",
+            # "Aurora cluster named x", "DB instance name is x"
+            words(_RDS_PROSE_WORDS)
+            + r"(?:\s+DB)?(?:\s+(?:[Ii]nstance|[Cc]luster))?(?:\s+(?:[Ii]nstance|[Ss]napshot))?"
+            r"(?:\s+(?:[Ii]dentifier|ID|[Nn]ame))?(?:\s+(?:named|called|is))?:?\s+"
             + OPEN_QUOTE
             + r"(?P<v>"
             + RDS_ID
@@ -2039,12 +2349,20 @@ RULES: tuple[Rule, ...] = (
             ("DB instance 'billing' failed over", "billing"),
             ("the DB cluster named ``ledger`` is the one", "ledger"),
             ('the DB instance called "warehouse" is retired', "warehouse"),
+            ("DBInstance orders-db-1 not found.", "orders-db-1"),
+            ("DBClusterSnapshot pre-upgrade-1 not found.", "pre-upgrade-1"),
+            ("Error: creating RDS DB Instance (orders-db-1): x", "orders-db-1"),
+            ("the DB instance identifier orders-db-1 is wrong", "orders-db-1"),
+            ("Aurora cluster named ledger-2 is slow", "ledger-2"),
         ),
         must_not_match=(
             "the database connection pool",
             "RDS instance types",
             "goodbye feedback mongodb",
             "DB is down",
+            "the database (postgres) is slow",
+            "DBInstance not found",
+            "Aurora Serverless v2 scales",
         ),
     ),
     Rule(
@@ -2142,6 +2460,16 @@ RULES: tuple[Rule, ...] = (
                     "AWS_SECRET_KEY_ID",
                     "AWS_SECRET_ACCESS_KEY_ID",
                     "--secret",  # serverless config credentials --provider aws --key AKIA... --secret ...
+                    "awsSecretKey",
+                    "AwsSecretKey",
+                    "AWSSecretKey",
+                    "AWSSecretAccessKey",
+                    "AwsSecretAccessKey",
+                    "secret-key",  # Spring Cloud AWS: cloud.aws.credentials.secret-key
+                    "TF_VAR_aws_secret_access_key",
+                    "TF_VAR_aws_secret_key",
+                    "TF_VAR_secret_key",
+                    "TF_VAR_AWS_SECRET_ACCESS_KEY",
                 ]
             )
             # (`aws configure` prompts "AWS Secret Access Key [None]: ")
@@ -2185,6 +2513,14 @@ RULES: tuple[Rule, ...] = (
             (
                 "sls config credentials --provider aws --key AKIA2OGYBAH6XQ7TV4MZ "
                 "--secret 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",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "cloud.aws.credentials.secret-key=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "TF_VAR_aws_secret_access_key=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
                 "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
             ),
         ),
@@ -2336,6 +2672,27 @@ RULES: tuple[Rule, ...] = (
         must_not_match=(
             "| digest | " + _CANONICAL + " |",
             "||  Name  |  Hash  ||\n||  x  |  " + _CANONICAL + "  ||",
+        ),
+    ),
+    Rule(
+        name="account_console_host",
+        category="account",
+        kind="ACCOUNT",
+        regex=(
+            r"[0-9](?<![0-9A-Za-z_.-].)[0-9]{11}(?=-[a-z0-9]{4,16}\.(?:[a-z0-9-]{1,30}\.)?console\."
+            r"(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn))"
+        ),
+        description=(
+            "The account in a multi-session console host: https://<account>-<id>.<region>.console.aws.amazon.com"
+        ),
+        anchors=(r"[0-9]{12}-[a-z0-9]{4,16}\.(?:[a-z0-9-]{1,30}\.)?console\.",),
+        echo=True,
+        must_match=(
+            ("https://483920175526-abcd1234.us-east-1.console.aws.amazon.com/ec2/home", "483920175526"),
+        ),
+        must_not_match=(
+            "https://483920175526-abcd1234.example.com/",
+            "4839201755261-abcd1234.console.aws.amazon.com",
         ),
     ),
     Rule(
