@@ -63,6 +63,13 @@ _URLSAFE = str.maketrans("-_", "+/")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _EXPONENT = re.compile("[eE]")
 _NUMBER_START = frozenset("-0123456789")
+# a number written as a string in a way JSON's grammar does not allow, as a reader still reads it: a
+# plus sign, leading zeros, thousands separated by commas or underscores (all the same separator)
+_LOOSE_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+|[0-9]{1,3}(?P<sep>[,_])[0-9]{3}(?:(?P=sep)[0-9]{3})*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+)
+_LOOSE_START = frozenset("+-0123456789")
+_SEPARATORS = str.maketrans("", "", ",_")
 _EXEMPT_KEYS = frozenset({"data", "signature"})
 _TEXT_MEDIA = "text/plain"
 # what the API reads in a base64 source, by block type and media type: the data's first bytes
@@ -81,12 +88,20 @@ _PAIR_NAMES = {
 }
 """The value member of a name/value pair object -> the members that may name what it holds."""
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+_LIFTED = frozenset({"default", "const", "example", "examples", "enum", "S", "N", "SS", "NS"})
+"""Keys whose value is the value of the key their object stands under, as a reader takes it: a JSON
+schema's keywords (``"OwnerId": {"type": "string", "default": "..."}``, in a tool's ``input_schema``)
+and DynamoDB's typed values (``"OwnerId": {"S": "..."}``). Their values are scanned with that key as
+their context instead of their own."""
 _KEY_CONTEXT = 256
 """Characters of a key that stand in the context of its values (no rule's key is longer)."""
 _MAX_BLOCK_DEPTH = 64
 """tool_result blocks nest tool_result blocks at most this deep before the exemptions stop applying."""
 _TEXT_TYPES = frozenset({"text", "tool_result", "document", "search_result"})
 """Block types whose text the model reads in a run (``text_runs``)."""
+_UNREAD_TYPES = frozenset({"thinking", "redacted_thinking"})
+"""Block types that do not end a run: the API drops them from an earlier assistant turn, so the text
+either side of one is read joined."""
 
 
 def mask_document(
@@ -119,6 +134,8 @@ def mask_document(
                     continue
             else:
                 value = account  # masked, the number becomes a token string
+        elif value[:1] in _LOOSE_START and (account := _loose_account(value)) is not None:
+            value = account  # as above
         elif key in _EXEMPT_KEYS:
             verdict = where.exemption(i)
             if verdict == "binary" and refuse_binary:
@@ -147,8 +164,10 @@ def mask_document(
             quoted[key] = "" if key is None else _quoted(key) + ": "
         outer = outers.get(container)
         if outer is None:
-            outer = outers[container] = _outer(containers[container])
-        if key is None and not outer:
+            outer = outers[container] = _outer(containers, container)
+        if key in _LIFTED and containers[container].key is not None:  # "OwnerId": {"default": "
+            contexts.append(_quoted(containers[container].key) + ": " + quote)  # (str: key is not None)
+        elif key is None and not outer:
             contexts.append("")
         else:
             named = _pair_context(masker, containers[container], key, value, doc.values)
@@ -237,6 +256,14 @@ def _account_number(text: str) -> str | None:
     if not number.is_finite() or not 10**11 <= number < 10**12 or number != number.to_integral_value():
         return None
     return str(int(number))
+
+
+def _loose_account(text: str) -> str | None:
+    """``_account_number`` of a string that is a number only as a reader reads it (``+483920175526``,
+    ``0483920175526``, ``483,920,175,526``), else None."""
+    if _LOOSE_NUMBER.fullmatch(text) is None:
+        return None
+    return _account_number(text.translate(_SEPARATORS))
 
 
 def _decoded_text(data: str) -> str:
@@ -330,11 +357,17 @@ def _quoted(key: str) -> str:
     return encode_basestring(key[-_KEY_CONTEXT:])
 
 
-def _outer(container: Container) -> str:
-    """What stood before the values of ``container`` in the serialized document: its own key
-    (``"Owner": {``), so rules that need the enclosing key see it."""
+def _outer(containers: list[Container], index: int) -> str:
+    """What stood before the values of ``containers[index]`` in the serialized document: its own key
+    (``"Owner": {``), so rules that need the enclosing key see it. A list under a key of ``_LIFTED``
+    (``"OwnerId": {"enum": [``) gets its object's key, as its items' value (``"OwnerId": ``)."""
+    container = containers[index]
     if container.key is None:
         return ""
+    if not container.is_object and container.key in _LIFTED and container.parent >= 0:
+        holder = containers[container.parent]
+        if holder.key is not None:
+            return _quoted(holder.key) + ": "
     return _quoted(container.key) + ": " + ("{" if container.is_object else "[")
 
 
@@ -371,7 +404,9 @@ class _Positions:
 
     def is_block(self, index: int) -> bool:
         """Is container ``index`` a content block where the API reads one: in a message's content
-        list, the system list, or the content list of a tool_result block that is itself one."""
+        list, the system list, the content list of a tool_result block that is itself one, or the
+        content list of a document block's ``content`` source (text and images) where the document is
+        one. Nested past ``_MAX_BLOCK_DEPTH``: taken as one (its base64 data is checked, not passed)."""
         containers = self.doc.containers
         for _ in range(_MAX_BLOCK_DEPTH):
             block = containers[index]
@@ -391,10 +426,13 @@ class _Positions:
                     root = containers[messages.parent]
                     if root.parent < 0 and root.is_object:
                         return True
+            if owner.key == "source" and owner.parent >= 0 and containers[owner.parent].is_object:
+                index = owner.parent  # a document's content source: is the document a block?
+                continue
             if self._type(holder.parent) != "tool_result":
                 return False
             index = holder.parent  # is the tool_result a block?
-        return False
+        return True  # nested past the bound: what the API would decode there is checked all the same
 
     def exemption(self, i: int) -> str | None:
         """For a string value: "binary" (an image's or binary document's data),
@@ -438,7 +476,8 @@ class _Positions:
         adjacent blocks (text blocks' ``text``, plain strings, a ``tool_result``'s content in its
         place) of a message's content, of consecutive messages of one role (the API merges them into
         one turn), and of ``system``; and the text blocks of a ``document``'s content source or of a
-        ``search_result``, each a run of its own. Any other block (an image, a tool_use) ends a run."""
+        ``search_result``, each a run of its own. Thinking blocks are passed over (the API drops
+        them from earlier turns); any other block (an image, a tool_use) ends a run."""
         doc = self.doc
         containers = doc.containers
         if not containers or not containers[0].is_object:
@@ -511,7 +550,7 @@ class _Positions:
                             if containers[holder].is_object and depth < _MAX_BLOCK_DEPTH:
                                 content(holder, "content", depth + 1)
                             cut()
-                    else:
+                    elif kind not in _UNREAD_TYPES:
                         cut()
 
         content(0, "system", 0)

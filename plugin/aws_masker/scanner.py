@@ -28,7 +28,7 @@ from typing import NamedTuple
 from . import prefilter
 from .errors import InvalidEncodingError
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, WORD_GUARDS, Rule, Verdict, literal_trie, run
-from .textview import Paired, folded, paired
+from .textview import Paired, backslash_escapes, folded, paired
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -70,7 +70,13 @@ def _namespaced(regex: str, prefix: str) -> str:
     return _GROUP_DEF.sub(lambda m: f"(?P<{prefix}{m[1]}>", regex)
 
 
-_UNESCAPE = re.compile(r'(\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt]))')
+# an escaped surrogate pair is one escape (it decodes to one character: split, its halves would not)
+_UNESCAPE = re.compile(
+    r"(\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}" + r'|u[0-9a-fA-F]{4}|["\\/bfnrt]))'
+)
+# a backslash escape of another language, left after JSON's: \xHH (Python, C, JavaScript, shell),
+# \u{H...} (JavaScript, Rust, Swift), \UHHHHHHHH (Python, C)
+_OTHER_ESCAPE = re.compile(r"(\\(?:x[0-9A-Fa-f]{2}|u\{[0-9A-Fa-f]{1,6}\}|U[0-9A-Fa-f]{8}))")
 ESCAPE_LEVELS = 16
 """How many levels of JSON string escaping the scan sees through (JSON in a string in a string ...).
 A text still escaped past that is refused (``unescaped``): each level costs a pass over the text, and
@@ -90,8 +96,9 @@ class _Level(NamedTuple):
 
 def _unescape_once(text: str) -> tuple[str, _Level] | None:
     """``text`` with each JSON escape decoded, and the map back. All at C speed: the escapes are split
-    out, decoded together by the json module (each to one character: an "x" between them keeps two
-    halves of a surrogate pair from joining), and the offsets are running sums."""
+    out, decoded together by the json module (each to one character: an escaped surrogate pair is one
+    escape, and an "x" between escapes keeps two halves written apart from joining), and the offsets
+    are running sums."""
     parts = _UNESCAPE.split(text)
     if len(parts) == 1:
         return None
@@ -108,10 +115,11 @@ def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
     after level (JSON inside a string inside a string, up to ``ESCAPE_LEVELS``; a text still escaped
     past that is refused with ``InvalidEncodingError``), so a key written as
     ``\\"OwnerId\\": \\"483920175526\\"`` in a pasted CloudWatch record gives its value context as it
-    does unescaped, and an escaped newline ends a line as a newline does. Escapes left after that are
-    blanked (``escapes_blanked``). An identifier found in the view maps back to the whole range of the
-    text it was decoded from, escapes included, and its value is the decoded one. A few C-speed
-    passes per level."""
+    does unescaped, and an escaped newline ends a line as a newline does. JSON escapes left after that
+    are blanked (``escapes_blanked``); other languages' (``\\x2d``, ``\\u{2d}``, ``\\U0000002d``) are
+    decoded where they stand for a character identifiers are made of. An identifier found in the view
+    maps back to the whole range of the text it was decoded from, escapes included, and its value is
+    the decoded one. A few C-speed passes per level."""
     if "\\" not in text:
         return text, None
     levels: list[_Level] = []
@@ -128,6 +136,12 @@ def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
             "be masked and was not forwarded"
         )
     view = escapes_blanked(view)
+    parts = _OTHER_ESCAPE.split(view)
+    if len(parts) > 1:  # other languages' escapes: the characters of identifiers they stand for
+        source_ends = list(accumulate(map(len, parts)))[1::2]
+        parts[1::2] = backslash_escapes(parts[1::2])
+        view = "".join(parts)
+        levels.append(_Level(list(accumulate(map(len, parts)))[1::2], source_ends))
     if not levels:
         return view, None
     if len(levels) == 1:

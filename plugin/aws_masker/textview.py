@@ -29,6 +29,7 @@ fold (a regex split and running sums), as for escapes.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from bisect import bisect_right
@@ -39,10 +40,25 @@ from typing import NamedTuple
 from .prefilter import max_width
 
 _KEEP = "-:/._=+@"
-# %XX, or %XX percent-encoded again (%25XX, %2525XX: a console URL in a redirect parameter)
-_PERCENT = re.compile("(%(?:25)*[0-9A-Fa-f]{2})")
-_NAMED = {"colon": ":", "sol": "/", "period": ".", "hyphen": "-", "dash": "-", "lowbar": "_", "commat": "@"}
-_ENTITY = re.compile("(&#[0-9]{1,7};|&#[xX][0-9a-fA-F]{1,6};|&(?:" + "|".join(_NAMED) + ");)")
+# %XX, or %XX percent-encoded again (%25XX, %2525XX: a console URL in a redirect parameter); and
+# JavaScript's escape() of a character past Latin-1, %uXXXX (%uFF49: a fullwidth letter)
+_PERCENT = re.compile("(%(?:25)*(?:[0-9A-Fa-f]{2}|[uU][0-9A-Fa-f]{4}))")
+_NAMED = {
+    "colon": ":",
+    "sol": "/",
+    "period": ".",
+    "hyphen": "-",
+    "dash": "-",
+    "lowbar": "_",
+    "commat": "@",
+    "minus": "-",
+    "ndash": "-",
+    "mdash": "-",
+    "plus": "+",
+    "equals": "=",
+}
+# a reference, or one escaped again (&amp;#45;, &amp;amp;colon;: HTML escaped twice)
+_ENTITY = re.compile("(&(?:amp;)*(?:#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|(?:" + "|".join(_NAMED) + ");))")
 _LOOKALIKES = {
     # colons
     "\u2236": ":",
@@ -60,7 +76,9 @@ _LOOKALIKES = {
 
 def _table() -> dict[str, str]:
     table: dict[str, str] = {}
-    for cp in (*range(0x80, 0x10000), *range(0x1D400, 0x1D800)):
+    # (and the tag characters and variation selectors past the BMP, invisible)
+    planes = (range(0x80, 0x10000), range(0x1D400, 0x1D800), range(0xE0000, 0xE0080), range(0xE0100, 0xE01F0))
+    for cp in itertools.chain(*planes):
         char = chr(cp)
         category = unicodedata.category(char)
         if category in ("Cf", "Mn", "Me"):
@@ -74,6 +92,12 @@ def _table() -> dict[str, str]:
             if len(nfkc) == 1 and nfkc.isascii() and (nfkc.isalnum() or nfkc in _KEEP):
                 table[char] = nfkc
     table["\u2212"] = "-"  # minus sign (Sm)
+    for cp in range(0xE0021, 0xE007F):  # tag characters spell ASCII ("ASCII smuggling"): read as it
+        ascii = chr(cp - 0xE0000)
+        if ascii.isalnum() or ascii in _KEEP:
+            table[chr(cp)] = ascii
+    for filler in "\u115f\u1160\u3164\uffa0\u2800":  # letters and a symbol that render blank
+        table[filler] = ""
     table.update(_LOOKALIKES)
     return table
 
@@ -122,21 +146,36 @@ def _fold_once(
 
 
 def _percent(escapes: list[str]) -> list[str]:
-    decoded = [chr(int(escape[-2:], 16)) for escape in escapes]
-    return [
-        c if (c.isalnum() and c.isascii()) or c in _KEEP else e for c, e in zip(decoded, escapes, strict=True)
-    ]
+    decoded = [chr(int(e[-4:] if e[-5:-4] in ("u", "U") else e[-2:], 16)) for e in escapes]
+    return [_identifier_char(c, e) for c, e in zip(decoded, escapes, strict=True)]
+
+
+def _identifier_char(char: str, escape: str) -> str:
+    """``char`` (what ``escape`` decodes to) if identifiers are made of it or it folds to such a
+    character, else the escape as it is."""
+    return char if (char.isascii() and (char.isalnum() or char in _KEEP)) or char in _FOLD else escape
+
+
+def backslash_escapes(escapes: list[str]) -> list[str]:
+    """Other languages' backslash escapes (``\\xHH``, ``\\u{H...}``, ``\\UHHHHHHHH``: scanner.py finds
+    them), each as the character it stands for where identifiers are made of it, else as it is."""
+    out = []
+    for escape in escapes:
+        cp = int(escape[2:].strip("{}"), 16)
+        out.append(_identifier_char(chr(cp), escape) if cp < 0x110000 else escape)
+    return out
 
 
 def _entities(refs: list[str]) -> list[str]:
     out = []
     for ref in refs:
+        while ref.startswith("&amp;") and len(ref) > 5:
+            ref = "&" + ref[5:]
         if ref[1] != "#":
             out.append(_NAMED[ref[1:-1]])
             continue
         cp = int(ref[3:-1], 16) if ref[2] in "xX" else int(ref[2:-1])
-        char = chr(cp) if cp < 0x110000 else ""
-        out.append(char if (char.isascii() and (char.isalnum() or char in _KEEP)) or char in _FOLD else ref)
+        out.append(_identifier_char(chr(cp), ref) if cp < 0x110000 else ref)
     return out
 
 
