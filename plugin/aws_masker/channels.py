@@ -4,9 +4,11 @@ A client can put an identifier anywhere in a request, not only in its body. Head
 arguments are masked like the body (one shared token map); what may not be rewritten is refused:
 
 * **credential headers** (``x-api-key``, ``authorization``, ``proxy-authorization``) and **Kong's
-  proxy headers** (``host``, ``x-forwarded-*``, ``x-real-ip``, ``via``) pass unscanned: the first must
-  reach the API byte for byte, the second are set or recomputed by Kong from the connection (a
-  plugin cannot change what Kong sends there);
+  proxy headers** (``host``, ``x-forwarded-*``, ``x-real-ip``, ``via``) are not masked here: the first
+  must reach the API byte for byte, the second are set or worked out by Kong before any plugin runs
+  (a plugin cannot change what Kong sends there); those that carry the client's own text on
+  (``x-forwarded-for``, ``via``) are checked by forwarded.py, which refuses any identifier but an
+  address;
 * **protocol headers** (content negotiation, ``user-agent``, ``anthropic-version``/``-beta``, ...)
   must reach the API unchanged: they are scanned, and an identifier in one refuses the request;
 * **header names** and **the path** (percent-decoded) are scanned, and an identifier there refuses
