@@ -19,7 +19,7 @@ from leaks import find_leaks
 from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
-from aws_masker.errors import MaskerError
+from aws_masker.errors import MaskerError, OpaqueDataError
 
 SECRET = "review6-secret-0123"
 ACCOUNT = "483920175526"
@@ -300,3 +300,49 @@ def test_typed_values_under_other_keys_are_kept(masker: Masker) -> None:
     item = {"Item": {"Phone": {"S": ACCOUNT}, "Count": {"N": ACCOUNT}}, "Size": {"default": 483920175526}}
     out, result = mask_request(tool_input(item), masker)
     assert result.total == 0 and ACCOUNT in out.decode()
+
+
+def _search_turns(encrypted: str) -> bytes:
+    result = {
+        "type": "web_search_result",
+        "url": "https://example.com",
+        "title": "t",
+        "encrypted_content": encrypted,
+    }
+    cite = {
+        "type": "web_search_result_location",
+        "url": "https://example.com",
+        "title": "t",
+        "encrypted_index": encrypted,
+        "cited_text": "x",
+    }
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "web_search_tool_result", "tool_use_id": "s1", "content": [result]},
+                    {"type": "text", "text": "see", "citations": [cite]},
+                ],
+            },
+            {"role": "user", "content": "more"},
+        ],
+    }
+    return json.dumps(body).encode()
+
+
+def test_encrypted_search_content_holding_an_identifier_is_refused(masker: Masker) -> None:
+    """A web search result's encrypted_content and a citation's encrypted_index are base64 the API
+    decodes: an identifier encoded into them is refused, as in a thinking signature."""
+    hidden = base64.b64encode(b"host i-0123456789abcdef0 in 483920175526").decode()
+    with pytest.raises(OpaqueDataError):
+        mask_request(_search_turns(hidden), masker)
+
+
+def test_genuine_encrypted_search_content_passes_byte_for_byte(masker: Masker) -> None:
+    genuine = base64.b64encode(bytes(range(256)) * 3).decode()
+    out, _ = mask_request(_search_turns(genuine), masker)
+    assert out.decode().count(genuine) == 2

@@ -25,7 +25,9 @@ anywhere else (inside ``tool_use.input``, say) are ordinary values:
   ``refuse_binary_documents`` every image and binary document is refused;
 - ``signature`` of a ``thinking`` block and ``data`` of a ``redacted_thinking`` block, when base64-ish
   (the API verifies them; tokens are deterministic, so restored thinking re-masks to the same text),
-  unless their decoded bytes hold an identifier (refused).
+  unless their decoded bytes hold an identifier (refused). A web search result's
+  ``encrypted_content`` and a citation's ``encrypted_index`` are scanned as ordinary values, and
+  their decoded bytes are checked the same way.
 
 Top-level ``model`` is an ordinary value: no model name holds an identifier, and an identifier written
 there is masked (the API then refuses the unknown model; the error names the token, restored).
@@ -71,6 +73,8 @@ _LOOSE_NUMBER = re.compile(
 _LOOSE_START = frozenset("+-0123456789")
 _SEPARATORS = str.maketrans("", "", ",_")
 _EXEMPT_KEYS = frozenset({"data", "signature"})
+_ENCRYPTED_KEYS = frozenset({"encrypted_content", "encrypted_index"})
+"""Opaque base64 the client hands back from the API's web search results and their citations."""
 _TEXT_MEDIA = "text/plain"
 # what the API reads in a base64 source, by block type and media type: the data's first bytes
 _MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
@@ -136,6 +140,11 @@ def mask_document(
                 value = account  # masked, the number becomes a token string
         elif value[:1] in _LOOSE_START and (account := _loose_account(value)) is not None:
             value = account  # as above
+        elif key in _ENCRYPTED_KEYS and _base64ish(value):
+            # a web search result's encrypted content or a citation's index: the API decodes it (and
+            # refuses a forged one), so its bytes are checked as a signature's are; then it is
+            # scanned as an ordinary value
+            _check_opaque(_loose_b64decode(value), masker)
         elif key in _EXEMPT_KEYS:
             verdict = where.exemption(i)
             if verdict == "binary" and refuse_binary:
@@ -298,8 +307,8 @@ def _check_opaque(decoded: bytes, masker: Masker) -> None:
     after a genuine header, a signature that is base64 text): it cannot be masked in place."""
     if any(found.mask for found in masker.find(decoded.translate(_ASCII_ONLY).decode("ascii"))):
         raise OpaqueDataError(
-            "an image, document or signature in the request carries an identifier inside its "
-            "encoded data, which cannot be masked; it was not forwarded"
+            "an image, document, signature or encrypted search result in the request carries an "
+            "identifier inside its encoded data, which cannot be masked; it was not forwarded"
         )
 
 
