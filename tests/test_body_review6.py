@@ -346,3 +346,35 @@ def test_genuine_encrypted_search_content_passes_byte_for_byte(masker: Masker) -
     genuine = base64.b64encode(bytes(range(256)) * 3).decode()
     out, _ = mask_request(_search_turns(genuine), masker)
     assert out.decode().count(genuine) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"Accounts": {"483920175526": {"name": "prod"}, "583920175527": "dev"}},
+        {"AccountIds": {"483920175526": True}},
+    ],
+)
+def test_an_account_number_as_a_key_under_an_account_key_is_masked(masker: Masker, value: object) -> None:
+    """A map keyed by account: the number, as the key of an object under an account key, is read as
+    that key's value."""
+    use = {"type": "tool_use", "id": "t1", "name": "sh", "input": value}
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "assistant", "content": [use]}]}
+    out, _ = mask_request(json.dumps(body).encode(), masker)
+    assert "483920175526" not in out.decode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"properties": {"bucket": {"type": "string"}, "OwnerId": {"type": "string"}}},
+        {"Accounts": {"Production": 1}},
+        {"counts": {"483920175526": 1}},  # a number under a key that names no account
+    ],
+)
+def test_other_keys_are_not_read_as_their_holders_values(masker: Masker, value: object) -> None:
+    use = {"type": "tool_use", "id": "t1", "name": "sh", "input": value}
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "assistant", "content": [use]}]}
+    raw = json.dumps(body).encode()
+    out, _ = mask_request(raw, masker)
+    assert out == raw

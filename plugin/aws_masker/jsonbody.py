@@ -127,7 +127,11 @@ def mask_document(
     ):
         if kind == KEY:
             texts.append(value)
-            contexts.append("")
+            # a number as the key of an object that stands under a key is read as that key's value:
+            # a map keyed by account ("Accounts": {"483920175526": {...}}). (Only numbers: a word
+            # under "bucket" is a schema's "type", not a bucket.)
+            holder = containers[container].key if container >= 0 and value.isdigit() else None
+            contexts.append("" if holder is None else _quoted(holder) + ': "')
             suffixes.append("")
             owners.append(i)
             continue
