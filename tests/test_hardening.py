@@ -490,8 +490,79 @@ SEVENTH_REVIEW = [
 ]
 
 
+# An eighth: endpoint hostnames of more services (MSK, Redshift, DocumentDB, Neptune, Amazon MQ, IoT,
+# DAX, AppSync, MemoryDB, OpenSearch Serverless, Cognito domains, Amplify); an EKS cluster's OIDC issuer
+# ID; ECR registry IDs as account IDs; load balancer names in ALB/NLB/CLB access logs; buckets in
+# CloudFormation stack events and resource lists; the IDs of KMS keys, CloudFront distributions, Route 53
+# hosted zones, API Gateway APIs, ECS tasks and Cognito pools under their keys, flags and paths; and the
+# names and IDs inside masked ARNs of those services, where they recur bare.
+EIGHTH_REVIEW = [
+    ("b-1.prod-msk.a1b2c3.c2.kafka.us-east-1.amazonaws.com:9092", "prod-msk.a1b2c3"),
+    ("prod-dw.c1a2b3c4d5e6.us-east-1.redshift.amazonaws.com:5439/dev", "c1a2b3c4d5e6"),
+    ("prod-wg.483920175526.us-east-1.redshift-serverless.amazonaws.com:5439", "483920175526"),
+    ("mongodb://prod-docdb.cluster-c9akciq32xyz.us-east-1.docdb.amazonaws.com:27017", "c9akciq32xyz"),
+    ("wss://prod-graph.cluster-c9akciq32xyz.us-east-1.neptune.amazonaws.com:8182/gremlin", "c9akciq32xyz"),
+    ("amqps://b-1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d-1.mq.us-east-1.amazonaws.com:5671", "1a2b3c4d-5e6f"),
+    ("a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com", "a1b2c3d4e5f6g7"),
+    ("dax://prod-dax.ab12cd.dax-clusters.us-east-1.amazonaws.com", "ab12cd"),
+    ("https://x7k2m9p4q1abcdefgh.appsync-api.us-east-1.amazonaws.com/graphql", "x7k2m9p4q1abcdefgh"),
+    ("https://acme-prod.auth.us-east-1.amazoncognito.com/login", "acme-prod"),
+    ("https://main.d1a2b3c4e5f6g7.amplifyapp.com", "d1a2b3c4e5f6g7"),
+    ("https://a1b2c3d4e5f6g7h8i9j0.us-east-1.aoss.amazonaws.com", "a1b2c3d4e5f6g7h8i9j0"),
+    ('{"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/0A1B2C3D4E5F60718293A4B5C6D7E8F9"}',
+     "0A1B2C3D4E5F60718293A4B5C6D7E8F9"),
+    ('"oidc.eks.us-east-1.amazonaws.com/id/0A1B2C3D4E5F60718293A4B5C6D7E8F9:aud": "sts.amazonaws.com"',
+     "0A1B2C3D4E5F60718293A4B5C6D7E8F9"),
+    ('{"repositoryUri": "x", "registryId": "483920175526"}', "483920175526"),
+    ("aws ecr describe-images --registry-id 483920175526 --repository-name app", "483920175526"),
+    ("https 2024-01-15T10:30:45.123456Z app/prod-web-alb/50dc6c495c0c9188 10.0.1.23:54321 10.0.2.45:80 0.001",
+     "prod-web-alb"),
+    ("tls 2.0 2024-01-15T10:30:45 net/prod-nlb/c6e77e28c25b2234 g3d4b5e8bb8464cd 72.21.218.154:51341",
+     "prod-nlb"),
+    ("2024-01-15T10:30:45.123456Z prod-classic-elb 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048",
+     "prod-classic-elb"),
+    ("CREATE_FAILED  AWS::S3::Bucket  LogsBucket  acme-prod-logs already exists", "acme-prod-logs"),
+    ("prod | 2/5 | 10:30:45 AM | CREATE_FAILED | AWS::S3::Bucket | LogsBucket (LogsBucket9C4D8843) "
+     "acme-prod-logs already exists", "acme-prod-logs"),
+    ("LogsBucket  AWS::S3::Bucket  CREATE_FAILED  acme-prod-logs already exists", "acme-prod-logs"),
+    ("STACKRESOURCES\tLogsBucket\tacme-prod-logs\tAWS::S3::Bucket\tCREATE_COMPLETE\n", "acme-prod-logs"),
+    ("||  LogsBucket |  acme-prod-logs  |  AWS::S3::Bucket  |  CREATE_COMPLETE ||", "acme-prod-logs"),
+    ('Resource handler returned message: "acme-prod-logs already exists (Service: S3, Status Code: 0)"',
+     "acme-prod-logs"),
+    ('{"KeyMetadata": {"KeyId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d", "Arn": "x"}}',
+     "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"),
+    ("aws kms decrypt --key-id 1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d --ciphertext-blob fileb://x",
+     "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"),
+    ("KmsKeyId: mrk-0a1b2c3d4e5f60718293a4b5c6d7e8f9", "mrk-0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+    ("aws cloudfront create-invalidation --distribution-id E1A2B3C4D5E6F7 --paths '/*'", "E1A2B3C4D5E6F7"),
+    ("aws cloudfront get-distribution-config --id E1A2B3C4D5E6F7", "E1A2B3C4D5E6F7"),
+    ("s3://acme-cf-logs/cf/E1A2B3C4D5E6F7.2024-01-15-10.a1b2c3d4.gz", "E1A2B3C4D5E6F7"),
+    ('{"Distribution": {"Id": "E1A2B3C4D5E6F7", "ARN": "arn:aws:cloudfront::483920175526:distribution/'
+     'E1A2B3C4D5E6F7"}}', "E1A2B3C4D5E6F7"),
+    ('{"HostedZone": {"Id": "/hostedzone/Z0123456789ABCDEFGHIJ", "Name": "example.com."}}',
+     "Z0123456789ABCDEFGHIJ"),
+    ("aws route53 list-resource-record-sets --hosted-zone-id Z0123456789ABCDEFGHIJ", "Z0123456789ABCDEFGHIJ"),
+    ("aws apigateway get-stages --rest-api-id a1b2c3d4e5", "a1b2c3d4e5"),
+    ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod", "a1b2c3d4e5"),
+    ("aws logs tail /aws/apigateway/a1b2c3d4e5/prod", "a1b2c3d4e5"),
+    ("aws ecs execute-command --cluster prod --task 0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d --interactive",
+     "0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d"),
+    ("Task 0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d stopped: arn:aws:ecs:us-east-1:483920175526:task/prod/"
+     "0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d", "0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d"),
+    ('{"UserPool": {"Id": "us-east-1_AbCdEfGhI", "Name": "prod-users"}}', "us-east-1_AbCdEfGhI"),
+    ("https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEfGhI/.well-known/jwks.json",
+     "us-east-1_AbCdEfGhI"),
+    ("IdentityPoolId: us-east-1:1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d", "1a2b3c4d-5e6f-4a1b"),
+    ("LoadBalancerName: prod-web-alb\nLoadBalancerArn: arn:aws:elasticloadbalancing:us-east-1:483920175526:"
+     "loadbalancer/app/prod-web-alb/50dc6c495c0c9188\n", "prod-web-alb"),
+    ('{"cluster": {"name": "prod-eks-1", "arn": "arn:aws:eks:us-east-1:483920175526:cluster/prod-eks-1"}}',
+     "prod-eks-1"),
+]
+
+
 @pytest.mark.parametrize(
-    ("text", "value"), THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW + SIXTH_REVIEW + SEVENTH_REVIEW
+    ("text", "value"),
+    THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW + SIXTH_REVIEW + SEVENTH_REVIEW + EIGHTH_REVIEW,
 )
 def test_review_leaks(text: str, value: str, masker: Masker) -> None:
     """Each review's leak in text, in a tool's result, and (JSON) as a tool's structured input."""
@@ -552,6 +623,19 @@ def test_review_leaks(text: str, value: str, masker: Masker) -> None:
         "running\tstopped\n",
         "$ aws s3api list-buckets --query 'length(Buckets)'\n12\n",
         '{"Id": "123456789012", "Name": "order"}',  # an Id with no sign of an account
+        # the eighth review's rules
+        "deploy us-east-1_resources and eu-west-1_terraform; the us-east-1:latest tag",
+        '"RequestId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d", "KeyId": "alias/aws/s3"',
+        "START RequestId: 1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d Version: $LATEST",
+        "src/app/components/index.ts and webapp/x/50dc6c495c0c9188",
+        "2024-01-15T10:30:45.123456Z INFO 10 workers started",
+        "CREATE_COMPLETE  AWS::S3::Bucket  LogsBucket\nthe stack already exists (Service: S3, x)",
+        "AWS::S3::BucketPolicy  Policy  stack-policy-1",
+        "--id EXAMPLEVALUEXY and the id E2QWRUHEXAMPL3, --task build",
+        "https://kafka.us-east-1.amazonaws.com https://redshift.us-east-1.amazonaws.com "
+        "https://iot.us-east-1.amazonaws.com https://cognito-idp.us-east-1.amazonaws.com/",
+        "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess and git 3f786850e387550fdab836ed7e6dc881de23001b",
+        "see https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html v2.15.3",
     ],
 )
 def test_review_false_positives(text: str, masker: Masker) -> None:

@@ -12,6 +12,9 @@ gets, for the ARN shapes whose resource part is a name the customer chose:
   the ARN's own kind (``LAMBDA_ARN``…), since the token grammar has no kind for their bare names;
 - Organizations root (``root/o-…/<r-id>``): kind ``ORG_ROOT`` (a root ID is found bare only with
   context; organization and OU IDs are found by their shape).
+- the IDs of a CloudFront distribution, Route 53 hosted zone, Cognito user pool, API Gateway
+  API and ECS task, and the names of a load balancer and EKS cluster: the ARN's own kind (a
+  describe call prints the ID bare next to the ARN: ``"KeyId": ..., "Arn": ...``).
 
 Left out: names with characters a whole word of names is not made of (``/``, ``@``, ``+``…; so
 Secrets Manager names like ``prod/db-AbCdEf`` and log groups), service-linked roles (the same in
@@ -61,6 +64,22 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = _last(resource), "IAM_ROLE_ARN" if resource[0] == "r" else "IAM_USER_ARN"
     elif service == "sts" and resource.startswith("assumed-role/"):
         name, kind = resource[13:].split("/", 1)[0], "IAM_ROLE_ARN"
+    elif service == "cloudfront" and resource.startswith("distribution/"):
+        name, kind = resource[13:], "CLOUDFRONT_ARN"
+    elif service == "route53" and resource.startswith("hostedzone/"):
+        name, kind = resource[11:], "ROUTE53_ARN"
+    elif service == "cognito-idp" and resource.startswith("userpool/"):
+        name, kind = resource[9:], "COGNITO_ARN"
+    elif service == "apigateway" and resource.startswith("/restapis/"):
+        name, kind = resource[10:].split("/", 1)[0], "APIGW_ARN"
+    elif service == "execute-api":
+        name, kind = resource.split("/", 1)[0], "APIGW_ARN"
+    elif service == "elasticloadbalancing" and resource.startswith("loadbalancer/"):
+        name, kind = resource.split("/")[-2], "ELB_ARN"  # (loadbalancer/[app|net/]<name>/<id>)
+    elif service == "ecs" and resource.startswith("task/"):
+        name, kind = _last(resource), "ECS_ARN"
+    elif service == "eks" and resource.startswith("cluster/"):
+        name, kind = resource[8:], "EKS_ARN"
     elif service == "organizations" and resource.startswith("root/"):
         name, kind, category = _last(resource), "ORG_ROOT", "account"
     if not name or not _NAME.fullmatch(name):

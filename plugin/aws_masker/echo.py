@@ -112,6 +112,14 @@ KINDS: dict[str, _Word] = {
     "SNS_ARN": _NAME,
     "IAM_ROLE_ARN": _NAME,
     "IAM_USER_ARN": _NAME,
+    "KMS_ARN": _NAME,  # (a key ID found by its keys: kms_key_id)
+    "CLOUDFRONT_ARN": _NAME,
+    "ROUTE53_ARN": _NAME,
+    "COGNITO_ARN": _NAME,
+    "APIGW_ARN": _NAME,
+    "ELB_ARN": _NAME,
+    "ECS_ARN": _NAME,
+    "EKS_ARN": _NAME,
 }
 _DOTS = re.compile(r"\.*")
 _NAME_MARK = re.compile(r"[-.0-9]")

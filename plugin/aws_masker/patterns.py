@@ -775,7 +775,8 @@ _NAME_MARK = re.compile(r"[-.0-9]")
 _NOT_A_RESOURCE_NAME = re.compile(
     REGION
     + r"|(?:db\.|cache\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large|metal)"
-    + r"|.*\.(?:amazonaws\.com(?:\.cn)?|cloudfront\.net|internal|on\.aws|elasticbeanstalk\.com)"
+    + r"|.*\.(?:amazonaws\.com(?:\.cn)?|cloudfront\.net|internal|on\.aws|elasticbeanstalk\.com"
+    + r"|amazoncognito\.com|amplifyapp\.com)"
 )
 _RDS_RESOURCE_TYPE = re.compile(r"AWS::RDS::DB(?:Instance|Cluster)\b")
 
@@ -978,12 +979,34 @@ _HOST_KINDS: tuple[tuple[str, str, str], ...] = (
     (r"\.es\.amazonaws\.com(?:\.cn)?", "OPENSEARCH_HOST", "hostname"),
     (r"\.lambda-url\." + REGION + r"\.on\.aws", "LAMBDA_URL_HOST", "hostname"),
     (r"\.elasticbeanstalk\.com", "BEANSTALK_HOST", "hostname"),
+    # DocumentDB and Neptune clusters are RDS clusters: <name>.cluster-<id>.<region>.docdb.amazonaws.com
+    (r"\.(?:docdb|neptune)\.amazonaws\.com(?:\.cn)?", "RDS_HOST", "rds"),
+    # brokers, clusters, workgroups, domains and apps with the resource's name or ID in a label
+    (r"\.kafka(?:-serverless)?\." + REGION + r"\.amazonaws\.com(?:\.cn)?", "HOST", "hostname"),
+    (r"\." + REGION + r"\.redshift(?:-serverless)?\.amazonaws\.com(?:\.cn)?", "HOST", "hostname"),
+    (
+        r"\.(?:mq|iot|dax-clusters|appsync-api|appsync-realtime-api|memorydb|grafana-workspace"
+        r"|server\.transfer)\." + REGION + r"\.amazonaws\.com(?:\.cn)?",
+        "HOST",
+        "hostname",
+    ),
+    (r"\." + REGION + r"\.aoss\.amazonaws\.com", "HOST", "hostname"),
+    (r"\.auth\." + REGION + r"\.amazoncognito\.com", "HOST", "hostname"),
+    (r"\.amplifyapp\.com", "HOST", "hostname"),
     (r"\.compute(?:-1)?\.amazonaws\.com(?:\.cn)?", "EC2_HOST", "hostname"),
     (r"\.compute\.internal", "PRIVATE_DNS", "private_ip"),
     (r"\.ec2\.internal", "PRIVATE_DNS", "private_ip"),
 )
 # Every suffix above contains one of these (tests/test_catalogue.py checks it).
-HOST_ANCHORS = (".amazonaws.com", ".cloudfront.net", ".internal", ".on.aws", ".elasticbeanstalk.com")
+HOST_ANCHORS = (
+    ".amazonaws.com",
+    ".cloudfront.net",
+    ".internal",
+    ".on.aws",
+    ".elasticbeanstalk.com",
+    ".amazoncognito.com",
+    ".amplifyapp.com",
+)
 if not all(s.startswith(r"\.") for s, _k, _c in _HOST_KINDS):  # pragma: no cover - static data
     raise ValueError("every host suffix starts with a dot")
 # The common leading dot is factored out, so the search jumps from dot to dot.
@@ -1026,7 +1049,7 @@ _DIGIT_GAP = "[- \u00a0\u2007\u2009\u202f]"
 _ACCOUNT_KEY = (
     r"(?:[Oo]wner(?:Id|ID|Account)?|OWNER_ID|owner_id|[Aa]ccounts?(?:Id|ID|Ids|IDs|Number)?|ACCOUNT(?:_ID)?|"
     r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:ids?|numbers?)|account-ids?|owner-ids?|owners|"
-    r"SourceAccount|ImageLocation|"
+    r"SourceAccount|ImageLocation|[Rr]egistryIds?|registry_ids?|REGISTRY_ID|"
     r"recipientAccountId|PrincipalAccount|SourceOwner|AWS|"
     # the abbreviation: acct_id, AcctId, ACCT_ID
     r"[Aa]cct(?:Id|ID|_ids?)?|ACCT(?:_IDS?)?)"
@@ -1078,6 +1101,7 @@ _ACCOUNT_CONTEXT = re.compile(
 # self 1234...), a CDK environment (aws://1234.../us-east-1)
 _MARKED_CONTEXT = re.compile(
     r"(?:-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?"
+    r"|registry-ids?"
     r"|values-to-(?:add|remove))"
     r"(?:=|[ \t]+)[\"']?(?:(?:self|amazon|aws-marketplace|aws-backup-vault)[ \t]+)*"
     r"|Name=(?:[a-z-]*-)?(?:owner|account)-ids?,Values="
@@ -1231,6 +1255,97 @@ def _org_root_verdict(value: str, text: str, start: int) -> Verdict:
     if _ORG_ROOT_AFTER.search(text, end, end + 120):
         return Verdict.MASK
     return Verdict.REJECT
+
+
+# ---- IDs of other services' resources, under their keys and flags ---------------------------------
+_ID_END = r"(?![A-Za-z0-9_-])"
+_KMS_KEY_ID = r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
+_KMS_KEY_KEYS = (
+    "KeyId",
+    "keyId",
+    "key_id",
+    "KmsKeyId",
+    "kmsKeyId",
+    "kms_key_id",
+    "KMSKeyId",
+    "KMS_KEY_ID",
+    "KMSMasterKeyID",
+    "SSEKMSKeyId",
+    "TargetKeyId",
+    "--key-id",
+    "--kms-key-id",
+    "--target-key-id",
+    "--sse-kms-key-id",
+    "--ssekms-key-id",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+)
+# a CloudFront distribution ID: E and 12-13 upper-case letters and digits (a digit among them)
+_CF_DIST_ID = r"E(?=[A-Z]{0,12}[0-9])[A-Z0-9]{12,13}"
+_CF_DIST_KEYS = (
+    "DistributionId",
+    "distributionId",
+    "distribution_id",
+    "DISTRIBUTION_ID",
+    "CLOUDFRONT_DISTRIBUTION_ID",
+    "CloudFrontDistributionId",
+    "--distribution-id",
+    # a console URL (#/distributions/E...) or a path outside an ARN
+    "distributions/",
+    "distribution/",
+)
+# a Route 53 hosted zone ID: Z and 8-32 upper-case letters and digits (a digit among them)
+_ZONE_ID = r"Z(?=[A-Z]{0,31}[0-9])[A-Z0-9]{8,32}"
+_ZONE_KEYS = (
+    "HostedZoneId",
+    "hostedZoneId",
+    "hosted_zone_id",
+    "HOSTED_ZONE_ID",
+    "zone_id",
+    "ZoneId",
+    "--hosted-zone-id",
+    "--delegation-set-id",
+    "hostedzone/",
+)
+# an API Gateway API ID: 10 lower-case letters and digits (a digit among them)
+_APIGW_ID = r"(?=[a-z]{0,9}[0-9])[a-z0-9]{10}"
+_APIGW_KEYS = (
+    "restApiId",
+    "RestApiId",
+    "rest_api_id",
+    "REST_API_ID",
+    "ApiId",
+    "apiId",
+    "api_id",
+    "API_ID",
+    "--rest-api-id",
+    "--api-id",
+    "API-Gateway-Execution-Logs_",
+    "aws/apigateway/",
+)
+_ECS_TASK_KEYS = ("taskId", "task_id", "--task", "--tasks", "task/")
+
+
+def _keyed_id(keys: tuple[str, ...], value: str) -> str:
+    """``value`` (a group ``v``) after one of ``keys``: a key and ``ASSIGN`` or blanks, a flag (a key
+    that starts with "--"; the rule starts at its first letter, as the scanner tries rules at letters)
+    and "=" or blanks, or a key that ends in "/" or "_" (a path, a log group) right before it."""
+    flags = [k[2:] for k in keys if k.startswith("--")]
+    return (
+        words([k.lstrip("-") for k in keys], "[A-Za-z0-9_]")
+        + r"(?:(?<=[/_])|"
+        + "".join(f"(?<!--{re.escape(f)})" for f in flags)
+        + ASSIGN
+        + r"|[\"']?[ \t]+[\"']?)(?P<v>"
+        + value
+        + ")"
+        + _ID_END
+    )
+
+
+def _keyed_anchors(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(
+        re.escape(k.lstrip("-")) + ("" if k[-1] in "/_" else f"[{AFTER_KEY}]") for k in dict.fromkeys(keys)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1549,6 +1664,75 @@ RULES: tuple[Rule, ...] = (
             "https://rds.us-east-1.amazonaws.com",
             "compute.internal",
             "my.internal.host",
+        ),
+    ),
+    Rule(
+        name="eks_oidc_issuer_id",
+        category="hostname",
+        kind="EKS_HOST",
+        regex=(
+            r"o(?<![A-Za-z0-9_.-]o)idc\.eks\." + REGION + r"\.amazonaws\.com(?:\.cn)?/id/"
+            r"(?P<v>[0-9A-F]{32})(?![A-Za-z0-9])"
+        ),
+        description=(
+            "An EKS cluster's OIDC issuer ID (oidc.eks.<region>.amazonaws.com/id/<ID>: the ID its API "
+            "endpoint's hostname starts with), in the issuer URL, IRSA trust policies' condition keys"
+        ),
+        anchors=(r"oidc\.eks\.",),
+        must_match=(
+            (
+                '"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/0A1B2C3D4E5F60718293A4B5C6D7E8F9"',
+                "0A1B2C3D4E5F60718293A4B5C6D7E8F9",
+            ),
+            (
+                '"oidc.eks.eu-west-1.amazonaws.com/id/0A1B2C3D4E5F60718293A4B5C6D7E8F9:sub": "system:x"',
+                "0A1B2C3D4E5F60718293A4B5C6D7E8F9",
+            ),
+        ),
+        must_not_match=("https://oidc.eks.us-east-1.amazonaws.com/id/", "oidc.eks.us-east-1.amazonaws.com"),
+    ),
+    Rule(
+        name="elb_log_name",
+        category="arn",
+        kind="ELB_ARN",
+        regex=(
+            r"[agnt](?<![A-Za-z0-9_-].)(?:(?<=a)pp|(?<=n)et|(?<=g)wy|(?<=t)argetgroup)/"
+            r"(?P<v>[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?/[0-9a-f]{16})(?![A-Za-z0-9_/-])"
+        ),
+        description=(
+            "A load balancer's or target group's name and ID as ALB/NLB access logs and CloudWatch "
+            "dimensions write them (app/<name>/<id>, net/..., targetgroup/...): the end of its ARN"
+        ),
+        anchors=(r"(?:app|net|gwy|targetgroup)/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}",),
+        must_match=(
+            (
+                "https 2024-01-15T10:30:45.123456Z app/prod-web-alb/50dc6c495c0c9188 10.0.1.23:5432",
+                "prod-web-alb/50dc6c495c0c9188",
+            ),
+            ("tls 2.0 2024-01-15T10:30:45 net/prod-nlb/c6e77e28c25b2234 g3d4", "prod-nlb/c6e77e28c25b2234"),
+            ('"TargetGroup": "targetgroup/web-tg/73e2d6bc24d8a067"', "web-tg/73e2d6bc24d8a067"),
+        ),
+        must_not_match=("src/app/components/index.ts", "webapp/x/50dc6c495c0c9188", "app/x/50dc6c495c0c91"),
+    ),
+    Rule(
+        name="clb_log_name",
+        category="arn",
+        kind="ELB_ARN",
+        regex=(
+            r"[0-9](?<![A-Za-z0-9_.:-][0-9])[0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z "
+            r"(?P<v>[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?) (?=" + DOTTED_QUAD + r"[0-9]{0,2}:[0-9])"
+        ),
+        description="A Classic Load Balancer's name in its access log (<time> <elb> <client:port> ...)",
+        anchors=(ISO_TIME.split("(?:")[0] + r"\.[0-9]{6}Z [A-Za-z0-9-]{1,32} [0-9]",),
+        must_match=(
+            (
+                "2024-01-15T10:30:45.123456Z prod-classic-elb 192.168.131.39:2817 10.0.0.1:80 0.000073",
+                "prod-classic-elb",
+            ),
+        ),
+        must_not_match=(
+            "2024-01-15T10:30:45.123456Z INFO 10 workers",
+            "2024-01-15T10:30:45Z web 10.0.0.1:80",
         ),
     ),
     Rule(
@@ -1893,6 +2077,74 @@ RULES: tuple[Rule, ...] = (
             "aws_s3_bucket.logs will be created",
             "aws_s3_bucket_object.page: Refreshing state... [id=index.html]",
             "see aws_s3_bucket.logs website-config",
+        ),
+    ),
+    Rule(
+        name="s3_cfn_event",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            # CDK and CloudFormation stack events: <status> AWS::S3::Bucket <logical ID> [(<logical ID>)]
+            # <physical ID or reason>, columns parted by blanks or a table's bars
+            r"A(?<![A-Za-z0-9_:]A)WS::S3::Bucket(?:(?:[ \t|]|" + TAB + r")+[A-Za-z][A-Za-z0-9]{0,254}"
+            r"(?:[ \t]+\([A-Za-z][A-Za-z0-9]{0,254}\))?)?"
+            # (or the status between: <logical ID> AWS::S3::Bucket CREATE_FAILED <reason>)
+            r"(?:(?:[ \t|]|" + TAB + r")+[A-Z][A-Z_]{3,40})?(?:[ \t|]|" + TAB + r")+"
+            r"(?:Resource handler returned message:[ \t]*)?(?:\\?[\"'])?"
+            r"(?P<v>" + BUCKET + r")(?![A-Za-z0-9_.-])"
+        ),
+        description=(
+            "A bucket in CloudFormation and CDK stack events and resource lists, after its type and "
+            "logical ID (CREATE_FAILED AWS::S3::Bucket LogsBucket <bucket> already exists)"
+        ),
+        anchors=("AWS::S3::Bucket",),
+        validate=_resource_value_verdict,
+        must_match=(
+            ("CREATE_FAILED  AWS::S3::Bucket  LogsBucket  acme-prod-logs already exists", "acme-prod-logs"),
+            (
+                "| CREATE_FAILED | AWS::S3::Bucket | LogsBucket (LogsBucket9C4D8843) acme-logs exists",
+                "acme-logs",
+            ),
+            ("LogsBucket  AWS::S3::Bucket  CREATE_FAILED  acme-prod-logs already exists", "acme-prod-logs"),
+        ),
+        must_not_match=(
+            "CREATE_COMPLETE  AWS::S3::Bucket  LogsBucket",
+            "CREATE_FAILED AWS::S3::Bucket LogsBucket Resource creation cancelled",
+            "AWS::S3::BucketPolicy  Policy  stack-policy-1",
+        ),
+    ),
+    Rule(
+        name="s3_cfn_physical_id",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[a-z0-9](?<![A-Za-z0-9_./:@#$%&*+=\\-].)[a-z0-9.-]{0,61}[a-z0-9]"
+            r"(?=(?:[ \t|]|" + TAB + r"){1,12}AWS::S3::Bucket(?![A-Za-z0-9])"
+            r"|[ \t]+already exists \(Service: (?:Amazon )?S3[,;)])"
+        ),
+        description=(
+            "A bucket before its type in CloudFormation's resource lists (STACKRESOURCES <logical ID> "
+            "<bucket> AWS::S3::Bucket, as text or a table), or before \"already exists (Service: S3\""
+        ),
+        anchors=(
+            r"[a-z0-9][a-z0-9.-]{0,61}[a-z0-9][ \t|\\\x00]{1,12}AWS::S3::Bucket",
+            r"[a-z0-9][a-z0-9.-]{0,61}[a-z0-9][ \t]{1,4}already exists \(Service: ",
+        ),
+        validate=_resource_value_verdict,
+        must_match=(
+            (
+                "STACKRESOURCES\tLogsBucket\tacme-prod-logs\tAWS::S3::Bucket\tCREATE_COMPLETE",
+                "acme-prod-logs",
+            ),
+            ("|  LogsBucket |  acme-prod-logs  |  AWS::S3::Bucket  |  CREATE_COMPLETE |", "acme-prod-logs"),
+            ('message: "acme-prod-logs already exists (Service: S3, Status Code: 0)"', "acme-prod-logs"),
+        ),
+        must_not_match=(
+            "|  LogsBucket |  AWS::S3::Bucket  |",
+            "the stack already exists (Service: S3, x)",
+            "STACKRESOURCES\tPolicy\tstack-policy-1\tAWS::S3::BucketPolicy",
         ),
     ),
     Rule(
@@ -2672,6 +2924,144 @@ RULES: tuple[Rule, ...] = (
         must_not_match=(
             "| digest | " + _CANONICAL + " |",
             "||  Name  |  Hash  ||\n||  x  |  " + _CANONICAL + "  ||",
+        ),
+    ),
+    Rule(
+        name="kms_key_id",
+        echo=True,
+        category="arn",
+        kind="KMS_ARN",
+        regex=_keyed_id(_KMS_KEY_KEYS, _KMS_KEY_ID),
+        description="A KMS key's ID (a UUID, or mrk- and 32 hex digits) under its keys and CLI flags",
+        anchors=_keyed_anchors(_KMS_KEY_KEYS),
+        must_match=(
+            ('"KeyId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"', "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"),
+            ("decrypt --key-id 1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d", "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"),
+            ("KmsKeyId: mrk-0a1b2c3d4e5f60718293a4b5c6d7e8f9", "mrk-0a1b2c3d4e5f60718293a4b5c6d7e8f9"),
+        ),
+        must_not_match=('"KeyId": "alias/aws/s3"', '"RequestId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"'),
+    ),
+    Rule(
+        name="cloudfront_distribution_id",
+        echo=True,
+        category="arn",
+        kind="CLOUDFRONT_ARN",
+        regex=_keyed_id(_CF_DIST_KEYS, _CF_DIST_ID),
+        description="A CloudFront distribution's ID (E...) under its keys, CLI flags and console paths",
+        anchors=_keyed_anchors(_CF_DIST_KEYS),
+        must_match=(
+            ("aws cloudfront create-invalidation --distribution-id E1A2B3C4D5E6F7", "E1A2B3C4D5E6F7"),
+            (
+                "https://console.aws.amazon.com/cloudfront/v4/home#/distributions/E1A2B3C4D5E6F7",
+                "E1A2B3C4D5E6F7",
+            ),
+        ),
+        must_not_match=('"DistributionId": "E1"', "--distribution-id EXAMPLEVALUEXY"),
+    ),
+    Rule(
+        name="cloudfront_id_flag",
+        echo=True,
+        category="arn",
+        kind="CLOUDFRONT_ARN",
+        regex=r"i(?<=--i)d(?:=|[ \t]{1,4})(?P<v>" + _CF_DIST_ID + ")" + _ID_END,
+        description="A CloudFront distribution's ID after --id (aws cloudfront get-distribution --id E...)",
+        anchors=(r"id(?:=|[ \t]{1,4})E",),
+        must_match=(("aws cloudfront get-distribution --id E2QWRUHEXAMPL3", "E2QWRUHEXAMPL3"),),
+        must_not_match=("--id EXAMPLEVALUEXY", "the id E2QWRUHEXAMPL3"),
+    ),
+    Rule(
+        name="cloudfront_log_file",
+        echo=True,
+        category="arn",
+        kind="CLOUDFRONT_ARN",
+        regex=(
+            r"E(?<![A-Za-z0-9_-]E)(?=[A-Z]{0,12}[0-9])[A-Z0-9]{11,13}"
+            r"(?=\.[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}\.[0-9a-f]{8}\b)"
+        ),
+        description="A CloudFront distribution's ID in its log files' names (<ID>.<date-hour>.<hash>.gz)",
+        anchors=(r"E[A-Z0-9]{11,13}\.[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9]{2}\.",),
+        must_match=(("s3://logs/cf/E1A2B3C4D5E6F7.2024-01-15-10.a1b2c3d4.gz", "E1A2B3C4D5E6F7"),),
+        must_not_match=("EXAMPLEEXAMPLE.2024-01-15-10.a1b2c3d4.gz",),
+    ),
+    Rule(
+        name="route53_zone_id",
+        echo=True,
+        category="arn",
+        kind="ROUTE53_ARN",
+        regex=_keyed_id(_ZONE_KEYS, _ZONE_ID),
+        description="A Route 53 hosted zone's ID (Z...) under its keys, CLI flags and /hostedzone/ paths",
+        anchors=_keyed_anchors(_ZONE_KEYS),
+        must_match=(
+            ('{"Id": "/hostedzone/Z0123456789ABCDEFGHIJ"}', "Z0123456789ABCDEFGHIJ"),
+            ("--hosted-zone-id Z0123456789ABCDEFGHIJ --change-batch file://x", "Z0123456789ABCDEFGHIJ"),
+            ('zone_id = "Z08A1B2C3D4E5F6G7H8I9"', "Z08A1B2C3D4E5F6G7H8I9"),
+        ),
+        must_not_match=('"HostedZoneId": "ZONEIDENTIFIER"', "hostedzone/Z12"),
+    ),
+    Rule(
+        name="apigateway_id",
+        echo=True,
+        category="arn",
+        kind="APIGW_ARN",
+        regex=_keyed_id(_APIGW_KEYS, _APIGW_ID),
+        description="An API Gateway API's ID under its keys, CLI flags and execution log group names",
+        anchors=_keyed_anchors(_APIGW_KEYS),
+        must_match=(
+            ("aws apigateway get-stages --rest-api-id a1b2c3d4e5", "a1b2c3d4e5"),
+            ("API-Gateway-Execution-Logs_a1b2c3d4e5/prod", "a1b2c3d4e5"),
+            ('"restApiId": "x7k2m9p4q1"', "x7k2m9p4q1"),
+        ),
+        must_not_match=('"apiId": "orders"', "--api-id abcdefghij"),
+    ),
+    Rule(
+        name="ecs_task_id",
+        echo=True,
+        category="arn",
+        kind="ECS_ARN",
+        regex=_keyed_id(_ECS_TASK_KEYS, r"[0-9a-f]{32}"),
+        description="An ECS task's ID (32 hex digits) under its keys, CLI flags and task/ paths",
+        anchors=_keyed_anchors(_ECS_TASK_KEYS),
+        must_match=(
+            (
+                "aws ecs execute-command --cluster prod --task 0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d --command sh",
+                "0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d",
+            ),
+        ),
+        must_not_match=("--task build", "--task 0a1b2c3d4e5f4a6b8c9d0e1f2a3b4c5d9"),
+    ),
+    Rule(
+        name="cognito_pool_id",
+        echo=True,
+        category="arn",
+        kind="COGNITO_ARN",
+        # a user pool (<region>_ and 9 letters and digits, one upper-case or a digit at least) or an
+        # identity pool (<region>:<UUID>)
+        regex=(
+            r"[a-z](?<![A-Za-z0-9_.:-][a-z])[a-z]-(?:gov-|iso[a-z]?-)?[a-z]{1,12}-[0-9]"
+            r"(?:_(?=[a-z]{0,8}[A-Z0-9])[A-Za-z0-9]{9}|:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+            + _ID_END
+        ),
+        description="Cognito user pool IDs (us-east-1_AbCdEfGhI) and identity pool IDs (us-east-1:<UUID>)",
+        anchors=(
+            r"[a-z]{2}-[a-z]{1,12}-[0-9][_:][0-9A-Za-z]",
+            r"[a-z]{2}-(?:gov|iso[a-z]?)-[a-z]{1,12}-[0-9][_:][0-9A-Za-z]",
+        ),
+        must_match=(
+            ('{"UserPool": {"Id": "us-east-1_AbCdEfGhI"}}', "us-east-1_AbCdEfGhI"),
+            (
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_x7K2m9P4q/.well-known",
+                "eu-west-1_x7K2m9P4q",
+            ),
+            (
+                "IdentityPoolId: us-east-1:1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d",
+                "us-east-1:1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d",
+            ),
+        ),
+        must_not_match=(
+            "us-east-1_resources",
+            "us-east-1_terraform",
+            "us-east-1:latest",
+            "us-east-1_AbCdEfGh",
         ),
     ),
     Rule(
