@@ -378,3 +378,27 @@ def test_other_keys_are_not_read_as_their_holders_values(masker: Masker, value: 
     raw = json.dumps(body).encode()
     out, _ = mask_request(raw, masker)
     assert out == raw
+
+
+@pytest.mark.parametrize(
+    ("parts", "value"),
+    [
+        (["the tfstate", "-7731 Bucket", "role of it"], "tfstate-7731"),  # evidence after the name
+        (["the tfstate", "-", "7731 Bucket", "role of it"], "tfstate-7731"),
+        (["the tfstate-77", "31 Bucket", "role of it"], "tfstate-7731"),  # cut between two digits
+        (["x", "the tfstate-77", "31 Bucket", "role"], "tfstate-77"),
+        (["see ", "the acme-prod", "-logs bucket", "next"], "acme-prod-logs"),
+        (["first", "arn:aws:iam::4839201", "75526:role/Admin", "then"], "4839201"),
+    ],
+)
+def test_a_name_cut_across_parts_of_a_longer_run_is_masked(
+    masker: Masker, parts: list[str], value: str
+) -> None:
+    """Joined with the whole run, a name's evidence at the end of a part runs on into the next one
+    ("Bucketrole"), or a name at the start of a part follows a word ("firstarn:..."): the parts on
+    either side of such a join are masked as runs of their own too."""
+    blocks = [{"type": "text", "text": part} for part in parts]
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": blocks}]}
+    out, result = mask_request(json.dumps(body).encode(), masker)
+    assert value not in out.decode()
+    assert sum(result.counts.values()) == len(result.tokens)

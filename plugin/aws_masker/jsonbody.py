@@ -201,6 +201,7 @@ def mask_document(
         runs = [ks for ks in ([slot[i] for i in run if i in slot] for run in runs) if len(ks) > 1]
     if runs:
         result = _mask_runs(masker, runs, originals, masked, contexts, suffixes, result)
+        result = _mask_word_joins(masker, runs, masked, contexts, suffixes, result)
     pieces: list[str] = []
     last = 0
     for k in itertools.compress(range(len(masked)), map(operator.ne, masked, originals)):  # the changed
@@ -637,6 +638,63 @@ def _mask_runs(
         masked[:] = echo.echo(masked, fresh, [[] for _ in masked], final.counts)
     final.names = {**fresh, **result.names}
     return final
+
+
+_JOIN_WINDOW = 96
+"""How far past the part on either side of an ambiguous join the parts are joined again
+(``_mask_word_joins``): room for an identifier and the words that give it away."""
+
+
+def _word_char(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
+def _mask_word_joins(
+    masker: Masker,
+    runs: list[list[int]],
+    masked: list[str],
+    contexts: list[str],
+    suffixes: list[str],
+    result: MaskResult,
+) -> MaskResult:
+    """Where a part ending in a letter or digit is followed by one beginning with one, the run joined
+    reads the two as one word, and a rule whose evidence ends (or whose identifier begins) right there
+    no longer matches: "the tfstate" + "-" + "7731 bucket" + "role ..." reads "bucketrole". So at each
+    such join the parts that end there, and the parts that begin there (each with up to
+    ``_JOIN_WINDOW`` more characters of their neighbours), are masked as runs of their own too, from
+    what the runs left. The windows are scanned together first; only one that finds something is
+    masked (most find nothing). Linear: every window is bounded beyond its own part."""
+    windows: list[list[int]] = []
+    for ks in runs:
+        last = len(ks) - 1
+        for p in range(last):
+            if not (_word_char(masked[ks[p]][-1:]) and _word_char(masked[ks[p + 1]][:1])):
+                continue
+            start, size = p, 0
+            while start > 0 and size < _JOIN_WINDOW:  # the parts that end at the join
+                start -= 1
+                size += len(masked[ks[start]])
+            if start < p:
+                windows.append(ks[start : p + 1])
+            end, size = p + 1, 0
+            while end < last and size < _JOIN_WINDOW:  # the parts that begin there
+                end += 1
+                size += len(masked[ks[end]])
+            if end > p + 1:
+                windows.append(ks[p + 1 : end + 1])
+    if not windows:
+        return result
+    texts = ["".join(masked[k] for k in window) for window in windows]
+    again, _ = masker.mask_texts(
+        texts,
+        [contexts[window[0]] for window in windows],
+        suffixes=[suffixes[window[-1]] for window in windows],
+        issued=result.tokens,
+    )
+    for window, before, after in zip(windows, texts, again, strict=True):
+        if after != before:
+            result = _mask_runs(masker, [window], list(masked), masked, contexts, suffixes, result)
+    return result
 
 
 def _categories(text: str, tokens: dict[str, str]) -> list[str]:
