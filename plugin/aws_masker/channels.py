@@ -22,6 +22,9 @@ It knows HTTP, nothing about Kong.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, unquote_plus
@@ -70,6 +73,38 @@ PROTOCOL = frozenset(
     }
 )
 _KNOWN_NAMES = UNSCANNED | PROTOCOL
+# an RFC 2047 encoded word (=?utf-8?b?...?=, =?utf-8?q?...?=): a reader (or a mail library) decodes it
+_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?([^?\s]*)\?=")
+_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decoded_words(value: str) -> str | None:
+    """``value`` with its RFC 2047 encoded words decoded (as UTF-8, anything else replaced), or None
+    when it has none. Scanned besides the value as it is: an identifier in an encoded word cannot be
+    masked in place, so it refuses the request."""
+    if "=?" not in value:
+        return None
+    parts = _ENCODED_WORD.split(value)
+    if len(parts) == 1:
+        return None
+    out = []
+    for k in range(0, len(parts) - 1, 4):
+        out.append(parts[k])
+        coding, text = parts[k + 2], parts[k + 3]
+        if coding in "bB":
+            text = text.rstrip("=")
+            text = text[: len(text) - (len(text) % 4 == 1)]
+            try:
+                data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_")
+            except (binascii.Error, ValueError):
+                data = b""
+        else:
+            data = _Q_ESCAPE.sub(lambda m: bytes([int(m[1], 16)]), text.replace("_", " ").encode("utf-8"))
+        out.append(" " + data.decode("utf-8", errors="replace") + " ")
+    out.append(parts[-1])
+    return "".join(out)
+
+
 # how a masked query part is written back: tokens are ASCII letters, digits and "_"
 _QUERY_SAFE = "-._~!$'()*,;:@/?"
 
@@ -125,6 +160,11 @@ def mask_channels(
             texts.append(text)
             contexts.append(f'"{name}": "')  # as a JSON member: the value starts a string
             slots.append((kind, name, i))
+            words = decoded_words(text)
+            if words is not None:  # encoded words: what they decode to cannot be masked in them
+                texts.append(words)
+                contexts.append(f'"{name}": "')
+                slots.append(("p", name, i))
     path, _, query = path_with_query.partition("?")
     texts.append(unquote(path, errors="replace"))
     contexts.append("")

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from . import echo
+from .channels import decoded_words
 from .engine import Masker
 from .errors import IdentifierInRequestLineError
 from .restore import token_kind
@@ -55,9 +56,11 @@ def check_forwarded(
     for name in HEADERS:
         for value in _values(headers.get(name)):
             context = f'"{name}": "'  # as a JSON member, as channels.py scans header values
-            for start, _end, _rule, _category, kind, _value, mask in masker.find(context + value):
-                if mask and start >= len(context) and kind not in ADDRESS_KINDS:
-                    _refuse(name)
+            words = decoded_words(value)  # (RFC 2047 encoded words: what they decode to, too)
+            for text in (value,) if words is None else (value, words):
+                for start, _end, _rule, _category, kind, _value, mask in masker.find(context + text):
+                    if mask and start >= len(context) and kind not in ADDRESS_KINDS:
+                        _refuse(name)
             texts.append(value)
             names.append(name)
     if not texts or not body_tokens:

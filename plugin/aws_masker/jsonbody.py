@@ -50,7 +50,7 @@ import operator
 import re
 from bisect import bisect_right
 from collections import Counter
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from json.encoder import encode_basestring, encode_basestring_ascii
 
 from . import echo
@@ -265,7 +265,7 @@ def _account_number(text: str) -> str | None:
         return None
     try:
         number = abs(Decimal(text))
-    except InvalidOperation:  # pragma: no cover - the tokenizer's number grammar is Decimal's
+    except ArithmeticError:  # an exponent past Decimal's range (1e999999999): no twelve digits
         return None
     if not number.is_finite() or not 10**11 <= number < 10**12 or number != number.to_integral_value():
         return None

@@ -75,8 +75,13 @@ _UNESCAPE = re.compile(
     r"(\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}" + r'|u[0-9a-fA-F]{4}|["\\/bfnrt]))'
 )
 # a backslash escape of another language, left after JSON's: \xHH (Python, C, JavaScript, shell),
-# \u{H...} (JavaScript, Rust, Swift), \UHHHHHHHH (Python, C)
-_OTHER_ESCAPE = re.compile(r"(\\(?:x[0-9A-Fa-f]{2}|u\{[0-9A-Fa-f]{1,6}\}|U[0-9A-Fa-f]{8}))")
+# \u{H...} (JavaScript, Rust, Swift), \UHHHHHHHH (Python, C), \OOO (octal: C, Python, shell's printf;
+# three digits, as they read it; CSS's six-digit form of an ASCII character begins 0000) and CSS's
+# \H... (one to six hex digits and a blank that ends it)
+_OTHER_ESCAPE = re.compile(
+    r"(\\(?:x[0-9A-Fa-f]{2}|u\{[0-9A-Fa-f]{1,6}\}|U[0-9A-Fa-f]{8}|(?!000)[0-3][0-7]{2}"
+    r"|[0-9A-Fa-f]{1,6}[ \t]?))"
+)
 ESCAPE_LEVELS = 16
 """How many levels of JSON string escaping the scan sees through (JSON in a string in a string ...).
 A text still escaped past that is refused (``unescaped``): each level costs a pass over the text, and

@@ -59,6 +59,60 @@ _NAMED = {
 }
 # a reference, or one escaped again (&amp;#45;, &amp;amp;colon;: HTML escaped twice)
 _ENTITY = re.compile("(&(?:amp;)*(?:#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|(?:" + "|".join(_NAMED) + ");))")
+# An escape whose introducer is itself escaped in another kind (percent-encoding, an HTML reference):
+# the backslash of a JSON or C escape (%5Cu002d, &#92;u002d, &#92;x2d), the percent sign of a percent
+# escape (&#37;2d, &percnt;2d) or the ampersand (and number sign and semicolon) of an HTML reference
+# (%26%2345;, %26#x2d%3B). Read whole, as one character (each introducer escaped any number of times in
+# its own kind: %255C, &amp;#92;).
+_PCT = "%(?:25)*"
+
+
+def _body(n: int) -> str:
+    """What follows a backslash: a JSON, C, JavaScript or octal escape (its groups numbered ``n``)."""
+    return (
+        f"(?:u(?P<u{n}>[0-9a-fA-F]{{4}})|x(?P<x{n}>[0-9a-fA-F]{{2}})|u\\{{(?P<b{n}>[0-9a-fA-F]{{1,6}})\\}}"
+        f"|U(?P<U{n}>[0-9a-fA-F]{{8}})|(?P<o{n}>[0-3][0-7]{{2}}))"
+    )
+
+
+# (one regex per first character: the regex module skips to a literal first character fast)
+_STACKED_PERCENT = (
+    "%(?:25)*(?:5[cC]"
+    + _body(1)
+    + "|26(?:amp;)*(?:#|"
+    + _PCT
+    + "23)(?:(?P<d>[0-9]{1,7})|[xX](?P<h>[0-9a-fA-F]{1,6}))(?:;|"
+    + _PCT
+    + "3[bB]))"
+)
+_STACKED_AMPERSAND = (
+    "&(?:amp;)*(?:(?:#92;|#[xX]0*5[cC];|bsol;)"
+    + _body(2)
+    + "|(?:#37;|#[xX]0*25;|percnt;)(?:25)*(?:(?P<p>[0-9A-Fa-f]{2})|[uU](?P<q>[0-9A-Fa-f]{4})))"
+)
+_STACKED_PARTS = re.compile(_STACKED_PERCENT + "|" + _STACKED_AMPERSAND)
+_STACKED = [
+    re.compile("(" + re.sub(r"\(\?P<[a-zA-Z][0-9]?>", "(?:", part) + ")")
+    for part in (_STACKED_PERCENT, _STACKED_AMPERSAND)
+]
+
+
+def _stacked(escapes: list[str]) -> list[str]:
+    """Each stacked escape (``_STACKED``) as the character it stands for where identifiers are made of
+    it, else as it is."""
+    out = []
+    for escape in escapes:
+        m = _STACKED_PARTS.fullmatch(escape)
+        assert m is not None
+        base, digits = next((_BASES[name[0]], value) for name, value in m.groupdict().items() if value)
+        cp = int(digits, base)
+        out.append(_identifier_char(chr(cp), escape) if cp < 0x110000 else escape)
+    return out
+
+
+_BASES = {"u": 16, "x": 16, "b": 16, "U": 16, "o": 8, "p": 16, "q": 16, "d": 10, "h": 16}
+
+
 _LOOKALIKES = {
     # colons
     "\u2236": ":",
@@ -71,6 +125,15 @@ _LOOKALIKES = {
     # Cyrillic and Greek letters that look like Latin ones
     **dict(zip("аеорсхуіѕјԁһԛԝАВЕКМНОРСТХІЈЅ", "aeopcxyisjdhqwABEKMHOPCTXIJS", strict=True)),
     **dict(zip("οαν\u03b9κρτχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "oavikptxABEZHIKMNOPTYX", strict=True)),
+    # Greek, Cyrillic and Latin letters outside those, dotless and script forms
+    **dict(zip("ϲϳӏıȷɑɡɩǀ", "cjlijagil", strict=True)),
+    # small capitals (read as the lower-case letter: they stand in lower-case words)
+    **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢꞮ", "abcdefghijklmnoprstuvwyzI", strict=True)),
+    # Cherokee letters that are drawn as Latin ones (and their lower-case forms, small capitals)
+    **dict(zip("ᎪᏴᏟᎠᎬᏀᎻᎥᎫᏦᏞᎷᏢᏚᎢᏙᏔᏃᎡᏒᎩ", "ABCDEGHiJKLMPSTVWZRRy", strict=True)),
+    **{c.lower(): a.lower() for c, a in zip("ᎪᏴᏟᎠᎬᏀᎻᎥᎫᏦᏞᎷᏢᏚᎢᏙᏔᏃᎡᏒᎩ", "ABCDEGHiJKLMPSTVWZRRy", strict=True)},
+    # Lisu letters, drawn as Latin capitals
+    **dict(zip("ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ", "ABCDEFGHIJKLMNOPRSTUVWXYZ", strict=True)),
 }
 
 
@@ -99,6 +162,13 @@ def _table() -> dict[str, str]:
     for filler in "\u115f\u1160\u3164\uffa0\u2800":  # letters and a symbol that render blank
         table[filler] = ""
     table.update(_LOOKALIKES)
+    for cp in itertools.chain(*planes):  # mathematical forms of those (𝚤, 𝛂): read as they are
+        nfkc = unicodedata.normalize("NFKC", chr(cp))
+        if chr(cp) not in table and nfkc in _LOOKALIKES:
+            table[chr(cp)] = _LOOKALIKES[nfkc]
+    for cp in range(0x80, 0x3001):  # spaces (no-break, thin, figure, ...): a space, as read
+        if unicodedata.category(chr(cp)) == "Zs":
+            table[chr(cp)] = " "
     return table
 
 
@@ -156,12 +226,21 @@ def _identifier_char(char: str, escape: str) -> str:
     return char if (char.isascii() and (char.isalnum() or char in _KEEP)) or char in _FOLD else escape
 
 
+_OCTAL = re.compile(r"\\(?!000)[0-3][0-7]{2}")
+
+
 def backslash_escapes(escapes: list[str]) -> list[str]:
-    """Other languages' backslash escapes (``\\xHH``, ``\\u{H...}``, ``\\UHHHHHHHH``: scanner.py finds
-    them), each as the character it stands for where identifiers are made of it, else as it is."""
+    """Other languages' backslash escapes (``\\xHH``, ``\\u{H...}``, ``\\UHHHHHHHH``, octal ``\\OOO``,
+    CSS's ``\\H...``: scanner.py finds them), each as the character it stands for where identifiers are
+    made of it, else as it is."""
     out = []
     for escape in escapes:
-        cp = int(escape[2:].strip("{}"), 16)
+        if escape[1] in "xuU":
+            cp = int(escape[2:].strip("{}"), 16)
+        elif _OCTAL.fullmatch(escape):
+            cp = int(escape[1:], 8)
+        else:
+            cp = int(escape[1:].rstrip(" \t"), 16)
         out.append(_identifier_char(chr(cp), escape) if cp < 0x110000 else escape)
     return out
 
@@ -188,19 +267,26 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
     composed after the fold's own map; None: the same offsets)."""
     levels: list[_Level] = []
     if "%" in text:
-        once = _fold_once(text, _PERCENT, _percent)
-        if once is not None:
-            text, level = once
-            levels.append(level)
+        for pattern, decode in ((_STACKED[0], _stacked), (_PERCENT, _percent)):  # (stacked ones first)
+            once = _fold_once(text, pattern, decode)
+            if once is not None:
+                text, level = once
+                levels.append(level)
     if "&" in text:
-        once = _fold_once(text, _ENTITY, _entities)
-        if once is not None:
-            text, level = once
-            levels.append(level)
+        for pattern, decode in ((_STACKED[1], _stacked), (_ENTITY, _entities)):
+            once = _fold_once(text, pattern, decode)
+            if once is not None:
+                text, level = once
+                levels.append(level)
     if not text.isascii():
         once = _fold_once(text, _FOLDABLE, _unicode)
         if once is not None:
             text, level = once
+            levels.append(level)
+    if "+" in text:
+        spans = _loose_accounts(text)
+        if spans:
+            text, level = _deleted(text, spans)
             levels.append(level)
     if ("|" in text or ">" in text) and ":" in text:
         spans = [m.span("h") for m in _BLOCK_SCALAR.finditer(text)]
@@ -217,6 +303,32 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         return source(offset) if source is not None else offset
 
     return text, mapped
+
+
+# A twelve-digit number written with a plus sign (``OwnerId: +483920175526``, ``"AccountId":
+# "+0483920175526"``): read as the account it is when a key naming an account or an owner stands right
+# before it, so the sign (and any zeros after it) are deleted from the view there. (Leading zeros
+# without a sign are read so in a JSON value under its key, jsonbody.py; in text they are not: every
+# zero would be a place to look.)
+_LOOSE_DIGITS = re.compile(r"\+0*(?=[0-9]{12}(?![0-9]))")
+_LOOSE_KEY = re.compile(
+    r"(?:[Oo]wner|OWNER|[Aa]ccount|ACCOUNT|[Aa]cct|ACCT)[A-Za-z_-]{0,12}"
+    r"[\"']?(?:[ \t]*[:=][ \t]*|[ \t]+)[\"']?\Z"
+)
+_LOOSE_REACH = 40
+
+
+def _loose_accounts(text: str) -> list[tuple[int, int]]:
+    """The spans of the signs (and zeros after them) of such numbers (see above). A substring search
+    per plus sign: they are few in text."""
+    spans: list[tuple[int, int]] = []
+    at = text.find("+")
+    while at >= 0:
+        m = _LOOSE_DIGITS.match(text, at)
+        if m is not None and _LOOSE_KEY.search(text, max(0, at - _LOOSE_REACH), at):
+            spans.append(m.span())
+        at = text.find("+", at + 1)
+    return spans
 
 
 # ---- structure: what stands between a key and its value ------------------------------------------
