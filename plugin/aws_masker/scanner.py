@@ -19,6 +19,7 @@ Which positions and rules are tried depends on the mode; all three find exactly 
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate
@@ -202,11 +203,22 @@ _Plan = tuple[
 ]
 
 
-def _mapped(emit: Emit, source: Callable[[int], int]) -> Emit:
-    """``emit`` with view offsets mapped back to the scanned text's."""
+# The blanks the fold reads as a space (no-break, thin, figure, ...: textview.py)
+_BLANKS = {cp: " " for cp in range(0x80, 0x3001) if unicodedata.category(chr(cp)) == "Zs"}
+
+
+def _mapped(emit: Emit, source: Callable[[int], int], original: str) -> Emit:
+    """``emit`` with view offsets mapped back to the scanned text's (``original``). A value the fold
+    changed only by reading other blanks as spaces ("4839\u00a02017\u00a05526") is issued as written,
+    so its token restores the client's own characters."""
 
     def mapped(start: int, end: int, rule: Rule, category: str, kind: str, value: str, mask: bool) -> object:
-        return emit(source(start), source(end), rule, category, kind, value, mask)
+        start, end = source(start), source(end)
+        if " " in value:
+            raw = original[start:end]
+            if raw != value and raw.translate(_BLANKS) == value:
+                value = raw
+        return emit(start, end, rule, category, kind, value, mask)
 
     return mapped
 
@@ -263,13 +275,14 @@ class Scanner:
         """Call ``emit`` with the fields of each ``Found`` in ``text``, in order: the engine renders as
         it goes, without collecting them. The rules see ``text`` unescaped (``unescaped``) and folded
         (textview.py: percent-encoding, HTML references, unicode look-alikes)."""
+        original = text
         text, source = folded(*unescaped(text))
         pairs = paired(text)
         if pairs is not None:
-            self._scan_both(text, pairs, source, enabled, allow, emit)
+            self._scan_both(text, pairs, source, original, enabled, allow, emit)
             return
         if source is not None:
-            emit = _mapped(emit, source)
+            emit = _mapped(emit, source, original)
         self._scan(text, enabled, allow, emit)
 
     def _scan(self, text: str, enabled: frozenset[str], allow: frozenset[str], emit: Emit) -> None:
@@ -283,6 +296,7 @@ class Scanner:
         text: str,
         pairs: Paired,
         source: Callable[[int], int] | None,
+        original: str,
         enabled: frozenset[str],
         allow: frozenset[str],
         emit: Emit,
@@ -301,7 +315,7 @@ class Scanner:
 
         self._scan(view, enabled, allow, add_segment)
         if source is not None:
-            emit = _mapped(emit, source)
+            emit = _mapped(emit, source, original)
         if not extra:  # the usual case (tags and parameters whose values hold no identifier)
             self._scan(text, enabled, allow, emit)
             return
