@@ -560,9 +560,91 @@ EIGHTH_REVIEW = [
 ]
 
 
+NINTH_REVIEW = [
+    # EMR, Transfer, Directory Service, CodeDeploy, Beanstalk, WorkSpaces, Service Catalog, Identity Center
+    ("aws emr describe-cluster --cluster-id j-2AXXXXXXGAPLF", "j-2AXXXXXXGAPLF"),
+    ('{"Cluster": {"Id": "j-2AXXXXXXGAPLF", "Name": "prod-etl"}}', "j-2AXXXXXXGAPLF"),
+    ("aws emr describe-step --cluster-id j-2AXXXXXXGAPLF --step-id s-1A2B3C4D5E6F7", "s-1A2B3C4D5E6F7"),
+    ("s3://aws-logs-x/elasticmapreduce/j-2AXXXXXXGAPLF/steps/s-1A2B3C4D5E6F7/stderr.gz", "j-2AXXXXXXGAPLF"),
+    ("CLUSTERS\tj-2AXXXXXXGAPLF\tprod-etl\t3\n", "j-2AXXXXXXGAPLF"),
+    ("aws transfer describe-server --server-id s-01234567890abcdef", "s-01234567890abcdef"),
+    ('{"DirectoryId": "d-906716a2b1"}', "d-906716a2b1"),
+    ("sso_start_url = https://d-906716a2b1.awsapps.com/start", "d-906716a2b1"),
+    ("sso_start_url = https://acme-corp.awsapps.com/start", "acme-corp"),
+    ("aws deploy get-deployment --deployment-id d-A1B2C3D4E", "d-A1B2C3D4E"),
+    ("aws elasticbeanstalk describe-environments --environment-ids e-abcd1234ef", "e-abcd1234ef"),
+    ("awseb-e-abcd1234ef-stack-AWSEBLoadBalancer-1A2B3C4D5E6F", "e-abcd1234ef"),
+    ('{"WorkspaceId": "ws-f9abc1234"}', "ws-f9abc1234"),
+    ('{"ProductId": "prod-4v6rc4hwaiiha"}', "prod-4v6rc4hwaiiha"),
+    ("aws sso-admin list-permission-sets --instance-arn x/ssoins-72231234567890ab",
+     "ssoins-72231234567890ab"),
+    ('{"JobRunId": "jr_' + "0a1b2c3d" * 8 + '"}', "jr_" + "0a1b2c3d" * 8),
+    # UUIDs and session IDs under their keys
+    ('{"Command": {"CommandId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"}}',
+     "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"),
+    ("aws athena get-query-results --query-execution-id 1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d",
+     "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"),
+    ("Starting session with SessionId: alice-0a1b2c3d4e5f67890", "alice-0a1b2c3d4e5f67890"),
+    # SSM parameter names
+    ("aws ssm get-parameter --name /prod/db/password --with-decryption", "/prod/db/password"),
+    ('{"Parameter": {"Name": "/prod/db/password", "Type": "SecureString", "Value": "x"}}',
+     "/prod/db/password"),
+    ('"secrets": [{"name": "DB_PASSWORD", "valueFrom": "/prod/db/password"}]', "/prod/db/password"),
+    ("MasterUserPassword: '{{resolve:ssm-secure:/prod/db/password:1}}'", "/prod/db/password"),
+    ("${ssm:/prod/db/password}", "/prod/db/password"),
+    ("aws ssm get-parameters-by-path --path /prod/db/ --recursive", "/prod/db/"),
+    ('{"ssm:account=483920175526:parameterName=/prod/db/host:region=us-east-1": "x"}', "/prod/db/host"),
+    # resource names under their keys, flags and CloudWatch dimensions
+    ("aws lambda invoke --function-name prod-order-handler out.json", "prod-order-handler"),
+    ('{"FunctionName": "prod-order-handler"}', "prod-order-handler"),
+    ("aws dynamodb scan --table-name prod-orders", "prod-orders"),
+    ("aws sqs get-queue-url --queue-name prod-orders-queue", "prod-orders-queue"),
+    ("aws cloudformation describe-stacks --stack-name prod-api-stack", "prod-api-stack"),
+    ("aws ecs describe-services --cluster prod-ecs --services prod-api", "prod-api"),
+    ('{"clusterName": "prod-ecs", "serviceName": "prod-api"}', "prod-ecs"),
+    ("aws logs tail --log-group-name /ecs/prod-api", "/ecs/prod-api"),
+    ('{"logConfiguration": {"options": {"awslogs-group": "/ecs/prod-api", "awslogs-region": "us-east-1"}}}',
+     "prod-api"),
+    ("aws logs get-log-events --log-group-name /aws/lambda/prod-order-handler", "prod-order-handler"),
+    ("aws secretsmanager get-secret-value --secret-id prod/db/creds", "prod/db/creds"),
+    ("aws eks update-kubeconfig --name prod-eks-1", "prod-eks-1"),
+    ("aws ec2 run-instances --key-name prod-keypair", "prod-keypair"),
+    ("aws ecr describe-images --repository-name prod-api", "prod-api"),
+    ("aws kinesis describe-stream --stream-name prod-clicks", "prod-clicks"),
+    ("aws batch submit-job --job-name nightly --job-queue prod-batch-queue --job-definition etl:3",
+     "prod-batch-queue"),
+    ('{"computeEnvironmentName": "prod-ce-spot"}', "prod-ce-spot"),
+    ("aws glue start-job-run --job-name prod-etl-orders", "prod-etl-orders"),
+    ("aws glue start-crawler --name prod-orders-crawler", "prod-orders-crawler"),
+    ("aws codebuild start-build --project-name prod-build", "prod-build"),
+    ('{"pipelineExecutionId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d", "pipelineName": "prod-pipeline"}',
+     "prod-pipeline"),
+    ('{"Dimensions": [{"Name": "FunctionName", "Value": "prod-order-handler"}]}', "prod-order-handler"),
+    ('{"Dimensions": [{"Name": "QueueName", "Value": "prod-orders-queue"}]}', "prod-orders-queue"),
+    ('{"Dimensions": [{"Name": "LoadBalancerName", "Value": "prod-classic"}]}', "prod-classic"),
+    ('"metrics": [["AWS/Lambda", "Errors", "FunctionName", "prod-order-handler"]]', "prod-order-handler"),
+    ('"metrics": [["AWS/RDS", "CPUUtilization", "DBInstanceIdentifier", "prod-orders-db"]]',
+     "prod-orders-db"),
+    ("aws cloudwatch get-metric-statistics --dimensions Name=FunctionName,Value=prod-order-handler",
+     "prod-order-handler"),
+    ("DIMENSIONS\tTableName\tprod-orders\n", "prod-orders"),
+    # Step Functions: an execution's name, echoed from its ARN
+    ('{"executionArn": "arn:aws:states:us-east-1:483920175526:execution:prod-orders:run-abc-1", '
+     '"name": "run-abc-1"}', "run-abc-1"),
+    # Lambda log streams; plain Id keys of CloudFront and API Gateway
+    ("2024/01/15/[$LATEST]0a1b2c3d4e5f67890a1b2c3d4e5f6789", "0a1b2c3d4e5f67890a1b2c3d4e5f6789"),
+    ('{"Distribution": {"Id": "E1A2B3C4D5E6F7", "DomainName": "d111111abcdef8.cloudfront.net"}}',
+     "E1A2B3C4D5E6F7"),
+    ('{"items": [{"id": "a1b2c3d4e5", "name": "prod-api", "apiKeySource": "HEADER", '
+     '"endpointConfiguration": {"types": ["REGIONAL"]}}]}', "a1b2c3d4e5"),
+    # a secret key after "secret"
+    ("key: AKIA3XFRBF535PLBIFPI secret: " + SECRET, SECRET),
+]
+
 @pytest.mark.parametrize(
     ("text", "value"),
-    THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW + SIXTH_REVIEW + SEVENTH_REVIEW + EIGHTH_REVIEW,
+    THIRD_REVIEW + FOURTH_REVIEW + FIFTH_REVIEW + SIXTH_REVIEW + SEVENTH_REVIEW + EIGHTH_REVIEW
+    + NINTH_REVIEW,
 )
 def test_review_leaks(text: str, value: str, masker: Masker) -> None:
     """Each review's leak in text, in a tool's result, and (JSON) as a tool's structured input."""
@@ -636,6 +718,18 @@ def test_review_leaks(text: str, value: str, masker: Masker) -> None:
         "https://iot.us-east-1.amazonaws.com https://cognito-idp.us-east-1.amazonaws.com/",
         "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess and git 3f786850e387550fdab836ed7e6dc881de23001b",
         "see https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html v2.15.3",
+        # the ninth review's rules
+        "e-commerce, e-learning and e-mail; a j-pop fan; ws-server; prod-environment; the d-day",
+        "the function name is wrong; the table name, queue name and stack name; --name is required",
+        "docker run --name web-1 nginx && helm install --name my-release ./chart",
+        '{"name": "my-app", "version": "1.2.3", "path": "/api/v1/users", "FunctionName": "default"}',
+        '{"TableName": "${var.table}", "function_name": "var.handler_name", "ClusterName": "Production"}',
+        "aws ssm get-parameter --name /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+        '"Action": ["ssm:GetParameter", "ssm:GetParameters"], "Resource": "*"',
+        "git log 3f786850e387550fdab836ed7e6dc881de23001b at 2024-01-15T10:30:45Z; see /usr/local/bin/x",
+        '{"id": "a1b2c3d4e5", "name": "order"} and uuid 550e8400-e29b-41d4-a716-446655440000',
+        '{"Id": "EXAMPLEEXAMPLE"} v10.2.3 on build-42.example.com; the secret is safe',
+        "aws ecs describe-services --cluster default --services web",
     ],
 )
 def test_review_false_positives(text: str, masker: Masker) -> None:

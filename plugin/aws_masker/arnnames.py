@@ -12,6 +12,8 @@ gets, for the ARN shapes whose resource part is a name the customer chose:
   the ARN's own kind (``LAMBDA_ARN``…), since the token grammar has no kind for their bare names;
 - Organizations root (``root/o-…/<r-id>``): kind ``ORG_ROOT`` (a root ID is found bare only with
   context; organization and OU IDs are found by their shape).
+- a Step Functions state machine or execution (its own name), a Batch job queue or compute
+  environment: the ARN's own kind;
 - the IDs of a CloudFront distribution, Route 53 hosted zone, Cognito user pool, API Gateway
   API and ECS task, and the names of a load balancer and EKS cluster: the ARN's own kind (a
   describe call prints the ID bare next to the ARN: ``"KeyId": ..., "Arn": ...``).
@@ -80,6 +82,12 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = _last(resource), "ECS_ARN"
     elif service == "eks" and resource.startswith("cluster/"):
         name, kind = resource[8:], "EKS_ARN"
+    elif service == "states" and resource.startswith(("execution:", "express:", "stateMachine:")):
+        # (stateMachine:<name>, execution:<machine>:<execution name>: the execution's own name)
+        parts = resource.split(":")
+        name, kind = (parts[1] if parts[0] == "stateMachine" else parts[-1]), "STEP_FN_ARN"
+    elif service == "batch" and resource.startswith(("job-queue/", "compute-environment/")):
+        name, kind = _last(resource), "BATCH_ARN"
     elif service == "organizations" and resource.startswith("root/"):
         name, kind, category = _last(resource), "ORG_ROOT", "account"
     if not name or not _NAME.fullmatch(name):

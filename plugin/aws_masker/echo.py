@@ -120,6 +120,20 @@ KINDS: dict[str, _Word] = {
     "ELB_ARN": _NAME,
     "ECS_ARN": _NAME,
     "EKS_ARN": _NAME,
+    # names and IDs found under their keys and flags (patterns.py, the ninth review's rules)
+    "STEP_FN_ARN": _NAME,
+    "BATCH_ARN": _NAME,
+    "CFN_STACK_ARN": _NAME,
+    "LOG_GROUP_ARN": _NAME,
+    "SECRET_ARN": _NAME,
+    "SSM_ARN": _NAME,
+    "ECR_ARN": _NAME,
+    "KINESIS_ARN": _NAME,
+    "FIREHOSE_ARN": _NAME,
+    "GLUE_ARN": _NAME,
+    "CODEBUILD_ARN": _NAME,
+    "ELASTICACHE_ARN": _NAME,
+    "ARN": _NAME,
 }
 _DOTS = re.compile(r"\.*")
 _NAME_MARK = re.compile(r"[-.0-9]")

@@ -168,6 +168,7 @@ WORD_GUARDS: tuple[str, ...] = (
     r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",
     "[0-9]{3,4}[ \u00a0\u2007\u2009\u202f][0-9]{3}",  # an account ID in digit groups
     r"[Aa][Rr][Nn]\s",  # an ARN with blanks around its colons
+    r"[0-9]{1,3}\][0-9a-f]{32}",  # a Lambda log stream of a published version: [12]<32 hex>
 )
 """Regexes for words that a rule may start with but that begin with no literal of ``LEAD_WORDS``
 (a camel-case key ending in "Bucket"): the ``words`` scanner never skips over these either."""
@@ -618,10 +619,43 @@ _ACCESS_LOG_HEAD = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64} (" + BUCKET + ") " 
 # what follows "named" or "called" that is no name ("a bucket named after the team", "called for")
 _NAMED_STOPWORDS = frozenset(
     {
-        "a", "an", "the", "after", "for", "by", "in", "on", "at", "with", "as", "to", "from", "that",
-        "this", "it", "its", "so", "and", "or", "but", "is", "was", "be", "up", "out", "like",
-        "something", "whatever", "what", "which", "according", "based", "differently", "accordingly",
-        "just", "only"
+        "a",
+        "an",
+        "the",
+        "after",
+        "for",
+        "by",
+        "in",
+        "on",
+        "at",
+        "with",
+        "as",
+        "to",
+        "from",
+        "that",
+        "this",
+        "it",
+        "its",
+        "so",
+        "and",
+        "or",
+        "but",
+        "is",
+        "was",
+        "be",
+        "up",
+        "out",
+        "like",
+        "something",
+        "whatever",
+        "what",
+        "which",
+        "according",
+        "based",
+        "differently",
+        "accordingly",
+        "just",
+        "only",
     }
 )
 _NAMED_BEFORE = re.compile(r"(?<![A-Za-z])(?:named|called)[ \t]+\Z")
@@ -776,7 +810,7 @@ _NOT_A_RESOURCE_NAME = re.compile(
     REGION
     + r"|(?:db\.|cache\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large|metal)"
     + r"|.*\.(?:amazonaws\.com(?:\.cn)?|cloudfront\.net|internal|on\.aws|elasticbeanstalk\.com"
-    + r"|amazoncognito\.com|amplifyapp\.com)"
+    + r"|amazoncognito\.com|amplifyapp\.com|awsapps\.com)"
 )
 _RDS_RESOURCE_TYPE = re.compile(r"AWS::RDS::DB(?:Instance|Cluster)\b")
 
@@ -802,18 +836,91 @@ def _suffix_key_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 # hyphenated English before "bucket" ("the read-only bucket", "a cross-account bucket"): no name
 _ENGLISH_FIRST = frozenset(
     {
-        "pre", "non", "re", "co", "cross", "multi", "per", "self", "third", "first", "top", "well",
-        "read", "write", "public", "private", "same", "single", "one", "two", "new", "old", "long",
-        "short", "high", "low", "auto", "sub", "semi", "anti", "de", "un", "over", "under", "in", "out",
-        "up", "down", "all", "full", "half", "front", "back", "end", "open", "on", "off", "so", "any",
-        "much", "far", "last", "next"
+        "pre",
+        "non",
+        "re",
+        "co",
+        "cross",
+        "multi",
+        "per",
+        "self",
+        "third",
+        "first",
+        "top",
+        "well",
+        "read",
+        "write",
+        "public",
+        "private",
+        "same",
+        "single",
+        "one",
+        "two",
+        "new",
+        "old",
+        "long",
+        "short",
+        "high",
+        "low",
+        "auto",
+        "sub",
+        "semi",
+        "anti",
+        "de",
+        "un",
+        "over",
+        "under",
+        "in",
+        "out",
+        "up",
+        "down",
+        "all",
+        "full",
+        "half",
+        "front",
+        "back",
+        "end",
+        "open",
+        "on",
+        "off",
+        "so",
+        "any",
+        "much",
+        "far",
+        "last",
+        "next",
     }
 )
 _ENGLISH_LAST = frozenset(
     {
-        "only", "level", "based", "wide", "side", "enabled", "disabled", "specific", "scoped", "owned",
-        "managed", "hosted", "encrypted", "replicated", "versioned", "existing", "party", "account",
-        "region", "time", "named", "facing", "like", "style", "type", "sized", "run", "lived"
+        "only",
+        "level",
+        "based",
+        "wide",
+        "side",
+        "enabled",
+        "disabled",
+        "specific",
+        "scoped",
+        "owned",
+        "managed",
+        "hosted",
+        "encrypted",
+        "replicated",
+        "versioned",
+        "existing",
+        "party",
+        "account",
+        "region",
+        "time",
+        "named",
+        "facing",
+        "like",
+        "style",
+        "type",
+        "sized",
+        "run",
+        "lived",
     }
 )
 
@@ -993,6 +1100,8 @@ _HOST_KINDS: tuple[tuple[str, str, str], ...] = (
     (r"\." + REGION + r"\.aoss\.amazonaws\.com", "HOST", "hostname"),
     (r"\.auth\." + REGION + r"\.amazoncognito\.com", "HOST", "hostname"),
     (r"\.amplifyapp\.com", "HOST", "hostname"),
+    # an IAM Identity Center (SSO) start URL: https://d-<directory ID>.awsapps.com/start, or an alias
+    (r"\.awsapps\.com", "HOST", "hostname"),
     (r"\.compute(?:-1)?\.amazonaws\.com(?:\.cn)?", "EC2_HOST", "hostname"),
     (r"\.compute\.internal", "PRIVATE_DNS", "private_ip"),
     (r"\.ec2\.internal", "PRIVATE_DNS", "private_ip"),
@@ -1006,6 +1115,7 @@ HOST_ANCHORS = (
     ".elasticbeanstalk.com",
     ".amazoncognito.com",
     ".amplifyapp.com",
+    ".awsapps.com",
 )
 if not all(s.startswith(r"\.") for s, _k, _c in _HOST_KINDS):  # pragma: no cover - static data
     raise ValueError("every host suffix starts with a dot")
@@ -1346,6 +1456,498 @@ def _keyed_anchors(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(
         re.escape(k.lstrip("-")) + ("" if k[-1] in "/_" else f"[{AFTER_KEY}]") for k in dict.fromkeys(keys)
     )
+
+
+# ---- resource names under their keys, flags and CloudWatch dimensions (ninth review) ---------------
+# a resource's name: letters, digits, "_", "-", "/" and inner dots (a sentence's dot ends it); not an
+# ARN (its own rule) nor an AWS log group path (/aws/lambda/<name>: the name alone is masked there)
+_RESOURCE_NAME = r"(?!arn:|/aws/)[A-Za-z0-9_./](?:[A-Za-z0-9_/-]|\.(?=[A-Za-z0-9_/-])){0,255}" + POSSESSIVE
+_NAME_END = r"(?![A-Za-z0-9_/-]|\.[A-Za-z0-9_/-])"
+_PLAIN_WORD = re.compile(r"[a-z]+|[A-Z]+|[A-Z][a-z]+")
+_TF_REFERENCE = re.compile(r"(?:var|local|module|data|each|self|aws_[a-z0-9_]+)\.")
+
+
+def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
+    """A value under a key or flag that names a resource: masked unless it is a plain word ("default",
+    "Orders"), a number, version, hash, UUID or EC2 ID (their own rules), a region, a Terraform
+    reference (var.name, aws_lambda_function.x.function_name) or a path of slashes only."""
+    if (
+        _PLAIN_WORD.fullmatch(value)
+        or _NOT_LISTED_NAME.fullmatch(value)
+        or re.fullmatch(REGION, value)
+        or _TF_REFERENCE.match(value)
+        or not value.strip("/.")
+    ):
+        return Verdict.REJECT
+    return Verdict.MASK
+
+
+_AWS_CLI_LINE = re.compile(r"(?<![A-Za-z0-9_-])aws(?:\.exe)?[ \t]+[a-z0-9-]+[ \t]+[a-z0-9-]+[ \t]")
+
+
+def _cli_name_verdict(value: str, text: str, start: int) -> Verdict:
+    """``--name``/``--names``: only on an ``aws <service> <operation>`` command line."""
+    line_start = max(text.rfind("\n", 0, start), start - 2000) + 1
+    if not _AWS_CLI_LINE.search(text, line_start, start):
+        return Verdict.REJECT
+    return _resource_name_verdict(value, text, start)
+
+
+def _snake_forms(snake: str) -> tuple[str, ...]:
+    """function_name -> FunctionName, functionName, function_name, FUNCTION_NAME."""
+    parts = snake.split("_")
+    camel = "".join(p.capitalize() for p in parts)
+    return (camel, camel[0].lower() + camel[1:], snake, snake.upper())
+
+
+def _name_keys(*snakes: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([k for s in snakes for k in _snake_forms(s)] + list(extra)))
+
+
+def _named_by_key(keys: tuple[str, ...]) -> str:
+    """A name under one of ``keys``: JSON/YAML/HCL/env (``ASSIGN``), a CloudWatch dimension in text
+    output (DIMENSIONS<tab>FunctionName<tab>x), in a dashboard's metrics array ("FunctionName", "x")
+    and in the CLI's shorthand (Name=FunctionName,Value=x)."""
+    return (
+        words(keys)
+        + "(?:"
+        + ASSIGN
+        + "|"
+        + TAB
+        + r"|[\"'],[ \t]*[\"']|,Value=)(?P<v>"
+        + _RESOURCE_NAME
+        + ")"
+        + _NAME_END
+    )
+
+
+def _key_name_anchors(keys: tuple[str, ...]) -> tuple[str, ...]:
+    # (one pattern for all of a rule's keys: the prefilter's cost grows with its patterns; no key here
+    # ends another of the same rule, so no two ways end at the same place)
+    return (one_of(keys) + f"[{AFTER_KEY},]",)
+
+
+def _named_by_flag(flags: tuple[str, ...]) -> str:
+    """A name after one of the CLI ``flags`` (written without their "--"), "=" or blanks between."""
+    by_first: dict[str, list[str]] = {}
+    for f in flags:
+        by_first.setdefault(f[0], []).append(f)
+    firsts = "".join(sorted(by_first))
+    trie = "|".join(
+        f"(?<={re.escape(ch)})" + literal_trie([w[1:] for w in ws]) for ch, ws in sorted(by_first.items())
+    )
+    return (
+        f"[{firsts}](?<=--[{firsts}])(?:{trie})"
+        # (a mark in the value's first 40 characters: see _flag_anchors)
+        + r"(?:=|[ \t]{1,4})[\"']?(?=[A-Za-z0-9_]{0,40}[-_./0-9])(?P<v>"
+        + _RESOURCE_NAME
+        + ")"
+        + _NAME_END
+    )
+
+
+def _flag_anchors(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """Up to a mark in the value (a hyphen, underscore, dot, slash or digit): "service runs" in prose
+    is not tried."""
+    return (one_of(flags) + r"(?:=|[ \t]{1,4})[\"']?[A-Za-z0-9_]{0,40}[-_./0-9]",)
+
+
+# (token kind, snake-case key names, CLI flags): the kind an ARN of the same resource gets, so a name
+# seen here and inside its ARN (arnnames.py) has one token
+_NAMED_RESOURCES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("LAMBDA_ARN", ("function_name",), ("function-name",)),
+    ("DYNAMODB_ARN", ("table_name",), ("table-name",)),
+    ("SQS_ARN", ("queue_name",), ("queue-name",)),
+    ("SNS_ARN", ("topic_name",), ("topic-name",)),
+    ("CFN_STACK_ARN", ("stack_name",), ("stack-name",)),
+    ("ECS_ARN", ("cluster_name", "service_name"), ("cluster", "services", "service")),
+    ("LOG_GROUP_ARN", ("log_group_name",), ("log-group-name", "log-group-identifier")),
+    ("SECRET_ARN", ("secret_id", "secret_name"), ("secret-id",)),
+    ("ECR_ARN", ("repository_name",), ("repository-name",)),
+    ("KINESIS_ARN", ("stream_name",), ("stream-name",)),
+    ("FIREHOSE_ARN", ("delivery_stream_name",), ("delivery-stream-name",)),
+    ("STEP_FN_ARN", ("state_machine_name", "execution_name"), ()),
+    (
+        "BATCH_ARN",
+        (
+            "job_queue",
+            "job_queue_name",
+            "compute_environment",
+            "compute_environment_name",
+            "job_definition_name",
+        ),
+        ("job-queue", "compute-environment", "compute-environments"),
+    ),
+    ("GLUE_ARN", ("crawler_name", "job_name"), ("crawler-name", "job-name")),
+    ("CODEBUILD_ARN", ("project_name",), ("project-name",)),
+    ("ELB_ARN", ("load_balancer_name", "target_group_name"), ("load-balancer-name", "load-balancer-names")),
+    (
+        "ELASTICACHE_ARN",
+        ("cache_cluster_id", "replication_group_id"),
+        ("cache-cluster-id", "replication-group-id"),
+    ),
+    ("SSM_ARN", ("parameter_name",), ()),
+    ("ARN", ("pipeline_name", "key_name"), ("pipeline-name", "key-name")),
+)
+_NAMED_EXTRA_KEYS = {"LOG_GROUP_ARN": ("awslogs-group", "logGroup"), "SSM_ARN": ("parameterName",)}
+
+
+def _named_rules() -> tuple[Rule, ...]:
+    out: list[Rule] = []
+    for kind, snakes, flags in _NAMED_RESOURCES:
+        keys = _name_keys(*snakes, extra=_NAMED_EXTRA_KEYS.get(kind, ()))
+        slug = kind.lower().removesuffix("_arn") or "generic"
+        key_sample, flag_sample = _snake_forms(snakes[0])[0], flags[0] if flags else ""
+        out.append(
+            Rule(
+                name=f"named_{slug}_key",
+                echo=True,
+                category="arn",
+                kind=kind,
+                regex=_named_by_key(keys),
+                description=f"A resource's name under its keys and CloudWatch dimensions ({key_sample})",
+                anchors=_key_name_anchors(keys),
+                validate=_resource_name_verdict,
+                must_match=(
+                    (f'{{"{key_sample}": "prod-x7-name"}}', "prod-x7-name"),
+                    (f'["AWS/X", "Errors", "{key_sample}", "prod-x7-name"]', "prod-x7-name"),
+                    (f"--dimensions Name={key_sample},Value=prod-x7-name", "prod-x7-name"),
+                    (f"DIMENSIONS\t{key_sample}\tprod-x7-name\n", "prod-x7-name"),
+                ),
+                must_not_match=(
+                    f'"{key_sample}": "default"',
+                    f'"{key_sample}": "${{var.name}}"',
+                    f"{key_sample} = var.prod_name",
+                    f'"{key_sample}": "1.2.3"',
+                    f'"{key_sample}": "arn:aws:x:us-east-1:483920175526:y/z"',
+                ),
+            )
+        )
+        if flags:
+            out.append(
+                Rule(
+                    name=f"named_{slug}_flag",
+                    echo=True,
+                    category="arn",
+                    kind=kind,
+                    regex=_named_by_flag(flags),
+                    description=f"A resource's name after its AWS CLI flags (--{flag_sample})",
+                    anchors=_flag_anchors(flags),
+                    validate=_resource_name_verdict,
+                    must_match=(
+                        (f"aws x y --{flag_sample} prod-x7-name --output json", "prod-x7-name"),
+                        (f"--{flag_sample}=prod_x7.name.", "prod_x7.name"),
+                    ),
+                    must_not_match=(f"{flag_sample} prod-x7-name", f"--{flag_sample} default"),
+                )
+            )
+    return tuple(out)
+
+
+_SSM_PATH = r"/(?!aws/service/)[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?" + POSSESSIVE
+_SSM_PATH_KEYS = ("Name", "name", "Path", "path", "valueFrom", "ValueFrom")
+
+_APIGW_SIBLINGS = re.compile(
+    r"[\"'](?:apiKeySource|endpointConfiguration|rootResourceId|disableExecuteApiEndpoint|binaryMediaTypes)[\"']"
+)
+
+# words the rules below start at that are plain words elsewhere (the ``words`` scanner must try them)
+LEAD_WORDS.update(("Name", "name", "Path", "path", "valueFrom", "ValueFrom", "Id", "id"))
+LEAD_WORDS.update(("names", "cluster", "service", "services"))
+
+_NINTH_REVIEW_RULES: tuple[Rule, ...] = (
+    *_named_rules(),
+    Rule(
+        name="named_cli_name_flag",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        regex=_named_by_flag(("name", "names")),
+        description=(
+            "A resource's name after --name/--names on an `aws <service> <operation>` line (eks "
+            "update-kubeconfig, glue start-crawler, codepipeline get-pipeline-state, ssm get-parameter)"
+        ),
+        anchors=_flag_anchors(("name", "names")),
+        validate=_cli_name_verdict,
+        must_match=(
+            ("aws eks update-kubeconfig --name prod-eks-1 --region us-east-1", "prod-eks-1"),
+            ("aws ssm get-parameter --name /prod/db/password", "/prod/db/password"),
+        ),
+        must_not_match=("docker run --name web-1 nginx", "aws eks update-kubeconfig --name default"),
+    ),
+    Rule(
+        name="ssm_parameter_path",
+        echo=True,
+        category="arn",
+        kind="SSM_ARN",
+        regex=(
+            r"[NnPpVv](?<![A-Za-z0-9_].)(?:(?<=[Nn])ame|(?<=P)ath|(?<=--p)ath|(?<=[Vv])alueFrom)"
+            r"[\"']?[ \t]{0,4}(?:[:=]|(?<=--path|--name)[ \t])"
+            r"[ \t]{0,4}[\"']?(?P<v>" + _SSM_PATH + ")" + _NAME_END
+        ),
+        description=(
+            "An SSM parameter's hierarchical name (/prod/db/password) under Name, Path and valueFrom "
+            "(an ECS secret) and after --name/--path; AWS's public /aws/service/ parameters are kept"
+        ),
+        anchors=(
+            *(re.escape(k) + r"[\"']?[ \t]{0,4}[:= \t][ \t]{0,4}[\"']?/" for k in ("Name", "name", "Path")),
+            r"path[ \t=][ \t]{0,4}[\"']?/",
+            r"[Vv]alueFrom[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?/",
+        ),
+        must_match=(
+            ('{"Parameter": {"Name": "/prod/db/password", "Type": "SecureString"}}', "/prod/db/password"),
+            ('"valueFrom": "/prod/db/password"', "/prod/db/password"),
+            ("aws ssm get-parameters-by-path --path /prod/db/ --recursive", "/prod/db/"),
+        ),
+        must_not_match=(
+            '"Name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"',
+            '"name": "/"',
+            "the name /etc",
+        ),
+    ),
+    Rule(
+        name="ssm_dynamic_reference",
+        echo=True,
+        category="arn",
+        kind="SSM_ARN",
+        regex=(
+            r"s(?:(?<=\{s)|(?<=resolve:s))sm(?:-secure)?:(?P<v>(?!aws/service/|/aws/service/)"
+            r"/?[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)" + _NAME_END
+        ),
+        description=(
+            "An SSM parameter's name in CloudFormation's {{resolve:ssm:NAME}} and {{resolve:ssm-secure:"
+            "NAME}} and the Serverless Framework's ${ssm:NAME}"
+        ),
+        anchors=("ssm:", "ssm-secure:"),
+        must_match=(
+            ("{{resolve:ssm-secure:/prod/db/password:1}}", "/prod/db/password"),
+            ("${ssm:/prod/db/password}", "/prod/db/password"),
+            ("{{resolve:ssm:prod.db.host}}", "prod.db.host"),
+        ),
+        must_not_match=(
+            "arn:aws:ssm:us-east-1",
+            '"Action": "ssm:GetParameter"',
+            "{{resolve:ssm:/aws/service/x/y}}",
+        ),
+    ),
+    Rule(
+        name="aws_log_group_name",
+        echo=True,
+        category="arn",
+        kind="LAMBDA_ARN",
+        kind_of=lambda v: "LAMBDA_ARN",
+        regex=(
+            r"a(?<=/a)(?<![A-Za-z0-9_.-]/a)ws/(?:lambda|codebuild|eks|rds/(?:instance|cluster)|ecs/containerinsights"
+            r"|vendedlogs/states|batch/job|glue/jobs/[a-z]+|sagemaker/[A-Za-z]+|kinesisfirehose)/(?P<v>"
+            r"[A-Za-z0-9_.-]{1,256}" + POSSESSIVE + ")(?![A-Za-z0-9_.-])"
+        ),
+        description=(
+            "The resource name in an AWS log group: /aws/lambda/<function>, /aws/codebuild/<project>, "
+            "/aws/eks/<cluster>/cluster, /aws/rds/instance/<db>/..., /aws/ecs/containerinsights/<cluster>"
+        ),
+        anchors=("aws/(?:lambda|codebuild|eks|rds|ecs|vendedlogs|batch|glue|sagemaker|kinesisfirehose)/",),
+        must_match=(
+            ("aws logs tail /aws/lambda/prod-order-handler --follow", "prod-order-handler"),
+            ('"logGroupName": "/aws/codebuild/prod-build"', "prod-build"),
+            ("/aws/eks/prod-eks-1/cluster", "prod-eks-1"),
+        ),
+        must_not_match=("/aws/service/x", "/aws/lambda/", "x/aws/lambda/y"),
+    ),
+    Rule(
+        name="lambda_log_stream",
+        category="arn",
+        kind="LOG_GROUP_ARN",
+        regex=(
+            r"(?:L(?<=\[\$L)ATEST|[0-9](?<![A-Za-z0-9_]\[[0-9])(?<=\[[0-9])[0-9]{0,2})"
+            r"\](?P<v>[0-9a-f]{32})" + _ID_END
+        ),
+        description="A Lambda log stream's execution environment ID: 2024/01/15/[$LATEST]<32 hex>",
+        anchors=(r"LATEST\][0-9a-f]{32}", r"[0-9]{1,3}\][0-9a-f]{32}"),
+        must_match=(
+            ("2024/01/15/[$LATEST]0a1b2c3d4e5f67890a1b2c3d4e5f6789", "0a1b2c3d4e5f67890a1b2c3d4e5f6789"),
+            ("2024/01/15/[12]0a1b2c3d4e5f67890a1b2c3d4e5f6789", "0a1b2c3d4e5f67890a1b2c3d4e5f6789"),
+        ),
+        must_not_match=("[$LATEST]0a1b", "x[1]0a1b2c3d4e5f67890a1b2c3d4e5f6789"),
+    ),
+    Rule(
+        name="service_id",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"[dejipsw](?<![A-Za-z0-9_.][dejipsw])(?:"
+            # EMR: a cluster (j-), a step (s-), an instance group (ig-) or fleet (if-): 12-14 upper-case
+            # letters and digits, one of each at least
+            r"(?:(?<=[js])-|(?<=i)[gf]-)(?=[A-Z]{0,13}[0-9])(?=[0-9]{0,13}[A-Z])[A-Z0-9]{12,14}"
+            + _ID_END
+            # a Transfer Family server (s- and 17 hex digits)
+            + r"|(?<=s)-[0-9a-f]{17}"
+            + _ID_END
+            # a Directory Service directory or Identity Store (d- and 10 hex digits, a digit among them)
+            + r"|(?<=d)-(?=[a-f]{0,9}[0-9])[0-9a-f]{10}"
+            + _ID_END
+            # a CodeDeploy deployment (d- and 9 upper-case letters and digits, one of each)
+            + r"|(?<=d)-(?=[A-Z]{0,8}[0-9])(?=[0-9]{0,8}[A-Z])[A-Z0-9]{9}"
+            + _ID_END
+            # an Elastic Beanstalk environment (e- and 10 lower-case letters and digits, a digit); also in
+            # its resources' names (awseb-e-abcd1234ef-stack)
+            + r"|(?<=e)-(?=[a-z]{0,9}[0-9])[a-z0-9]{10}(?![A-Za-z0-9_])"
+            # a WorkSpace (ws-, 9 lower-case letters and digits, a digit)
+            + r"|(?<=w)s-(?=[a-z]{0,8}[0-9])[a-z0-9]{9}"
+            + _ID_END
+            # Service Catalog: a product, provisioning artifact, portfolio (13 letters and digits, a digit)
+            + r"|(?<=p)(?:rod|a|ort)-(?=[a-z]{0,12}[0-9])[a-z0-9]{13}"
+            + _ID_END
+            # IAM Identity Center: an instance and a permission set (16 hex digits)
+            + r"|(?<=s)soins-[0-9a-f]{16}"
+            + _ID_END
+            + r"|(?<=p)s-[0-9a-f]{16}"
+            + _ID_END
+            # a Glue job run
+            + r"|(?<=j)r_[0-9a-f]{64}"
+            + _ID_END
+            + ")"
+        ),
+        description=(
+            "IDs of EMR clusters, steps and instance groups, Transfer servers, directories, CodeDeploy "
+            "deployments, Beanstalk environments, WorkSpaces, Service Catalog products, Identity Center "
+            "instances and permission sets, Glue job runs: by their shapes"
+        ),
+        anchors=(
+            "[js]-[A-Z0-9]{12}",
+            "i[gf]-[A-Z0-9]{12}",
+            "s-[0-9a-f]{17}",
+            "d-[0-9a-f]{10}",
+            "d-[A-Z0-9]{9}",
+            "e-[a-z0-9]{10}",
+            "ws-[a-z0-9]{9}",
+            "prod-[a-z0-9]{13}",
+            "pa-[a-z0-9]{13}",
+            "port-[a-z0-9]{13}",
+            "ssoins-[0-9a-f]{16}",
+            "ps-[0-9a-f]{16}",
+            "jr_[0-9a-f]{64}",
+        ),
+        must_match=(
+            ("aws emr describe-cluster --cluster-id j-2AXXXXXXGAPLF", "j-2AXXXXXXGAPLF"),
+            ('{"StepIds": ["s-1A2B3C4D5E6F7"]}', "s-1A2B3C4D5E6F7"),
+            ("aws transfer describe-server --server-id s-01234567890abcdef", "s-01234567890abcdef"),
+            ('{"DirectoryId": "d-906716a2b1"}', "d-906716a2b1"),
+            ("Deployment d-A1B2C3D4E failed", "d-A1B2C3D4E"),
+            ("awseb-e-abcd1234ef-stack", "e-abcd1234ef"),
+            ('{"WorkspaceId": "ws-f9abc1234"}', "ws-f9abc1234"),
+            ('{"ProductId": "prod-4v6rc4hwaiiha"}', "prod-4v6rc4hwaiiha"),
+            ("instance/ssoins-72231234567890ab", "ssoins-72231234567890ab"),
+            ("jr_" + "0a1b2c3d" * 8, "jr_" + "0a1b2c3d" * 8),
+        ),
+        must_not_match=(
+            "j-ABCDEFGHIJKLM",
+            "s-1234567890123",
+            "e-commerce and e-learning",
+            "d-deadbeefaa",
+            "prod-environment",
+            "ws-frontends",
+            "x.j-2AXXXXXXGAPLF",
+        ),
+    ),
+    Rule(
+        name="uuid_id_key",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        regex=_keyed_id(
+            (
+                "CommandId",
+                "commandId",
+                "--command-id",
+                "QueryExecutionId",
+                "queryExecutionId",
+                "--query-execution-id",
+                "pipelineExecutionId",
+                "--pipeline-execution-id",
+                "executionId",
+                "--execution-id",
+                "IdentityStoreUserId",
+                "PrincipalId",
+            ),
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+        ),
+        description="UUIDs of SSM commands, Athena queries, pipeline executions and Identity Store users",
+        anchors=_keyed_anchors(
+            (
+                "CommandId",
+                "commandId",
+                "--command-id",
+                "QueryExecutionId",
+                "queryExecutionId",
+                "--query-execution-id",
+                "pipelineExecutionId",
+                "--pipeline-execution-id",
+                "executionId",
+                "--execution-id",
+                "IdentityStoreUserId",
+                "PrincipalId",
+            )
+        ),
+        must_match=(
+            ('{"CommandId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"}', "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"),
+            (
+                "--query-execution-id 1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d",
+                "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d",
+            ),
+        ),
+        must_not_match=('"RequestId": "1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d"',),
+    ),
+    Rule(
+        name="ssm_session_id",
+        echo=True,
+        category="arn",
+        kind="SSM_ARN",
+        regex=_keyed_id(("SessionId", "sessionId", "--session-id"), r"[A-Za-z0-9_.@+=-]{1,64}-[0-9a-f]{17}"),
+        description="An SSM Session Manager session's ID (<user>-<17 hex digits>) under its keys and flag",
+        anchors=_keyed_anchors(("SessionId", "sessionId", "--session-id")),
+        must_match=(
+            ("Starting session with SessionId: alice-0a1b2c3d4e5f67890", "alice-0a1b2c3d4e5f67890"),
+            ("aws ssm terminate-session --session-id alice-0a1b2c3d4e5f67890", "alice-0a1b2c3d4e5f67890"),
+        ),
+        must_not_match=('"SessionId": "abc"',),
+    ),
+    Rule(
+        name="cloudfront_plain_id",
+        echo=True,
+        category="arn",
+        kind="CLOUDFRONT_ARN",
+        # (a plain Id is every other key of a dump: the anchor runs into the value's shape, so the rule
+        # is tried only where an Id holds E and 12-13 upper-case letters and digits)
+        regex=(
+            r"I(?<![A-Za-z0-9_]I)d[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?(?P<v>" + _CF_DIST_ID + ")" + _ID_END
+        ),
+        description="A CloudFront distribution's ID under a plain Id key (get-distribution and the like)",
+        anchors=(r"Id[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?E[A-Z0-9]{12}",),
+        must_match=(('{"Distribution": {"Id": "E1A2B3C4D5E6F7", "ARN": "x"}}', "E1A2B3C4D5E6F7"),),
+        must_not_match=('{"Id": "EXAMPLEEXAMPLE"}', '{"Id": "E1A2B3C4D5E6F7G8"}'),
+    ),
+    Rule(
+        name="apigateway_plain_id",
+        echo=True,
+        category="arn",
+        kind="APIGW_ARN",
+        regex=r"i(?<![A-Za-z0-9_]i)d[\"']?[ \t]{0,4}:[ \t]{0,4}[\"'](?P<v>" + _APIGW_ID + r")[\"']",
+        description=(
+            "An API Gateway REST API's ID under a plain id key, with a REST API's members around it "
+            "(get-rest-apis, get-rest-api: apiKeySource, endpointConfiguration, rootResourceId)"
+        ),
+        anchors=(r"id[\"']?[ \t]{0,4}:[ \t]{0,4}[\"'][a-z0-9]{10}[\"']",),
+        validate=lambda value, text, start: (
+            Verdict.MASK if _APIGW_SIBLINGS.search(text, max(0, start - 600), start + 600) else Verdict.REJECT
+        ),
+        must_match=(('{"id": "a1b2c3d4e5", "name": "prod-api", "apiKeySource": "HEADER"}', "a1b2c3d4e5"),),
+        must_not_match=(
+            '{"id": "a1b2c3d4e5", "name": "prod-api"}',
+            '{"id": "abcdefghij", "apiKeySource": "x"}',
+        ),
+    ),
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1827,7 +2429,10 @@ RULES: tuple[Rule, ...] = (
             ("https://s3.console.aws.amazon.com/s3/object/acme-data?prefix=x/y.txt", "acme-data"),
             ("https://console.aws.amazon.com/s3/buckets/acme-data/", "acme-data"),
         ),
-        must_not_match=("https://console.aws.amazon.com/s3/home?region=us-east-1", "https://console.aws.amazon.com/s3/"),
+        must_not_match=(
+            "https://console.aws.amazon.com/s3/home?region=us-east-1",
+            "https://console.aws.amazon.com/s3/",
+        ),
     ),
     Rule(
         name="s3_bucket_key",
@@ -2126,7 +2731,7 @@ RULES: tuple[Rule, ...] = (
         ),
         description=(
             "A bucket before its type in CloudFormation's resource lists (STACKRESOURCES <logical ID> "
-            "<bucket> AWS::S3::Bucket, as text or a table), or before \"already exists (Service: S3\""
+            '<bucket> AWS::S3::Bucket, as text or a table), or before "already exists (Service: S3"'
         ),
         anchors=(
             r"[a-z0-9][a-z0-9.-]{0,61}[a-z0-9][ \t|\\\x00]{1,12}AWS::S3::Bucket",
@@ -2428,10 +3033,12 @@ RULES: tuple[Rule, ...] = (
                 ]
             )
             # (or a tab: a CloudWatch dimension in text output, DIMENSIONS<tab>DBInstanceIdentifier<tab>x)
+            # (or a dashboard's metrics array, "DBInstanceIdentifier", "x", or the CLI's shorthand)
             + "(?:"
             + ASSIGN
             + "|"
             + TAB
+            + r"|[\"'],[ \t]*[\"']|,Value="
             + r")(?P<v>"
             + RDS_ID
             + r")(?=[\"'\s,;}\]&]|$)"
@@ -2722,6 +3329,8 @@ RULES: tuple[Rule, ...] = (
                     "TF_VAR_aws_secret_key",
                     "TF_VAR_secret_key",
                     "TF_VAR_AWS_SECRET_ACCESS_KEY",
+                    "secret",  # key: AKIA... secret: ...
+                    "Secret",
                 ]
             )
             # (`aws configure` prompts "AWS Secret Access Key [None]: ")
@@ -3064,6 +3673,8 @@ RULES: tuple[Rule, ...] = (
             "us-east-1_AbCdEfGh",
         ),
     ),
+    # ---- resource names and IDs of the ninth review (see _NINTH_REVIEW_RULES) ---------------------
+    *_NINTH_REVIEW_RULES,
     Rule(
         name="account_console_host",
         category="account",
@@ -3248,14 +3859,7 @@ RULES: tuple[Rule, ...] = (
         name="organizations_root_id",
         category="account",
         kind="ORG_ROOT",
-        regex=(
-            words(_ORG_ROOT_KEYS)
-            + "(?:"
-            + ASSIGN
-            + r"|[ \t]+)(?P<v>"
-            + _ORG_ROOT_ID
-            + ")"
-        ),
+        regex=(words(_ORG_ROOT_KEYS) + "(?:" + ASSIGN + r"|[ \t]+)(?P<v>" + _ORG_ROOT_ID + ")"),
         description=(
             "AWS Organizations root IDs (r- and 4-32 lower-case letters and digits, one a digit) under "
             "RootId/ParentId/TargetId keys and flags, and after the word root"
@@ -3281,7 +3885,7 @@ RULES: tuple[Rule, ...] = (
             r"(?P<v>" + _ORG_ROOT_ID + ")"
         ),
         description=(
-            "AWS Organizations root IDs as the Id of a root (list-roots: under \"Roots\", or with an "
+            'AWS Organizations root IDs as the Id of a root (list-roots: under "Roots", or with an '
             "Arn member next; list-parents: with Type ROOT)"
         ),
         anchors=(r"Id[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?r-",),
