@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from . import cliformats, echo
+from . import base64text, cliformats, echo
 from .arnnames import arn_name
 from .config import MaskerConfig
+from .errors import OpaqueDataError
 from .patterns import Rule
 from .scanner import Found, Scanner
 from .tokens import TOKEN_RE, TokenIssuer, cached_minter, process_secret
@@ -57,6 +59,18 @@ def _arn_account(arn: str) -> str | None:
     return m[3] if m[1] == "organizations" and m[3] else m[2]
 
 
+_KEY_END = frozenset(" \t:=\"'")
+"""How the text before a base64 run ends when it is a key (or a blank)."""
+
+
+def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``start:end`` lies inside one of ``spans`` (in order, not overlapping)."""
+    k = bisect_right(spans, (start, end)) - 1
+    return k >= 0 and spans[k][0] <= start and end <= spans[k][1]
+
+
+_ASCII_ONLY = bytes(range(128)) + b" " * 128
+"""Bytes to ASCII, every other byte a space: what a reader of binary data sees as text."""
 _UNNAMED: tuple[str | None, str, str] = (None, "", "")  # (names.get of a name not found yet)
 
 
@@ -139,11 +153,14 @@ class Masker:
         result = MaskResult()
         names: dict[str, tuple[str | None, str, str]] = {}  # context-found names, for the echo
         kept: list[list[tuple[int, int]]] = []
+        replaced: list[list[tuple[int, int]]] = []  # per text, the spans its tokens stand for
         out: list[str] = []
         for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
             cut = len(contexts[i]) if contexts else 0
             kept.append([])
-            out.append(self._render(text, source, cut, cut + len(text), issuer, result, names, kept[-1]))
+            replaced.append([])
+            stop = cut + len(text)
+            out.append(self._render(text, source, cut, stop, issuer, result, names, kept[-1], replaced[-1]))
         if names:
 
             def issue_named(kind: str, value: str) -> str:  # an ARN's account or name that recurs
@@ -155,7 +172,79 @@ class Masker:
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         result.names = {name: entry for name, entry in names.items() if entry[0] is not None}  # type: ignore[misc]
-        return out, result
+        return self._mask_base64(texts, out, sources, replaced, result), result
+
+    def _mask_base64(
+        self,
+        texts: list[str],
+        out: list[str],
+        sources: list[str],
+        replaced: list[list[tuple[int, int]]],
+        result: MaskResult,
+    ) -> list[str]:
+        """``out`` (``texts`` masked) with the base64 runs of ``texts`` (base64text.py) masked inside:
+        what a run decodes to, when it is text, is masked with this request's tokens (one more
+        ``mask_texts`` of all of them, which does the same for base64 inside those) and coded back
+        as it was. A run that decodes to bytes that are not text is refused when those bytes, read as
+        text, hold an identifier, as an image's are (jsonbody.py): it cannot be masked in place. The
+        runs are found in the texts as sent (no token of this request is in them, and the scan
+        rarely changes a run), then in ``out`` by their characters."""
+        found = [
+            (i, run)
+            for i, text in enumerate(texts)
+            # (not a stretch inside what one token replaced, such as an identifier of 24 characters
+            # or more: nothing of it is sent, so there is nothing to decode)
+            for run in base64text.runs(text, lambda at, end, s=replaced[i]: not _inside(s, at, end))
+        ]
+        if not found:
+            return out
+        readable: list[tuple[int, base64text.Run]] = []
+        for i, run in found:
+            if run.text is not None:
+                readable.append((i, run))
+            elif any(f.mask for f in self.find(run.data.translate(_ASCII_ONLY).decode("ascii"))):
+                raise OpaqueDataError(
+                    "base64 data in the request decodes to bytes that hold an identifier, which "
+                    "cannot be masked in place; it was not forwarded"
+                )
+        if not readable:
+            return out
+        decoded: list[str] = [run.text for _, run in readable]  # type: ignore[misc]
+        # each with what stands before it on its line as its context (a key: AWS_ACCOUNT_ID: <base64>),
+        # on a line of its own where that is not a key (a word glued to the base64)
+        contexts = []
+        for i, run in readable:
+            line = max(texts[i].rfind("\n", 0, run.start) + 1, run.start - 80)
+            before = texts[i][line : run.start + run.skip]
+            contexts.append(before if not before or before[-1] in _KEY_END else before + "\n")
+        masked, inner = self.mask_texts(
+            decoded, contexts, reserve_from=[*sources, *out], issued=dict(result.tokens)
+        )
+        if inner.total == 0:
+            return out
+        result.tokens.update(inner.tokens)
+        result.counts.update(inner.counts)
+        result.collisions += inner.collisions
+        result.names = {**inner.names, **result.names}
+        out = list(out)
+        pieces: dict[int, list[str]] = {}
+        last: dict[int, int] = {}
+        for (i, run), new in zip(readable, masked, strict=True):
+            if new == run.text:
+                continue
+            coded = texts[i][run.start : run.end]
+            at = out[i].find(coded, last.get(i, 0))
+            if at < 0:  # the scan changed the run itself: what it decodes to now is not known
+                raise OpaqueDataError(
+                    "base64 text in the request holds an identifier and could not be masked in place; "
+                    "it was not forwarded"
+                )
+            before = out[i][last.get(i, 0) : at]
+            pieces.setdefault(i, []).extend((before, base64text.encode(run, texts[i], new)))
+            last[i] = at + len(coded)
+        for i, parts in pieces.items():
+            out[i] = "".join(parts) + out[i][last[i] :]
+        return out
 
     def _render(
         self,
@@ -167,6 +256,7 @@ class Masker:
         result: MaskResult,
         names: dict[str, tuple[str | None, str, str]],
         kept: list[tuple[int, int]],
+        replaced: list[tuple[int, int]],
     ) -> str:
         """``text`` (which is ``source[cut:stop]``, between its context) with each identifier the scan of
         ``source`` finds in it replaced by its token, rendered as the scan goes. Names masked by a
@@ -201,6 +291,7 @@ class Masker:
                 kept.append((size + start - last, size + end - last))
                 return
             append(source[last:start])
+            replaced.append((start - cut, end - cut))
             token = issue(kind, value)
             append(token)
             counted(category)

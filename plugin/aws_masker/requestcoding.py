@@ -93,7 +93,7 @@ def _unbrotli(body: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
-def _is_zlib(body: bytes) -> bool:
+def is_zlib(body: bytes) -> bool:
     """RFC 9110's deflate is a zlib stream; some clients send raw deflate: a zlib header tells them apart."""
     return len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
 
@@ -105,5 +105,5 @@ def decode(body: bytes, coding: str, limit: int) -> bytes:
     if coding in GZIP:
         return _inflate(body, 16 + zlib.MAX_WBITS, limit, coding)
     if coding == DEFLATE:
-        return _inflate(body, zlib.MAX_WBITS if _is_zlib(body) else -zlib.MAX_WBITS, limit, coding)
+        return _inflate(body, zlib.MAX_WBITS if is_zlib(body) else -zlib.MAX_WBITS, limit, coding)
     return _unbrotli(body, limit)

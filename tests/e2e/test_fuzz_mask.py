@@ -291,6 +291,26 @@ def placement(draw: st.DrawFn, kind: str, chosen: list[Sample], steps: list[str]
         steps.append("base64 text/plain document")
         doc = {"type": "document", "source": {"type": "base64", "media_type": "text/plain", "data": data}}
         return _request([_user([doc, {"type": "text", "text": "Summarise the attached file."}])])
+    if kind == "base64_in_text":
+        joined = "\n".join(texts)
+        coding = draw(st.sampled_from(["standard", "urlsafe", "wrapped", "gzip", "glued"]))
+        if coding == "urlsafe":
+            data = base64.urlsafe_b64encode(joined.encode()).decode().rstrip("=")
+        elif coding == "gzip":
+            data = base64.b64encode(gzip.compress(joined.encode())).decode()
+        elif coding == "wrapped":
+            data = base64.encodebytes(joined.encode()).decode()
+        else:
+            data = base64.b64encode(joined.encode()).decode()
+        text = f"decode{data}" if coding == "glued" else f"Decode this base64:\n{data}\n"
+        where = draw(st.sampled_from(["text", "tool_result", "tool_input"]))
+        steps.append(f"base64 in text ({coding}) in {where}")
+        if where == "text":
+            return _request([_user(text)])
+        if where == "tool_input":
+            return _request([_user("run it"), _tool_use({"stdin": text})])
+        result = {"type": "tool_result", "tool_use_id": "toolu_01", "content": text}
+        return _request([_user("run it"), _tool_use({"command": "x"}), _user([result])])
     if kind == "exempt_shape_in_tool_input":
         shape = draw(st.sampled_from(["image_source", "thinking_signature", "redacted_thinking", "nested"]))
         steps.append(f"exempt-looking {shape} in tool_use.input")
@@ -406,6 +426,7 @@ PLACEMENTS = (
     "escaped_json",
     "split_blocks",
     "base64_document",
+    "base64_in_text",
     "exempt_shape_in_tool_input",
     "exempt_position_not_base64",
 )
