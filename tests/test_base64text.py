@@ -254,3 +254,86 @@ def test_catalogue_samples_in_base64_never_leak(masker: Masker, picked: list, fo
         assert exc.code in ("2011", "2005")
         return
     assert list(find_leaks([v for _, v in picked], {"out": out})) == []
+
+
+# ---- regressions (hostile review of b80fd2e) -----------------------------------------------------
+
+
+def test_a_run_is_masked_where_it_stands_not_where_its_characters_first_occur(masker: Masker) -> None:
+    """The same characters earlier in the text, not read as a run (a short value without a key
+    before it), are not where the masked run goes."""
+    coded = _b64(ACCOUNT.encode())
+    for before in ("note ", "/", "ref "):
+        text = f"# secret\n{before}{coded} and OwnerId: {coded}\n"
+        out, _ = masker.mask_text(text)
+        assert out.startswith(f"# secret\n{before}{coded} and OwnerId: ")
+        assert list(find_leaks([ACCOUNT], {"out": out.split("OwnerId: ", 1)[1]})) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"OwnerId": _b64(ACCOUNT.encode())},
+        {"kind": "Secret", "data": {"AWS_ACCOUNT_ID": _b64(ACCOUNT.encode())}},
+        {"OwnerId": _b64(f"   {ACCOUNT}             ".encode())},
+    ],
+    ids=["short", "secret", "long"],
+)
+def test_a_json_value_s_key_is_the_context_of_its_base64(masker: Masker, value: dict) -> None:
+    """A JSON member's key stands before its value in the request, not in the value's text: the
+    base64 value is read with it, as the plain value is."""
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "aws", "input": value}
+    sent, _ = mask_request(_request([{"type": "text", "text": "x"}, tool]), masker)
+    assert list(find_leaks([ACCOUNT], {"sent": sent})) == []
+
+
+def test_a_short_value_in_escaped_json_text_is_read(masker: Masker) -> None:
+    coded = _b64(ACCOUNT.encode())
+    text = f'kubectl: {{\\"kind\\": \\"Secret\\", \\"data\\": {{\\"AWS_ACCOUNT_ID\\": \\"{coded}\\"}}}}'
+    out, _ = masker.mask_text(text)
+    assert list(find_leaks([ACCOUNT], {"out": out})) == []
+
+
+def test_utf16le_base64_is_masked_and_written_back_as_utf16le(masker: Masker) -> None:
+    """``powershell -EncodedCommand`` takes base64 of UTF-16LE text."""
+    command = f"Get-EC2Instance -InstanceId {EC2}; Test-Connection {IP}"
+    out, _ = masker.mask_text("powershell.exe -EncodedCommand " + _b64(command.encode("utf-16-le")))
+    assert list(find_leaks([EC2, IP], {"out": out})) == []
+    back = base64.b64decode(out.rsplit(" ", 1)[1]).decode("utf-16-le")
+    assert back.startswith("Get-EC2Instance -InstanceId AWS_EC2_")
+
+
+def test_a_run_under_another_is_not_taken_for_its_continuation(masker: Masker) -> None:
+    """A line of base64 (brotli, which stands alone) above a shorter line of gzip base64: two runs,
+    the first not a word glued before the second (found by fuzzing)."""
+    line = "ixWAczM6Ly9hY21lLXByb2Qtc2VjcmV0cy03NzMxL2sgKGludmVudG9yeSkgb2sD"  # brotli: s3://<bucket>/k ...
+    assert brotli.decompress(base64.b64decode(line)).startswith(f"s3://{BUCKET}/".encode())
+    under = "H4sIAHamFmsC/8ssUDA00DPQM9YzV9DIzCtLzSvJL6rUBAC0WGRLFwAAAA=="  # gzip: ip <address> ...
+    out, _ = masker.mask_text(f"data: {line}\n{under})")
+    assert list(find_leaks([BUCKET, IP], {"out": out})) == []
+
+
+def test_a_long_wrapped_run_of_binary_is_read_a_bounded_number_of_times(
+    masker: Masker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `base64 file.zip` paste (thousands of wrapped lines that are not text) is decoded as a whole,
+    without the last line, and as its first line: not once per line (which was quadratic)."""
+    calls: list[int] = []
+    readings = base64text._readings
+
+    def counted(body: str, altchars: bytes | None):  # type: ignore[no-untyped-def]
+        calls.append(len(body))
+        return readings(body, altchars)
+
+    monkeypatch.setattr(base64text, "_readings", counted)
+    text = "file:\n" + base64.encodebytes(random.Random(1).randbytes(60_000)).decode()
+    assert masker.mask_text(text)[0] == text
+    assert len(calls) <= 3
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_binary_is_not_read_as_prose(masker: Masker, seed: int) -> None:
+    """Random bytes (a PNG or zip pasted as base64) are checked only in their printable stretches:
+    the noise between them, read as letters, made prose rules match ("DB t1") and refused them."""
+    text = "png: " + _b64(random.Random(seed).randbytes(200_000))
+    assert masker.mask_text(text)[0] == text

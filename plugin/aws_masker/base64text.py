@@ -26,6 +26,7 @@ import base64
 import binascii
 import gzip
 import re
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -52,7 +53,9 @@ characters, of a private IP address 11 and padding; looking for such short runs 
 try every long word."""
 _SHORT_TEXT = 32
 _WHOLE = re.compile(r"[ \t\r\n\"']*([A-Za-z0-9+/_-]{10,23})={0,2}[ \t\r\n\"']*")
-_SHORT_VALUE = re.compile(r"(?:[:=]|base64,)[ \t]*[\"']?([A-Za-z0-9+/_-]{10,23})(?==?=?(?![A-Za-z0-9+/_=-]))")
+_SHORT_VALUE = re.compile(
+    r"(?:[:=]|base64,)[ \t]*(?:\\?[\"'])?([A-Za-z0-9+/_-]{10,23})(?==?=?(?![A-Za-z0-9+/_=-]))"
+)  # (a quote after the key may be escaped: JSON inside a JSON string)
 _HINTS = ("secret", "base64", "decode")
 """Words (any case) of a text that speaks of secrets or base64, where short values are decoded."""
 
@@ -120,6 +123,17 @@ _PRINTABLE_RUN = re.compile(rb"[\x21-\x7e]{8,}")
 """Eight printable ASCII characters in a row: the shortest identifier (``10.0.0.1``) is no shorter."""
 
 
+if sys.version_info >= (3, 11):
+
+    def _a2b(coded: bytes) -> bytes:
+        return binascii.a2b_base64(coded, strict_mode=True)
+
+else:  # (Python 3.10's binascii has no strict mode; the alphabet check is the same)
+
+    def _a2b(coded: bytes) -> bytes:
+        return base64.b64decode(coded, validate=True)
+
+
 def _deflate(data: bytes) -> bytes:
     compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     return compressor.compress(data) + compressor.flush()
@@ -154,6 +168,8 @@ class Run(NamedTuple):
     data: bytes
     """The decoded (and decompressed) bytes; for a run that is not text, those of each alignment
     that decodes, a NUL byte between them."""
+    charset: str = "utf-8"
+    """How ``text`` is written in the bytes: UTF-8, or UTF-16LE (``powershell -EncodedCommand``)."""
 
 
 def runs(text: str, wanted: Callable[[int, int], bool] | None = None) -> list[Run]:
@@ -213,8 +229,7 @@ def _decoded_run(text: str, start: int, end: int, altchars: bytes | None) -> Run
     """The run of one alphabet at ``text[start:end]``, with its padding and continued lines, read at
     the first alignment that gives text (else with the bytes of every alignment whose bytes may hold
     an identifier); None if there is none. A line after the run that only looks like its last line
-    (a word under a line of base64 whose length is a multiple of 4) is left out again if the run
-    gives no text with it."""
+    (a word under a line of base64) is left out again if the run gives no text with it."""
     pad = 0
     while pad < 2 and text.startswith("=", end + pad):
         pad += 1
@@ -241,14 +256,19 @@ def _decoded_run(text: str, start: int, end: int, altchars: bytes | None) -> Run
             if m[3] or len(line) < width:
                 break
     opaque: list[bytes] = []
-    for count in range(len(lines), 0, -1):
+    # all the lines; all but the last (a word under the base64 that only looked like its last line);
+    # the first alone (a run under another): no more, so a long wrapped run of binary data is read
+    # in linear time
+    for count in sorted({len(lines), max(1, len(lines) - 1), 1}, reverse=True):
         body = "".join(line for line, *_ in lines[:count])
         _, stop, last_pad, _ = lines[count - 1]
         wrap = (lines[1][3], first, width) if count > 1 else ("", 0, 0)
         readings = _short_readings(body, altchars) if len(body) <= _CACHED_BODY else _readings(body, altchars)
-        for skip, coding, data, decoded in readings:
+        for skip, coding, data, decoded, charset in readings:
+            if count > 1 and skip >= first:  # (a run on the first line, another under it: two runs)
+                continue
             if decoded is not None:
-                return Run(start, stop, skip, altchars, bool(last_pad), wrap, coding, decoded, data)
+                return Run(start, stop, skip, altchars, bool(last_pad), wrap, coding, decoded, data, charset)
             if count == len(lines) or count == 1:
                 opaque.append(data)
     if not opaque:
@@ -267,12 +287,12 @@ _GLUED = (3, 6, 9, 12)
 """Bytes of a word glued before the base64 (four characters each) looked past for text."""
 
 
-def _readings(body: str, altchars: bytes | None) -> Iterator[tuple[int, str, bytes, str | None]]:
+def _readings(body: str, altchars: bytes | None) -> Iterator[tuple[int, str, bytes, str | None, str]]:
     """For each alignment of ``body`` that decodes to bytes that may hold an identifier (eight
-    printable ASCII characters in a row): the characters before the base64, the compression, the
-    bytes and the text they are (None if they are not text). Where a word is glued before the
-    base64, the bytes it decodes to are looked past: for gzip's magic bytes anywhere, for text within
-    ``_GLUED`` bytes."""
+    printable ASCII characters in a row, or UTF-16LE text): the characters before the base64, the
+    compression, the bytes, the text they are (None if they are not text) and its charset. Where a
+    word is glued before the base64, the bytes it decodes to are looked past: for gzip's magic bytes
+    anywhere, for text within ``_GLUED`` bytes."""
     for skip in range(4):
         part = body[skip:]
         usable = len(part) - 1 if len(part) % 4 == 1 else len(part)  # (a lone sixth of a byte)
@@ -280,19 +300,24 @@ def _readings(body: str, altchars: bytes | None) -> Iterator[tuple[int, str, byt
             return
         coded = (part[:usable] + "=" * (-usable % 4)).encode("ascii")
         try:
-            data = binascii.a2b_base64(coded.translate(_TO_STANDARD) if altchars else coded, strict_mode=True)
+            data = _a2b(coded.translate(_TO_STANDARD) if altchars else coded)
         except binascii.Error:
             continue
         coding, plain = _decompressed(data, headerless=skip == 0)
         decoded = _as_text(plain) if _PRINTABLE_RUN.search(plain) is not None else None
+        if decoded is None and len(plain) % 2 == 0 and plain[1::2].count(0) * 10 >= len(plain) * 4:
+            wide = _as_utf16(plain)  # (mostly ASCII written as UTF-16LE: every other byte NUL)
+            if wide is not None:
+                yield skip, coding, plain, wide, _UTF16
+                continue
         if decoded is None and coding == requestcoding.IDENTITY:
             glued = _past_glued_word(data)
             if glued is not None:
                 drop, coding, plain, decoded = glued
-                yield skip + drop // 3 * 4, coding, plain, decoded
+                yield skip + drop // 3 * 4, coding, plain, decoded, "utf-8"
                 continue
         if _PRINTABLE_RUN.search(plain) is not None:
-            yield skip, coding, plain, decoded
+            yield skip, coding, plain, decoded, "utf-8"
 
 
 def _past_glued_word(data: bytes) -> tuple[int, str, bytes, str] | None:
@@ -314,8 +339,22 @@ def _past_glued_word(data: bytes) -> tuple[int, str, bytes, str] | None:
     return None
 
 
+_UTF16 = "utf-16-le"
+
+
+def _as_utf16(data: bytes) -> str | None:
+    """``data`` as UTF-16LE text (Windows, ``powershell -EncodedCommand``) with an identifier's room
+    (eight printable ASCII characters in a row), if it is that and nearly all printable."""
+    try:
+        text = data.decode(_UTF16)
+    except UnicodeDecodeError:
+        return None
+    decoded = _as_text(text.encode("utf-8"))
+    return decoded if decoded is not None and _PRINTABLE_RUN.search(data[::2]) is not None else None
+
+
 @lru_cache(maxsize=4096)
-def _short_readings(body: str, altchars: bytes | None) -> tuple[tuple[int, str, bytes, str | None], ...]:
+def _short_readings(body: str, altchars: bytes | None) -> tuple[tuple[int, str, bytes, str | None, str], ...]:
     return tuple(_readings(body, altchars))
 
 
@@ -360,11 +399,21 @@ def _as_text(data: bytes) -> str | None:
     return text if readable >= _PRINTABLE_SHARE * len(text) else None
 
 
+_READABLE = re.compile(rb"[\x20-\x7e\t]{8,}")
+
+
+def as_seen(data: bytes) -> str:
+    """What a reader sees as text in binary data: its stretches of eight or more printable ASCII
+    characters, one per line (an identifier, with the key before it, stands in one; the noise
+    between them, read as letters and spaces, would make prose rules match random bytes)."""
+    return "\n".join(m.group().decode("ascii") for m in _READABLE.finditer(data))
+
+
 def encode(run: Run, source: str, text: str) -> str:
     """What stands in ``run``'s place in ``source`` with ``text`` as its content, coded as the run was:
     the characters before its alignment kept, the same alphabet, padding, compression and line
     wrapping."""
-    data = _COMPRESS[run.coding](text.encode("utf-8"))
+    data = _COMPRESS[run.coding](text.encode(run.charset))
     coded = base64.b64encode(data, altchars=run.altchars).decode("ascii")
     out = source[run.start : run.start + run.skip] + coded
     if not run.padded:

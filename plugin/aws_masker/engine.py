@@ -69,8 +69,6 @@ def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return k >= 0 and spans[k][0] <= start and end <= spans[k][1]
 
 
-_ASCII_ONLY = bytes(range(128)) + b" " * 128
-"""Bytes to ASCII, every other byte a space: what a reader of binary data sees as text."""
 _UNNAMED: tuple[str | None, str, str] = (None, "", "")  # (names.get of a name not found yet)
 
 
@@ -172,13 +170,14 @@ class Masker:
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         result.names = {name: entry for name, entry in names.items() if entry[0] is not None}  # type: ignore[misc]
-        return self._mask_base64(texts, out, sources, replaced, result), result
+        return self._mask_base64(texts, out, sources, contexts, replaced, result), result
 
     def _mask_base64(
         self,
         texts: list[str],
         out: list[str],
         sources: list[str],
+        keys: list[str] | None,
         replaced: list[list[tuple[int, int]]],
         result: MaskResult,
     ) -> list[str]:
@@ -202,7 +201,7 @@ class Masker:
         for i, run in found:
             if run.text is not None:
                 readable.append((i, run))
-            elif any(f.mask for f in self.find(run.data.translate(_ASCII_ONLY).decode("ascii"))):
+            elif any(f.mask for f in self.find(base64text.as_seen(run.data))):
                 raise OpaqueDataError(
                     "base64 data in the request decodes to bytes that hold an identifier, which "
                     "cannot be masked in place; it was not forwarded"
@@ -211,11 +210,13 @@ class Masker:
             return out
         decoded: list[str] = [run.text for _, run in readable]  # type: ignore[misc]
         # each with what stands before it on its line as its context (a key: AWS_ACCOUNT_ID: <base64>),
-        # on a line of its own where that is not a key (a word glued to the base64)
+        # on a line of its own where that is not a key (a word glued to the base64); the line begins
+        # in the text's own context (a JSON value's key: "OwnerId": "<base64>")
         contexts = []
         for i, run in readable:
-            line = max(texts[i].rfind("\n", 0, run.start) + 1, run.start - 80)
-            before = texts[i][line : run.start + run.skip]
+            start = (len(keys[i]) if keys else 0) + run.start
+            line = max(sources[i].rfind("\n", 0, start) + 1, start - 80)
+            before = sources[i][line : start + run.skip]
             contexts.append(before if not before or before[-1] in _KEY_END else before + "\n")
         masked, inner = self.mask_texts(
             decoded, contexts, reserve_from=[*sources, *out], issued=dict(result.tokens)
@@ -229,11 +230,19 @@ class Masker:
         out = list(out)
         pieces: dict[int, list[str]] = {}
         last: dict[int, int] = {}
+        passed: dict[int, int] = {}  # per text, where the last run replaced ends in the text as sent
         for (i, run), new in zip(readable, masked, strict=True):
             if new == run.text:
                 continue
             coded = texts[i][run.start : run.end]
+            # the same characters may stand earlier, not as a run (a short value not after a key):
+            # as many of them are passed over in ``out`` as stand between the last run and this one
             at = out[i].find(coded, last.get(i, 0))
+            seen = texts[i].find(coded, passed.get(i, 0), run.start + len(coded) - 1)
+            while at >= 0 and 0 <= seen < run.start:
+                at = out[i].find(coded, at + 1)
+                seen = texts[i].find(coded, seen + 1, run.start + len(coded) - 1)
+            passed[i] = run.end
             if at < 0:  # the scan changed the run itself: what it decodes to now is not known
                 raise OpaqueDataError(
                     "base64 text in the request holds an identifier and could not be masked in place; "

@@ -53,7 +53,7 @@ from collections import Counter
 from decimal import Decimal
 from json.encoder import encode_basestring, encode_basestring_ascii
 
-from . import echo
+from . import base64text, echo
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, Container, Document
@@ -310,15 +310,13 @@ def _check_binary(data: str, kind: str, media: str, masker: Masker) -> None:
 def _check_opaque(decoded: bytes, masker: Masker) -> None:
     """Refuse opaque data whose bytes, read as text, hold an identifier the catalogue masks (text
     after a genuine header, a signature that is base64 text): it cannot be masked in place."""
-    if any(found.mask for found in masker.find(decoded.translate(_ASCII_ONLY).decode("ascii"))):
+    if any(found.mask for found in masker.find(base64text.as_seen(decoded))):
         raise OpaqueDataError(
             "an image, document, signature or encrypted search result in the request carries an "
             "identifier inside its encoded data, which cannot be masked; it was not forwarded"
         )
 
 
-_ASCII_ONLY = bytes(range(128)) + b" " * 128
-"""Bytes to ASCII, every other byte a space: what a reader of binary data sees as text."""
 
 
 def _loose_b64decode(value: str) -> bytes:
