@@ -24,18 +24,13 @@ from aws_masker.errors import BodyTooLargeError, MaskerError, OpaqueDataError
 from aws_masker.patterns import RULES
 from aws_masker.restore import restore_text
 
-SECRET = "base64-test-secret-0123456789abcdef"
+SECRET = "base64-test-secret-0123456789abcdef"  # (the samples' Masker; tests use conftest's)
 EC2 = "i-0123456789abcdef0"
 ACCOUNT = "483920175526"
 BUCKET = "acme-prod-secrets-7731"
 IP = "10.0.3.7"
 ORIGINALS = (EC2, ACCOUNT, BUCKET, IP)
 TEXT = f"instance {EC2} owner OwnerId: {ACCOUNT} bucket s3://{BUCKET}/app.env ip {IP}\n"
-
-
-@pytest.fixture(scope="module")
-def masker() -> Masker:
-    return Masker(MaskerConfig(token_secret=SECRET))
 
 
 def _deflate(data: bytes) -> bytes:

@@ -303,8 +303,13 @@ def _readings(body: str, altchars: bytes | None) -> Iterator[tuple[int, str, byt
             data = _a2b(coded.translate(_TO_STANDARD) if altchars else coded)
         except binascii.Error:
             continue
-        coding, plain = _decompressed(data, headerless=skip == 0)
-        decoded = _as_text(plain) if _PRINTABLE_RUN.search(plain) is not None else None
+        coding, plain = _decompressed(data, headerless=False)  # (gzip and zlib, by their headers)
+        text = _as_text(plain)
+        if text is None and skip == 0 and coding == requestcoding.IDENTITY and not _has_header(data):
+            coding, plain = _decompressed(data, headerless=True)  # (text is not tried as compressed)
+            text = _as_text(plain) if coding != requestcoding.IDENTITY else None
+        printable = _PRINTABLE_RUN.search(plain) is not None
+        decoded = text if printable else None
         if decoded is None and len(plain) % 2 == 0 and plain[1::2].count(0) * 10 >= len(plain) * 4:
             wide = _as_utf16(plain)  # (mostly ASCII written as UTF-16LE: every other byte NUL)
             if wide is not None:
@@ -316,7 +321,7 @@ def _readings(body: str, altchars: bytes | None) -> Iterator[tuple[int, str, byt
                 drop, coding, plain, decoded = glued
                 yield skip + drop // 3 * 4, coding, plain, decoded, "utf-8"
                 continue
-        if _PRINTABLE_RUN.search(plain) is not None:
+        if printable:
             yield skip, coding, plain, decoded, "utf-8"
 
 
@@ -358,16 +363,20 @@ def _short_readings(body: str, altchars: bytes | None) -> tuple[tuple[int, str, 
     return tuple(_readings(body, altchars))
 
 
+def _has_header(data: bytes) -> bool:
+    return data[:2] == b"\x1f\x8b" or requestcoding.is_zlib(data)
+
+
 def _decompressed(data: bytes, headerless: bool) -> tuple[str, bytes]:
     """``data`` decompressed, and how: gzip (its magic bytes), zlib (its header), and if
     ``headerless`` (a run read as written, not at a later alignment) raw deflate or brotli, which
     have no header and are only tried; ``identity`` and the bytes as they are when none of them
     reads all of it. Decompression stops at ``MAX_DECOMPRESSED`` bytes (a bomb is refused)."""
-    if data[:2] == b"\x1f\x8b":
+    if data[:2] == b"\x1f\x8b":  # (the checks of _has_header)
         codings: tuple[str, ...] = ("gzip",)
     elif requestcoding.is_zlib(data):
         codings = ("deflate",)
-    elif headerless and _as_text(data) is None:  # (text is not tried as compressed)
+    elif headerless:
         codings = ("deflate", "br")
     else:
         return requestcoding.IDENTITY, data

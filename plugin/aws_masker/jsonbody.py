@@ -317,8 +317,6 @@ def _check_opaque(decoded: bytes, masker: Masker) -> None:
         )
 
 
-
-
 def _loose_b64decode(value: str) -> bytes:
     """Base64 in either alphabet, padding optional (a base64-shaped value, see ``_base64ish``). Each
     run between padding is decoded, and the bytes joined, as a decoder that reads on past padding

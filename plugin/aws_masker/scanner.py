@@ -19,7 +19,6 @@ Which positions and rules are tried depends on the mode; all three find exactly 
 from __future__ import annotations
 
 import re
-import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate
@@ -29,7 +28,7 @@ from typing import NamedTuple
 from . import prefilter
 from .errors import InvalidEncodingError
 from .patterns import LEAD_WORDS, POSSESSIVE, RULES, WORD_GUARDS, Rule, Verdict, literal_trie, run
-from .textview import Paired, backslash_escapes, folded, paired
+from .textview import OTHER_SPACES, Paired, backslash_escapes, folded, paired
 
 MODES = ("anchors", "words", "plain")
 DEFAULT_MODE = "anchors" if prefilter.AVAILABLE else "words"
@@ -203,8 +202,7 @@ _Plan = tuple[
 ]
 
 
-# The blanks the fold reads as a space (no-break, thin, figure, ...: textview.py)
-_BLANKS = {cp: " " for cp in range(0x80, 0x3001) if unicodedata.category(chr(cp)) == "Zs"}
+_BLANKS = str.maketrans(dict.fromkeys(OTHER_SPACES, " "))
 
 
 def _mapped(emit: Emit, source: Callable[[int], int], original: str) -> Emit:

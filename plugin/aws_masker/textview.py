@@ -137,6 +137,10 @@ _LOOKALIKES = {
 }
 
 
+OTHER_SPACES = tuple(chr(cp) for cp in range(0x80, 0x3001) if unicodedata.category(chr(cp)) == "Zs")
+"""Spaces other than the ASCII one (no-break, thin, figure, ...): the fold reads each as a space."""
+
+
 def _table() -> dict[str, str]:
     table: dict[str, str] = {}
     # (and the tag characters and variation selectors past the BMP, invisible)
@@ -166,9 +170,7 @@ def _table() -> dict[str, str]:
         nfkc = unicodedata.normalize("NFKC", chr(cp))
         if chr(cp) not in table and nfkc in _LOOKALIKES:
             table[chr(cp)] = _LOOKALIKES[nfkc]
-    for cp in range(0x80, 0x3001):  # spaces (no-break, thin, figure, ...): a space, as read
-        if unicodedata.category(chr(cp)) == "Zs":
-            table[chr(cp)] = " "
+    table.update(dict.fromkeys(OTHER_SPACES, " "))
     return table
 
 
