@@ -185,7 +185,7 @@ def runs(text: str, wanted: Callable[[int, int], bool] | None = None) -> list[Ru
         at = mapped.find(_NEEDLE)
         while at >= 0:
             end = _RUN_END.match(mapped, at).end()  # type: ignore[union-attr]
-            if wanted is None or wanted(at, end):
+            if (wanted is None or wanted(at, end)) and not _plain_word(text, at, end):
                 for start, stop, altchars in _alphabets(text[at:end], at):
                     run = _decoded_run(text, start, stop, altchars)
                     if run is not None:
@@ -209,6 +209,24 @@ def runs(text: str, wanted: Callable[[int, int], bool] | None = None) -> list[Ru
                 if run is not None:
                     short.append(run)
     return sorted(found + short) if short else found
+
+
+def _plain_word(text: str, at: int, end: int) -> bool:
+    """Whether the stretch ``text[at:end]`` is known to read as nothing: a stretch of one line and
+    one alphabet, short enough to be read once per process (``_short_readings``), that gives no
+    reading (a hyphenated name: ``web-server-security-group``). The usual case, found without
+    ``_decoded_run``'s look for padding and continued lines."""
+    if end - at > _CACHED_BODY or text[end : end + 1] in _MAY_CONTINUE:
+        return False
+    stretch = text[at:end]
+    url = "-" in stretch or "_" in stretch
+    if url and ("+" in stretch or "/" in stretch):
+        return False
+    return not _short_readings(stretch, b"-_" if url else None)
+
+
+_MAY_CONTINUE = frozenset("=\r\n")
+"""Characters after a stretch that may continue its run (padding, a wrapped line)."""
 
 
 def _alphabets(stretch: str, at: int) -> list[tuple[int, int, bytes | None]]:

@@ -63,10 +63,14 @@ _KEY_END = frozenset(" \t:=\"'")
 """How the text before a base64 run ends when it is a key (or a blank)."""
 
 
-def _inside(spans: list[tuple[int, int]], start: int, end: int) -> bool:
-    """Whether ``start:end`` lies inside one of ``spans`` (in order, not overlapping)."""
-    k = bisect_right(spans, (start, end)) - 1
-    return k >= 0 and spans[k][0] <= start and end <= spans[k][1]
+def _outside(spans: list[tuple[int, int]]) -> Callable[[int, int], bool]:
+    """Whether ``start:end`` lies outside each of ``spans`` (in order, not overlapping)."""
+
+    def outside(start: int, end: int) -> bool:
+        k = bisect_right(spans, (start, end)) - 1
+        return k < 0 or spans[k][0] > start or end > spans[k][1]
+
+    return outside
 
 
 _UNNAMED: tuple[str | None, str, str] = (None, "", "")  # (names.get of a name not found yet)
@@ -193,7 +197,7 @@ class Masker:
             for i, text in enumerate(texts)
             # (not a stretch inside what one token replaced, such as an identifier of 24 characters
             # or more: nothing of it is sent, so there is nothing to decode)
-            for run in base64text.runs(text, lambda at, end, s=replaced[i]: not _inside(s, at, end))
+            for run in base64text.runs(text, _outside(replaced[i]) if replaced[i] else None)
         ]
         if not found:
             return out
