@@ -12,7 +12,8 @@ key: the catalogue's own key rules decide, by probing them) are kept, which keep
     python scripts/gen_cli_shapes.py
 
 The file records the botocore version it was made from. Regenerate it when the catalogue gains a key
-rule (tests/test_cliformats.py checks the flags against the catalogue).
+rule or a rule changes: the file records a fingerprint of the catalogue it was made from, and
+tests/test_cliformats.py fails until it is made again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ OUT = ROOT / "plugin" / "aws_masker" / "data" / "cli_shapes.json"
 
 sys.path.insert(0, str(ROOT / "plugin"))
 
-from aws_masker.cliformats import member_gives_context  # noqa: E402
+from aws_masker.cliformats import catalogue_fingerprint, member_gives_context  # noqa: E402
 
 
 def _code(name: str, shape: dict) -> str:
@@ -103,6 +104,7 @@ def main() -> None:
                         ids.append(sid)
     data = {
         "botocore": botocore.__version__,
+        "catalogue": catalogue_fingerprint(),
         "structs": list(structs),
         "named": {k: {m: sorted(ids) for m, ids in sorted(v.items())} for k, v in sorted(named.items())},
         "scalar_lists": {k: sorted(v) for k, v in sorted(scalar_lists.items())},

@@ -46,6 +46,23 @@ ACCOUNT = "483920175526"
         (f"arn:aws:iam::{ACCOUNT}:role/ci/deploy-prod", "deploy-prod", "AWS_IAM_ROLE_ARN_"),
         (f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy-prod/ci-run-7", "deploy-prod", "AWS_IAM_ROLE_ARN_"),
         (f"arn:aws:iam::{ACCOUNT}:user/svc-etl-2", "svc-etl-2", "AWS_IAM_USER_ARN_"),
+        # paths (names with slashes): an SSM parameter, a log group, a secret (without AWS's suffix)
+        (
+            f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/orders/prod/db_password",
+            "/orders/prod/db_password",
+            "AWS_SSM_ARN_",
+        ),
+        (f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/orders_db_url", "orders_db_url", "AWS_SSM_ARN_"),
+        (
+            f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/ecs/orders-api-prod:*",
+            "/ecs/orders-api-prod",
+            "AWS_LOG_GROUP_ARN_",
+        ),
+        (
+            f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:orders-prod/db-credentials-AbC12f",
+            "orders-prod/db-credentials",
+            "AWS_SECRET_ARN_",
+        ),
     ],
 )
 def test_the_name_inside_a_masked_arn_is_echoed(arn: str, name: str, kind: str, masker: Masker) -> None:
@@ -100,7 +117,6 @@ def test_a_word_shaped_name_inside_an_arn_is_not_echoed(arn: str, word: str, mas
 @pytest.mark.parametrize(
     "arn",
     [
-        f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbCdEf",  # "/": not a whole word
         f"arn:aws:s3:us-east-1:{ACCOUNT}:accesspoint/ap-prod-1",  # an access point, not a bucket
         "arn:aws:s3:::acme-*",  # a wildcard
         f"arn:aws:rds:us-east-1:{ACCOUNT}:snapshot:snap-prod-1",  # an RDS type other than db/cluster

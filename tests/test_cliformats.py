@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -278,7 +279,8 @@ def test_crafted_text_output_is_refused_not_slow(masker: Masker, monkeypatch: py
     samples = ["True", "7", "x", "", "2024-01-01T00:00:00Z", "arn:aws:s3:::b"]
     lines = []
     for n in range(400):
-        kinds = [samples[(n >> (2 * k)) % len(samples)] for k in range(6)]
+        # (eleven values: a line of a third of a structure's members or fewer is not aligned to it)
+        kinds = [samples[(n >> (2 * k)) % len(samples)] for k in range(10)]
         lines.append("\t".join(["DBINSTANCES", *kinds, "orders"]))
     masker.mask_text("\n".join(lines[:2]))  # a few lines: within the budget
     with pytest.raises(TooComplexError):
@@ -286,11 +288,24 @@ def test_crafted_text_output_is_refused_not_slow(masker: Masker, monkeypatch: py
 
 
 def test_too_many_distinct_values_are_refused(masker: Masker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cliformats, "JOB_BUDGET", 50)
-    lines = [f"DBINSTANCES\tTrue\tdb.r6g.large\torders-{n}-db\tavailable" for n in range(100)]
+    monkeypatch.setattr(cliformats, "JOB_BUDGET", 60)  # (5 lines: a few keys at a scan per probe)
+    lines = [
+        f"DBINSTANCES\t20\tTrue\teu-west-1a\t7\tdb.r6g.large\torders-{n}-db\tavailable\tpostgres\tFalse"
+        for n in range(100)
+    ]
     masker.mask_text("\n".join(lines[:5]))
     with pytest.raises(TooComplexError):
         masker.mask_text("\n".join(lines))
+
+
+def test_the_shapes_were_made_from_this_catalogue() -> None:
+    """A rule added or changed since data/cli_shapes.json was made may flag members the file lacks
+    (a structure it left out as having none): text output would then lose what JSON output gets."""
+    data = json.loads((Path(cliformats.__file__).with_name("data") / "cli_shapes.json").read_text())
+    assert data["catalogue"] == cliformats.catalogue_fingerprint(), (
+        "the catalogue changed since data/cli_shapes.json was made: pip install -e '.[shapes]' and run "
+        "python scripts/gen_cli_shapes.py"
+    )
 
 
 def test_flags_agree_with_the_catalogue() -> None:

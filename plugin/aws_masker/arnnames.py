@@ -18,11 +18,14 @@ gets, for the ARN shapes whose resource part is a name the customer chose:
   API and ECS task, and the names of a load balancer and EKS cluster: the ARN's own kind (a
   describe call prints the ID bare next to the ARN: ``"KeyId": ..., "Arn": ...``).
 
-Left out: names with characters a whole word of names is not made of (``/``, ``@``, ``+``…; so
-Secrets Manager names like ``prod/db-AbCdEf`` and log groups), service-linked roles (the same in
-every account), and every other ARN type (IDs, not names). Whether a name is echoed at all is
-echo.worth_echoing's filter: ``role/admin`` or ``function:handler`` never make "admin" or "handler"
-masked in the prose.
+- the paths of an SSM parameter (``parameter/orders/prod/db_password``: ``/orders/prod/db_password``)
+  and a log group, and a Secrets Manager secret's name (without the six characters AWS adds:
+  ``secret:orders-prod/db-credentials-AbCdEf``): the ARN's own kind, echoed as paths.
+
+Left out: names with characters a whole word of names is not made of (``@``, ``+``…), service-linked
+roles (the same in every account), and every other ARN type (IDs, not names). Whether a name is
+echoed at all is echo.worth_echoing's filter: ``role/admin`` or ``function:handler`` never make
+"admin" or "handler" masked in the prose.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from __future__ import annotations
 import re
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_PATH = re.compile(r"/?[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
+_SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
+_PATH_KINDS = frozenset(("SSM_ARN", "LOG_GROUP_ARN", "SECRET_ARN"))
 
 
 def _last(path: str) -> str:
@@ -90,6 +96,13 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = _last(resource), "BATCH_ARN"
     elif service == "organizations" and resource.startswith("root/"):
         name, kind, category = _last(resource), "ORG_ROOT", "account"
-    if not name or not _NAME.fullmatch(name):
+    elif service == "ssm" and resource.startswith("parameter/"):
+        path = resource[10:]  # (a name with slashes begins with one, which the ARN does not repeat)
+        name, kind = ("/" + path if "/" in path else path), "SSM_ARN"
+    elif service == "logs" and resource.startswith("log-group:"):
+        name, kind = resource[10:].split(":", 1)[0], "LOG_GROUP_ARN"
+    elif service == "secretsmanager" and resource.startswith("secret:"):
+        name, kind = _SECRET_SUFFIX.sub("", resource[7:]), "SECRET_ARN"
+    if not name or not (_PATH if kind in _PATH_KINDS else _NAME).fullmatch(name):
         return None
     return name, kind, category

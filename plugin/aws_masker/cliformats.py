@@ -29,6 +29,7 @@ two budgets (``ALIGN_BUDGET``, ``JOB_BUDGET``) refuse a crafted text rather than
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from bisect import bisect_right
@@ -83,6 +84,7 @@ _PROBES = (
     "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kM9nP2rS5uX8zA1cD4fG7iL0oR3tU6wY9aB2dE5gH8jK1mN4pQ7sT0vW3yZ6bC9"
     "eF2hJ5kM8nP1rS4uX7zA0cD3fG6iL9oR2tU5wY8aB1dE4gH7jK0mN3pQ6sT9vW2yZ5=",  # a session token
     "5e1f0c2b7a9d4e3f8a6b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f",  # an S3 canonical user ID
+    "3f8a2b1c-4d5e-4f70-8192-a3b4c5d6e7f8",  # a UUID (a KMS key ID, an SSM command ID)
 )
 
 
@@ -149,6 +151,16 @@ class Shapes(NamedTuple):
     named: dict[str, list[tuple[str, list[_Struct]]]]  # NAME -> (member name, its structures)
     scalar_lists: dict[str, list[str]]  # NAME -> member names of lists of scalars
     top: dict[int, list[_Struct]]  # operation outputs (lines without a name), by member count
+
+
+def catalogue_fingerprint() -> str:
+    """What data/cli_shapes.json's flags were made from: the catalogue's rules (names and regexes) and
+    the probes. The file records it; tests/test_cliformats.py says to regenerate the file when the
+    catalogue has changed since (a new key rule flags members the file does not hold)."""
+    from .patterns import RULES
+
+    made_of = json.dumps([[(rule.name, rule.regex, rule.items) for rule in RULES], _PROBES])
+    return hashlib.sha256(made_of.encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)
@@ -341,6 +353,9 @@ _PLANS: dict[tuple[str, str], Plan] = {}
 """Plans by line name ("" for a top-level line) and value kinds: the lines of one listing share them."""
 
 
+_FEWEST_SHARE = 3
+
+
 def _plan(head: str, kinds: str, budget: list[int]) -> Plan:
     key = (head, kinds)
     plan = _PLANS.get(key)
@@ -354,7 +369,9 @@ def _plan(head: str, kinds: str, budget: list[int]) -> Plan:
                 keys.setdefault(0, []).append(("", member, False))
         for member, structs in data.named.get(head, ()):
             for struct in structs:
-                if len(struct.codes) >= len(kinds):
+                # (a line of a third of a structure's members or fewer is not its line: the CLI prints
+                # every member a response holds, and a few values fit a long structure in many ways)
+                if len(struct.codes) >= len(kinds) and len(kinds) * _FEWEST_SHARE > len(struct.codes):
                     for i, js in _aligned(struct, kinds, False, budget).items():
                         keys.setdefault(i, []).extend((member, struct.names[j], True) for j in js)
     else:
@@ -394,7 +411,13 @@ def text_cells(text: str) -> list[Cell]:
         elif not any(text.startswith("arn:", a) for a, _b in bounds):
             continue
         kinds = "".join([_kind(text[a:b]) for a, b in bounds])
-        for i, keys in _plan(head if known else "", kinds, budget):
+        planned = _plan(head if known else "", kinds, budget)
+        if head in _PAIR_HEADS and len(bounds) in (2, 3):  # name, value (and a resolved value)
+            pair_key = _pair_key(text, bounds[0])
+            if pair_key is not None:
+                out.append(Cell(*bounds[1], (pair_key, *dict(planned).get(1, ()))))
+                planned = tuple((i, keys) for i, keys in planned if i != 1)
+        for i, keys in planned:
             out.append(Cell(*bounds[i], keys))
     return out
 
@@ -430,6 +453,36 @@ def _query_keys(expression: str) -> tuple[tuple[str, str, bool], ...]:
     keys = [("", m, False) for m in members]
     keys += [(p, m, True) for p in parents for m in members if m != p]
     return tuple(keys)
+
+
+# a member renamed in a --query expression's multiselect hash: {ID:DBInstanceIdentifier,Engine:Engine}
+_QUERY_ALIAS = re.compile(
+    r"(?<=[{,])[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[ \t]*([A-Za-z_][A-Za-z0-9_]*)(?=[ \t]*[,}])"
+)
+
+
+def query_aliases(text: str) -> dict[str, str]:
+    """The names a table's columns get from the ``--query`` expressions in ``text`` (``ID`` for
+    ``{ID:DBInstanceIdentifier}``): alias -> the member it stands for."""
+    return {
+        alias: member
+        for command in _QUERY_COMMAND.finditer(text)
+        for alias, member in _QUERY_ALIAS.findall(command[1])
+        if alias != member
+    }
+
+
+def _unaliased(cells: list[Cell], aliases: dict[str, str]) -> list[Cell]:
+    """``cells`` with, after each key that is an alias, the member it stands for."""
+    out = []
+    for cell in cells:
+        keys: list[tuple[str, str, bool]] = []
+        for parent, member, listed in cell.keys:
+            keys.append((parent, member, listed))
+            if member in aliases:
+                keys += ((parent, aliases[member], listed), ("", aliases[member], False))
+        out.append(cell._replace(keys=tuple(keys)) if len(keys) > len(cell.keys) else cell)
+    return out
 
 
 def query_cells(text: str) -> list[Cell]:
@@ -515,6 +568,36 @@ def _centred(text: str, row: _Row) -> bool:
     return pad not in (0, 2)
 
 
+# A name/value pair's members (tags, CloudFormation parameters and outputs, SSM parameters): the value
+# gets the verdict of the key its name names, as in JSON (textview.paired), in a table row and in a text
+# output line.
+_PAIR_COLUMNS = (
+    ("ParameterKey", "ParameterValue"),
+    ("OutputKey", "OutputValue"),
+    ("Key", "Value"),
+    ("Name", "Value"),
+    ("TagKey", "TagValue"),
+    ("key", "value"),
+    ("name", "value"),
+)
+_PAIR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+_PAIR_HEADS = frozenset(("TAGS", "TAGSET", "TAGLIST", "PARAMETERS", "OUTPUTS", "RESOURCETAGS"))
+"""Text output lines of name/value pairs: their name, then their value (members sorted by name)."""
+
+
+def _pair_columns(names: list[str | None]) -> tuple[int, int] | None:
+    """The columns of a name and its value, in a table's header, if it has both."""
+    for name_key, value_key in _PAIR_COLUMNS:
+        if name_key in names and value_key in names:
+            return names.index(name_key), names.index(value_key)
+    return None
+
+
+def _pair_key(text: str, span: tuple[int, int]) -> tuple[str, str, bool] | None:
+    name = text[span[0] : span[1]]
+    return ("", name, False) if _PAIR_NAME.fullmatch(name) else None
+
+
 def table_cells(text: str) -> list[Cell]:
     """Table cells with their column header (or, in a ``Key | value`` row, their key) and section
     title."""
@@ -533,8 +616,12 @@ def table_cells(text: str) -> list[Cell]:
         # a section: a one-cell title row between two borders (or the top line and a border)
         if what != "row" or len(row.cells) != 1 or k >= n or items[k][0] != "border":  # type: ignore[union-attr]
             continue
-        if k >= 2 and items[k - 2][0] != "border":  # (a table pasted without its top line starts here)
-            continue
+        # (a table pasted without its top line starts here; a section with no rows of its own, only
+        # sections, has its title row right above its first section's)
+        if k >= 2 and items[k - 2][0] != "border":
+            what_above, above = items[k - 2]
+            if not (what_above == "row" and len(above.cells) == 1 and above.depth < row.depth):  # type: ignore[union-attr]
+                continue
         depth = row.depth  # type: ignore[union-attr]
         title = word(row.cells[0]) or ""  # type: ignore[union-attr]
         k += 1
@@ -562,10 +649,15 @@ def table_cells(text: str) -> list[Cell]:
         listed = header is not None and len(rows) > 1
         if header is not None:
             names = [word(span) for span in header.cells]
+            pair = _pair_columns(names)
             for r in rows:
-                for name, span in zip(names, r.cells, strict=False):
+                pair_key = _pair_key(text, r.cells[pair[0]]) if pair else None
+                for column, (name, span) in enumerate(zip(names, r.cells, strict=False)):
                     if name and span[0] < span[1]:
-                        out.append(Cell(*span, ((title, name, listed), (title, name, not listed))))
+                        keys = ((title, name, listed), (title, name, not listed))
+                        if pair_key and column == pair[1]:  # type: ignore[index]
+                            keys = (pair_key, *keys)
+                        out.append(Cell(*span, keys))
             continue
         for r in group:
             if len(r.cells) == 2:
@@ -633,7 +725,9 @@ def finds(text: str, scan: Scan, main: list[Found] = ()) -> list[Found]:  # type
     if "\t" in view and _TEXT.search(view):
         cells += text_cells(view)
     if "|" in view and _TABLE.search(view):
-        cells += table_cells(view)
+        tables = table_cells(view)
+        aliases = query_aliases(view) if "--query" in view else None
+        cells += _unaliased(tables, aliases) if aliases else tables
     if "--query" in view:
         cells += query_cells(view)
     if not cells:

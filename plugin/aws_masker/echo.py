@@ -93,6 +93,9 @@ def _digit_runs(joined: str) -> Iterator[tuple[int, int]]:
 _BASE64 = _Word(_regex_runs(r"[A-Za-z0-9/+=]{40,}"), re.compile(r"[A-Za-z0-9/+=]"), "", 1)
 _HEX = _Word(_regex_runs(r"[A-Za-z0-9_]{64,}"), re.compile(r"[A-Za-z0-9_]"), "", 2)
 _NAME = _Word(_regex_runs(r"[A-Za-z0-9_.-]{3,}"), re.compile(r"[A-Za-z0-9_.-]"), ".", 3)
+# names that are paths (SSM parameters: /orders/prod/db_password, log groups: /ecs/orders-api,
+# secrets: orders-prod/db-credentials): a name of a kind made of _NAME's characters, with slashes
+_PATH = _Word(_regex_runs(r"[A-Za-z0-9_./-]{3,}"), re.compile(r"[A-Za-z0-9_./-]"), ".", 3)
 # an account ID: a run of 12 digits between non-alphanumerics (so also inside a hyphenated bucket
 # name or before "/", as in an AMI's ImageLocation), never part of a longer number or word; its runs
 # are digit runs, and a hit is checked for letters around it
@@ -136,7 +139,7 @@ KINDS: dict[str, _Word] = {
     "ARN": _NAME,
 }
 _DOTS = re.compile(r"\.*")
-_NAME_MARK = re.compile(r"[-.0-9]")
+_NAME_MARK = re.compile(r"[-.0-9_/]")
 # names that an ordinary text uses as words: numbers, versions (2.7.0, v1.2-rc1), numbers with units,
 # regions
 _NOT_A_NAME = re.compile(
@@ -282,9 +285,15 @@ def is_common_word(value: str) -> bool:
     return any(stem in common or stem in TECH_WORDS for stem in stems if len(stem) >= 3)
 
 
+def _word(kind: str, value: str) -> _Word | None:
+    """What ``value``, a name of ``kind``, is made of (None: not echoed)."""
+    word = KINDS.get(kind)
+    return _PATH if word is _NAME and "/" in value else word
+
+
 def worth_echoing(kind: str, value: str) -> bool:
-    word = KINDS.get(kind)  # (a key ID is found beside its secret, but is not echoed: it finds itself)
-    if word is not _NAME:
+    word = _word(kind, value)  # (a key ID is found beside its secret, but is not echoed: it finds itself)
+    if word is not _NAME and word is not _PATH:
         return word is not None
     if _NAME_MARK.search(value) is None:
         return _LETTERS.fullmatch(value) is not None and not is_common_word(value)
@@ -307,7 +316,7 @@ def echo(
     by_word: dict[_Word, dict[str, None]] = {}  # the names worth echoing, by what they are made of
     for name, (_token, kind, _category) in found.items():
         if worth_echoing(kind, name):
-            word = KINDS[kind]
+            word = _word(kind, name)
             names_of = by_word.get(word)
             if names_of is None:
                 names_of = by_word[word] = {}

@@ -340,7 +340,10 @@ def _pair_context(
     the name its sibling gives it, as a key (``"DBInstanceIdentifier": ``), to stand in its context
     in place of its own key, so it gets the verdict it would get under that key (as scanner.py's
     paired view of pasted text). ``OutputValue`` is evidence of its own (a bucket-shaped output): it
-    keeps its key unless the name finds more."""
+    keeps its key unless the name finds more. An output of ``terraform output -json``
+    (``"bucket_name": {"sensitive": false, "type": "string", "value": "x"}``) is named by its own key."""
+    if key == "value" and container.key is not None and "type" in container.strings:
+        return _quoted(container.key) + ": "
     names = _PAIR_NAMES.get(key) if key is not None else None
     if names is None:
         return None

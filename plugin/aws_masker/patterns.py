@@ -13,7 +13,9 @@ why an ARN or a hostname is never split by another rule.
 
 The masked value is the ``(?P<v>...)`` group if the rule has one, else everything before the
 ``(?P<t>...)`` group if it has that, else the whole match. A rule with ``pair_kind`` may match a
-second value, its ``(?P<p>...)`` group (a secret key right after its key ID).
+second value, its ``(?P<p>...)`` group (a secret key right after its key ID). A rule with ``items``
+matches a list (``"TableNames": ["a", "b"]``): each match of ``items`` inside the value is a value of
+its own, judged and masked on its own.
 
 A validator returns ``MASK`` (mask the value), ``KEEP`` (recognised, left verbatim, and still
 consumed so no other rule carves it up) or ``REJECT`` (not this rule; other rules get a try).
@@ -64,6 +66,9 @@ class Rule:
     """Refines the category from the token kind (an ``RDS_HOST`` is ``rds``); needs ``kind_of``."""
     pair_kind: str | None = None
     """If set, the ``(?P<p>...)`` group, when it matched, is a second value of this kind."""
+    items: str | None = None
+    """If set, the value is a list: each match of this regex inside it (its ``(?P<v>...)`` group, else
+    the whole match) is a value of its own, which the validator judges on its own."""
     kinds: tuple[str, ...] = field(default=())
     """Every kind ``kind_of`` can return (the token grammar is built from these)."""
     anchors: tuple[str, ...] = field(default=())
@@ -164,8 +169,14 @@ def word_anchors(candidates: tuple[str, ...], followers: str) -> tuple[str, ...]
     return tuple(re.escape(word) + f"[{followers}]" for word in candidates)
 
 
+_SECRET_SUFFIX_KEY = (
+    r"[A-Za-z][A-Za-z0-9_-]{0,40}(?:[_-](?:SECRET_ACCESS_KEY|secret_access_key|secret-access-key|SECRET_KEY"
+    r"|secret_key)|[a-z0-9](?:SecretAccessKey|SecretKey))"
+)
+"""A key that ends in a secret access key's name, after a prefix (see the rule secret_access_key_suffix)."""
 WORD_GUARDS: tuple[str, ...] = (
     r"[A-Za-z][A-Za-z0-9]{0,40}Bucket",
+    _SECRET_SUFFIX_KEY,
     "[0-9]{3,4}[ \u00a0\u2007\u2009\u202f][0-9]{3}",  # an account ID in digit groups
     r"[Aa][Rr][Nn]\s",  # an ARN with blanks around its colons
     r"[0-9]{1,3}\][0-9a-f]{32}",  # a Lambda log stream of a published version: [12]<32 hex>
@@ -421,7 +432,8 @@ def _ec2_any_case_anchor(prefix: str) -> str:
 
 
 ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
-IAM_ID_PREFIXES = ("AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA")
+# (ACCA: also a service-specific credential's ID, ACCA and 17 more: git credentials for CodeCommit)
+IAM_ID_PREFIXES = ("AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA", "ACCA")
 
 
 def _ec2_kind(value: str) -> str:
@@ -584,15 +596,21 @@ _BUCKET_ITEM_AFTER = re.compile(
 _BUCKET_LIST_BEFORE = re.compile(r"[\"']Buckets[\"']\s*:\s*\[\s*\{\s*[\"']Name[\"']\s*:\s*[\"']?\Z")
 
 
+_LIST_OBJECTS_TABLE = re.compile(r'\{"ListObjects(?:V2)?": \{"Name": "\Z')
+
+
 def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     """A ``"Name"`` is a bucket in ``aws s3api list-buckets`` output (an item of the ``"Buckets"``
     list, ``{"Name": ..., "CreationDate": ...}``) and in a list-objects response (``"Name"`` then
     ``"Prefix"``, ``"MaxKeys"``, ...). Both checks look at a few characters only."""
     end = start + len(value)
     before = max(0, start - 80)
-    if _BUCKET_ITEM_AFTER.match(text, end, end + 60) or (
+    if (
+        _BUCKET_ITEM_AFTER.match(text, end, end + 60)
         # every "Name" key is tried here; the literal search rules most out before the regex runs
-        text.find("Buckets", before, start) >= 0 and _BUCKET_LIST_BEFORE.search(text, before, start)
+        or (text.find("Buckets", before, start) >= 0 and _BUCKET_LIST_BEFORE.search(text, before, start))
+        # a list-objects table's "| Name | <bucket> |" row, in the context cliformats.py gives it
+        or (text.find("ListObjects", before, start) >= 0 and _LIST_OBJECTS_TABLE.search(text, before, start))
     ):
         return _bucket_verdict(value, text, start)
     return Verdict.REJECT
@@ -1168,13 +1186,13 @@ _ACCOUNT_CONTEXT_TEXT = (
     r"(?:"
     # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234..., --owners 1234... 5678...), CLI
     # tables (| OwnerId | 1234... |), then maybe a list (JSON, YAML "- " items) whose earlier items
-    # were account IDs too
+    # were account IDs or ARNs (a policy's principals: "AWS": ["arn:aws:iam::1234...:root", "5678..."])
     + _ACCOUNT_KEY
     # (or only blanks after the key: "OwnerId 1234..." in a log line or a transcript)
     + r"[\"']?\s*(?:[:=|>]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s|[ \t])\s*(?:\[|-[ \t])?\s*"
     # (blanks inside the quote too, escaped ones as a backslash and NULs: " 1234...")
     + r"(?:[\"'](?:[ \t]|\\\x00{1,5})*)?"
-    + r"(?:[0-9]{12}[\"']?(?:\s*,\s*|[ \t]+)[\"']?)*"
+    + r"(?:(?:[0-9]{12}|arn:[^\s\"',\[\]]{1,160})[\"']?(?:\s*,\s*|[ \t]+|\s*-[ \t]+)[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**";
     # the abbreviation too: "acct 1234...", "Acct ID: 1234...", "acct#1234..."
     r"|(?:[Aa]ccounts?|ACCOUNTS?|[Aa]cct|ACCT)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
@@ -1560,7 +1578,7 @@ _NAMED_RESOURCES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("SQS_ARN", ("queue_name",), ("queue-name",)),
     ("SNS_ARN", ("topic_name",), ("topic-name",)),
     ("CFN_STACK_ARN", ("stack_name",), ("stack-name",)),
-    ("ECS_ARN", ("cluster_name", "service_name"), ("cluster", "services", "service")),
+    ("ECS_ARN", ("cluster_name", "service_name", "cluster"), ("cluster", "services", "service")),
     ("LOG_GROUP_ARN", ("log_group_name",), ("log-group-name", "log-group-identifier")),
     ("SECRET_ARN", ("secret_id", "secret_name"), ("secret-id",)),
     ("ECR_ARN", ("repository_name",), ("repository-name",)),
@@ -1590,14 +1608,76 @@ _NAMED_RESOURCES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("ARN", ("pipeline_name", "key_name"), ("pipeline-name", "key-name")),
 )
 _NAMED_EXTRA_KEYS = {"LOG_GROUP_ARN": ("awslogs-group", "logGroup"), "SSM_ARN": ("parameterName",)}
+# keys of lists of names: what list operations return (dynamodb list-tables: {"TableNames": [...]},
+# an Auto Scaling group's LoadBalancerNames, a replication group's MemberClusters)
+_NAMED_LIST_KEYS = {
+    "DYNAMODB_ARN": ("table_names",),
+    "KINESIS_ARN": ("stream_names",),
+    "FIREHOSE_ARN": ("delivery_stream_names",),
+    "GLUE_ARN": ("job_names", "crawler_names"),
+    "ELB_ARN": ("load_balancer_names",),
+    "ELASTICACHE_ARN": ("member_clusters",),
+}
+# a JSON or YAML flow list ([...]), or a YAML block list (lines of "- item") after the key
+_NAME_LIST = r"[\"']?[ \t]*:[ \t]*(?P<v>\[[^\[\]{}]{0,65536}\]|(?:\r?\n[ \t]*-[ \t]+[^\r\n]{1,1024})+)"
+_NAME_ITEM = _RESOURCE_NAME + _NAME_END
+
+
+def _list_keys(*snakes: str) -> tuple[str, ...]:
+    """A list key's forms: those of ``_snake_forms``, and the AWS CLI's text output's (TABLENAMES:
+    the key in capitals, then each item on its own line after a tab)."""
+    return _name_keys(*snakes, extra=tuple(s.replace("_", "").upper() for s in snakes))
 
 
 def _named_rules() -> tuple[Rule, ...]:
     out: list[Rule] = []
     for kind, snakes, flags in _NAMED_RESOURCES:
-        keys = _name_keys(*snakes, extra=_NAMED_EXTRA_KEYS.get(kind, ()))
+        list_keys = _list_keys(*_NAMED_LIST_KEYS.get(kind, ()))
+        keys = _name_keys(*snakes, extra=_NAMED_EXTRA_KEYS.get(kind, ()) + list_keys)
         slug = kind.lower().removesuffix("_arn") or "generic"
         key_sample, flag_sample = _snake_forms(snakes[0])[0], flags[0] if flags else ""
+        if flags:  # (before the key rule, which would take --cluster=x as a key's value)
+            out.append(
+                Rule(
+                    name=f"named_{slug}_flag",
+                    echo=True,
+                    category="arn",
+                    kind=kind,
+                    regex=_named_by_flag(flags),
+                    description=f"A resource's name after its AWS CLI flags (--{flag_sample})",
+                    anchors=_flag_anchors(flags),
+                    validate=_resource_name_verdict,
+                    must_match=(
+                        (f"aws x y --{flag_sample} prod-x7-name --output json", "prod-x7-name"),
+                        (f"--{flag_sample}=prod_x7.name.", "prod_x7.name"),
+                    ),
+                    must_not_match=(f"{flag_sample} prod-x7-name", f"--{flag_sample} default"),
+                )
+            )
+        if list_keys:  # (before the key rule, which would take a list's first item alone)
+            list_sample = list_keys[0]
+            out.append(
+                Rule(
+                    name=f"named_{slug}_list",
+                    echo=True,
+                    category="arn",
+                    kind=kind,
+                    regex=words(list_keys) + _NAME_LIST,
+                    items=_NAME_ITEM,
+                    description=f"The names in a list of them under its key ({list_sample})",
+                    anchors=_key_name_anchors(list_keys),
+                    validate=_resource_name_verdict,
+                    must_match=(
+                        (f'{{"{list_sample}": ["prod-x7-name", "prod-y8-name"]}}', "prod-y8-name"),
+                        (f"{list_sample}:\n- prod-x7-name\n- prod-y8-name\n", "prod-y8-name"),
+                        (f"{list_sample}: [prod-x7-name, prod-y8-name]", "prod-x7-name"),
+                    ),
+                    must_not_match=(
+                        f'{{"{list_sample}": ["default", "orders"]}}',
+                        f'"{list_sample}": ["${{var.name}}"]',
+                    ),
+                )
+            )
         out.append(
             Rule(
                 name=f"named_{slug}_key",
@@ -1623,24 +1703,6 @@ def _named_rules() -> tuple[Rule, ...]:
                 ),
             )
         )
-        if flags:
-            out.append(
-                Rule(
-                    name=f"named_{slug}_flag",
-                    echo=True,
-                    category="arn",
-                    kind=kind,
-                    regex=_named_by_flag(flags),
-                    description=f"A resource's name after its AWS CLI flags (--{flag_sample})",
-                    anchors=_flag_anchors(flags),
-                    validate=_resource_name_verdict,
-                    must_match=(
-                        (f"aws x y --{flag_sample} prod-x7-name --output json", "prod-x7-name"),
-                        (f"--{flag_sample}=prod_x7.name.", "prod_x7.name"),
-                    ),
-                    must_not_match=(f"{flag_sample} prod-x7-name", f"--{flag_sample} default"),
-                )
-            )
     return tuple(out)
 
 
@@ -1648,15 +1710,132 @@ _SSM_PATH = r"/(?!aws/service/)[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?" + POSSESS
 _SSM_PATH_KEYS = ("Name", "name", "Path", "path", "valueFrom", "ValueFrom")
 
 _APIGW_SIBLINGS = re.compile(
-    r"[\"'](?:apiKeySource|endpointConfiguration|rootResourceId|disableExecuteApiEndpoint|binaryMediaTypes)[\"']"
+    r"(?:[\"']|^[ \t]*-?[ \t]*)(?:apiKeySource|endpointConfiguration|rootResourceId|disableExecuteApiEndpoint"
+    r"|binaryMediaTypes)(?:[\"']|:)",
+    re.M,
 )
 
 # words the rules below start at that are plain words elsewhere (the ``words`` scanner must try them)
 LEAD_WORDS.update(("Name", "name", "Path", "path", "valueFrom", "ValueFrom", "Id", "id"))
 LEAD_WORDS.update(("names", "cluster", "service", "services"))
 
+# Terraform resource types whose ID (in plan and apply progress lines, `terraform import`) or `name`
+# argument is the resource's name or ID, by the token kind an ARN of the same resource gets
+_TF_NAMED_TYPES: dict[str, tuple[str, ...]] = {
+    "DYNAMODB_ARN": ("dynamodb_table",),
+    "LAMBDA_ARN": ("lambda_function",),
+    "SQS_ARN": ("sqs_queue",),
+    "SNS_ARN": ("sns_topic",),
+    "ELASTICACHE_ARN": ("elasticache_replication_group", "elasticache_cluster"),
+    "LOG_GROUP_ARN": ("cloudwatch_log_group",),
+    "SSM_ARN": ("ssm_parameter",),
+    "KMS_ARN": ("kms_key",),
+    "CLOUDFRONT_ARN": ("cloudfront_distribution",),
+    "APIGW_ARN": ("api_gateway_rest_api", "apigatewayv2_api"),
+    "IAM_ROLE_ARN": ("iam_role",),
+    "IAM_USER_ARN": ("iam_user",),
+    "ECR_ARN": ("ecr_repository",),
+    "KINESIS_ARN": ("kinesis_stream",),
+    "GLUE_ARN": ("glue_job", "glue_crawler"),
+    "ECS_ARN": ("ecs_cluster",),
+}
+_TF_TYPE_OF = {f"aws_{t}": kind for kind, types in _TF_NAMED_TYPES.items() for t in types}
+_TF_RESOURCE_HEADER = re.compile(r'resource[ \t]+"(aws_[a-z0-9_]+)"[ \t]+"[^"\n]*"[ \t]*\{')
+_TF_ARGUMENT_NAME = r"(?!arn:)[A-Za-z0-9_./:-]{1,255}"
+
+
+def _terraform_name_verdict(value: str, text: str, start: int) -> Verdict:
+    """A ``name = "..."`` argument inside a resource block (in a plan or a configuration) of a type
+    whose name is its identity: the nearest resource header above says which."""
+    headers = list(_TF_RESOURCE_HEADER.finditer(text, max(0, start - 3000), start))
+    if not headers or headers[-1][1] not in _TF_TYPE_OF:
+        return Verdict.REJECT
+    return _resource_name_verdict(value, text, start)
+
+
+def _terraform_named_rules() -> tuple[Rule, ...]:
+    out = []
+    for kind, types in _TF_NAMED_TYPES.items():
+        names = [f"aws_{t}" for t in types]
+        out.append(
+            Rule(
+                name=f"terraform_{kind.lower().removesuffix('_arn')}_id",
+                echo=True,
+                category="arn",
+                kind=kind,
+                regex=(
+                    words(names)
+                    + r"\.[A-Za-z0-9_-]{1,64}(?:\[[^\]\n]{0,80}\])?"
+                    + r"(?::[^\n\[]{0,100}\[id=|[\"']?[ \t]+[\"']?)(?P<v>"
+                    + _TF_ARGUMENT_NAME
+                    + r")(?=[\],]|"
+                    + LINE_END
+                    + ")"
+                ),
+                description=f"A {types[0]}'s ID in Terraform's progress lines and `terraform import`",
+                anchors=(one_of(names) + r"\.",),
+                validate=_terraform_id_verdict,
+                must_match=(
+                    (f"{names[0]}.main: Refreshing state... [id=prod-x7-name]", "prod-x7-name"),
+                    (f"terraform import {names[0]}.main prod-x7-name\n", "prod-x7-name"),
+                ),
+                must_not_match=(f"{names[0]}.main will be created", f"see {names[0]}.main for prod-x7-name"),
+            )
+        )
+    return tuple(out)
+
+
 _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
     *_named_rules(),
+    *_terraform_named_rules(),
+    Rule(
+        name="terraform_resource_name",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        regex=r"n(?<![A-Za-z0-9_]n)ame[ \t]{0,40}=[ \t]{0,4}\"(?P<v>" + _RESOURCE_NAME + r')"',
+        description=(
+            "The name argument of a Terraform resource whose name is its identity (a table, function, "
+            "queue, log group...), in a plan or a configuration"
+        ),
+        anchors=(r"name[ \t]{0,40}=[ \t]{0,4}\"",),
+        validate=_terraform_name_verdict,
+        must_match=(
+            ('  ~ resource "aws_dynamodb_table" "orders" {\n        name = "orders-prod"\n', "orders-prod"),
+            ('resource "aws_sqs_queue" "q" {\n  + name = "order-events-prod"\n', "order-events-prod"),
+        ),
+        must_not_match=(
+            'resource "aws_security_group" "web" {\n  name = "web-sg-prod"\n',
+            'resource "aws_dynamodb_table" "t" {\n  name = "orders"\n',
+            'name = "orders-prod"',
+        ),
+    ),
+    Rule(
+        name="service_user_name_account",
+        category="account",
+        kind="ACCOUNT",
+        regex=(
+            words(["ServiceUserName", "serviceUserName"])
+            + ASSIGN
+            + r"[A-Za-z0-9+=,.@_-]{1,64}?-at-(?P<v>[0-9]{12})(?![0-9])"
+        ),
+        description="The account in a service-specific credential's user name (<user>-at-<account>)",
+        anchors=(one_of(["ServiceUserName", "serviceUserName"]) + f"[{AFTER_KEY}]",),
+        must_match=(('"ServiceUserName": "ci-deployer-at-520394817263"', "520394817263"),),
+        must_not_match=('"ServiceUserName": "ci-deployer-at-5203948172630"',),
+    ),
+    Rule(
+        name="logs_tail_group",
+        echo=True,
+        category="arn",
+        kind="LOG_GROUP_ARN",
+        regex=words(["logs"]) + r"[ \t]{1,4}tail[ \t]{1,4}[\"']?(?P<v>" + _RESOURCE_NAME + ")" + _NAME_END,
+        description="The log group of `aws logs tail <group>` (a positional argument)",
+        anchors=(r"logs[ \t]{1,4}tail[ \t]",),
+        validate=_cli_name_verdict,
+        must_match=(("$ aws logs tail /ecs/orders-api-prod --follow", "/ecs/orders-api-prod"),),
+        must_not_match=("aws logs tail --help", "check the logs tail -f output"),
+    ),
     Rule(
         name="named_cli_name_flag",
         echo=True,
@@ -1932,18 +2111,27 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
         echo=True,
         category="arn",
         kind="APIGW_ARN",
-        regex=r"i(?<![A-Za-z0-9_]i)d[\"']?[ \t]{0,4}:[ \t]{0,4}[\"'](?P<v>" + _APIGW_ID + r")[\"']",
+        regex=(
+            r"i(?<![A-Za-z0-9_]i)d[\"']?[ \t]{0,4}:[ \t]{0,4}[\"']?(?P<v>"
+            + _APIGW_ID
+            # (quoted; or in YAML unquoted, to the end of its line)
+            + r")(?:[\"']|[ \t]*(?=\r?\n|\Z))"
+        ),
         description=(
             "An API Gateway REST API's ID under a plain id key, with a REST API's members around it "
             "(get-rest-apis, get-rest-api: apiKeySource, endpointConfiguration, rootResourceId)"
         ),
-        anchors=(r"id[\"']?[ \t]{0,4}:[ \t]{0,4}[\"'][a-z0-9]{10}[\"']",),
+        anchors=(r"id[\"']?[ \t]{0,4}:[ \t]{0,4}[\"']?[a-z0-9]{10}",),
         validate=lambda value, text, start: (
             Verdict.MASK if _APIGW_SIBLINGS.search(text, max(0, start - 600), start + 600) else Verdict.REJECT
         ),
-        must_match=(('{"id": "a1b2c3d4e5", "name": "prod-api", "apiKeySource": "HEADER"}', "a1b2c3d4e5"),),
+        must_match=(
+            ('{"id": "a1b2c3d4e5", "name": "prod-api", "apiKeySource": "HEADER"}', "a1b2c3d4e5"),
+            ("items:\n- apiKeySource: HEADER\n  id: k3m9x2p7q1\n  name: orders-api\n", "k3m9x2p7q1"),
+        ),
         must_not_match=(
             '{"id": "a1b2c3d4e5", "name": "prod-api"}',
+            "id: k3m9x2p7q1\nname: my-api\n",
             '{"id": "abcdefghij", "apiKeySource": "x"}',
         ),
     ),
@@ -2537,6 +2725,30 @@ RULES: tuple[Rule, ...] = (
             '"OutputValue": "1.4.2"',
             '"OutputValue": "eu-west-1"',
             '"OutputValue": "api.example.execute-api.us-east-1.amazonaws.com"',
+        ),
+    ),
+    Rule(
+        name="cfn_generated_physical_id",
+        echo=True,
+        category="arn",
+        kind="CFN_STACK_ARN",
+        # CloudFormation names what it creates <stack>-<logical id>-<random suffix of 12 or 13>: tables,
+        # clusters, functions, roles, queues, in mixed case (a bucket's lower case name is the rule above's)
+        regex=words(["PhysicalResourceId"])
+        + ASSIGN
+        + r"(?P<v>[A-Za-z0-9][A-Za-z0-9._-]{0,200}-(?=[A-Za-z]{0,12}[0-9])[A-Za-z0-9]{12,13})"
+        + r"(?=[\"'\s,;}\]&|]|$)",
+        description="A name CloudFormation generated (<stack>-<logical id>-<suffix>): PhysicalResourceId",
+        must_match=(
+            (
+                '"PhysicalResourceId": "orders-prod-OrdersTable-1XK9M2P7Q3ZB"',
+                "orders-prod-OrdersTable-1XK9M2P7Q3ZB",
+            ),
+            ('"PhysicalResourceId": "orders-prod-Cluster-Xk2m9P4q7LbZ"', "orders-prod-Cluster-Xk2m9P4q7LbZ"),
+        ),
+        must_not_match=(
+            '"PhysicalResourceId": "orders-prod-OrdersTable"',
+            '"PhysicalResourceId": "my-stack-Handler"',
         ),
     ),
     Rule(
@@ -3280,9 +3492,15 @@ RULES: tuple[Rule, ...] = (
         category="credentials",
         kind="IAM_ID",
         regex=(words(IAM_ID_PREFIXES, "[A-Za-z0-9]") + r"[A-Z0-9]{16,17}(?![A-Za-z0-9])"),
-        description="IAM unique IDs: AIDA (user), AROA (role), AGPA, AIPA, ANPA, ANVA, APKA, ASCA",
+        description=(
+            "IAM unique IDs: AIDA (user), AROA (role), AGPA, AIPA, ANPA, ANVA, APKA, ASCA; ACCA (a "
+            "service-specific credential)"
+        ),
         anchors=(one_of(IAM_ID_PREFIXES) + "[A-Z0-9]{16}",),
-        must_match=(('"RoleId": "AROA3XFRBF535PLBIFPI4"', "AROA3XFRBF535PLBIFPI4"),),
+        must_match=(
+            ('"RoleId": "AROA3XFRBF535PLBIFPI4"', "AROA3XFRBF535PLBIFPI4"),
+            ('"ServiceSpecificCredentialId": "ACCAQFODXMPL4YFHP7DZE"', "ACCAQFODXMPL4YFHP7DZE"),
+        ),
         must_not_match=("AROA",),
     ),
     Rule(
@@ -3391,6 +3609,42 @@ RULES: tuple[Rule, ...] = (
             "MY_AWS_SECRET=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",  # (not a name listed)
             "AWS_SECRET=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m" + "X",  # (41 characters: not a key)
             "<name>fs.s3a.secret.key</name><value>short</value>",
+        ),
+    ),
+    Rule(
+        name="secret_access_key_suffix",
+        echo=True,
+        category="credentials",
+        kind="SECRET_KEY",
+        # (a CI system's or a team's prefix before the key name: CI_AWS_SECRET_ACCESS_KEY,
+        # PROD_SECRET_ACCESS_KEY, deploy_aws_secret_access_key, ciSecretAccessKey)
+        regex=(
+            # (not where the rule above starts inside the key: aws-secret-access-key, S3_SECRET_KEY)
+            r"[A-Za-z](?<![A-Za-z0-9_-].)(?<!(?=(?:aws|AWS|s3|S3)[_-](?:secret|SECRET)[_-]).)[A-Za-z0-9_-]{0,40}?"
+            r"(?:[_-](?:SECRET_ACCESS_KEY|secret_access_key|secret-access-key|SECRET_KEY|secret_key)"
+            r"|(?<=[a-z0-9])(?:SecretAccessKey|SecretKey))"
+            r"(?:[\"']?\s*[:=]\s*|[ \t]+)[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        description="40-character secret access keys under a key that ends in SECRET_ACCESS_KEY or SecretKey",
+        anchors=(_SECRET_SUFFIX_KEY,),
+        must_match=(
+            (
+                "CI_AWS_SECRET_ACCESS_KEY=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                '"ci_secret_access_key": "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m"',
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "prodSecretAccessKey: Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+        ),
+        must_not_match=(
+            "CI_AWS_SECRET_ACCESS_KEY=${{ secrets.CI_AWS_SECRET_ACCESS_KEY }}",
+            "DJANGO_SECRET_KEY=changeme",
+            "CI_AWS_SECRET_ACCESS_KEY=Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m" + "X",  # (41 characters)
         ),
     ),
     Rule(

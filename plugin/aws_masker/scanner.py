@@ -187,7 +187,7 @@ _NO_SPAN = (-1, -1)
 Emit = Callable[[int, int, Rule, str, str, str, bool], object]
 """Receives the fields of one ``Found``: start, end, rule, category, kind, value, mask."""
 # a rule's single-pattern match method, the rule, the group numbers of its value, tail and pair groups
-# (0 if it has none), its validator, kind_of, category_of, kind and category
+# (0 if it has none), its validator, kind_of, category_of, kind, category and items pattern
 _Plan = tuple[
     Callable[[str, int], "re.Match[str] | None"],
     Rule,
@@ -199,6 +199,7 @@ _Plan = tuple[
     Callable[[str], str] | None,
     str,
     str,
+    "re.Pattern[str] | None",
 ]
 
 
@@ -246,6 +247,7 @@ class Scanner:
                     rule.category_of,
                     rule.kind,
                     rule.category,
+                    re.compile(rule.items) if rule.items else None,
                 )
             )
         if mode == "anchors":
@@ -402,9 +404,19 @@ class Scanner:
     ) -> int:
         """Try rule ``i`` at ``start``. If it matches and its validator does not reject the match,
         emit what it found and return where the match ends; else return -1."""
-        match, rule, value_group, tail_group, pair_group, validate, kind_of, category_of, kind, category = (
-            self._plans[i]
-        )
+        (
+            match,
+            rule,
+            value_group,
+            tail_group,
+            pair_group,
+            validate,
+            kind_of,
+            category_of,
+            kind,
+            category,
+            items,
+        ) = self._plans[i]
         m = match(text, start)
         if m is None:
             return -1
@@ -415,6 +427,8 @@ class Scanner:
             value_start, value_end = start, end
             if tail_group and m.start(tail_group) >= 0:
                 value_end = m.start(tail_group)
+        if items is not None:
+            return end if self._take_items(text, value_start, value_end, i, enabled, allow, emit) else -1
         value = text[value_start:value_end]
         verdict = validate(value, text, value_start) if validate else _MASK
         if verdict is _REJECT:
@@ -431,3 +445,30 @@ class Scanner:
             pair_mask = category in enabled and pair not in allow
             emit(pair_start, pair_end, rule, category, rule.pair_kind or kind, pair, pair_mask)
         return end
+
+    def _take_items(
+        self,
+        text: str,
+        start: int,
+        end: int,
+        i: int,
+        enabled: frozenset[str],
+        allow: frozenset[str],
+        emit: Emit,
+    ) -> bool:
+        """Emit each item of rule ``i``'s list at ``text[start:end]`` that its validator does not
+        reject; whether any was emitted (else the rule did not match here)."""
+        _match, rule, _v, _t, _p, validate, kind_of, category_of, kind, category, items = self._plans[i]
+        found = False
+        for m in items.finditer(text, start, end):  # type: ignore[union-attr]
+            item_start, item_end = m.span("v") if "v" in m.re.groupindex else m.span()
+            value = text[item_start:item_end]
+            verdict = validate(value, text, item_start) if validate else _MASK
+            if verdict is _REJECT:
+                continue
+            item_kind = kind_of(value) if kind_of else kind
+            item_category = category_of(item_kind) if kind_of and category_of else category
+            mask = verdict is _MASK and item_category in enabled and value not in allow
+            emit(item_start, item_end, rule, item_category, item_kind, value, mask)
+            found = True
+        return found

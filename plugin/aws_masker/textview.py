@@ -344,14 +344,21 @@ _NAME_KEY_WORD = r"[PONKkn](?<![A-Za-z0-9_].)(?:(?<=P)arameterKey|(?<=O)utputKey
 # a JSON name/value pair object: {"ParameterKey": "X", "ParameterValue": ...}, {"name": "X", "value":
 # ...}, an SSM parameter's {"Name": "X", "Type": "String", "Value": ...} (only a Type between: the
 # deleted text must hold no identifier)
+# ...; and an output of `terraform output -json`: {"<name>": {"sensitive": false, "type": "string",
+# "value": ...}}, where the name is the output's key (no name key before it: the conditional group)
 _JSON_PAIR = re.compile(
-    r'(?P<h>"' + _NAME_KEYS + r'"\s*:\s*)(?P<n>"' + _NAME + r'")'
-    r'(?P<m>(?:\s*,\s*"(?:Type|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'")(?=\s*:)'
+    r'(?P<h>"' + _NAME_KEYS + r'"\s*:\s*)?(?P<n>"' + _NAME + r'")'
+    r'(?P<m>(?(h)(?:\s*,\s*"(?:Type|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'"'
+    r'|\s*:\s*\{\s*"sensitive"\s*:\s*(?:true|false)\s*,\s*"type"\s*:\s*(?:"[a-z]{1,16}"|\[[^\]{}]{0,120}\])'
+    r'\s*,\s*"value"))(?=\s*:)'
 )
-# the same in YAML (- Name: X / Value: ...) and in the AWS CLI's shorthand (ParameterKey=X,ParameterValue=...)
+# the same in YAML (- Name: X / Value: ...; a Type line between, as the AWS CLI's YAML output of an SSM
+# parameter has: its keys are sorted) and in the AWS CLI's shorthand (ParameterKey=X,ParameterValue=...)
 _YAML_PAIR = re.compile(
     r"(?P<h>" + _NAME_KEY_WORD + r":[ \t]+)(?P<n>[\"']?" + _NAME + r"[\"']?)"
-    r"(?P<m>[ \t]*\r?\n[ \t]+" + _VALUE_KEYS + r")(?=:[ \t])"
+    r"(?P<m>[ \t]*\r?\n(?:[ \t]+(?:Type|DataType):[ \t]+[A-Za-z]{1,20}[ \t]*\r?\n)?[ \t]+"
+    + _VALUE_KEYS
+    + r")(?=:[ \t])"
 )
 _SHORTHAND_PAIR = re.compile(
     r"(?P<h>" + _NAME_KEY_WORD + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
