@@ -344,13 +344,16 @@ _NAME_KEY_WORD = r"[PONKkn](?<![A-Za-z0-9_].)(?:(?<=P)arameterKey|(?<=O)utputKey
 # a JSON name/value pair object: {"ParameterKey": "X", "ParameterValue": ...}, {"name": "X", "value":
 # ...}, an SSM parameter's {"Name": "X", "Type": "String", "Value": ...} (only a Type between: the
 # deleted text must hold no identifier)
-# ...; and an output of `terraform output -json`: {"<name>": {"sensitive": false, "type": "string",
-# "value": ...}}, where the name is the output's key (no name key before it: the conditional group)
 _JSON_PAIR = re.compile(
-    r'(?P<h>"' + _NAME_KEYS + r'"\s*:\s*)?(?P<n>"' + _NAME + r'")'
-    r'(?P<m>(?(h)(?:\s*,\s*"(?:Type|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'"'
-    r'|\s*:\s*\{\s*"sensitive"\s*:\s*(?:true|false)\s*,\s*"type"\s*:\s*(?:"[a-z]{1,16}"|\[[^\]{}]{0,120}\])'
-    r'\s*,\s*"value"))(?=\s*:)'
+    r'(?P<h>"' + _NAME_KEYS + r'"\s*:\s*)(?P<n>"' + _NAME + r'")'
+    r'(?P<m>(?:\s*,\s*"(?:Type|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'")(?=\s*:)'
+)
+# an output of `terraform output -json`: {"<name>": {"sensitive": false, "type": "string", "value": ...}},
+# named by its own key (looked for only in a text that holds '"sensitive"')
+_TF_OUTPUT_PAIR = re.compile(
+    r'(?P<h>)(?P<n>"' + _NAME + r'")'
+    r'(?P<m>\s*:\s*\{\s*"sensitive"\s*:\s*(?:true|false)\s*,\s*"type"\s*:\s*(?:"[a-z]{1,16}"|\[[^\]{}]{0,120}\])'
+    r'\s*,\s*"value")(?=\s*:)'
 )
 # the same in YAML (- Name: X / Value: ...; a Type line between, as the AWS CLI's YAML output of an SSM
 # parameter has: its keys are sorted) and in the AWS CLI's shorthand (ParameterKey=X,ParameterValue=...)
@@ -375,7 +378,7 @@ _PAIRS = (
 _VALUE_KEY_END = re.compile(r'alue(?:"\s*:|[:=])')
 _JSON_REACH = 256
 """How far before where a JSON pair can end it is looked for first (see ``_json_pairs``)."""
-_JSON_SOLID = max_width(_JSON_PAIR.pattern.replace(r"\s*", ""))
+_JSON_SOLID = {p: max_width(p.pattern.replace(r"\s*", "")) for p in (_JSON_PAIR, _TF_OUTPUT_PAIR)}
 """The most characters other than blanks a JSON pair holds (only its ``\\s*`` are unbounded)."""
 # a YAML block scalar right after a key (OwnerId: >-, then the value on the next line)
 _BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
@@ -419,7 +422,9 @@ def paired(text: str) -> Paired | None:
             json_ends += (m.start() + 5, m.end())
         else:
             marks.add(mark)
-    syntaxes: list[Iterable[re.Match[str]]] = [_json_pairs(text, json_ends)] if json_ends else []
+    syntaxes: list[Iterable[re.Match[str]]] = [_json_pairs(text, json_ends, _JSON_PAIR)] if json_ends else []
+    if json_ends and '"sensitive"' in text:
+        syntaxes.append(_json_pairs(text, json_ends, _TF_OUTPUT_PAIR))
     syntaxes += [pattern.finditer(text) for pattern, mark in _PAIRS[1:] if mark in marks]
     if not syntaxes:
         return None
@@ -462,21 +467,23 @@ def paired(text: str) -> Paired | None:
     return Paired("".join(parts), source, view_starts[0::2], ends)
 
 
-def _json_pairs(text: str, ends: list[int]) -> Iterator[re.Match[str]]:
-    """``_JSON_PAIR.finditer(text)``, looked for only before where a pair can end: ``ends`` holds, for
+def _json_pairs(text: str, ends: list[int], pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` (``_JSON_PAIR``, ``_TF_OUTPUT_PAIR``), looked for only before where a
+    pair can end: ``ends`` holds, for
     each value key's closing quote followed by blanks and a colon (in text order), the offset after the
     quote and the offset after the colon. A match ends at such a quote and holds no other (a name, a
     type or the key before it may end in "alue", but is followed by a comma or is a name key), so each
     is the one match, if any, in the stretch from the previous such colon to its own. That stretch is
     searched over its last ``_JSON_REACH`` characters first; only if they hold no match and could all
-    lie inside one (no more than ``_JSON_SOLID`` characters that are not blanks) over all of it."""
+    lie inside one (no more than ``_JSON_SOLID[pattern]`` characters that are not blanks) over all of
+    it."""
     lo = 0
     for k in range(0, len(ends), 2):
         end, hi = ends[k], ends[k + 1]
         near = max(lo, end - _JSON_REACH)
-        m = _JSON_PAIR.search(text, near, hi)
-        if m is None and near > lo and sum(map(len, text[near:end].split())) <= _JSON_SOLID:
-            m = _JSON_PAIR.search(text, lo, hi)
+        m = pattern.search(text, near, hi)
+        if m is None and near > lo and sum(map(len, text[near:end].split())) <= _JSON_SOLID[pattern]:
+            m = pattern.search(text, lo, hi)
         if m is not None:
             yield m
         lo = hi
