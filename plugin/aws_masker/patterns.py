@@ -1512,10 +1512,11 @@ def _cli_name_verdict(value: str, text: str, start: int) -> Verdict:
 
 
 def _snake_forms(snake: str) -> tuple[str, ...]:
-    """function_name -> FunctionName, functionName, function_name, FUNCTION_NAME."""
+    """function_name -> FunctionName, functionName, function_name, FUNCTION_NAME, functionname (an HTTP
+    header's name, as Kong hands it over: lower case)."""
     parts = snake.split("_")
     camel = "".join(p.capitalize() for p in parts)
-    return (camel, camel[0].lower() + camel[1:], snake, snake.upper())
+    return tuple(dict.fromkeys((camel, camel[0].lower() + camel[1:], snake, snake.upper(), camel.lower())))
 
 
 def _name_keys(*snakes: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -1618,8 +1619,9 @@ _NAMED_LIST_KEYS = {
     "ELB_ARN": ("load_balancer_names",),
     "ELASTICACHE_ARN": ("member_clusters",),
 }
-# a JSON or YAML flow list ([...]), or a YAML block list (lines of "- item") after the key
-_NAME_LIST = r"[\"']?[ \t]*:[ \t]*(?P<v>\[[^\[\]{}]{0,65536}\]|(?:\r?\n[ \t]*-[ \t]+[^\r\n]{1,1024})+)"
+# a JSON or YAML flow list ([...]; also inside a string: a header's value), or a YAML block list
+# (lines of "- item") after the key
+_NAME_LIST = r"[\"']?[ \t]*:[ \t]*[\"']?(?P<v>\[[^\[\]{}]{0,65536}\]|(?:\r?\n[ \t]*-[ \t]+[^\r\n]{1,1024})+)"
 _NAME_ITEM = _RESOURCE_NAME + _NAME_END
 
 
