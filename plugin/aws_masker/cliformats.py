@@ -159,8 +159,21 @@ def catalogue_fingerprint() -> str:
     catalogue has changed since (a new key rule flags members the file does not hold)."""
     from .patterns import RULES
 
-    made_of = json.dumps([[(rule.name, rule.regex, rule.items) for rule in RULES], _PROBES])
+    # (the regexes as Python 3.10 builds them: without the possessive quantifiers of 3.11, which
+    # patterns.POSSESSIVE adds, so both make the same fingerprint)
+    made_of = json.dumps(
+        [
+            [
+                (rule.name, *(_POSSESSIVE.sub("", rx or "") for rx in (rule.regex, rule.items)))
+                for rule in RULES
+            ],
+            _PROBES,
+        ]
+    )
     return hashlib.sha256(made_of.encode()).hexdigest()[:16]
+
+
+_POSSESSIVE = re.compile(r"(?<=[*+?}])\+")
 
 
 @lru_cache(maxsize=1)
