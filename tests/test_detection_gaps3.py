@@ -179,3 +179,57 @@ def test_query_aliases_name_table_columns() -> None:
         'aws rds describe-db-instances --query "DBInstances[*].{ID:DBInstanceIdentifier,Engine:Engine}"\n'
     )
     assert cliformats.query_aliases(command) == {"ID": "DBInstanceIdentifier"}
+
+
+# ---- second review (material beyond the AWS CLI): its realistic samples are in tests/corpus/aws ----
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'df = df[["table_name", "row_count", "size_mb"]]',
+        '"required": ["TableName", "KeySchema", "AttributeDefinitions"]',
+        'fields = ("function_name", "memory_size", "timeout")',
+        'keys: ["StackName", "StackStatus"]',
+    ],
+)
+def test_a_list_of_key_names_is_not_a_key_and_its_value(masker: Masker, text: str) -> None:
+    """Only a CloudWatch metrics array ("AWS/Lambda", "Errors", "FunctionName", "x") pairs a key with
+    the next item."""
+    assert not [f for f in masker.find(text) if f.mask]
+
+
+def test_a_metrics_array_still_pairs_a_dimension_with_its_value(masker: Masker) -> None:
+    text = '["AWS/Lambda", "Errors", "FunctionName", "acme-billing-sync", {"stat": "Sum"}]'
+    assert _leaks(masker, text, ["acme-billing-sync"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "service"),
+    [
+        (
+            '{"VpcEndpointId": "vpce-0a1b2c3d4e5f60718", "ServiceName": "com.amazonaws.eu-west-1.s3"}',
+            "com.amazonaws.eu-west-1.s3",
+        ),
+        (
+            '{"AwsApiCallAction": {"Api": "ListBuckets", "ServiceName": "lambda.amazonaws.com"}}',
+            "lambda.amazonaws.com",
+        ),
+    ],
+)
+def test_an_aws_service_name_is_not_a_resource_name(masker: Masker, text: str, service: str) -> None:
+    masked, _ = masker.mask_text(text)
+    assert f'"ServiceName": "{service}"' in masked
+
+
+def test_alarm_dimensions_value_first_also_escaped_in_an_sns_message(masker: Masker) -> None:
+    alarm = {
+        "AlarmName": "db-cpu-high",
+        "Trigger": {
+            "Namespace": "AWS/RDS",
+            "Dimensions": [{"value": "orders-db-prod", "name": "DBInstanceIdentifier"}],
+        },
+    }
+    text = json.dumps({"Type": "Notification", "Message": json.dumps(alarm)})
+    assert _leaks(masker, text, ["orders-db-prod"]) == 0
+    assert _json_leaks(masker, alarm, ["orders-db-prod"]) == 0

@@ -86,9 +86,10 @@ _MAGIC: dict[tuple[str, str], tuple[bytes, ...]] = {
 }
 _PAIR_NAMES = {
     "ParameterValue": ("ParameterKey",),
+    "parameterValue": ("parameterKey",),  # (CloudTrail's records of CreateStack and UpdateStack)
     "OutputValue": ("OutputKey",),
     "Value": ("Key", "Name"),
-    "value": ("key", "name"),
+    "value": ("key", "name", "field"),  # (field: Logs Insights results)
 }
 """The value member of a name/value pair object -> the members that may name what it holds."""
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
@@ -183,7 +184,7 @@ def mask_document(
         elif key is None and not outer:
             contexts.append("")
         else:
-            named = _pair_context(masker, containers[container], key, value, doc.values)
+            named = _pair_context(masker, containers, container, key, value, doc.values)
             contexts.append(outer + (quoted[key] if named is None else named) + quote)
         next_key = next_keys.get(i)
         if next_key is None:
@@ -333,7 +334,7 @@ def _media(value: str | None) -> str:
 
 
 def _pair_context(
-    masker: Masker, container: Container, key: str | None, value: str, values: list[str]
+    masker: Masker, containers: list[Container], index: int, key: str | None, value: str, values: list[str]
 ) -> str | None:
     """For the value member of a name/value pair object (``{"ParameterKey": "DBInstanceIdentifier",
     "ParameterValue": "x"}``, ``{"name": "DATA_BUCKET", "value": "x"}``, a tag's ``Key``/``Value``):
@@ -341,9 +342,19 @@ def _pair_context(
     in place of its own key, so it gets the verdict it would get under that key (as scanner.py's
     paired view of pasted text). ``OutputValue`` is evidence of its own (a bucket-shaped output): it
     keeps its key unless the name finds more. An output of ``terraform output -json``
-    (``"bucket_name": {"sensitive": false, "type": "string", "value": "x"}``) is named by its own key."""
+    (``"bucket_name": {"sensitive": false, "type": "string", "value": "x"}``) is named by its own key,
+    a condition's value in ``aws sts decode-authorization-message`` output (``{"key": K, "values":
+    {"items": [{"value": V}]}}``) by its condition key."""
+    container = containers[index]
     if key == "value" and container.key is not None and "type" in container.strings:
         return _quoted(container.key) + ": "
+    if key == "value" and container.parent >= 0:  # decode-authorization-message: {"key": K, "values":
+        items = containers[container.parent]  # {"items": [{"value": V}]}}: named by K
+        values_object = containers[items.parent] if items.key == "items" and items.parent >= 0 else None
+        if values_object is not None and values_object.key == "values" and values_object.parent >= 0:
+            condition_key = containers[values_object.parent].strings.get("key")
+            if condition_key and _PAIR_NAME.fullmatch(values[condition_key[-1]]):
+                return _quoted(values[condition_key[-1]]) + ": "
     names = _PAIR_NAMES.get(key) if key is not None else None
     if names is None:
         return None

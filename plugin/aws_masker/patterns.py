@@ -710,8 +710,8 @@ def _access_log_uri_bucket_verdict(value: str, text: str, start: int) -> Verdict
 # Owner or Grantee opening an object (JSON "Owner": {, a YAML mapping, XML <Owner>), or a
 # CanonicalUser type
 _OWNER_EVIDENCE = re.compile(
-    r"(?<![A-Za-z0-9_])(?:[\"']?(?:Owner|Grantee)[\"']?[ \t]*[:=][ \t]*(?:\{|\r?\n)|<(?:Owner|Grantee)[\s>])"
-    r"|CanonicalUser"
+    r"(?<![A-Za-z0-9_])(?:[\"']?(?:[Oo]wner|[Gg]rantee)[\"']?[ \t]*[:=][ \t]*(?:\{|\r?\n)"
+    r"|<(?:Owner|Grantee)[\s>])|CanonicalUser"
 )
 _ID_COLUMN = re.compile(r"\|\s*ID\s*\|")
 _TABLE_ROW_START = re.compile(r"[ \t]*\|\|")
@@ -1207,6 +1207,10 @@ _ACCOUNT_CONTEXT_TEXT = (
     # (then the requester's, when there is one), or at the start of a JSON string (CLI output in a
     # log record)
     r"|RESERVATIONS\t(?<![^\n\"]RESERVATIONS\t)(?:[0-9]{12}\t)?"
+    # a condition key's values in `aws sts decode-authorization-message` output:
+    # {"key": "aws:ResourceAccount", "values": {"items": [{"value": ...
+    r"|(?:Resource|Principal|Source)Account[\"']?\s*,\s*[\"']?values[\"']?\s*:\s*\{\s*[\"']?items[\"']?"
+    r"\s*:\s*\[\s*\{\s*[\"']?value[\"']?\s*:\s*[\"']?"
     # the Id of an account of AWS Organizations (list-accounts, describe-account, delegated admins)
     r"|(?:Accounts?|DelegatedAdministrators)[\"']?\s*:\s*(?:\[\s*)?(?:\{\s*|-[ \t]+)"
     r"[\"']?Id[\"']?\s*:\s*[\"']?"
@@ -1250,6 +1254,8 @@ _ACCOUNT_AFTER = re.compile(
     r"|\.signin\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)\b"
     # an Organizations child or policy target (list-children, list-targets-for-policy) of type ACCOUNT
     r"|[\"']?[ \t]*(?:,|\r?\n)[ \t]*[\"']?Type[\"']?[ \t]*:[ \t]*[\"']?ACCOUNT\b"
+    # a Logs Insights @log value: <account>:<log group>
+    r"|:/[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]"
 )
 # from the end of one account ID to the next object's "Id" in a list (of Organizations accounts): the
 # rest of the object (no nesting) and the next one's first member (JSON; YAML "- Id:")
@@ -1485,12 +1491,18 @@ _PLAIN_WORD = re.compile(r"[a-z]+|[A-Z]+|[A-Z][a-z]+")
 _TF_REFERENCE = re.compile(r"(?:var|local|module|data|each|self|aws_[a-z0-9_]+)\.")
 
 
+_METRIC_PAIR_BEFORE = re.compile(r"[\"'],[ \t]*[\"']\Z")
+_SERVICE_NAME = re.compile(r"(?:com\.amazonaws\.|aws\.)[a-z0-9.-]+|[a-z0-9.-]+\.amazonaws\.com(?:\.cn)?")
+
+
 def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
     """A value under a key or flag that names a resource: masked unless it is a plain word ("default",
     "Orders"), a number, version, hash, UUID or EC2 ID (their own rules), a region, a Terraform
-    reference (var.name, aws_lambda_function.x.function_name) or a path of slashes only."""
+    reference (var.name, aws_lambda_function.x.function_name), a path of slashes only, or an AWS
+    service's name (lambda.amazonaws.com, com.amazonaws.eu-west-1.s3)."""
     if (
-        _PLAIN_WORD.fullmatch(value)
+        _SERVICE_NAME.fullmatch(value)
+        or _PLAIN_WORD.fullmatch(value)
         or _NOT_LISTED_NAME.fullmatch(value)
         or re.fullmatch(REGION, value)
         or _TF_REFERENCE.match(value)
@@ -1498,6 +1510,18 @@ def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
     ):
         return Verdict.REJECT
     return Verdict.MASK
+
+
+def _named_key_verdict(value: str, text: str, start: int) -> Verdict:
+    """``_resource_name_verdict``; after a key in a list ("FunctionName", "x"), only in a CloudWatch
+    metrics array (its namespace "AWS/..." before it): a list of key names (a schema's "required", a
+    list of columns) is not a key and its value."""
+    if (
+        _METRIC_PAIR_BEFORE.search(text, max(0, start - 8), start)
+        and text.rfind("AWS/", max(0, start - 300), start) < 0
+    ):
+        return Verdict.REJECT
+    return _resource_name_verdict(value, text, start)
 
 
 _AWS_CLI_LINE = re.compile(r"(?<![A-Za-z0-9_-])aws(?:\.exe)?[ \t]+[a-z0-9-]+[ \t]+[a-z0-9-]+[ \t]")
@@ -1689,7 +1713,7 @@ def _named_rules() -> tuple[Rule, ...]:
                 regex=_named_by_key(keys),
                 description=f"A resource's name under its keys and CloudWatch dimensions ({key_sample})",
                 anchors=_key_name_anchors(keys),
-                validate=_resource_name_verdict,
+                validate=_named_key_verdict,
                 must_match=(
                     (f'{{"{key_sample}": "prod-x7-name"}}', "prod-x7-name"),
                     (f'["AWS/X", "Errors", "{key_sample}", "prod-x7-name"]', "prod-x7-name"),
@@ -3720,7 +3744,7 @@ RULES: tuple[Rule, ...] = (
         kind="CANONICAL_ID",
         regex=(
             "(?:"
-            + words(["CanonicalUser", "S3CanonicalUserId"])
+            + words(["CanonicalUser", "S3CanonicalUserId", "OwnerId"])
             + ASSIGN
             + "|"
             + words(["OWNER", "GRANTEE"])
@@ -3734,13 +3758,19 @@ RULES: tuple[Rule, ...] = (
             "S3 canonical user IDs (64 hex; CloudFront's S3CanonicalUserId: 96): CanonicalUser "
             "principals, OWNER/GRANTEE lines of text output"
         ),
-        anchors=(one_of(["CanonicalUser", "S3CanonicalUserId"]), one_of(["OWNER", "GRANTEE"]) + TAB),
+        anchors=(
+            one_of(["CanonicalUser", "S3CanonicalUserId"]),
+            one_of(["OWNER", "GRANTEE"]) + TAB,
+            # (an OwnerId is an account's 12 digits, or in Security Hub's AwsS3Bucket a canonical ID)
+            r"OwnerId[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?[0-9a-f]{13}",
+        ),
         must_match=(
             ('"Principal": {"CanonicalUser": "' + _CANONICAL + '"}', _CANONICAL),
             ("OWNER\tops\t" + _CANONICAL + "\nBUCKETS", _CANONICAL),
             ("GRANTEE\t" + _CANONICAL + "\tCanonicalUser", _CANONICAL),
             ('{"o": "OWNER\\tops\\t' + _CANONICAL + '\\n"}', _CANONICAL),
             ('"S3CanonicalUserId": "' + _CANONICAL + _CANONICAL[:32] + '"', _CANONICAL + _CANONICAL[:32]),
+            ('{"AwsS3Bucket": {"OwnerId": "' + _CANONICAL + '"}}', _CANONICAL),
         ),
         must_not_match=('"CanonicalUser": "' + _CANONICAL + '0"', "OWNER " + _CANONICAL),
     ),
@@ -3749,23 +3779,28 @@ RULES: tuple[Rule, ...] = (
         echo=True,
         category="account",
         kind="CANONICAL_ID",
-        regex=(words(["ID"]) + "(?:" + ASSIGN + "|>)" + r"(?P<v>[0-9a-f]{64})(?![A-Za-z0-9])"),
+        regex=(words(["ID", "Id", "id"]) + "(?:" + ASSIGN + "|>)" + r"(?P<v>[0-9a-f]{64})(?![A-Za-z0-9])"),
         description=(
             'S3 canonical user IDs under an "ID" key (JSON, YAML, XML) of an Owner or Grantee: '
-            "ACLs, bucket and object listings"
+            "ACLs, bucket and object listings; GuardDuty writes it Id"
         ),
-        anchors=word_anchors(("ID",), AFTER_KEY + ">"),
+        # (Id and id are keys everywhere: only before eight hex digits)
+        anchors=(
+            *word_anchors(("ID",), AFTER_KEY + ">"),
+            r"(?:Id|id)[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?[0-9a-f]{8}",
+        ),
         validate=_owner_id_verdict,
         must_match=(
             ('"Owner": {"DisplayName": "ops", "ID": "' + _CANONICAL + '"}', _CANONICAL),
             ("Grantee:\n  ID: " + _CANONICAL + "\n  Type: CanonicalUser", _CANONICAL),
             ("<Owner><ID>" + _CANONICAL + "</ID></Owner>", _CANONICAL),
+            ('"Owner": {"Id": "' + _CANONICAL + '"}', _CANONICAL),  # GuardDuty's S3BucketDetails
         ),
         must_not_match=(
             '{"ID":"' + _CANONICAL + '","Image":"nginx","Names":"web"}',  # docker ps --no-trunc
             "Session ID: " + _CANONICAL,
             '"Owner": {"ID": "' + _CANONICAL + '0"}',
-            '"Owner": {"Id": "' + _CANONICAL + '"}',
+            '{"Id": "' + _CANONICAL + '", "Image": "nginx"}',
         ),
     ),
     Rule(

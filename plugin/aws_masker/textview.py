@@ -337,8 +337,10 @@ def _loose_accounts(text: str) -> list[tuple[int, int]]:
 # (a YAML block scalar's indicator is folded away in ``folded``; pair objects get a view of their own)
 
 _NAME = r"[A-Za-z0-9_.:/-]{1,128}"
-_NAME_KEYS = "(?:ParameterKey|OutputKey|Key|key|Name|name)"
-_VALUE_KEYS = "(?:ParameterValue|OutputValue|Value|value)"
+# (parameterKey: CloudTrail's records of CreateStack; field: Logs Insights results, {"field":
+# "requestParameters.bucketName", "value": ...})
+_NAME_KEYS = "(?:ParameterKey|parameterKey|OutputKey|Key|key|Name|name|field)"
+_VALUE_KEYS = "(?:ParameterValue|parameterValue|OutputValue|Value|value)"
 # the same name keys, behind a class of their first letters (the regex module then skips to them)
 _NAME_KEY_WORD = r"[PONKkn](?<![A-Za-z0-9_].)(?:(?<=P)arameterKey|(?<=O)utputKey|(?<=[Kk])ey|(?<=[Nn])ame)"
 # a JSON name/value pair object: {"ParameterKey": "X", "ParameterValue": ...}, {"name": "X", "value":
@@ -384,6 +386,29 @@ _JSON_SOLID = {p: max_width(p.pattern.replace(r"\s*", "")) for p in (_JSON_PAIR,
 _BLOCK_SCALAR = re.compile(r":[ \t]+(?P<h>[|>][-+]?[1-9]?[-+]?[ \t]*\r?\n[ \t]+)(?=[^ \t\r\n])")
 
 
+# the pair the other way round, as CloudWatch writes an alarm's dimensions in the JSON it sends to
+# SNS: {"value": "orders-db-prod", "name": "DBInstanceIdentifier"} (after the value key's colon)
+_VALUE_FIRST_PAIR = re.compile(r'\s*"[^"\\\n]{1,256}"\s*,\s*"name"\s*:\s*(?P<n>"' + _NAME + r'")')
+
+
+class _ValueFirst(NamedTuple):
+    """A value-first pair, read as paired() reads a match of the other syntaxes: its segment is the
+    name (``start("n")`` to ``span("m")[0]``), then from the value key's colon (``span("m")[1]``)."""
+
+    begin: int  # where the value key's opening quote stands
+    colon: int
+    match: re.Match[str]
+
+    def start(self, group: str | None = None) -> int:
+        return self.match.start("n") if group == "n" else self.begin
+
+    def end(self) -> int:
+        return self.match.end()
+
+    def span(self, group: str) -> tuple[int, int]:  # ("m": what the view leaves out)
+        return self.match.end("n"), self.colon
+
+
 class Paired(NamedTuple):
     view: str
     """The segments, one after the other, a blank line (``_GAP``) between them."""
@@ -416,16 +441,23 @@ def paired(text: str) -> Paired | None:
         return None
     json_ends: list[int] = []  # where each JSON pair can end, and where the colon after it ends
     marks: set[str] = set()
+    value_first: list[_ValueFirst] = []
     for m in _VALUE_KEY_END.finditer(text, first):
         mark = m[0]
         if mark[4] == '"':
             json_ends += (m.start() + 5, m.end())
+            if text[m.start() - 1] == "v" and m.start() >= 2:  # {"value": "x", "name": "Key"}
+                reversed_pair = _VALUE_FIRST_PAIR.match(text, m.end())
+                if reversed_pair is not None:
+                    value_first.append(_ValueFirst(m.start() - 2, m.end() - 1, reversed_pair))
         else:
             marks.add(mark)
     syntaxes: list[Iterable[re.Match[str]]] = [_json_pairs(text, json_ends, _JSON_PAIR)] if json_ends else []
     if json_ends and '"sensitive"' in text:
         syntaxes.append(_json_pairs(text, json_ends, _TF_OUTPUT_PAIR))
     syntaxes += [pattern.finditer(text) for pattern, mark in _PAIRS[1:] if mark in marks]
+    if value_first:
+        syntaxes.append(value_first)  # type: ignore[arg-type]
     if not syntaxes:
         return None
     if len(syntaxes) == 1:  # one syntax: its matches come in order, each used as it comes
