@@ -1811,9 +1811,64 @@ def _terraform_named_rules() -> tuple[Rule, ...]:
     return tuple(out)
 
 
+# a key that ends in what the resource is (ORDERS_TABLE, LAMBDA_FUNCTION, ECS_CLUSTER, SessionsTableName,
+# a CDK output's Stack.OrdersFunctionName): environment variables, CI variables, stack outputs
+_NAMED_SUFFIXES = ("TABLE", "FUNCTION", "QUEUE", "TOPIC", "STREAM", "CLUSTER")
+_NAMED_SUFFIX_KEY = (
+    r"[A-Za-z][A-Za-z0-9_.-]{0,60}(?:[_-](?:"
+    + "|".join(_NAMED_SUFFIXES)
+    + "|"
+    + "|".join(w.lower() for w in _NAMED_SUFFIXES)
+    + ")|[a-z0-9](?:"
+    + "|".join(w.capitalize() for w in _NAMED_SUFFIXES)
+    + "))"
+)
+WORD_GUARDS += (_NAMED_SUFFIX_KEY,)
+
+
 _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
     *_named_rules(),
     *_terraform_named_rules(),
+    Rule(
+        name="named_suffix_key",
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"[A-Za-z](?<![A-Za-z0-9_.-].)[A-Za-z0-9_.-]{0,60}?(?:[_-](?:"
+            + "|".join(_NAMED_SUFFIXES)
+            + "|"
+            + "|".join(w.lower() for w in _NAMED_SUFFIXES)
+            + r")(?:[_-](?:NAME|name))?|(?<=[a-z0-9])(?:"
+            + "|".join(w.capitalize() for w in _NAMED_SUFFIXES)
+            + r")(?:Name)?)"
+            + r"(?:[\"']?[ \t]*[:=][ \t]*[\"']?)(?P<v>"
+            + _RESOURCE_NAME
+            + ")"
+            + _NAME_END
+        ),
+        description=(
+            "A resource's name under a key that ends in what it is (ORDERS_TABLE, LAMBDA_FUNCTION, "
+            "ECS_CLUSTER, SessionsTableName, a CDK output's Stack.OrdersFunctionName): masked where it "
+            "stands, not echoed"
+        ),
+        anchors=(_NAMED_SUFFIX_KEY,),
+        validate=_resource_name_verdict,
+        must_match=(
+            ("ECS_CLUSTER: acme-prod-ecs", "acme-prod-ecs"),
+            ("export ORDERS_TABLE=acme-orders-prod", "acme-orders-prod"),
+            (
+                "AcmeApiStack.OrdersFunctionName = AcmeApiStack-OrdersHandler5B2E-Xy9Zw8Vu7Ts6",
+                "AcmeApiStack-OrdersHandler5B2E-Xy9Zw8Vu7Ts6",
+            ),
+            ('{"DeadLetterQueueName": "acme-orders-dlq"}', "acme-orders-dlq"),
+        ),
+        must_not_match=(
+            "HASH_TABLE=default",
+            "MAX_QUEUE=100",
+            "PRIMARY_CLUSTER: us-east-1",
+            '"StreamName": "prod-x7-name"',  # (its own key rule's)
+        ),
+    ),
     Rule(
         name="terraform_resource_name",
         echo=True,
