@@ -1998,18 +1998,29 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
         kind_of=lambda v: "LAMBDA_ARN",
         regex=(
             r"a(?<=/a)(?<![A-Za-z0-9_.-]/a)ws/(?:lambda|codebuild|eks|rds/(?:instance|cluster)|ecs/containerinsights"
-            r"|vendedlogs/states|batch/job|glue/jobs/[a-z]+|sagemaker/[A-Za-z]+|kinesisfirehose)/(?P<v>"
+            r"|vendedlogs/states|batch/job|glue/jobs/[a-z]+|sagemaker/[A-Za-z]+|kinesisfirehose"
+            r"|elasticbeanstalk|opensearch/domains|msk|ssm|ecs|events|appsync/apis)/(?P<v>"
             r"[A-Za-z0-9_.-]{1,256}" + POSSESSIVE + ")(?![A-Za-z0-9_.-])"
         ),
         description=(
             "The resource name in an AWS log group: /aws/lambda/<function>, /aws/codebuild/<project>, "
-            "/aws/eks/<cluster>/cluster, /aws/rds/instance/<db>/..., /aws/ecs/containerinsights/<cluster>"
+            "/aws/eks/<cluster>/cluster, /aws/rds/instance/<db>/..., /aws/ecs/containerinsights/<cluster>, "
+            "/aws/elasticbeanstalk/<environment>/..., /aws/opensearch/domains/<domain>/..., "
+            "/aws/msk/<cluster>, /aws/ssm/<name>, /aws/ecs/<cluster>, /aws/events/<rule>"
         ),
-        anchors=("aws/(?:lambda|codebuild|eks|rds|ecs|vendedlogs|batch|glue|sagemaker|kinesisfirehose)/",),
+        anchors=(
+            "aws/(?:lambda|codebuild|eks|rds|ecs|vendedlogs|batch|glue|sagemaker|kinesisfirehose|elasticbeanstalk"
+            "|opensearch|msk|ssm|events|appsync)/",
+        ),
         must_match=(
             ("aws logs tail /aws/lambda/prod-order-handler --follow", "prod-order-handler"),
             ('"logGroupName": "/aws/codebuild/prod-build"', "prod-build"),
             ("/aws/eks/prod-eks-1/cluster", "prod-eks-1"),
+            (
+                '"logGroupName": "/aws/elasticbeanstalk/acme-web-prod/var/log/nginx/error.log"',
+                "acme-web-prod",
+            ),
+            ('"CloudWatchLogGroupName": "/aws/ssm/acme-runcommand"', "acme-runcommand"),
         ),
         must_not_match=("/aws/service/x", "/aws/lambda/", "x/aws/lambda/y"),
     ),
