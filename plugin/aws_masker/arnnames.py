@@ -18,6 +18,9 @@ gets, for the ARN shapes whose resource part is a name the customer chose:
   API and ECS task, and the names of a load balancer and EKS cluster: the ARN's own kind (a
   describe call prints the ID bare next to the ARN: ``"KeyId": ..., "Arn": ...``).
 
+- an ECS cluster or service, a Kinesis stream, a Firehose delivery stream, an ECR repository, a
+  CodeBuild project, a Glue job or crawler, an ElastiCache replication group or cluster, a target
+  group, a CloudFormation stack and a CodePipeline pipeline: the ARN's own kind;
 - the paths of an SSM parameter (``parameter/orders/prod/db_password``: ``/orders/prod/db_password``)
   and a log group, and a Secrets Manager secret's name (without the six characters AWS adds:
   ``secret:orders-prod/db-credentials-AbCdEf``): the ARN's own kind, echoed as paths.
@@ -35,7 +38,7 @@ import re
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _PATH = re.compile(r"/?[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
-_PATH_KINDS = frozenset(("SSM_ARN", "LOG_GROUP_ARN", "SECRET_ARN"))
+_PATH_KINDS = frozenset(("SSM_ARN", "LOG_GROUP_ARN", "SECRET_ARN", "ECR_ARN"))
 
 
 def _last(path: str) -> str:
@@ -96,6 +99,26 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = _last(resource), "BATCH_ARN"
     elif service == "organizations" and resource.startswith("root/"):
         name, kind, category = _last(resource), "ORG_ROOT", "account"
+    elif service == "ecs" and resource.startswith(("cluster/", "service/")):
+        name, kind = _last(resource), "ECS_ARN"  # (service/<cluster>/<service>: the service's name)
+    elif service == "kinesis" and resource.startswith("stream/"):
+        name, kind = resource[7:], "KINESIS_ARN"
+    elif service == "firehose" and resource.startswith("deliverystream/"):
+        name, kind = resource[15:], "FIREHOSE_ARN"
+    elif service == "ecr" and resource.startswith("repository/"):
+        name, kind = resource[11:], "ECR_ARN"
+    elif service == "codebuild" and resource.startswith("project/"):
+        name, kind = resource[8:], "CODEBUILD_ARN"
+    elif service == "glue" and resource.startswith(("job/", "crawler/")):
+        name, kind = _last(resource), "GLUE_ARN"
+    elif service == "elasticache" and resource.startswith(("replicationgroup:", "cluster:")):
+        name, kind = resource.split(":", 1)[1], "ELASTICACHE_ARN"
+    elif service == "elasticloadbalancing" and resource.startswith("targetgroup/"):
+        name, kind = resource.split("/")[1], "ELB_ARN"  # (targetgroup/<name>/<id>)
+    elif service == "cloudformation" and resource.startswith("stack/"):
+        name, kind = resource.split("/")[1], "CFN_STACK_ARN"  # (stack/<name>/<id>)
+    elif service == "codepipeline" and "/" not in resource and ":" not in resource:
+        name, kind = resource, "ARN"
     elif service == "ssm" and resource.startswith("parameter/"):
         path = resource[10:]  # (a name with slashes begins with one, which the ARN does not repeat)
         name, kind = ("/" + path if "/" in path else path), "SSM_ARN"

@@ -322,6 +322,12 @@ class Masker:
                 named = arn_name(value)  # (not where its own category is off or it is allow-listed)
                 if named and named[0] not in names and named[2] in enabled and named[0] not in allowed:
                     names[named[0]] = (None, named[1], named[2])
+            elif kind == "SQS_QUEUE":  # an SQS queue URL's <account>/<queue>: each, should it recur
+                account, _, queue = value.partition("/")
+                if account not in names and "account" in enabled and account not in allowed:
+                    names[account] = (None, "ACCOUNT", "account")
+                if queue and queue not in names and "arn" in enabled and queue not in allowed:
+                    names[queue] = (None, "SQS_ARN", "arn")
 
         if finds is not None:
             for f in finds:
