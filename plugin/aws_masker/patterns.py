@@ -963,7 +963,10 @@ _TF_IMPORT = re.compile(r"\bimport[ \t]")
 
 def _terraform_id_verdict(value: str, text: str, start: int) -> Verdict:
     """The ID of a Terraform resource: in apply/plan progress lines (``aws_s3_bucket.x: Creation complete
-    after 2s [id=acme-logs]``) or after the address in ``terraform import``."""
+    after 2s [id=acme-logs]``) or after the address in ``terraform import``; not a token of this
+    masker's."""
+    if value[:4] == "AWS_" and _TOKEN_SHAPE.fullmatch(value):
+        return Verdict.REJECT
     if text[start - 1] != "=":
         line = max(text.rfind("\n", max(0, start - 300), start) + 1, max(0, start - 300))
         if not _TF_IMPORT.search(text, line, start):
@@ -1495,13 +1498,18 @@ _METRIC_PAIR_BEFORE = re.compile(r"[\"'],[ \t]*[\"']\Z")
 _SERVICE_NAME = re.compile(r"(?:com\.amazonaws\.|aws\.)[a-z0-9.-]+|[a-z0-9.-]+\.amazonaws\.com(?:\.cn)?")
 
 
+_TOKEN_SHAPE = re.compile(r"AWS_[A-Z][A-Z0-9_]*_[0-9a-f]{12}")
+"""A token of this masker's (tokens.py; its exact grammar is built from this catalogue): never a name."""
+
+
 def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
     """A value under a key or flag that names a resource: masked unless it is a plain word ("default",
     "Orders"), a number, version, hash, UUID or EC2 ID (their own rules), a region, a Terraform
     reference (var.name, aws_lambda_function.x.function_name), a path of slashes only, or an AWS
     service's name (lambda.amazonaws.com, com.amazonaws.eu-west-1.s3)."""
     if (
-        _SERVICE_NAME.fullmatch(value)
+        (value[:4] == "AWS_" and _TOKEN_SHAPE.fullmatch(value))
+        or _SERVICE_NAME.fullmatch(value)
         or _PLAIN_WORD.fullmatch(value)
         or _NOT_LISTED_NAME.fullmatch(value)
         or re.fullmatch(REGION, value)
@@ -1999,7 +2007,9 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
         regex=(
             r"a(?<=/a)(?<![A-Za-z0-9_.-]/a)ws/(?:lambda|codebuild|eks|rds/(?:instance|cluster)|ecs/containerinsights"
             r"|vendedlogs/states|batch/job|glue/jobs/[a-z]+|sagemaker/[A-Za-z]+|kinesisfirehose"
-            r"|elasticbeanstalk|opensearch/domains|msk|ssm|ecs|events|appsync/apis)/(?P<v>"
+            r"|elasticbeanstalk|opensearch/domains|msk|ssm|ecs|events|appsync/apis)/"
+            # (not a token of this masker's: a masked text scanned again finds nothing)
+            r"(?!AWS_[A-Z][A-Z0-9_]*_[0-9a-f]{12}(?![A-Za-z0-9_.-]))(?P<v>"
             r"[A-Za-z0-9_.-]{1,256}" + POSSESSIVE + ")(?![A-Za-z0-9_.-])"
         ),
         description=(
@@ -2022,7 +2032,12 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
             ),
             ('"CloudWatchLogGroupName": "/aws/ssm/acme-runcommand"', "acme-runcommand"),
         ),
-        must_not_match=("/aws/service/x", "/aws/lambda/", "x/aws/lambda/y"),
+        must_not_match=(
+            "/aws/service/x",
+            "/aws/lambda/",
+            "x/aws/lambda/y",
+            "/aws/ecs/AWS_ECS_ARN_0123456789ab",
+        ),
     ),
     Rule(
         name="lambda_log_stream",
