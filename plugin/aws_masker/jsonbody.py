@@ -93,6 +93,8 @@ _PAIR_NAMES = {
 }
 """The value member of a name/value pair object -> the members that may name what it holds."""
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+_TYPED_IDS = frozenset(("ResourceId", "resourceId", "resourceName", "ResourceName"))
+"""Keys whose value is named by its object's resource type (patterns.py's typed_resource_id)."""
 _LIFTED = frozenset({"default", "const", "example", "examples", "enum", "S", "N", "SS", "NS"})
 """Keys whose value is the value of the key their object stands under, as a reader takes it: a JSON
 schema's keywords (``"OwnerId": {"type": "string", "default": "..."}``, in a tool's ``input_schema``)
@@ -344,8 +346,14 @@ def _pair_context(
     keeps its key unless the name finds more. An output of ``terraform output -json``
     (``"bucket_name": {"sensitive": false, "type": "string", "value": "x"}``) is named by its own key,
     a condition's value in ``aws sts decode-authorization-message`` output (``{"key": K, "values":
-    {"items": [{"value": V}]}}``) by its condition key."""
+    {"items": [{"value": V}]}}``) by its condition key, and a ``ResourceId`` by its object's
+    ``ResourceType`` (put before it, wherever it stands)."""
     container = containers[index]
+    if key in _TYPED_IDS:  # AWS Config: "ResourceType": "AWS::Lambda::Function", "ResourceId": (any order)
+        for type_key in ("ResourceType", "resourceType"):
+            found = container.strings.get(type_key)
+            if found:
+                return _quoted(type_key) + ": " + _quoted(values[found[-1]]) + ", " + _quoted(key) + ": "
     if key == "value" and container.key is not None and "type" in container.strings:
         return _quoted(container.key) + ": "
     if key == "value" and container.parent >= 0:  # decode-authorization-message: {"key": K, "values":

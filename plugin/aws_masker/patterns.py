@@ -1834,9 +1834,59 @@ _NAMED_SUFFIX_KEY = (
 WORD_GUARDS += (_NAMED_SUFFIX_KEY,)
 
 
+# AWS Config (evaluation results, configuration items) and other inventories: a resource named by
+# ResourceId/resourceName beside its type
+_NAMED_RESOURCE_TYPE = re.compile(
+    r"[Rr]esource_?[Tt]ype[\"']?\s*[:=]\s*[\"']?AWS::(?:S3::Bucket|Lambda::Function|DynamoDB::Table|SQS::Queue"
+    r"|SNS::Topic|RDS::DB(?:Instance|Cluster)|ECS::(?:Cluster|Service)|Kinesis::Stream|ECR::Repository"
+    r"|Logs::LogGroup|SecretsManager::Secret|SSM::Parameter|ElastiCache::\w+|CloudFormation::Stack"
+    r"|CodeBuild::Project|Glue::(?:Job|Crawler)|StepFunctions::StateMachine|KinesisFirehose::DeliveryStream)\b"
+)
+
+
+def _typed_resource_verdict(value: str, text: str, start: int) -> Verdict:
+    """A ResourceId or resourceName is a name where the object it stands in (within 300 characters
+    either way) gives a resource type whose ID is its name."""
+    if not _NAMED_RESOURCE_TYPE.search(text, max(0, start - 300), start + len(value) + 300):
+        return Verdict.REJECT
+    return _resource_name_verdict(value, text, start)
+
+
 _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
     *_named_rules(),
     *_terraform_named_rules(),
+    Rule(
+        name="typed_resource_id",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        regex=words(["ResourceId", "resourceId", "resourceName", "ResourceName"])
+        + ASSIGN
+        + r"(?P<v>"
+        + _RESOURCE_NAME
+        + ")"
+        + _NAME_END,
+        description=(
+            "A resource's name as its ResourceId/resourceName beside a type whose ID is its name "
+            "(AWS Config's evaluation results and configuration items: buckets, functions, tables...)"
+        ),
+        anchors=(one_of(["ResourceId", "resourceId", "resourceName", "ResourceName"]) + f"[{AFTER_KEY}]",),
+        validate=_typed_resource_verdict,
+        must_match=(
+            (
+                '{"ResourceType": "AWS::Lambda::Function", "ResourceId": "acme-billing-sync"}',
+                "acme-billing-sync",
+            ),
+            (
+                '{"resourceType": "AWS::DynamoDB::Table", "resourceName": "acme-sessions-prod"}',
+                "acme-sessions-prod",
+            ),
+        ),
+        must_not_match=(
+            '{"ResourceType": "AWS::EC2::Volume", "ResourceId": "data-volume-1"}',
+            '{"ResourceId": "acme-billing-sync"}',
+        ),
+    ),
     Rule(
         name="named_suffix_key",
         category="arn",
