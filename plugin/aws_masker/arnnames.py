@@ -41,6 +41,25 @@ _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
 _PATH_KINDS = frozenset(("SSM_ARN", "LOG_GROUP_ARN", "SECRET_ARN", "ECR_ARN"))
 
 
+# services whose ARN's resource is <type>/<name>: the type, and the name's kind
+_NAME_AFTER = {
+    "cloudfront": ("distribution/", "CLOUDFRONT_ARN"),
+    "route53": ("hostedzone/", "ROUTE53_ARN"),
+    "cognito-idp": ("userpool/", "COGNITO_ARN"),
+    "eks": ("cluster/", "EKS_ARN"),
+    "kinesis": ("stream/", "KINESIS_ARN"),
+    "firehose": ("deliverystream/", "FIREHOSE_ARN"),
+    "ecr": ("repository/", "ECR_ARN"),
+    "codebuild": ("project/", "CODEBUILD_ARN"),
+}
+# services whose ARN's resource ends in the name, after one of these types (service/<cluster>/<service>)
+_NAME_LAST = {
+    "ecs": (("task/", "cluster/", "service/"), "ECS_ARN"),
+    "batch": (("job-queue/", "compute-environment/"), "BATCH_ARN"),
+    "glue": (("job/", "crawler/"), "GLUE_ARN"),
+}
+
+
 def _last(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
@@ -53,7 +72,13 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
     _, _, service, region, account, resource = fields
     name: str | None = None
     kind, category = "", "arn"
-    if service == "s3":
+    after = _NAME_AFTER.get(service)
+    last = _NAME_LAST.get(service)
+    if after is not None and resource.startswith(after[0]):
+        name, kind = resource[len(after[0]) :], after[1]
+    elif last is not None and resource.startswith(last[0]):
+        name, kind = _last(resource), last[1]
+    elif service == "s3":
         if region or account:
             return None  # an access point, an Outposts or Object Lambda resource: not a bucket
         name, kind, category = resource.split("/", 1)[0], "S3_BUCKET", "s3"
@@ -75,42 +100,18 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = _last(resource), "IAM_ROLE_ARN" if resource[0] == "r" else "IAM_USER_ARN"
     elif service == "sts" and resource.startswith("assumed-role/"):
         name, kind = resource[13:].split("/", 1)[0], "IAM_ROLE_ARN"
-    elif service == "cloudfront" and resource.startswith("distribution/"):
-        name, kind = resource[13:], "CLOUDFRONT_ARN"
-    elif service == "route53" and resource.startswith("hostedzone/"):
-        name, kind = resource[11:], "ROUTE53_ARN"
-    elif service == "cognito-idp" and resource.startswith("userpool/"):
-        name, kind = resource[9:], "COGNITO_ARN"
     elif service == "apigateway" and resource.startswith("/restapis/"):
         name, kind = resource[10:].split("/", 1)[0], "APIGW_ARN"
     elif service == "execute-api":
         name, kind = resource.split("/", 1)[0], "APIGW_ARN"
     elif service == "elasticloadbalancing" and resource.startswith("loadbalancer/"):
         name, kind = resource.split("/")[-2], "ELB_ARN"  # (loadbalancer/[app|net/]<name>/<id>)
-    elif service == "ecs" and resource.startswith("task/"):
-        name, kind = _last(resource), "ECS_ARN"
-    elif service == "eks" and resource.startswith("cluster/"):
-        name, kind = resource[8:], "EKS_ARN"
     elif service == "states" and resource.startswith(("execution:", "express:", "stateMachine:")):
         # (stateMachine:<name>, execution:<machine>:<execution name>: the execution's own name)
         parts = resource.split(":")
         name, kind = (parts[1] if parts[0] == "stateMachine" else parts[-1]), "STEP_FN_ARN"
-    elif service == "batch" and resource.startswith(("job-queue/", "compute-environment/")):
-        name, kind = _last(resource), "BATCH_ARN"
     elif service == "organizations" and resource.startswith("root/"):
         name, kind, category = _last(resource), "ORG_ROOT", "account"
-    elif service == "ecs" and resource.startswith(("cluster/", "service/")):
-        name, kind = _last(resource), "ECS_ARN"  # (service/<cluster>/<service>: the service's name)
-    elif service == "kinesis" and resource.startswith("stream/"):
-        name, kind = resource[7:], "KINESIS_ARN"
-    elif service == "firehose" and resource.startswith("deliverystream/"):
-        name, kind = resource[15:], "FIREHOSE_ARN"
-    elif service == "ecr" and resource.startswith("repository/"):
-        name, kind = resource[11:], "ECR_ARN"
-    elif service == "codebuild" and resource.startswith("project/"):
-        name, kind = resource[8:], "CODEBUILD_ARN"
-    elif service == "glue" and resource.startswith(("job/", "crawler/")):
-        name, kind = _last(resource), "GLUE_ARN"
     elif service == "elasticache" and resource.startswith(("replicationgroup:", "cluster:")):
         name, kind = resource.split(":", 1)[1], "ELASTICACHE_ARN"
     elif service == "elasticloadbalancing" and resource.startswith("targetgroup/"):

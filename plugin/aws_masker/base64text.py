@@ -185,12 +185,10 @@ def runs(text: str, wanted: Callable[[int, int], bool] | None = None) -> list[Ru
         at = mapped.find(_NEEDLE)
         while at >= 0:
             end = _RUN_END.match(mapped, at).end()  # type: ignore[union-attr]
-            if (wanted is None or wanted(at, end)) and not _plain_word(text, at, end):
-                for start, stop, altchars in _alphabets(text[at:end], at):
-                    run = _decoded_run(text, start, stop, altchars)
-                    if run is not None:
-                        found.append(run)
-                        end = max(end, run.end)
+            if wanted is None or wanted(at, end):
+                for run in _decoded_runs(text, at, end):
+                    found.append(run)
+                    end = max(end, run.end)
             at = mapped.find(_NEEDLE, end)
     if len(text) < MIN_SHORT:
         return found
@@ -204,25 +202,25 @@ def runs(text: str, wanted: Callable[[int, int], bool] | None = None) -> list[Ru
         spans = []
     for at, end in spans:
         if wanted is None or wanted(at, end):
-            for start, stop, altchars in _alphabets(text[at:end], at):
-                run = _decoded_run(text, start, stop, altchars)
-                if run is not None:
-                    short.append(run)
+            short += _decoded_runs(text, at, end)
     return sorted(found + short) if short else found
 
 
-def _plain_word(text: str, at: int, end: int) -> bool:
-    """Whether the stretch ``text[at:end]`` is known to read as nothing: a stretch of one line and
-    one alphabet, short enough to be read once per process (``_short_readings``), that gives no
-    reading (a hyphenated name: ``web-server-security-group``). The usual case, found without
-    ``_decoded_run``'s look for padding and continued lines."""
-    if end - at > _CACHED_BODY or text[end : end + 1] in _MAY_CONTINUE:
-        return False
-    stretch = text[at:end]
-    url = "-" in stretch or "_" in stretch
-    if url and ("+" in stretch or "/" in stretch):
-        return False
-    return not _short_readings(stretch, b"-_" if url else None)
+def _decoded_runs(text: str, at: int, end: int) -> Iterator[Run]:
+    """The runs of the stretch of base64 characters ``text[at:end]`` that decode (``_decoded_run``),
+    one per alphabet. A run of one line, short enough to be read once per process
+    (``_short_readings``), that gives no reading (a hyphenated name: ``web-server-security-group``)
+    is passed over without ``_decoded_run``'s look for padding and continued lines: the usual case."""
+    for start, stop, altchars in _alphabets(text[at:end], at):
+        if (
+            stop - start <= _CACHED_BODY
+            and text[stop : stop + 1] not in _MAY_CONTINUE
+            and not _short_readings(text[start:stop], altchars)
+        ):
+            continue
+        run = _decoded_run(text, start, stop, altchars)
+        if run is not None:
+            yield run
 
 
 _MAY_CONTINUE = frozenset("=\r\n")

@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from .errors import TooComplexError
 from .scanner import Found, unescaped
+from .textview import PAIR_NAME
 
 Scan = Callable[[str], list[Found]]
 """Scans one synthetic text (the engine's ``find``)."""
@@ -593,7 +594,6 @@ _PAIR_COLUMNS = (
     ("key", "value"),
     ("name", "value"),
 )
-_PAIR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 _PAIR_HEADS = frozenset(("TAGS", "TAGSET", "TAGLIST", "PARAMETERS", "OUTPUTS", "RESOURCETAGS"))
 """Text output lines of name/value pairs: their name, then their value (members sorted by name)."""
 
@@ -608,7 +608,7 @@ def _pair_columns(names: list[str | None]) -> tuple[int, int] | None:
 
 def _pair_key(text: str, span: tuple[int, int]) -> tuple[str, str, bool] | None:
     name = text[span[0] : span[1]]
-    return ("", name, False) if _PAIR_NAME.fullmatch(name) else None
+    return ("", name, False) if PAIR_NAME.fullmatch(name) else None
 
 
 def table_cells(text: str) -> list[Cell]:

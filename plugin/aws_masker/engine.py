@@ -76,6 +76,20 @@ def _outside(spans: list[tuple[int, int]]) -> Callable[[int, int], bool]:
 _UNNAMED: tuple[str | None, str, str] = (None, "", "")  # (names.get of a name not found yet)
 
 
+def _unnamed(
+    names: dict[str, tuple[str | None, str, str]],
+    enabled: frozenset[str],
+    allowed: frozenset[str],
+    name: str | None,
+    kind: str,
+    category: str,
+) -> None:
+    """Note ``name`` (an ARN's account or name) for the echo, tokenless until it recurs: not where it
+    is named already, its category is off or it is allow-listed."""
+    if name and name not in names and category in enabled and name not in allowed:
+        names[name] = (None, kind, category)
+
+
 @dataclass
 class MaskResult:
     """What one request's masking did. ``tokens`` maps token -> original, for this request only."""
@@ -315,19 +329,17 @@ class Masker:
                 rule.echo or (rule.echo_when is not None and rule.echo_when(value, source, start))
             ) and names.get(value, _UNNAMED)[0] is None:
                 names[value] = (token, kind, category)
-            if value[:4] == "arn:":  # its account and name, should they stand elsewhere (tokens if so)
-                account = _arn_account(value)  # (not where accounts are off or it is allow-listed)
-                if account and account not in names and "account" in enabled and account not in allowed:
-                    names[account] = (None, "ACCOUNT", "account")
-                named = arn_name(value)  # (not where its own category is off or it is allow-listed)
-                if named and named[0] not in names and named[2] in enabled and named[0] not in allowed:
-                    names[named[0]] = (None, named[1], named[2])
-            elif kind == "SQS_QUEUE":  # an SQS queue URL's <account>/<queue>: each, should it recur
+            # an ARN's (or an SQS queue URL's <account>/<queue>) account and name, should they stand
+            # elsewhere (tokens if so)
+            if value[:4] == "arn:":
+                _unnamed(names, enabled, allowed, _arn_account(value), "ACCOUNT", "account")
+                named = arn_name(value)
+                if named:
+                    _unnamed(names, enabled, allowed, *named)
+            elif kind == "SQS_QUEUE":
                 account, _, queue = value.partition("/")
-                if account not in names and "account" in enabled and account not in allowed:
-                    names[account] = (None, "ACCOUNT", "account")
-                if queue and queue not in names and "arn" in enabled and queue not in allowed:
-                    names[queue] = (None, "SQS_ARN", "arn")
+                _unnamed(names, enabled, allowed, account, "ACCOUNT", "account")
+                _unnamed(names, enabled, allowed, queue, "SQS_ARN", "arn")
 
         if finds is not None:
             for f in finds:

@@ -58,6 +58,7 @@ from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, Container, Document
 from .restore import token_kind
+from .textview import PAIR_NAME
 from .tokens import KIND_CATEGORIES, TOKEN_RE
 
 _BASE64ISH = re.compile(r"[A-Za-z0-9+/=_-]+")
@@ -92,7 +93,6 @@ _PAIR_NAMES = {
     "value": ("key", "name", "field"),  # (field: Logs Insights results)
 }
 """The value member of a name/value pair object -> the members that may name what it holds."""
-_PAIR_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 _TYPED_IDS = frozenset(("ResourceId", "resourceId", "resourceName", "ResourceName"))
 """Keys whose value is named by its object's resource type (patterns.py's typed_resource_id)."""
 _LIFTED = frozenset({"default", "const", "example", "examples", "enum", "S", "N", "SS", "NS"})
@@ -361,7 +361,7 @@ def _pair_context(
         values_object = containers[items.parent] if items.key == "items" and items.parent >= 0 else None
         if values_object is not None and values_object.key == "values" and values_object.parent >= 0:
             condition_key = containers[values_object.parent].strings.get("key")
-            if condition_key and _PAIR_NAME.fullmatch(values[condition_key[-1]]):
+            if condition_key and PAIR_NAME.fullmatch(values[condition_key[-1]]):
                 return _quoted(values[condition_key[-1]]) + ": "
     names = _PAIR_NAMES.get(key) if key is not None else None
     if names is None:
@@ -370,7 +370,7 @@ def _pair_context(
         found = container.strings.get(name_key)
         if found:
             name = values[found[-1]]
-            if not _PAIR_NAME.fullmatch(name):
+            if not PAIR_NAME.fullmatch(name):
                 return None
             named = _quoted(name) + ": "
             if key == "OutputValue" and not any(

@@ -169,9 +169,12 @@ def word_anchors(candidates: tuple[str, ...], followers: str) -> tuple[str, ...]
     return tuple(re.escape(word) + f"[{followers}]" for word in candidates)
 
 
+# the names a secret access key's key ends in, after a prefix: snake or kebab case after "_" or "-",
+# camel case after a lower-case letter or digit
+_SECRET_SNAKE = "SECRET_ACCESS_KEY|secret_access_key|secret-access-key|SECRET_KEY|secret_key"
+_SECRET_CAMEL = "SecretAccessKey|SecretKey"
 _SECRET_SUFFIX_KEY = (
-    r"[A-Za-z][A-Za-z0-9_-]{0,40}(?:[_-](?:SECRET_ACCESS_KEY|secret_access_key|secret-access-key|SECRET_KEY"
-    r"|secret_key)|[a-z0-9](?:SecretAccessKey|SecretKey))"
+    r"[A-Za-z][A-Za-z0-9_-]{0,40}(?:[_-](?:" + _SECRET_SNAKE + ")|[a-z0-9](?:" + _SECRET_CAMEL + "))"
 )
 """A key that ends in a secret access key's name, after a prefix (see the rule secret_access_key_suffix)."""
 WORD_GUARDS: tuple[str, ...] = (
@@ -955,6 +958,20 @@ def _bucket_before_word_verdict(value: str, text: str, start: int) -> Verdict:
     ):
         return Verdict.REJECT
     return _resource_value_verdict(value, text, start)
+
+
+def _terraform_id(value: str) -> str:
+    """After a Terraform resource type: the rest of its address (``.name``, ``["key"]``), then
+    ``: ... [id=`` (a plan or apply progress line) or blanks (``terraform import <address> <id>``),
+    then ``value`` as the ``v`` group, up to ``]``, ``,`` or the line's end."""
+    return (
+        r"\.[A-Za-z0-9_-]{1,64}(?:\[[^\]\n]{0,80}\])?"
+        + r"(?::[^\n\[]{0,100}\[id=|[\"']?[ \t]+[\"']?)(?P<v>"
+        + value
+        + r")(?=[\],]|"
+        + LINE_END
+        + ")"
+    )
 
 
 _TF_IMPORT = re.compile(r"\bimport[ \t]")
@@ -1797,15 +1814,7 @@ def _terraform_named_rules() -> tuple[Rule, ...]:
                 echo=True,
                 category="arn",
                 kind=kind,
-                regex=(
-                    words(names)
-                    + r"\.[A-Za-z0-9_-]{1,64}(?:\[[^\]\n]{0,80}\])?"
-                    + r"(?::[^\n\[]{0,100}\[id=|[\"']?[ \t]+[\"']?)(?P<v>"
-                    + _TF_ARGUMENT_NAME
-                    + r")(?=[\],]|"
-                    + LINE_END
-                    + ")"
-                ),
+                regex=(words(names) + _terraform_id(_TF_ARGUMENT_NAME)),
                 description=f"A {types[0]}'s ID in Terraform's progress lines and `terraform import`",
                 anchors=(one_of(names) + r"\.",),
                 validate=_terraform_id_verdict,
@@ -3027,15 +3036,7 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         # every aws_s3_bucket* resource's ID is its bucket's name (not aws_s3_bucket_object's, a key)
-        regex=(
-            words(["aws_s3_bucket"])
-            + r"(?:_(?!object\.)[a-z_]{1,40})?\.[A-Za-z0-9_-]{1,64}(?:\[[^\]\n]{0,80}\])?"
-            + r"(?::[^\n\[]{0,100}\[id=|[\"']?[ \t]+[\"']?)(?P<v>"
-            + BUCKET
-            + r")(?=[\],]|"
-            + LINE_END
-            + ")"
-        ),
+        regex=(words(["aws_s3_bucket"]) + r"(?:_(?!object\.)[a-z_]{1,40})?" + _terraform_id(BUCKET)),
         description=(
             "A bucket as a Terraform resource's ID: apply/plan progress lines (aws_s3_bucket.x: Creation "
             "complete after 2s [id=<bucket>]) and `terraform import aws_s3_bucket.x <bucket>`"
@@ -3490,12 +3491,7 @@ RULES: tuple[Rule, ...] = (
                     "aws_rds_global_cluster",
                 ]
             )
-            + r"\.[A-Za-z0-9_-]{1,64}(?:\[[^\]\n]{0,80}\])?"
-            + r"(?::[^\n\[]{0,100}\[id=|[\"']?[ \t]+[\"']?)(?P<v>"
-            + RDS_ID
-            + r")(?=[\],]|"
-            + LINE_END
-            + ")"
+            + _terraform_id(RDS_ID)
         ),
         description=(
             "An RDS identifier as a Terraform resource's ID: progress lines (aws_db_instance.x: Refreshing "
@@ -3778,9 +3774,12 @@ RULES: tuple[Rule, ...] = (
         regex=(
             # (not where the rule above starts inside the key: aws-secret-access-key, S3_SECRET_KEY)
             r"[A-Za-z](?<![A-Za-z0-9_-].)(?<!(?=(?:aws|AWS|s3|S3)[_-](?:secret|SECRET)[_-]).)[A-Za-z0-9_-]{0,40}?"
-            r"(?:[_-](?:SECRET_ACCESS_KEY|secret_access_key|secret-access-key|SECRET_KEY|secret_key)"
-            r"|(?<=[a-z0-9])(?:SecretAccessKey|SecretKey))"
-            r"(?:[\"']?\s*[:=]\s*|[ \t]+)[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+            r"(?:[_-](?:"
+            + _SECRET_SNAKE
+            + r")|(?<=[a-z0-9])(?:"
+            + _SECRET_CAMEL
+            + "))"
+            + r"(?:[\"']?\s*[:=]\s*|[ \t]+)[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
         ),
         description="40-character secret access keys under a key that ends in SECRET_ACCESS_KEY or SecretKey",
         anchors=(_SECRET_SUFFIX_KEY,),

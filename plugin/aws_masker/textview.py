@@ -337,6 +337,9 @@ def _loose_accounts(text: str) -> list[tuple[int, int]]:
 # (a YAML block scalar's indicator is folded away in ``folded``; pair objects get a view of their own)
 
 _NAME = r"[A-Za-z0-9_.:/-]{1,128}"
+PAIR_NAME = re.compile(_NAME)
+"""What a pair's name member may be, to be read as a key (here, cliformats.py's table rows and text
+lines, jsonbody.py's pair objects)."""
 # (parameterKey: CloudTrail's records of CreateStack; field: Logs Insights results, {"field":
 # "requestParameters.bucketName", "value": ...})
 _NAME_KEYS = "(?:ParameterKey|parameterKey|OutputKey|Key|key|Name|name|field)"
@@ -446,7 +449,7 @@ def paired(text: str) -> Paired | None:
         mark = m[0]
         if mark[4] == '"':
             json_ends += (m.start() + 5, m.end())
-            if text[m.start() - 1] == "v" and m.start() >= 2:  # {"value": "x", "name": "Key"}
+            if m.start() >= 2 and text[m.start() - 1] == "v":  # {"value": "x", "name": "Key"}
                 reversed_pair = _VALUE_FIRST_PAIR.match(text, m.end())
                 if reversed_pair is not None:
                     value_first.append(_ValueFirst(m.start() - 2, m.end() - 1, reversed_pair))
