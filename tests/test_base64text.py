@@ -332,3 +332,26 @@ def test_random_binary_is_not_read_as_prose(masker: Masker, seed: int) -> None:
     the noise between them, read as letters, made prose rules match ("DB t1") and refused them."""
     text = "png: " + _b64(random.Random(seed).randbytes(200_000))
     assert masker.mask_text(text)[0] == text
+
+
+_RUN_TEXT = st.lists(
+    st.sampled_from([*"aZ09+/-_=.: \n\té\x00", "SECRET", "Base64", "decode", "x" * 24]), max_size=120
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_RUN_TEXT)
+def test_hyperscan_run_search_is_the_plain_one(text: str) -> None:
+    """Where runs start and whether a hint is there: Hyperscan's one scan finds what the byte
+    translation and substring searches (the search without the hyperscan package) find."""
+    raw = text.encode("ascii", "replace")
+    assert base64text._search(raw) == base64text._plain_search(raw)
+
+
+def test_run_search_reports_each_run_once_at_its_start() -> None:
+    run = base64.b64encode(TEXT.encode()).decode()
+    text = f"{run} and {run[:30]}\n{run[:23]} x-{run}"
+    starts, hinted = base64text._search(text.encode())
+    assert starts == [0, len(run) + 5, text.index(" x-") + 1]
+    assert not hinted
+    assert base64text._search(b"the secret is " + run.encode()) == ([14], True)

@@ -60,47 +60,68 @@ _HINTS = ("secret", "base64", "decode")
 """Words (any case) of a text that speaks of secrets or base64, where short values are decoded."""
 
 
-class _HintSearch:
-    """Whether bytes hold one of ``_HINTS``, in any case: one Hyperscan scan (a few us for 8 KB),
-    or, without the hyperscan package, a search of the lower-cased bytes per word."""
+class _RunSearch:
+    """Where the runs of ``MIN_RUN`` or more base64 characters of a text's bytes start, in order, and
+    whether the text holds one of ``_HINTS`` (any case): one Hyperscan scan (a few us for 8 KB; each run
+    is reported once, at its start), or, without the hyperscan package, a byte translation and
+    substring searches (``_plain_search``)."""
 
     def __init__(self) -> None:
         self._database: Any = None
         self._local = threading.local()
 
-    def __call__(self, raw: bytes) -> bool:
+    def __call__(self, raw: bytes) -> tuple[list[int], bool]:
         if hyperscan is None:  # pragma: no cover - exercised where the package has no wheel
-            lowered = raw.lower()
-            return any(hint.encode() in lowered for hint in _HINTS)
+            return _plain_search(raw)
         if self._database is None:  # (two threads may both compile one: either is right)
             database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+            hint = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
             database.compile(
-                expressions=[hint.encode() for hint in _HINTS],
-                ids=list(range(len(_HINTS))),
-                elements=len(_HINTS),
-                flags=[flags] * len(_HINTS),
+                # a run's first MIN_RUN characters, after a character that is not one (or the start):
+                # one match per run, whatever its length
+                expressions=[f"(?:^|[^{_RUN_CLASS}])[{_RUN_CLASS}]{{{MIN_RUN}}}".encode()]
+                + [hint.encode() for hint in _HINTS],
+                ids=list(range(1 + len(_HINTS))),
+                elements=1 + len(_HINTS),
+                flags=[0] + [hint] * len(_HINTS),
             )
             self._database = database
         scratch = getattr(self._local, "scratch", None)
         if scratch is None or self._local.database is not self._database:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
             self._local.database = self._database
-        hits: list[int] = []
-        self._database.scan(raw, match_event_handler=_note, context=hits, scratch=scratch)
-        return bool(hits)
+        found: list[int] = []
+        self._database.scan(raw, match_event_handler=_note, context=found, scratch=scratch)
+        if -1 not in found:
+            return found, False
+        return [at for at in found if at >= 0], True
 
 
-def _note(pattern: int, start: int, end: int, flags: int, hits: list[int]) -> None:
-    hits.append(pattern)  # (each pattern reports once: HS_FLAG_SINGLEMATCH)
+def _note(pattern: int, start: int, end: int, flags: int, found: list[int]) -> None:
+    found.append(end - MIN_RUN if pattern == 0 else -1)  # (a hint reports once: HS_FLAG_SINGLEMATCH)
 
 
-_hinted = _HintSearch()
+def _plain_search(raw: bytes) -> tuple[list[int], bool]:
+    """``_RunSearch`` without Hyperscan: the characters of either alphabet mapped to one byte, then
+    each stretch of ``MIN_RUN`` or more by a substring search; the hints in the lower-cased bytes."""
+    starts: list[int] = []
+    mapped = raw.translate(_EITHER)
+    at = mapped.find(_NEEDLE)
+    while at >= 0:
+        starts.append(at)
+        at = mapped.find(_NEEDLE, _RUN_END.match(mapped, at).end())  # type: ignore[union-attr]
+    lowered = raw.lower()
+    return starts, any(hint.encode() in lowered for hint in _HINTS)
+
+
+_search = _RunSearch()
 MAX_DECOMPRESSED = 16 * 1024 * 1024
 """The most bytes a compressed run is decompressed to (one that gives more is refused, as a request
 body is: BodyTooLargeError)."""
 
 _STANDARD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_RUN_CLASS = "A-Za-z0-9+/_-"
+_RUN_CHARS = re.compile(f"[{_RUN_CLASS}]+")
 
 
 def _table(alphabet: bytes) -> bytes:
@@ -177,26 +198,24 @@ def runs(text: str, wanted: Callable[[int, int], bool] | None = None) -> list[Ru
     if given, is asked first about each stretch of base64 characters (its span; the first line of a
     wrapped run): one it declines is not decoded."""
     found: list[Run] = []
-    raw = text.encode("ascii", "replace")  # (one byte per character: the offsets are the text's)
-    if len(text) >= MIN_RUN:
-        # the characters of either alphabet mapped to one byte, then each stretch of MIN_RUN or
-        # more by a substring search
-        mapped = raw.translate(_EITHER)
-        at = mapped.find(_NEEDLE)
-        while at >= 0:
-            end = _RUN_END.match(mapped, at).end()  # type: ignore[union-attr]
-            if wanted is None or wanted(at, end):
-                for run in _decoded_runs(text, at, end):
-                    found.append(run)
-                    end = max(end, run.end)
-            at = mapped.find(_NEEDLE, end)
     if len(text) < MIN_SHORT:
         return found
+    raw = text.encode("ascii", "replace")  # (one byte per character: the offsets are the text's)
+    starts, hinted = _search(raw)
+    end = 0
+    for at in starts:
+        if at < end:  # (inside a run read already: its padding or a continued line)
+            continue
+        end = _RUN_CHARS.match(text, at).end()  # type: ignore[union-attr]
+        if wanted is None or wanted(at, end):
+            for run in _decoded_runs(text, at, end):
+                found.append(run)
+                end = max(end, run.end)
     short: list[Run] = []
     whole = _WHOLE.fullmatch(text) if len(text) <= _SHORT_TEXT else None  # base64 and nothing else
     if whole is not None:
         spans = [whole.span(1)]
-    elif _hinted(raw):
+    elif hinted:
         spans = [m.span(1) for m in _SHORT_VALUE.finditer(text)]
     else:
         spans = []

@@ -377,9 +377,8 @@ _PAIRS = (
     (_SHORTHAND_PAIR, "alue="),
 )
 """Each syntax's pattern, behind the literal its value key ends with."""
-# Those literals, in one regex pass that starts at the first "alue" (found by str.find, which costs
-# about a third of the regex's own literal search per character); a JSON value key's with the blanks
-# and colon after it that _JSON_PAIR looks ahead for: where a JSON pair can end.
+# Those literals, in one regex pass (its literal search is as fast as str.find's); a JSON value key's
+# with the blanks and colon after it that _JSON_PAIR looks ahead for: where a JSON pair can end.
 _VALUE_KEY_END = re.compile(r'alue(?:"\s*:|[:=])')
 _JSON_REACH = 256
 """How far before where a JSON pair can end it is looked for first (see ``_json_pairs``)."""
@@ -439,24 +438,23 @@ def paired(text: str) -> Paired | None:
     evidence too (``OutputValue``). Cost: a literal search for the value keys' endings, a regex pass
     per other syntax whose value key is there (JSON pairs are looked for just before their value
     keys), and a copy of the segments only."""
-    first = text.find("alue")  # (a substring search skips to the first faster than the regex would)
-    if first < 0:
-        return None
     json_ends: list[int] = []  # where each JSON pair can end, and where the colon after it ends
     marks: set[str] = set()
     value_first: list[_ValueFirst] = []
-    for m in _VALUE_KEY_END.finditer(text, first):
+    lower_value = False  # a "value" key: Terraform's outputs may be there (and value-first pairs)
+    for m in _VALUE_KEY_END.finditer(text):  # (as fast as a substring search for its literal)
         mark = m[0]
         if mark[4] == '"':
             json_ends += (m.start() + 5, m.end())
             if m.start() >= 2 and text[m.start() - 1] == "v":  # {"value": "x", "name": "Key"}
+                lower_value = True
                 reversed_pair = _VALUE_FIRST_PAIR.match(text, m.end())
                 if reversed_pair is not None:
                     value_first.append(_ValueFirst(m.start() - 2, m.end() - 1, reversed_pair))
         else:
             marks.add(mark)
     syntaxes: list[Iterable[re.Match[str]]] = [_json_pairs(text, json_ends, _JSON_PAIR)] if json_ends else []
-    if json_ends and '"sensitive"' in text:
+    if lower_value and '"sensitive"' in text:
         syntaxes.append(_json_pairs(text, json_ends, _TF_OUTPUT_PAIR))
     syntaxes += [pattern.finditer(text) for pattern, mark in _PAIRS[1:] if mark in marks]
     if value_first:
