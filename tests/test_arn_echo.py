@@ -63,6 +63,41 @@ ACCOUNT = "483920175526"
             "orders-prod/db-credentials",
             "AWS_SECRET_ARN_",
         ),
+        # an EventBridge rule (on the default bus and on a custom one), a Redshift cluster, an
+        # OpenSearch domain, an Athena workgroup, a CodeCommit repository, SageMaker resources
+        (
+            f"arn:aws:events:us-east-1:{ACCOUNT}:rule/orders-nightly-export",
+            "orders-nightly-export",
+            "AWS_EVENTS_ARN_",
+        ),
+        (
+            f"arn:aws:events:us-east-1:{ACCOUNT}:rule/payments-bus/failed-to-slack",
+            "failed-to-slack",
+            "AWS_EVENTS_ARN_",
+        ),
+        (f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/payments-bus-2", "payments-bus-2", "AWS_EVENTS_ARN_"),
+        (
+            f"arn:aws:redshift:us-east-1:{ACCOUNT}:cluster:analytics-dw-prod",
+            "analytics-dw-prod",
+            "AWS_REDSHIFT_ARN_",
+        ),
+        (f"arn:aws:es:us-east-1:{ACCOUNT}:domain/search-logs-prod", "search-logs-prod", "AWS_ES_DOMAIN_ARN_"),
+        (f"arn:aws:athena:us-east-1:{ACCOUNT}:workgroup/finance-wg-1", "finance-wg-1", "AWS_ATHENA_ARN_"),
+        (
+            f"arn:aws:codecommit:us-east-1:{ACCOUNT}:orders-service-repo",
+            "orders-service-repo",
+            "AWS_CODECOMMIT_ARN_",
+        ),
+        (
+            f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/churn-model-v3",
+            "churn-model-v3",
+            "AWS_SAGEMAKER_ARN_",
+        ),
+        (
+            f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:notebook-instance/ds-team-nb-2",
+            "ds-team-nb-2",
+            "AWS_SAGEMAKER_ARN_",
+        ),
     ],
 )
 def test_the_name_inside_a_masked_arn_is_echoed(arn: str, name: str, kind: str, masker: Masker) -> None:

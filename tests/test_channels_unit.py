@@ -3,12 +3,15 @@ lower-cased header names and header values scanned as strings of their own."""
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote
+
 import pytest
 
 from aws_masker.channels import mask_channels
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
 from aws_masker.errors import IdentifierInRequestLineError
+from aws_masker.patterns import RULES
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +47,22 @@ def test_a_header_value_is_scanned_as_a_string_of_its_own(value: str, masker: Ma
     out = mask_channels(masker, {"x-note": value}, "/v1/messages")
     (sent,) = out.headers["x-note"]
     assert value.split()[-1] not in sent and out.result.total == 1
+
+
+_SAMPLES = [(rule.name, text, value) for rule in RULES for text, value in rule.must_match]
+
+
+@pytest.mark.parametrize(
+    ("rule", "text", "value"), _SAMPLES, ids=[f"{s[0]}-{i}" for i, s in enumerate(_SAMPLES)]
+)
+def test_every_catalogue_sample_is_masked_as_a_query_value(
+    rule: str, text: str, value: str, masker: Masker
+) -> None:
+    """A query argument's value is scanned after its name and "=": what a rule finds at a line's or a
+    string's start (an `aws s3 ls` line, text output, `functions:`) is found there too."""
+    try:
+        out = mask_channels(masker, {}, "/v1/messages?note=" + quote(text, safe=""))
+    except IdentifierInRequestLineError:  # pragma: no cover - a value is masked, not refused
+        pytest.fail("a query value was refused")
+    assert out.raw_query is not None
+    assert value not in unquote(out.raw_query)

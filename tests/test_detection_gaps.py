@@ -95,10 +95,14 @@ def test_rds_identifier_flags(masker: Masker, flag: str) -> None:
 
 
 def test_rds_event_source_only_for_db_sources(masker: Masker) -> None:
+    """An event source is an RDS name only where its type is a DB one; another source is still a
+    resource's name under an *Identifier key (named_suffix_key), masked without the RDS kind."""
     rds = '{"SourceIdentifier": "ledger-replica-1", "SourceType": "db-instance"}'
     other = '{"SourceIdentifier": "web-deploy-1", "SourceType": "lambda-function"}'
-    assert _survivors(masker, rds, ["ledger-replica-1"]) == 0
-    assert _untouched(masker, other)
+    masked, result = masker.mask_text(rds)
+    assert "ledger-replica-1" not in masked and any(t.startswith("AWS_RDS_") for t in result.tokens)
+    masked, result = masker.mask_text(other)
+    assert "web-deploy-1" not in masked and not any(t.startswith("AWS_RDS_") for t in result.tokens)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,9 @@ gets, for the ARN shapes whose resource part is a name the customer chose:
 
 - an ECS cluster or service, a Kinesis stream, a Firehose delivery stream, an ECR repository, a
   CodeBuild project, a Glue job or crawler, an ElastiCache replication group or cluster, a target
-  group, a CloudFormation stack and a CodePipeline pipeline: the ARN's own kind;
+  group, a CloudFormation stack, a CodePipeline pipeline, an EventBridge rule or event bus, a
+  Redshift cluster, an OpenSearch domain, an Athena workgroup, a CodeCommit repository and a
+  SageMaker endpoint, notebook instance, training job or model: the ARN's own kind;
 - the paths of an SSM parameter (``parameter/orders/prod/db_password``: ``/orders/prod/db_password``)
   and a log group, and a Secrets Manager secret's name (without the six characters AWS adds:
   ``secret:orders-prod/db-credentials-AbCdEf``): the ARN's own kind, echoed as paths.
@@ -51,12 +53,17 @@ _NAME_AFTER = {
     "firehose": ("deliverystream/", "FIREHOSE_ARN"),
     "ecr": ("repository/", "ECR_ARN"),
     "codebuild": ("project/", "CODEBUILD_ARN"),
+    "es": ("domain/", "ES_DOMAIN_ARN"),
+    "athena": ("workgroup/", "ATHENA_ARN"),
 }
 # services whose ARN's resource ends in the name, after one of these types (service/<cluster>/<service>)
 _NAME_LAST = {
     "ecs": (("task/", "cluster/", "service/"), "ECS_ARN"),
     "batch": (("job-queue/", "compute-environment/"), "BATCH_ARN"),
     "glue": (("job/", "crawler/"), "GLUE_ARN"),
+    # (rule/<name>, or rule/<event bus>/<name> on a custom bus)
+    "events": (("rule/", "event-bus/"), "EVENTS_ARN"),
+    "sagemaker": (("endpoint/", "notebook-instance/", "training-job/", "model/"), "SAGEMAKER_ARN"),
 }
 
 
@@ -120,6 +127,10 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = resource.split("/")[1], "CFN_STACK_ARN"  # (stack/<name>/<id>)
     elif service == "codepipeline" and "/" not in resource and ":" not in resource:
         name, kind = resource, "ARN"
+    elif service == "codecommit" and "/" not in resource and ":" not in resource:
+        name, kind = resource, "CODECOMMIT_ARN"
+    elif service == "redshift" and resource.startswith("cluster:"):
+        name, kind = resource[8:], "REDSHIFT_ARN"
     elif service == "ssm" and resource.startswith("parameter/"):
         path = resource[10:]  # (a name with slashes begins with one, which the ARN does not repeat)
         name, kind = ("/" + path if "/" in path else path), "SSM_ARN"

@@ -49,9 +49,9 @@ _DATA = Path(__file__).with_name("data") / "cli_shapes.json"
 
 # A table border (``+---+``, nested ``|+---+|``); a text-format line (a name in capitals, a tab), or a
 # tab-separated line with an ARN field (a top-level structure). At a line start, or after an escaped
-# newline or an opening quote.
-_TABLE = re.compile(r"(?:^|\\n|[\"'])[ \t]*\|*\+-{3}", re.M)
-_TEXT = re.compile(r"(?:^|\\n|[\"'])[A-Z][A-Z0-9]*(?:\t|\\t)|(?:\t|\\t)arn:", re.M)
+# newline, an opening quote or the "=" before a query argument's value.
+_TABLE = re.compile(r"(?:^|\\n|[\"'=])[ \t]*\|*\+-{3}", re.M)
+_TEXT = re.compile(r"(?:^|\\n|[\"'=])[A-Z][A-Z0-9]*(?:\t|\\t)|(?:\t|\\t)arn:", re.M)
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 _BORDER = re.compile(r"(\|*)\+-[-+]*\+(\|*)")
 _DASHES = re.compile(r"-{5,}")

@@ -136,6 +136,12 @@ KINDS: dict[str, _Word] = {
     "GLUE_ARN": _NAME,
     "CODEBUILD_ARN": _NAME,
     "ELASTICACHE_ARN": _NAME,
+    "EVENTS_ARN": _NAME,
+    "REDSHIFT_ARN": _NAME,
+    "ES_DOMAIN_ARN": _NAME,
+    "ATHENA_ARN": _NAME,
+    "CODECOMMIT_ARN": _NAME,
+    "SAGEMAKER_ARN": _NAME,
     "ARN": _NAME,
 }
 _DOTS = re.compile(r"\.*")

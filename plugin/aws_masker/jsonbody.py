@@ -100,6 +100,8 @@ _LIFTED = frozenset({"default", "const", "example", "examples", "enum", "S", "N"
 schema's keywords (``"OwnerId": {"type": "string", "default": "..."}``, in a tool's ``input_schema``)
 and DynamoDB's typed values (``"OwnerId": {"S": "..."}``). Their values are scanned with that key as
 their context instead of their own."""
+_BUCKET_ITEM_KEYS = frozenset(("Name", "CreationDate", "BucketRegion", "BucketArn"))
+"""The string members of an item of ``list-buckets``."""
 _KEY_CONTEXT = 256
 """Characters of a key that stand in the context of its values (no rule's key is longer)."""
 _MAX_BLOCK_DEPTH = 64
@@ -346,14 +348,19 @@ def _pair_context(
     keeps its key unless the name finds more. An output of ``terraform output -json``
     (``"bucket_name": {"sensitive": false, "type": "string", "value": "x"}``) is named by its own key,
     a condition's value in ``aws sts decode-authorization-message`` output (``{"key": K, "values":
-    {"items": [{"value": V}]}}``) by its condition key, and a ``ResourceId`` by its object's
-    ``ResourceType`` (put before it, wherever it stands)."""
+    {"items": [{"value": V}]}}``) by its condition key, a ``ResourceId`` by its object's
+    ``ResourceType`` and a ``Name`` by a ``CreationDate`` (a bucket of ``list-buckets``), each put
+    before it, wherever it stands."""
     container = containers[index]
     if key in _TYPED_IDS:  # AWS Config: "ResourceType": "AWS::Lambda::Function", "ResourceId": (any order)
         for type_key in ("ResourceType", "resourceType"):
             found = container.strings.get(type_key)
             if found:
                 return _quoted(type_key) + ": " + _quoted(values[found[-1]]) + ", " + _quoted(key) + ": "
+    if key == "Name":  # list-buckets: {"CreationDate": ..., "Name": ...}, in either order
+        found = container.strings.get("CreationDate")
+        if found and _BUCKET_ITEM_KEYS.issuperset(container.strings):  # (not an AMI's Name)
+            return '"CreationDate": ' + _quoted(values[found[-1]]) + ', "Name": '
     if key == "value" and container.key is not None and "type" in container.strings:
         return _quoted(container.key) + ": "
     if key == "value" and container.parent >= 0:  # decode-authorization-message: {"key": K, "values":

@@ -38,6 +38,8 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from functools import lru_cache
 
+from . import csvview
+
 
 class Verdict(Enum):
     MASK = "mask"
@@ -597,6 +599,12 @@ _BUCKET_ITEM_AFTER = re.compile(
     r"EncodingType|KeyCount|Marker|KeyMarker|ContinuationToken|StartAfter)[\"']?\s*:"
 )
 _BUCKET_LIST_BEFORE = re.compile(r"[\"']Buckets[\"']\s*:\s*\[\s*\{\s*[\"']Name[\"']\s*:\s*[\"']?\Z")
+# the keys sorted, as the AWS CLI's YAML output (and jq -S) has them: "Name" after "CreationDate"
+_BUCKET_ITEM_BEFORE = re.compile(
+    r"[\"']?CreationDate[\"']?[ \t]*:[ \t]*[\"']?"
+    + ISO_TIME
+    + r"[\"']?[ \t]*,?\s*[\"']?Name[\"']?[ \t]*:[ \t]*[\"']?\Z"
+)
 
 
 _LIST_OBJECTS_TABLE = re.compile(r'\{"ListObjects(?:V2)?": \{"Name": "\Z')
@@ -604,14 +612,16 @@ _LIST_OBJECTS_TABLE = re.compile(r'\{"ListObjects(?:V2)?": \{"Name": "\Z')
 
 def _listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     """A ``"Name"`` is a bucket in ``aws s3api list-buckets`` output (an item of the ``"Buckets"``
-    list, ``{"Name": ..., "CreationDate": ...}``) and in a list-objects response (``"Name"`` then
-    ``"Prefix"``, ``"MaxKeys"``, ...). Both checks look at a few characters only."""
+    list, ``{"Name": ..., "CreationDate": ...}``, or with its keys sorted, as in YAML output) and in a
+    list-objects response (``"Name"`` then ``"Prefix"``, ``"MaxKeys"``, ...). The checks look at a few
+    characters only."""
     end = start + len(value)
     before = max(0, start - 80)
     if (
         _BUCKET_ITEM_AFTER.match(text, end, end + 60)
         # every "Name" key is tried here; the literal search rules most out before the regex runs
         or (text.find("Buckets", before, start) >= 0 and _BUCKET_LIST_BEFORE.search(text, before, start))
+        or (text.find("CreationDate", before, start) >= 0 and _BUCKET_ITEM_BEFORE.search(text, before, start))
         # a list-objects table's "| Name | <bucket> |" row, in the context cliformats.py gives it
         or (text.find("ListObjects", before, start) >= 0 and _LIST_OBJECTS_TABLE.search(text, before, start))
     ):
@@ -774,16 +784,17 @@ def _cli_listed_bucket_verdict(value: str, text: str, start: int) -> Verdict:
 
 def _ls_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     """``aws s3 ls`` prints one ``<date> <time> <bucket>`` line per bucket. The date must begin its
-    line (after indentation at most) or a JSON string, and the name must look like a name: a log line
-    that ends in a plain word after its timestamp ("... 12:00:00 ready") is not a bucket listing, and
-    a real bucket name, being globally unique, nearly always has a hyphen, dot or digit. What else a
-    log line may end in is not a bucket: a number or reading, a version, a short git hash, an EC2 ID
-    (left to the EC2 rule)."""
+    line (after indentation at most), a JSON string or a query argument's value, and the name must
+    look like a name: a log line that ends in a plain word after its timestamp ("... 12:00:00 ready")
+    is not a bucket listing, and a real bucket name, being globally unique, nearly always has a
+    hyphen, dot or digit. What else a log line may end in is not a bucket: a number or reading, a
+    version, a short git hash, an EC2 ID (left to the EC2 rule)."""
     i = start - len("2024-01-15 10:30:45 ") - 1  # (the LS_TIME before the name)
     while i >= 0 and text[i] in " \t":
         i -= 1
-    # "\x00": a "\n" escape as the scanner sees it; a quote: the start of a string (or its key)
-    if i >= 0 and text[i] not in "\n\x00\"'":
+    # "\x00": a "\n" escape as the scanner sees it; a quote: the start of a string (or its key); "=":
+    # the start of a query argument's value (channels.py scans it after its name and "=")
+    if i >= 0 and text[i] not in "\n\x00\"'=":
         return Verdict.REJECT
     if _NOT_LISTED_NAME.fullmatch(value) or not any(c in value for c in "-.0123456789"):
         return Verdict.REJECT
@@ -827,9 +838,12 @@ def _listed(line: re.Match[str] | None) -> bool:
 _NAME_MARK = re.compile(r"[-.0-9]")
 # what a generic key's value may be that is not a resource's name: besides _NOT_LISTED_NAME's shapes,
 # a region, an instance type (t3.micro, db.r6g.large), a hostname (its own rule masks it whole)
+_INSTANCE_CLASS = r"(?:db\.|cache\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large|metal)"
+"""An EC2, RDS or ElastiCache instance class (t3.micro, db.r6g.2xlarge): a size, not a name."""
 _NOT_A_RESOURCE_NAME = re.compile(
     REGION
-    + r"|(?:db\.|cache\.)?[a-z][a-z0-9-]*\.(?:nano|micro|small|medium|[0-9]*x?large|metal)"
+    + "|"
+    + _INSTANCE_CLASS
     + r"|.*\.(?:amazonaws\.com(?:\.cn)?|cloudfront\.net|internal|on\.aws|elasticbeanstalk\.com"
     + r"|amazoncognito\.com|amplifyapp\.com|awsapps\.com)"
 )
@@ -1226,7 +1240,7 @@ _ACCOUNT_CONTEXT_TEXT = (
     # `aws ec2 describe-instances --output text`: RESERVATIONS <owner id> at the start of a line
     # (then the requester's, when there is one), or at the start of a JSON string (CLI output in a
     # log record)
-    r"|RESERVATIONS\t(?<![^\n\"]RESERVATIONS\t)(?:[0-9]{12}\t)?"
+    r"|RESERVATIONS\t(?<![^\n\"=]RESERVATIONS\t)(?:[0-9]{12}\t)?"
     # a condition key's values in `aws sts decode-authorization-message` output:
     # {"key": "aws:ResourceAccount", "values": {"items": [{"value": ...
     r"|(?:Resource|Principal|Source)Account[\"']?\s*,\s*[\"']?values[\"']?\s*:\s*\{\s*[\"']?items[\"']?"
@@ -1350,6 +1364,14 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         lo = max(0, start - 160)
         if (text.find("ccount", lo, start) >= 0 or text.find("CCOUNT", lo, start) >= 0) and (
             _PROSE_ACCOUNTS_BEFORE.search(text, lo, start)
+        ):
+            return Verdict.MASK
+    # a cell of a CSV column whose header names an account (Cost Explorer's LinkedAccount, a Cost and
+    # Usage Report's lineItem/UsageAccountId, "Account ID")
+    if "," in text[end : end + 2] or "," in text[max(0, start - 2) : start]:
+        column = csvview.column_name(text, start, end)
+        if column is not None and (
+            _ACCOUNT_CONTEXT.search(f"{column}: ") or _ACCOUNT_CONTEXT.search(f'"{column}": "')
         ):
             return Verdict.MASK
     return Verdict.REJECT
@@ -1521,7 +1543,8 @@ _TOKEN_SHAPE = re.compile(r"AWS_[A-Z][A-Z0-9_]*_[0-9a-f]{12}")
 
 def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
     """A value under a key or flag that names a resource: masked unless it is a plain word ("default",
-    "Orders"), a number, version, hash, UUID or EC2 ID (their own rules), a region, a Terraform
+    "Orders"), a number, version, hash, UUID or EC2 ID (their own rules), a region, an instance
+    class (db.t3.micro), a Terraform
     reference (var.name, aws_lambda_function.x.function_name), a path of slashes only, or an AWS
     service's name (lambda.amazonaws.com, com.amazonaws.eu-west-1.s3)."""
     if (
@@ -1530,6 +1553,7 @@ def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
         or _PLAIN_WORD.fullmatch(value)
         or _NOT_LISTED_NAME.fullmatch(value)
         or re.fullmatch(REGION, value)
+        or re.fullmatch(_INSTANCE_CLASS, value)
         or _TF_REFERENCE.match(value)
         or not value.strip("/.")
     ):
@@ -1655,9 +1679,27 @@ _NAMED_RESOURCES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
         ("cache-cluster-id", "replication-group-id"),
     ),
     ("SSM_ARN", ("parameter_name",), ()),
-    ("ARN", ("pipeline_name", "key_name"), ("pipeline-name", "key-name")),
+    # (a pipeline, a key pair, an Elastic Beanstalk environment and application)
+    (
+        "ARN",
+        ("pipeline_name", "key_name", "environment_name", "application_name"),
+        ("pipeline-name", "key-name", "environment-name", "application-name"),
+    ),
+    ("REDSHIFT_ARN", ("cluster_identifier",), ("cluster-identifier",)),
+    ("EVENTS_ARN", ("rule_name", "event_bus_name"), ("rule", "event-bus-name")),
+    (
+        "SAGEMAKER_ARN",
+        ("endpoint_name", "notebook_instance_name", "training_job_name"),
+        ("endpoint-name", "notebook-instance-name", "training-job-name"),
+    ),
 )
-_NAMED_EXTRA_KEYS = {"LOG_GROUP_ARN": ("awslogs-group", "logGroup"), "SSM_ARN": ("parameterName",)}
+_NAMED_EXTRA_KEYS = {
+    "LOG_GROUP_ARN": ("awslogs-group", "logGroup"),
+    "SSM_ARN": ("parameterName",),
+    "ARN": ("Environment details for",),  # (`eb status`)
+    # (DynamoDB's errors: "Requested resource not found: Table: orders-prod not found")
+    "DYNAMODB_ARN": ("Table",),
+}
 # keys of lists of names: what list operations return (dynamodb list-tables: {"TableNames": [...]},
 # an Auto Scaling group's LoadBalancerNames, a replication group's MemberClusters)
 _NAMED_LIST_KEYS = {
@@ -1768,7 +1810,8 @@ _APIGW_SIBLINGS = re.compile(
 
 # words the rules below start at that are plain words elsewhere (the ``words`` scanner must try them)
 LEAD_WORDS.update(("Name", "name", "Path", "path", "valueFrom", "ValueFrom", "Id", "id"))
-LEAD_WORDS.update(("names", "cluster", "service", "services"))
+LEAD_WORDS.update(("names", "cluster", "service", "services", "functions", "Environment"))
+LEAD_WORDS.update(("Table", "Bucket", "Object", "MultipartUpload"))  # (boto3's resource API)
 
 # Terraform resource types whose ID (in plan and apply progress lines, `terraform import`) or `name`
 # argument is the resource's name or ID, by the token kind an ARN of the same resource gets
@@ -1828,16 +1871,34 @@ def _terraform_named_rules() -> tuple[Rule, ...]:
     return tuple(out)
 
 
-# a key that ends in what the resource is (ORDERS_TABLE, LAMBDA_FUNCTION, ECS_CLUSTER, SessionsTableName,
-# a CDK output's Stack.OrdersFunctionName): environment variables, CI variables, stack outputs
-_NAMED_SUFFIXES = ("TABLE", "FUNCTION", "QUEUE", "TOPIC", "STREAM", "CLUSTER")
+# a key that ends in what the resource is (ORDERS_TABLE, LAMBDA_FUNCTION, ECS_SERVICE, RDS_INSTANCE,
+# DB_INSTANCE_IDENTIFIER, SessionsTableName, a CDK output's Stack.OrdersFunctionName, Pulumi's
+# dbIdentifier): environment variables, CI variables, stack outputs
+_NAMED_SUFFIXES = (
+    "Table",
+    "Function",
+    "Queue",
+    "Topic",
+    "Stream",
+    "Cluster",
+    "Service",
+    "Instance",
+    "Identifier",
+    "Repository",
+    "Pipeline",
+    "StateMachine",
+)
+_SNAKE_PARTS = [re.findall("[A-Z][a-z]*", word) for word in _NAMED_SUFFIXES]
+# (STATE_MACHINE, state_machine, state-machine; StateMachine after a lower-case letter or a digit)
+_NAMED_SUFFIX_SNAKE = "|".join(
+    "[_-]".join(case(part) for part in parts) for case in (str.upper, str.lower) for parts in _SNAKE_PARTS
+)
+_NAMED_SUFFIX_CAMEL = "|".join(_NAMED_SUFFIXES)
 _NAMED_SUFFIX_KEY = (
     r"[A-Za-z][A-Za-z0-9_.-]{0,60}(?:[_-](?:"
-    + "|".join(_NAMED_SUFFIXES)
-    + "|"
-    + "|".join(w.lower() for w in _NAMED_SUFFIXES)
+    + _NAMED_SUFFIX_SNAKE
     + ")|[a-z0-9](?:"
-    + "|".join(w.capitalize() for w in _NAMED_SUFFIXES)
+    + _NAMED_SUFFIX_CAMEL
     + "))"
 )
 WORD_GUARDS += (_NAMED_SUFFIX_KEY,)
@@ -1898,25 +1959,25 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="named_suffix_key",
+        echo=True,
         category="arn",
         kind="ARN",
         regex=(
             r"[A-Za-z](?<![A-Za-z0-9_.-].)[A-Za-z0-9_.-]{0,60}?(?:[_-](?:"
-            + "|".join(_NAMED_SUFFIXES)
-            + "|"
-            + "|".join(w.lower() for w in _NAMED_SUFFIXES)
+            + _NAMED_SUFFIX_SNAKE
             + r")(?:[_-](?:NAME|name))?|(?<=[a-z0-9])(?:"
-            + "|".join(w.capitalize() for w in _NAMED_SUFFIXES)
+            + _NAMED_SUFFIX_CAMEL
             + r")(?:Name)?)"
-            + r"(?:[\"']?[ \t]*[:=][ \t]*[\"']?)(?P<v>"
+            # (or columns apart: a two-column table of outputs, `pulumi stack output`)
+            + r"(?:[\"']?[ \t]*[:=][ \t]*[\"']?|\t[ \t]*|[ \t]{2,})(?P<v>"
             + _RESOURCE_NAME
             + ")"
             + _NAME_END
         ),
         description=(
             "A resource's name under a key that ends in what it is (ORDERS_TABLE, LAMBDA_FUNCTION, "
-            "ECS_CLUSTER, SessionsTableName, a CDK output's Stack.OrdersFunctionName): masked where it "
-            "stands, not echoed"
+            "ECS_SERVICE, RDS_INSTANCE, SessionsTableName, a CDK output's Stack.OrdersFunctionName), also "
+            "in a column after it"
         ),
         anchors=(_NAMED_SUFFIX_KEY,),
         validate=_resource_name_verdict,
@@ -1928,6 +1989,8 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
                 "AcmeApiStack-OrdersHandler5B2E-Xy9Zw8Vu7Ts6",
             ),
             ('{"DeadLetterQueueName": "acme-orders-dlq"}', "acme-orders-dlq"),
+            ("    dbIdentifier  orders-db-4d5e6f\n", "orders-db-4d5e6f"),
+            ("RDS_INSTANCE=orders-db-prod-1", "orders-db-prod-1"),
         ),
         must_not_match=(
             "HASH_TABLE=default",
@@ -1935,6 +1998,71 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
             "PRIMARY_CLUSTER: us-east-1",
             '"StreamName": "prod-x7-name"',  # (its own key rule's)
         ),
+    ),
+    Rule(
+        name="serverless_info_functions",
+        echo=True,
+        category="arn",
+        kind="LAMBDA_ARN",
+        # `serverless info` (sls info, sls deploy): each function's handle and the name it was deployed
+        # as (<service>-<stage>-<function>), under a "functions:" line
+        regex=(
+            # (at a line's start, a string's or a query argument's)
+            r"functions:(?<![^\n\"'=]functions:)[ \t]*\r?\n"
+            r"(?P<v>(?:[ \t]+[A-Za-z0-9_-]{1,64}:[ \t]+[^\s:]{1,170}[ \t]*(?:\r?\n|\Z))+)"
+        ),
+        items=r":[ \t]+(?P<v>" + _RESOURCE_NAME + ")" + _NAME_END,
+        description="The Lambda function names `serverless info` lists under its functions: line",
+        anchors=("functions:",),
+        validate=_resource_name_verdict,
+        must_match=(
+            ("functions:\n  listOrders: orders-api-prod-listOrders\n", "orders-api-prod-listOrders"),
+            ("stage: prod\nfunctions:\n  a: svc-prod-a\n  b: svc-prod-b\nlayers:\n  None\n", "svc-prod-b"),
+        ),
+        must_not_match=(
+            "functions:\n  hello:\n    handler: handler.hello\n",
+            "functions:\n  hello: handler\n",
+            "my functions:\n  a: svc-prod-a\n",
+        ),
+    ),
+    Rule(
+        name="boto3_table",
+        echo=True,
+        category="arn",
+        kind="DYNAMODB_ARN",
+        # boto3's resource API: dynamodb.Table("orders-prod"), also with name=
+        regex=(r"Table\((?<=\.Table\()[ \t]*(?:name[ \t]*=[ \t]*)?[\"'](?P<v>" + _RESOURCE_NAME + r")[\"']"),
+        description="A DynamoDB table's name given to boto3's resource API (dynamodb.Table(\"x\"))",
+        anchors=(r"Table\(",),
+        validate=_resource_name_verdict,
+        must_match=(
+            ('table = ddb.Table("orders-prod-table")', "orders-prod-table"),
+            ("ddb.Table(name='orders_v2')", "orders_v2"),
+        ),
+        must_not_match=('ddb.Table("orders")', 'Table("orders-prod")', "ddb.Table(name)"),
+    ),
+    Rule(
+        name="boto3_bucket",  # (Bucket("x") itself: s3_sdk_bucket)
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        # boto3's resource API: s3.Bucket("acme-data"), s3.Object("acme-data", "key"), s3.BucketPolicy(...)
+        regex=(
+            r"[BOM](?<=\.[BOM])(?:(?<=B)ucket(?:Policy|Acl|Versioning|Cors|Lifecycle|Logging|Tagging|Website)?"
+            r"|(?<=O)bject(?:Summary|Acl)?|(?<=M)ultipartUpload)"
+            r"\([ \t]*(?:(?:bucket_name|name)[ \t]*=[ \t]*)?[\"'](?P<v>" + BUCKET + r")[\"']"
+        ),
+        description=(
+            'A bucket\'s name given to boto3\'s resource API (s3.Bucket("x"), s3.Object("x", "key"), '
+            's3.BucketPolicy("x"))'
+        ),
+        anchors=(r"Bucket[A-Za-z]{0,12}\(", r"Object[A-Za-z]{0,7}\(", r"MultipartUpload\("),
+        validate=_bucket_verdict,
+        must_match=(
+            ("obj = s3.Object('acme-data-prod', 'k.json')", "acme-data-prod"),
+            ('s3.BucketPolicy(bucket_name="acme-data-prod")', "acme-data-prod"),
+        ),
+        must_not_match=('Object("acme-data-prod")', "s3.Object(name, key)", 'x.Objects("acme-data-prod")'),
     ),
     Rule(
         name="terraform_resource_name",
@@ -2699,7 +2827,7 @@ RULES: tuple[Rule, ...] = (
             r"[a-z](?<![A-Za-z0-9.-].)(?:(?<=s)qs\." + REGION + r"|(?<=q)ueue"
             # the legacy regional form: us-west-2.queue.amazonaws.com (the region's first letter is read)
             r"|[a-z](?:-gov|-iso[a-z]?)?-[a-z]{1,20}-[0-9]\.queue)\.amazonaws\.com(?:\.cn)?/"
-            r"(?P<v>[0-9]{12}/[A-Za-z0-9_-]{1,80})(?![A-Za-z0-9_-])"
+            r"(?P<v>[0-9]{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?)(?![A-Za-z0-9_-])"  # (a FIFO queue's .fifo)
         ),
         description="Account and queue name in an SQS queue URL",
         anchors=(
@@ -2710,7 +2838,7 @@ RULES: tuple[Rule, ...] = (
         must_match=(
             (
                 "https://sqs.us-east-1.amazonaws.com/123456789012/orders-queue.fifo",
-                "123456789012/orders-queue",
+                "123456789012/orders-queue.fifo",
             ),
             ("https://us-west-2.queue.amazonaws.com/123456789012/orders-queue", "123456789012/orders-queue"),
         ),
@@ -2933,6 +3061,10 @@ RULES: tuple[Rule, ...] = (
         validate=_listed_bucket_verdict,
         must_match=(
             ('{"Buckets": [{"Name": "acme-prod-data", "CreationDate": "2024-01-01"}]}', "acme-prod-data"),
+            (
+                "Buckets:\n- CreationDate: '2024-01-01T00:00:00+00:00'\n  Name: acme-prod-data\n",
+                "acme-prod-data",
+            ),
             (
                 '"Buckets": [\n  {"Name": "a-1", "CreationDate": "2024-01-01"},\n'
                 '  {"Name": "logs-archive-eu", "CreationDate": "2024-02-01"}\n]',
@@ -3295,6 +3427,7 @@ RULES: tuple[Rule, ...] = (
             ("2023-01-15 10:30:45 acme-prod-data\n2023-02-01 08:00:00 acme-logs", "acme-prod-data"),
             ("$ aws s3 ls\n2024-03-02 17:20:11 tf-state-7731\n$ ", "tf-state-7731"),
             ("  2024-03-02 17:20:11 media.example.com\r\n", "media.example.com"),
+            ("note=  2024-03-02 17:20:11 media.example.com\r\n", "media.example.com"),
             ('"output": "2024-03-02 17:20:11 billing-exports\\n2024-03-03 09:00:00 x1y"', "billing-exports"),
             ('{"o": "x\\n2023-02-01 08:00:00 acme-logs"}', "acme-logs"),
             ("['2023-01-15 10:30:45 acme-prod-data', '2023-01-16 10:30:45 acme-logs']", "acme-prod-data"),

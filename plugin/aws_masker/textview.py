@@ -371,15 +371,26 @@ _YAML_PAIR = re.compile(
 _SHORTHAND_PAIR = re.compile(
     r"(?P<h>" + _NAME_KEY_WORD + r"=)(?P<n>" + _NAME + r")(?P<m>," + _VALUE_KEYS + r")(?==)"
 )
+# a block of Key, Description and Value lines, columns apart, as `sam deploy` prints a stack's outputs
+# (Key  OrdersTableName / Description  ... / Value  orders-prod): the view joins the name and the value
+# with a colon (``_JOINED``), as a key and its value are written
+_COLUMN_PAIR = re.compile(
+    r"(?P<h>(?<![^\n\"'])Key[ \t]+)(?P<n>" + _NAME + r")"  # (at a line's start, or a string's)
+    # (a long description wraps onto lines indented to its column)
+    r"(?P<m>[ \t]*\r?\n(?:Description[ \t][^\r\n]*\r?\n(?:[ \t]{2,}[^\r\n]*\r?\n){0,4})?"
+    r"Value[ \t]+)(?=[^ \t\r\n])"
+)
+_JOINED = ": "
 _PAIRS = (
     (_JSON_PAIR, 'alue"'),
     (_YAML_PAIR, "alue:"),
     (_SHORTHAND_PAIR, "alue="),
+    (_COLUMN_PAIR, "alue "),
 )
 """Each syntax's pattern, behind the literal its value key ends with."""
 # Those literals, in one regex pass (its literal search is as fast as str.find's); a JSON value key's
 # with the blanks and colon after it that _JSON_PAIR looks ahead for: where a JSON pair can end.
-_VALUE_KEY_END = re.compile(r'alue(?:"\s*:|[:=])')
+_VALUE_KEY_END = re.compile(r'alue(?:"\s*:|[:=]|(?<=\nValue)[ \t])')
 _JSON_REACH = 256
 """How far before where a JSON pair can end it is looked for first (see ``_json_pairs``)."""
 _JSON_SOLID = {p: max_width(p.pattern.replace(r"\s*", "")) for p in (_JSON_PAIR, _TF_OUTPUT_PAIR)}
@@ -452,7 +463,7 @@ def paired(text: str) -> Paired | None:
                 if reversed_pair is not None:
                     value_first.append(_ValueFirst(m.start() - 2, m.end() - 1, reversed_pair))
         else:
-            marks.add(mark)
+            marks.add(mark if mark[4] in ":=" else "alue ")
     syntaxes: list[Iterable[re.Match[str]]] = [_json_pairs(text, json_ends, _JSON_PAIR)] if json_ends else []
     if lower_value and '"sensitive"' in text:
         syntaxes.append(_json_pairs(text, json_ends, _TF_OUTPUT_PAIR))
@@ -483,11 +494,13 @@ def paired(text: str) -> Paired | None:
         name, (cut, resume) = m.start("n"), m.span("m")
         line_end = find("\n", resume + 1, resume + _SEGMENT)
         stop = line_end if line_end >= 0 else min(size, resume + _SEGMENT)
-        middle = at + cut - name  # where the value's part starts in the view
+        # (a joiner maps to the deleted text after the name: no find starts or ends in it)
+        joiner = _JOINED if getattr(m, "re", None) is _COLUMN_PAIR else ""
+        middle = at + cut - name + len(joiner)  # where the value's part starts in the view
         end = middle + stop - resume
         view_starts += (at, middle)
         text_starts += (name, resume)
-        parts += (text[name:cut], text[resume:stop], _GAP)
+        parts += (text[name:cut] + joiner, text[resume:stop], _GAP)
         add_end(end)
         at = end + gap
     if not ends:

@@ -83,7 +83,6 @@ def token_for(secret: bytes, kind: str, value: str, attempt: int = 0) -> str:
     return f"AWS_{kind}_{_mac(msg.encode(), key=mac_key(secret), digest_size=_HEX_BYTES).hexdigest()}"
 
 
-
 def cached_minter(secret: bytes, maxsize: int = 65536) -> Callable[[str, str], str]:
     """``token_for(secret, kind, value)`` behind a cache of up to ``maxsize`` tokens. Tokens are a pure
     function of the secret, kind and value, so the cache holds no per-request state; it pays off

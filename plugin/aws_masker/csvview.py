@@ -1,0 +1,133 @@
+"""The column a CSV cell stands in: its header's name.
+
+People paste CSV: Cost Explorer and Cost and Usage Report exports (``LinkedAccount``,
+``lineItem/UsageAccountId``), Athena results, Logs Insights exports, IAM credential reports. A value
+there gets its key from the header line at the top of its block, not from text before it, so a rule
+that needs a key (an account ID is twelve digits with evidence) asks ``column_name`` as a last resort.
+
+A block is a run of lines with the same number of fields; its first line is the header when every
+field of it is a name (letters first, no long numbers). Fields are split on commas outside double
+quotes (RFC 4180). Cells are asked about in text order, so the block's rows are checked once per text,
+however many cells are asked about (a per-thread note of the last block, as patterns.py's list of
+account IDs keeps one): linear in the text, not in rows times cells.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import NamedTuple
+
+# (a quoted field is one only up to a comma or the line's end: else the text of a field that begins
+# with a quoted word, such as a JSON key's "input": {"csv": "Name)
+_FIELD = re.compile(r'[ \t]*"(?:[^"\n]|"")*"[ \t]*(?=,|\r?$)|[^,\n]*')
+_NAME = re.compile(r'[ \t]*"?[ \t]*[A-Za-z@][A-Za-z0-9 _./:@()#&,\'-]{0,100}"?[ \t]*\r?')
+# what stands before a header's first name when the CSV is a string's content and the text begins
+# with the string's key (a JSON value scanned with its key: {"csv": "LinkedAccount,...)
+_OPENING = re.compile(r'.*["\']')
+_LONG_NUMBER = re.compile(r"[0-9]{6}")
+MAX_FIELDS = 256
+MAX_LINES_UP = 100_000
+"""The most lines looked at above a cell for its header (the block's first line)."""
+
+
+class _Block(NamedTuple):
+    text_id: int
+    text_len: int
+    header_line: str  # (the same text, not another one at its address: its header line is there)
+    header: list[str]
+    start: int  # where the header line starts
+    checked: int  # where the last line known to be in the block ends (its line break)
+
+
+_last = threading.local()
+
+
+def _fields(text: str, start: int, end: int) -> list[tuple[int, int]] | None:
+    """The fields of the line ``text[start:end]`` (without its line break), or None when it is not a
+    line of CSV (a quote left open, text after a closing quote, too many fields)."""
+    spans: list[tuple[int, int]] = []
+    pos = start
+    while True:
+        m = _FIELD.match(text, pos, end)
+        spans.append(m.span())  # type: ignore[union-attr]
+        pos = m.end()  # type: ignore[union-attr]
+        if pos >= end or (pos == end - 1 and text[pos] == "\r"):
+            return spans
+        if text[pos] != "," or len(spans) >= MAX_FIELDS:
+            return None
+        pos += 1
+
+
+def _line(text: str, at: int) -> tuple[int, int]:
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    return start, end if end >= 0 else len(text)
+
+
+def _header(text: str, start: int, end: int, count: int) -> list[str] | None:
+    fields = _fields(text, start, end)
+    if fields is None or len(fields) != count:
+        return None
+    names = [text[a:b] for a, b in fields]
+    if not _NAME.fullmatch(names[0]):
+        first = names[0].rstrip(" \t\"'")
+        opening = _OPENING.match(first)
+        names[0] = first[opening.end() :] if opening else first
+    if all(_NAME.fullmatch(name) and not _LONG_NUMBER.search(name) for name in names):
+        return [name.strip(' \t\r"') for name in names]
+    return None
+
+
+def column_name(text: str, start: int, end: int) -> str | None:
+    """The header name of the CSV column whose cell is ``text[start:end]`` (the whole field, or what
+    its quotes hold), or None when the text there is not a cell of a CSV block with a header."""
+    line_start, line_end = _line(text, start)
+    if end > line_end:
+        return None
+    fields = _fields(text, line_start, line_end)
+    if fields is None or len(fields) < 2:
+        return None
+    index = next((k for k, (a, b) in enumerate(fields) if a <= start < b), -1)
+    if index < 0:  # pragma: no cover - the fields cover the line
+        return None
+    a, b = fields[index]
+    if text[a:b].strip(' \t\r"') != text[start:end]:
+        return None
+    count = len(fields)
+    block: _Block | None = getattr(_last, "block", None)
+    if (
+        block is not None
+        and block.text_id == id(text)
+        and block.text_len == len(text)
+        and len(block.header) == count
+        and block.start < line_start
+        and text.startswith(block.header_line, block.start)
+    ):
+        # the same block if every line since the last one checked has as many fields
+        at = block.checked
+        while at + 1 < line_start:
+            row_end = text.find("\n", at + 1)
+            row = _fields(text, at + 1, row_end)
+            if row is None or len(row) != count:
+                break
+            at = row_end
+        else:
+            _last.block = block._replace(checked=max(block.checked, line_end))
+            return block.header[index]
+    # up to the block's first line
+    top, lines = line_start, 0
+    while top > 0 and lines < MAX_LINES_UP:
+        above = text.rfind("\n", 0, top - 1) + 1
+        row = _fields(text, above, top - 1)
+        if row is None or len(row) != count:
+            break
+        top, lines = above, lines + 1
+    if top == line_start:
+        return None  # the cell is on the block's first line
+    header_end = text.find("\n", top)
+    header = _header(text, top, header_end, count)
+    if header is None:
+        return None
+    _last.block = _Block(id(text), len(text), text[top:header_end], header, top, line_end)
+    return header[index]
