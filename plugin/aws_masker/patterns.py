@@ -1979,7 +1979,8 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
             "ECS_SERVICE, RDS_INSTANCE, SessionsTableName, a CDK output's Stack.OrdersFunctionName), also "
             "in a column after it"
         ),
-        anchors=(_NAMED_SUFFIX_KEY,),
+        # (the key and what may follow it: "describe-instances" in prose is no key)
+        anchors=(_NAMED_SUFFIX_KEY + "(?:[_-](?:NAME|name)|Name)?[\"' \t:=]",),
         validate=_resource_name_verdict,
         must_match=(
             ("ECS_CLUSTER: acme-prod-ecs", "acme-prod-ecs"),
