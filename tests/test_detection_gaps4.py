@@ -227,3 +227,29 @@ def test_a_fifo_queue_url_is_masked_with_its_suffix_and_echoed(masker: Masker) -
 )
 def test_boto3_resources_and_dynamodb_errors(masker: Masker, text: str, name: str) -> None:
     assert _leaks(masker, f"{text}\nis {name} in eu-west-1?", [name]) == 0
+
+
+DYNAMODB_ITEMS = {
+    "Items": [
+        {
+            "pk": {"S": "ORDER#1"},
+            "bucket": {"S": "acme-orders-uploads-prod"},
+            "accountId": {"S": "483920175526"},
+            "owner_id": {"N": "210987654321"},
+            "TableName": {"S": "orders-prod-table"},
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    "text", [json.dumps(DYNAMODB_ITEMS, indent=2), json.dumps(DYNAMODB_ITEMS)], ids=["pretty", "compact"]
+)
+def test_dynamodb_typed_values_under_their_keys(masker: Masker, text: str) -> None:
+    """`aws dynamodb scan` output: each value is wrapped in its type ({"S": ...}); the key before the
+    wrapper gives it context, pasted as on the JSON path."""
+    values = ["acme-orders-uploads-prod", "483920175526", "210987654321", "orders-prod-table"]
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, DYNAMODB_ITEMS, values) == 0
+    # (a typed value under no telling key stays)
+    assert masker.mask_text('{"note": {"S": "483920175526"}}')[0] == '{"note": {"S": "483920175526"}}'

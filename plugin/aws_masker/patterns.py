@@ -153,7 +153,20 @@ def run(char_class: str, at_least_one: bool = False) -> str:
 # runs of blanks meet: when the value after them does not match, the regex engine has one way to give
 # the blanks back, not one per split between two runs (that was quadratic in the run's length).
 ASSIGN = (
-    r"[\"']?" + run(r"\s") + "[:=]" + run(r"\s") + r"(?:\[" + run(r"\s") + r")?"
+    # (a list's "[", or DynamoDB JSON's typed value: "bucket": {"S": "acme-logs"})
+    r"[\"']?"
+    + run(r"\s")
+    + "[:=]"
+    + run(r"\s")
+    + r"(?:\["
+    + run(r"\s")
+    + r"|\{"
+    + run(r"\s")
+    + r"[\"'][SN][\"']"
+    + run(r"\s")
+    + ":"
+    + run(r"\s")
+    + r")?"
     r"(?:[\"'](?:[ \t]|\\\x00{1,5})*" + POSSESSIVE + ")?"
 )
 
@@ -1321,6 +1334,9 @@ item of a list of them needs only to see the one before it: a list of any length
 item. (The scanner tries candidates in text order.)"""
 
 
+_DYNAMODB_TYPED_BEFORE = re.compile(r"\{\s*[\"'][SN][\"']\s*:\s*[\"']\Z")
+
+
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
     verdict = _account_context_verdict(value, text, start)
     if verdict is Verdict.MASK:
@@ -1344,6 +1360,11 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         )
     ):
         return Verdict.MASK
+    # DynamoDB JSON's typed value ("accountId": {"S": "4839..."}): its key stands before the wrapper
+    if text[start - 1 : start] in "\"'" and text.find("{", max(0, start - 16), start) >= 0:
+        wrapper = _DYNAMODB_TYPED_BEFORE.search(text, max(0, start - 16), start)
+        if wrapper is not None:
+            start = wrapper.start()
     # A key or word right before is the common case, so look at short windows first: the search costs
     # what its window is long, and a match in a window is a match in every longer one.
     for window in (24, 40, 200):  # the longest for lists of IDs
