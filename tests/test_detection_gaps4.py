@@ -37,8 +37,10 @@ COST_EXPORT = (
         "483920175526,210987654321,0.1\n483920175526,210987654321,0.2\n",
         "Service,UsageAccountId\nAmazonEC2,483920175526\nAmazonS3,210987654321",  # (last, no newline)
         "Costs by account:\n\n" + COST_EXPORT + "\nWhy did staging double?",
+        # a line above the header that happens to hold as many commas (JSON) is not the header
+        '{"Items": [{"a": 1}, {"b": 2}]}\nLinkedAccount,Cost\n483920175526,3.1\n210987654321,2\n',
     ],
-    ids=["cost-explorer", "crlf", "quoted", "cur", "last-column", "in-prose"],
+    ids=["cost-explorer", "crlf", "quoted", "cur", "last-column", "in-prose", "json-line-above"],
 )
 def test_account_ids_in_a_csv_column_named_for_accounts(masker: Masker, text: str) -> None:
     assert _leaks(masker, text, ACCOUNTS) == 0

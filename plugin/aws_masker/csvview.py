@@ -5,8 +5,8 @@ People paste CSV: Cost Explorer and Cost and Usage Report exports (``LinkedAccou
 there gets its key from the header line at the top of its block, not from text before it, so a rule
 that needs a key (an account ID is twelve digits with evidence) asks ``column_name`` as a last resort.
 
-A block is a run of lines with the same number of fields; its first line is the header when every
-field of it is a name (letters first, no long numbers). Fields are split on commas outside double
+A block is a run of lines with the same number of fields; its header is its topmost line whose
+every field is a name (letters first, no long numbers). Fields are split on commas outside double
 quotes (RFC 4180). Cells are asked about in text order, so the block's rows are checked once per text,
 however many cells are asked about (a per-thread note of the last block, as patterns.py's list of
 account IDs keeps one): linear in the text, not in rows times cells.
@@ -115,19 +115,21 @@ def column_name(text: str, start: int, end: int) -> str | None:
         else:
             _last.block = block._replace(checked=max(block.checked, line_end))
             return block.header[index]
-    # up to the block's first line
+    # up the block (the lines with as many fields) to its topmost line of names: its header (a line
+    # above it that happens to hold as many commas, such as a line of JSON, is not)
     top, lines = line_start, 0
+    header: list[str] | None = None
+    header_start = header_end = -1
     while top > 0 and lines < MAX_LINES_UP:
         above = text.rfind("\n", 0, top - 1) + 1
         row = _fields(text, above, top - 1)
         if row is None or len(row) != count:
             break
+        names = _header(text, above, top - 1, count)
+        if names is not None:
+            header, header_start, header_end = names, above, top - 1
         top, lines = above, lines + 1
-    if top == line_start:
-        return None  # the cell is on the block's first line
-    header_end = text.find("\n", top)
-    header = _header(text, top, header_end, count)
     if header is None:
-        return None
-    _last.block = _Block(id(text), len(text), text[top:header_end], header, top, line_end)
+        return None  # no line of names above the cell in its block
+    _last.block = _Block(id(text), len(text), text[header_start:header_end], header, header_start, line_end)
     return header[index]
