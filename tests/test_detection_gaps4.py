@@ -39,8 +39,24 @@ COST_EXPORT = (
         "Costs by account:\n\n" + COST_EXPORT + "\nWhy did staging double?",
         # a line above the header that happens to hold as many commas (JSON) is not the header
         '{"Items": [{"a": 1}, {"b": 2}]}\nLinkedAccount,Cost\n483920175526,3.1\n210987654321,2\n',
+        # tab- and semicolon-separated, and a Markdown table (as Claude writes one, sent back next turn)
+        COST_EXPORT.replace(",", "\t"),
+        "LinkedAccount;Cost\n483920175526;3,1\n210987654321;2,0\n",
+        "| Account | Name | Cost |\n|---|:---|---:|\n"
+        "| 483920175526 | payments | 3.1 |\n| 210987654321 | x | 2 |\n",
     ],
-    ids=["cost-explorer", "crlf", "quoted", "cur", "last-column", "in-prose", "json-line-above"],
+    ids=[
+        "cost-explorer",
+        "crlf",
+        "quoted",
+        "cur",
+        "last-column",
+        "in-prose",
+        "json-line-above",
+        "tsv",
+        "semicolons",
+        "markdown",
+    ],
 )
 def test_account_ids_in_a_csv_column_named_for_accounts(masker: Masker, text: str) -> None:
     assert _leaks(masker, text, ACCOUNTS) == 0
@@ -57,8 +73,9 @@ def test_account_ids_in_a_csv_column_named_for_accounts(masker: Masker, text: st
         "483920175526,payments,12.00\n210987654321,staging,3.50\n",
         # the numbers are not whole cells
         "Account,Note\nx,order 483920175526 shipped\n",
+        "| Order | Amount |\n|---|---|\n| 483920175526 | 12.00 |\n",
     ],
-    ids=["other-column", "name-column-beside", "no-header", "not-a-cell"],
+    ids=["other-column", "name-column-beside", "no-header", "not-a-cell", "markdown-other-column"],
 )
 def test_twelve_digit_numbers_in_other_csv_columns_are_kept(masker: Masker, text: str) -> None:
     masked, _ = masker.mask_text(text)

@@ -1,13 +1,16 @@
 """The column a CSV cell stands in: its header's name.
 
 People paste CSV: Cost Explorer and Cost and Usage Report exports (``LinkedAccount``,
-``lineItem/UsageAccountId``), Athena results, Logs Insights exports, IAM credential reports. A value
-there gets its key from the header line at the top of its block, not from text before it, so a rule
-that needs a key (an account ID is twelve digits with evidence) asks ``column_name`` as a last resort.
+``lineItem/UsageAccountId``), Athena results, Logs Insights exports, IAM credential reports; and the
+same as tab- or semicolon-separated values, or a Markdown table (``| LinkedAccount | Cost |``, as
+Claude itself writes one, and the next turn sends back). A value there gets its key from the header
+line at the top of its block, not from text before it, so a rule that needs a key (an account ID is
+twelve digits with evidence) asks ``column_name`` as a last resort.
 
 A block is a run of lines with the same number of fields; its header is its topmost line whose
-every field is a name (letters first, no long numbers). Fields are split on commas outside double
-quotes (RFC 4180). Cells are asked about in text order, so the block's rows are checked once per text,
+every field is a name (letters first, no long numbers; a Markdown table's ``|---|`` line is passed
+over). Fields are split on the delimiter that stands next to the cell, outside double quotes
+(RFC 4180). Cells are asked about in text order, so the block's rows are checked once per text,
 however many cells are asked about (a per-thread note of the last block, as patterns.py's list of
 account IDs keeps one): linear in the text, not in rows times cells.
 """
@@ -18,9 +21,18 @@ import re
 import threading
 from typing import NamedTuple
 
-# (a quoted field is one only up to a comma or the line's end: else the text of a field that begins
-# with a quoted word, such as a JSON key's "input": {"csv": "Name)
-_FIELD = re.compile(r'[ \t]*"(?:[^"\n]|"")*"[ \t]*(?=,|\r?$)|[^,\n]*')
+DELIMITERS = ",\t;|"
+
+
+def _field_pattern(delimiter: str) -> re.Pattern[str]:
+    # (a quoted field is one only up to a delimiter or the line's end: else the text of a field that
+    # begins with a quoted word, such as a JSON key's "input": {"csv": "Name)
+    pad = "[ ]*" if delimiter == "\t" else "[ \t]*"
+    d = re.escape(delimiter)
+    return re.compile(pad + r'"(?:[^"\n]|"")*"' + pad + "(?=" + d + r"|\r?$)|[^" + d + r"\n]*")
+
+
+_FIELD = {delimiter: _field_pattern(delimiter) for delimiter in DELIMITERS}
 _NAME = re.compile(r'[ \t]*"?[ \t]*[A-Za-z@][A-Za-z0-9 _./:@()#&,\'-]{0,100}"?[ \t]*\r?')
 # what stands before a header's first name when the CSV is a string's content and the text begins
 # with the string's key (a JSON value scanned with its key: {"csv": "LinkedAccount,...)
@@ -32,6 +44,7 @@ MAX_LINES_UP = 100_000
 
 
 class _Block(NamedTuple):
+    delimiter: str
     text_id: int
     text_len: int
     header_line: str  # (the same text, not another one at its address: its header line is there)
@@ -43,20 +56,37 @@ class _Block(NamedTuple):
 _last = threading.local()
 
 
-def _fields(text: str, start: int, end: int) -> list[tuple[int, int]] | None:
+def _fields(text: str, start: int, end: int, delimiter: str) -> list[tuple[int, int]] | None:
     """The fields of the line ``text[start:end]`` (without its line break), or None when it is not a
-    line of CSV (a quote left open, text after a closing quote, too many fields)."""
+    line of such values (a quote left open, text after a closing quote, too many fields). A Markdown
+    table's row is read without its outer pipes."""
+    if delimiter == "|":  # (what stands before the first pipe: indentation, or a string's key)
+        inner = text[start:end].rstrip(" \t\r")
+        if inner[-1:] == "|" and inner.count("|") > 1:
+            start = text.index("|", start) + 1
+            end = text.rindex("|", start - 1, end)
+    pattern = _FIELD[delimiter]
     spans: list[tuple[int, int]] = []
     pos = start
     while True:
-        m = _FIELD.match(text, pos, end)
+        m = pattern.match(text, pos, end)
         spans.append(m.span())  # type: ignore[union-attr]
         pos = m.end()  # type: ignore[union-attr]
         if pos >= end or (pos == end - 1 and text[pos] == "\r"):
             return spans
-        if text[pos] != "," or len(spans) >= MAX_FIELDS:
+        if text[pos] != delimiter or len(spans) >= MAX_FIELDS:
             return None
         pos += 1
+
+
+def delimiter_beside(text: str, start: int, end: int) -> str | None:
+    """The delimiter right after ``text[start:end]`` or right before it (blanks and a quote between),
+    if it may be a cell of separated values; else None."""
+    after = text[end : end + 3].lstrip(" \"'")[:1]
+    if after and after in DELIMITERS:
+        return after
+    before = text[max(0, start - 3) : start].rstrip(" \"'")[-1:]
+    return before if before and before in DELIMITERS else None
 
 
 def _line(text: str, at: int) -> tuple[int, int]:
@@ -65,8 +95,8 @@ def _line(text: str, at: int) -> tuple[int, int]:
     return start, end if end >= 0 else len(text)
 
 
-def _header(text: str, start: int, end: int, count: int) -> list[str] | None:
-    fields = _fields(text, start, end)
+def _header(text: str, start: int, end: int, count: int, delimiter: str) -> list[str] | None:
+    fields = _fields(text, start, end, delimiter)
     if fields is None or len(fields) != count:
         return None
     names = [text[a:b] for a, b in fields]
@@ -80,12 +110,15 @@ def _header(text: str, start: int, end: int, count: int) -> list[str] | None:
 
 
 def column_name(text: str, start: int, end: int) -> str | None:
-    """The header name of the CSV column whose cell is ``text[start:end]`` (the whole field, or what
-    its quotes hold), or None when the text there is not a cell of a CSV block with a header."""
+    """The header name of the column whose cell is ``text[start:end]`` (the whole field, or what its
+    quotes hold), or None when the text there is not a cell of a block with a header."""
+    delimiter = delimiter_beside(text, start, end)
+    if delimiter is None:
+        return None
     line_start, line_end = _line(text, start)
     if end > line_end:
         return None
-    fields = _fields(text, line_start, line_end)
+    fields = _fields(text, line_start, line_end, delimiter)
     if fields is None or len(fields) < 2:
         return None
     index = next((k for k, (a, b) in enumerate(fields) if a <= start < b), -1)
@@ -98,6 +131,7 @@ def column_name(text: str, start: int, end: int) -> str | None:
     block: _Block | None = getattr(_last, "block", None)
     if (
         block is not None
+        and block.delimiter == delimiter
         and block.text_id == id(text)
         and block.text_len == len(text)
         and len(block.header) == count
@@ -108,7 +142,7 @@ def column_name(text: str, start: int, end: int) -> str | None:
         at = block.checked
         while at + 1 < line_start:
             row_end = text.find("\n", at + 1)
-            row = _fields(text, at + 1, row_end)
+            row = _fields(text, at + 1, row_end, delimiter)
             if row is None or len(row) != count:
                 break
             at = row_end
@@ -122,14 +156,16 @@ def column_name(text: str, start: int, end: int) -> str | None:
     header_start = header_end = -1
     while top > 0 and lines < MAX_LINES_UP:
         above = text.rfind("\n", 0, top - 1) + 1
-        row = _fields(text, above, top - 1)
+        row = _fields(text, above, top - 1, delimiter)
         if row is None or len(row) != count:
             break
-        names = _header(text, above, top - 1, count)
+        names = _header(text, above, top - 1, count, delimiter)
         if names is not None:
             header, header_start, header_end = names, above, top - 1
         top, lines = above, lines + 1
     if header is None:
         return None  # no line of names above the cell in its block
-    _last.block = _Block(id(text), len(text), text[header_start:header_end], header, header_start, line_end)
+    _last.block = _Block(
+        delimiter, id(text), len(text), text[header_start:header_end], header, header_start, line_end
+    )
     return header[index]

@@ -1387,9 +1387,9 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             _PROSE_ACCOUNTS_BEFORE.search(text, lo, start)
         ):
             return Verdict.MASK
-    # a cell of a CSV column whose header names an account (Cost Explorer's LinkedAccount, a Cost and
-    # Usage Report's lineItem/UsageAccountId, "Account ID")
-    if "," in text[end : end + 2] or "," in text[max(0, start - 2) : start]:
+    # a cell of a CSV column (or tab- or semicolon-separated, or a Markdown table's) whose header names
+    # an account (Cost Explorer's LinkedAccount, a Cost and Usage Report's lineItem/UsageAccountId)
+    if csvview.delimiter_beside(text, start, end) is not None:
         column = csvview.column_name(text, start, end)
         if column is not None and (
             _ACCOUNT_CONTEXT.search(f"{column}: ") or _ACCOUNT_CONTEXT.search(f'"{column}": "')
