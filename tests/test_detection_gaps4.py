@@ -272,3 +272,10 @@ def test_dynamodb_typed_values_under_their_keys(masker: Masker, text: str) -> No
     assert _json_leaks(masker, DYNAMODB_ITEMS, values) == 0
     # (a typed value under no telling key stays)
     assert masker.mask_text('{"note": {"S": "483920175526"}}')[0] == '{"note": {"S": "483920175526"}}'
+
+
+def test_a_typed_value_is_still_read_after_its_end(masker: Masker) -> None:
+    """The wrapper moves only where the context before the value is read: what follows the value
+    (a CloudTrail log file's name after its account) is read where the value ends."""
+    text = '{"key": {"S": "483920175526_CloudTrail_us-east-1_20240501T0000Z_abc.json.gz"}}'
+    assert _leaks(masker, text, ["483920175526"]) == 0

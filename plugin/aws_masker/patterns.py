@@ -1360,31 +1360,33 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         )
     ):
         return Verdict.MASK
-    # DynamoDB JSON's typed value ("accountId": {"S": "4839..."}): its key stands before the wrapper
+    # what stands before the value gives it context; for DynamoDB JSON's typed value ("accountId":
+    # {"S": "4839..."}), what stands before the type wrapper
+    before = start
     if text[start - 1 : start] in "\"'" and text.find("{", max(0, start - 16), start) >= 0:
         wrapper = _DYNAMODB_TYPED_BEFORE.search(text, max(0, start - 16), start)
         if wrapper is not None:
-            start = wrapper.start()
+            before = wrapper.start()
     # A key or word right before is the common case, so look at short windows first: the search costs
     # what its window is long, and a match in a window is a match in every longer one.
     for window in (24, 40, 200):  # the longest for lists of IDs
-        if _ACCOUNT_CONTEXT.search(text, max(0, start - window), start):
+        if _ACCOUNT_CONTEXT.search(text, max(0, before - window), before):
             return Verdict.MASK
-        if start <= window:
+        if before <= window:
             break
     # rarer contexts, each behind a literal search (C speed) of a short window
-    lo = max(0, start - 80)
-    if any(text.find(literal, lo, start) >= 0 for literal in _MARKED_CONTEXT_LITERALS) and (
-        _MARKED_CONTEXT.search(text, lo, start)
+    lo = max(0, before - 80)
+    if any(text.find(literal, lo, before) >= 0 for literal in _MARKED_CONTEXT_LITERALS) and (
+        _MARKED_CONTEXT.search(text, lo, before)
     ):
         return Verdict.MASK
     end = start + len(value)
     if _ACCOUNT_AFTER.match(text, end):
         return Verdict.MASK
     if _LIST_NEXT.match(text, end):
-        lo = max(0, start - 160)
-        if (text.find("ccount", lo, start) >= 0 or text.find("CCOUNT", lo, start) >= 0) and (
-            _PROSE_ACCOUNTS_BEFORE.search(text, lo, start)
+        lo = max(0, before - 160)
+        if (text.find("ccount", lo, before) >= 0 or text.find("CCOUNT", lo, before) >= 0) and (
+            _PROSE_ACCOUNTS_BEFORE.search(text, lo, before)
         ):
             return Verdict.MASK
     # a cell of a CSV column (or tab- or semicolon-separated, or a Markdown table's) whose header names
