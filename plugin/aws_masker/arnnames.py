@@ -43,7 +43,7 @@ _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}\Z")
 _PATH_KINDS = frozenset(("SSM_ARN", "LOG_GROUP_ARN", "SECRET_ARN", "ECR_ARN"))
 
 
-# services whose ARN's resource is <type>/<name>: the type, and the name's kind
+# services whose ARN's resource is <type>/<name> (or <type>:<name>): the type, and the name's kind
 _NAME_AFTER = {
     "cloudfront": ("distribution/", "CLOUDFRONT_ARN"),
     "route53": ("hostedzone/", "ROUTE53_ARN"),
@@ -55,6 +55,7 @@ _NAME_AFTER = {
     "codebuild": ("project/", "CODEBUILD_ARN"),
     "es": ("domain/", "ES_DOMAIN_ARN"),
     "athena": ("workgroup/", "ATHENA_ARN"),
+    "redshift": ("cluster:", "REDSHIFT_ARN"),
 }
 # services whose ARN's resource ends in the name, after one of these types (service/<cluster>/<service>)
 _NAME_LAST = {
@@ -65,6 +66,8 @@ _NAME_LAST = {
     "events": (("rule/", "event-bus/"), "EVENTS_ARN"),
     "sagemaker": (("endpoint/", "notebook-instance/", "training-job/", "model/"), "SAGEMAKER_ARN"),
 }
+# services whose ARN's resource is the name itself (no type, no path)
+_NAME_WHOLE = {"codepipeline": "ARN", "codecommit": "CODECOMMIT_ARN"}
 
 
 def _last(path: str) -> str:
@@ -125,12 +128,8 @@ def arn_name(arn: str) -> tuple[str, str, str] | None:
         name, kind = resource.split("/")[1], "ELB_ARN"  # (targetgroup/<name>/<id>)
     elif service == "cloudformation" and resource.startswith("stack/"):
         name, kind = resource.split("/")[1], "CFN_STACK_ARN"  # (stack/<name>/<id>)
-    elif service == "codepipeline" and "/" not in resource and ":" not in resource:
-        name, kind = resource, "ARN"
-    elif service == "codecommit" and "/" not in resource and ":" not in resource:
-        name, kind = resource, "CODECOMMIT_ARN"
-    elif service == "redshift" and resource.startswith("cluster:"):
-        name, kind = resource[8:], "REDSHIFT_ARN"
+    elif service in _NAME_WHOLE and "/" not in resource and ":" not in resource:
+        name, kind = resource, _NAME_WHOLE[service]
     elif service == "ssm" and resource.startswith("parameter/"):
         path = resource[10:]  # (a name with slashes begins with one, which the ARN does not repeat)
         name, kind = ("/" + path if "/" in path else path), "SSM_ARN"

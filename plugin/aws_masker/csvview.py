@@ -79,7 +79,7 @@ def _fields(text: str, start: int, end: int, delimiter: str) -> list[tuple[int, 
         pos += 1
 
 
-def delimiter_beside(text: str, start: int, end: int) -> str | None:
+def _delimiter_beside(text: str, start: int, end: int) -> str | None:
     """The delimiter right after ``text[start:end]`` or right before it (blanks and a quote between),
     if it may be a cell of separated values; else None."""
     after = text[end : end + 3].lstrip(" \"'")[:1]
@@ -95,10 +95,8 @@ def _line(text: str, at: int) -> tuple[int, int]:
     return start, end if end >= 0 else len(text)
 
 
-def _header(text: str, start: int, end: int, count: int, delimiter: str) -> list[str] | None:
-    fields = _fields(text, start, end, delimiter)
-    if fields is None or len(fields) != count:
-        return None
+def _header(text: str, fields: list[tuple[int, int]]) -> list[str] | None:
+    """The names of a line whose ``fields`` are all names, else None."""
     names = [text[a:b] for a, b in fields]
     if not _NAME.fullmatch(names[0]):
         first = names[0].rstrip(" \t\"'")
@@ -112,7 +110,7 @@ def _header(text: str, start: int, end: int, count: int, delimiter: str) -> list
 def column_name(text: str, start: int, end: int) -> str | None:
     """The header name of the column whose cell is ``text[start:end]`` (the whole field, or what its
     quotes hold), or None when the text there is not a cell of a block with a header."""
-    delimiter = delimiter_beside(text, start, end)
+    delimiter = _delimiter_beside(text, start, end)
     if delimiter is None:
         return None
     line_start, line_end = _line(text, start)
@@ -159,7 +157,7 @@ def column_name(text: str, start: int, end: int) -> str | None:
         row = _fields(text, above, top - 1, delimiter)
         if row is None or len(row) != count:
             break
-        names = _header(text, above, top - 1, count, delimiter)
+        names = _header(text, row)
         if names is not None:
             header, header_start, header_end = names, above, top - 1
         top, lines = above, lines + 1

@@ -356,11 +356,11 @@ def _pair_context(
         for type_key in ("ResourceType", "resourceType"):
             found = container.strings.get(type_key)
             if found:
-                return _quoted(type_key) + ": " + _quoted(values[found[-1]]) + ", " + _quoted(key) + ": "
+                return _sibling_before(type_key, values[found[-1]], key)
     if key == "Name":  # list-buckets: {"CreationDate": ..., "Name": ...}, in either order
         found = container.strings.get("CreationDate")
         if found and _BUCKET_ITEM_KEYS.issuperset(container.strings):  # (not an AMI's Name)
-            return '"CreationDate": ' + _quoted(values[found[-1]]) + ', "Name": '
+            return _sibling_before("CreationDate", values[found[-1]], key)
     if key == "value" and container.key is not None and "type" in container.strings:
         return _quoted(container.key) + ": "
     if key == "value" and container.parent >= 0:  # decode-authorization-message: {"key": K, "values":
@@ -386,6 +386,12 @@ def _pair_context(
                 return None
             return named
     return None
+
+
+def _sibling_before(sibling: str, value: str, key: str) -> str:
+    """The context of ``key``'s value with a sibling member put before it, wherever that stands:
+    ``"<sibling>": "<value>", "<key>": ``."""
+    return _quoted(sibling) + ": " + _quoted(value) + ", " + _quoted(key) + ": "
 
 
 def _quoted(key: str) -> str:

@@ -1391,12 +1391,11 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             return Verdict.MASK
     # a cell of a CSV column (or tab- or semicolon-separated, or a Markdown table's) whose header names
     # an account (Cost Explorer's LinkedAccount, a Cost and Usage Report's lineItem/UsageAccountId)
-    if csvview.delimiter_beside(text, start, end) is not None:
-        column = csvview.column_name(text, start, end)
-        if column is not None and (
-            _ACCOUNT_CONTEXT.search(f"{column}: ") or _ACCOUNT_CONTEXT.search(f'"{column}": "')
-        ):
-            return Verdict.MASK
+    column = csvview.column_name(text, start, end)  # (None at once where no delimiter stands beside)
+    if column is not None and (
+        _ACCOUNT_CONTEXT.search(f"{column}: ") or _ACCOUNT_CONTEXT.search(f'"{column}": "')
+    ):
+        return Verdict.MASK
     return Verdict.REJECT
 
 
