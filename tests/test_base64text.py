@@ -1,5 +1,5 @@
 """Base64 inside text (base64text.py and the engine's use of it): found in every way it is written,
-masked inside and written back the same way; binary runs with an identifier refused; ordinary text
+masked inside and written back the same way; binary runs with an identifier masked whole; ordinary text
 left alone."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aws_masker import base64text
 from aws_masker.body import mask_request
 from aws_masker.config import MaskerConfig
 from aws_masker.engine import Masker
-from aws_masker.errors import BodyTooLargeError, MaskerError, OpaqueDataError
+from aws_masker.errors import BodyTooLargeError, MaskerError
 from aws_masker.patterns import RULES
 from aws_masker.restore import restore_text
 
@@ -189,20 +189,55 @@ def test_short_words_are_not_decoded_in_ordinary_text(masker: Masker) -> None:
     assert base64text.runs("the ConfigurationId and SecurityGroups of NDgzOTIwMTc1NTI2 here") == []
 
 
+# a Logs Insights @ptr: protobuf bytes (field tags and lengths) around a log group's account and name
+_PTR = _b64(
+    b"\n`\n'\n#" + f"{ACCOUNT}:/ecs/orders-api".encode() + b'\x10\x07"\x01!"\x01!\x12%\x1a\x18\x02\x06\x10'
+)
+
+
 @pytest.mark.parametrize(
     "coded",
     [
         # a long path glued on: text only after more than a glued word's reach
         "/var/lib/app/secrets/config/" + _b64(TEXT.encode()),
         _b64(b"\x00\x01\xff\xfe binary " + TEXT.encode() + b" \xfe\x00"),  # binary around an identifier
+        _PTR,
     ],
-    ids=["glued path", "binary"],
+    ids=["glued path", "binary", "logs insights ptr"],
 )
-def test_binary_with_an_identifier_is_refused(masker: Masker, coded: str) -> None:
-    with pytest.raises(OpaqueDataError) as caught:
-        masker.mask_text(f"blob {coded}")
-    assert caught.value.code == "2011"
-    assert not any(o in str(caught.value) for o in ORIGINALS)
+def test_binary_with_an_identifier_is_masked_whole(masker: Masker, coded: str) -> None:
+    """Bytes that are not text cannot be masked in place: the run is masked whole, one token of the
+    kind of the first identifier inside standing for all of it, and the answer gets the run back."""
+    text = f"@ptr,blob\n{coded},x\n"
+    masked, result = masker.mask_text(text)
+    assert coded not in masked and not find_leaks(ORIGINALS, {"masked": masked})
+    (token,) = [t for t, original in result.tokens.items() if original == coded]
+    assert masked == f"@ptr,blob\n{token},x\n"
+    assert token.startswith(("AWS_EC2_", "AWS_ACCOUNT_"))
+    assert sum(result.counts.values()) == 1
+    assert restore_text(masked, result.tokens) == (text, 1)
+
+
+def test_a_wrapped_binary_run_with_an_identifier_is_masked_whole(masker: Masker) -> None:
+    """Its line breaks are part of what the token stands for: the answer gets the run back as sent."""
+    coded = _wrapped(_b64((b"\x00\x01\xff\xfe\x10\x07" * 8 + TEXT.encode()) * 3), 76, "\n")
+    text = f"blob:\n{coded}\nend"
+    masked, result = masker.mask_text(text)
+    (token,) = result.tokens
+    assert masked == f"blob:\n{token}\nend" and result.tokens[token] == coded
+    assert restore_text(masked, result.tokens) == (text, 1)
+
+
+def test_a_binary_run_beside_a_text_run_each_masked_their_way(masker: Masker) -> None:
+    """A run masked whole and a run masked inside, in one text and in two texts of one request."""
+    binary, readable = _PTR, _b64(TEXT.encode())
+    masked, result = masker.mask_texts([f"{binary} and {readable}", f"again {binary}"])
+    assert not find_leaks(ORIGINALS, {"a": masked[0], "b": masked[1]})
+    assert binary not in masked[0] and readable not in masked[0]
+    token = masked[1].removeprefix("again ")
+    assert result.tokens[token] == binary and masked[0].startswith(token + " and ")
+    decoded = base64.b64decode(masked[0].split(" and ")[1]).decode()
+    assert ACCOUNT not in decoded and restore_text(decoded, result.tokens)[0] == TEXT
 
 
 def test_a_decompression_bomb_is_refused(masker: Masker) -> None:

@@ -202,10 +202,12 @@ class Masker:
         """``out`` (``texts`` masked) with the base64 runs of ``texts`` (base64text.py) masked inside:
         what a run decodes to, when it is text, is masked with this request's tokens (one more
         ``mask_texts`` of all of them, which does the same for base64 inside those) and coded back
-        as it was. A run that decodes to bytes that are not text is refused when those bytes, read as
-        text, hold an identifier, as an image's are (jsonbody.py): it cannot be masked in place. The
-        runs are found in the texts as sent (no token of this request is in them, and the scan
-        rarely changes a run), then in ``out`` by their characters."""
+        as it was. A run that decodes to bytes that are not text, when those bytes, read as text,
+        hold an identifier (a CloudWatch Logs Insights ``@ptr``: protobuf around a log group's
+        account), cannot be masked in place: the run is masked whole, one token of the first such
+        identifier's kind standing for all of it (its line breaks too, when wrapped). The runs are
+        found in the texts as sent (no token of this request is in them, and the scan rarely changes
+        a run), then in ``out`` by their characters."""
         found = [
             (i, run)
             for i, text in enumerate(texts)
@@ -216,30 +218,30 @@ class Masker:
         if not found:
             return out
         readable: list[tuple[int, base64text.Run]] = []
+        opaque: dict[int, str] = {}  # index in readable -> the token that stands for the whole run
+        issue: Callable[[str, str], str] | None = None
         for i, run in found:
             if run.text is not None:
                 readable.append((i, run))
-            elif any(f.mask for f in self.find(base64text.as_seen(run.data))):
-                raise OpaqueDataError(
-                    "base64 data in the request decodes to bytes that hold an identifier, which "
-                    "cannot be masked in place; it was not forwarded"
-                )
+                continue
+            inside = next((f for f in self.find(base64text.as_seen(run.data)) if f.mask), None)
+            if inside is None:
+                continue
+            if issue is None:
+                issue = self._issuer_after(sources, out, result)
+            coded = texts[i][run.start : run.end]
+            opaque[len(readable)] = issue(inside.kind, coded)
+            result.counts[inside.category] += 1
+            readable.append((i, run))
         if not readable:
             return out
-        decoded: list[str] = [run.text for _, run in readable]  # type: ignore[misc]
-        # each with what stands before it on its line as its context (a key: AWS_ACCOUNT_ID: <base64>),
-        # on a line of its own where that is not a key (a word glued to the base64); the line begins
-        # in the text's own context (a JSON value's key: "OwnerId": "<base64>")
-        contexts = []
-        for i, run in readable:
-            start = (len(keys[i]) if keys else 0) + run.start
-            line = max(sources[i].rfind("\n", 0, start) + 1, start - 80)
-            before = sources[i][line : start + run.skip]
-            contexts.append(before if not before or before[-1] in _KEY_END else before + "\n")
-        masked, inner = self.mask_texts(
-            decoded, contexts, reserve_from=[*sources, *out], issued=dict(result.tokens)
-        )
-        if inner.total == 0:
+        decodable = [entry for k, entry in enumerate(readable) if k not in opaque]
+        inner_masked, inner = ([], MaskResult())
+        if decodable:
+            inner_masked, inner = self._mask_decoded(decodable, keys, sources, out, result)
+        it = iter(inner_masked)
+        masked = [opaque[k] if k in opaque else next(it) for k in range(len(readable))]
+        if inner.total == 0 and not opaque:
             return out
         result.tokens.update(inner.tokens)
         result.counts.update(inner.counts)
@@ -249,8 +251,9 @@ class Masker:
         pieces: dict[int, list[str]] = {}
         last: dict[int, int] = {}
         passed: dict[int, int] = {}  # per text, where the last run replaced ends in the text as sent
-        for (i, run), new in zip(readable, masked, strict=True):
-            if new == run.text:
+        for k, ((i, run), new) in enumerate(zip(readable, masked, strict=True)):
+            token = opaque.get(k)
+            if token is None and new == run.text:
                 continue
             coded = texts[i][run.start : run.end]
             # the same characters may stand earlier, not as a run (a short value not after a key):
@@ -267,11 +270,52 @@ class Masker:
                     "it was not forwarded"
                 )
             before = out[i][last.get(i, 0) : at]
-            pieces.setdefault(i, []).extend((before, base64text.encode(run, texts[i], new)))
+            pieces.setdefault(i, []).extend((before, token or base64text.encode(run, texts[i], new)))
             last[i] = at + len(coded)
         for i, parts in pieces.items():
             out[i] = "".join(parts) + out[i][last[i] :]
         return out
+
+    def _issuer_after(
+        self, sources: list[str], out: list[str], result: MaskResult
+    ) -> Callable[[str, str], str]:
+        """Issues tokens after this request's (``result``'s), clear of the token-shaped text of its
+        strings, and records them in ``result``."""
+        issuer = TokenIssuer(self._secret, self._mint)
+        for text in [*sources, *out]:
+            issuer.reserved.update(TOKEN_RE.findall(text))
+        issuer.reserved.difference_update(result.tokens)
+        issuer.by_token.update(result.tokens)
+
+        def issue(kind: str, value: str) -> str:
+            collisions = issuer.collisions
+            token = issuer.issue(kind, value)
+            result.tokens[token] = value
+            result.collisions += issuer.collisions - collisions
+            return token
+
+        return issue
+
+    def _mask_decoded(
+        self,
+        readable: list[tuple[int, base64text.Run]],
+        keys: list[str] | None,
+        sources: list[str],
+        out: list[str],
+        result: MaskResult,
+    ) -> tuple[list[str], MaskResult]:
+        """What the runs of ``readable`` decode to, masked together with this request's tokens."""
+        decoded: list[str] = [run.text for _, run in readable]  # type: ignore[misc]
+        # each with what stands before it on its line as its context (a key: AWS_ACCOUNT_ID: <base64>),
+        # on a line of its own where that is not a key (a word glued to the base64); the line begins
+        # in the text's own context (a JSON value's key: "OwnerId": "<base64>")
+        contexts = []
+        for i, run in readable:
+            start = (len(keys[i]) if keys else 0) + run.start
+            line = max(sources[i].rfind("\n", 0, start) + 1, start - 80)
+            before = sources[i][line : start + run.skip]
+            contexts.append(before if not before or before[-1] in _KEY_END else before + "\n")
+        return self.mask_texts(decoded, contexts, reserve_from=[*sources, *out], issued=dict(result.tokens))
 
     def _render(
         self,
