@@ -1399,6 +1399,32 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT
 
 
+# An account ID in a resource's name, joined to it by a hyphen: AWS names the buckets it makes so
+# (aws-cloudtrail-logs-<account>-<suffix>, sagemaker-<region>-<account>, elasticbeanstalk-<region>-
+# <account>, aws-athena-query-results-<account>-<region>, aws-glue-assets-<account>-<region>,
+# config-bucket-<account>) and people follow it (<account>-terraform-state, orders-logs-<account>).
+_NAME_PART_BEFORE = re.compile(r"[A-Za-z][A-Za-z0-9.]*-(?:[A-Za-z0-9.]+-)*\Z")
+_NAME_PART_AFTER = re.compile(r"-[A-Za-z]")
+_UUID_HEAD = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-\Z")
+# twelve digits that read as a time (a snapshot's or a build's name: backup-202411111030, as
+# YYYYMMDDhhmm or YYMMDDhhmmss) are not taken for an account
+_TIME_DIGITS = re.compile(
+    r"20[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])[0-5][0-9]"
+    r"|[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]"
+)
+
+
+def _account_in_name_verdict(value: str, text: str, start: int) -> Verdict:
+    """Twelve digits joined by a hyphen to a name with a letter in it, before or after them, that do
+    not read as a time and do not end a UUID."""
+    if _TIME_DIGITS.fullmatch(value) or _UUID_HEAD.search(text, max(0, start - 24), start):
+        return Verdict.REJECT
+    if _NAME_PART_AFTER.match(text, start + len(value)):
+        return Verdict.MASK
+    joined = text[start - 1 : start] == "-" and _NAME_PART_BEFORE.search(text, max(0, start - 64), start)
+    return Verdict.MASK if joined else Verdict.REJECT
+
+
 def _account_number_verdict(value: str, text: str, start: int) -> Verdict:
     """An account ID written as a number in pasted JSON or YAML (``-483920175526``: the digits after
     the sign; ``4.83920175526e11``): what jsonbody.py decides for a JSON body's number, that is, an
@@ -4363,6 +4389,47 @@ RULES: tuple[Rule, ...] = (
             "x-483920175526",
             '"AccountId": --483920175526',
             "account balance 4.83920175526e11",
+        ),
+    ),
+    Rule(
+        name="account_in_name",
+        category="account",
+        kind="ACCOUNT",
+        # twelve digits with a hyphen and a name part before them, or a hyphen and a letter after them
+        # (not inside a longer run of digits, letters or underscores)
+        regex=(
+            r"[0-9](?<=[A-Za-z0-9.]-[0-9])[0-9]{11}(?![0-9A-Za-z_])"
+            r"|[0-9](?<![0-9A-Za-z_.-].)[0-9]{11}(?=-[A-Za-z])"
+        ),
+        description=(
+            "An account ID in a resource's name, joined to it by a hyphen, as AWS names the buckets it "
+            "makes (aws-cloudtrail-logs-<account>-..., sagemaker-<region>-<account>, "
+            "aws-athena-query-results-<account>-<region>) and as people name theirs "
+            "(<account>-terraform-state); not twelve digits that read as a time (backup-202411111030)"
+        ),
+        anchors=("[0-9]{12}",),
+        validate=_account_in_name_verdict,
+        echo=True,
+        must_match=(
+            ("the trail writes to aws-cloudtrail-logs-483920175526-3f2a1b9c", "483920175526"),
+            ("results in aws-athena-query-results-483920175526-us-east-1/", "483920175526"),
+            ("sagemaker-us-east-1-483920175526 is the default bucket", "483920175526"),
+            ("upload elasticbeanstalk-eu-west-1-483920175526 app.zip", "483920175526"),
+            ("see 483920175526-terraform-state for the state", "483920175526"),
+            ('["us-east-1","orders-prod-logs-483920175526","Yellow"]', "483920175526"),
+            ("codepipeline-us-east-1-483920175526-artifacts", "483920175526"),
+            ("config-bucket-483920175526", "483920175526"),
+        ),
+        must_not_match=(
+            "orders-db-snapshot-202411111030",
+            "build-241111103000 failed",
+            "2024-11-11-483920175526",
+            "logs-4839201755261-x",
+            "logs-483920175526x",
+            "logs_483920175526",
+            "483920175526",
+            "id 483920175526 here",
+            "request 3f8a2b1c-4d5e-4f70-8192-483920175526",
         ),
     ),
     Rule(

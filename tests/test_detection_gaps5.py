@@ -1,0 +1,66 @@
+"""Detection gaps of issue 10, fifth round: an account ID inside a resource's name, joined by a hyphen
+(the buckets AWS makes: aws-cloudtrail-logs-<account>-..., sagemaker-<region>-<account>, Athena's
+query results; Trusted Advisor's metadata lists, where nothing else names them). The realistic samples
+are in tests/corpus/aws (tests/test_corpus.py); these are the variants, the false positives to avoid
+and the JSON path. Failures report counts, never values.
+"""
+
+from __future__ import annotations
+
+import pytest
+from gaps import json_leaks as _json_leaks
+from gaps import leaks as _leaks
+
+from aws_masker.engine import Masker
+
+ACCOUNT = "483920175526"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"aws-cloudtrail-logs-{ACCOUNT}-3f2a1b9c",
+        f"aws-athena-query-results-{ACCOUNT}-us-east-1",
+        f"aws-athena-query-results-us-east-1-{ACCOUNT}",
+        f"sagemaker-us-east-1-{ACCOUNT}",
+        f"elasticbeanstalk-ap-southeast-2-{ACCOUNT}",
+        f"aws-glue-assets-{ACCOUNT}-eu-central-1",
+        f"config-bucket-{ACCOUNT}",
+        f"{ACCOUNT}-terraform-state",
+        f"Orders-Logs-{ACCOUNT}",
+        f"orders.logs-{ACCOUNT}.backup",
+    ],
+)
+@pytest.mark.parametrize(
+    "template",
+    ["bucket {} is public", "s3://{}/key", "arn:aws:s3:::{}", "{}", "'{}'", "Bucket: {}\n", "see `{}`."],
+)
+def test_an_account_in_a_name(masker: Masker, name: str, template: str) -> None:
+    text = template.format(name)
+    assert _leaks(masker, text, [ACCOUNT]) == 0
+    assert _json_leaks(masker, {"metadata": ["us-east-1", name, "Yellow"], "note": text}, [ACCOUNT]) == 0
+
+
+def test_the_account_is_echoed_where_it_stands_bare(masker: Masker) -> None:
+    text = f"the trail writes to aws-cloudtrail-logs-{ACCOUNT}-c41f0e2a; is {ACCOUNT} the payer?"
+    masked, result = masker.mask_text(text)
+    assert ACCOUNT not in masked
+    (token,) = {t for t, original in result.tokens.items() if original == ACCOUNT}
+    assert masked.count(token) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "restore orders-db-snapshot-202411111030 first",  # a time, YYYYMMDDhhmm
+        "artifact build-241111103000.zip",  # a time, YYMMDDhhmmss
+        "request 3f8a2b1c-4d5e-4f70-8192-483920175526 failed",  # a UUID's last group
+        "2024-11-11-483920175526",  # no name part with a letter
+        f"logs-{ACCOUNT}1-x",  # thirteen digits
+        f"logs-{ACCOUNT}x",  # glued to a letter
+        f"logs_{ACCOUNT}",  # an underscore is not the hyphen names use
+        f"order number {ACCOUNT}",  # no evidence at all
+    ],
+)
+def test_twelve_digits_that_are_not_an_account_in_a_name(masker: Masker, text: str) -> None:
+    assert masker.mask_text(text)[1].total == 0
