@@ -4398,8 +4398,8 @@ RULES: tuple[Rule, ...] = (
         # twelve digits with a hyphen and a name part before them, or a hyphen and a letter after them
         # (not inside a longer run of digits, letters or underscores)
         regex=(
-            r"[0-9](?<=[A-Za-z0-9.]-[0-9])[0-9]{11}(?![0-9A-Za-z_])"
-            r"|[0-9](?<![0-9A-Za-z_.-].)[0-9]{11}(?=-[A-Za-z])"
+            r"(?:[0-9](?<=[A-Za-z0-9.]-[0-9])[0-9]{11}(?![0-9A-Za-z_])"
+            r"|[0-9](?<![0-9A-Za-z_.-].)[0-9]{11}(?=-[A-Za-z]))"
         ),
         description=(
             "An account ID in a resource's name, joined to it by a hyphen, as AWS names the buckets it "
