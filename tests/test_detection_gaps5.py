@@ -1,6 +1,7 @@
 """Detection gaps of issue 10, fifth round: an account ID inside a resource's name, joined by a hyphen
 (the buckets AWS makes: aws-cloudtrail-logs-<account>-..., sagemaker-<region>-<account>, Athena's
-query results; Trusted Advisor's metadata lists, where nothing else names them). The realistic samples
+query results; Trusted Advisor's metadata lists, where nothing else names them), and a CloudFront
+distribution's ID after the word "distribution" in prose. The realistic samples
 are in tests/corpus/aws (tests/test_corpus.py); these are the variants, the false positives to avoid
 and the JSON path. Failures report counts, never values.
 """
@@ -63,4 +64,27 @@ def test_the_account_is_echoed_where_it_stands_bare(masker: Masker) -> None:
     ],
 )
 def test_twelve_digits_that_are_not_an_account_in_a_name(masker: Masker, text: str) -> None:
+    assert masker.mask_text(text)[1].total == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "distribution E2QWRUHAPOMQZL is slow",
+        "Why does CloudFront distribution ID E1A2B3C4D5E6F7 return 403?",
+        "Distribution: `E2QWRUHAPOMQZL`\n",
+        "invalidate distribution='E2QWRUHAPOMQZL'",
+    ],
+)
+def test_a_cloudfront_distribution_named_in_prose(masker: Masker, text: str) -> None:
+    ids = ["E2QWRUHAPOMQZL", "E1A2B3C4D5E6F7"]
+    assert _leaks(masker, text, ids) == 0
+    assert _json_leaks(masker, {"question": text}, ids) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the distribution EXAMPLEVALUEXY", "redistribution E2QWRUHAPOMQZL", "distribution E2QWRUHAPOMQZL1X"],
+)
+def test_distribution_words_that_are_not_an_id(masker: Masker, text: str) -> None:
     assert masker.mask_text(text)[1].total == 0

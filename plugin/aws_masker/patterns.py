@@ -4182,6 +4182,35 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("--id EXAMPLEVALUEXY", "the id E2QWRUHEXAMPL3"),
     ),
     Rule(
+        name="cloudfront_distribution_prose",
+        echo=True,
+        category="arn",
+        kind="CLOUDFRONT_ARN",
+        regex=(
+            r"(?<![A-Za-z0-9_])(?:[Dd]istribution|DISTRIBUTION)(?:[ \t]{1,4}(?:ID|[Ii]d))?"
+            r"[ \t]{0,4}[:=]?[ \t]{0,4}[\"'`]?(?P<v>" + _CF_DIST_ID + ")" + _ID_END
+        ),
+        description=(
+            "A CloudFront distribution's ID after the word distribution in prose "
+            "(distribution E2QWRU..., CloudFront distribution ID: E2QWRU...)"
+        ),
+        anchors=(
+            r"(?:[Dd]istribution|DISTRIBUTION)(?:[ \t]{1,4}(?:ID|[Ii]d))?[ \t]{0,4}[:=]?[ \t]{0,4}[\"'`]?E",
+        ),
+        must_match=(
+            ("distribution E2QWRUHAPOMQZL is slow", "E2QWRUHAPOMQZL"),
+            ("CloudFront distribution ID E1A2B3C4D5E6F7 returns 403", "E1A2B3C4D5E6F7"),
+            ("Distribution: `E2QWRUHAPOMQZL`", "E2QWRUHAPOMQZL"),
+            ("DISTRIBUTION E2QWRUHAPOMQZL", "E2QWRUHAPOMQZL"),
+        ),
+        must_not_match=(
+            "distribution EXAMPLEVALUEXY",
+            "the distribution E1 is",
+            "distribution E2QWRUHAPOMQZL1X",
+            "redistribution E2QWRUHAPOMQZL",
+        ),
+    ),
+    Rule(
         name="cloudfront_log_file",
         echo=True,
         category="arn",
