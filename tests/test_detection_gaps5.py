@@ -8,6 +8,8 @@ and the JSON path. Failures report counts, never values.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from gaps import json_leaks as _json_leaks
 from gaps import leaks as _leaks
@@ -87,4 +89,59 @@ def test_a_cloudfront_distribution_named_in_prose(masker: Masker, text: str) -> 
     ["the distribution EXAMPLEVALUEXY", "redistribution E2QWRUHAPOMQZL", "distribution E2QWRUHAPOMQZL1X"],
 )
 def test_distribution_words_that_are_not_an_id(masker: Masker, text: str) -> None:
+    assert masker.mask_text(text)[1].total == 0
+
+
+ACCOUNTS = [ACCOUNT, "210987654321"]
+COST_BY_ACCOUNT = {
+    "GroupDefinitions": [{"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"}],
+    "ResultsByTime": [
+        {
+            "TimePeriod": {"Start": "2024-11-01", "End": "2024-12-01"},
+            "Groups": [
+                {"Keys": [ACCOUNTS[0]], "Metrics": {"UnblendedCost": {"Amount": "12.3", "Unit": "USD"}}},
+                {
+                    "Keys": [ACCOUNTS[1], "Amazon S3"],
+                    "Metrics": {"UnblendedCost": {"Amount": "4", "Unit": "USD"}},
+                },
+            ],
+        }
+    ],
+    "DimensionValueAttributes": [{"Value": ACCOUNTS[0], "Attributes": {"description": "payments-prod"}}],
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(COST_BY_ACCOUNT, indent=2),
+        json.dumps(COST_BY_ACCOUNT),
+        # --output text, and get-dimension-values
+        "GROUPDEFINITIONS\tLINKED_ACCOUNT\tDIMENSION\nRESULTSBYTIME\tFalse\nGROUPS\nKEYS\t483920175526\n"
+        "UNBLENDEDCOST\t12.3\tUSD\nGROUPS\nKEYS\t210987654321\nUNBLENDEDCOST\t4\tUSD\n",
+        "$ aws ce get-dimension-values --dimension LINKED_ACCOUNT "
+        "--time-period Start=2024-11-01,End=2024-12-01 --output text\n"
+        "DIMENSIONVALUES\t483920175526\nATTRIBUTES\tdescription\tpayments-prod\nDIMENSIONVALUES\t210987654321\n",
+        # --output table
+        "|  Key  |  LINKED_ACCOUNT  |\n||  Keys  ||\n|||  483920175526  |||\n|||  210987654321  |||\n",
+    ],
+    ids=["json", "compact", "text", "dimension-values", "table"],
+)
+def test_cost_explorer_by_account(masker: Masker, text: str) -> None:
+    assert _leaks(masker, text, ACCOUNTS) == 0
+
+
+def test_cost_explorer_by_account_on_the_json_path(masker: Masker) -> None:
+    assert _json_leaks(masker, COST_BY_ACCOUNT, ACCOUNTS) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"Keys": ["483920175526"], "Metrics": {}}',  # no account dimension named
+        '{"Keys": ["483920175526"]} grouped by LINKED_ACCOUNT',  # named only after it
+        "LINKED_ACCOUNT totals: order 483920175526x and 4839201755260",  # not a whole twelve digits
+    ],
+)
+def test_twelve_digits_without_the_account_dimension_before_them(masker: Masker, text: str) -> None:
     assert masker.mask_text(text)[1].total == 0

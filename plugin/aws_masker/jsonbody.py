@@ -100,6 +100,8 @@ _LIFTED = frozenset({"default", "const", "example", "examples", "enum", "S", "N"
 schema's keywords (``"OwnerId": {"type": "string", "default": "..."}``, in a tool's ``input_schema``)
 and DynamoDB's typed values (``"OwnerId": {"S": "..."}``). Their values are scanned with that key as
 their context instead of their own."""
+_LINKED_DIMENSION = "LINKED_ACCOUNT"
+_TWELVE_DIGITS = re.compile(r"[0-9]{12}")
 _BUCKET_ITEM_KEYS = frozenset(("Name", "CreationDate", "BucketRegion", "BucketArn"))
 """The string members of an item of ``list-buckets``."""
 _KEY_CONTEXT = 256
@@ -127,6 +129,7 @@ def mask_document(
     quoted: dict[str | None, str] = {}  # key -> its JSON text, as it goes into contexts
     outers: dict[int, str] = {}  # container -> the context its values get from the enclosing key
     containers = doc.containers
+    linked: bool | None = None  # whether a string of the document names Cost Explorer's account dimension
     for i, (kind, value, key, container) in enumerate(
         zip(doc.kinds, doc.values, doc.keys, doc.owners, strict=True)
     ):
@@ -189,6 +192,12 @@ def mask_document(
             contexts.append("")
         else:
             named = _pair_context(masker, containers, container, key, value, doc.values)
+            if named is None and linked is None:
+                linked = _LINKED_DIMENSION in doc.values
+            if named is None and linked and _TWELVE_DIGITS.fullmatch(value):
+                # Cost Explorer by account: its Keys and Values are accounts (patterns.py reads a whole
+                # twelve-digit value after the dimension's name as one, as in pasted text)
+                named = '"' + _LINKED_DIMENSION + '", ' + quoted[key]
             contexts.append(outer + (quoted[key] if named is None else named) + quote)
         next_key = next_keys.get(i)
         if next_key is None:

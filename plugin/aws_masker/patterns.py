@@ -1337,6 +1337,30 @@ item. (The scanner tries candidates in text order.)"""
 _DYNAMODB_TYPED_BEFORE = re.compile(r"\{\s*[\"'][SN][\"']\s*:\s*[\"']\Z")
 
 
+# Cost Explorer grouped or filtered by account (get-cost-and-usage --group-by ...,Key=LINKED_ACCOUNT,
+# get-dimension-values --dimension LINKED_ACCOUNT): its Keys and Values are the accounts, with no key
+# that says so. In a text that names the LINKED_ACCOUNT dimension before it, a number of twelve digits
+# that is a whole value (a quoted string, a cell of text or table output) is an account. Where the
+# dimension's name first stands is noted per thread for the text (found once, not once per number).
+_LINKED_DIMENSION = "LINKED_ACCOUNT"
+_WHOLE_BEFORE = frozenset("\"'\t |")
+_WHOLE_AFTER = frozenset("\"'\t\r\n |")
+_linked_note = threading.local()
+
+
+def _linked_dimension_before(text: str, start: int) -> bool:
+    note = getattr(_linked_note, "at", None)
+    if note is None or note[0] != id(text) or note[1] != len(text) or note[2] != text[:64] + text[-64:]:
+        note = _linked_note.at = (id(text), len(text), text[:64] + text[-64:], text.find(_LINKED_DIMENSION))
+    return 0 <= note[3] < start and text.startswith(_LINKED_DIMENSION, note[3])
+
+
+def _whole_value(text: str, start: int, end: int) -> bool:
+    return (start == 0 or text[start - 1] in _WHOLE_BEFORE) and (
+        end == len(text) or text[end] in _WHOLE_AFTER
+    )
+
+
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
     verdict = _account_context_verdict(value, text, start)
     if verdict is Verdict.MASK:
@@ -1389,6 +1413,8 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             _PROSE_ACCOUNTS_BEFORE.search(text, lo, before)
         ):
             return Verdict.MASK
+    if _whole_value(text, start, end) and _linked_dimension_before(text, start):
+        return Verdict.MASK
     # a cell of a CSV column (or tab- or semicolon-separated, or a Markdown table's) whose header names
     # an account (Cost Explorer's LinkedAccount, a Cost and Usage Report's lineItem/UsageAccountId)
     column = csvview.column_name(text, start, end)  # (None at once where no delimiter stands beside)
