@@ -1,7 +1,8 @@
 """Detection gaps of issue 10, fifth round: an account ID inside a resource's name, joined by a hyphen
 (the buckets AWS makes: aws-cloudtrail-logs-<account>-..., sagemaker-<region>-<account>, Athena's
 query results; Trusted Advisor's metadata lists, where nothing else names them), and a CloudFront
-distribution's ID after the word "distribution" in prose. The realistic samples
+distribution's ID after the word "distribution" in prose, Cost Explorer grouped by account, and
+names in the Terraform AWS provider's messages. The realistic samples
 are in tests/corpus/aws (tests/test_corpus.py); these are the variants, the false positives to avoid
 and the JSON path. Failures report counts, never values.
 """
@@ -144,4 +145,40 @@ def test_cost_explorer_by_account_on_the_json_path(masker: Masker) -> None:
     ],
 )
 def test_twelve_digits_without_the_account_dimension_before_them(masker: Masker, text: str) -> None:
+    assert masker.mask_text(text)[1].total == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        (
+            "Error: creating DynamoDB Table (orders-prod-sessions): ResourceInUseException: Table already "
+            "exists: orders-prod-sessions",
+            "orders-prod-sessions",
+        ),
+        (
+            "│ Error: reading Lambda Function (orders-api-handler): couldn't find resource",
+            "orders-api-handler",
+        ),
+        ("Error: creating IAM Role (orders-api-exec-role): EntityAlreadyExists", "orders-api-exec-role"),
+        (
+            "Error: creating Secrets Manager Secret (prod/orders/db): ResourceExistsException",
+            "prod/orders/db",
+        ),
+        (
+            "Error: creating CloudWatch Logs Log Group (/ecs/orders-api): ResourceAlreadyExists",
+            "/ecs/orders-api",
+        ),
+        ("Error: waiting for ECS Service (orders-api-svc) to become stable", "orders-api-svc"),
+        ("Error: creating ElastiCache Replication Group (orders-cache-prod): Quota", "orders-cache-prod"),
+    ],
+)
+def test_names_in_terraform_provider_messages(masker: Masker, text: str, name: str) -> None:
+    """Echoed: the same name later in the message, bare, is masked too."""
+    assert _leaks(masker, text + f"\nwhy is {name} failing?", [name]) == 0
+    assert _json_leaks(masker, {"stderr": text}, [name]) == 0
+
+
+@pytest.mark.parametrize("text", ["the DynamoDB Table (default) is used", "each Lambda Function (2) here"])
+def test_words_after_terraform_type_names_are_kept(masker: Masker, text: str) -> None:
     assert masker.mask_text(text)[1].total == 0

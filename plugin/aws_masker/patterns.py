@@ -1945,6 +1945,62 @@ def _terraform_named_rules() -> tuple[Rule, ...]:
     return tuple(out)
 
 
+# The names the Terraform AWS provider gives resource types in its messages, by token kind: its errors
+# name the resource after its type ("Error: creating DynamoDB Table (orders-sessions): ...")
+_TF_MESSAGE_TYPES: dict[str, tuple[str, ...]] = {
+    "DYNAMODB_ARN": ("DynamoDB Table",),
+    "LAMBDA_ARN": ("Lambda Function",),
+    "SQS_ARN": ("SQS Queue",),
+    "SNS_ARN": ("SNS Topic",),
+    "ELASTICACHE_ARN": ("ElastiCache Replication Group", "ElastiCache Cache Cluster", "ElastiCache Cluster"),
+    "LOG_GROUP_ARN": ("CloudWatch Logs Log Group",),
+    "SSM_ARN": ("SSM Parameter",),
+    "IAM_ROLE_ARN": ("IAM Role",),
+    "IAM_USER_ARN": ("IAM User",),
+    "ECR_ARN": ("ECR Repository",),
+    "KINESIS_ARN": ("Kinesis Stream",),
+    "FIREHOSE_ARN": ("Kinesis Firehose Delivery Stream",),
+    "GLUE_ARN": ("Glue Job", "Glue Crawler"),
+    "ECS_ARN": ("ECS Cluster", "ECS Service"),
+    "EKS_ARN": ("EKS Cluster", "EKS Node Group"),
+    "SECRET_ARN": ("Secrets Manager Secret",),
+    "STEP_FN_ARN": ("Step Functions State Machine", "SFN State Machine"),
+    "CFN_STACK_ARN": ("CloudFormation Stack",),
+    "ELB_ARN": ("ELBv2 Load Balancer", "ELBv2 Target Group"),
+    "CODEBUILD_ARN": ("CodeBuild Project",),
+    "EVENTS_ARN": ("EventBridge Rule",),
+    "REDSHIFT_ARN": ("Redshift Cluster",),
+    "ES_DOMAIN_ARN": ("OpenSearch Domain",),
+}
+_TF_MESSAGE_NAME = r"(?!arn:)[A-Za-z0-9_./:+=@-]{1,255}"
+
+
+def _terraform_message_rules() -> tuple[Rule, ...]:
+    out = []
+    for kind, names in _TF_MESSAGE_TYPES.items():
+        out.append(
+            Rule(
+                name=f"terraform_message_{kind.lower().removesuffix('_arn')}",
+                echo=True,
+                category="arn",
+                kind=kind,
+                regex=words(names) + r"[ \t]+\((?P<v>" + _TF_MESSAGE_NAME + r")\)",
+                description=(
+                    f"A {names[0]}'s name in the Terraform AWS provider's messages "
+                    f"(Error: creating {names[0]} (<name>): ...)"
+                ),
+                anchors=(one_of(names) + r"[ \t]{1,4}\(",),
+                validate=_resource_name_verdict,
+                must_match=(
+                    (f"Error: creating {names[0]} (orders-prod-x7): AlreadyExists", "orders-prod-x7"),
+                    (f"│ Error: reading {names[-1]} (orders-prod-x7): not found", "orders-prod-x7"),
+                ),
+                must_not_match=(f"the {names[0]} (default) is used", f"a {names[0]} (2) here"),
+            )
+        )
+    return tuple(out)
+
+
 # a key that ends in what the resource is (ORDERS_TABLE, LAMBDA_FUNCTION, ECS_SERVICE, RDS_INSTANCE,
 # DB_INSTANCE_IDENTIFIER, SessionsTableName, a CDK output's Stack.OrdersFunctionName, Pulumi's
 # dbIdentifier): environment variables, CI variables, stack outputs
@@ -1999,6 +2055,7 @@ def _typed_resource_verdict(value: str, text: str, start: int) -> Verdict:
 _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
     *_named_rules(),
     *_terraform_named_rules(),
+    *_terraform_message_rules(),
     Rule(
         name="typed_resource_id",
         echo=True,
