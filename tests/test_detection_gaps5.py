@@ -182,3 +182,22 @@ def test_names_in_terraform_provider_messages(masker: Masker, text: str, name: s
 @pytest.mark.parametrize("text", ["the DynamoDB Table (default) is used", "each Lambda Function (2) here"])
 def test_words_after_terraform_type_names_are_kept(masker: Masker, text: str) -> None:
     assert masker.mask_text(text)[1].total == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("distribution%20E2QWRUHAPOMQZL%20is%20slow", "E2QWRUHAPOMQZL"),
+        (
+            "Error%3A%20creating%20DynamoDB%20Table%20%28orders-prod-sessions%29%3A%20x",
+            "orders-prod-sessions",
+        ),
+        ("q=in%2520account%2520483920175526", ACCOUNT),  # encoded twice
+        ("Error:&#32;creating&#32;IAM&#32;Role&#32;&#40;orders-api-exec-role&#41;", "orders-api-exec-role"),
+    ],
+    ids=["percent", "percent-parens", "percent-twice", "html-references"],
+)
+def test_prose_around_an_identifier_written_with_escapes(masker: Masker, text: str, value: str) -> None:
+    """The blanks and punctuation a rule reads as context are read through percent-encoding and HTML
+    references too (textview.folded), as the identifier itself is."""
+    assert _leaks(masker, text, [value]) == 0

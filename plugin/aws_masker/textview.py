@@ -10,8 +10,9 @@ whole range of the text it was folded from, and its value (what the token restor
 What is folded (each to at most one character, so the view is never longer):
 - ``%XX`` escapes (also percent-encoded again, ``%25XX``, any number of times) and HTML character
   references (``&#45;``, ``&#x3a;``, ``&colon;``) of the characters identifiers and their separators
-  are made of (letters, digits, ``-:/._=+@``, and the look-alikes below); never ``%``, ``&``, a quote
-  or a backslash, so nothing decodes twice;
+  are made of (letters, digits, ``-:/._=+@``, and the look-alikes below) and of the blanks and
+  punctuation of the prose around them (space, ``(),;``); never ``%``, ``&``, a quote or a
+  backslash, so nothing decodes twice;
 - format characters (zero-width spaces and joiners, soft hyphens, bidi controls, BOMs) and combining
   marks: removed;
 - characters whose compatibility form (NFKC) is one such ASCII character (fullwidth and mathematical
@@ -222,10 +223,18 @@ def _percent(escapes: list[str]) -> list[str]:
     return [_identifier_char(c, e) for c, e in zip(decoded, escapes, strict=True)]
 
 
+# what else a percent escape or an HTML reference is read as: the blanks and punctuation of the prose
+# and messages around identifiers (percent-encoded whole: "distribution%20E2QW...", "Table%20%28x%29"),
+# so rules that read context read it there too
+_SEPARATORS = frozenset(" (),;")
+
+
 def _identifier_char(char: str, escape: str) -> str:
-    """``char`` (what ``escape`` decodes to) if identifiers are made of it or it folds to such a
-    character, else the escape as it is."""
-    return char if (char.isascii() and (char.isalnum() or char in _KEEP)) or char in _FOLD else escape
+    """``char`` (what ``escape`` decodes to) if identifiers or the prose around them are made of it, or
+    it folds to such a character, else the escape as it is."""
+    if (char.isascii() and (char.isalnum() or char in _KEEP or char in _SEPARATORS)) or char in _FOLD:
+        return char
+    return escape
 
 
 _OCTAL = re.compile(r"\\(?!000)[0-3][0-7]{2}")
