@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-engine bench-gateway soak report clean
+.PHONY: run test lint bench bench-engine bench-compare bench-gateway soak report clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ lint: $(STAMP)
 
 bench-engine: $(STAMP)
 	$(BIN)/python load/bench_engine.py --out docs/benchmarks.md
+
+# the engine of another revision against this checkout's, side by side in one process (prints a table;
+# by default against 94da8f4, the engine from before the hardening work: BASE=<revision> to change)
+BASE ?= 94da8f4
+bench-compare: $(STAMP)
+	$(BIN)/python load/bench_compare.py --base $(BASE)
 
 bench-gateway: $(STAMP)
 	scripts/system-deps.sh run

@@ -118,7 +118,9 @@ def naive_masker(masker_config: MaskerConfig) -> Callable[[str], str]:
     return mask
 
 
-def interleaved(cases: dict[str, tuple[Callable[[], object], int]], rounds: int) -> dict[str, list[float]]:
+def interleaved(
+    cases: dict[str, tuple[Callable[[], object], int]], rounds: int, label: str = "bench-engine"
+) -> dict[str, list[float]]:
     """Time each ``name: (fn, runs)`` case, its runs spread evenly over ``rounds`` rounds in which every
     case takes its turn: all cases see the same spells of a busy machine."""
     out: dict[str, list[float]] = {name: [] for name in cases}
@@ -131,7 +133,7 @@ def interleaved(cases: dict[str, tuple[Callable[[], object], int]], rounds: int)
                 fn()
                 out[name].append(time.perf_counter() - t0)
         if r % 10 == 9:
-            print(f"bench-engine: round {r + 1}/{rounds}", file=sys.stderr)
+            print(f"{label}: round {r + 1}/{rounds}", file=sys.stderr)
     return out
 
 
