@@ -390,3 +390,37 @@ def test_run_search_reports_each_run_once_at_its_start() -> None:
     assert starts == [0, len(run) + 5, text.index(" x-") + 1]
     assert not hinted
     assert base64text._search(b"the secret is " + run.encode()) == ([14], True)
+
+
+@pytest.mark.parametrize(
+    "lead", [b"/", b"2", b"K", b'"2'], ids=["slash", "digit", "letter", "tag-and-length"]
+)
+def test_an_identifier_glued_to_a_binary_fields_printable_bytes(masker: Masker, lead: bytes) -> None:
+    """A Logs Insights @ptr is protobuf: a string's tag and length bytes stand right before it, and
+    they may be printable (length 50 is "2"). The run is masked whole all the same."""
+    ptr = _b64(
+        b"\n`\n'\n"
+        + lead
+        + f"{ACCOUNT}:/ecs/payments-api".encode()
+        + b"\x10\x04\x12\x1a\x1a\x18\x02\x06e#\x06\xe9"
+    )
+    masked = masker.mask_text(f"@log,@ptr\n{ACCOUNT}:/ecs/payments-api,{ptr}\n")[0]
+    assert ptr not in masked and not find_leaks(ORIGINALS, {"masked": masked})
+
+
+def test_twelve_digits_glued_inside_binary_data(masker: Masker) -> None:
+    """Whatever bytes stand around them, twelve digits in a row in a binary run mask it whole."""
+    coded = _b64(
+        b"\x08\x96\x01\x1a\x0c\x01\x02" + b"K7" + ACCOUNT.encode() + b"9\x00\xff\xfe\x01\x02\x03\x04\x05"
+    )
+    masked, result = masker.mask_text(f"blob {coded} end")
+    assert coded not in masked and result.tokens[masked.split()[1]] == coded
+
+
+@pytest.mark.parametrize("before", ["please decode ", "in the bucket ", "x"])
+def test_what_base64_after_prose_decodes_to_starts_a_line(masker: Masker, before: str) -> None:
+    """Prose before a run is not a key: what the run decodes to starts a line of its own, where an
+    `aws s3 ls` listing's bucket is read."""
+    listing = "2024-03-02 17:20:11 media.example.com\n  2024-03-02 17:20:12 logs.example.com\n"
+    masked = masker.mask_text(f"{before}{_b64(listing.encode())} and explain")[0]
+    assert not find_leaks(["media.example.com", "logs.example.com"], {"masked": masked})

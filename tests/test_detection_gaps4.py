@@ -279,3 +279,9 @@ def test_a_typed_value_is_still_read_after_its_end(masker: Masker) -> None:
     (a CloudTrail log file's name after its account) is read where the value ends."""
     text = '{"key": {"S": "483920175526_CloudTrail_us-east-1_20240501T0000Z_abc.json.gz"}}'
     assert _leaks(masker, text, ["483920175526"]) == 0
+
+
+def test_a_logs_insights_log_column_whatever_the_group_is_called(masker: Masker) -> None:
+    """An @log cell is <account>:<log group>; a group need not start with a slash."""
+    text = "@timestamp,@message,@log\n2025-11-11 10:00:01.120,ERROR x,483920175526:my-app-logs\n"
+    assert _leaks(masker, text, ["483920175526"]) == 0

@@ -15,6 +15,7 @@ import pytest
 from gaps import json_leaks as _json_leaks
 from gaps import leaks as _leaks
 
+from aws_masker.body import mask_request
 from aws_masker.engine import Masker
 
 ACCOUNT = "483920175526"
@@ -33,6 +34,7 @@ ACCOUNT = "483920175526"
         f"{ACCOUNT}-terraform-state",
         f"Orders-Logs-{ACCOUNT}",
         f"orders.logs-{ACCOUNT}.backup",
+        "aws-cloudtrail-logs-111122223333-3f2a1b9c",  # (reads as a time YYMMDDhhmmss: still an account)
     ],
 )
 @pytest.mark.parametrize(
@@ -41,8 +43,9 @@ ACCOUNT = "483920175526"
 )
 def test_an_account_in_a_name(masker: Masker, name: str, template: str) -> None:
     text = template.format(name)
-    assert _leaks(masker, text, [ACCOUNT]) == 0
-    assert _json_leaks(masker, {"metadata": ["us-east-1", name, "Yellow"], "note": text}, [ACCOUNT]) == 0
+    accounts = [ACCOUNT, "111122223333"]
+    assert _leaks(masker, text, accounts) == 0
+    assert _json_leaks(masker, {"metadata": ["us-east-1", name, "Yellow"], "note": text}, accounts) == 0
 
 
 def test_the_account_is_echoed_where_it_stands_bare(masker: Masker) -> None:
@@ -57,7 +60,6 @@ def test_the_account_is_echoed_where_it_stands_bare(masker: Masker) -> None:
     "text",
     [
         "restore orders-db-snapshot-202411111030 first",  # a time, YYYYMMDDhhmm
-        "artifact build-241111103000.zip",  # a time, YYMMDDhhmmss
         "request 3f8a2b1c-4d5e-4f70-8192-483920175526 failed",  # a UUID's last group
         "2024-11-11-483920175526",  # no name part with a letter
         f"logs-{ACCOUNT}1-x",  # thirteen digits
@@ -77,10 +79,18 @@ def test_twelve_digits_that_are_not_an_account_in_a_name(masker: Masker, text: s
         "Why does CloudFront distribution ID E1A2B3C4D5E6F7 return 403?",
         "Distribution: `E2QWRUHAPOMQZL`\n",
         "invalidate distribution='E2QWRUHAPOMQZL'",
+        "the distribution (E2QWRUHAPOMQZL) and its twin",
+        "distributions E2QWRUHAPOMQZL, E1A2B3C4D5E6F7 and E3ABCDEFGHIJ1K",
+        "distribution `E2QWRUHAPOMQZL` and `E1A2B3C4D5E6F7`",
+        "a distribution with ID E2QWRUHAPOMQZL",
+        "the distribution ID is E2QWRUHAPOMQZL",
+        "distribution:\nE2QWRUHAPOMQZL",
+        "distribution: **E2QWRUHAPOMQZL**",
+        "| distribution | E2QWRUHAPOMQZL |",
     ],
 )
 def test_a_cloudfront_distribution_named_in_prose(masker: Masker, text: str) -> None:
-    ids = ["E2QWRUHAPOMQZL", "E1A2B3C4D5E6F7"]
+    ids = ["E2QWRUHAPOMQZL", "E1A2B3C4D5E6F7", "E3ABCDEFGHIJ1K"]
     assert _leaks(masker, text, ids) == 0
     assert _json_leaks(masker, {"question": text}, ids) == 0
 
@@ -125,8 +135,13 @@ COST_BY_ACCOUNT = {
         "DIMENSIONVALUES\t483920175526\nATTRIBUTES\tdescription\tpayments-prod\nDIMENSIONVALUES\t210987654321\n",
         # --output table
         "|  Key  |  LINKED_ACCOUNT  |\n||  Keys  ||\n|||  483920175526  |||\n|||  210987654321  |||\n",
+        # the output before the command that names the dimension; backticks, bold, brackets
+        "483920175526,12.3\n210987654321,4.5\n\nfrom aws ce get-cost-and-usage --group-by "
+        "Type=DIMENSION,Key=LINKED_ACCOUNT",
+        "by LINKED_ACCOUNT: `483920175526` costs **210987654321** (483920175526)",
+        "--filter Dimensions={Key=LINKED_ACCOUNT,Values=[483920175526,210987654321]}",
     ],
-    ids=["json", "compact", "text", "dimension-values", "table"],
+    ids=["json", "compact", "text", "dimension-values", "table", "command-after", "markdown", "shorthand"],
 )
 def test_cost_explorer_by_account(masker: Masker, text: str) -> None:
     assert _leaks(masker, text, ACCOUNTS) == 0
@@ -136,15 +151,53 @@ def test_cost_explorer_by_account_on_the_json_path(masker: Masker) -> None:
     assert _json_leaks(masker, COST_BY_ACCOUNT, ACCOUNTS) == 0
 
 
+def test_cost_explorer_command_in_a_tool_use_and_its_output_in_the_tool_result(masker: Masker) -> None:
+    """An agent's turn: the dimension is named only in the command it ran."""
+    command = (
+        "aws ce get-dimension-values --dimension LINKED_ACCOUNT --time-period Start=2025-10-01,End=2025-11-01"
+    )
+    output = json.dumps(
+        {"DimensionValues": [{"Value": a, "Attributes": {"description": "x"}} for a in ACCOUNTS]}
+    )
+    body = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t", "name": "bash", "input": {"command": command}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": output}]},
+        ],
+    }
+    masked = mask_request(json.dumps(body).encode(), masker)[0].decode()
+    assert not any(a in masked for a in ACCOUNTS)
+
+
+def test_a_text_at_the_address_of_an_earlier_one_is_read_for_itself(masker: Masker) -> None:
+    """The note of whether a text names the dimension is not taken for a later text of the same
+    length at the same address (CPython reuses a freed string's memory at once)."""
+
+    def command(dimension: str, account: str) -> str:
+        return (
+            f"aws ce get-cost-and-usage --group-by Type=DIMENSION,Key={dimension}\n"
+            f'{{"ResultsByTime": [{{"Groups": [{{"Keys": ["{account}"]}}]}}]}}\n' + "-" * 160
+        )
+
+    first = command("LINKED_SERVICE", "573920175521")
+    masker.mask_text(first)
+    del first
+    assert ACCOUNT not in masker.mask_text(command("LINKED_ACCOUNT", ACCOUNT))[0]
+
+
 @pytest.mark.parametrize(
     "text",
     [
         '{"Keys": ["483920175526"], "Metrics": {}}',  # no account dimension named
-        '{"Keys": ["483920175526"]} grouped by LINKED_ACCOUNT',  # named only after it
-        "LINKED_ACCOUNT totals: order 483920175526x and 4839201755260",  # not a whole twelve digits
+        "LINKED_ACCOUNT totals: order 483920175526x and 4839201755260",  # not twelve digits on their own
+        "LINKED_ACCOUNT" + " " * 300 + "\ncost: 483920175526.50 USD",  # a decimal's integer part
     ],
 )
-def test_twelve_digits_without_the_account_dimension_before_them(masker: Masker, text: str) -> None:
+def test_twelve_digits_that_are_not_a_linked_account(masker: Masker, text: str) -> None:
     assert masker.mask_text(text)[1].total == 0
 
 
@@ -171,6 +224,9 @@ def test_twelve_digits_without_the_account_dimension_before_them(masker: Masker,
         ),
         ("Error: waiting for ECS Service (orders-api-svc) to become stable", "orders-api-svc"),
         ("Error: creating ElastiCache Replication Group (orders-cache-prod): Quota", "orders-cache-prod"),
+        ("error: creating iam role (`orders-role`): EntityAlreadyExists", "orders-role"),
+        ("Error: creating IAM Instance Profile (orders-profile): x", "orders-profile"),
+        ("Error: creating Cognito User Pool (orders-users): x", "orders-users"),
     ],
 )
 def test_names_in_terraform_provider_messages(masker: Masker, text: str, name: str) -> None:
@@ -179,7 +235,20 @@ def test_names_in_terraform_provider_messages(masker: Masker, text: str, name: s
     assert _json_leaks(masker, {"stderr": text}, [name]) == 0
 
 
-@pytest.mark.parametrize("text", ["the DynamoDB Table (default) is used", "each Lambda Function (2) here"])
+def test_a_plain_word_named_in_a_terraform_provider_message(masker: Masker) -> None:
+    """The verb and the type are evidence enough for a word; it is not echoed (a common word)."""
+    masked, result = masker.mask_text("Error: creating DynamoDB Table (orders): ResourceInUseException")
+    assert "(orders)" not in masked and list(result.tokens.values()) == ["orders"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the DynamoDB Table (default) is used",
+        "each Lambda Function (2) here",
+        "a Lambda Function (Node.js) handler in Node.js",  # no provider verb: not its message
+    ],
+)
 def test_words_after_terraform_type_names_are_kept(masker: Masker, text: str) -> None:
     assert masker.mask_text(text)[1].total == 0
 
@@ -194,8 +263,10 @@ def test_words_after_terraform_type_names_are_kept(masker: Masker, text: str) ->
         ),
         ("q=in%2520account%2520483920175526", ACCOUNT),  # encoded twice
         ("Error:&#32;creating&#32;IAM&#32;Role&#32;&#40;orders-api-exec-role&#41;", "orders-api-exec-role"),
+        ("Error:&Tab;creating&nbsp;DynamoDB&#32;Table&#32;&lpar;orders-x7&rpar;", "orders-x7"),
+        ("account%09483920175526", ACCOUNT),
     ],
-    ids=["percent", "percent-parens", "percent-twice", "html-references"],
+    ids=["percent", "percent-parens", "percent-twice", "html-references", "named-references", "tab"],
 )
 def test_prose_around_an_identifier_written_with_escapes(masker: Masker, text: str, value: str) -> None:
     """The blanks and punctuation a rule reads as context are read through percent-encoding and HTML

@@ -446,11 +446,34 @@ def _as_text(data: bytes) -> str | None:
 _READABLE = re.compile(rb"[\x20-\x7e\t]{8,}")
 
 
+_FIELD_BYTES = 2
+"""Leading characters of a stretch that may be a binary field's bytes glued to the text after them."""
+
+
 def as_seen(data: bytes) -> str:
     """What a reader sees as text in binary data: its stretches of eight or more printable ASCII
     characters, one per line (an identifier, with the key before it, stands in one; the noise
-    between them, read as letters and spaces, would make prose rules match random bytes)."""
-    return "\n".join(m.group().decode("ascii") for m in _READABLE.finditer(data))
+    between them, read as letters and spaces, would make prose rules match random bytes). Each
+    stretch also stands without its first one and two characters, on lines of their own: a binary
+    format's tag and length bytes can be printable (protobuf's length 50 is "2"), and glued to the
+    text after them they would hide an identifier that starts it (``2483920175526:/ecs/app``, in a
+    CloudWatch Logs Insights ``@ptr``)."""
+    lines = []
+    for m in _READABLE.finditer(data):
+        stretch = m.group().decode("ascii")
+        lines.append(stretch)
+        lines += (stretch[cut:] for cut in range(1, _FIELD_BYTES + 1) if len(stretch) - cut >= 8)
+    return "\n".join(lines)
+
+
+def digits_seen(data: bytes) -> bool:
+    """Whether a reader sees twelve digits or more in a row in binary data (an account ID, whatever
+    binary field's bytes stand around it), other than a time as ASN.1 writes one (a certificate's
+    validity: YYMMDDhhmmssZ, YYYYMMDDhhmmssZ)."""
+    return any(data[m.end() : m.end() + 1] != b"Z" for m in _DIGIT_RUN.finditer(data))
+
+
+_DIGIT_RUN = re.compile(rb"[0-9]{12,}")
 
 
 def encode(run: Run, source: str, text: str) -> str:

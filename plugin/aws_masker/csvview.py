@@ -109,7 +109,8 @@ def _header(text: str, fields: list[tuple[int, int]]) -> list[str] | None:
 
 def column_name(text: str, start: int, end: int) -> str | None:
     """The header name of the column whose cell is ``text[start:end]`` (the whole field, or what its
-    quotes hold), or None when the text there is not a cell of a block with a header."""
+    quotes hold, or the part before a colon in it), or None when the text there is not a cell of a
+    block with a header."""
     delimiter = _delimiter_beside(text, start, end)
     if delimiter is None:
         return None
@@ -123,7 +124,8 @@ def column_name(text: str, start: int, end: int) -> str | None:
     if index < 0:  # pragma: no cover - the fields cover the line
         return None
     a, b = fields[index]
-    if text[a:b].strip(' \t\r"') != text[start:end]:
+    field, value = text[a:b].strip(' \t\r"'), text[start:end]
+    if field != value and not field.startswith(value + ":"):  # (a Logs Insights @log: <account>:<group>)
         return None
     count = len(fields)
     block: _Block | None = getattr(_last, "block", None)

@@ -115,6 +115,8 @@ KINDS: dict[str, _Word] = {
     "SNS_ARN": _NAME,
     "IAM_ROLE_ARN": _NAME,
     "IAM_USER_ARN": _NAME,
+    "IAM_POLICY_ARN": _NAME,  # (found by name in the Terraform provider's messages)
+    "IAM_PROFILE_ARN": _NAME,
     "KMS_ARN": _NAME,  # (a key ID found by its keys: kms_key_id)
     "CLOUDFRONT_ARN": _NAME,
     "ROUTE53_ARN": _NAME,

@@ -59,8 +59,8 @@ def _arn_account(arn: str) -> str | None:
     return m[3] if m[1] == "organizations" and m[3] else m[2]
 
 
-_KEY_END = frozenset(" \t:=\"'")
-"""How the text before a base64 run ends when it is a key (or a blank)."""
+_KEY_END = frozenset(":=\"'")
+"""How the text before a base64 run ends (blanks aside) when it is a key."""
 
 
 def _outside(spans: list[tuple[int, int]]) -> Callable[[int, int], bool]:
@@ -225,13 +225,17 @@ class Masker:
                 readable.append((i, run))
                 continue
             inside = next((f for f in self.find(base64text.as_seen(run.data)) if f.mask), None)
-            if inside is None:
+            if inside is not None:
+                kind, category = inside.kind, inside.category
+            elif "account" in self._enabled and base64text.digits_seen(run.data):
+                kind, category = "ACCOUNT", "account"  # (whatever binary field glued to it)
+            else:
                 continue
             if issue is None:
                 issue = self._issuer_after(sources, out, result)
             coded = texts[i][run.start : run.end]
-            opaque[len(readable)] = issue(inside.kind, coded)
-            result.counts[inside.category] += 1
+            opaque[len(readable)] = issue(kind, coded)
+            result.counts[category] += 1
             readable.append((i, run))
         if not readable:
             return out
@@ -307,14 +311,15 @@ class Masker:
         """What the runs of ``readable`` decode to, masked together with this request's tokens."""
         decoded: list[str] = [run.text for _, run in readable]  # type: ignore[misc]
         # each with what stands before it on its line as its context (a key: AWS_ACCOUNT_ID: <base64>),
-        # on a line of its own where that is not a key (a word glued to the base64); the line begins
-        # in the text's own context (a JSON value's key: "OwnerId": "<base64>")
+        # on a line of its own where that is not a key (a word glued to the base64, prose: "please
+        # decode <base64>", so what it decodes to starts a line, as an `aws s3 ls` listing must); the
+        # line begins in the text's own context (a JSON value's key: "OwnerId": "<base64>")
         contexts = []
         for i, run in readable:
             start = (len(keys[i]) if keys else 0) + run.start
             line = max(sources[i].rfind("\n", 0, start) + 1, start - 80)
             before = sources[i][line : start + run.skip]
-            contexts.append(before if not before or before[-1] in _KEY_END else before + "\n")
+            contexts.append(before if not before or before.rstrip(" \t")[-1:] in _KEY_END else before + "\n")
         return self.mask_texts(decoded, contexts, reserve_from=[*sources, *out], issued=dict(result.tokens))
 
     def _render(

@@ -192,13 +192,12 @@ def mask_document(
             contexts.append("")
         else:
             named = _pair_context(masker, containers, container, key, value, doc.values)
-            if named is None and linked is None:
-                linked = _LINKED_DIMENSION in doc.values
-            if named is None and linked and _TWELVE_DIGITS.fullmatch(value):
-                # Cost Explorer by account: its Keys and Values are accounts (patterns.py reads a whole
-                # twelve-digit value after the dimension's name as one, as in pasted text)
-                named = '"' + _LINKED_DIMENSION + '", ' + quoted[key]
             contexts.append(outer + (quoted[key] if named is None else named) + quote)
+        if _TWELVE_DIGITS.search(value):
+            if linked is None:
+                linked = any(_LINKED_DIMENSION in v for v in doc.values)
+            if linked:  # Cost Explorer by account, anywhere in the request (patterns.py, as in pasted text)
+                contexts[-1] = _LINKED_DIMENSION + "\n" + contexts[-1]
         next_key = next_keys.get(i)
         if next_key is None:
             suffixes.append(quote)

@@ -715,8 +715,12 @@ def _looks_like_name(value: str, text: str, start: int) -> bool:
     return value not in _NAMED_STOPWORDS and _NAMED_BEFORE.search(text, max(0, start - 12), start) is not None
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
-    if _valid_bucket(value) and _looks_like_name(value, text, start):
+    # (not a date: "the bucket" at a line's end, then an `aws s3 ls` listing, whose own rule reads it)
+    if _valid_bucket(value) and _looks_like_name(value, text, start) and not _ISO_DATE.fullmatch(value):
         return Verdict.MASK
     return Verdict.REJECT
 
@@ -1338,27 +1342,23 @@ _DYNAMODB_TYPED_BEFORE = re.compile(r"\{\s*[\"'][SN][\"']\s*:\s*[\"']\Z")
 
 
 # Cost Explorer grouped or filtered by account (get-cost-and-usage --group-by ...,Key=LINKED_ACCOUNT,
-# get-dimension-values --dimension LINKED_ACCOUNT): its Keys and Values are the accounts, with no key
-# that says so. In a text that names the LINKED_ACCOUNT dimension before it, a number of twelve digits
-# that is a whole value (a quoted string, a cell of text or table output) is an account. Where the
-# dimension's name first stands is noted per thread for the text (found once, not once per number).
+# get-dimension-values --dimension LINKED_ACCOUNT, a filter on it): its Keys and Values are the
+# accounts, with no key that says so. In a text that names the LINKED_ACCOUNT dimension anywhere (the
+# command may follow its output), a number of twelve digits that stands on its own (not a decimal's
+# integer part, nothing glued after it) is an account. Whether the text names it is noted per thread,
+# for the text (its identity, length and hash: a string's hash is computed once and kept), so it is
+# looked for once.
 _LINKED_DIMENSION = "LINKED_ACCOUNT"
-_WHOLE_BEFORE = frozenset("\"'\t |")
-_WHOLE_AFTER = frozenset("\"'\t\r\n |")
+_NOT_ON_ITS_OWN = re.compile(r"\.[0-9]|[A-Za-z0-9_]")
 _linked_note = threading.local()
 
 
-def _linked_dimension_before(text: str, start: int) -> bool:
+def _names_linked_dimension(text: str) -> bool:
     note = getattr(_linked_note, "at", None)
-    if note is None or note[0] != id(text) or note[1] != len(text) or note[2] != text[:64] + text[-64:]:
-        note = _linked_note.at = (id(text), len(text), text[:64] + text[-64:], text.find(_LINKED_DIMENSION))
-    return 0 <= note[3] < start and text.startswith(_LINKED_DIMENSION, note[3])
-
-
-def _whole_value(text: str, start: int, end: int) -> bool:
-    return (start == 0 or text[start - 1] in _WHOLE_BEFORE) and (
-        end == len(text) or text[end] in _WHOLE_AFTER
-    )
+    key = (id(text), len(text), hash(text))
+    if note is None or note[0] != key:
+        note = _linked_note.at = (key, _LINKED_DIMENSION in text)
+    return note[1]
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
@@ -1413,13 +1413,16 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             _PROSE_ACCOUNTS_BEFORE.search(text, lo, before)
         ):
             return Verdict.MASK
-    if _whole_value(text, start, end) and _linked_dimension_before(text, start):
+    if _names_linked_dimension(text) and not _NOT_ON_ITS_OWN.match(text, end):
         return Verdict.MASK
     # a cell of a CSV column (or tab- or semicolon-separated, or a Markdown table's) whose header names
     # an account (Cost Explorer's LinkedAccount, a Cost and Usage Report's lineItem/UsageAccountId)
     column = csvview.column_name(text, start, end)  # (None at once where no delimiter stands beside)
     if column is not None and (
-        _ACCOUNT_CONTEXT.search(f"{column}: ") or _ACCOUNT_CONTEXT.search(f'"{column}": "')
+        _ACCOUNT_CONTEXT.search(f"{column}: ")
+        or _ACCOUNT_CONTEXT.search(f'"{column}": "')
+        # a Logs Insights export's @log column: <account>:<log group>, whatever the group is called
+        or (column == "@log" and text.startswith(":", end))
     ):
         return Verdict.MASK
     return Verdict.REJECT
@@ -1432,11 +1435,11 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
 _NAME_PART_BEFORE = re.compile(r"[A-Za-z][A-Za-z0-9.]*-(?:[A-Za-z0-9.]+-)*\Z")
 _NAME_PART_AFTER = re.compile(r"-[A-Za-z]")
 _UUID_HEAD = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-\Z")
-# twelve digits that read as a time (a snapshot's or a build's name: backup-202411111030, as
-# YYYYMMDDhhmm or YYMMDDhhmmss) are not taken for an account
+# twelve digits that read as a time of this century (a snapshot's or a build's name:
+# backup-202411111030, YYYYMMDDhhmm) are not taken for an account: about one account in 20,000 reads
+# so (YYMMDDhhmmss would be one in 300: 111122223333 does)
 _TIME_DIGITS = re.compile(
     r"20[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])[0-5][0-9]"
-    r"|[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]"
 )
 
 
@@ -1543,6 +1546,15 @@ _CF_DIST_KEYS = (
     "distributions/",
     "distribution/",
 )
+# prose that names distributions: what may stand between the word and the first ID ("ID", "with ID",
+# "ID is", a colon, a table's bar, a parenthesis, a line break, quotes, backticks or bold), and between
+# the IDs of a list
+_CF_PROSE_GAP = (
+    r"(?:[ \t]+(?:with[ \t]+)?(?:IDs?|[Ii]ds?)(?:[ \t]+(?:is|are))?)?"
+    r"[ \t]*[:=|(]?[ \t]*(?:\r?\n[ \t]*)?[\"'`*]{0,2}"
+)
+_CF_PROSE_ITEM = _CF_DIST_ID + r"(?![A-Za-z0-9])"
+_CF_PROSE_SEPARATOR = r"[\"'`*]{0,2}[ \t]*(?:,[ \t]*(?:and[ \t]+)?|and[ \t]+|&[ \t]*)[\"'`*]{0,2}"
 # a Route 53 hosted zone ID: Z and 8-32 upper-case letters and digits (a digit among them)
 _ZONE_ID = r"Z(?=[A-Z]{0,31}[0-9])[A-Z0-9]{8,32}"
 _ZONE_KEYS = (
@@ -1946,56 +1958,79 @@ def _terraform_named_rules() -> tuple[Rule, ...]:
 
 
 # The names the Terraform AWS provider gives resource types in its messages, by token kind: its errors
-# name the resource after its type ("Error: creating DynamoDB Table (orders-sessions): ...")
+# name the resource after a verb and its type ("Error: creating DynamoDB Table (orders-sessions): ...")
 _TF_MESSAGE_TYPES: dict[str, tuple[str, ...]] = {
     "DYNAMODB_ARN": ("DynamoDB Table",),
     "LAMBDA_ARN": ("Lambda Function",),
     "SQS_ARN": ("SQS Queue",),
-    "SNS_ARN": ("SNS Topic",),
+    "SNS_ARN": ("SNS Topic", "SNS Topic Subscription"),
     "ELASTICACHE_ARN": ("ElastiCache Replication Group", "ElastiCache Cache Cluster", "ElastiCache Cluster"),
     "LOG_GROUP_ARN": ("CloudWatch Logs Log Group",),
     "SSM_ARN": ("SSM Parameter",),
-    "IAM_ROLE_ARN": ("IAM Role",),
+    "KMS_ARN": ("KMS Key", "KMS Alias"),
+    "IAM_ROLE_ARN": ("IAM Role", "IAM Role Policy"),
     "IAM_USER_ARN": ("IAM User",),
+    "IAM_POLICY_ARN": ("IAM Policy",),
+    "IAM_PROFILE_ARN": ("IAM Instance Profile",),
     "ECR_ARN": ("ECR Repository",),
     "KINESIS_ARN": ("Kinesis Stream",),
     "FIREHOSE_ARN": ("Kinesis Firehose Delivery Stream",),
     "GLUE_ARN": ("Glue Job", "Glue Crawler"),
-    "ECS_ARN": ("ECS Cluster", "ECS Service"),
+    "ECS_ARN": ("ECS Cluster", "ECS Service", "ECS Task Definition"),
     "EKS_ARN": ("EKS Cluster", "EKS Node Group"),
     "SECRET_ARN": ("Secrets Manager Secret",),
     "STEP_FN_ARN": ("Step Functions State Machine", "SFN State Machine"),
     "CFN_STACK_ARN": ("CloudFormation Stack",),
-    "ELB_ARN": ("ELBv2 Load Balancer", "ELBv2 Target Group"),
+    "ELB_ARN": ("ELBv2 Load Balancer", "ELBv2 Target Group", "ELBv2 Listener"),
     "CODEBUILD_ARN": ("CodeBuild Project",),
-    "EVENTS_ARN": ("EventBridge Rule",),
+    "EVENTS_ARN": ("EventBridge Rule", "EventBridge Target"),
     "REDSHIFT_ARN": ("Redshift Cluster",),
     "ES_DOMAIN_ARN": ("OpenSearch Domain",),
+    "COGNITO_ARN": ("Cognito User Pool",),
+    "APIGW_ARN": ("API Gateway REST API", "API Gateway Stage", "API Gateway V2 API"),
+    "ROUTE53_ARN": ("Route 53 Hosted Zone", "Route53 Hosted Zone"),
+    "ARN": ("CloudWatch Metric Alarm",),
 }
-_TF_MESSAGE_NAME = r"(?!arn:)[A-Za-z0-9_./:+=@-]{1,255}"
+_TF_MESSAGE_VERBS = (
+    "creating|reading|updating|deleting|waiting for|putting|setting|importing|tagging|untagging|listing"
+    "|finding|describing|modifying|enabling|disabling|attaching|detaching|adding|removing|associating"
+    "|disassociating|starting|stopping|restoring|replacing|refreshing"
+)
+_TF_MESSAGE_NAME = r"(?!arn:)[A-Za-z0-9_./:+=@#-]{1,255}"
+
+
+def _terraform_message_verdict(value: str, text: str, start: int) -> Verdict:
+    """Any name the provider names after a verb and the type (a plain word too: ``orders``), but a
+    token."""
+    return Verdict.REJECT if value[:4] == "AWS_" and _TOKEN_SHAPE.fullmatch(value) else Verdict.MASK
 
 
 def _terraform_message_rules() -> tuple[Rule, ...]:
     out = []
     for kind, names in _TF_MESSAGE_TYPES.items():
+        types = "(?i:" + one_of(names) + ")"
         out.append(
             Rule(
                 name=f"terraform_message_{kind.lower().removesuffix('_arn')}",
                 echo=True,
                 category="arn",
                 kind=kind,
-                regex=words(names) + r"[ \t]+\((?P<v>" + _TF_MESSAGE_NAME + r")\)",
+                regex=(
+                    r"(?<![A-Za-z0-9_])(?i:" + _TF_MESSAGE_VERBS + r")[ \t]+" + types + r"[ \t]+\("
+                    r"[\"'`]?(?P<v>" + _TF_MESSAGE_NAME + r")[\"'`]?\)"
+                ),
                 description=(
                     f"A {names[0]}'s name in the Terraform AWS provider's messages "
                     f"(Error: creating {names[0]} (<name>): ...)"
                 ),
-                anchors=(one_of(names) + r"[ \t]{1,4}\(",),
-                validate=_resource_name_verdict,
+                anchors=("(?i:" + _TF_MESSAGE_VERBS + r")[ \t]{1,4}" + types + r"[ \t]{1,4}\(",),
+                validate=_terraform_message_verdict,
                 must_match=(
                     (f"Error: creating {names[0]} (orders-prod-x7): AlreadyExists", "orders-prod-x7"),
-                    (f"│ Error: reading {names[-1]} (orders-prod-x7): not found", "orders-prod-x7"),
+                    (f"│ Error: reading {names[-1]} (orders): not found", "orders"),
+                    (f"error waiting for {names[0].lower()} (`orders-x7`) to be ready", "orders-x7"),
                 ),
-                must_not_match=(f"the {names[0]} (default) is used", f"a {names[0]} (2) here"),
+                must_not_match=(f"the {names[0]} (default) is used", f"a {names[0]} (Node.js) handler"),
             )
         )
     return tuple(out)
@@ -3259,6 +3294,7 @@ RULES: tuple[Rule, ...] = (
         ),
         must_not_match=(
             "S3 bucket policies are JSON",
+            "in the bucket\n2024-03-02 17:20:11 logs-prod",
             "the bucket is empty",
             "S3 is cheap",
             "blogs and catalogs",
@@ -4270,27 +4306,41 @@ RULES: tuple[Rule, ...] = (
         category="arn",
         kind="CLOUDFRONT_ARN",
         regex=(
-            r"(?<![A-Za-z0-9_])(?:[Dd]istribution|DISTRIBUTION)(?:[ \t]{1,4}(?:ID|[Ii]d))?"
-            r"[ \t]{0,4}[:=]?[ \t]{0,4}[\"'`]?(?P<v>" + _CF_DIST_ID + ")" + _ID_END
+            r"(?<![A-Za-z0-9_])(?:[Dd]istributions?|DISTRIBUTIONS?)"
+            + _CF_PROSE_GAP
+            + r"(?P<v>"
+            + _CF_PROSE_ITEM
+            + r"(?:"
+            + _CF_PROSE_SEPARATOR
+            + _CF_PROSE_ITEM
+            + r")*)"
+            + _ID_END
         ),
+        items=_CF_DIST_ID + r"(?![A-Za-z0-9])",
         description=(
-            "A CloudFront distribution's ID after the word distribution in prose "
-            "(distribution E2QWRU..., CloudFront distribution ID: E2QWRU...)"
+            "CloudFront distribution IDs after the word distribution(s) in prose, every one of a list "
+            "(distribution E2QW..., distribution ID is E2QW..., distributions E2QW..., E3AB... and ...)"
         ),
-        anchors=(
-            r"(?:[Dd]istribution|DISTRIBUTION)(?:[ \t]{1,4}(?:ID|[Ii]d))?[ \t]{0,4}[:=]?[ \t]{0,4}[\"'`]?E",
-        ),
+        anchors=(r"(?:[Dd]istributions?|DISTRIBUTIONS?)[^A-Za-z0-9]",),
         must_match=(
             ("distribution E2QWRUHAPOMQZL is slow", "E2QWRUHAPOMQZL"),
             ("CloudFront distribution ID E1A2B3C4D5E6F7 returns 403", "E1A2B3C4D5E6F7"),
             ("Distribution: `E2QWRUHAPOMQZL`", "E2QWRUHAPOMQZL"),
             ("DISTRIBUTION E2QWRUHAPOMQZL", "E2QWRUHAPOMQZL"),
+            ("the distribution (E2QWRUHAPOMQZL) is", "E2QWRUHAPOMQZL"),
+            ("distributions E2QWRUHAPOMQZL, E3ABCDEFGHIJ1K and E1A2B3C4D5E6F7", "E1A2B3C4D5E6F7"),
+            ("a distribution with ID E2QWRUHAPOMQZL", "E2QWRUHAPOMQZL"),
+            ("the distribution ID is E2QWRUHAPOMQZL", "E2QWRUHAPOMQZL"),
+            ("distribution:\nE2QWRUHAPOMQZL", "E2QWRUHAPOMQZL"),
+            ("distribution: **E2QWRUHAPOMQZL**", "E2QWRUHAPOMQZL"),
+            ("| distribution | E2QWRUHAPOMQZL |", "E2QWRUHAPOMQZL"),
         ),
         must_not_match=(
             "distribution EXAMPLEVALUEXY",
             "the distribution E1 is",
             "distribution E2QWRUHAPOMQZL1X",
             "redistribution E2QWRUHAPOMQZL",
+            "distribution of E2QWRUHAPOMQZL",
         ),
     ),
     Rule(
@@ -4534,7 +4584,6 @@ RULES: tuple[Rule, ...] = (
         ),
         must_not_match=(
             "orders-db-snapshot-202411111030",
-            "build-241111103000 failed",
             "2024-11-11-483920175526",
             "logs-4839201755261-x",
             "logs-483920175526x",

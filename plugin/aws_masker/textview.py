@@ -11,7 +11,7 @@ What is folded (each to at most one character, so the view is never longer):
 - ``%XX`` escapes (also percent-encoded again, ``%25XX``, any number of times) and HTML character
   references (``&#45;``, ``&#x3a;``, ``&colon;``) of the characters identifiers and their separators
   are made of (letters, digits, ``-:/._=+@``, and the look-alikes below) and of the blanks and
-  punctuation of the prose around them (space, ``(),;``); never ``%``, ``&``, a quote or a
+  punctuation of the prose around them (space, tab, line break, ``(),;``); never ``%``, ``&``, a quote or a
   backslash, so nothing decodes twice;
 - format characters (zero-width spaces and joiners, soft hyphens, bidi controls, BOMs) and combining
   marks: removed;
@@ -57,6 +57,14 @@ _NAMED = {
     "mdash": "-",
     "plus": "+",
     "equals": "=",
+    # (blanks and punctuation of the prose around identifiers: _SEPARATORS)
+    "nbsp": " ",
+    "Tab": "\t",
+    "NewLine": "\n",
+    "lpar": "(",
+    "rpar": ")",
+    "comma": ",",
+    "semi": ";",
 }
 # a reference, or one escaped again (&amp;#45;, &amp;amp;colon;: HTML escaped twice)
 _ENTITY = re.compile("(&(?:amp;)*(?:#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|(?:" + "|".join(_NAMED) + ");))")
@@ -226,7 +234,7 @@ def _percent(escapes: list[str]) -> list[str]:
 # what else a percent escape or an HTML reference is read as: the blanks and punctuation of the prose
 # and messages around identifiers (percent-encoded whole: "distribution%20E2QW...", "Table%20%28x%29"),
 # so rules that read context read it there too
-_SEPARATORS = frozenset(" (),;")
+_SEPARATORS = frozenset(" \t\n(),;")
 
 
 def _identifier_char(char: str, escape: str) -> str:
