@@ -1554,6 +1554,14 @@ _CF_PROSE_GAP = (
     r"[ \t]*[:=|(]?[ \t]*(?:\r?\n[ \t]*)?[\"'`*]{0,2}"
 )
 _CF_PROSE_ITEM = _CF_DIST_ID + r"(?![A-Za-z0-9])"
+_CF_PROSE_WORDS = (
+    "distribution",
+    "distributions",
+    "Distribution",
+    "Distributions",
+    "DISTRIBUTION",
+    "DISTRIBUTIONS",
+)
 _CF_PROSE_SEPARATOR = r"[\"'`*]{0,2}[ \t]*(?:,[ \t]*(?:and[ \t]+)?|and[ \t]+|&[ \t]*)[\"'`*]{0,2}"
 # a Route 53 hosted zone ID: Z and 8-32 upper-case letters and digits (a digit among them)
 _ZONE_ID = r"Z(?=[A-Z]{0,31}[0-9])[A-Z0-9]{8,32}"
@@ -1999,31 +2007,36 @@ _TF_MESSAGE_VERBS = (
 _TF_MESSAGE_NAME = r"(?!arn:)[A-Za-z0-9_./:+=@#-]{1,255}"
 
 
+_TF_MESSAGE_HEAD = re.compile(
+    r"(?<![A-Za-z0-9_])(?i:" + _TF_MESSAGE_VERBS + r")[ \t]+[A-Za-z0-9 ]{2,40}[ \t]+\([\"'`]?\Z"
+)
+
+
 def _terraform_message_verdict(value: str, text: str, start: int) -> Verdict:
     """Any name the provider names after a verb and the type (a plain word too: ``orders``), but a
-    token."""
-    return Verdict.REJECT if value[:4] == "AWS_" and _TOKEN_SHAPE.fullmatch(value) else Verdict.MASK
+    token. (The rule matches from the type's name: a verb in front, looked for here, would make
+    every word a place to try it in the fallback scanner.)"""
+    if value[:4] == "AWS_" and _TOKEN_SHAPE.fullmatch(value):
+        return Verdict.REJECT
+    return Verdict.MASK if _TF_MESSAGE_HEAD.search(text, max(0, start - 80), start) else Verdict.REJECT
 
 
 def _terraform_message_rules() -> tuple[Rule, ...]:
     out = []
     for kind, names in _TF_MESSAGE_TYPES.items():
-        types = "(?i:" + one_of(names) + ")"
+        spelled = (*names, *(name.lower() for name in names))
         out.append(
             Rule(
                 name=f"terraform_message_{kind.lower().removesuffix('_arn')}",
                 echo=True,
                 category="arn",
                 kind=kind,
-                regex=(
-                    r"(?<![A-Za-z0-9_])(?i:" + _TF_MESSAGE_VERBS + r")[ \t]+" + types + r"[ \t]+\("
-                    r"[\"'`]?(?P<v>" + _TF_MESSAGE_NAME + r")[\"'`]?\)"
-                ),
+                regex=words(spelled) + r"[ \t]+\([\"'`]?(?P<v>" + _TF_MESSAGE_NAME + r")[\"'`]?\)",
                 description=(
                     f"A {names[0]}'s name in the Terraform AWS provider's messages "
                     f"(Error: creating {names[0]} (<name>): ...)"
                 ),
-                anchors=("(?i:" + _TF_MESSAGE_VERBS + r")[ \t]{1,4}" + types + r"[ \t]{1,4}\(",),
+                anchors=(one_of(spelled) + r"[ \t]{1,4}\(",),
                 validate=_terraform_message_verdict,
                 must_match=(
                     (f"Error: creating {names[0]} (orders-prod-x7): AlreadyExists", "orders-prod-x7"),
@@ -4306,7 +4319,7 @@ RULES: tuple[Rule, ...] = (
         category="arn",
         kind="CLOUDFRONT_ARN",
         regex=(
-            r"(?<![A-Za-z0-9_])(?:[Dd]istributions?|DISTRIBUTIONS?)"
+            words(_CF_PROSE_WORDS)
             + _CF_PROSE_GAP
             + r"(?P<v>"
             + _CF_PROSE_ITEM
