@@ -1551,7 +1551,9 @@ _CF_DIST_KEYS = (
 # the IDs of a list
 _CF_PROSE_GAP = (
     r"(?:[ \t]+(?:with[ \t]+)?(?:IDs?|[Ii]ds?)(?:[ \t]+(?:is|are))?)?"
-    r"[ \t]*[:=|(]?[ \t]*(?:\r?\n[ \t]*)?[\"'`*]{0,2}"
+    # (never two blank runs side by side: on a long run of blanks the regex engine would try every
+    # split between them)
+    r"[ \t]*(?:[:=|(][ \t]*)?(?:\r?\n[ \t]*)?[\"'`*]{0,2}"
 )
 _CF_PROSE_ITEM = _CF_DIST_ID + r"(?![A-Za-z0-9])"
 _CF_PROSE_WORDS = (
