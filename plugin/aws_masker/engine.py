@@ -188,7 +188,7 @@ class Masker:
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         result.names = {name: entry for name, entry in names.items() if entry[0] is not None}  # type: ignore[misc]
-        return self._mask_base64(texts, out, sources, contexts, replaced, result), result
+        return self._mask_base64(texts, out, sources, contexts, replaced, result, issuer), result
 
     def _mask_base64(
         self,
@@ -198,6 +198,7 @@ class Masker:
         keys: list[str] | None,
         replaced: list[list[tuple[int, int]]],
         result: MaskResult,
+        issuer: TokenIssuer,
     ) -> list[str]:
         """``out`` (``texts`` masked) with the base64 runs of ``texts`` (base64text.py) masked inside:
         what a run decodes to, when it is text, is masked with this request's tokens (one more
@@ -205,9 +206,10 @@ class Masker:
         as it was. A run that decodes to bytes that are not text, when those bytes, read as text,
         hold an identifier (a CloudWatch Logs Insights ``@ptr``: protobuf around a log group's
         account), cannot be masked in place: the run is masked whole, one token of the first such
-        identifier's kind standing for all of it (its line breaks too, when wrapped). The runs are
-        found in the texts as sent (no token of this request is in them, and the scan rarely changes
-        a run), then in ``out`` by their characters."""
+        identifier's kind standing for all of it (its line breaks too, when wrapped), issued by this
+        request's ``issuer`` (whose tokens are ``result``'s). The runs are found in the texts as sent
+        (no token of this request is in them, and the scan rarely changes a run), then in ``out`` by
+        their characters."""
         found = [
             (i, run)
             for i, text in enumerate(texts)
@@ -217,12 +219,12 @@ class Masker:
         ]
         if not found:
             return out
-        readable: list[tuple[int, base64text.Run]] = []
-        opaque: dict[int, str] = {}  # index in readable -> the token that stands for the whole run
-        issue: Callable[[str, str], str] | None = None
+        # each run to replace, in the texts' order, with its token when it is masked whole (else None:
+        # what it decodes to is masked)
+        runs: list[tuple[int, base64text.Run, str | None]] = []
         for i, run in found:
             if run.text is not None:
-                readable.append((i, run))
+                runs.append((i, run, None))
                 continue
             inside = next((f for f in self.find(base64text.as_seen(run.data)) if f.mask), None)
             if inside is not None:
@@ -231,34 +233,31 @@ class Masker:
                 kind, category = "ACCOUNT", "account"  # (whatever binary field glued to it)
             else:
                 continue
-            if issue is None:
-                issue = self._issuer_after(sources, out, result)
-            coded = texts[i][run.start : run.end]
-            opaque[len(readable)] = issue(kind, coded)
+            runs.append((i, run, issuer.issue(kind, texts[i][run.start : run.end])))
             result.counts[category] += 1
-            readable.append((i, run))
-        if not readable:
+        result.collisions = issuer.collisions
+        decodable = [(i, run) for i, run, token in runs if token is None]
+        masked, inner = self._mask_decoded(decodable, keys, sources, out, result) if decodable else ([], None)
+        if len(decodable) == len(runs) and (inner is None or inner.total == 0):
             return out
-        decodable = [entry for k, entry in enumerate(readable) if k not in opaque]
-        inner_masked, inner = ([], MaskResult())
-        if decodable:
-            inner_masked, inner = self._mask_decoded(decodable, keys, sources, out, result)
-        it = iter(inner_masked)
-        masked = [opaque[k] if k in opaque else next(it) for k in range(len(readable))]
-        if inner.total == 0 and not opaque:
-            return out
-        result.tokens.update(inner.tokens)
-        result.counts.update(inner.counts)
-        result.collisions += inner.collisions
-        result.names = {**inner.names, **result.names}
+        if inner is not None:
+            result.tokens.update(inner.tokens)
+            result.counts.update(inner.counts)
+            result.collisions += inner.collisions
+            result.names = {**inner.names, **result.names}
+        decoded = iter(masked)
         out = list(out)
         pieces: dict[int, list[str]] = {}
         last: dict[int, int] = {}
         passed: dict[int, int] = {}  # per text, where the last run replaced ends in the text as sent
-        for k, ((i, run), new) in enumerate(zip(readable, masked, strict=True)):
-            token = opaque.get(k)
-            if token is None and new == run.text:
-                continue
+        for i, run, token in runs:
+            if token is None:
+                new = next(decoded)
+                if new == run.text:
+                    continue
+                replacement = base64text.encode(run, texts[i], new)
+            else:
+                replacement = token
             coded = texts[i][run.start : run.end]
             # the same characters may stand earlier, not as a run (a short value not after a key):
             # as many of them are passed over in ``out`` as stand between the last run and this one
@@ -274,31 +273,11 @@ class Masker:
                     "it was not forwarded"
                 )
             before = out[i][last.get(i, 0) : at]
-            pieces.setdefault(i, []).extend((before, token or base64text.encode(run, texts[i], new)))
+            pieces.setdefault(i, []).extend((before, replacement))
             last[i] = at + len(coded)
         for i, parts in pieces.items():
             out[i] = "".join(parts) + out[i][last[i] :]
         return out
-
-    def _issuer_after(
-        self, sources: list[str], out: list[str], result: MaskResult
-    ) -> Callable[[str, str], str]:
-        """Issues tokens after this request's (``result``'s), clear of the token-shaped text of its
-        strings, and records them in ``result``."""
-        issuer = TokenIssuer(self._secret, self._mint)
-        for text in [*sources, *out]:
-            issuer.reserved.update(TOKEN_RE.findall(text))
-        issuer.reserved.difference_update(result.tokens)
-        issuer.by_token.update(result.tokens)
-
-        def issue(kind: str, value: str) -> str:
-            collisions = issuer.collisions
-            token = issuer.issue(kind, value)
-            result.tokens[token] = value
-            result.collisions += issuer.collisions - collisions
-            return token
-
-        return issue
 
     def _mask_decoded(
         self,
