@@ -57,6 +57,7 @@ from . import base64text, echo
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, Container, Document
+from .patterns import LINKED_DIMENSION
 from .restore import token_kind
 from .textview import PAIR_NAME
 from .tokens import KIND_CATEGORIES, TOKEN_RE
@@ -100,7 +101,6 @@ _LIFTED = frozenset({"default", "const", "example", "examples", "enum", "S", "N"
 schema's keywords (``"OwnerId": {"type": "string", "default": "..."}``, in a tool's ``input_schema``)
 and DynamoDB's typed values (``"OwnerId": {"S": "..."}``). Their values are scanned with that key as
 their context instead of their own."""
-_LINKED_DIMENSION = "LINKED_ACCOUNT"
 _TWELVE_DIGITS = re.compile(r"[0-9]{12}")
 _BUCKET_ITEM_KEYS = frozenset(("Name", "CreationDate", "BucketRegion", "BucketArn"))
 """The string members of an item of ``list-buckets``."""
@@ -195,9 +195,9 @@ def mask_document(
             contexts.append(outer + (quoted[key] if named is None else named) + quote)
         if _TWELVE_DIGITS.search(value):
             if linked is None:
-                linked = any(_LINKED_DIMENSION in v for v in doc.values)
+                linked = any(LINKED_DIMENSION in v for v in doc.values)
             if linked:  # Cost Explorer by account, anywhere in the request (patterns.py, as in pasted text)
-                contexts[-1] = _LINKED_DIMENSION + "\n" + contexts[-1]
+                contexts[-1] = LINKED_DIMENSION + "\n" + contexts[-1]
         next_key = next_keys.get(i)
         if next_key is None:
             suffixes.append(quote)

@@ -1348,7 +1348,7 @@ _DYNAMODB_TYPED_BEFORE = re.compile(r"\{\s*[\"'][SN][\"']\s*:\s*[\"']\Z")
 # integer part, nothing glued after it) is an account. Whether the text names it is noted per thread,
 # for the text (its identity, length and hash: a string's hash is computed once and kept), so it is
 # looked for once.
-_LINKED_DIMENSION = "LINKED_ACCOUNT"
+LINKED_DIMENSION = "LINKED_ACCOUNT"
 _NOT_ON_ITS_OWN = re.compile(r"\.[0-9]|[A-Za-z0-9_]")
 _linked_note = threading.local()
 
@@ -1357,7 +1357,7 @@ def _names_linked_dimension(text: str) -> bool:
     note = getattr(_linked_note, "at", None)
     key = (id(text), len(text), hash(text))
     if note is None or note[0] != key:
-        note = _linked_note.at = (key, _LINKED_DIMENSION in text)
+        note = _linked_note.at = (key, LINKED_DIMENSION in text)
     return note[1]
 
 
@@ -4331,12 +4331,12 @@ RULES: tuple[Rule, ...] = (
             + r")*)"
             + _ID_END
         ),
-        items=_CF_DIST_ID + r"(?![A-Za-z0-9])",
+        items=_CF_PROSE_ITEM,
         description=(
             "CloudFront distribution IDs after the word distribution(s) in prose, every one of a list "
             "(distribution E2QW..., distribution ID is E2QW..., distributions E2QW..., E3AB... and ...)"
         ),
-        anchors=(r"(?:[Dd]istributions?|DISTRIBUTIONS?)[^A-Za-z0-9]",),
+        anchors=(one_of(_CF_PROSE_WORDS) + "[^A-Za-z0-9]",),
         must_match=(
             ("distribution E2QWRUHAPOMQZL is slow", "E2QWRUHAPOMQZL"),
             ("CloudFront distribution ID E1A2B3C4D5E6F7 returns 403", "E1A2B3C4D5E6F7"),
