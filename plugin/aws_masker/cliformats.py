@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+from . import textmarks
 from .errors import TooComplexError
 from .scanner import Found, unescaped
 from .textview import PAIR_NAME
@@ -70,7 +71,7 @@ def may_hold(text: str) -> bool:
     # for an absent two-character string at about a millisecond per megabyte)
     if ("\t" in text or ("\\" in text and "\\t" in text)) and _TEXT.search(text) is not None:
         return True
-    return "--query" in text and _QUERY_COMMAND.search(text) is not None
+    return textmarks.holds(text, "query") and _QUERY_COMMAND.search(text) is not None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -33,7 +33,12 @@ def _field_pattern(delimiter: str) -> re.Pattern[str]:
 
 
 _FIELD = {delimiter: _field_pattern(delimiter) for delimiter in DELIMITERS}
-_NAME = re.compile(r'[ \t]*"?[ \t]*[A-Za-z@][A-Za-z0-9 _./:@()#&,\'-]{0,100}"?[ \t]*\r?')
+_NAME = re.compile(r'[ \t]*"?[ \t]*[A-Za-z@][A-Za-z0-9 _./:@()#&,\'$%-]{0,100}"?[ \t]*\r?')
+# what else a header may hold beside names: an empty or "#" field (a SQL client's or Athena's row number
+# column), a month or a day (Cost Explorer's monthly columns)
+_HEADER_OTHER = re.compile(r'[ \t]*"?[ \t]*(?:#|[0-9]{4}-[0-9]{2}(?:-[0-9]{2})?)?[ \t]*"?[ \t]*\r?')
+# a rule under a header row, whose delimiters are not the rows' (psql's ----+----, a box's +----+----+)
+_RULE_LINE = re.compile(r"[ \t]*[-+=:|]*-[-+=:| \t]*\r?")
 # what stands before a header's first name when the CSV is a string's content and the text begins
 # with the string's key (a JSON value scanned with its key: {"csv": "LinkedAccount,...)
 _OPENING = re.compile(r'.*["\']')
@@ -51,6 +56,7 @@ class _Block(NamedTuple):
     header: list[str]
     start: int  # where the header line starts
     checked: int  # where the last line known to be in the block ends (its line break)
+    ruled: bool  # a rule line stands under the header (psql's ----+----, a box's +----+)
 
 
 _last = threading.local()
@@ -102,7 +108,8 @@ def _header(text: str, fields: list[tuple[int, int]]) -> list[str] | None:
         first = names[0].rstrip(" \t\"'")
         opening = _OPENING.match(first)
         names[0] = first[opening.end() :] if opening else first
-    if all(_NAME.fullmatch(name) and not _LONG_NUMBER.search(name) for name in names):
+    named = [bool(_NAME.fullmatch(name)) and not _LONG_NUMBER.search(name) for name in names]
+    if any(named) and all(ok or _HEADER_OTHER.fullmatch(name) for ok, name in zip(named, names, strict=True)):
         return [name.strip(' \t\r"') for name in names]
     return None
 
@@ -111,6 +118,13 @@ def column_name(text: str, start: int, end: int) -> str | None:
     """The header name of the column whose cell is ``text[start:end]`` (the whole field, or what its
     quotes hold, or the part before a colon in it), or None when the text there is not a cell of a
     block with a header."""
+    found = column(text, start, end)
+    return found[0] if found is not None else None
+
+
+def column(text: str, start: int, end: int) -> tuple[str, bool] | None:
+    """``column_name``, and whether a rule line stands between the header and the rows (a SQL client's
+    table, psql's ``----+----`` or a box's ``+----+``: its columns are often not AWS's)."""
     delimiter = _delimiter_beside(text, start, end)
     if delimiter is None:
         return None
@@ -148,24 +162,28 @@ def column_name(text: str, start: int, end: int) -> str | None:
             at = row_end
         else:
             _last.block = block._replace(checked=max(block.checked, line_end))
-            return block.header[index]
+            return block.header[index], block.ruled
     # up the block (the lines with as many fields) to its topmost line of names: its header (a line
     # above it that happens to hold as many commas, such as a line of JSON, is not)
     top, lines = line_start, 0
     header: list[str] | None = None
     header_start = header_end = -1
+    ruled = passed = False  # (a rule line under the header; one passed over so far)
     while top > 0 and lines < MAX_LINES_UP:
         above = text.rfind("\n", 0, top - 1) + 1
         row = _fields(text, above, top - 1, delimiter)
+        if (row is None or len(row) != count) and _RULE_LINE.fullmatch(text, above, top - 1):
+            top, lines, passed = above, lines + 1, True  # (passed over: the header is above it)
+            continue
         if row is None or len(row) != count:
             break
         names = _header(text, row)
         if names is not None:
-            header, header_start, header_end = names, above, top - 1
+            header, header_start, header_end, ruled = names, above, top - 1, passed
         top, lines = above, lines + 1
     if header is None:
         return None  # no line of names above the cell in its block
     _last.block = _Block(
-        delimiter, id(text), len(text), text[header_start:header_end], header, header_start, line_end
+        delimiter, id(text), len(text), text[header_start:header_end], header, header_start, line_end, ruled
     )
-    return header[index]
+    return header[index], ruled

@@ -57,8 +57,8 @@ from . import base64text, echo
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, Container, Document
-from .patterns import LINKED_DIMENSION
 from .restore import token_kind
+from .textmarks import LINKED_DIMENSION
 from .textview import PAIR_NAME
 from .tokens import KIND_CATEGORIES, TOKEN_RE
 

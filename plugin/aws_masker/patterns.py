@@ -38,7 +38,7 @@ from decimal import Decimal, InvalidOperation
 from enum import Enum
 from functools import lru_cache
 
-from . import csvview
+from . import csvview, textmarks
 
 
 class Verdict(Enum):
@@ -156,7 +156,7 @@ ASSIGN = (
     # (a list's "[", or DynamoDB JSON's typed value: "bucket": {"S": "acme-logs"})
     r"[\"']?"
     + run(r"\s")
-    + "[:=]"
+    + "(?:=>|[:=])"  # (=>: a PHP or Perl array, a Ruby hash, a Logstash setting)
     + run(r"\s")
     + r"(?:\["
     + run(r"\s")
@@ -454,6 +454,10 @@ ACCESS_KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA")
 IAM_ID_PREFIXES = ("AIDA", "AROA", "AGPA", "AIPA", "ANPA", "ANVA", "APKA", "ASCA", "ACCA")
 
 
+def _ec2_uuid_kind(value: str) -> str:
+    return EC2_PREFIXES[value.split("-", 1)[0]]
+
+
 def _ec2_kind(value: str) -> str:
     return EC2_PREFIXES[value.rsplit("-", 1)[0]]
 
@@ -720,7 +724,12 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
     # (not a date: "the bucket" at a line's end, then an `aws s3 ls` listing, whose own rule reads it)
-    if _valid_bucket(value) and _looks_like_name(value, text, start) and not _ISO_DATE.fullmatch(value):
+    if (
+        _valid_bucket(value)
+        and _looks_like_name(value, text, start)
+        and not _ISO_DATE.fullmatch(value)
+        and not english_compound(value)
+    ):
         return Verdict.MASK
     return Verdict.REJECT
 
@@ -977,6 +986,94 @@ _ENGLISH_LAST = frozenset(
 )
 
 
+# hyphenated English of the trade after "S3", "RDS" or "database" in prose ("RDS multi-az", "S3
+# server-side encryption", "the database is read-only"): made of these words only, it is no name
+_COMPOUND_PARTS = (
+    _ENGLISH_FIRST
+    | _ENGLISH_LAST
+    | frozenset(
+        {
+            "az",
+            "replica",
+            "replicas",
+            "blue",
+            "green",
+            "part",
+            "signed",
+            "level",
+            "point",
+            "date",
+            "to",
+            "compatible",
+            "scaling",
+            "fail",
+            "enforced",
+            "owner",
+            "object",
+            "server",
+            "client",
+            "migration",
+            "service",
+            "postgres",
+            "mysql",
+            "engine",
+            "instance",
+            "cluster",
+            "bucket",
+            "storage",
+            "upload",
+            "availability",
+            "zone",
+            "standby",
+            "failover",
+            "backup",
+            "restore",
+            "lifecycle",
+            "origin",
+            "access",
+            "control",
+            "transfer",
+            "acceleration",
+            "write",
+            "log",
+            "logs",
+            "logging",
+            "event",
+            "events",
+            "version",
+            "key",
+            "encryption",
+            "at",
+            "rest",
+            "by",
+            "default",
+            "as",
+            "is",
+            "of",
+            "the",
+            "a",
+            "and",
+            "or",
+            "with",
+        }
+    )
+)
+
+
+def english_compound(value: str) -> bool:
+    """Whether ``value`` is hyphenated English of the trade (``multi-az``, ``read-only``): no name in
+    prose."""
+    parts = value.lower().split("-")
+    return len(parts) > 1 and all(part in _COMPOUND_PARTS for part in parts)
+
+
+def distinctive_name(value: str, text: str, start: int) -> bool:
+    """Whether a name found in prose is one no sentence would hold by chance, enough to echo it (an
+    incident report names the DB in its header, then in backticks in its timeline): a digit in it, or
+    three parts or more, and not hyphenated English."""
+    return (any(c.isdigit() for c in value) or value.count("-") >= 2) and not english_compound(value)
+
+
 def _bucket_before_word_verdict(value: str, text: str, start: int) -> Verdict:
     """A name right before the word "bucket" ("the acme-prod-logs bucket") when it looks like a bucket's
     name: a hyphen, dot or digit, not hyphenated English, a number, version, hash, region or host."""
@@ -1048,7 +1145,7 @@ def _rds_resource_value_verdict(value: str, text: str, start: int) -> Verdict:
 
 
 def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
-    if value.endswith("-") or "--" in value:
+    if value.endswith("-") or "--" in value or english_compound(value):
         return Verdict.REJECT
     return Verdict.MASK if _looks_like_name(value, text, start) else Verdict.REJECT
 
@@ -1230,6 +1327,10 @@ _ACCOUNT_KEY = (
     r"AWSAccountId|awsAccountId|UserId|RequesterId|account_(?:ids?|numbers?)|account-ids?|owner-ids?|owners|"
     r"SourceAccount|ImageLocation|[Rr]egistryIds?|registry_ids?|REGISTRY_ID|"
     r"recipientAccountId|PrincipalAccount|SourceOwner|AWS|"
+    # the account under other names: Glue's catalog, GuardDuty's and Security Hub's administrator, RAM's
+    # associated entity, a target (Identity Center, Organizations), a bare principal (Lambda permission)
+    r"CatalogId|catalogId|catalog_id|AdministratorId|administratorId|MasterId|masterId|associatedEntity|"
+    r"TargetId|targetId|target_id|Principal|"
     # the abbreviation: acct_id, AcctId, ACCT_ID
     r"[Aa]cct(?:Id|ID|_ids?)?|ACCT(?:_IDS?)?)"
 )
@@ -1240,10 +1341,12 @@ _ACCOUNT_CONTEXT_TEXT = (
     # were account IDs or ARNs (a policy's principals: "AWS": ["arn:aws:iam::1234...:root", "5678..."])
     + _ACCOUNT_KEY
     # (or only blanks after the key: "OwnerId 1234..." in a log line or a transcript)
-    + r"[\"']?\s*(?:[:=|>]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s|[ \t])\s*(?:\[|-[ \t])?\s*"
+    # (a list's items may carry a `terraform plan`'s or `pulumi preview`'s change mark: + "1234...",)
+    + r"[\"']?\s*(?:=>|[:=|>]|(?:(?<=-id)|(?<=-ids)|(?<=-owners))\s|[ \t])"
+    + r"\s*(?:\[\s*(?:[-+~][ \t]+)?|-[ \t])?\s*"
     # (blanks inside the quote too, escaped ones as a backslash and NULs: " 1234...")
     + r"(?:[\"'](?:[ \t]|\\\x00{1,5})*)?"
-    + r"(?:(?:[0-9]{12}|arn:[^\s\"',\[\]]{1,160})[\"']?(?:\s*,\s*|[ \t]+|\s*-[ \t]+)[\"']?)*"
+    + r"(?:(?:[0-9]{12}|arn:[^\s\"',\[\]]{1,160})[\"']?(?:\s*,\s*(?:[-+~][ \t]+)?|[ \t]+|\s*-[ \t]+)[\"']?)*"
     # prose: "account 1234...", "account ID is 1234...", "accounts 1234... and 5678...", "account **1234**";
     # the abbreviation too: "acct 1234...", "Acct ID: 1234...", "acct#1234..."
     r"|(?:[Aa]ccounts?|ACCOUNTS?|[Aa]cct|ACCT)(?<![A-Za-z0-9_][Aa]ccount)(?<![A-Za-z0-9_][Aa]ccounts)"
@@ -1262,12 +1365,26 @@ _ACCOUNT_CONTEXT_TEXT = (
     # {"key": "aws:ResourceAccount", "values": {"items": [{"value": ...
     r"|(?:Resource|Principal|Source)Account[\"']?\s*,\s*[\"']?values[\"']?\s*:\s*\{\s*[\"']?items[\"']?"
     r"\s*:\s*\[\s*\{\s*[\"']?value[\"']?\s*:\s*[\"']?"
+    # an IAM policy document in HCL (aws_iam_policy_document): a principals block's identifiers after
+    # type = "AWS", a condition's values after an account condition key (in a plan, with change marks)
+    r"|(?:type[ \t]*=[ \t]*\"AWS\"|variable[ \t]*=[ \t]*\"aws:(?:Source|Principal|Resource)Account\")"
+    r"[ \t]*\r?\n[ \t]*(?:[-+~][ \t]+)?(?:identifiers|values)[ \t]*=[ \t]*\[\s*(?:[-+~][ \t]+)?\""
+    # a map of accounts by name (HCL locals, YAML, JSON, Python, TypeScript): accounts = { prod = ...
+    r"|(?:[Aa]ccounts|ACCOUNTS|[Aa]ccount_?[Ii]ds|ACCOUNT_IDS)[\"']?\s*[:=]\s*\{?\s*"
+    r"[\"']?[A-Za-z0-9_.-]{1,40}[\"']?[ \t]*[:=][ \t]*[\"']?"
+    # "accounts for <purpose>:" (`cdk bootstrap --trust`: Trusted accounts for deployment: 1234...)
+    r"|(?:[Aa]ccounts|ACCOUNTS) for [A-Za-z]{3,20}[ \t]*:[ \t]*(?:[0-9]{12}[ \t]*,[ \t]*)*"
+    # the accounts an RDS snapshot is shared with (describe-db-snapshot-attributes): restore's values
+    r"|AttributeName[\"']?\s*[:=]\s*[\"']?restore[\"']?\s*,\s*[\"']?AttributeValues[\"']?\s*[:=]\s*\[\s*[\"']?"
+    r"(?:[0-9]{12}[\"']?\s*,\s*[\"']?)*"
+    # an OCSF record's account (Security Lake, Security Hub's OCSF findings): "account": {"uid": ...
+    r"|account[\"']?\s*:\s*\{\s*[\"']?uid[\"']?\s*:\s*[\"']?"
     # the Id of an account of AWS Organizations (list-accounts, describe-account, delegated admins)
     r"|(?:Accounts?|DelegatedAdministrators)[\"']?\s*:\s*(?:\[\s*)?(?:\{\s*|-[ \t]+)"
     r"[\"']?Id[\"']?\s*:\s*[\"']?"
     r")\Z"
 )
-_ACCOUNT_CONTEXT_FIRST = "[ADIOPRSUaor]"
+_ACCOUNT_CONTEXT_FIRST = "[ACDIMOPRSTUacmortv]"
 """Every letter an alternative of ``_ACCOUNT_CONTEXT_TEXT`` can start with (tests/test_catalogue.py)."""
 # Only whether it matches is asked, so it is searched for behind a class of those letters, the match
 # held by a lookbehind from there: the regex engine skips to the letters (a pattern that begins with
@@ -1283,7 +1400,7 @@ _ACCOUNT_CONTEXT = re.compile(
 # accounts an RDS snapshot is shared with (--values-to-add 1234...), owners after an alias (--owners
 # self 1234...), a CDK environment (aws://1234.../us-east-1)
 _MARKED_CONTEXT = re.compile(
-    r"(?:-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?"
+    r"(?:-(?<=--)(?:[a-z0-9]+-)*(?:owners?|owner-ids?|accounts?|account-ids?|user-ids?|principals?|target-ids?"
     r"|registry-ids?"
     r"|values-to-(?:add|remove))"
     r"(?:=|[ \t]+)[\"']?(?:(?:self|amazon|aws-marketplace|aws-backup-vault)[ \t]+)*"
@@ -1313,6 +1430,7 @@ _ACCOUNT_AFTER = re.compile(
 _NEXT_OBJECT_ID = re.compile(
     r"[\"']?[^{}\[\]]{0,300}?(?:\}\s*,\s*\{\s*[\"']?Id[\"']?\s*:|\n[ \t]*-[ \t]+Id[ \t]*:)[ \t]*[\"']?"
 )
+_NEXT_MAP_ENTRY = re.compile(r"[\"']?[ \t]*,?\s*[\"']?[A-Za-z0-9_.-]{1,40}[\"']?[ \t]*[:=][ \t]*[\"']?")
 # "accounts" (or "account IDs") and a few words before a list of IDs: "the accounts in scope are
 # '1234...', '5678...'", "Affected accounts (prod): `1234...`, `5678...`"
 _PROSE_ACCOUNTS_BEFORE = re.compile(
@@ -1327,7 +1445,7 @@ _PROSE_ACCOUNTS_BEFORE = re.compile(
 # continuation
 _LIST_SEPARATOR = (
     r"[\"'`)*]*(?:[ \t]*\([^()\n]{1,30}\))?"
-    r"(?:[ \t]*[,;][ \t\r\n]*(?:(?:and|or)[ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
+    r"(?:[ \t]*[,;][ \t\r\n]*(?:(?:and|or)[ \t]+|[-+~][ \t]+)?|[ \t]+(?:(?:and|or|&)[ \t]+)?"
     r"|[ \t]*\r?\n[ \t]*(?:[-*\u2022]|[0-9]{1,3}[.)])[ \t]+|[ \t]*\\\r?\n[ \t]*)[\"'`(*]*"
 )
 _LIST_NEXT = re.compile(_LIST_SEPARATOR + r"[0-9]{12}(?![0-9])")
@@ -1345,20 +1463,9 @@ _DYNAMODB_TYPED_BEFORE = re.compile(r"\{\s*[\"'][SN][\"']\s*:\s*[\"']\Z")
 # get-dimension-values --dimension LINKED_ACCOUNT, a filter on it): its Keys and Values are the
 # accounts, with no key that says so. In a text that names the LINKED_ACCOUNT dimension anywhere (the
 # command may follow its output), a number of twelve digits that stands on its own (not a decimal's
-# integer part, nothing glued after it) is an account. Whether the text names it is noted per thread,
-# for the text (its identity, length and hash: a string's hash is computed once and kept), so it is
-# looked for once.
-LINKED_DIMENSION = "LINKED_ACCOUNT"
+# integer part, nothing glued after it) is an account. Whether the text names it is looked for once
+# per text, with the other marks of textmarks.py.
 _NOT_ON_ITS_OWN = re.compile(r"\.[0-9]|[A-Za-z0-9_]")
-_linked_note = threading.local()
-
-
-def _names_linked_dimension(text: str) -> bool:
-    note = getattr(_linked_note, "at", None)
-    key = (id(text), len(text), hash(text))
-    if note is None or note[0] != key:
-        note = _linked_note.at = (key, LINKED_DIMENSION in text)
-    return note[1]
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
@@ -1381,6 +1488,8 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             (start - last[2] <= 40 and _LIST_GAP.fullmatch(text, last[2], start))
             # or the next object of a list, its Id first (Organizations: list-accounts)
             or _NEXT_OBJECT_ID.fullmatch(text, last[2], start)
+            # or the next entry of a map of accounts by name (prod = "1234...", ci = "5678...")
+            or (start - last[2] <= 80 and _NEXT_MAP_ENTRY.fullmatch(text, last[2], start))
         )
     ):
         return Verdict.MASK
@@ -1413,19 +1522,31 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             _PROSE_ACCOUNTS_BEFORE.search(text, lo, before)
         ):
             return Verdict.MASK
-    if _names_linked_dimension(text) and not _NOT_ON_ITS_OWN.match(text, end):
+    if textmarks.holds(text, "linked") and not _NOT_ON_ITS_OWN.match(text, end):
         return Verdict.MASK
     # a cell of a CSV column (or tab- or semicolon-separated, or a Markdown table's) whose header names
     # an account (Cost Explorer's LinkedAccount, a Cost and Usage Report's lineItem/UsageAccountId)
-    column = csvview.column_name(text, start, end)  # (None at once where no delimiter stands beside)
-    if column is not None and (
-        _ACCOUNT_CONTEXT.search(f"{column}: ")
+    cell = csvview.column(text, start, end)  # (None at once where no delimiter stands beside)
+    if cell is None:
+        return Verdict.REJECT
+    column, ruled = cell
+    if ruled:  # a SQL client's table: only a column named for an account ID (account_id, accountid)
+        return Verdict.MASK if _ACCOUNT_ID_COLUMN.search(column) else Verdict.REJECT
+    if (
+        _ACCOUNT_COLUMN.search(column)
+        or _ACCOUNT_CONTEXT.search(f"{column}: ")
         or _ACCOUNT_CONTEXT.search(f'"{column}": "')
         # a Logs Insights export's @log column: <account>:<log group>, whatever the group is called
         or (column == "@log" and text.startswith(":", end))
     ):
         return Verdict.MASK
     return Verdict.REJECT
+
+
+# a column named for an account in any spelling (useridentity.accountid, recipientaccountid,
+# line_item_usage_account_id, "Linked account"), not for its name or alias
+_ACCOUNT_COLUMN = re.compile(r"(?i)(?:\A|[^a-z])[a-z]*account(?:[ _-]?ids?|[ _-]?numbers?)?\Z")
+_ACCOUNT_ID_COLUMN = re.compile(r"(?i)account[ _-]?ids?\Z")
 
 
 # An account ID in a resource's name, joined to it by a hyphen: AWS names the buckets it makes so
@@ -1637,6 +1758,10 @@ _TOKEN_SHAPE = re.compile(r"AWS_[A-Z][A-Z0-9_]*_[0-9a-f]{12}")
 """A token of this masker's (tokens.py; its exact grammar is built from this catalogue): never a name."""
 
 
+# a status, not a name (a stack event's CREATE_COMPLETE after a logical ID that ends in Function)
+_STATUS = re.compile(r"[A-Z]+(?:_[A-Z]+)*_(?:IN_PROGRESS|COMPLETE|FAILED|SKIPPED)")
+
+
 def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
     """A value under a key or flag that names a resource: masked unless it is a plain word ("default",
     "Orders"), a number, version, hash, UUID or EC2 ID (their own rules), a region, an instance
@@ -1647,6 +1772,7 @@ def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
         (value[:4] == "AWS_" and _TOKEN_SHAPE.fullmatch(value))
         or _SERVICE_NAME.fullmatch(value)
         or _PLAIN_WORD.fullmatch(value)
+        or _STATUS.fullmatch(value)
         or _NOT_LISTED_NAME.fullmatch(value)
         or re.fullmatch(REGION, value)
         or re.fullmatch(_INSTANCE_CLASS, value)
@@ -2111,7 +2237,7 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
         echo=True,
         category="arn",
         kind="ARN",
-        regex=words(["ResourceId", "resourceId", "resourceName", "ResourceName"])
+        regex=words(["ResourceId", "resourceId", "resourceName", "ResourceName", "ComplianceResourceId"])
         + ASSIGN
         + r"(?P<v>"
         + _RESOURCE_NAME
@@ -2121,7 +2247,10 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
             "A resource's name as its ResourceId/resourceName beside a type whose ID is its name "
             "(AWS Config's evaluation results and configuration items: buckets, functions, tables...)"
         ),
-        anchors=(one_of(["ResourceId", "resourceId", "resourceName", "ResourceName"]) + f"[{AFTER_KEY}]",),
+        anchors=(
+            one_of(["ResourceId", "resourceId", "resourceName", "ResourceName", "ComplianceResourceId"])
+            + f"[{AFTER_KEY}]",
+        ),
         validate=_typed_resource_verdict,
         must_match=(
             (
@@ -2191,7 +2320,9 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
         regex=(
             # (at a line's start, a string's or a query argument's)
             r"functions:(?<![^\n\"'=]functions:)[ \t]*\r?\n"
-            r"(?P<v>(?:[ \t]+[A-Za-z0-9_-]{1,64}:[ \t]+[^\s:]{1,170}[ \t]*(?:\r?\n|\Z))+)"
+            # (`sls deploy` adds each function's size: getOrders: orders-prod-getOrders (1.2 MB))
+            r"(?P<v>(?:[ \t]+[A-Za-z0-9_-]{1,64}:[ \t]+[^\s:]{1,170}(?:[ \t]+\([0-9.]{1,8}[ \t]?[kKMG]?B\))?"
+            r"[ \t]*(?:\r?\n|\Z))+)"
         ),
         items=r":[ \t]+(?P<v>" + _RESOURCE_NAME + ")" + _NAME_END,
         description="The Lambda function names `serverless info` lists under its functions: line",
@@ -2631,9 +2762,26 @@ _RDS_PROSE_WORDS = (
     "DBCluster",
     "DBSnapshot",
     "DBClusterSnapshot",
+    # (the SDKs' spelling in some messages: "DbCluster x is not currently in the available state")
+    "DbInstance",
+    "DbCluster",
 )
 _SNAPSHOT_WORDS = ("snapshot", "Snapshot")
-_RDS_NAME_KEYS = ("DBName", "db_name", "identifier", "instanceID")  # (instanceID: Enhanced Monitoring)
+_RDS_NAME_KEYS = (
+    "DBName",
+    "db_name",
+    "identifier",
+    "instanceID",  # (Enhanced Monitoring)
+    # outputs of Terraform modules (terraform-aws-modules' rds and rds-aurora), a template's parameter
+    "db_instance_id",
+    "this_db_instance_id",
+    "rds_instance_id",
+    "db_cluster_id",
+    "rds_cluster_id",
+    "cluster_id",
+    "DBInstanceName",
+    "db_instance_name",
+)
 _BUCKET_KEYS = (
     "Bucket",
     "BucketName",
@@ -2658,6 +2806,11 @@ _BUCKET_KEYS = (
     "AWS_S3_BUCKET",
     "S3_BUCKET",
     "BUCKET_NAME",
+    "s3_bucket_id",  # (an output of terraform-aws-modules' s3-bucket)
+    "s3-bucket-name",  # (the AWS Load Balancer Controller's access-log annotation)
+    "bucket-name",
+    "bucketnames",  # (Loki's storage_config)
+    "bucketNames",
 )
 # the resources `cdk bootstrap` names after the account and region (cdk-<qualifier>-<what>-<account>-<region>)
 _CDK_BOOTSTRAP = (
@@ -3287,11 +3440,12 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="s3_prose",
+        echo_when=distinctive_name,
         category="s3",
         kind="S3_BUCKET",
         regex=(
             words(_S3_PROSE_WORDS)
-            + r"(?:\s+bucket)?(?:\s+(?:named|called))?:?\s+"
+            + r"(?:\s+buckets?)?(?:\s+(?:named|called|[Nn]ame))?:?\s+"
             + OPEN_QUOTE
             + r"(?P<v>"
             + BUCKET
@@ -3370,6 +3524,131 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="s3_terraform_block_id",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            # a bucket's resources in a plan or `terraform state show` (aws_s3_bucket, its policy,
+            # versioning, public access block, ...: not an object, whose id is its key) have the
+            # bucket's name as their id, shown among the block's first lines
+            words(["resource"]) + r"[ \t]+\"aws_s3_bucket(?!_object\b)(?:_[a-z_]{1,60})?\""
+            r"[ \t]+\"[^\"\n]{1,200}\"[ \t]*\{\r?\n"
+            r"(?:[^\n]{0,400}\n){0,20}?[ \t]*(?:[~+-][ \t]+)?id[ \t]*=[ \t]*\"(?P<v>" + BUCKET + r")\""
+        ),
+        description='A bucket as the id of its resources in a Terraform plan or state (id = "<bucket>")',
+        anchors=(r"resource[ \t]{1,4}\"aws_s3_bucket",),
+        validate=_bucket_verdict,
+        must_match=(
+            (
+                '  ~ resource "aws_s3_bucket_policy" "artifacts" {\n'
+                '        id     = "acme-orders-artifacts"\n',
+                "acme-orders-artifacts",
+            ),
+            (
+                'resource "aws_s3_bucket" "logs" {\n    arn    = "arn:aws:s3:::acme-logs"\n'
+                '    id = "acme-logs"\n',
+                "acme-logs",
+            ),
+        ),
+        must_not_match=('resource "aws_s3_bucket_object" "page" {\n    id = "index.html"\n',),
+    ),
+    Rule(
+        name="s3_sdk_call",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            # a bucket passed by position to the SDKs' calls: boto3's download_file(Bucket, Key, Filename)
+            # and upload_file(Filename, Bucket, Key), the Java SDK's .bucket("x"), getObject("x", key),
+            # new PutObjectRequest("x", ...)
+            words(
+                [
+                    "download_file",
+                    "download_fileobj",
+                    "upload_file",
+                    "upload_fileobj",
+                    "bucket",
+                    "getObject",
+                    "putObject",
+                    "deleteObject",
+                    "copyObject",
+                    "PutObjectRequest",
+                    "GetObjectRequest",
+                ]
+            )
+            # (a first argument before it: upload_file's file name)
+            + r"\([ \t]*(?:(?:[\"'][^\"'\n]{0,200}[\"']|[A-Za-z0-9_.\[\]]{1,100})[ \t]*,[ \t]*)?"
+            + r"[\"'](?P<v>"
+            + BUCKET
+            + r")[\"']"
+        ),
+        description=(
+            "A bucket passed by position to the SDKs' S3 calls (boto3's download_file and upload_file, the "
+            "Java SDK's .bucket(...), getObject(...), new PutObjectRequest(...))"
+        ),
+        anchors=(
+            one_of(
+                [
+                    "download_file",
+                    "download_fileobj",
+                    "upload_file",
+                    "upload_fileobj",
+                    "bucket",
+                    "getObject",
+                    "putObject",
+                    "deleteObject",
+                    "copyObject",
+                    "PutObjectRequest",
+                    "GetObjectRequest",
+                ]
+            )
+            + r"\(",
+        ),
+        validate=_bucket_verdict,
+        must_match=(
+            (
+                "    s3.download_file('acme-data-lake-raw', 'events/part-0000.parquet', '/tmp/p')",
+                "acme-data-lake-raw",
+            ),
+            ("    s3.upload_file('/tmp/report.csv', 'acme-reports-prod', key)", "acme-reports-prod"),
+            ('GetObjectRequest.builder().bucket("acme-media-prod").key(key).build();', "acme-media-prod"),
+            ('s3Client.getObject("acme-uploads-prod", key)', "acme-uploads-prod"),
+        ),
+        must_not_match=("s3.download_file(bucket, key, path)", "bucket(name)"),
+    ),
+    Rule(
+        name="s3_sdk_copy_source",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=words(["CopySource"]) + r"[ \t]*=[ \t]*[\"'](?P<v>" + BUCKET + r")/",
+        description="A bucket in boto3's CopySource='<bucket>/<key>'",
+        anchors=(r"CopySource[ \t]{0,4}=",),
+        validate=_bucket_verdict,
+        must_match=(
+            (
+                "s3.copy_object(CopySource='acme-media-prod/avatars/42.png', Bucket=dst, Key=k)",
+                "acme-media-prod",
+            ),
+        ),
+        must_not_match=("CopySource=source",),
+    ),
+    Rule(
+        name="s3_sdk_go_bucket",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=words(["Bucket"]) + r":[ \t]*aws\.String\([ \t]*\"(?P<v>" + BUCKET + r")\"\)",
+        description='A bucket in the Go SDK\'s Bucket: aws.String("<bucket>")',
+        anchors=(r"Bucket:[ \t]{0,4}aws\.String\(",),
+        validate=_bucket_verdict,
+        must_match=(
+            ('&s3.GetObjectInput{Bucket: aws.String("acme-uploads-prod"), Key: k}', "acme-uploads-prod"),
+        ),
+        must_not_match=("Bucket: aws.String(bucket)",),
+    ),
+    Rule(
         name="s3_cfn_event",
         echo=True,
         category="s3",
@@ -3403,6 +3682,96 @@ RULES: tuple[Rule, ...] = (
             "CREATE_FAILED AWS::S3::Bucket LogsBucket Resource creation cancelled",
             "AWS::S3::BucketPolicy  Policy  stack-policy-1",
         ),
+    ),
+    Rule(
+        name="s3_cfn_already_exists",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            # the S3 handler's message (stack events, cdk deploy, sam deploy), whatever stands around it;
+            # and the identifier of a bucket in Cloud Control's message
+            r"(?:R(?<![A-Za-z0-9_]R)esource handler returned message:[ \t]*(?:\\?[\"'])?"
+            r"|R(?<![A-Za-z0-9_]R)esource of type [\"']AWS::S3::Bucket[\"'] with identifier [\"'])"
+            r"(?P<v>" + BUCKET + r")(?=[\"'][ \t]+(?:already exists|was not found)|[ \t]+already exists)"
+        ),
+        description=(
+            "A bucket in CloudFormation's handler messages (Resource handler returned message: \"<bucket> "
+            "already exists\"; Resource of type 'AWS::S3::Bucket' with identifier '<bucket>' already exists)"
+        ),
+        anchors=("Resource handler returned message:", "Resource of type [\"']AWS::S3::Bucket"),
+        must_match=(
+            (
+                "ArtifactsBucket\tCREATE_FAILED\tResource handler returned message: "
+                '"acme-uploads-prod already '
+                'exists" (RequestToken: 1a2b, HandlerErrorCode: AlreadyExists)',
+                "acme-uploads-prod",
+            ),
+            (
+                "Resource of type 'AWS::S3::Bucket' with identifier 'acme-uploads-prod' already exists.",
+                "acme-uploads-prod",
+            ),
+        ),
+        must_not_match=(
+            'Resource handler returned message: "Access Denied (Service: S3, Status Code: 403)"',
+            'Resource handler returned message: "invalid request" already exists',
+        ),
+    ),
+    Rule(
+        name="cfn_already_exists",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        regex=(
+            # Cloud Control's message for any other type (stack events, cdk deploy, sam deploy)
+            r"R(?<![A-Za-z0-9_]R)esource of type [\"']AWS::[A-Za-z0-9]{2,40}::[A-Za-z0-9:]{2,80}[\"'] with "
+            r"identifier [\"'](?P<v>[A-Za-z0-9_./:+=@#|-]{1,255})[\"'][ \t]+(?:already exists|was not found)"
+        ),
+        description=(
+            "A resource's name in CloudFormation's Cloud Control messages (Resource of type '<type>' with "
+            "identifier '<name>' already exists)"
+        ),
+        anchors=("Resource of type [\"']AWS::",),
+        must_match=(
+            (
+                "Resource of type 'AWS::DynamoDB::Table' with identifier 'orders-prod-table' already exists.",
+                "orders-prod-table",
+            ),
+        ),
+        must_not_match=("Resource of type 'AWS::S3::Bucket' is new",),
+    ),
+    Rule(
+        name="iam_already_exists",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        regex=(
+            r"(?:R(?<![A-Za-z0-9_]R)ole|P(?<![A-Za-z0-9_]P)olicy|I(?<![A-Za-z0-9_]I)nstance [Pp]rofile|"
+            r"U(?<![A-Za-z0-9_]U)ser|G(?<![A-Za-z0-9_]G)roup) with name "
+            r"(?P<v>[A-Za-z0-9_+=,.@-]{1,128}) already exists"
+        ),
+        description="An IAM name in IAM's EntityAlreadyExists message (Role with name <name> already exists)",
+        anchors=("(?:Role|Policy|Instance [Pp]rofile|User|Group) with name ",),
+        must_match=(
+            (
+                "Role with name orders-prod-processor-role already exists. (Service: Iam)",
+                "orders-prod-processor-role",
+            ),
+        ),
+        must_not_match=("a Role with name clashes already",),
+    ),
+    Rule(
+        name="lambda_already_exists",
+        echo=True,
+        category="arn",
+        kind="LAMBDA_ARN",
+        regex=r"F(?<![A-Za-z0-9_]F)unction already exist: (?P<v>[A-Za-z0-9_-]{1,140})(?![A-Za-z0-9_-])",
+        description=(
+            "A function's name in Lambda's ResourceConflictException (Function already exist: <name>)"
+        ),
+        anchors=("Function already exist: ",),
+        must_match=(("Function already exist: orders-prod-processor", "orders-prod-processor"),),
+        must_not_match=("Function already exists",),
     ),
     Rule(
         name="s3_cfn_physical_id",
@@ -3866,7 +4235,28 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("db-connection", "cluster-ABC"),
     ),
     Rule(
+        name="rds_with_identifier",
+        echo=True,
+        category="rds",
+        kind="RDS",
+        # RDS's messages: "Cannot create the snapshot because a snapshot with the identifier <x> already
+        # exists", "DB instance with the identifier <x> ..."
+        regex=r"w(?<![A-Za-z0-9_]w)ith the identifier (?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[A-Za-z0-9])",
+        description="An RDS identifier in RDS's messages (a snapshot with the identifier <x> already exists)",
+        anchors=("with the identifier ",),
+        validate=_prose_rds_verdict,
+        must_match=(
+            (
+                "Cannot create the snapshot because a snapshot with the identifier orders-prod-db-1-final "
+                "already exists.",
+                "orders-prod-db-1-final",
+            ),
+        ),
+        must_not_match=("with the identifier -bad",),
+    ),
+    Rule(
         name="rds_prose",
+        echo_when=distinctive_name,
         category="rds",
         kind="RDS",
         regex=(
@@ -4018,12 +4408,14 @@ RULES: tuple[Rule, ...] = (
                     "TF_VAR_AWS_SECRET_ACCESS_KEY",
                     "secret",  # key: AKIA... secret: ...
                     "Secret",
+                    "aws_sec_key",  # Fluentd's out_s3
                 ]
             )
             # (`aws configure` prompts "AWS Secret Access Key [None]: ")
             + r"(?:[ \t]*\[[^\]\n]{0,40}\])?"
-            # (a Hadoop XML property: <name>fs.s3a.secret.key</name> then <value>...</value>)
-            + r"(?:[\"']?\s*[:=]\s*|\s+|</name>"
+            # (a Hadoop XML property: <name>fs.s3a.secret.key</name> then <value>...</value>; an STS
+            # response's <SecretAccessKey>...; a PHP array's or Logstash's =>)
+            + r"(?:[\"']?\s*(?:=>|[:=])\s*|\s+|>|</name>"
             + run(r"\s")
             + r"<value>)[\"']?"
             + r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
@@ -4718,6 +5110,44 @@ RULES: tuple[Rule, ...] = (
         must_not_match=('{"Id": "r-ab12"}', "Id: r-ab12-x", '{"Parents": [{"Id": "r-ab12", "Type": "OU"}]}'),
     ),
     # ---- EC2-family resource IDs ------------------------------------------------------------------
+    Rule(
+        name="ec2_fleet_uuid",
+        category="ec2",
+        kind="SPOT_FLEET",
+        # a Spot Fleet request's and an EC2 Fleet's ID: the prefix and a whole UUID (not its first group)
+        regex=words(["sfr-", "fleet-"], "[A-Za-z0-9]")
+        + r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![A-Za-z0-9])",
+        description="Spot Fleet request and EC2 Fleet IDs (sfr-<uuid>, fleet-<uuid>), whole",
+        anchors=(r"(?:sfr|fleet)-[0-9a-f]{8}-",),
+        kind_of=_ec2_uuid_kind,
+        kinds=("SPOT_FLEET", "EC2_FLEET"),
+        must_match=(
+            (
+                "SpotFleetRequestId: sfr-73fbd2ce-aa30-494c-8788-1cee4a1b2c3d",
+                "sfr-73fbd2ce-aa30-494c-8788-1cee4a1b2c3d",
+            ),
+            (
+                '"FleetId": "fleet-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d"',
+                "fleet-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
+            ),
+        ),
+        must_not_match=("sfr-73fbd2ce-aa30",),
+    ),
+    Rule(
+        name="ebs_nvme_serial",
+        category="ec2",
+        kind="EBS_VOL",
+        # an EBS volume's ID as its NVMe serial number, without the hyphen (lsblk -o +SERIAL, nvme list,
+        # /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0f3e...)
+        regex=words(["vol"], "[A-Za-z0-9]") + r"[0-9a-f]{17}(?![A-Za-z0-9])",
+        description="An EBS volume's ID written as its NVMe serial number (vol0f3e2d1c0b9a87654)",
+        anchors=("vol[0-9a-f]{17}",),
+        must_match=(
+            ("nvme1n1       100G vol0a9b8c7d6e5f43210", "vol0a9b8c7d6e5f43210"),
+            ("nvme-Amazon_Elastic_Block_Store_vol0f3e2d1c0b9a87654 -> ../../nvme1n1", "vol0f3e2d1c0b9a87654"),
+        ),
+        must_not_match=("volume0f3e2d1c0b9a87654", "vol0f3e2d1c0b9a8765"),
+    ),
     Rule(
         name="ec2_resource_id",
         category="ec2",

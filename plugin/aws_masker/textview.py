@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import NamedTuple
 
+from . import textmarks
 from .prefilter import max_width
 
 _KEEP = "-:/._=+@"
@@ -307,6 +308,16 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         if spans:
             text, level = _deleted(text, spans)
             levels.append(level)
+    if "*" in text or "`" in text or "<" in text:  # (one-character tests: each a memchr)
+        spans = _label_marks(text)
+        if spans:
+            text, level = _deleted(text, spans)
+            levels.append(level)
+    if textmarks.holds(text, "annotation"):
+        spans = [m.span(1) for m in _TYPE_ANNOTATION.finditer(text)]
+        if spans:
+            text, level = _deleted(text, spans)
+            levels.append(level)
     if ("|" in text or ">" in text) and ":" in text:
         spans = [m.span("h") for m in _BLOCK_SCALAR.finditer(text)]
         if spans:
@@ -322,6 +333,30 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         return source(offset) if source is not None else offset
 
     return text, mapped
+
+
+# A label in bold, italics or code, in Markdown, Slack or HTML (**Account:** 1234..., *Bucket:* x,
+# `Account`: 1234..., <b>Account:</b> 1234...): the marks are deleted from the view, so the label reads as
+# the key it is (Account: 1234...). Only around a label that a colon ends, inside the marks or right after.
+_MARK = r"(?:\*\*?|``?|<(?:b|strong)>|</(?:b|strong)>)"
+_LABEL_MARKS = re.compile(
+    r"(?P<o>" + _MARK + r")[A-Za-z][A-Za-z0-9 _./()#-]{0,40}?"
+    r"(?::[ \t]*(?P<c>" + _MARK + r")|(?P<d>" + _MARK + r")(?=[ \t]*:))"
+)
+
+
+def _label_marks(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for m in _LABEL_MARKS.finditer(text):
+        spans += (m.span("o"), m.span("c") if m.start("c") >= 0 else m.span("d"))
+    return spans
+
+
+# A type annotation between a name and its value in code (a pydantic setting, a dataclass field, a
+# TypeScript variable): s3_bucket: str = "x" reads as s3_bucket = "x"
+_TYPE_ANNOTATION = re.compile(
+    r"(?<=[A-Za-z0-9_])(:[ \t]*(?:str|string|SecretStr|Optional\[str\])[ \t]*)(?==)"
+)
 
 
 # A twelve-digit number written with a plus sign (``OwnerId: +483920175526``, ``"AccountId":
@@ -359,7 +394,7 @@ PAIR_NAME = re.compile(_NAME)
 lines, jsonbody.py's pair objects)."""
 # (parameterKey: CloudTrail's records of CreateStack; field: Logs Insights results, {"field":
 # "requestParameters.bucketName", "value": ...})
-_NAME_KEYS = "(?:ParameterKey|parameterKey|OutputKey|Key|key|Name|name|field)"
+_NAME_KEYS = "(?:ParameterKey|parameterKey|OutputKey|OptionName|Key|key|Name|name|field)"
 _VALUE_KEYS = "(?:ParameterValue|parameterValue|OutputValue|Value|value)"
 # the same name keys, behind a class of their first letters (the regex module then skips to them)
 _NAME_KEY_WORD = r"[PONKkn](?<![A-Za-z0-9_].)(?:(?<=P)arameterKey|(?<=O)utputKey|(?<=[Kk])ey|(?<=[Nn])ame)"
@@ -368,7 +403,7 @@ _NAME_KEY_WORD = r"[PONKkn](?<![A-Za-z0-9_].)(?:(?<=P)arameterKey|(?<=O)utputKey
 # deleted text must hold no identifier)
 _JSON_PAIR = re.compile(
     r'(?P<h>"' + _NAME_KEYS + r'"\s*:\s*)(?P<n>"' + _NAME + r'")'
-    r'(?P<m>(?:\s*,\s*"(?:Type|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'")(?=\s*:)'
+    r'(?P<m>(?:\s*,\s*"(?:[Tt]ype|DataType)"\s*:\s*"[A-Za-z]{1,20}")?\s*,\s*"' + _VALUE_KEYS + r'")(?=\s*:)'
 )
 # an output of `terraform output -json`: {"<name>": {"sensitive": false, "type": "string", "value": ...}},
 # named by its own key (looked for only in a text that holds '"sensitive"')
@@ -439,6 +474,95 @@ class _ValueFirst(NamedTuple):
         return self.match.end("n"), self.colon
 
 
+# `cdk diff`: a changed property's key on one line, its old and new values on the lines under it, each
+# behind the tree's branch and the change's mark (the key may be a nested member, written with a dot):
+#  └─ [~] BucketName (requires replacement)        └─ [~] .DATA_BUCKET:
+#      ├─ [-] acme-orders-data                         ├─ [-] acme-orders-data
+#      └─ [+] acme-orders-data-v2                      └─ [+] acme-orders-data-v2
+# Each value reads as the key's (``BucketName: acme-orders-data``), so the key rules apply to both.
+_CDK_KEY = re.compile(r"[├└]─ \[~\] \.?(?P<n>" + _NAME + r"?)(?: \([a-z ]{1,40}\))?:?[ \t]*\r?\n")
+_CDK_VALUE = re.compile(r"[ \t│]*[├└]─ \[[-+]\] (?=[^ \t\r\n])")
+
+
+class _CdkValue(NamedTuple):
+    """A value line under a `cdk diff` key line, read as paired() reads a match of the other syntaxes:
+    its segment is the key (``start("n")`` to ``span("m")[0]``), then the value (from ``span("m")[1]``)."""
+
+    begin: int  # where the value's line starts
+    value: int  # where the value starts
+    key: re.Match[str]
+
+    def start(self, group: str | None = None) -> int:
+        return self.key.start("n") if group == "n" else self.begin
+
+    def end(self) -> int:
+        return self.value
+
+    def span(self, group: str) -> tuple[int, int]:  # ("m": what the view leaves out)
+        return self.key.end("n"), self.value
+
+
+def _cdk_values(text: str) -> Iterator[_CdkValue]:
+    """The value lines (``[-]`` and ``[+]``) right under each key line of a `cdk diff`."""
+    for key in _CDK_KEY.finditer(text):
+        at = key.end()
+        for _ in range(2):  # (the old value, the new one)
+            line = _CDK_VALUE.match(text, at)
+            if line is None:
+                break
+            yield _CdkValue(at, line.end(), key)
+            at = text.find("\n", line.end()) + 1
+            if not at:
+                break
+
+
+# An update in a `terraform plan` (``~ identifier = "orders-db-1" -> "orders-db-2"``) or a `pulumi preview
+# --diff` (``~ identifier: "orders-db-1" => "orders-db-2"``): the new value reads as the key's, as the old
+# one does in the text (``identifier = "orders-db-2"``). Looked for from each arrow's line start.
+_ARROW = re.compile(r"[ \t][-=]>[ \t]")
+_ARROW_LINE = re.compile(
+    r"[ \t]*(?:[~+-][ \t]+)?(?P<n>[\"']?[A-Za-z_][A-Za-z0-9_.:/-]{0,127}[\"']?[ \t]*[:=][ \t]*)"
+    r"(?P<m>(?:\"[^\"\n]{0,256}\"|[^\s\"]{1,256})[ \t]+[-=]>[ \t]+)(?=[\"'A-Za-z0-9])"
+)
+
+
+# A setting in code, its name a string argument or subscript and its value the next argument or what
+# is assigned: os.environ["AWS_SECRET_ACCESS_KEY"] = "...", os.getenv("S3_BUCKET", "acme-uploads"),
+# spark.conf.set("fs.s3a.secret.key", "..."), System.setProperty(...), os.Setenv(...), ENV['...'] = '...'
+# (after a name: a call or a subscript, not a list). The value reads as the name's: the view joins them
+# with a colon (``_JOINED``).
+_CALL_PAIR = re.compile(
+    r"[(\[](?<=[A-Za-z0-9_][(\[])[ \t]*[\"'](?P<n>[A-Za-z][A-Za-z0-9_.:-]{0,80})"
+    r"(?P<m>[\"'][ \t]*(?:,|\][ \t]*=)[ \t]*)(?=[\"'])"
+)
+
+
+# `pulumi stack output`: under an OUTPUT / VALUE header, each row's name and value, columns apart
+_OUTPUTS_HEADER = re.compile(r"^[ \t]*OUTPUT[ \t]+VALUE[ \t]*\r?\n", re.M)
+_OUTPUTS_ROW = re.compile(r"[ \t]+(?P<n>[A-Za-z][A-Za-z0-9_.:-]{0,127})(?P<m>[ \t]{2,})(?=[^ \t\r\n])")
+
+
+def _output_rows(text: str) -> Iterator[re.Match[str]]:
+    for header in _OUTPUTS_HEADER.finditer(text):
+        at = header.end()
+        while (row := _OUTPUTS_ROW.match(text, at)) is not None:
+            yield row
+            at = text.find("\n", row.end()) + 1
+            if not at:
+                break
+
+
+_JOINED_SYNTAXES = (_COLUMN_PAIR, _CALL_PAIR, _OUTPUTS_ROW)
+"""The syntaxes whose view joins the name and the value with ``_JOINED``."""
+
+
+def _arrow_pairs(text: str) -> Iterator[re.Match[str]]:
+    for arrow in _ARROW.finditer(text):
+        m = _ARROW_LINE.match(text, text.rfind("\n", 0, arrow.start()) + 1)
+        if m is not None and m.end() == arrow.end():
+            yield m
+
+
 class Paired(NamedTuple):
     view: str
     """The segments, one after the other, a blank line (``_GAP``) between them."""
@@ -482,11 +606,19 @@ def paired(text: str) -> Paired | None:
         else:
             marks.add(mark if mark[4] in ":=" else "alue ")
     syntaxes: list[Iterable[re.Match[str]]] = [_json_pairs(text, json_ends, _JSON_PAIR)] if json_ends else []
-    if lower_value and '"sensitive"' in text:
+    if lower_value and textmarks.holds(text, "sensitive"):
         syntaxes.append(_json_pairs(text, json_ends, _TF_OUTPUT_PAIR))
     syntaxes += [pattern.finditer(text) for pattern, mark in _PAIRS[1:] if mark in marks]
     if value_first:
         syntaxes.append(value_first)  # type: ignore[arg-type]
+    if "─ [" in text:  # (an ASCII text has no "─": then the test takes no search)
+        syntaxes.append(_cdk_values(text))  # type: ignore[arg-type]
+    if ">" in text and textmarks.holds(text, "arrow"):  # (a one-character test first: a memchr)
+        syntaxes.append(_arrow_pairs(text))
+    if textmarks.holds(text, "call"):
+        syntaxes.append(_CALL_PAIR.finditer(text))
+    if textmarks.holds(text, "outputs"):
+        syntaxes.append(_output_rows(text))
     if not syntaxes:
         return None
     if len(syntaxes) == 1:  # one syntax: its matches come in order, each used as it comes
@@ -512,7 +644,7 @@ def paired(text: str) -> Paired | None:
         line_end = find("\n", resume + 1, resume + _SEGMENT)
         stop = line_end if line_end >= 0 else min(size, resume + _SEGMENT)
         # (a joiner maps to the deleted text after the name: no find starts or ends in it)
-        joiner = _JOINED if getattr(m, "re", None) is _COLUMN_PAIR else ""
+        joiner = _JOINED if getattr(m, "re", None) in _JOINED_SYNTAXES or type(m) is _CdkValue else ""
         middle = at + cut - name + len(joiner)  # where the value's part starts in the view
         end = middle + stop - resume
         view_starts += (at, middle)
