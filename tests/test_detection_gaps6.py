@@ -466,3 +466,26 @@ def test_sdk_calls_with_variables_stay(masker: Masker) -> None:
 )
 def test_more_shapes_from_the_review(masker: Masker, text: str, values: list[str]) -> None:
     assert _leaks(masker, text, values) == 0
+
+
+def test_ecs_environment_pairs_in_text_output(masker: Masker) -> None:
+    text = (
+        "TASKDEFINITION\tarn:aws:ecs:us-east-1:483920175526:task-definition/orders:7\tEC2\torders\n"
+        "ENVIRONMENT\tORDERS_BUCKET\tacme-orders-prod-artifacts\nENVIRONMENT\tS3_BUCKET\tacme-orders-prod-data\n"
+        "ENVIRONMENT\tLOG_LEVEL\tinfo\n"
+    )
+    assert _leaks(masker, text, ["acme-orders-prod-artifacts", "acme-orders-prod-data"]) == 0
+    assert "LOG_LEVEL\tinfo" in masker.mask_text(text)[0]
+
+
+def test_lambda_environment_variables_in_text_output(masker: Masker) -> None:
+    # (the CLI prints a map's values without their keys)
+    text = (
+        "arn:aws:lambda:us-east-1:483920175526:function:orders-prod-processor\torders-prod-processor\t"
+        "index.handler\t512\tpython3.12\t30\nENVIRONMENT\n"
+        "VARIABLES\tacme-orders-prod-artifacts\torders-prod-table\tinfo\t8080\ttrue\tus-east-1\n"
+    )
+    assert _leaks(masker, text, ["acme-orders-prod-artifacts", "orders-prod-table"]) == 0
+    masked = masker.mask_text(text)[0]
+    assert masked.endswith("\tinfo\t8080\ttrue\tus-east-1\n")
+    assert "index.handler\t512\tpython3.12" in masked

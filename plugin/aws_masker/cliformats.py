@@ -400,6 +400,13 @@ def _plan(head: str, kinds: str, budget: list[int]) -> Plan:
     return plan
 
 
+# A map's values, printed without their keys: Lambda's environment variables (get-function-configuration
+# --output text: ENVIRONMENT, then VARIABLES<tab><value><tab>...). Each is asked as a resource's name,
+# as under a key such as DATA_TABLE: a name with a hyphen, dot or digit is masked (a bucket, a table,
+# a queue: over-masking is cheap), plain words, numbers, regions and versions stay.
+_KEYLESS_MAPS: dict[str, tuple[tuple[str, str, bool], ...]] = {"VARIABLES": (("", "DATA_TABLE", False),)}
+
+
 def text_cells(text: str) -> list[Cell]:
     """The fields of ``--output text`` lines that some member with context may hold."""
     data = shapes()
@@ -411,6 +418,14 @@ def text_cells(text: str) -> list[Cell]:
         if tab < 0:
             continue
         head = line[:tab].strip(_EDGE)
+        if head in _KEYLESS_MAPS:  # (each field a value whose key the CLI left out)
+            pos = offset + tab + 1
+            for field in line[tab + 1 :].split("\t"):
+                a, b = _strip(text, pos, pos + len(field), _EDGE)
+                if b > a:
+                    out.append(Cell(a, b, _KEYLESS_MAPS[head]))
+                pos += len(field) + 1
+            continue
         known = head in named or head in scalar_lists
         if not known and "arn:" not in line:
             continue
@@ -595,8 +610,9 @@ _PAIR_COLUMNS = (
     ("key", "value"),
     ("name", "value"),
 )
-_PAIR_HEADS = frozenset(("TAGS", "TAGSET", "TAGLIST", "PARAMETERS", "OUTPUTS", "RESOURCETAGS"))
-"""Text output lines of name/value pairs: their name, then their value (members sorted by name)."""
+_PAIR_HEADS = frozenset(("TAGS", "TAGSET", "TAGLIST", "PARAMETERS", "OUTPUTS", "RESOURCETAGS", "ENVIRONMENT"))
+"""Text output lines of name/value pairs: their name, then their value (members sorted by name). (An
+ECS or Batch container's ``ENVIRONMENT<tab>ORDERS_BUCKET<tab>...``.)"""
 
 
 def _pair_columns(names: list[str | None]) -> tuple[int, int] | None:
