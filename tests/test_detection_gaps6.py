@@ -489,3 +489,36 @@ def test_lambda_environment_variables_in_text_output(masker: Masker) -> None:
     masked = masker.mask_text(text)[0]
     assert masked.endswith("\tinfo\t8080\ttrue\tus-east-1\n")
     assert "index.handler\t512\tpython3.12" in masked
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            '$ terraform state list\naws_s3_bucket.buckets["acme-orders-prod-artifacts"]\n'
+            'aws_s3_bucket_versioning.this["acme-orders-prod-logs"]\naws_db_instance.dbs["orders-prod-db-1"]\n',
+            ["acme-orders-prod-artifacts", "acme-orders-prod-logs", "orders-prod-db-1"],
+        ),
+        (
+            '  # aws_s3_bucket_public_access_block.this["acme-orders-prod-logs"] will be created\n',
+            ["acme-orders-prod-logs"],
+        ),
+        (
+            'Outputs:\n\ns3_buckets = [\n  "acme-orders-prod-artifacts",\n  "acme-orders-prod-logs",\n]\n'
+            'lambda_function_names = [\n  "orders-prod-processor",\n  "orders-prod-api",\n]\n',
+            [
+                "acme-orders-prod-artifacts",
+                "acme-orders-prod-logs",
+                "orders-prod-processor",
+                "orders-prod-api",
+            ],
+        ),
+    ],
+)
+def test_terraform_state_keys_and_output_lists(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+
+
+def test_terraform_object_keys_stay(masker: Masker) -> None:
+    text = 'aws_s3_object.pages["index-html"]\naws_s3_bucket_object.page["about-page"]\n'
+    assert masker.mask_text(text)[0] == text

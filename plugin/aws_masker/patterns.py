@@ -1926,6 +1926,7 @@ _NAMED_EXTRA_KEYS = {
 # an Auto Scaling group's LoadBalancerNames, a replication group's MemberClusters)
 _NAMED_LIST_KEYS = {
     "DYNAMODB_ARN": ("table_names",),
+    "LAMBDA_ARN": ("function_names", "lambda_function_names"),
     "KINESIS_ARN": ("stream_names",),
     "FIREHOSE_ARN": ("delivery_stream_names",),
     "GLUE_ARN": ("job_names", "crawler_names"),
@@ -1934,7 +1935,10 @@ _NAMED_LIST_KEYS = {
 }
 # a JSON or YAML flow list ([...]; also inside a string: a header's value), or a YAML block list
 # (lines of "- item") after the key
-_NAME_LIST = r"[\"']?[ \t]*:[ \t]*[\"']?(?P<v>\[[^\[\]{}]{0,65536}\]|(?:\r?\n[ \t]*-[ \t]+[^\r\n]{1,1024})+)"
+# (or HCL's "=": a Terraform output, table_names = [...])
+_NAME_LIST = (
+    r"[\"']?[ \t]*[:=][ \t]*[\"']?(?P<v>\[[^\[\]{}]{0,65536}\]|(?:\r?\n[ \t]*-[ \t]+[^\r\n]{1,1024})+)"
+)
 _NAME_ITEM = _RESOURCE_NAME + _NAME_END
 
 
@@ -3522,6 +3526,70 @@ RULES: tuple[Rule, ...] = (
             "aws_s3_bucket_object.page: Refreshing state... [id=index.html]",
             "see aws_s3_bucket.logs website-config",
         ),
+    ),
+    Rule(
+        name="s3_bucket_list",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        # the buckets in a list under a key that names them (a Terraform output, s3_buckets = [...]; a
+        # config's bucket_names: [...]), JSON, YAML or HCL
+        regex=words(
+            ["s3_buckets", "bucket_names", "s3_bucket_names", "bucketNames", "BucketNames", "S3Buckets"]
+        )
+        + _NAME_LIST,
+        items=r"(?<![A-Za-z0-9_.-])(?P<v>" + BUCKET + r")(?![A-Za-z0-9_.-])",
+        description="The buckets in a list under a key that names them (s3_buckets = [...])",
+        anchors=(
+            one_of(
+                ["s3_buckets", "bucket_names", "s3_bucket_names", "bucketNames", "BucketNames", "S3Buckets"]
+            )
+            + r"[\"']?[ \t]{0,40}[:=]",
+        ),
+        validate=_bucket_verdict,
+        must_match=(
+            ('s3_buckets = [\n  "acme-orders-artifacts",\n  "acme-orders-logs",\n]', "acme-orders-logs"),
+            ("bucket_names:\n- acme-orders-artifacts\n- acme-orders-logs\n", "acme-orders-logs"),
+        ),
+        must_not_match=("bucket_names = var.names",),
+    ),
+    Rule(
+        name="s3_terraform_for_each_key",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        # a bucket as the key of a Terraform resource made with for_each (state list, plan headers,
+        # apply progress: aws_s3_bucket.buckets["acme-orders-artifacts"])
+        regex=words(["aws_s3_bucket"])
+        + r"(?!_object\b)(?:_[a-z_]{1,60})?\.[A-Za-z0-9_-]{1,64}\[\\?[\"'](?P<v>"
+        + BUCKET
+        + r")\\?[\"']\]",
+        description='A bucket as a Terraform for_each key (aws_s3_bucket.x["<bucket>"])',
+        anchors=(r"aws_s3_bucket(?:_[a-z_]{1,60})?\.",),
+        validate=_bucket_verdict,
+        must_match=(
+            ('aws_s3_bucket.buckets["acme-orders-artifacts"]: Refreshing state...', "acme-orders-artifacts"),
+            (
+                '  # aws_s3_bucket_public_access_block.this["acme-orders-logs"] will be created',
+                "acme-orders-logs",
+            ),
+        ),
+        must_not_match=('aws_s3_bucket_object.page["index-html"]',),
+    ),
+    Rule(
+        name="rds_terraform_for_each_key",
+        echo=True,
+        category="rds",
+        kind="RDS",
+        regex=words(["aws_db_instance", "aws_rds_cluster", "aws_rds_cluster_instance"])
+        + r"\.[A-Za-z0-9_-]{1,64}\[\\?[\"'](?P<v>"
+        + RDS_ID
+        + r")\\?[\"']\]",
+        description='An RDS identifier as a Terraform for_each key (aws_db_instance.x["<db>"])',
+        anchors=(r"aws_(?:db_instance|rds_cluster|rds_cluster_instance)\.",),
+        validate=_rds_key_verdict,
+        must_match=(('aws_db_instance.dbs["orders-prod-db-1"]: Creating...', "orders-prod-db-1"),),
+        must_not_match=('aws_db_instance.dbs["bad--"]',),
     ),
     Rule(
         name="s3_terraform_block_id",
