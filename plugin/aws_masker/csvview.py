@@ -52,9 +52,10 @@ class _Block(NamedTuple):
     delimiter: str
     text_id: int
     text_len: int
-    header_line: str  # (the same text, not another one at its address: its header line is there)
-    header: list[str]
-    start: int  # where the header line starts
+    header_line: str  # (the same text, not another one at its address: its first line is there)
+    header: list[str] | None  # (None: the block has none; its cells are asked about once)
+    count: int  # fields per line
+    start: int  # where the header line (or the block's first line) starts
     checked: int  # where the last line known to be in the block ends (its line break)
     ruled: bool  # a rule line stands under the header (psql's ----+----, a box's +----+)
 
@@ -88,10 +89,11 @@ def _fields(text: str, start: int, end: int, delimiter: str) -> list[tuple[int, 
 def _delimiter_beside(text: str, start: int, end: int) -> str | None:
     """The delimiter right after ``text[start:end]`` or right before it (blanks and a quote between),
     if it may be a cell of separated values; else None."""
-    after = text[end : end + 3].lstrip(" \"'")[:1]
+    # (a SQL client pads a cell with blanks up to its column's width)
+    after = text[end : end + 256].lstrip(" \"'")[:1]
     if after and after in DELIMITERS:
         return after
-    before = text[max(0, start - 3) : start].rstrip(" \"'")[-1:]
+    before = text[max(0, start - 256) : start].rstrip(" \"'")[-1:]
     return before if before and before in DELIMITERS else None
 
 
@@ -109,7 +111,13 @@ def _header(text: str, fields: list[tuple[int, int]]) -> list[str] | None:
         opening = _OPENING.match(first)
         names[0] = first[opening.end() :] if opening else first
     named = [bool(_NAME.fullmatch(name)) and not _LONG_NUMBER.search(name) for name in names]
-    if any(named) and all(ok or _HEADER_OTHER.fullmatch(name) for ok, name in zip(named, names, strict=True)):
+    empty = sum(not name.strip(' \t\r"') for name in names)  # (one at most: a title padded with
+    # delimiters, "Cost report,,", is no header)
+    if (
+        any(named)
+        and empty <= 1
+        and all(ok or _HEADER_OTHER.fullmatch(name) for ok, name in zip(named, names, strict=True))
+    ):
         return [name.strip(' \t\r"') for name in names]
     return None
 
@@ -148,21 +156,21 @@ def column(text: str, start: int, end: int) -> tuple[str, bool] | None:
         and block.delimiter == delimiter
         and block.text_id == id(text)
         and block.text_len == len(text)
-        and len(block.header) == count
+        and block.count == count
         and block.start < line_start
         and text.startswith(block.header_line, block.start)
     ):
-        # the same block if every line since the last one checked has as many fields
+        # the same block if every line since the last one checked has as many fields (or is a rule)
         at = block.checked
         while at + 1 < line_start:
             row_end = text.find("\n", at + 1)
             row = _fields(text, at + 1, row_end, delimiter)
-            if row is None or len(row) != count:
+            if (row is None or len(row) != count) and not _RULE_LINE.fullmatch(text, at + 1, row_end):
                 break
             at = row_end
         else:
             _last.block = block._replace(checked=max(block.checked, line_end))
-            return block.header[index], block.ruled
+            return (block.header[index], block.ruled) if block.header is not None else None
     # up the block (the lines with as many fields) to its topmost line of names: its header (a line
     # above it that happens to hold as many commas, such as a line of JSON, is not)
     top, lines = line_start, 0
@@ -173,7 +181,9 @@ def column(text: str, start: int, end: int) -> tuple[str, bool] | None:
         above = text.rfind("\n", 0, top - 1) + 1
         row = _fields(text, above, top - 1, delimiter)
         if (row is None or len(row) != count) and _RULE_LINE.fullmatch(text, above, top - 1):
-            top, lines, passed = above, lines + 1, True  # (passed over: the header is above it)
+            if header is not None or passed:  # (a rule above the header: a title's underline)
+                break
+            top, lines, passed = above, lines + 1, True  # (passed over: the header is right above it)
             continue
         if row is None or len(row) != count:
             break
@@ -181,9 +191,23 @@ def column(text: str, start: int, end: int) -> tuple[str, bool] | None:
         if names is not None:
             header, header_start, header_end, ruled = names, above, top - 1, passed
         top, lines = above, lines + 1
-    if header is None:
-        return None  # no line of names above the cell in its block
+        if passed:  # (the line right above the rule is the header, or there is none)
+            break
+    if header is None:  # no line of names above the cell in its block: noted, so its other cells are
+        # not walked up again (each would cost the block's length)
+        first_end = text.find("\n", top)
+        first = text[top : first_end if first_end >= 0 else len(text)]
+        _last.block = _Block(delimiter, id(text), len(text), first, None, count, top, line_end, False)
+        return None
     _last.block = _Block(
-        delimiter, id(text), len(text), text[header_start:header_end], header, header_start, line_end, ruled
+        delimiter,
+        id(text),
+        len(text),
+        text[header_start:header_end],
+        header,
+        count,
+        header_start,
+        line_end,
+        ruled,
     )
     return header[index], ruled

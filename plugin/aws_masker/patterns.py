@@ -988,11 +988,13 @@ _ENGLISH_LAST = frozenset(
 
 # hyphenated English of the trade after "S3", "RDS" or "database" in prose ("RDS multi-az", "S3
 # server-side encryption", "the database is read-only"): made of these words only, it is no name
+# (adjectives and particles only: the nouns names are made of, postgres-replica, event-logs,
+# backup-storage, are names)
 _COMPOUND_PARTS = (
     _ENGLISH_FIRST
     | _ENGLISH_LAST
     | frozenset(
-        {
+        [
             "az",
             "replica",
             "replicas",
@@ -1012,50 +1014,10 @@ _COMPOUND_PARTS = (
             "object",
             "server",
             "client",
-            "migration",
-            "service",
-            "postgres",
-            "mysql",
-            "engine",
-            "instance",
-            "cluster",
-            "bucket",
-            "storage",
-            "upload",
-            "availability",
-            "zone",
-            "standby",
-            "failover",
-            "backup",
-            "restore",
-            "lifecycle",
-            "origin",
-            "access",
-            "control",
-            "transfer",
-            "acceleration",
-            "write",
-            "log",
-            "logs",
-            "logging",
-            "event",
-            "events",
-            "version",
-            "key",
-            "encryption",
             "at",
             "rest",
             "by",
-            "default",
-            "as",
-            "is",
-            "of",
-            "the",
-            "a",
-            "and",
-            "or",
-            "with",
-        }
+        ]
     )
 )
 
@@ -1370,8 +1332,8 @@ _ACCOUNT_CONTEXT_TEXT = (
     r"|(?:type[ \t]*=[ \t]*\"AWS\"|variable[ \t]*=[ \t]*\"aws:(?:Source|Principal|Resource)Account\")"
     r"[ \t]*\r?\n[ \t]*(?:[-+~][ \t]+)?(?:identifiers|values)[ \t]*=[ \t]*\[\s*(?:[-+~][ \t]+)?\""
     # a map of accounts by name (HCL locals, YAML, JSON, Python, TypeScript): accounts = { prod = ...
-    r"|(?:[Aa]ccounts|ACCOUNTS|[Aa]ccount_?[Ii]ds|ACCOUNT_IDS)[\"']?\s*[:=]\s*\{?\s*"
-    r"[\"']?[A-Za-z0-9_.-]{1,40}[\"']?[ \t]*[:=][ \t]*[\"']?"
+    r"|(?:[Aa]ccounts|ACCOUNTS|[Aa]ccount_?[Ii]ds|ACCOUNT_IDS|[Aa]ccount_?[Mm]ap|ACCOUNT_MAP)[\"']?\s*(?:=>|[:=])"
+    r"\s*\{?\s*[\"']?[A-Za-z0-9_.-]{1,64}[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?"
     # "accounts for <purpose>:" (`cdk bootstrap --trust`: Trusted accounts for deployment: 1234...)
     r"|(?:[Aa]ccounts|ACCOUNTS) for [A-Za-z]{3,20}[ \t]*:[ \t]*(?:[0-9]{12}[ \t]*,[ \t]*)*"
     # the accounts an RDS snapshot is shared with (describe-db-snapshot-attributes): restore's values
@@ -1430,7 +1392,20 @@ _ACCOUNT_AFTER = re.compile(
 _NEXT_OBJECT_ID = re.compile(
     r"[\"']?[^{}\[\]]{0,300}?(?:\}\s*,\s*\{\s*[\"']?Id[\"']?\s*:|\n[ \t]*-[ \t]+Id[ \t]*:)[ \t]*[\"']?"
 )
-_NEXT_MAP_ENTRY = re.compile(r"[\"']?[ \t]*,?\s*[\"']?[A-Za-z0-9_.-]{1,40}[\"']?[ \t]*[:=][ \t]*[\"']?")
+_SORTED_BLOCK_LIST = re.compile(r"(?:identifiers|values)[ \t]*=[ \t]*\[\s*(?:[-+~][ \t]+)?[\"']\Z")
+_SORTED_BLOCK_AFTER = re.compile(
+    r"[^\]\n]{0,2000}?(?:\n[^\]\n]{0,200}){0,40}\][ \t]*\r?\n[ \t]*(?:[-+~][ \t]+)?"
+    r"(?:type[ \t]*=[ \t]*[\"']AWS[\"']"
+    r"|variable[ \t]*=[ \t]*[\"']aws:(?:Source|Principal|Resource)Account[\"'])"
+)
+_NEXT_MAP_ENTRY = re.compile(
+    r"[\"']?[ \t]*,?\s*[\"']?[A-Za-z0-9_.-]{1,64}[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?"
+)
+# a map of accounts by name right before an account (the continuation to a map's next entry needs one)
+_ACCOUNT_MAP_BEFORE = re.compile(
+    r"(?:[Aa]ccounts|ACCOUNTS|[Aa]ccount_?[Ii]ds|ACCOUNT_IDS|[Aa]ccount_?[Mm]ap|ACCOUNT_MAP)[\"']?\s*(?:=>|[:=])"
+    r"\s*\{?\s*[\"']?[A-Za-z0-9_.-]{1,64}[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?\Z"
+)
 # "accounts" (or "account IDs") and a few words before a list of IDs: "the accounts in scope are
 # '1234...', '5678...'", "Affected accounts (prod): `1234...`, `5678...`"
 _PROSE_ACCOUNTS_BEFORE = re.compile(
@@ -1469,10 +1444,18 @@ _NOT_ON_ITS_OWN = re.compile(r"\.[0-9]|[A-Za-z0-9_]")
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
+    _last_account.in_map = False
     verdict = _account_context_verdict(value, text, start)
     if verdict is Verdict.MASK:
-        _last_account.at = (id(text), len(text), start + len(value), value)
+        _last_account.at = (id(text), len(text), start + len(value), value, _last_account.in_map)
     return verdict
+
+
+def _in_account_map(text: str, last: tuple) -> bool:  # type: ignore[type-arg]
+    """Whether the account noted in ``last`` is an entry of a map of accounts by name (found as the next
+    entry of one, or right after the map's key and its first entry's name)."""
+    value_start = last[2] - len(last[3])
+    return last[4] or _ACCOUNT_MAP_BEFORE.search(text, max(0, value_start - 200), value_start) is not None
 
 
 def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
@@ -1488,10 +1471,20 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             (start - last[2] <= 40 and _LIST_GAP.fullmatch(text, last[2], start))
             # or the next object of a list, its Id first (Organizations: list-accounts)
             or _NEXT_OBJECT_ID.fullmatch(text, last[2], start)
-            # or the next entry of a map of accounts by name (prod = "1234...", ci = "5678...")
-            or (start - last[2] <= 80 and _NEXT_MAP_ENTRY.fullmatch(text, last[2], start))
         )
     ):
+        return Verdict.MASK
+    # or the next entry of a map of accounts by name (prod = "1234...", ci = "5678...")
+    if (
+        last is not None
+        and last[0] == id(text)
+        and last[1] == len(text)
+        and 0 < start - last[2] <= 80
+        and text.startswith(last[3], last[2] - len(last[3]))
+        and _NEXT_MAP_ENTRY.fullmatch(text, last[2], start)
+        and _in_account_map(text, last)
+    ):
+        _last_account.in_map = True
         return Verdict.MASK
     # what stands before the value gives it context; for DynamoDB JSON's typed value ("accountId":
     # {"S": "4839..."}), what stands before the type wrapper
@@ -1515,6 +1508,10 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         return Verdict.MASK
     end = start + len(value)
     if _ACCOUNT_AFTER.match(text, end):
+        return Verdict.MASK
+    # an IAM policy document's block in Terraform's sorted order (plan, state show): identifiers, then
+    # type = "AWS"; values, then variable = "aws:SourceAccount"
+    if _SORTED_BLOCK_LIST.search(text, max(0, before - 40), before) and _SORTED_BLOCK_AFTER.match(text, end):
         return Verdict.MASK
     if _LIST_NEXT.match(text, end):
         lo = max(0, before - 160)
@@ -1546,7 +1543,10 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
 # a column named for an account in any spelling (useridentity.accountid, recipientaccountid,
 # line_item_usage_account_id, "Linked account"), not for its name or alias
 _ACCOUNT_COLUMN = re.compile(r"(?i)(?:\A|[^a-z])[a-z]*account(?:[ _-]?ids?|[ _-]?numbers?)?\Z")
-_ACCOUNT_ID_COLUMN = re.compile(r"(?i)account[ _-]?ids?\Z")
+_ACCOUNT_ID_COLUMN = re.compile(
+    r"(?i)(?:\A|[^a-z])(?:[a-z]*account[ _-]?(?:ids?|numbers?)"
+    r"|(?:linked|payer|usage|member|aws|owner|recipient)[ _-]?account|owner[ _-]?id)\Z"
+)
 
 
 # An account ID in a resource's name, joined to it by a hyphen: AWS names the buckets it makes so
@@ -3600,12 +3600,12 @@ RULES: tuple[Rule, ...] = (
             # a bucket's resources in a plan or `terraform state show` (aws_s3_bucket, its policy,
             # versioning, public access block, ...: not an object, whose id is its key) have the
             # bucket's name as their id, shown among the block's first lines
-            words(["resource"]) + r"[ \t]+\"aws_s3_bucket(?!_object\b)(?:_[a-z_]{1,60})?\""
+            words(["resource"]) + r"[ \t]{1,40}\"aws_s3_bucket(?!_object\b)(?:_[a-z_]{1,60})?\""
             r"[ \t]+\"[^\"\n]{1,200}\"[ \t]*\{\r?\n"
             r"(?:[^\n]{0,400}\n){0,20}?[ \t]*(?:[~+-][ \t]+)?id[ \t]*=[ \t]*\"(?P<v>" + BUCKET + r")\""
         ),
         description='A bucket as the id of its resources in a Terraform plan or state (id = "<bucket>")',
-        anchors=(r"resource[ \t]{1,4}\"aws_s3_bucket",),
+        anchors=(r"resource[ \t]{1,40}\"aws_s3_bucket",),
         validate=_bucket_verdict,
         must_match=(
             (
@@ -3690,9 +3690,9 @@ RULES: tuple[Rule, ...] = (
         echo=True,
         category="s3",
         kind="S3_BUCKET",
-        regex=words(["CopySource"]) + r"[ \t]*=[ \t]*[\"'](?P<v>" + BUCKET + r")/",
+        regex=words(["CopySource"]) + r"[ \t]{0,40}=[ \t]*[\"'](?P<v>" + BUCKET + r")/",
         description="A bucket in boto3's CopySource='<bucket>/<key>'",
-        anchors=(r"CopySource[ \t]{0,4}=",),
+        anchors=(r"CopySource[ \t]{0,40}=",),
         validate=_bucket_verdict,
         must_match=(
             (
@@ -3707,9 +3707,9 @@ RULES: tuple[Rule, ...] = (
         echo=True,
         category="s3",
         kind="S3_BUCKET",
-        regex=words(["Bucket"]) + r":[ \t]*aws\.String\([ \t]*\"(?P<v>" + BUCKET + r")\"\)",
+        regex=words(["Bucket"]) + r":[ \t]{0,40}aws\.String\([ \t]*\"(?P<v>" + BUCKET + r")\"\)",
         description='A bucket in the Go SDK\'s Bucket: aws.String("<bucket>")',
-        anchors=(r"Bucket:[ \t]{0,4}aws\.String\(",),
+        anchors=(r"Bucket:[ \t]{0,40}aws\.String\(",),
         validate=_bucket_verdict,
         must_match=(
             ('&s3.GetObjectInput{Bucket: aws.String("acme-uploads-prod"), Key: k}', "acme-uploads-prod"),
@@ -3759,8 +3759,8 @@ RULES: tuple[Rule, ...] = (
         regex=(
             # the S3 handler's message (stack events, cdk deploy, sam deploy), whatever stands around it;
             # and the identifier of a bucket in Cloud Control's message
-            r"(?:R(?<![A-Za-z0-9_]R)esource handler returned message:[ \t]*(?:\\?[\"'])?"
-            r"|R(?<![A-Za-z0-9_]R)esource of type [\"']AWS::S3::Bucket[\"'] with identifier [\"'])"
+            words(["Resource"]) + r"(?: handler returned message:[ \t]*(?:\\?[\"'])?"
+            r"| of type [\"']AWS::S3::Bucket[\"'] with identifier [\"'])"
             r"(?P<v>" + BUCKET + r")(?=[\"'][ \t]+(?:already exists|was not found)|[ \t]+already exists)"
         ),
         description=(
@@ -3792,7 +3792,7 @@ RULES: tuple[Rule, ...] = (
         kind="ARN",
         regex=(
             # Cloud Control's message for any other type (stack events, cdk deploy, sam deploy)
-            r"R(?<![A-Za-z0-9_]R)esource of type [\"']AWS::[A-Za-z0-9]{2,40}::[A-Za-z0-9:]{2,80}[\"'] with "
+            words(["Resource"]) + r" of type [\"']AWS::[A-Za-z0-9]{2,40}::[A-Za-z0-9:]{2,80}[\"'] with "
             r"identifier [\"'](?P<v>[A-Za-z0-9_./:+=@#|-]{1,255})[\"'][ \t]+(?:already exists|was not found)"
         ),
         description=(
@@ -3800,6 +3800,7 @@ RULES: tuple[Rule, ...] = (
             "identifier '<name>' already exists)"
         ),
         anchors=("Resource of type [\"']AWS::",),
+        validate=_resource_name_verdict,
         must_match=(
             (
                 "Resource of type 'AWS::DynamoDB::Table' with identifier 'orders-prod-table' already exists.",
@@ -3814,12 +3815,13 @@ RULES: tuple[Rule, ...] = (
         category="arn",
         kind="ARN",
         regex=(
-            r"(?:R(?<![A-Za-z0-9_]R)ole|P(?<![A-Za-z0-9_]P)olicy|I(?<![A-Za-z0-9_]I)nstance [Pp]rofile|"
-            r"U(?<![A-Za-z0-9_]U)ser|G(?<![A-Za-z0-9_]G)roup) with name "
+            words(["Role", "Policy", "Instance profile", "Instance Profile", "User", "Group"])
+            + r" with name "
             r"(?P<v>[A-Za-z0-9_+=,.@-]{1,128}) already exists"
         ),
         description="An IAM name in IAM's EntityAlreadyExists message (Role with name <name> already exists)",
         anchors=("(?:Role|Policy|Instance [Pp]rofile|User|Group) with name ",),
+        validate=_resource_name_verdict,
         must_match=(
             (
                 "Role with name orders-prod-processor-role already exists. (Service: Iam)",
@@ -3833,7 +3835,7 @@ RULES: tuple[Rule, ...] = (
         echo=True,
         category="arn",
         kind="LAMBDA_ARN",
-        regex=r"F(?<![A-Za-z0-9_]F)unction already exist: (?P<v>[A-Za-z0-9_-]{1,140})(?![A-Za-z0-9_-])",
+        regex=words(["Function"]) + r" already exist: (?P<v>[A-Za-z0-9_-]{1,140})(?![A-Za-z0-9_-])",
         description=(
             "A function's name in Lambda's ResourceConflictException (Function already exist: <name>)"
         ),
@@ -4309,7 +4311,7 @@ RULES: tuple[Rule, ...] = (
         kind="RDS",
         # RDS's messages: "Cannot create the snapshot because a snapshot with the identifier <x> already
         # exists", "DB instance with the identifier <x> ..."
-        regex=r"w(?<![A-Za-z0-9_]w)ith the identifier (?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[A-Za-z0-9])",
+        regex=words(["with"]) + r" the identifier (?P<v>" + RDS_ID + r")(?![a-z0-9-]|\.[A-Za-z0-9])",
         description="An RDS identifier in RDS's messages (a snapshot with the identifier <x> already exists)",
         anchors=("with the identifier ",),
         validate=_prose_rds_verdict,

@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import NamedTuple
@@ -207,9 +207,17 @@ _FOLDABLE = re.compile("(" + _char_class([ord(c) for c in _FOLD]) + ")")
 class _Level(NamedTuple):
     view_ends: list[int]
     source_ends: list[int]
+    deletion: bool = False
+    """Text left out (``_deleted``), not replaced: a view offset there is where two source offsets meet."""
 
     def source(self, offset: int) -> int:
         k = bisect_right(self.view_ends, offset)
+        return offset + self.source_ends[k - 1] - self.view_ends[k - 1] if k else offset
+
+    def source_end(self, offset: int) -> int:
+        """``source`` for where a find ends: at a deletion, before the text left out (a find that ends
+        where a label's closing mark was deleted, ``**i-0abc…**:``, does not take the mark in)."""
+        k = (bisect_left if self.deletion else bisect_right)(self.view_ends, offset)
         return offset + self.source_ends[k - 1] - self.view_ends[k - 1] if k else offset
 
 
@@ -332,6 +340,12 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
             offset = level.source(offset)
         return source(offset) if source is not None else offset
 
+    def mapped_end(offset: int) -> int:
+        for level in ordered:
+            offset = level.source_end(offset)
+        return getattr(source, "end", source)(offset) if source is not None else offset
+
+    mapped.end = mapped_end  # type: ignore[attr-defined]  # (scanner._mapped maps a find's end with it)
     return text, mapped
 
 
@@ -518,11 +532,12 @@ def _cdk_values(text: str) -> Iterator[_CdkValue]:
 
 # An update in a `terraform plan` (``~ identifier = "orders-db-1" -> "orders-db-2"``) or a `pulumi preview
 # --diff` (``~ identifier: "orders-db-1" => "orders-db-2"``): the new value reads as the key's, as the old
-# one does in the text (``identifier = "orders-db-2"``). Looked for from each arrow's line start.
+# one does in the text (``identifier = "orders-db-2"``). Looked for on each line that holds an arrow,
+# once per line (a line of many arrows is read once: linear), its blank runs bounded.
 _ARROW = re.compile(r"[ \t][-=]>[ \t]")
-_ARROW_LINE = re.compile(
-    r"[ \t]*(?:[~+-][ \t]+)?(?P<n>[\"']?[A-Za-z_][A-Za-z0-9_.:/-]{0,127}[\"']?[ \t]*[:=][ \t]*)"
-    r"(?P<m>(?:\"[^\"\n]{0,256}\"|[^\s\"]{1,256})[ \t]+[-=]>[ \t]+)(?=[\"'A-Za-z0-9])"
+_ARROW_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_.:/-])(?P<n>[\"']?[A-Za-z_][A-Za-z0-9_.:/-]{0,127}[\"']?[ \t]{0,64}[:=][ \t]{0,64})"
+    r"(?P<m>(?:\"[^\"\n]{0,256}\"|[^\s\"]{1,256})[ \t]{1,64}[-=]>[ \t]{1,64})(?=[\"'A-Za-z0-9])"
 )
 
 
@@ -532,23 +547,32 @@ _ARROW_LINE = re.compile(
 # (after a name: a call or a subscript, not a list). The value reads as the name's: the view joins them
 # with a colon (``_JOINED``).
 _CALL_PAIR = re.compile(
-    r"[(\[](?<=[A-Za-z0-9_][(\[])[ \t]*[\"'](?P<n>[A-Za-z][A-Za-z0-9_.:-]{0,80})"
+    # (the name a setting's: with a dot, an underscore, a colon or a capital, AWS_SECRET_ACCESS_KEY,
+    # fs.s3a.secret.key, secretAccessKey; not a plain word, print("bucket", ...))
+    r"[(\[](?<=[A-Za-z0-9_][(\[])[ \t]*[\"']"
+    r"(?P<n>(?=[A-Za-z0-9_.:-]{0,80}[._:A-Z])[A-Za-z][A-Za-z0-9_.:-]{0,80})"
     r"(?P<m>[\"'][ \t]*(?:,|\][ \t]*=)[ \t]*)(?=[\"'])"
 )
 
 
 # `pulumi stack output`: under an OUTPUT / VALUE header, each row's name and value, columns apart
-_OUTPUTS_HEADER = re.compile(r"^[ \t]*OUTPUT[ \t]+VALUE[ \t]*\r?\n", re.M)
-_OUTPUTS_ROW = re.compile(r"[ \t]+(?P<n>[A-Za-z][A-Za-z0-9_.:-]{0,127})(?P<m>[ \t]{2,})(?=[^ \t\r\n])")
+# (at a line's start or a string's: the JSON path scans a value after its key)
+_OUTPUTS_HEADER = re.compile(r"(?:^|(?<=[\"']))[ \t]{0,64}OUTPUT[ \t]{1,64}VALUE[ \t]*\r?\n", re.M)
+_OUTPUTS_ROW = re.compile(r"[ \t]{1,64}(?P<n>[A-Za-z][A-Za-z0-9_.:-]{0,127})(?P<m>[ \t]{2,64})(?=[^ \t\r\n])")
 
 
 def _output_rows(text: str) -> Iterator[re.Match[str]]:
+    at = 0
     for header in _OUTPUTS_HEADER.finditer(text):
+        if header.start() < at:  # (inside the rows of the one before)
+            continue
         at = header.end()
-        while (row := _OUTPUTS_ROW.match(text, at)) is not None:
+        # the rows, up to a line that is not one (another header is not: each line is read once)
+        while not _OUTPUTS_HEADER.match(text, at) and (row := _OUTPUTS_ROW.match(text, at)) is not None:
             yield row
             at = text.find("\n", row.end()) + 1
             if not at:
+                at = len(text)
                 break
 
 
@@ -557,10 +581,15 @@ _JOINED_SYNTAXES = (_COLUMN_PAIR, _CALL_PAIR, _OUTPUTS_ROW)
 
 
 def _arrow_pairs(text: str) -> Iterator[re.Match[str]]:
+    line_end = -1
     for arrow in _ARROW.finditer(text):
-        m = _ARROW_LINE.match(text, text.rfind("\n", 0, arrow.start()) + 1)
-        if m is not None and m.end() == arrow.end():
-            yield m
+        if arrow.start() < line_end:  # (a line read already)
+            continue
+        line_start = text.rfind("\n", 0, arrow.start()) + 1
+        line_end = text.find("\n", arrow.end())
+        if line_end < 0:
+            line_end = len(text)
+        yield from _ARROW_PAIR.finditer(text, line_start, line_end)
 
 
 class Paired(NamedTuple):
@@ -699,4 +728,4 @@ def _deleted(text: str, spans: list[tuple[int, int]]) -> tuple[str, _Level]:
         source_ends.append(end)
         last = end
     parts.append(text[last:])
-    return "".join(parts), _Level(view_ends, source_ends)
+    return "".join(parts), _Level(view_ends, source_ends, True)
