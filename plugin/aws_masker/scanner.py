@@ -51,10 +51,15 @@ _WORD = run("[A-Za-z0-9]", at_least_one=True)
 _PLAIN_SEPARATORS = r"(?:[\s\"',;{}\[\]()<>|!?=&@#%+*]|[.:](?:\s|\Z))"
 
 
+_FIRST_WORD = re.compile("[A-Za-z0-9]+")
+
+
 def _skipper(fast: bool) -> str:
     if not fast:
         return _PUNCT + r"(?:(?:" + _WORD + "|:)" + _PUNCT + r")*?"
-    leads = {w for w in LEAD_WORDS if w.isalnum()}
+    # (a lead word's first word: "DynamoDB" of "DynamoDB Table", a lead of the Terraform provider's
+    # messages; the first word is plain, followed by a blank, and would be skipped)
+    leads = {m[0] for m in map(_FIRST_WORD.match, LEAD_WORDS) if m is not None}
     # value-anchored rules: 12-digit account IDs and 64-hex canonical user IDs; and the word after
     # such an ID (an S3 access log's bucket field)
     guard = (
