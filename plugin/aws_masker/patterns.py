@@ -2548,7 +2548,9 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
         category="arn",
         kind="LOG_GROUP_ARN",
         regex=(
-            r"(?:L(?<=\[\$L)ATEST|[0-9](?<![A-Za-z0-9_]\[[0-9])(?<=\[[0-9])[0-9]{0,2})"
+            r"(?:"
+            + words(["LATEST"])
+            + r"(?<=\[\$LATEST)|[0-9](?<![A-Za-z0-9_]\[[0-9])(?<=\[[0-9])[0-9]{0,2})"
             r"\](?P<v>[0-9a-f]{32})" + _ID_END
         ),
         description="A Lambda log stream's execution environment ID: 2024/01/15/[$LATEST]<32 hex>",
@@ -3910,8 +3912,11 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            r"(?:B(?<![A-Za-z0-9_]B)ucket\((?:(?:bucket_)?name=)?[\"']"
-            r"|F(?<![A-Za-z0-9_]F)ailed to upload [^\n]{1,300}? to )(?P<v>" + BUCKET + r")(?=[\"'/])"
+            # (lead words through words(): the fallback scanner stops at them)
+            words(["Bucket", "Failed to upload"])
+            + r"(?:(?<=Bucket)\((?:(?:bucket_)?name=)?[\"']|(?<=upload) [^\n]{1,300}? to )(?P<v>"
+            + BUCKET
+            + r")(?=[\"'/])"
         ),
         description=(
             "A bucket in a boto3 resource's repr (s3.Bucket(name='acme-logs')) or an S3UploadFailedError "
