@@ -418,15 +418,8 @@ def text_cells(text: str) -> list[Cell]:
         if tab < 0:
             continue
         head = line[:tab].strip(_EDGE)
-        if head in _KEYLESS_MAPS:  # (each field a value whose key the CLI left out)
-            pos = offset + tab + 1
-            for field in line[tab + 1 :].split("\t"):
-                a, b = _strip(text, pos, pos + len(field), _EDGE)
-                if b > a:
-                    out.append(Cell(a, b, _KEYLESS_MAPS[head]))
-                pos += len(field) + 1
-            continue
-        known = head in named or head in scalar_lists
+        keyless = _KEYLESS_MAPS.get(head)  # (each field a value whose key the CLI left out)
+        known = keyless is not None or head in named or head in scalar_lists
         if not known and "arn:" not in line:
             continue
         bounds = []
@@ -439,6 +432,9 @@ def text_cells(text: str) -> list[Cell]:
         if known:
             bounds = bounds[1:]
         elif not any(text.startswith("arn:", a) for a, _b in bounds):
+            continue
+        if keyless is not None:
+            out += [Cell(a, b, keyless) for a, b in bounds if b > a]
             continue
         kinds = "".join([_kind(text[a:b]) for a, b in bounds])
         planned = _plan(head if known else "", kinds, budget)

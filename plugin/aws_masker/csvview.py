@@ -193,12 +193,11 @@ def column(text: str, start: int, end: int) -> tuple[str, bool] | None:
         top, lines = above, lines + 1
         if passed:  # (the line right above the rule is the header, or there is none)
             break
-    if header is None:  # no line of names above the cell in its block: noted, so its other cells are
-        # not walked up again (each would cost the block's length)
-        first_end = text.find("\n", top)
-        first = text[top : first_end if first_end >= 0 else len(text)]
-        _last.block = _Block(delimiter, id(text), len(text), first, None, count, top, line_end, False)
-        return None
+    if header is None:  # no line of names above the cell in its block: noted too, so its other cells
+        # are not walked up again (each would cost the block's length); the block's first line stands in
+        header_start, header_end = top, text.find("\n", top)
+        if header_end < 0:
+            header_end = len(text)
     _last.block = _Block(
         delimiter,
         id(text),
@@ -210,4 +209,4 @@ def column(text: str, start: int, end: int) -> tuple[str, bool] | None:
         line_end,
         ruled,
     )
-    return header[index], ruled
+    return (header[index], ruled) if header is not None else None

@@ -1296,6 +1296,11 @@ _ACCOUNT_KEY = (
     # the abbreviation: acct_id, AcctId, ACCT_ID
     r"[Aa]cct(?:Id|ID|_ids?)?|ACCT(?:_IDS?)?)"
 )
+# a map of accounts by name, up to its first entry's value: accounts = { prod = "
+_ACCOUNT_MAP = (
+    r"(?:[Aa]ccounts|ACCOUNTS|[Aa]ccount_?[Ii]ds|ACCOUNT_IDS|[Aa]ccount_?[Mm]ap|ACCOUNT_MAP)[\"']?\s*(?:=>|[:=])"
+    r"\s*\{?\s*[\"']?[A-Za-z0-9_.-]{1,64}[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?"
+)
 _ACCOUNT_CONTEXT_TEXT = (
     r"(?:"
     # a key: JSON/YAML/HCL/env/INI, CLI flags (--account-id 1234..., --owners 1234... 5678...), CLI
@@ -1332,10 +1337,10 @@ _ACCOUNT_CONTEXT_TEXT = (
     r"|(?:type[ \t]*=[ \t]*\"AWS\"|variable[ \t]*=[ \t]*\"aws:(?:Source|Principal|Resource)Account\")"
     r"[ \t]*\r?\n[ \t]*(?:[-+~][ \t]+)?(?:identifiers|values)[ \t]*=[ \t]*\[\s*(?:[-+~][ \t]+)?\""
     # a map of accounts by name (HCL locals, YAML, JSON, Python, TypeScript): accounts = { prod = ...
-    r"|(?:[Aa]ccounts|ACCOUNTS|[Aa]ccount_?[Ii]ds|ACCOUNT_IDS|[Aa]ccount_?[Mm]ap|ACCOUNT_MAP)[\"']?\s*(?:=>|[:=])"
-    r"\s*\{?\s*[\"']?[A-Za-z0-9_.-]{1,64}[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?"
+    + "|"
+    + _ACCOUNT_MAP
     # "accounts for <purpose>:" (`cdk bootstrap --trust`: Trusted accounts for deployment: 1234...)
-    r"|(?:[Aa]ccounts|ACCOUNTS) for [A-Za-z]{3,20}[ \t]*:[ \t]*(?:[0-9]{12}[ \t]*,[ \t]*)*"
+    + r"|(?:[Aa]ccounts|ACCOUNTS) for [A-Za-z]{3,20}[ \t]*:[ \t]*(?:[0-9]{12}[ \t]*,[ \t]*)*"
     # the accounts an RDS snapshot is shared with (describe-db-snapshot-attributes): restore's values
     r"|AttributeName[\"']?\s*[:=]\s*[\"']?restore[\"']?\s*,\s*[\"']?AttributeValues[\"']?\s*[:=]\s*\[\s*[\"']?"
     r"(?:[0-9]{12}[\"']?\s*,\s*[\"']?)*"
@@ -1402,10 +1407,7 @@ _NEXT_MAP_ENTRY = re.compile(
     r"[\"']?[ \t]*,?\s*[\"']?[A-Za-z0-9_.-]{1,64}[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?"
 )
 # a map of accounts by name right before an account (the continuation to a map's next entry needs one)
-_ACCOUNT_MAP_BEFORE = re.compile(
-    r"(?:[Aa]ccounts|ACCOUNTS|[Aa]ccount_?[Ii]ds|ACCOUNT_IDS|[Aa]ccount_?[Mm]ap|ACCOUNT_MAP)[\"']?\s*(?:=>|[:=])"
-    r"\s*\{?\s*[\"']?[A-Za-z0-9_.-]{1,64}[\"']?[ \t]*(?:=>|[:=])[ \t]*[\"']?\Z"
-)
+_ACCOUNT_MAP_BEFORE = re.compile(_ACCOUNT_MAP + r"\Z")
 # "accounts" (or "account IDs") and a few words before a list of IDs: "the accounts in scope are
 # '1234...', '5678...'", "Affected accounts (prod): `1234...`, `5678...`"
 _PROSE_ACCOUNTS_BEFORE = re.compile(
@@ -1467,25 +1469,19 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         and last[1] == len(text)
         and 0 < start - last[2] <= 400
         and text.startswith(last[3], last[2] - len(last[3]))  # (the same text, not one at its address)
-        and (
-            (start - last[2] <= 40 and _LIST_GAP.fullmatch(text, last[2], start))
-            # or the next object of a list, its Id first (Organizations: list-accounts)
-            or _NEXT_OBJECT_ID.fullmatch(text, last[2], start)
-        )
     ):
-        return Verdict.MASK
-    # or the next entry of a map of accounts by name (prod = "1234...", ci = "5678...")
-    if (
-        last is not None
-        and last[0] == id(text)
-        and last[1] == len(text)
-        and 0 < start - last[2] <= 80
-        and text.startswith(last[3], last[2] - len(last[3]))
-        and _NEXT_MAP_ENTRY.fullmatch(text, last[2], start)
-        and _in_account_map(text, last)
-    ):
-        _last_account.in_map = True
-        return Verdict.MASK
+        if (start - last[2] <= 40 and _LIST_GAP.fullmatch(text, last[2], start)) or _NEXT_OBJECT_ID.fullmatch(
+            text, last[2], start
+        ):  # (or the next object of a list, its Id first: Organizations' list-accounts)
+            return Verdict.MASK
+        # or the next entry of a map of accounts by name (prod = "1234...", ci = "5678...")
+        if (
+            start - last[2] <= 80
+            and _NEXT_MAP_ENTRY.fullmatch(text, last[2], start)
+            and _in_account_map(text, last)
+        ):
+            _last_account.in_map = True
+            return Verdict.MASK
     # what stands before the value gives it context; for DynamoDB JSON's typed value ("accountId":
     # {"S": "4839..."}), what stands before the type wrapper
     before = start

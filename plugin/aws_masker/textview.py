@@ -211,13 +211,15 @@ class _Level(NamedTuple):
     """Text left out (``_deleted``), not replaced: a view offset there is where two source offsets meet."""
 
     def source(self, offset: int) -> int:
-        k = bisect_right(self.view_ends, offset)
-        return offset + self.source_ends[k - 1] - self.view_ends[k - 1] if k else offset
+        return self._shifted(offset, bisect_right(self.view_ends, offset))
 
     def source_end(self, offset: int) -> int:
         """``source`` for where a find ends: at a deletion, before the text left out (a find that ends
         where a label's closing mark was deleted, ``**i-0abc…**:``, does not take the mark in)."""
-        k = (bisect_left if self.deletion else bisect_right)(self.view_ends, offset)
+        return self._shifted(offset, (bisect_left if self.deletion else bisect_right)(self.view_ends, offset))
+
+    def _shifted(self, offset: int, k: int) -> int:
+        """``offset`` moved past the first ``k`` replacements (or deletions)."""
         return offset + self.source_ends[k - 1] - self.view_ends[k - 1] if k else offset
 
 
