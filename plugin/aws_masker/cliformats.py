@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from . import textmarks
+from . import mdtables, textmarks
 from .errors import TooComplexError
 from .scanner import Found, unescaped
 from .textview import PAIR_NAME
@@ -65,7 +65,7 @@ _MAX_WRAP = 4
 
 def may_hold(text: str) -> bool:
     """False when ``text`` has no table border and no text-output line: nothing to do here."""
-    if "|" in text and _TABLE.search(text):
+    if "|" in text and (_TABLE.search(text) or mdtables.may_hold(text)):
         return True
     # (a one-character test first: Python searches a text for an absent character with memchr, but
     # for an absent two-character string at about a millisecond per megabyte)
@@ -756,6 +756,8 @@ def finds(text: str, scan: Scan, main: list[Found] = ()) -> list[Found]:  # type
         cells += _unaliased(tables, aliases) if aliases else tables
     if "--query" in view:
         cells += query_cells(view)
+    if "|" in view and mdtables.may_hold(view):  # Markdown and psql tables
+        cells += [Cell(*cell) for cell in mdtables.cells(view)]
     if not cells:
         return []
     # every (class of key, value) to ask about, once: a listing repeats its values and its keys

@@ -650,6 +650,16 @@ QUOTES = "\"'`\u2018\u201c"
 OPEN_QUOTE = r"(?:``|[\"'`\u2018\u201c(])?"
 """What may open a name quoted in prose: a quote, a backtick, RST's double backticks, a curly quote, or
 a parenthesis (Terraform's errors: "creating S3 Bucket (acme-logs): ...", "RDS DB Instance (x)")."""
+
+
+def prose_list(item: str) -> str:
+    """Two or more names of shape ``item`` listed in prose, each maybe quoted: "a, b and c", "a, b,
+    or c", "a & b" (the list, for a rule's ``items`` to take apart)."""
+    quoted = r"(?:``|[\"'`\u2018\u201c])?" + item + r"(?:``|[\"'`\u2019\u201d])?"
+    separator = r"(?:[ \t]{0,4},[ \t]{0,4}(?:(?:and|or)[ \t]{1,4})?|[ \t]{1,4}(?:and|or|&)[ \t]{1,4})"
+    return quoted + "(?:" + separator + quoted + "){1,30}"
+
+
 _PROSE_STOPWORDS = frozenset({"e.g", "i.e", "etc", "vs", "via"})
 _LINE_END = re.compile(LINE_END)
 _TABLE_ROW_END = re.compile(r" *\|\|" + LINE_END)
@@ -2752,13 +2762,21 @@ _NINTH_REVIEW_RULES: tuple[Rule, ...] = (
 # --------------------------------------------------------------------------------------------------
 
 _S3_PROSE_WORDS = ("S3", "s3", "Bucket", "bucket")
+_S3_LIST_WORDS = ("S3", "s3", "Buckets", "buckets")
 _RDS_PROSE_WORDS = (
     "RDS",
+    "rds",
     "Database",
     "database",
     "DB",
     "db",
     "Aurora",
+    "aurora",
+    # an Aurora cluster's members, as the console and `describe-db-clusters` summaries name them
+    "Reader instance",
+    "reader instance",
+    "Writer instance",
+    "writer instance",
     # the API's own messages: "DBInstance orders-db not found", "DBClusterSnapshot x not found"
     "DBInstance",
     "DBCluster",
@@ -2768,6 +2786,7 @@ _RDS_PROSE_WORDS = (
     "DbInstance",
     "DbCluster",
 )
+_RDS_LIST_WORDS = ("RDS", "rds", "Databases", "databases", "DB", "Aurora", "aurora")
 _SNAPSHOT_WORDS = ("snapshot", "Snapshot")
 _RDS_NAME_KEYS = (
     "DBName",
@@ -3441,6 +3460,28 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("--bucket", "a bucket named", "--bucket-name ."),
     ),
     Rule(
+        name="s3_prose_list",
+        echo_when=distinctive_name,
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            words(_S3_LIST_WORDS)
+            + r"(?:[ \t]{1,4}buckets)?(?:[ \t]{1,4}(?:named|called))?:?[ \t]{1,4}(?P<v>"
+            + prose_list(BUCKET)
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
+        ),
+        items=r"(?<![A-Za-z0-9_.-])(?P<v>" + BUCKET + r")(?![A-Za-z0-9_-]|\.[A-Za-z0-9])",
+        description='Buckets listed in prose after "S3 buckets" ("S3 buckets acme-a, acme-b and acme-c")',
+        anchors=word_anchors(_S3_LIST_WORDS, BLANK),
+        validate=_prose_bucket_verdict,
+        must_match=(
+            ("the S3 buckets acme-billing-exports and acme-audit-2023 are public", "acme-audit-2023"),
+            ("buckets acme-a1, acme-b2, and acme-c3 need a lifecycle rule", "acme-c3"),
+            ("S3 buckets `acme-logs` or `acme-logs-2`", "acme-logs-2"),
+        ),
+        must_not_match=("S3 buckets logs and backups", "buckets read-only and write-only"),
+    ),
+    Rule(
         name="s3_prose",
         echo_when=distinctive_name,
         category="s3",
@@ -3500,6 +3541,40 @@ RULES: tuple[Rule, ...] = (
             "the v1.2.3 bucket",
             "a token-bucket algorithm",
         ),
+    ),
+    Rule(
+        name="s3_name_before_type",
+        category="s3",
+        kind="S3_BUCKET",
+        regex=(
+            r"[a-z0-9](?<![A-Za-z0-9_./:@#$%&*+=\\-].)[a-z0-9.-]{0,60}[a-z0-9]"
+            r"(?=[ \t]{1,4}\((?:Amazon[ \t]{1,4})?S3(?:[ \t]{1,4}[Bb]ucket)?\))"
+        ),
+        description='A bucket named before its type in parentheses ("acme-web-assets (S3)")',
+        anchors=(r"[a-z0-9][a-z0-9.-]{0,60}[a-z0-9][ \t]{1,4}\((?:Amazon[ \t]{1,4})?S3",),
+        validate=_bucket_before_word_verdict,
+        must_match=(
+            ("acme-web-assets (S3) and the API", "acme-web-assets"),
+            ("- billing.exports.2024 (Amazon S3 bucket)", "billing.exports.2024"),
+        ),
+        must_not_match=("logs (S3)", "read-only (S3)"),
+    ),
+    Rule(
+        name="rds_name_before_type",
+        category="rds",
+        kind="RDS",
+        regex=(
+            r"[a-z](?<![A-Za-z0-9_./:@#$%&*+=\\-].)[a-z0-9-]{0,62}"
+            r"(?=[ \t]{1,4}\((?:Amazon[ \t]{1,4})?(?:RDS|Aurora)(?:[ \t]{1,4}[A-Za-z]{1,12}){0,2}\))"
+        ),
+        description='An RDS identifier named before its type in parentheses ("orders-prod-db-1 (RDS)")',
+        anchors=(r"[a-z][a-z0-9-]{0,62}[ \t]{1,4}\((?:Amazon[ \t]{1,4})?(?:RDS|Aurora)",),
+        validate=_bucket_before_word_verdict,
+        must_match=(
+            ("orders-prod-db-1 (RDS) is the primary", "orders-prod-db-1"),
+            ("ledger-aurora-2 (Aurora PostgreSQL)", "ledger-aurora-2"),
+        ),
+        must_not_match=("postgres (RDS)", "multi-az (RDS)"),
     ),
     Rule(
         name="s3_terraform_id",
@@ -3813,18 +3888,22 @@ RULES: tuple[Rule, ...] = (
         category="arn",
         kind="ARN",
         regex=(
-            words(["Role", "Policy", "Instance profile", "Instance Profile", "User", "Group"])
-            + r" with name "
+            words(["Role", "Policy", "policy", "Instance profile", "Instance Profile", "User", "Group"])
+            + r" (?:with name|called) "
             r"(?P<v>[A-Za-z0-9_+=,.@-]{1,128}) already exists"
         ),
-        description="An IAM name in IAM's EntityAlreadyExists message (Role with name <name> already exists)",
-        anchors=("(?:Role|Policy|Instance [Pp]rofile|User|Group) with name ",),
+        description=(
+            "An IAM name in IAM's EntityAlreadyExists message (Role with name <name> already exists, "
+            "A policy called <name> already exists)"
+        ),
+        anchors=("(?:Role|[Pp]olicy|Instance [Pp]rofile|User|Group) (?:with name|called) ",),
         validate=_resource_name_verdict,
         must_match=(
             (
                 "Role with name orders-prod-processor-role already exists. (Service: Iam)",
                 "orders-prod-processor-role",
             ),
+            ("EntityAlreadyExists: A policy called OrdersReadOnly already exists.", "OrdersReadOnly"),
         ),
         must_not_match=("a Role with name clashes already",),
     ),
@@ -4324,6 +4403,29 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         must_not_match=("with the identifier -bad",),
+    ),
+    Rule(
+        name="rds_prose_list",
+        echo_when=distinctive_name,
+        category="rds",
+        kind="RDS",
+        regex=(
+            words(_RDS_LIST_WORDS)
+            + r"(?:[ \t]{1,4}DB)?(?:[ \t]{1,4}(?:instances|clusters|databases|snapshots))?"
+            r"(?:[ \t]{1,4}(?:named|called))?:?[ \t]{1,4}(?P<v>"
+            + prose_list(RDS_ID)
+            + r")(?![a-z0-9-]|\.[A-Za-z0-9])"
+        ),
+        items=r"(?<![A-Za-z0-9_.-])(?P<v>" + RDS_ID + r")(?![A-Za-z0-9_.-])",
+        description='RDS identifiers listed in prose ("RDS instances orders-db-1 and orders-db-2")',
+        anchors=word_anchors(_RDS_LIST_WORDS, BLANK),
+        validate=_prose_rds_verdict,
+        must_match=(
+            ("the RDS instances orders-db-1 and orders-db-2 failed over", "orders-db-2"),
+            ("databases billing-db, ledger-db, or audit-db", "audit-db"),
+            ("aurora clusters `ledger-2` & `ledger-3`", "ledger-3"),
+        ),
+        must_not_match=("RDS instances and clusters", "databases postgres and mysql"),
     ),
     Rule(
         name="rds_prose",

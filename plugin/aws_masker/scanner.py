@@ -436,8 +436,9 @@ class Scanner:
             value_start, value_end = start, end
             if tail_group and m.start(tail_group) >= 0:
                 value_end = m.start(tail_group)
-        if items is not None:
-            return end if self._take_items(text, value_start, value_end, i, enabled, allow, emit) else -1
+        if items is not None:  # (the scan goes on after the last item taken: a word the list took
+            # in, such as the next sentence's "databases x", may start another find)
+            return self._take_items(text, value_start, value_end, i, enabled, allow, emit)
         value = text[value_start:value_end]
         verdict = validate(value, text, value_start) if validate else _MASK
         if verdict is _REJECT:
@@ -464,11 +465,11 @@ class Scanner:
         enabled: frozenset[str],
         allow: frozenset[str],
         emit: Emit,
-    ) -> bool:
+    ) -> int:
         """Emit each item of rule ``i``'s list at ``text[start:end]`` that its validator does not
-        reject; whether any was emitted (else the rule did not match here)."""
+        reject; where the last one emitted ends (-1: none was, the rule did not match here)."""
         _match, rule, _v, _t, _p, validate, kind_of, category_of, kind, category, items = self._plans[i]
-        found = False
+        found = -1
         for m in items.finditer(text, start, end):  # type: ignore[union-attr]
             item_start, item_end = m.span("v") if "v" in m.re.groupindex else m.span()
             value = text[item_start:item_end]
@@ -479,5 +480,5 @@ class Scanner:
             item_category = category_of(item_kind) if kind_of and category_of else category
             mask = verdict is _MASK and item_category in enabled and value not in allow
             emit(item_start, item_end, rule, item_category, item_kind, value, mask)
-            found = True
+            found = item_end
         return found

@@ -1,0 +1,202 @@
+"""Detection gaps of issue 10, seventh round: tables and prose as a chat holds them. A Markdown table
+(as Claude writes one and the next turn sends back) or a SQL client's table gives its cells the key
+their column header names, as the AWS CLI's own tables do (mdtables.py, read by cliformats.py); names
+listed in prose after "S3 buckets" or "RDS instances"; a name before its type in parentheses; an
+Aurora cluster's reader and writer instances; IAM's "A policy called <name> already exists". Then the
+false positives to avoid and the JSON path. Failures report counts, never values.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from gaps import json_leaks as _json_leaks
+from gaps import leaks as _leaks
+
+from aws_masker.engine import Masker
+from aws_masker.mdtables import cells, keys_of
+from aws_masker.scanner import Scanner
+
+
+@functools.cache
+def _scanner(mode: str) -> Scanner:
+    return Scanner(mode=mode)
+
+
+ACCOUNT, ACCOUNT2 = "483920175526", "739204615583"
+BUCKET, BUCKET2 = "acme-prod-invoices-eu1", "acme-stg-invoices-eu1"
+DB, DB2 = "orders-prod-db-1", "orders-stg-db-1"
+
+
+@pytest.mark.parametrize(
+    ("header", "rule", "value"),
+    [
+        ("Bucket", "---", BUCKET),
+        ("S3 Bucket", ":---", BUCKET),
+        ("**Bucket name**", "---:", BUCKET),
+        ("Account ID", ":---:", ACCOUNT),
+        ("AWS Account", "---", ACCOUNT),
+        ("`account_id`", "---", ACCOUNT),
+        ("RDS Instance", "---", DB),
+        ("DB Cluster", "---", DB),
+    ],
+)
+def test_a_markdown_column_gives_its_cells_its_key(
+    masker: Masker, header: str, rule: str, value: str
+) -> None:
+    text = (
+        f"Here is the inventory:\n\n| Environment | {header} | Notes |\n| --- | {rule} | --- |\n"
+        f"| prod | {value} | primary |\n| staging | `{value}` | **standby** |\n\nAnything else?"
+    )
+    assert _leaks(masker, text, [value]) == 0
+    assert _json_leaks(masker, {"table": text}, [value]) == 0
+
+
+def test_a_two_column_table_gives_each_value_its_rows_label(masker: Masker) -> None:
+    text = (
+        "| Field | Value |\n|---|---|\n"
+        f"| **Account** | {ACCOUNT} |\n| Bucket | `{BUCKET}` |\n| RDS instance | {DB} |\n"
+        "| Notes | web server for the checkout service |\n"
+    )
+    masked, _ = masker.mask_text(text)
+    assert sum(v in masked for v in (ACCOUNT, BUCKET, DB)) == 0
+    assert "| Notes | web server for the checkout service |" in masked
+
+
+def test_a_table_in_a_messages_body_both_turns(masker: Masker) -> None:
+    import json
+
+    from aws_masker.body import mask_request
+
+    table = (
+        f"| Name | Account ID | Bucket |\n|------|-----------|--------|\n| prod | {ACCOUNT} | {BUCKET} |\n"
+    )
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": table},
+            {"role": "assistant", "content": [{"type": "text", "text": table}]},
+        ],
+    }
+    out = mask_request(json.dumps(body).encode(), masker)[0].decode()
+    assert ACCOUNT not in out and BUCKET not in out
+
+
+def test_a_psql_table_needs_a_compound_column_name(masker: Masker) -> None:
+    text = (
+        "  bucket_name            | account_id   | account      | size\n"
+        "------------------------+--------------+--------------+------\n"
+        f" {BUCKET} | {ACCOUNT} | 400012345678 | 12\n"
+        f" {BUCKET2} | {ACCOUNT2} | 400012345679 | 7\n(2 rows)\n"
+    )
+    masked, _ = masker.mask_text(text)
+    assert sum(v in masked for v in (BUCKET, BUCKET2, ACCOUNT, ACCOUNT2)) == 0
+    # (a column named "account" in a database's own table holds the database's numbers)
+    assert "400012345678" in masked and "400012345679" in masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| Account | Balance |\n|---|---|\n| Checking | 1,200.00 |\n| Savings | 5,000.00 |\n",
+        "| Step | Owner | Status |\n|:---|:---|:---|\n"
+        "| deploy | platform-team | done |\n| verify | qa-team-2 | open |\n",
+        "| Name | Value |\n|---|---|\n| retries | 3 |\n| timeout-ms | 2500 |\n",
+    ],
+)
+def test_tables_of_other_things_stay(masker: Masker, text: str) -> None:
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)
+
+
+def test_table_keys_are_the_codes_spellings() -> None:
+    assert keys_of("**S3 Bucket**") == (("", "S3Bucket", False), ("", "s3_bucket", False))
+    assert keys_of("Account:") == (("", "Account", False),)
+    assert keys_of("account", compound=True) == ()
+    assert keys_of("1,200.00") == ()
+    text = "| a | b |\n|---|---|\n| x | `y` |\n"
+    assert [text[a:b] for a, b, _ in cells(text)] == ["x", "y"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "| a | b |\n" + "|---|---|\n" * (n // 10),
+        lambda n: "| Bucket | x |\n|---|---|\n| acme-prod-logs-1 | y |\n\n" * (n // 50),
+        lambda n: "S3 buckets " + "acme-a1, " * (n // 9),
+        lambda n: "RDS instances " + "db-1 and " * (n // 9),
+        lambda n: "x (S3) " * (n // 7),
+    ],
+    ids=["stacked-delimiter-rows", "many-small-tables", "bucket-list", "db-list", "types"],
+)
+def test_hostile_tables_and_lists_stay_linear(masker: Masker, make) -> None:  # type: ignore[no-untyped-def]
+    text = make(100_000)
+    masked, result = masker.mask_text(text)
+    assert len(masked) >= len(text) - 30 * result.total
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            f"We moved S3 buckets {BUCKET}, {BUCKET2}, and acme-cur-2024 to the new account.",
+            [BUCKET, BUCKET2],
+        ),
+        (f"the buckets `{BUCKET}` or '{BUCKET2}'", [BUCKET, BUCKET2]),
+        (f"Failover hit RDS instances {DB} and {DB2} at 02:10.", [DB, DB2]),
+        (f"the Aurora clusters ledger-aurora & ledger-aurora-2, and databases {DB}, {DB2}", [DB, DB2]),
+        (f"then I restarted rds {DB} and it came back", [DB]),
+        (f"our aurora {DB} is at 90% CPU", [DB]),
+        (f"Primary: {DB} (RDS), assets in {BUCKET} (S3).", [DB, BUCKET]),
+        (f"- {BUCKET} (Amazon S3 bucket)\n- {DB} (Aurora PostgreSQL)", [BUCKET, DB]),
+        (f"Reader instance: {DB}\nWriter instance: {DB2}", [DB, DB2]),
+        (
+            "EntityAlreadyExists: A policy called OrdersReadOnlyAccess already exists.",
+            ["OrdersReadOnlyAccess"],
+        ),
+    ],
+)
+def test_names_in_prose(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"note": text}, values) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The buckets are read-only and write-only by design.",
+        "S3 buckets logs and backups are in the same region.",
+        "Our databases postgres and mysql run on EC2; RDS instances and clusters are next year.",
+        "the read-only (S3) policy, multi-az (RDS) and postgres (RDS)",
+    ],
+)
+def test_prose_without_names_stays(masker: Masker, text: str) -> None:
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "s3_prose_list",
+        "rds_prose_list",
+        "s3_name_before_type",
+        "rds_name_before_type",
+        "rds_prose",
+        "iam_already_exists",
+    ],
+)
+def test_the_new_rules_in_every_scanner_mode(name: str) -> None:
+    from aws_masker.config import MaskerConfig
+    from aws_masker.patterns import RULES
+
+    (rule,) = [r for r in RULES if r.name == name]
+    enabled = MaskerConfig().enabled_categories
+    for sample, value in rule.must_match:
+        found = {
+            mode: _scanner(mode).scan(sample, enabled, frozenset()) for mode in ("plain", "anchors", "words")
+        }
+        assert found["anchors"] == found["plain"] == found["words"]
+        assert value in [f.value for f in found["plain"]]
