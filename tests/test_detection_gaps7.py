@@ -200,3 +200,27 @@ def test_the_new_rules_in_every_scanner_mode(name: str) -> None:
         }
         assert found["anchors"] == found["plain"] == found["words"]
         assert value in [f.value for f in found["plain"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (f"provider:\n  name: aws\n  deploymentBucket:\n    name: {BUCKET}\n", [BUCKET]),
+        (f'{{"artifactStore": {{"type": "S3", "location": "{BUCKET}"}}}}', [BUCKET]),
+        (f"ArtifactStore:\n  Type: S3\n  Location: {BUCKET}\n", [BUCKET]),
+        ("curl https://x7kq2mz9ab.eu-west-1.awsapprunner.com/health", ["x7kq2mz9ab"]),
+        ("dig a1b2c3d4e5f6a7b8.dualstack.awsglobalaccelerator.com", ["a1b2c3d4e5f6a7b8"]),
+        # JSON in a CSV field (Athena's export of CloudTrail): its quotes doubled
+        (
+            'eventtime,requestparameters,useridentity\n2024-03-02T10:00:00Z,"{""bucketName"":""'
+            + BUCKET
+            + '""}","{""type"":""AssumedRole"",""accountId"":""'
+            + ACCOUNT
+            + '""}"\n',
+            [BUCKET, ACCOUNT],
+        ),
+    ],
+)
+def test_config_hosts_and_csv_json(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"file": text}, values) == 0

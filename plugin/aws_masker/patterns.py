@@ -1238,6 +1238,10 @@ _HOST_KINDS: tuple[tuple[str, str, str], ...] = (
     (r"\." + REGION + r"\.aoss\.amazonaws\.com", "HOST", "hostname"),
     (r"\.auth\." + REGION + r"\.amazoncognito\.com", "HOST", "hostname"),
     (r"\.amplifyapp\.com", "HOST", "hostname"),
+    # an App Runner service's default domain (<id>.<region>.awsapprunner.com), a Global Accelerator's
+    # DNS name (<id>.awsglobalaccelerator.com, also dual-stack: <id>.dualstack.awsglobalaccelerator.com)
+    (r"\." + REGION + r"\.awsapprunner\.com", "HOST", "hostname"),
+    (r"\.awsglobalaccelerator\.com", "HOST", "hostname"),
     # an IAM Identity Center (SSO) start URL: https://d-<directory ID>.awsapps.com/start, or an alias
     (r"\.awsapps\.com", "HOST", "hostname"),
     (r"\.compute(?:-1)?\.amazonaws\.com(?:\.cn)?", "EC2_HOST", "hostname"),
@@ -1254,6 +1258,8 @@ HOST_ANCHORS = (
     ".amazoncognito.com",
     ".amplifyapp.com",
     ".awsapps.com",
+    ".awsapprunner.com",
+    ".awsglobalaccelerator.com",
 )
 if not all(s.startswith(r"\.") for s, _k, _c in _HOST_KINDS):  # pragma: no cover - static data
     raise ValueError("every host suffix starts with a dot")
@@ -2803,6 +2809,17 @@ _RDS_NAME_KEYS = (
     "DBInstanceName",
     "db_instance_name",
 )
+# after a bucket's key, an object whose first member is its name: an S3 event notification's or
+# EventBridge event's "bucket": {"name": "..."}, in YAML bucket: / name: ...
+_NAMED_OBJECT = (
+    r"(?:\{"
+    + run(r"\s")
+    + r"[\"']?[Nn]ame[\"']?"
+    + run(r"\s")
+    + ":"
+    + run(r"\s")
+    + r"[\"']?|(?<=\s)[Nn]ame:[ \t]*[\"']?)?"
+)
 _BUCKET_KEYS = (
     "Bucket",
     "BucketName",
@@ -3082,6 +3099,8 @@ RULES: tuple[Rule, ...] = (
                 "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
             ),
             ("d111111abcdef8.cloudfront.net", "d111111abcdef8.cloudfront.net"),
+            ("https://x7kq2mz9ab.eu-west-1.awsapprunner.com/", "x7kq2mz9ab.eu-west-1.awsapprunner.com"),
+            ("a1b2c3d4e5f6a7b8.awsglobalaccelerator.com", "a1b2c3d4e5f6a7b8.awsglobalaccelerator.com"),
             (
                 "sessions.ab12cd.0001.use1.cache.amazonaws.com:6379",
                 "sessions.ab12cd.0001.use1.cache.amazonaws.com",
@@ -3277,22 +3296,7 @@ RULES: tuple[Rule, ...] = (
         echo=True,
         category="s3",
         kind="S3_BUCKET",
-        regex=(
-            words(_BUCKET_KEYS)
-            + ASSIGN
-            # or an object whose first member is its name: an S3 event notification's or EventBridge
-            # event's "bucket": {"name": "..."}, in YAML bucket: / name: ...
-            + r"(?:\{"
-            + run(r"\s")
-            + r"[\"']?[Nn]ame[\"']?"
-            + run(r"\s")
-            + ":"
-            + run(r"\s")
-            + r"[\"']?|(?<=\s)[Nn]ame:[ \t]*[\"']?)?"
-            + r"(?P<v>"
-            + BUCKET
-            + r")(?=[\"'\s,;}\]&]|$)"
-        ),
+        regex=(words(_BUCKET_KEYS) + ASSIGN + _NAMED_OBJECT + r"(?P<v>" + BUCKET + r")(?=[\"'\s,;}\]&]|$)"),
         description=(
             'Bucket under JSON/YAML/HCL/env keys: "Bucket": "...", bucket = "...", S3_BUCKET=..., and '
             'the name of a "bucket": {"name": "..."} object (S3 event notifications, EventBridge)'
@@ -3317,6 +3321,7 @@ RULES: tuple[Rule, ...] = (
             r"[A-Za-z](?<![A-Za-z0-9_].)(?:(?<=B)UCKET|[A-Za-z0-9_]{0,40}?"
             r"(?:_BUCKET(?:_NAME)?|_[Bb]ucket(?:_?[Nn]ame)?|(?<=[a-z0-9])Bucket(?:Name)?))"
             + ASSIGN
+            + _NAMED_OBJECT
             + r"(?P<v>"
             + BUCKET
             + r")(?=[\"'\s,;}\]&]|$)"
@@ -3336,8 +3341,39 @@ RULES: tuple[Rule, ...] = (
             ('export STATIC_ASSETS_BUCKET_NAME="acme-static"', "acme-static"),
             ('terraform_state_bucket = "acme-tfstate"', "acme-tfstate"),
             ('{"mediaBucket": "acme-media"}', "acme-media"),
+            # (the Serverless Framework's provider.deploymentBucket, given as an object)
+            ("  deploymentBucket:\n    name: acme-sls-deploys\n", "acme-sls-deploys"),
+            ('{"deploymentBucket": {"name": "acme-sls-deploys"}}', "acme-sls-deploys"),
         ),
         must_not_match=("MY_BUCKET_SIZE=10", '"LogsBucket": "A"', "RATE_LIMIT_BUCKET=100", "bucket_name = x"),
+    ),
+    Rule(
+        name="s3_artifact_store",
+        category="s3",
+        kind="S3_BUCKET",
+        # a CodePipeline's artifact store: its location is a bucket (JSON, YAML, HCL's artifact_store block)
+        regex=(
+            words(["artifactStore", "ArtifactStore", "artifact_store"])
+            + r"[\"']?[ \t]{0,4}(?:[:=][ \t]{0,4})?(?:\{|\r?\n)[^{}]{0,240}?"
+            r"(?<![A-Za-z0-9_])[Ll]ocation[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?(?P<v>"
+            + BUCKET
+            + r")(?=[\"'\s,;}\]&]|$)"
+        ),
+        description="A CodePipeline artifact store's location (its bucket): JSON, YAML, HCL",
+        anchors=(r"(?:artifactStore|ArtifactStore|artifact_store)[\"']?[ \t]{0,4}[:={\r\n]",),
+        validate=_bucket_verdict,
+        must_match=(
+            (
+                '"artifactStore": {"type": "S3", "location": "codepipeline-eu-west-1-8823"}',
+                "codepipeline-eu-west-1-8823",
+            ),
+            ("ArtifactStore:\n  Type: S3\n  Location: acme-pipeline-artifacts\n", "acme-pipeline-artifacts"),
+            (
+                'artifact_store {\n    location = "acme-pipeline-artifacts"\n    type = "S3"\n}',
+                "acme-pipeline-artifacts",
+            ),
+        ),
+        must_not_match=("artifact_store {\n    location = aws_s3_bucket.a.bucket\n}",),
     ),
     Rule(
         name="rds_resource_value",

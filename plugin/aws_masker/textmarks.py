@@ -3,7 +3,8 @@
 Several readings of a text apply only where a mark is there: the `--query` of an AWS CLI command
 (cliformats.py), Cost Explorer's ``LINKED_ACCOUNT`` dimension (patterns.py), a Terraform output's
 ``"sensitive"``, a setting in code (``getenv("X", "...")``), a plan's ``"old" -> "new"``, a type
-annotation (``bucket: str = "..."``) (textview.py). Asked one by one, each is a substring search
+annotation (``bucket: str = "..."``), JSON in a CSV field (``""bucketName"":""...""``)
+(textview.py). Asked one by one, each is a substring search
 over the whole text, and a search for an absent string that shares characters with the text's
 commonest ones (a blank, a quote) costs about a millisecond per megabyte. So the marks are found
 together, by one Hyperscan scan of the text (each reported once), and remembered per thread for the
@@ -36,6 +37,8 @@ MARKS: dict[str, str] = {
     "outputs": r"OUTPUT[ \t]+VALUE",
     # a type annotation before a value: name: str = "...", name: string = "..."
     "annotation": r"[A-Za-z0-9_]:[ \t]*(?:str|string|SecretStr|Optional\[str\])[ \t]*=",
+    # a JSON key in a CSV field, its quotes doubled (Athena's and Logs Insights' CSV exports)
+    "doubled": r"\"\"[A-Za-z_][A-Za-z0-9_.-]{0,60}\"\":",
 }
 _NAMES = tuple(MARKS)
 _REGEX = {name: re.compile(pattern) for name, pattern in MARKS.items()}

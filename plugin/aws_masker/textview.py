@@ -323,6 +323,10 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         if spans:
             text, level = _deleted(text, spans)
             levels.append(level)
+    if textmarks.holds(text, "doubled"):  # JSON in a CSV field: its quotes doubled
+        spans = [(m.start(), m.start() + 1) for m in _DOUBLED_QUOTES.finditer(text)]
+        text, level = _deleted(text, spans)
+        levels.append(level)
     if textmarks.holds(text, "annotation"):
         spans = [m.span(1) for m in _TYPE_ANNOTATION.finditer(text)]
         if spans:
@@ -366,6 +370,11 @@ def _label_marks(text: str) -> list[tuple[int, int]]:
     for m in _LABEL_MARKS.finditer(text):
         spans += (m.span("o"), m.span("c") if m.start("c") >= 0 else m.span("d"))
     return spans
+
+
+# JSON in a CSV field (an Athena or Logs Insights export: "{""bucketName"":""acme-logs""}") reads as
+# the JSON it is: one quote of each doubled pair is deleted from the view
+_DOUBLED_QUOTES = re.compile(r'""')
 
 
 # A type annotation between a name and its value in code (a pydantic setting, a dataclass field, a
