@@ -46,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import json
 import operator
 import re
 from bisect import bisect_right
@@ -56,7 +57,7 @@ from json.encoder import encode_basestring, encode_basestring_ascii
 from . import base64text, echo
 from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
-from .jsontext import KEY, NUMBER, Container, Document
+from .jsontext import KEY, NUMBER, STRING, Container, Document
 from .restore import token_kind
 from .textmarks import LINKED_DIMENSION
 from .textview import PAIR_NAME
@@ -102,6 +103,8 @@ schema's keywords (``"OwnerId": {"type": "string", "default": "..."}``, in a too
 and DynamoDB's typed values (``"OwnerId": {"S": "..."}``). Their values are scanned with that key as
 their context instead of their own."""
 _TWELVE_DIGITS = re.compile(r"[0-9]{12}")
+_ARGV_NAME = re.compile(r"-{1,2}[A-Za-z][A-Za-z0-9_-]{0,60}|[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]{1,60}")
+"""An item of an argument list that names the next one: a flag, or an option's snake_case name."""
 _BUCKET_ITEM_KEYS = frozenset(("Name", "CreationDate", "BucketRegion", "BucketArn"))
 """The string members of an item of ``list-buckets``."""
 _KEY_CONTEXT = 256
@@ -172,7 +175,7 @@ def mask_document(
                 # opaque data is scanned as it is, without a key: an identifier written into it is
                 # masked (the API then refuses the block), genuine data comes out byte for byte
                 if verdict == "text-document":
-                    value = _decoded_text(value)
+                    value = _decoded_text(value, where.media_type(i))
                     documents.add(i)
                 texts.append(value)
                 contexts.append("")
@@ -193,6 +196,13 @@ def mask_document(
         else:
             named = _pair_context(masker, containers, container, key, value, doc.values)
             contexts.append(outer + (quoted[key] if named is None else named) + quote)
+        if key is None and i and doc.owners[i - 1] == container and doc.kinds[i - 1] == STRING:
+            # an argument list (a tool_use's command, a container's args, subprocess.run([...])): an
+            # item after a flag or an option's name is read after it, as on a command line
+            # ("--owners", "4839..."; "aws_secret_access_key", "...")
+            previous = doc.values[i - 1]
+            if _ARGV_NAME.fullmatch(previous):
+                contexts[-1] += previous + " "
         if _TWELVE_DIGITS.search(value):
             if linked is None:
                 linked = any(LINKED_DIMENSION in v for v in doc.values)
@@ -220,9 +230,11 @@ def mask_document(
     for k in itertools.compress(range(len(masked)), map(operator.ne, masked, originals)):  # the changed
         owner, after = owners[k], masked[k]
         pieces.append(source[last : doc.starts[owner]])
+        written = source[doc.starts[owner] : doc.ends[owner]]
         if owner in documents:
-            after = base64.b64encode(after.encode("utf-8")).decode("ascii")
-        pieces.append(_encode(after))
+            pieces.append(_encode(base64.b64encode(after.encode("utf-8")).decode("ascii")))
+        else:
+            pieces.append(_spliced(written, originals[k], after) or _encode(after))
         last = doc.ends[owner]
     if not pieces:
         return source, result
@@ -260,6 +272,74 @@ def _mask_unique(
     return [masked[at] for at in order], result
 
 
+_STRING_ESCAPE = re.compile(
+    r"(\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.))", re.S
+)
+
+
+_ESCAPED = {"\\" + c: v for c, v in zip('"\\/bfnrt', '"\\/\b\f\n\r\t', strict=True)}
+
+
+def _spliced(written: str, decoded: str, masked: str) -> str | None:
+    """The string literal ``written`` (whose value is ``decoded``) with each token of ``masked`` in
+    place of the text it replaced, every other character as the client wrote it (its escapes too:
+    ``\\u00e9`` stays ``\\u00e9``); None where that is not needed (``_encode`` writes the literal as it
+    was written) or not plainly so (the tokens do not line up with ``decoded``)."""
+    if len(written) < 2 or written[0] != '"' or written[-1] != '"' or "\\" not in written:
+        return None
+    if _encode(decoded) == written:  # (the usual case: only the escapes _encode writes too)
+        return None
+    parts = _STRING_ESCAPE.split(written[1:-1])  # literal text, then an escape, ...
+    try:
+        values = [
+            part if k % 2 == 0 else _ESCAPED.get(part) or json.loads('"' + part + '"')
+            for k, part in enumerate(parts)
+        ]
+    except ValueError:
+        return None
+    if "".join(values) != decoded:
+        return None
+    # each piece's start in the value and in the literal
+    value_starts = list(itertools.accumulate(map(len, values), initial=0))
+    written_starts = list(itertools.accumulate(map(len, parts), initial=1))
+
+    def at(offset: int) -> int:  # a value offset (at a piece's start, or inside literal text)
+        k = bisect_right(value_starts, offset) - 1
+        if k >= len(parts):
+            return written_starts[-1]
+        return written_starts[k] + (offset - value_starts[k] if k % 2 == 0 else 0)
+
+    out: list[str] = []
+    position = 0  # in decoded
+    written_at = 1  # in written, up to where it is copied
+    tokens = list(TOKEN_RE.finditer(masked))
+    done = 0  # in masked
+    for n, token in enumerate(tokens):
+        before = masked[done : token.start()]
+        if not decoded.startswith(before, position):
+            return None
+        position += len(before)
+        done = token.end()
+        if decoded.startswith(token[0], position):  # (token-shaped text the client sent: kept)
+            position += len(token[0])
+            continue
+        following = masked[token.end() : tokens[n + 1].start() if n + 1 < len(tokens) else len(masked)]
+        if not following and n + 1 < len(tokens):
+            return None  # (two tokens side by side: where one original ends is not plain)
+        end = len(decoded) - len(following) if n + 1 == len(tokens) else decoded.find(following, position + 1)
+        if end <= position:
+            return None
+        start_at, end_at = at(position), at(end)
+        out += (written[written_at:start_at], token[0])
+        written_at = end_at
+        position = end
+    if decoded[position:] != masked[done:]:
+        return None
+    out.append(written[written_at:])
+    result = '"' + "".join(out)
+    return result if json.loads(result) == masked else None
+
+
 def _encode(value: str) -> str:
     """A JSON string literal. Lone surrogates cannot be UTF-8 encoded: such a string keeps them as
     ``\\u`` escapes."""
@@ -293,13 +373,35 @@ def _loose_account(text: str) -> str | None:
     return _account_number(text.translate(_SEPARATORS))
 
 
-def _decoded_text(data: str) -> str:
+def _decoded_text(data: str, media_type: str | None) -> str:
+    """A text/plain document's text. Only UTF-8 is read: a document that declares another charset
+    (UTF-16 is ASCII with NULs between the letters, which the scan would not see), or whose text holds
+    a NUL, is refused."""
+    charset = _charset(media_type)
+    if charset not in ("", "utf-8", "utf8", "us-ascii", "ascii"):
+        raise InvalidEncodingError(
+            "a text/plain document declares a charset other than UTF-8; it cannot be masked and was not "
+            "forwarded"
+        )
     try:
-        return base64.b64decode(data, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+        text = base64.b64decode(data, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as exc:  # (ValueError: a character outside ASCII in it)
         raise InvalidEncodingError(
             "a text/plain document's data is not UTF-8 text in base64; it was not forwarded"
         ) from exc
+    if "\x00" in text:
+        raise InvalidEncodingError(
+            "a text/plain document's text holds NUL characters (UTF-16 or UTF-32?); it was not forwarded"
+        )
+    return text
+
+
+def _charset(media_type: str | None) -> str:
+    for param in (media_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'").lower()
+    return ""
 
 
 def _check_binary(data: str, kind: str, media: str, masker: Masker) -> None:
@@ -313,7 +415,7 @@ def _check_binary(data: str, kind: str, media: str, masker: Masker) -> None:
         )
     try:
         decoded = base64.b64decode(data, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # (ValueError: a character outside ASCII in it)
         raise OpaqueDataError(f"a base64 {kind}'s data is not base64; it was not forwarded") from exc
     if not decoded.startswith(magic) or (media == "image/webp" and decoded[8:12] != b"WEBP"):
         raise OpaqueDataError(f"a base64 {kind}'s data is not what its media type says; it was not forwarded")
@@ -517,6 +619,10 @@ class _Positions:
         ):
             return "opaque"
         return None
+
+    def media_type(self, i: int) -> str | None:
+        """For the data of a block's source: the source's media type as written (parameters too)."""
+        return self._member(self.doc.owners[i], "media_type")
 
     def source_types(self, i: int) -> tuple[str, str]:
         """For the data of a block's source: the block's type and the source's media type."""

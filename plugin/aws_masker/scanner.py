@@ -81,11 +81,12 @@ _UNESCAPE = re.compile(
 )
 # a backslash escape of another language, left after JSON's: \xHH (Python, C, JavaScript, shell),
 # \u{H...} (JavaScript, Rust, Swift), \UHHHHHHHH (Python, C), \OOO (octal: C, Python, shell's printf;
-# three digits, as they read it; CSS's six-digit form of an ASCII character begins 0000) and CSS's
-# \H... (one to six hex digits and a blank that ends it)
+# three digits, as they read it; CSS's six-digit form of an ASCII character begins 0000; not before
+# ".<digit>": a UNC path's address, \\172.31.5.20\share) and CSS's \H... (six hex digits, or fewer and
+# the blank that ends them: a Windows path's \AKIA... or \arn:... is no escape)
 _OTHER_ESCAPE = re.compile(
-    r"(\\(?:x[0-9A-Fa-f]{2}|u\{[0-9A-Fa-f]{1,6}\}|U[0-9A-Fa-f]{8}|(?!000)[0-3][0-7]{2}"
-    r"|[0-9A-Fa-f]{1,6}[ \t]?))"
+    r"(\\(?:x[0-9A-Fa-f]{2}|u\{[0-9A-Fa-f]{1,6}\}|U[0-9A-Fa-f]{8}|(?!000)[0-3][0-7]{2}(?!\.[0-9])"
+    r"|[0-9A-Fa-f]{6}[ \t]?|[0-9A-Fa-f]{1,5}[ \t]))"
 )
 ESCAPE_LEVELS = 16
 """How many levels of JSON string escaping the scan sees through (JSON in a string in a string ...).

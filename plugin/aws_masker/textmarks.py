@@ -25,6 +25,28 @@ except ImportError:  # pragma: no cover - no wheel for this platform
 
 LINKED_DIMENSION = "LINKED_ACCOUNT"
 """Cost Explorer's dimension of accounts (patterns.py, jsonbody.py)."""
+# Keys the catalogue's rules know in one spelling, by their words (textview.py reads the others as them)
+KEY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("OwnerId", ("owner", "id")),
+    ("AccountId", ("account", "id")),
+    ("AwsAccountId", ("aws", "account", "id")),
+    ("recipientAccountId", ("recipient", "account", "id")),
+    ("AccountNumber", ("account", "number")),
+    ("BucketName", ("bucket", "name")),
+    ("S3Bucket", ("s3", "bucket")),
+    ("DBInstanceIdentifier", ("db", "instance", "identifier")),
+    ("DBInstanceIdentifier", ("db", "instance", "id")),
+    ("DBClusterIdentifier", ("db", "cluster", "identifier")),
+    ("DBClusterIdentifier", ("db", "cluster", "id")),
+    ("DBSnapshotIdentifier", ("db", "snapshot", "identifier")),
+    ("SecretAccessKey", ("secret", "access", "key")),
+    ("SessionToken", ("session", "token")),
+)
+KEY_SPELLINGS = "|".join(
+    f"{''.join(words)}|{''.join(words).upper()}|{'_'.join(words).upper()}|(?i:{'[-. ]'.join(words)})"
+    for _key, words in KEY_WORDS
+)
+"""The other spellings of those keys (a regex alternation; textview.py reads them as the keys)."""
 MARKS: dict[str, str] = {
     "query": r"--query",
     "linked": LINKED_DIMENSION,
@@ -39,6 +61,7 @@ MARKS: dict[str, str] = {
     "annotation": r"[A-Za-z0-9_]:[ \t]*(?:str|string|SecretStr|Optional\[str\])[ \t]*=",
     # a JSON key in a CSV field, its quotes doubled (Athena's and Logs Insights' CSV exports)
     "doubled": r"\"\"[A-Za-z_][A-Za-z0-9_.-]{0,60}\"\":",
+    "keys": KEY_SPELLINGS,
 }
 _NAMES = tuple(MARKS)
 _REGEX = {name: re.compile(pattern) for name, pattern in MARKS.items()}

@@ -44,7 +44,10 @@ from .prefilter import max_width
 _KEEP = "-:/._=+@"
 # %XX, or %XX percent-encoded again (%25XX, %2525XX: a console URL in a redirect parameter); and
 # JavaScript's escape() of a character past Latin-1, %uXXXX (%uFF49: a fullwidth letter)
-_PERCENT = re.compile("(%(?:25)*(?:[0-9A-Fa-f]{2}|[uU][0-9A-Fa-f]{4}))")
+# (a character past ASCII percent-encoded as its UTF-8 bytes, %E2%80%8B, is one escape)
+_PERCENT = re.compile(
+    "(%(?:25)*(?:[C-Fc-f][0-9A-Fa-f](?:%(?:25)*[89ABab][0-9A-Fa-f]){1,3}|[0-9A-Fa-f]{2}|[uU][0-9A-Fa-f]{4}))"
+)
 _NAMED = {
     "colon": ":",
     "sol": "/",
@@ -58,7 +61,7 @@ _NAMED = {
     "mdash": "-",
     "plus": "+",
     "equals": "=",
-    # (blanks and punctuation of the prose around identifiers: _SEPARATORS)
+    # (blanks and punctuation of the prose around identifiers)
     "nbsp": " ",
     "Tab": "\t",
     "NewLine": "\n",
@@ -238,20 +241,31 @@ def _fold_once(
 
 
 def _percent(escapes: list[str]) -> list[str]:
-    decoded = [chr(int(e[-4:] if e[-5:-4] in ("u", "U") else e[-2:], 16)) for e in escapes]
-    return [_identifier_char(c, e) for c, e in zip(decoded, escapes, strict=True)]
+    return [_identifier_char(_percent_char(e), e) for e in escapes]
 
 
-# what else a percent escape or an HTML reference is read as: the blanks and punctuation of the prose
-# and messages around identifiers (percent-encoded whole: "distribution%20E2QW...", "Table%20%28x%29"),
-# so rules that read context read it there too
-_SEPARATORS = frozenset(" \t\n(),;")
+def _percent_char(escape: str) -> str:
+    if escape[-5:-4] in ("u", "U"):
+        return chr(int(escape[-4:], 16))
+    if escape.count("%") == 1:  # one byte (its percent sign maybe escaped again: %252F)
+        return chr(int(escape[-2:], 16))
+    data = bytes.fromhex("".join(part[-2:] for part in escape.split("%")[1:] if len(part) >= 2))
+    try:
+        char = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return char if len(char) == 1 else ""
 
 
 def _identifier_char(char: str, escape: str) -> str:
-    """``char`` (what ``escape`` decodes to) if identifiers or the prose around them are made of it, or
-    it folds to such a character, else the escape as it is."""
-    if (char.isascii() and (char.isalnum() or char in _KEEP or char in _SEPARATORS)) or char in _FOLD:
+    """``char`` (what ``escape`` decodes to) if it is printable ASCII, a blank, or a character that
+    folds to one (a look-alike, a zero-width character), else the escape as it is: identifiers and the
+    punctuation around them (a quote: "%22arn:...", "\\x22i-0abc...") read as they would written out,
+    and an escape's last hex digit is never glued to an identifier. (Not a backslash or a percent sign:
+    the escapes stacked on them are read by ``_stacked``.)"""
+    if char and (
+        (char.isascii() and (char.isprintable() or char in "\t\n") and char not in "\\%") or char in _FOLD
+    ):
         return char
     return escape
 
@@ -296,6 +310,11 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
     """``text`` folded, and the map from its offsets to the offsets ``source`` maps from (``source``
     composed after the fold's own map; None: the same offsets)."""
     levels: list[_Level] = []
+    if "\x1b" in text or ("^" in text and "^[[" in text):  # terminal colours (jq -C, grep --color, terraform)
+        spans = [m.span() for m in _TERMINAL_CODE.finditer(text)]
+        if spans:
+            text, level = _deleted(text, spans)
+            levels.append(level)
     if "%" in text:
         for pattern, decode in ((_STACKED[0], _stacked), (_PERCENT, _percent)):  # (stacked ones first)
             once = _fold_once(text, pattern, decode)
@@ -322,6 +341,11 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         spans = _label_marks(text)
         if spans:
             text, level = _deleted(text, spans)
+            levels.append(level)
+    if textmarks.holds(text, "keys"):
+        once = _fold_once(text, _KEY_SPELLING, _keys)
+        if once is not None:
+            text, level = once
             levels.append(level)
     if textmarks.holds(text, "doubled"):  # JSON in a CSV field: its quotes doubled
         spans = [(m.start(), m.start() + 1) for m in _DOUBLED_QUOTES.finditer(text)]
@@ -370,6 +394,29 @@ def _label_marks(text: str) -> list[tuple[int, int]]:
     for m in _LABEL_MARKS.finditer(text):
         spans += (m.span("o"), m.span("c") if m.start("c") >= 0 else m.span("d"))
     return spans
+
+
+# A terminal's control sequence: a colour (ESC[32m), a cursor move or erase (ESC[2K), a title or link
+# (ESC]...BEL), a two-character one (ESC(B); also as a pager shows it without -R (^[[32m). Tool output
+# an agent captures and CI logs carry them, glued to the identifiers they colour (the "m" of ESC[32m
+# would make i-0abc... a word's tail) or inside them (grep --color): deleted from the view.
+_TERMINAL_CODE = re.compile(
+    r"(?:\x1b|\^\[)"
+    r"(?:\[[0-9;:?<=>]{0,32}[ -/]{0,4}[@-~]|\][^\x07\x1b]{0,4096}(?:\x07|\x1b\\)|[ -/]{0,2}[0-~])"
+)
+
+
+# Keys spelled other than as the catalogue's key rules know them, read as the key they are: all lower
+# or upper case, as Athena, Glue and Postgres columns and env files write them (recipientaccountid,
+# OWNERID, ACCOUNT_NUMBER), or their words apart (Owner-Id, "Account ID", cloud.account.id as
+# OpenTelemetry and Elastic write it). Only a whole key (before its colon or equals sign; after a dotted
+# path's dot) is read so, never part of a longer one (textmarks.KEY_WORDS).
+_CANONICAL_KEY = {"".join(words): key for key, words in textmarks.KEY_WORDS}
+_KEY_SPELLING = re.compile(r"(?<![A-Za-z0-9_$-])(" + textmarks.KEY_SPELLINGS + r")(?=[\"']?[ \t]*[:=])")
+
+
+def _keys(spellings: list[str]) -> list[str]:
+    return [_CANONICAL_KEY[re.sub("[-_. ]", "", spelling).lower()] for spelling in spellings]
 
 
 # JSON in a CSV field (an Athena or Logs Insights export: "{""bucketName"":""acme-logs""}") reads as
