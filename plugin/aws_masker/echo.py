@@ -93,6 +93,9 @@ def _digit_runs(joined: str) -> Iterator[tuple[int, int]]:
 _BASE64 = _Word(_regex_runs(r"[A-Za-z0-9/+=]{40,}"), re.compile(r"[A-Za-z0-9/+=]"), "", 1)
 _HEX = _Word(_regex_runs(r"[A-Za-z0-9_]{64,}"), re.compile(r"[A-Za-z0-9_]"), "", 2)
 _NAME = _Word(_regex_runs(r"[A-Za-z0-9_.-]{3,}"), re.compile(r"[A-Za-z0-9_.-]"), ".", 3)
+# a bucket's or an RDS identifier's name, which cannot hold an underscore: one ends a word
+# (backup_acme-prod-data_2024.tar.gz holds the bucket acme-prod-data)
+_DNS_NAME = _Word(_regex_runs(r"[A-Za-z0-9.-]{3,}"), re.compile(r"[A-Za-z0-9.-]"), ".", 3)
 # names that are paths (SSM parameters: /orders/prod/db_password, log groups: /ecs/orders-api,
 # secrets: orders-prod/db-credentials): a name of a kind made of _NAME's characters, with slashes
 _PATH = _Word(_regex_runs(r"[A-Za-z0-9_./-]{3,}"), re.compile(r"[A-Za-z0-9_./-]"), ".", 3)
@@ -105,8 +108,8 @@ KINDS: dict[str, _Word] = {
     "SECRET_KEY": _BASE64,
     "SESSION_TOKEN": _BASE64,
     "CANONICAL_ID": _HEX,
-    "S3_BUCKET": _NAME,
-    "RDS": _NAME,
+    "S3_BUCKET": _DNS_NAME,
+    "RDS": _DNS_NAME,
     "ORG_ROOT": _NAME,  # (found only under a key or after "root"; organization and OU IDs find themselves)
     # the names inside masked ARNs (arnnames.py) that have no kind of their own
     "DYNAMODB_ARN": _NAME,
@@ -301,7 +304,7 @@ def _word(kind: str, value: str) -> _Word | None:
 
 def worth_echoing(kind: str, value: str) -> bool:
     word = _word(kind, value)  # (a key ID is found beside its secret, but is not echoed: it finds itself)
-    if word is not _NAME and word is not _PATH:
+    if word is not _NAME and word is not _PATH and word is not _DNS_NAME:
         return word is not None
     if _NAME_MARK.search(value) is None:
         return _LETTERS.fullmatch(value) is not None and not is_common_word(value)

@@ -141,6 +141,7 @@ class Masker:
         reserve_from: list[str] | None = None,
         suffixes: list[str] | None = None,
         issued: dict[str, str] | None = None,
+        named: dict[str, tuple[str | None, str, str]] | None = None,
     ) -> tuple[list[str], MaskResult]:
         """Mask several strings of one request with one shared token map.
 
@@ -152,7 +153,9 @@ class Masker:
         ``reserve_from`` are strings of the request that are sent unchanged: token-shaped text in them
         is reserved too. ``issued`` (token -> original) are tokens an earlier call issued for the same
         request (the texts may hold them): they are issued again for their originals, not reserved,
-        and the result's ``tokens`` include them.
+        and the result's ``tokens`` include them. ``named`` are names an earlier call found by their
+        context (for the echo, as ``MaskResult.names``; a token of None: not issued yet): they are
+        echoed in these texts too.
         """
         issuer = TokenIssuer(self._secret, self._mint)
         sources = [contexts[i] + text for i, text in enumerate(texts)] if contexts else texts
@@ -167,7 +170,7 @@ class Masker:
             issuer.reserved.difference_update(issued)
             issuer.by_token.update(issued)
         result = MaskResult()
-        names: dict[str, tuple[str | None, str, str]] = {}  # context-found names, for the echo
+        names: dict[str, tuple[str | None, str, str]] = dict(named or {})  # context-found, for the echo
         kept: list[list[tuple[int, int]]] = []
         replaced: list[list[tuple[int, int]]] = []  # per text, the spans its tokens stand for
         out: list[str] = []
@@ -188,7 +191,7 @@ class Masker:
         result.tokens = issuer.by_token
         result.collisions = issuer.collisions
         result.names = {name: entry for name, entry in names.items() if entry[0] is not None}  # type: ignore[misc]
-        return self._mask_base64(texts, out, sources, contexts, replaced, result, issuer), result
+        return self._mask_base64(texts, out, sources, contexts, replaced, result, issuer, names), result
 
     def _mask_base64(
         self,
@@ -199,6 +202,7 @@ class Masker:
         replaced: list[list[tuple[int, int]]],
         result: MaskResult,
         issuer: TokenIssuer,
+        names: dict[str, tuple[str | None, str, str]],
     ) -> list[str]:
         """``out`` (``texts`` masked) with the base64 runs of ``texts`` (base64text.py) masked inside:
         what a run decodes to, when it is text, is masked with this request's tokens (one more
@@ -237,7 +241,9 @@ class Masker:
             result.counts[category] += 1
         result.collisions = issuer.collisions
         decodable = [(i, run) for i, run, token in runs if token is None]
-        masked, inner = self._mask_decoded(decodable, keys, sources, out, result) if decodable else ([], None)
+        masked, inner = (
+            self._mask_decoded(decodable, keys, sources, out, result, names) if decodable else ([], None)
+        )
         if len(decodable) == len(runs) and (inner is None or inner.total == 0):
             return out
         if inner is not None:
@@ -286,8 +292,11 @@ class Masker:
         sources: list[str],
         out: list[str],
         result: MaskResult,
+        names: dict[str, tuple[str | None, str, str]],
     ) -> tuple[list[str], MaskResult]:
-        """What the runs of ``readable`` decode to, masked together with this request's tokens."""
+        """What the runs of ``readable`` decode to, masked together with this request's tokens (and the
+        names found so far echoed in it: a secret key masked under its key is masked in a base64 log
+        line too)."""
         decoded: list[str] = [run.text for _, run in readable]  # type: ignore[misc]
         # each with what stands before it on its line as its context (a key: AWS_ACCOUNT_ID: <base64>),
         # on a line of its own where that is not a key (a word glued to the base64, prose: "please
@@ -299,7 +308,9 @@ class Masker:
             line = max(sources[i].rfind("\n", 0, start) + 1, start - 80)
             before = sources[i][line : start + run.skip]
             contexts.append(before if not before or before.rstrip(" \t")[-1:] in _KEY_END else before + "\n")
-        return self.mask_texts(decoded, contexts, reserve_from=[*sources, *out], issued=dict(result.tokens))
+        return self.mask_texts(
+            decoded, contexts, reserve_from=[*sources, *out], issued=dict(result.tokens), named=names
+        )
 
     def _render(
         self,
