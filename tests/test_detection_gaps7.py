@@ -224,3 +224,52 @@ def test_the_new_rules_in_every_scanner_mode(name: str) -> None:
 def test_config_hosts_and_csv_json(masker: Masker, text: str, values: list[str]) -> None:
     assert _leaks(masker, text, values) == 0
     assert _json_leaks(masker, {"file": text}, values) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # code that passes a name it holds: kept, and not echoed through the file
+        'import boto3, os\ntable_name = os.environ["TABLE_NAME"]\nddb.describe_table(TableName=table_name)\n'
+        "print(table_name)\n",
+        "resp = lambda_client.invoke(FunctionName=function_name, Payload=payload)\n",
+        "const params = { TableName: tableName, Key: { pk } };\n",
+        "cluster = KMeans(n_clusters=3).fit(X)\ncluster = boto3.client('ecs')\n",
+        'input := s3.PutObjectInput{Key: aws.String("a/b.pdf")}\nTableName: aws.String(t),\n',
+        "s3.put_object(Bucket=self.bucket, Key=k)\nclient.get_secret_value(SecretId=secret_name)\n",
+        "{ TableName: this.tableName } { TableName: TABLE_NAME } process.env.TABLE_NAME\n",
+        "const bucket = new aws.s3.BucketV2('invoices', {});\n",
+        # an AWS CLI operation after "aws rds"; S3's and a database's terms of the trade
+        "I ran `aws rds create-db-snapshot` and then aws rds describe-db-instances\n",
+        "Use S3 intelligent-tiering or S3 standard-ia; enable the S3 bucket-key feature.\n",
+        "the database is write-heavy and the DB cluster in-sync; S3 glacier-ir and S3 deep-archive\n",
+        # a version under a key that ends in Version, YAML keys
+        '"AgentVersion": "3.3.40.0",\n"Version": "4.2.10.1"\nBuild 3.3.40.0 shipped\n',
+        "Table:\n  AttributeDefinitions:\n  - AttributeName: pk\n",
+        "clusters:\n- cluster:\n    certificate-authority-data: LS0tLS1CRUdJTg==\n",
+    ],
+)
+def test_code_cli_operations_and_terms_stay(masker: Masker, text: str) -> None:
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ('ddb.describe_table(TableName="orders_prod")\n', ["orders_prod"]),
+        (f's3.put_object(Bucket="{BUCKET}", Key=k)\n', [BUCKET]),
+        (f"aws rds describe-db-instances --db-instance-identifier {DB}\n", [DB]),
+        (f"TableName: {DB}\nFunctionName: orders_handler\n", [DB, "orders_handler"]),
+        (f'  - bucket = "{BUCKET}" -> null\n', [BUCKET]),
+        ('"PublicIp": "54.12.33.201", "ip": "54.12.33.202"', ["54.12.33.201", "54.12.33.202"]),
+    ],
+)
+def test_names_written_out_are_still_masked(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+
+
+def test_a_destroyed_value_stays_null(masker: Masker) -> None:
+    text = f'  - bucket     = "{BUCKET}" -> null\n  - identifier = "{DB}" -> null\n'
+    masked, result = masker.mask_text(text)
+    assert result.total == 2 and masked.count("-> null\n") == 2

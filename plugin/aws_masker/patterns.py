@@ -580,7 +580,42 @@ def _valid_bucket(value: str) -> bool:
 
 
 def _bucket_verdict(value: str, text: str, start: int) -> Verdict:
-    return Verdict.MASK if _valid_bucket(value) else Verdict.REJECT
+    if not _valid_bucket(value) or _code_reference(value, text, start) or _yaml_key(value, text, start):
+        return Verdict.REJECT
+    return Verdict.MASK
+
+
+def _yaml_key(value: str, text: str, start: int) -> bool:
+    """Whether ``value`` is a YAML mapping's key (a colon and a blank or the line's end after it), as
+    under a key that holds a structure (``Table:`` / ``AttributeDefinitions:``, a kubeconfig's
+    ``cluster:`` / ``certificate-authority-data:``)."""
+    end = start + len(value)
+    return text[end : end + 1] == ":" and text[end + 1 : end + 2] in ("", " ", "\t", "\n", "\r")
+
+
+# Code that passes a name it holds, not a name: a call or subscript (aws.String(...), os.environ[...],
+# KMeans(...)), an attribute of an object (self.bucket, this.tableName, process.env.TABLE_NAME), or a
+# bare identifier as a call's argument or an object's member (describe_table(TableName=table_name),
+# { TableName: tableName }). A name written out is quoted there.
+_CODE_RECEIVER = re.compile(
+    r"(?:self|this|cls|os|sys|process|props|ctx|args|opts|options|params|settings)\.[A-Za-z_]"
+)
+_CODE_ARGUMENT_BEFORE = re.compile(r"[(,{][ \t]*[A-Za-z_$][A-Za-z0-9_$]*[ \t]*[=:][ \t]*\Z")
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_CODE_WORDS = frozenset(
+    ["new", "null", "true", "false", "none", "nil", "undefined", "await", "yield", "return"]
+)
+
+
+def _code_reference(value: str, text: str, start: int) -> bool:
+    end = start + len(value)
+    if text[end : end + 1] in ("(", "[") or _CODE_RECEIVER.match(value) or value.lower() in _CODE_WORDS:
+        return True
+    return (
+        _IDENTIFIER.fullmatch(value) is not None
+        and text[start - 1 : start] not in QUOTES
+        and _CODE_ARGUMENT_BEFORE.search(text, max(0, start - 80), start) is not None
+    )
 
 
 def _ec2_any_case_kind(value: str) -> str:
@@ -739,6 +774,7 @@ def _prose_bucket_verdict(value: str, text: str, start: int) -> Verdict:
         and _looks_like_name(value, text, start)
         and not _ISO_DATE.fullmatch(value)
         and not english_compound(value)
+        and not _CLI_OPERATION.fullmatch(value)
     ):
         return Verdict.MASK
     return Verdict.REJECT
@@ -1035,8 +1071,57 @@ _COMPOUND_PARTS = (
 def english_compound(value: str) -> bool:
     """Whether ``value`` is hyphenated English of the trade (``multi-az``, ``read-only``): no name in
     prose."""
-    parts = value.lower().split("-")
-    return len(parts) > 1 and all(part in _COMPOUND_PARTS for part in parts)
+    lower = value.lower()
+    parts = lower.split("-")
+    return len(parts) > 1 and (all(part in _COMPOUND_PARTS for part in parts) or lower in _TRADE_TERMS)
+
+
+# hyphenated terms of the trade that follow "S3", "database" or "DB cluster" in prose: S3's storage
+# classes and features, a database's traits
+_TRADE_TERMS = frozenset(
+    [
+        "intelligent-tiering",
+        "standard-ia",
+        "onezone-ia",
+        "one-zone",
+        "one-zone-ia",
+        "express-one-zone",
+        "glacier-ir",
+        "deep-archive",
+        "bucket-key",
+        "access-point",
+        "access-points",
+        "object-lambda",
+        "object-lock",
+        "requester-pays",
+        "sse-s3",
+        "sse-kms",
+        "dsse-kms",
+        "sse-c",
+        "path-style",
+        "virtual-hosted",
+        "virtual-hosted-style",
+        "dual-stack",
+        "transfer-acceleration",
+        "batch-operations",
+        "storage-lens",
+        "event-notifications",
+        "write-heavy",
+        "read-heavy",
+        "in-sync",
+        "multi-tenant",
+        "single-tenant",
+        "connection-pool",
+        "low-latency",
+        "in-memory",
+        "key-value",
+        "time-series",
+        "long-running",
+        "zero-downtime",
+        "non-prod",
+        "non-production",
+    ]
+)
 
 
 def distinctive_name(value: str, text: str, start: int) -> bool:
@@ -1116,15 +1201,23 @@ def _rds_resource_value_verdict(value: str, text: str, start: int) -> Verdict:
     return Verdict.REJECT
 
 
+# an AWS CLI operation ("aws rds describe-db-instances", "`aws rds create-db-snapshot`"): no name
+_CLI_OPERATION = re.compile(
+    r"(?:describe|create|delete|modify|reboot|start|stop|restore|add|remove|copy|promote|failover|list|"
+    r"wait|download|generate|reset|purchase|authorize|revoke|apply|backtrack|cancel|switchover|register|"
+    r"deregister|enable|disable|import|export|get|put|update|tag|untag)-[a-z-]+"
+)
+
+
 def _prose_rds_verdict(value: str, text: str, start: int) -> Verdict:
-    if value.endswith("-") or "--" in value or english_compound(value):
+    if value.endswith("-") or "--" in value or english_compound(value) or _CLI_OPERATION.fullmatch(value):
         return Verdict.REJECT
     return Verdict.MASK if _looks_like_name(value, text, start) else Verdict.REJECT
 
 
 def _rds_key_verdict(value: str, text: str, start: int) -> Verdict:
     # (an EC2 ID under a generic key, "instanceID": "i-0abc...", is the EC2 rule's)
-    if value.endswith("-") or "--" in value or _EC2_ID.fullmatch(value):
+    if value.endswith("-") or "--" in value or _EC2_ID.fullmatch(value) or value in _CODE_WORDS:
         return Verdict.REJECT
     return Verdict.MASK
 
@@ -1151,16 +1244,18 @@ def _rds_event_source_verdict(value: str, text: str, start: int) -> Verdict:
 # Version strings ("v1.2.3.4", "version 10.0.1.4") and product tokens ("Chrome/120.0.0.0") look like
 # IPv4 addresses; the preceding characters tell them apart.
 _VERSION_BEFORE = re.compile(
-    r"(?:\b[vV]|\b(?:[Vv]er(?:sion)?|VERSION)[\s:=]*"
+    r"(?:\b[vV]|\b(?:[Vv]er(?:sion)?|VERSION|[Bb]uild|BUILD)[\s:=]*"
+    # a key that ends in "Version" (SSM's "AgentVersion": "3.3.40.0", PLATFORM_VERSION=...)
+    r"|(?:(?<=[a-z_])|\b)(?:Version|VERSION|version)[\"']?[ \t]*[:=][ \t]*[\"']?"
     r"|\b(?:Chrome|Chromium|CriOS|Firefox|FxiOS|Safari|Edg|EdgA|EdgiOS|Edge|OPR|Opera|Version|Mozilla|"
     r"AppleWebKit|Gecko|Trident|curl|Wget|Python|python-requests|okhttp|Java|Node|node)/)$"
 )
 
 
 def _preceded_by_version(text: str, start: int) -> bool:
-    if start == 0 or text[start - 1] not in " \t:=/":
+    if start == 0 or text[start - 1] not in " \t:=/\"'":
         return False  # fast path: every version context ends in one of these characters
-    return _VERSION_BEFORE.search(text, max(0, start - 20), start) is not None
+    return _VERSION_BEFORE.search(text, max(0, start - 24), start) is not None
 
 
 def _private_ip_verdict(value: str, text: str, start: int) -> Verdict:
@@ -1790,6 +1885,8 @@ def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
         or re.fullmatch(_INSTANCE_CLASS, value)
         or _TF_REFERENCE.match(value)
         or not value.strip("/.")
+        or _code_reference(value, text, start)
+        or _yaml_key(value, text, start)
     ):
         return Verdict.REJECT
     return Verdict.MASK
