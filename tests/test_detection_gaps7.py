@@ -16,6 +16,7 @@ from gaps import leaks as _leaks
 
 from aws_masker.engine import Masker
 from aws_masker.mdtables import cells, keys_of
+from aws_masker.patterns import _PROSE_NAME_LEADS
 from aws_masker.scanner import Scanner
 
 
@@ -186,6 +187,9 @@ def test_prose_without_names_stays(masker: Masker, text: str) -> None:
         "rds_name_before_type",
         "rds_prose",
         "iam_already_exists",
+        "s3_artifact_store",
+        *(f"{lead[0]}_prose" for lead in _PROSE_NAME_LEADS),
+        *(f"{lead[0]}_prose_word" for lead in _PROSE_NAME_LEADS if lead[3]),
     ],
 )
 def test_the_new_rules_in_every_scanner_mode(name: str) -> None:
@@ -273,3 +277,50 @@ def test_a_destroyed_value_stays_null(masker: Masker) -> None:
     text = f'  - bucket     = "{BUCKET}" -> null\n  - identifier = "{DB}" -> null\n'
     masked, result = masker.mask_text(text)
     assert result.total == 2 and masked.count("-> null\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            "The ECS service checkout-api-svc in cluster payments-prod-ecs keeps restarting.",
+            ["checkout-api-svc", "payments-prod-ecs"],
+        ),
+        (
+            "Lambda function `orders_handler` times out; the function orders-handler-2 too.",
+            ["orders_handler"],
+        ),
+        ("writes to DynamoDB table orders-prod-2 and SQS queue orders-dlq", ["orders-prod-2", "orders-dlq"]),
+        (
+            "Alerts go to SNS topic alerts-prod; EKS cluster prod-eks-1 is fine.",
+            ["alerts-prod", "prod-eks-1"],
+        ),
+        ("stack orders-prod-stack is UPDATE_ROLLBACK_COMPLETE", ["orders-prod-stack"]),
+        (
+            "The secret prod/orders/db-creds rotated; log group orders-api-logs is empty.",
+            ["prod/orders/db-creds"],
+        ),
+        ("IAM role orders-lambda-exec lacks kms:Decrypt; role ci-deployer-2 too", ["orders-lambda-exec"]),
+        (
+            "the state machine orders-flow-2 and Kinesis stream clicks-stream-1",
+            ["orders-flow-2", "clicks-stream-1"],
+        ),
+    ],
+)
+def test_names_of_other_services_in_prose(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"note": text}, values) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The function `parse_args` fails; function `main` returns 2; the service is healthy.",
+        "The role `admin` and the service `nginx`; the cluster is on version 1.29; role-based access.",
+        "aws ecs update-service --cluster x --service y; the stack trace; a queue of 3 items",
+        "the Lambda function is write-heavy; the function returns v2; EKS cluster us-east-1",
+    ],
+)
+def test_plain_words_of_code_and_prose_stay(masker: Masker, text: str) -> None:
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)

@@ -2889,6 +2889,151 @@ _RDS_PROSE_WORDS = (
     "DbInstance",
     "DbCluster",
 )
+# Resource names in prose after the service and the resource's type ("the ECS service checkout-api in
+# cluster payments-prod", "Lambda function `orders-handler`", "SQS queue orders-dlq"): per service, the
+# words that lead to a name and the kind of its token. A name needs a hyphen, dot, digit or underscore,
+# or quotes, or "named"/"called" before it (as for buckets and RDS identifiers in prose); hyphenated
+# English and the AWS CLI's operations are no names.
+_PROSE_NAME_LEADS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str], ...] = (
+    (
+        "lambda",
+        "LAMBDA_ARN",
+        ("Lambda function", "lambda function", "Lambda"),
+        ("function",),
+        "orders-handler",
+    ),
+    (
+        "dynamodb",
+        "DYNAMODB_ARN",
+        ("DynamoDB table", "DynamoDB", "dynamodb table", "Dynamo table"),
+        (),
+        "orders-db",
+    ),
+    ("sqs", "SQS_ARN", ("SQS queue", "SQS", "sqs queue"), ("queue",), "orders-dlq"),
+    ("sns", "SNS_ARN", ("SNS topic", "SNS", "sns topic"), (), "alerts-prod"),
+    (
+        "ecs",
+        "ECS_ARN",
+        ("ECS service", "ECS cluster", "ECS task definition", "ECS"),
+        ("service", "cluster"),
+        "api-svc-2",
+    ),
+    ("eks", "EKS_ARN", ("EKS cluster", "EKS", "eks cluster"), (), "prod-eks-1"),
+    (
+        "stack",
+        "CFN_STACK_ARN",
+        ("CloudFormation stack", "CFN stack"),
+        ("stack", "Stack"),
+        "orders-prod-stack",
+    ),
+    ("secret", "SECRET_ARN", ("Secrets Manager secret",), ("secret", "Secret"), "prod/orders/db-creds"),
+    ("log_group", "LOG_GROUP_ARN", ("log group", "Log group", "log stream"), (), "orders-api-logs"),
+    (
+        "state_machine",
+        "STEP_FN_ARN",
+        ("state machine", "State machine", "Step Function"),
+        (),
+        "orders-flow-2",
+    ),
+    (
+        "kinesis",
+        "KINESIS_ARN",
+        ("Kinesis stream", "kinesis stream", "Kinesis data stream", "Firehose stream", "delivery stream"),
+        (),
+        "clicks-stream-1",
+    ),
+    ("iam_role", "IAM_ROLE_ARN", ("IAM role", "iam role"), ("role", "Role"), "orders-lambda-exec"),
+    ("iam_user", "IAM_USER_ARN", ("IAM user", "iam user"), (), "ci-deployer-2"),
+)
+"""Per service: the rule's name, the kind of its tokens, the words that name the service and the
+resource's type, the plain words of prose and code that may name the type alone ("function",
+"service", "role": after one of them a name needs a hyphen or a digit, not only quotes: "the function
+`main`" is code), and a sample name."""
+_PROSE_NAME = r"[A-Za-z0-9][A-Za-z0-9_./-]{0,254}"
+_PROSE_NAME_LEAD_END = r"(?:[ \t]{1,4}(?:named|called|is))?:?[ \t]{1,4}"
+_SHAPED_NAME_AHEAD = r"(?=[A-Za-z0-9_./]{0,60}[-0-9])"
+"""A hyphen or a digit within the name's first 61 characters (the anchors of the plain-word leads say
+the same, so Hyperscan passes over "the service is", "the function returns")."""
+
+
+def _prose_name_verdict(value: str, text: str, start: int) -> Verdict:
+    value = value.rstrip(".")
+    if not _SHAPED.search(value) and not _looks_like_name(value, text, start):
+        return Verdict.REJECT
+    if (
+        (value[:4] == "AWS_" and _TOKEN_SHAPE.fullmatch(value))
+        or value.endswith("-")
+        or "--" in value
+        or english_compound(value)
+        or _CLI_OPERATION.fullmatch(value)
+        or _AWS_REGION.fullmatch(value)
+        or _VERSIONISH.fullmatch(value)
+        or not any(c.isalpha() for c in value)
+    ):
+        return Verdict.REJECT
+    return Verdict.MASK
+
+
+_SHAPED = re.compile(r"[-0-9]")
+_AWS_REGION = re.compile(
+    r"(?:us|eu|ap|sa|ca|me|af|il|mx|cn)(?:-gov|-iso[a-z]?)?-(?:north|south|east|west|central)(?:east|west)?-[0-9]"
+)
+_VERSIONISH = re.compile(
+    r"[vV]?[0-9]+(?:\.[0-9A-Za-z]+)*|[a-z]+[0-9]+(?:\.[0-9x]+)+|[A-Za-z]+-[0-9]+(?:\.[0-9]+)+"
+)
+
+
+def _prose_name_rules(
+    service: str, kind: str, leads: tuple[str, ...], plain: tuple[str, ...], sample: str
+) -> tuple[Rule, ...]:
+    rule = Rule(
+        name=f"{service}_prose",
+        echo_when=distinctive_name,
+        category="arn",
+        kind=kind,
+        regex=(
+            # (not a flag's name: --cluster x is the flag's rule's)
+            words(leads, not_after="[A-Za-z0-9_./-]")
+            + _PROSE_NAME_LEAD_END
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + _PROSE_NAME
+            + r")(?<!\.)(?![A-Za-z0-9_/-])"
+        ),
+        description=f"A name in prose after its service and type ({leads[0]} <name>)",
+        anchors=word_anchors(leads, BLANK + ":"),
+        validate=_prose_name_verdict,
+        must_match=((f"the {leads[0]} {sample} is failing", sample), (f"{leads[0]} `{sample}`.", sample)),
+        must_not_match=(f"the {leads[0]} is healthy", f"{leads[0]} read-only mode"),
+    )
+    if not plain:
+        return (rule,)
+    alone = Rule(
+        name=f"{service}_prose_word",
+        echo_when=distinctive_name,
+        category="arn",
+        kind=kind,
+        regex=(
+            words(plain, not_after="[A-Za-z0-9_./-]")
+            + _PROSE_NAME_LEAD_END
+            + OPEN_QUOTE
+            + r"(?P<v>"
+            + _SHAPED_NAME_AHEAD
+            + _PROSE_NAME
+            + r")(?<!\.)(?![A-Za-z0-9_/-])"
+        ),
+        description=f"A name with a hyphen or digit in prose after the word for its type ({plain[0]} <name>)",
+        anchors=(
+            one_of(plain)
+            + r"(?:[ \t]{1,4}(?:named|called|is))?:?[ \t]{1,4}(?:``|[\"'`?(])?[A-Za-z0-9_./]{0,60}[-0-9]",
+        ),
+        validate=_prose_name_verdict,
+        must_match=((f"the {plain[0]} {sample} is failing", sample), (f"{plain[0]} `{sample}`.", sample)),
+        must_not_match=(f"the {plain[0]} is healthy", f"{plain[0]} `main` returns", f"{plain[0]} read-only"),
+    )
+    return (rule, alone)
+
+
 _RDS_LIST_WORDS = ("RDS", "rds", "Databases", "databases", "DB", "Aurora", "aurora")
 _SNAPSHOT_WORDS = ("snapshot", "Snapshot")
 _RDS_NAME_KEYS = (
@@ -4537,6 +4682,7 @@ RULES: tuple[Rule, ...] = (
         ),
         must_not_match=("with the identifier -bad",),
     ),
+    *(rule for lead in _PROSE_NAME_LEADS for rule in _prose_name_rules(*lead)),
     Rule(
         name="rds_prose_list",
         echo_when=distinctive_name,
