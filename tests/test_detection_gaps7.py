@@ -129,8 +129,10 @@ def test_table_keys_are_the_codes_spellings() -> None:
         lambda n: "S3 buckets " + "acme-a1, " * (n // 9),
         lambda n: "RDS instances " + "db-1 and " * (n // 9),
         lambda n: "x (S3) " * (n // 7),
+        lambda n: ("account order 1 2 3 4 5 6 7 8 9 " * 20 + "483920175526\n") * (n // 660),
+        lambda n: "accounts: " + "7" * 19 + " 1" * (n // 2),
     ],
-    ids=["stacked-delimiter-rows", "many-small-tables", "bucket-list", "db-list", "types"],
+    ids=["stacked-delimiter-rows", "many-small-tables", "bucket-list", "db-list", "types", "numbers", "runs"],
 )
 def test_hostile_tables_and_lists_stay_linear(masker: Masker, make) -> None:  # type: ignore[no-untyped-def]
     text = make(100_000)
@@ -322,5 +324,42 @@ def test_names_of_other_services_in_prose(masker: Masker, text: str, values: lis
     ],
 )
 def test_plain_words_of_code_and_prose_stay(masker: Masker, text: str) -> None:
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("Cross-account access from 291857604433 to 483920175526 fails.", ["291857604433", "483920175526"]),
+        ("The bucket is owned by 908172635540.", ["908172635540"]),
+        (
+            "These accounts should be in the Workloads OU: 291857604433, 483920175526 and 739204615583.",
+            ["291857604433", "483920175526", "739204615583"],
+        ),
+        ("We assume a role in 483920175526 from our tooling account.", ["483920175526"]),
+        (
+            "image: 483920175526.dkr.ecr.eu-west-1.amazonaws.com/acme/checkout-api:v2.14.3",
+            ["483920175526", "acme/checkout-api"],
+        ),
+        ("docker push 483920175526.dkr.ecr.eu-west-1.amazonaws.com/orders-api", ["orders-api"]),
+    ],
+)
+def test_accounts_in_sentences_about_accounts_and_image_references(
+    masker: Masker, text: str, values: list[str]
+) -> None:
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"note": text}, values) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the account team called about invoice 123456789012 and order 223456789012",
+        "account balance 4.83920175526e11; the account total 123456789012",
+        "Call 123456789012 about your account's phone plan? No: tracking 323456789012.",
+    ],
+)
+def test_other_numbers_in_sentences_about_accounts_stay(masker: Masker, text: str) -> None:
     masked, result = masker.mask_text(text)
     assert (masked, result.total) == (text, 0)

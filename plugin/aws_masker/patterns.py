@@ -1554,6 +1554,16 @@ _DYNAMODB_TYPED_BEFORE = re.compile(r"\{\s*[\"'][SN][\"']\s*:\s*[\"']\Z")
 # integer part, nothing glued after it) is an account. Whether the text names it is looked for once
 # per text, with the other marks of textmarks.py.
 _NOT_ON_ITS_OWN = re.compile(r"\.[0-9]|[A-Za-z0-9_]")
+_DIGIT_GLUE = frozenset("+-.,/:#$€£")  # (a signed or decimal number, a part of a path or a date)
+_ACCOUNT_SENTENCE = re.compile(
+    r"(?<![A-Za-z])(?:[Aa]ccounts?|ACCOUNTS?)(?![A-Za-z])|\b(?:owned by|[Oo]rgani[sz]ation|OU|AWS account)\b"
+)
+_OTHER_NUMBER_BEFORE = re.compile(
+    r"(?i)(?:invoices?|orders?|tickets?|cases?|phones?|tracking|receipts?|cards?|iban|routing|bank|"
+    r"customer|member(?:ship)?|loyalty|policy|claim|serial|ref(?:erence)?|balance|amount|total|"
+    r"call(?:ed)?|dial|tel|fax|#|no\.)"
+    r"(?:[^0-9\n]{0,20}[0-9]{1,20}(?![0-9])){0,20}[^0-9\n]{0,20}\Z"  # (also the next numbers of their list)
+)
 
 
 def _account_verdict(value: str, text: str, start: int) -> Verdict:
@@ -1628,6 +1638,23 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
             return Verdict.MASK
     if textmarks.holds(text, "linked") and not _NOT_ON_ITS_OWN.match(text, end):
         return Verdict.MASK
+    # a sentence about accounts ("cross-account access from <a> to <b>", "owned by <a>", "the accounts
+    # for the Workloads OU: <a>, <b>", "a role in <a> from our tooling account"): the number on its own,
+    # on a line that says so, unless the words right before it name other numbers (invoice, order, ...)
+    if (
+        value.isdigit()
+        and not _NOT_ON_ITS_OWN.match(text, end)
+        and text[before - 1 : before] not in _DIGIT_GLUE
+    ):
+        line_start = text.rfind("\n", max(0, before - 300), before) + 1
+        line_end = text.find("\n", end, end + 160)
+        line = text[
+            line_start if line_start else max(0, before - 300) : line_end if line_end >= 0 else end + 160
+        ]
+        if _ACCOUNT_SENTENCE.search(line) and not _OTHER_NUMBER_BEFORE.search(
+            text, max(0, before - 240), before
+        ):
+            return Verdict.MASK
     # a cell of a CSV column (or tab- or semicolon-separated, or a Markdown table's) whose header names
     # an account (Cost Explorer's LinkedAccount, a Cost and Usage Report's lineItem/UsageAccountId)
     cell = csvview.column(text, start, end)  # (None at once where no delimiter stands beside)
@@ -3281,6 +3308,31 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="ecr_image",
+        category="hostname",
+        kind="ECR_HOST",
+        pair_kind="ECR_REPO",
+        # an image reference: the registry (whose first label is the account) and the repository's
+        # name after it, namespaces too (<account>.dkr.ecr.<region>.amazonaws.com/acme/orders-api:1.4)
+        regex=(
+            r"[0-9]{12}\.dkr\.ecr(?:-fips)?\.[a-z0-9-]{1,30}\.amazonaws\.com(?:\.cn)?"
+            r"(?P<t>/(?P<p>[a-z0-9](?:[a-z0-9._/-]{0,254}[a-z0-9])?))(?![A-Za-z0-9._/-])"
+        ),
+        description="An ECR image reference's registry host and repository name (namespaces too)",
+        anchors=(r"[0-9]{12}\.dkr\.ecr",),
+        must_match=(
+            (
+                "483920175526.dkr.ecr.eu-west-1.amazonaws.com/acme/orders-api:1.4.2",
+                "483920175526.dkr.ecr.eu-west-1.amazonaws.com",
+            ),
+            (
+                "image: 483920175526.dkr.ecr.eu-west-1.amazonaws.com/acme/orders-api@sha256:ab",
+                "acme/orders-api",
+            ),
+        ),
+        must_not_match=("483920175526.dkr.ecr.eu-west-1.amazonaws.com",),
+    ),
+    Rule(
         name="s3_virtual_host",
         echo=True,
         category="s3",
@@ -3352,7 +3404,7 @@ RULES: tuple[Rule, ...] = (
                 "0A1B2C3D4E5F60718293A4B5C6D7E8F9.gr7.us-east-1.eks.amazonaws.com",
             ),
             (
-                "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1.4",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com login succeeded",
                 "123456789012.dkr.ecr.us-east-1.amazonaws.com",
             ),
             ("ec2-54-12-34-56.compute-1.amazonaws.com", "ec2-54-12-34-56.compute-1.amazonaws.com"),
