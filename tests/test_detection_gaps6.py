@@ -596,7 +596,6 @@ def test_hostile_shapes_of_the_new_readings_stay_linear(make, mode: str) -> None
         "rds_with_identifier",
         "s3_sdk_call",
         "s3_sdk_copy_source",
-        "s3_sdk_go_bucket",
         "s3_terraform_block_id",
         "s3_terraform_for_each_key",
         "rds_terraform_for_each_key",

@@ -363,3 +363,31 @@ def test_accounts_in_sentences_about_accounts_and_image_references(
 def test_other_numbers_in_sentences_about_accounts_stay(masker: Masker, text: str) -> None:
     masked, result = masker.mask_text(text)
     assert (masked, result.total) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            'input := &dynamodb.DescribeTableInput{TableName: aws.String("orders-prod-table")}',
+            ["orders-prod-table"],
+        ),
+        (
+            'svc.Invoke(&lambda.InvokeInput{FunctionName: aws.String( "orders-handler-2" )})',
+            ["orders-handler-2"],
+        ),
+        ('DescribeTableRequest.builder().tableName("orders-prod-table").build();', ["orders-prod-table"]),
+        ('InvokeRequest.builder().functionName("orders-handler-2").build();', ["orders-handler-2"]),
+        ("const TABLE = process.env.TABLE_NAME || 'orders-prod-table';", ["orders-prod-table"]),
+        ('const FN = process.env.FUNCTION_NAME ?? "orders-handler-2";', ["orders-handler-2"]),
+    ],
+)
+def test_values_behind_code_wrappers(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"code": text}, values) == 0
+
+
+def test_code_wrappers_of_plain_values_stay(masker: Masker) -> None:
+    text = 'x := aws.String(name)\nlist.get("x"); m.put("k", "v"); const a = process.env.MODE || "dev";\n'
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)

@@ -4106,20 +4106,6 @@ RULES: tuple[Rule, ...] = (
         must_not_match=("CopySource=source",),
     ),
     Rule(
-        name="s3_sdk_go_bucket",
-        echo=True,
-        category="s3",
-        kind="S3_BUCKET",
-        regex=words(["Bucket"]) + r":[ \t]{0,40}aws\.String\([ \t]*\"(?P<v>" + BUCKET + r")\"\)",
-        description='A bucket in the Go SDK\'s Bucket: aws.String("<bucket>")',
-        anchors=(r"Bucket:[ \t]{0,40}aws\.String\(",),
-        validate=_bucket_verdict,
-        must_match=(
-            ('&s3.GetObjectInput{Bucket: aws.String("acme-uploads-prod"), Key: k}', "acme-uploads-prod"),
-        ),
-        must_not_match=("Bucket: aws.String(bucket)",),
-    ),
-    Rule(
         name="s3_cfn_event",
         echo=True,
         category="s3",

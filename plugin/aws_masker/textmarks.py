@@ -62,6 +62,12 @@ MARKS: dict[str, str] = {
     # a JSON key in a CSV field, its quotes doubled (Athena's and Logs Insights' CSV exports)
     "doubled": r"\"\"[A-Za-z_][A-Za-z0-9_.-]{0,60}\"\":",
     "keys": KEY_SPELLINGS,
+    # a value in code behind a wrapper or a fallback: Go's aws.String("..."), an SDK builder's
+    # .tableName("..."), process.env.X || "..."
+    "wrapped": (
+        r"aws\.String\([ \t]*\"|(?:Name|Identifier|Id|Arn|Url)\([ \t]*[\"']"
+        r"|process\.env\.[A-Za-z0-9_]{1,60}[ \t]*(?:\|\||\?\?)"
+    ),
 }
 _NAMES = tuple(MARKS)
 _REGEX = {name: re.compile(pattern) for name, pattern in MARKS.items()}

@@ -347,6 +347,10 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         if once is not None:
             text, level = once
             levels.append(level)
+    if textmarks.holds(text, "wrapped"):  # a value behind a wrapper in code, read as the key's value
+        text, wrapped = _unwrapped(text)
+        if wrapped is not None:
+            levels.append(wrapped)
     if textmarks.holds(text, "doubled"):  # JSON in a CSV field: its quotes doubled
         spans = [(m.start(), m.start() + 1) for m in _DOUBLED_QUOTES.finditer(text)]
         text, level = _deleted(text, spans)
@@ -417,6 +421,37 @@ _KEY_SPELLING = re.compile(r"(?<![A-Za-z0-9_$-])(" + textmarks.KEY_SPELLINGS + r
 
 def _keys(spellings: list[str]) -> list[str]:
     return [_CANONICAL_KEY[re.sub("[-_. ]", "", spelling).lower()] for spelling in spellings]
+
+
+# A value in code behind a wrapper (Go's TableName: aws.String("x"): the wrapper is left out of the
+# view), as an SDK builder's argument naming a resource (Java's .tableName("x"), read as
+# .tableName="x"; a method named for a name, identifier, ID, ARN or URL; .bucket("x") is patterns.py's
+# s3_sdk_call), or as the
+# fallback of an environment variable (process.env.TABLE_NAME || "x", read as TABLE_NAME =  "x"): the
+# key's rules read the value as theirs.
+_GO_STRING = re.compile(r"(aws\.String\([ \t]*)\"[^\"\n]{0,512}\"([ \t]*\))")
+_BUILDER_CALL = re.compile(r"\.[a-z][A-Za-z0-9]{0,40}(?:Name|Identifier|Id|Arn|Url)(\()[ \t]*[\"']")
+_ENV_FALLBACK = re.compile(r"process\.env\.[A-Za-z0-9_]{1,60}[ \t]*(\|\||\?\?)[ \t]*[\"'`]")
+
+
+def _unwrapped(text: str) -> tuple[str, _Level | None]:
+    """``text`` with code's wrappers read as above: the builders' and fallbacks' operators swapped
+    for an equals sign (as long: no map), then the Go wrappers left out (a map back)."""
+    swaps = sorted(
+        [m.span(1) for m in _BUILDER_CALL.finditer(text)] + [m.span(1) for m in _ENV_FALLBACK.finditer(text)]
+    )
+    if swaps:
+        pieces: list[str] = []
+        last = 0
+        for start, end in swaps:
+            pieces += (text[last:start], "=" + " " * (end - start - 1))
+            last = end
+        pieces.append(text[last:])
+        text = "".join(pieces)
+    spans = [span for m in _GO_STRING.finditer(text) for span in (m.span(1), m.span(2))]
+    if not spans:
+        return text, None
+    return _deleted(text, spans)
 
 
 # JSON in a CSV field (an Athena or Logs Insights export: "{""bucketName"":""acme-logs""}") reads as
