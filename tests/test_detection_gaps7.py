@@ -391,3 +391,35 @@ def test_code_wrappers_of_plain_values_stay(masker: Masker) -> None:
     text = 'x := aws.String(name)\nlist.get("x"); m.put("k", "v"); const a = process.env.MODE || "dev";\n'
     masked, result = masker.mask_text(text)
     assert (masked, result.total) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            '{"UserName": "ci-deployer-2", "RoleName": "orders-lambda-exec"}',
+            ["ci-deployer-2", "orders-lambda-exec"],
+        ),
+        ('"userIdentity": {"type": "IAMUser", "userName": "alice.smith"}', ["alice.smith"]),
+        ("aws iam list-access-keys --user-name ci-deployer-2", ["ci-deployer-2"]),
+        ("aws iam get-role --role-name orders-lambda-exec", ["orders-lambda-exec"]),
+        ("NoSuchEntity: The role with name orders-lambda-exec cannot be found.", ["orders-lambda-exec"]),
+        ("ResourceNotFoundException: No cluster found for name: prod-eks-1.", ["prod-eks-1"]),
+        ("CacheClusterNotFound: CacheCluster not found: sessions-prod-1", ["sessions-prod-1"]),
+        ("ClusterNotFound: Cluster orders-dw-1 not found.", ["orders-dw-1"]),
+        # (a name shaped like a region is a name: only real regions are kept)
+        ('{"FunctionName": "my-orders-1", "TableName": "ci-deployer-2"}', ["my-orders-1", "ci-deployer-2"]),
+    ],
+)
+def test_iam_names_and_not_found_messages(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"out": text}, values) == 0
+
+
+def test_plain_iam_names_and_regions_stay(masker: Masker) -> None:
+    text = (
+        '{"UserName": "root", "userName": "admin", "PolicyName": "AmazonS3ReadOnlyAccess", '
+        '"TableName": "eu-west-1"}'
+    )
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)

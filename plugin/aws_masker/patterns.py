@@ -1908,7 +1908,7 @@ def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
         or _PLAIN_WORD.fullmatch(value)
         or _STATUS.fullmatch(value)
         or _NOT_LISTED_NAME.fullmatch(value)
-        or re.fullmatch(REGION, value)
+        or _AWS_REGION.fullmatch(value)  # (not REGION's shape alone: ci-deployer-2 is a name)
         or re.fullmatch(_INSTANCE_CLASS, value)
         or _TF_REFERENCE.match(value)
         or not value.strip("/.")
@@ -2037,6 +2037,10 @@ _NAMED_RESOURCES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
         ("cache-cluster-id", "replication-group-id"),
     ),
     ("SSM_ARN", ("parameter_name",), ()),
+    # IAM names outside their ARNs (get-role, list-access-keys, CloudTrail's userIdentity.userName)
+    ("IAM_ROLE_ARN", ("role_name",), ("role-name",)),
+    ("IAM_USER_ARN", ("user_name",), ("user-name",)),
+    ("IAM_PROFILE_ARN", ("instance_profile_name",), ("instance-profile-name",)),
     # (a pipeline, a key pair, an Elastic Beanstalk environment and application)
     (
         "ARN",
@@ -4204,15 +4208,27 @@ RULES: tuple[Rule, ...] = (
         category="arn",
         kind="ARN",
         regex=(
-            words(["Role", "Policy", "policy", "Instance profile", "Instance Profile", "User", "Group"])
+            words(
+                [
+                    "Role",
+                    "role",
+                    "Policy",
+                    "policy",
+                    "Instance profile",
+                    "Instance Profile",
+                    "User",
+                    "user",
+                    "Group",
+                ]
+            )
             + r" (?:with name|called) "
-            r"(?P<v>[A-Za-z0-9_+=,.@-]{1,128}) already exists"
+            r"(?P<v>[A-Za-z0-9_+=,.@-]{1,128}) (?:already exists|cannot be found)"
         ),
         description=(
             "An IAM name in IAM's EntityAlreadyExists message (Role with name <name> already exists, "
             "A policy called <name> already exists)"
         ),
-        anchors=("(?:Role|[Pp]olicy|Instance [Pp]rofile|User|Group) (?:with name|called) ",),
+        anchors=("(?:[Rr]ole|[Pp]olicy|Instance [Pp]rofile|[Uu]ser|Group) (?:with name|called) ",),
         validate=_resource_name_verdict,
         must_match=(
             (
@@ -4220,8 +4236,49 @@ RULES: tuple[Rule, ...] = (
                 "orders-prod-processor-role",
             ),
             ("EntityAlreadyExists: A policy called OrdersReadOnly already exists.", "OrdersReadOnly"),
+            ("NoSuchEntity: The role with name orders-exec cannot be found.", "orders-exec"),
         ),
         must_not_match=("a Role with name clashes already",),
+    ),
+    Rule(
+        name="eks_not_found",
+        echo=True,
+        category="arn",
+        kind="EKS_ARN",
+        regex=words(["No cluster found for name"])
+        + r":[ \t]{1,4}(?P<v>[A-Za-z0-9][A-Za-z0-9_-]{0,99})(?<!-)",
+        description="A cluster's name in EKS's not-found error (No cluster found for name: <name>.)",
+        anchors=("No cluster found for name:",),
+        validate=_resource_name_verdict,
+        must_match=(("ResourceNotFoundException: No cluster found for name: prod-eks-1.", "prod-eks-1"),),
+        must_not_match=("No cluster found for name: default.",),
+    ),
+    Rule(
+        name="elasticache_not_found",
+        echo=True,
+        category="arn",
+        kind="ELASTICACHE_ARN",
+        regex=(
+            words(["CacheCluster", "ReplicationGroup"])
+            + r" not found:[ \t]{1,4}(?P<v>[A-Za-z0-9][A-Za-z0-9-]{0,49})(?<!-)"
+        ),
+        description="An ID in ElastiCache's not-found errors (CacheCluster not found: <id>)",
+        anchors=("(?:CacheCluster|ReplicationGroup) not found:",),
+        validate=_resource_name_verdict,
+        must_match=(("CacheClusterNotFound: CacheCluster not found: sessions-prod-1", "sessions-prod-1"),),
+        must_not_match=("CacheCluster not found: default",),
+    ),
+    Rule(
+        name="redshift_not_found",
+        echo=True,
+        category="arn",
+        kind="REDSHIFT_ARN",
+        regex=words(["ClusterNotFound"]) + r"[^\n]{0,40}?\bCluster (?P<v>[a-z][a-z0-9-]{0,62}) not found",
+        description="A cluster's identifier in Redshift's ClusterNotFound error (Cluster <id> not found.)",
+        anchors=("ClusterNotFound",),
+        validate=_resource_name_verdict,
+        must_match=(("ClusterNotFound: Cluster orders-dw-1 not found.", "orders-dw-1"),),
+        must_not_match=("ClusterNotFound: Cluster default not found.",),
     ),
     Rule(
         name="lambda_already_exists",
