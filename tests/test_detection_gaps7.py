@@ -423,3 +423,25 @@ def test_plain_iam_names_and_regions_stay(masker: Masker) -> None:
     )
     masked, result = masker.mask_text(text)
     assert (masked, result.total) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ('resource "aws_eks_cluster" "main" {\n  name     = "prod-eks-1"\n}\n', ["prod-eks-1"]),
+        (
+            'resource "aws_secretsmanager_secret" "db" {\n  name = "prod/orders/db-creds"\n}\n',
+            ["prod/orders/db-creds"],
+        ),
+        ('resource "aws_lb_target_group" "api" {\n  name = "orders-api-tg"\n}\n', ["orders-api-tg"]),
+        ("aws_eks_cluster.main: Creation complete after 9m2s [id=prod-eks-1]", ["prod-eks-1"]),
+        ("terraform import aws_secretsmanager_secret.db prod/orders/db-creds", ["prod/orders/db-creds"]),
+        (
+            "Lock Info:\n  ID:        3f8a2b1c\n  Path:      acme-tfstate-prod/orders/terraform.tfstate\n",
+            ["acme-tfstate-prod"],
+        ),
+    ],
+)
+def test_more_terraform_resources_and_the_state_lock(masker: Masker, text: str, values: list[str]) -> None:
+    assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"out": text}, values) == 0

@@ -2197,7 +2197,14 @@ _TF_NAMED_TYPES: dict[str, tuple[str, ...]] = {
     "ECR_ARN": ("ecr_repository",),
     "KINESIS_ARN": ("kinesis_stream",),
     "GLUE_ARN": ("glue_job", "glue_crawler"),
-    "ECS_ARN": ("ecs_cluster",),
+    "ECS_ARN": ("ecs_cluster", "ecs_service"),
+    "EKS_ARN": ("eks_cluster", "eks_node_group"),
+    "SECRET_ARN": ("secretsmanager_secret",),
+    "ELB_ARN": ("lb", "alb", "elb", "lb_target_group", "alb_target_group"),
+    "CODEBUILD_ARN": ("codebuild_project",),
+    "COGNITO_ARN": ("cognito_user_pool",),
+    "STEP_FN_ARN": ("sfn_state_machine",),
+    "ARN": ("opensearch_domain", "elasticsearch_domain", "backup_vault", "backup_plan", "kms_alias"),
 }
 _TF_TYPE_OF = {f"aws_{t}": kind for kind, types in _TF_NAMED_TYPES.items() for t in types}
 _TF_RESOURCE_HEADER = re.compile(r'resource[ \t]+"(aws_[a-z0-9_]+)"[ \t]+"[^"\n]*"[ \t]*\{')
@@ -4108,6 +4115,24 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         must_not_match=("CopySource=source",),
+    ),
+    Rule(
+        name="s3_terraform_lock_path",
+        echo=True,
+        category="s3",
+        kind="S3_BUCKET",
+        # Terraform's "Error acquiring the state lock": Lock Info's Path is <bucket>/<key> of the S3 backend
+        regex=words(["Path"])
+        + r":[ \t]{1,20}(?P<v>"
+        + BUCKET
+        + r")/[^\s\"']{0,1024}\.tfstate(?![A-Za-z0-9_.-])",
+        description="The S3 backend's bucket in Terraform's state lock info (Path: <bucket>/<key>.tfstate)",
+        anchors=(r"Path:[ \t]{1,20}[a-z0-9]",),
+        validate=_bucket_verdict,
+        must_match=(
+            ("Lock Info:\n  Path:      acme-tfstate-prod/orders/terraform.tfstate\n", "acme-tfstate-prod"),
+        ),
+        must_not_match=("Path: src/main.tf",),
     ),
     Rule(
         name="s3_cfn_event",
