@@ -445,3 +445,47 @@ def test_plain_iam_names_and_regions_stay(masker: Masker) -> None:
 def test_more_terraform_resources_and_the_state_lock(masker: Masker, text: str, values: list[str]) -> None:
     assert _leaks(masker, text, values) == 0
     assert _json_leaks(masker, {"out": text}, values) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            "https://eu-west-1.console.aws.amazon.com/lambda/home?region=eu-west-1#/functions/orders-handler?tab=code",
+            ["orders-handler"],
+        ),
+        (
+            "https://eu-west-1.console.aws.amazon.com/dynamodbv2/home?region=eu-west-1#table?name=orders-prod-table",
+            ["orders-prod-table"],
+        ),
+        (
+            "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/payments-prod-ecs/services/checkout-api-svc/health",
+            ["payments-prod-ecs", "checkout-api-svc"],
+        ),
+        (
+            "https://eu-west-1.console.aws.amazon.com/secretsmanager/secret?name=prod%2Forders%2Fdb-creds&region=x",
+            ["orders%2Fdb-creds"],
+        ),
+        (
+            "https://us-east-1.console.aws.amazon.com/iam/home#/roles/details/orders-lambda-exec?section=permissions",
+            ["orders-lambda-exec"],
+        ),
+        (
+            "https://eu-west-1.console.aws.amazon.com/ecr/repositories/private/483920175526/acme/orders-api?region=x",
+            ["483920175526"],
+        ),
+    ],
+)
+def test_console_urls(masker: Masker, text: str, values: list[str]) -> None:
+    # (a percent-encoded name is restored in its plain form, as any escaped identifier)
+    masked, _ = masker.mask_text(text)
+    assert sum(value in masked for value in values) == 0
+    if "%" not in text:
+        assert _leaks(masker, text, values) == 0
+    assert _json_leaks(masker, {"url": text}, values) == 0
+
+
+def test_services_in_other_urls_stay(masker: Masker) -> None:
+    text = "https://example.com/services/api-svc and https://console.aws.amazon.com/lambda/home#/functions\n"
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)

@@ -1610,6 +1610,9 @@ def _account_context_verdict(value: str, text: str, start: int) -> Verdict:
         wrapper = _DYNAMODB_TYPED_BEFORE.search(text, max(0, start - 16), start)
         if wrapper is not None:
             before = wrapper.start()
+    # an ECR repository's console page: …/ecr/repositories/private/<account>/<repository>
+    if text.endswith("/repositories/private/", max(0, before - 22), before):
+        return Verdict.MASK
     # A key or word right before is the common case, so look at short windows first: the search costs
     # what its window is long, and a match in a window is a match in every longer one.
     for window in (24, 40, 200):  # the longest for lists of IDs
@@ -1917,6 +1920,16 @@ def _resource_name_verdict(value: str, text: str, start: int) -> Verdict:
     ):
         return Verdict.REJECT
     return Verdict.MASK
+
+
+def _console_ecs_service_verdict(value: str, text: str, start: int) -> Verdict:
+    """``services/<name>`` only in an ECS console URL: a cluster's path before it on the same URL."""
+    if not _CONSOLE_ECS_CLUSTER.search(text, max(0, start - 400), start):
+        return Verdict.REJECT
+    return _resource_name_verdict(value, text, start)
+
+
+_CONSOLE_ECS_CLUSTER = re.compile(r"console\.[a-z.-]{3,40}/ecs/v2/clusters/[^\s\"'/]{1,255}/services/\Z")
 
 
 def _named_key_verdict(value: str, text: str, start: int) -> Verdict:
@@ -3595,6 +3608,80 @@ RULES: tuple[Rule, ...] = (
             "https://console.aws.amazon.com/s3/home?region=us-east-1",
             "https://console.aws.amazon.com/s3/",
         ),
+    ),
+    Rule(
+        name="console_resource",
+        echo=True,
+        category="arn",
+        kind="ARN",
+        # a resource's page in the console: a Lambda function, a DynamoDB table, an ECS cluster, an IAM
+        # role or user
+        regex=(
+            r"c(?<![A-Za-z0-9-]c)onsole\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)/"
+            r"(?:lambda/home[^#\s\"']{0,200}#/functions/|dynamodbv2/home[^#\s\"']{0,200}#"
+            r"(?:table\?name=|item-explorer\?(?:[^\s\"'#]{0,100}&)?table=)|ecs/v2/clusters/"
+            r"|iam/home[^#\s\"']{0,40}#/(?:roles|users)/(?:details/)?)"
+            r"(?P<v>[A-Za-z0-9_.%+=,@-]{1,255})"
+        ),
+        description="A resource's name in its console page's URL (Lambda, DynamoDB, ECS, IAM)",
+        anchors=(
+            r"console\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)"
+            r"/(?:lambda|dynamodbv2|ecs|iam)/",
+        ),
+        validate=_resource_name_verdict,
+        must_match=(
+            (
+                "https://eu-west-1.console.aws.amazon.com/lambda/home?region=eu-west-1#/functions/orders-fn?tab=code",
+                "orders-fn",
+            ),
+            (
+                "https://console.aws.amazon.com/dynamodbv2/home?region=eu-west-1#table?name=orders-db",
+                "orders-db",
+            ),
+            ("https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/pay-ecs-1/services", "pay-ecs-1"),
+            (
+                "https://us-east-1.console.aws.amazon.com/iam/home#/roles/details/orders-exec?x=1",
+                "orders-exec",
+            ),
+        ),
+        must_not_match=("https://console.aws.amazon.com/lambda/home?region=eu-west-1#/functions",),
+    ),
+    Rule(
+        name="console_ecs_service",
+        echo=True,
+        category="arn",
+        kind="ECS_ARN",
+        regex=words(["services"], not_after="[A-Za-z0-9_.-]") + r"/(?P<v>[A-Za-z0-9_-]{1,255})",
+        description="An ECS service's name in its console page's URL (…/ecs/v2/clusters/<c>/services/<s>)",
+        anchors=(r"services/[A-Za-z0-9_-]",),
+        validate=_console_ecs_service_verdict,
+        must_match=(
+            (
+                "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/pay-ecs-1/services/api-svc/health",
+                "api-svc",
+            ),
+        ),
+        must_not_match=("https://example.com/services/api-svc",),
+    ),
+    Rule(
+        name="console_secret",
+        echo=True,
+        category="arn",
+        kind="SECRET_ARN",
+        regex=(
+            r"c(?<![A-Za-z0-9-]c)onsole\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)/"
+            r"secretsmanager/secret\?name=(?P<v>[A-Za-z0-9_.%+=,@/-]{1,512})"
+        ),
+        description="A secret's name in its console page's URL (/secretsmanager/secret?name=<name>)",
+        anchors=(r"console\.(?:aws\.amazon\.com|amazonaws-us-gov\.com|amazonaws\.cn)/secretsmanager/",),
+        validate=_resource_name_verdict,
+        must_match=(
+            (
+                "https://console.aws.amazon.com/secretsmanager/secret?name=prod-db-creds&r=1",
+                "prod-db-creds",
+            ),
+        ),
+        must_not_match=("https://console.aws.amazon.com/secretsmanager/listsecrets",),
     ),
     Rule(
         name="s3_bucket_key",
