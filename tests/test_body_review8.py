@@ -23,7 +23,7 @@ from aws_masker.restore import restore_text
 ACCOUNT = "483920175526"
 EC2 = "i-0abcdef1234567890"
 KEY_ID = "AKIAZ7Q3MPLX4RT2VW8N"
-SECRET_KEY = "Zq8vR2mK7pL4xN9cT1bW6yH3jF5dS0gAeuVk2Q9p"
+SECRET_KEY = "Zx9kQm2Lr7Vt4Wp8Yb3Nc6Hd1Jf5Gs0Ae2Ku7Tiq"  # (tests/stack/secrets.py: a known fake)
 BUCKET = "acme-prod-invoices-eu1"
 DB = "orders-prod-db-1"
 IP = "172.31.5.20"

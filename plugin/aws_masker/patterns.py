@@ -3975,7 +3975,7 @@ RULES: tuple[Rule, ...] = (
         category="s3",
         kind="S3_BUCKET",
         regex=(
-            r"[a-z0-9](?<![A-Za-z0-9_./:@#$%&*+=\\-].)[a-z0-9.-]{0,60}[a-z0-9]"
+            r"[a-z0-9](?<![A-Za-z0-9_./:@#$%&*+\\-].)[a-z0-9.-]{0,60}[a-z0-9]"
             r"(?=[ \t]{1,4}\((?:Amazon[ \t]{1,4})?S3(?:[ \t]{1,4}[Bb]ucket)?\))"
         ),
         description='A bucket named before its type in parentheses ("acme-web-assets (S3)")',
@@ -3992,7 +3992,7 @@ RULES: tuple[Rule, ...] = (
         category="rds",
         kind="RDS",
         regex=(
-            r"[a-z](?<![A-Za-z0-9_./:@#$%&*+=\\-].)[a-z0-9-]{0,62}"
+            r"[a-z](?<![A-Za-z0-9_./:@#$%&*+\\-].)[a-z0-9-]{0,62}"
             r"(?=[ \t]{1,4}\((?:Amazon[ \t]{1,4})?(?:RDS|Aurora)(?:[ \t]{1,4}[A-Za-z]{1,12}){0,2}\))"
         ),
         description='An RDS identifier named before its type in parentheses ("orders-prod-db-1 (RDS)")',
