@@ -264,3 +264,23 @@ def test_an_underscore_ends_a_bucket_or_db_name(masker: Masker) -> None:
         f"cp backup_{BUCKET}_2024.tar.gz {DB}_dump.sql /tmp\n"
     )
     assert text_leaked(masker, text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"The secret key is {SECRET_KEY} and the key id {KEY_ID}",
+        f"{KEY_ID} / {SECRET_KEY}",
+        f"I rotated the secret to {SECRET_KEY} yesterday",
+        f"Secret access key: `{SECRET_KEY}`",
+    ],
+)
+def test_secret_keys_in_prose(masker: Masker, text: str) -> None:
+    assert text_leaked(masker, text) == []
+    assert leaked(masker, request(text)) == []
+
+
+def test_hashes_after_secret_stay(masker: Masker) -> None:
+    text = "the secret is 0123456789abcdef0123456789abcdef01234567; a secret of the trade"
+    masked, result = masker.mask_text(text)
+    assert (masked, result.total) == (text, 0)

@@ -1932,6 +1932,14 @@ def _console_ecs_service_verdict(value: str, text: str, start: int) -> Verdict:
 _CONSOLE_ECS_CLUSTER = re.compile(r"console\.[a-z.-]{3,40}/ecs/v2/clusters/[^\s\"'/]{1,255}/services/\Z")
 
 
+def _prose_secret_verdict(value: str, text: str, start: int) -> Verdict:
+    """A secret key's shape, not a hash's or a word's: upper- and lower-case letters and a digit."""
+    upper = any(c.isupper() for c in value)
+    lower = any(c.islower() for c in value)
+    digit = any(c.isdigit() for c in value)
+    return Verdict.MASK if upper and lower and digit else Verdict.REJECT
+
+
 def _named_key_verdict(value: str, text: str, start: int) -> Verdict:
     """``_resource_name_verdict``; after a key in a list ("FunctionName", "x"), only in a CloudWatch
     metrics array (its namespace "AWS/..." before it): a list of key names (a schema's "required", a
@@ -3019,6 +3027,7 @@ def _prose_name_verdict(value: str, text: str, start: int) -> Verdict:
         or _CLI_OPERATION.fullmatch(value)
         or _AWS_REGION.fullmatch(value)
         or _VERSIONISH.fullmatch(value)
+        or _HASH.fullmatch(value)
         or not any(c.isalpha() for c in value)
     ):
         return Verdict.REJECT
@@ -3026,6 +3035,7 @@ def _prose_name_verdict(value: str, text: str, start: int) -> Verdict:
 
 
 _SHAPED = re.compile(r"[-0-9]")
+_HASH = re.compile(r"[0-9a-fA-F]{16,}")  # (a hash or a key's hex: no resource's name)
 _AWS_REGION = re.compile(
     r"(?:us|eu|ap|sa|ca|me|af|il|mx|cn)(?:-gov|-iso[a-z]?)?-(?:north|south|east|west|central)(?:east|west)?-[0-9]"
 )
@@ -4982,7 +4992,7 @@ RULES: tuple[Rule, ...] = (
             words(ACCESS_KEY_PREFIXES, "[A-Za-z0-9]")
             + r"[A-Z0-9]{16}(?![A-Za-z0-9])"
             # a secret key written right after its key ID (AKIA...:secret) is masked as a second value
-            + r"(?P<t>(?:[\"']?[\s:,;|=]{1,3}[\"']?(?P<p>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?)"
+            + r"(?P<t>(?:[\"']?[\s:,;|=/]{1,3}[\"']?(?P<p>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?)"
         ),
         description=(
             "Access key IDs: AKIA (long-term), ASIA (STS), ABIA, ACCA + 16; and a 40-character secret key "
@@ -5002,8 +5012,44 @@ RULES: tuple[Rule, ...] = (
                 "ASIAY34FZKBOKMUTVV7A Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
                 "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
             ),
+            (
+                "AKIA2OGYBAH6XQ7TV4MZ / Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
         ),
         must_not_match=("AKIA is a prefix", "AKIA2OGYBAH6XQ7TV4MZEXTRA"),
+    ),
+    Rule(
+        name="secret_key_prose",
+        echo=True,
+        category="credentials",
+        kind="SECRET_KEY",
+        # a secret access key named in prose: "the secret key is <key>", "I rotated the secret to <key>"
+        regex=(
+            words(["secret", "Secret", "SECRET"])
+            + r"(?:[ \t]{1,4}(?:access[ \t]{1,4})?key)?(?:[ \t]{1,4}(?:is|was|to|of|now|=))?:?[ \t]{1,4}"
+            r"[\"'`]?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        description='A secret access key named in prose ("the secret key is <key>", "the secret to <key>")',
+        anchors=(
+            r"(?:secret|Secret|SECRET)(?:[ \t]{1,4}(?:access[ \t]{1,4})?key)?"
+            r"(?:[ \t]{1,4}(?:is|was|to|of|now|=))?:?[ \t]{1,4}[\"'`]?[A-Za-z0-9/+]",
+        ),
+        validate=_prose_secret_verdict,
+        must_match=(
+            (
+                "The secret key is Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m and",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+            (
+                "I rotated the secret to Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m.",
+                "Xk3pL9vQ2mR8sT1uW4yZ6aB0cD5eF7gH9iJ2kL4m",
+            ),
+        ),
+        must_not_match=(
+            "the secret is 0123456789abcdef0123456789abcdef01234567",
+            "the secret is aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
     ),
     Rule(
         name="iam_unique_id",

@@ -397,7 +397,14 @@ def _label_marks(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for m in _LABEL_MARKS.finditer(text):
         spans += (m.span("o"), m.span("c") if m.start("c") >= 0 else m.span("d"))
+    if "`" in text:  # a value in code marks after its key ("Secret access key: `…`", "Bucket: `…`")
+        values = [span for m in _CODE_VALUE.finditer(text) for span in (m.span(1), m.span(2))]
+        if values:
+            spans = sorted(set(spans + values))
     return spans
+
+
+_CODE_VALUE = re.compile(r"[A-Za-z0-9_)\]*]:[ \t]{1,4}(`)[^`\s]{1,512}(`)")
 
 
 # A terminal's control sequence: a colour (ESC[32m), a cursor move or erase (ESC[2K), a title or link
