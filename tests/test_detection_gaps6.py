@@ -10,17 +10,17 @@ variants, the false positives to avoid and the JSON path. Failures report counts
 
 from __future__ import annotations
 
-import functools
 import re
 
 import pytest
 from gaps import json_leaks as _json_leaks
 from gaps import leaks as _leaks
+from gaps import rule_finds_its_samples_in_every_mode
+from gaps import scanner as _scanner
 
 from aws_masker import textmarks
 from aws_masker.engine import Masker
 from aws_masker.patterns import RULES
-from aws_masker.scanner import Scanner
 
 BUCKET, BUCKET2 = "acme-orders-prod-data", "acme-orders-prod-data-v2"
 DB, DB2 = "orders-prod-db-1", "orders-prod-db-2"
@@ -527,12 +527,6 @@ def test_terraform_object_keys_stay(masker: Masker) -> None:
     assert masker.mask_text(text)[0] == text
 
 
-@functools.cache
-def _scanner(mode: str) -> Scanner:
-    """One scanner per mode for the module (building one compiles the catalogue)."""
-    return Scanner(mode=mode)
-
-
 # ---- the hostile review of this round -------------------------------------------------------------
 
 
@@ -611,16 +605,7 @@ def test_hostile_shapes_of_the_new_readings_stay_linear(make, mode: str) -> None
     ],
 )
 def test_the_new_rules_in_every_scanner_mode(name: str) -> None:
-    from aws_masker.config import MaskerConfig
-
-    (rule,) = [r for r in RULES if r.name == name]
-    enabled = MaskerConfig().enabled_categories
-    for sample, value in rule.must_match:
-        found = {
-            mode: _scanner(mode).scan(sample, enabled, frozenset()) for mode in ("plain", "anchors", "words")
-        }
-        assert found["anchors"] == found["plain"] == found["words"]
-        assert value in [f.value for f in found["plain"]]
+    rule_finds_its_samples_in_every_mode(name)
 
 
 @pytest.mark.parametrize(

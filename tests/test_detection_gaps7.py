@@ -8,22 +8,14 @@ false positives to avoid and the JSON path. Failures report counts, never values
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 from gaps import json_leaks as _json_leaks
 from gaps import leaks as _leaks
+from gaps import rule_finds_its_samples_in_every_mode
 
 from aws_masker.engine import Masker
 from aws_masker.mdtables import cells, keys_of
 from aws_masker.patterns import _PROSE_NAME_LEADS
-from aws_masker.scanner import Scanner
-
-
-@functools.cache
-def _scanner(mode: str) -> Scanner:
-    return Scanner(mode=mode)
-
 
 ACCOUNT, ACCOUNT2 = "483920175526", "739204615583"
 BUCKET, BUCKET2 = "acme-prod-invoices-eu1", "acme-stg-invoices-eu1"
@@ -195,17 +187,7 @@ def test_prose_without_names_stays(masker: Masker, text: str) -> None:
     ],
 )
 def test_the_new_rules_in_every_scanner_mode(name: str) -> None:
-    from aws_masker.config import MaskerConfig
-    from aws_masker.patterns import RULES
-
-    (rule,) = [r for r in RULES if r.name == name]
-    enabled = MaskerConfig().enabled_categories
-    for sample, value in rule.must_match:
-        found = {
-            mode: _scanner(mode).scan(sample, enabled, frozenset()) for mode in ("plain", "anchors", "words")
-        }
-        assert found["anchors"] == found["plain"] == found["words"]
-        assert value in [f.value for f in found["plain"]]
+    rule_finds_its_samples_in_every_mode(name)
 
 
 @pytest.mark.parametrize(
