@@ -1255,7 +1255,10 @@ _VERSION_BEFORE = re.compile(
 def _preceded_by_version(text: str, start: int) -> bool:
     if start == 0 or text[start - 1] not in " \t:=/\"'":
         return False  # fast path: every version context ends in one of these characters
-    return _VERSION_BEFORE.search(text, max(0, start - 24), start) is not None
+    lo = max(0, start - 24)
+    if text[start - 1] in "\"'" and text.find("ersion", lo, start) < 0 and text.find("ERSION", lo, start) < 0:
+        return False  # (a quoted value: only under a key that ends in "Version", as JSON writes one)
+    return _VERSION_BEFORE.search(text, lo, start) is not None
 
 
 def _private_ip_verdict(value: str, text: str, start: int) -> Verdict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Container
 from typing import Any
 
 try:
@@ -100,11 +101,14 @@ class _Marks:
     def holds(self, text: str, name: str) -> bool:
         if hyperscan is None:  # pragma: no cover - exercised where the package has no wheel
             return _REGEX[name].search(text) is not None
+        return name in self.found(text)
+
+    def found(self, text: str) -> frozenset[str]:
         key = (id(text), len(text), hash(text))
         note = getattr(self._local, "note", None)
         if note is None or note[0] != key:
             note = self._local.note = (key, self._scan(text))
-        return name in note[1]
+        return note[1]  # type: ignore[no-any-return]
 
 
 def _note(pattern: int, start: int, end: int, flags: int, found: set[str]) -> None:
@@ -117,3 +121,20 @@ _marks = _Marks()
 def holds(text: str, name: str) -> bool:
     """Whether ``text`` holds the mark ``name`` (one of ``MARKS``)."""
     return _marks.holds(text, name)
+
+
+class _Searched:
+    """The marks of a text, each looked for when asked (without the hyperscan package)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __contains__(self, name: object) -> bool:
+        return _REGEX[name].search(self._text) is not None  # type: ignore[index]
+
+
+def marks_of(text: str) -> Container[str]:
+    """The marks ``text`` holds, to ask about several at once (``name in marks_of(text)``)."""
+    if hyperscan is None:  # pragma: no cover - exercised where the package has no wheel
+        return _Searched(text)
+    return _marks.found(text)

@@ -342,20 +342,26 @@ def folded(text: str, source: Callable[[int], int] | None = None) -> tuple[str, 
         if spans:
             text, level = _deleted(text, spans)
             levels.append(level)
-    if textmarks.holds(text, "keys"):
+    marks = textmarks.marks_of(text)  # (asked again only of a text a fold below changed)
+    if "keys" in marks:
         once = _fold_once(text, _KEY_SPELLING, _keys)
         if once is not None:
             text, level = once
             levels.append(level)
-    if textmarks.holds(text, "wrapped"):  # a value behind a wrapper in code, read as the key's value
-        text, wrapped = _unwrapped(text)
+            marks = textmarks.marks_of(text)
+    if "wrapped" in marks:  # a value behind a wrapper in code, read as the key's value
+        unwrapped, wrapped = _unwrapped(text)
         if wrapped is not None:
             levels.append(wrapped)
-    if textmarks.holds(text, "doubled"):  # JSON in a CSV field: its quotes doubled
+        if unwrapped is not text:
+            text = unwrapped
+            marks = textmarks.marks_of(text)
+    if "doubled" in marks:  # JSON in a CSV field: its quotes doubled
         spans = [(m.start(), m.start() + 1) for m in _DOUBLED_QUOTES.finditer(text)]
         text, level = _deleted(text, spans)
         levels.append(level)
-    if textmarks.holds(text, "annotation"):
+        marks = textmarks.marks_of(text)
+    if "annotation" in marks:
         spans = [m.span(1) for m in _TYPE_ANNOTATION.finditer(text)]
         if spans:
             text, level = _deleted(text, spans)
