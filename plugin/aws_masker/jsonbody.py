@@ -59,6 +59,7 @@ from .engine import Masker, MaskResult
 from .errors import BinaryDocumentError, InvalidEncodingError, OpaqueDataError
 from .jsontext import KEY, NUMBER, STRING, Container, Document
 from .restore import token_kind
+from .scanner import unescape_once
 from .textmarks import LINKED_DIMENSION
 from .textview import PAIR_NAME
 from .tokens import KIND_CATEGORIES, TOKEN_RE
@@ -272,43 +273,20 @@ def _mask_unique(
     return [masked[at] for at in order], result
 
 
-_STRING_ESCAPE = re.compile(
-    r"(\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.))", re.S
-)
-
-
-_ESCAPED = {"\\" + c: v for c, v in zip('"\\/bfnrt', '"\\/\b\f\n\r\t', strict=True)}
-
-
 def _spliced(written: str, decoded: str, masked: str) -> str | None:
     """The string literal ``written`` (whose value is ``decoded``) with each token of ``masked`` in
     place of the text it replaced, every other character as the client wrote it (its escapes too:
     ``\\u00e9`` stays ``\\u00e9``); None where that is not needed (``_encode`` writes the literal as it
-    was written) or not plainly so (the tokens do not line up with ``decoded``)."""
+    was written) or not plainly so (the tokens do not line up with ``decoded``). The escapes are read,
+    and offsets mapped back to the literal, as the scan reads them (scanner.unescape_once)."""
     if len(written) < 2 or written[0] != '"' or written[-1] != '"' or "\\" not in written:
         return None
     if _encode(decoded) == written:  # (the usual case: only the escapes _encode writes too)
         return None
-    parts = _STRING_ESCAPE.split(written[1:-1])  # literal text, then an escape, ...
-    try:
-        values = [
-            part if k % 2 == 0 else _ESCAPED.get(part) or json.loads('"' + part + '"')
-            for k, part in enumerate(parts)
-        ]
-    except ValueError:
+    once = unescape_once(written[1:-1])
+    if once is None or once[0] != decoded:
         return None
-    if "".join(values) != decoded:
-        return None
-    # each piece's start in the value and in the literal
-    value_starts = list(itertools.accumulate(map(len, values), initial=0))
-    written_starts = list(itertools.accumulate(map(len, parts), initial=1))
-
-    def at(offset: int) -> int:  # a value offset (at a piece's start, or inside literal text)
-        k = bisect_right(value_starts, offset) - 1
-        if k >= len(parts):
-            return written_starts[-1]
-        return written_starts[k] + (offset - value_starts[k] if k % 2 == 0 else 0)
-
+    level = once[1]
     out: list[str] = []
     position = 0  # in decoded
     written_at = 1  # in written, up to where it is copied
@@ -329,9 +307,8 @@ def _spliced(written: str, decoded: str, masked: str) -> str | None:
         end = len(decoded) - len(following) if n + 1 == len(tokens) else decoded.find(following, position + 1)
         if end <= position:
             return None
-        start_at, end_at = at(position), at(end)
-        out += (written[written_at:start_at], token[0])
-        written_at = end_at
+        out += (written[written_at : 1 + level.source(position)], token[0])
+        written_at = 1 + level.source(end)
         position = end
     if decoded[position:] != masked[done:]:
         return None

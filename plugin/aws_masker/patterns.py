@@ -3050,50 +3050,44 @@ _VERSIONISH = re.compile(
 def _prose_name_rules(
     service: str, kind: str, leads: tuple[str, ...], plain: tuple[str, ...], sample: str
 ) -> tuple[Rule, ...]:
-    rule = Rule(
-        name=f"{service}_prose",
-        echo_when=distinctive_name,
-        category="arn",
-        kind=kind,
-        regex=(
-            # (not a flag's name: --cluster x is the flag's rule's)
-            words(leads, not_after="[A-Za-z0-9_./-]")
+    def regex(lead_words: tuple[str, ...], ahead: str = "") -> str:
+        # (not a flag's name: --cluster x is the flag's rule's)
+        return (
+            words(lead_words, not_after="[A-Za-z0-9_./-]")
             + _PROSE_NAME_LEAD_END
             + OPEN_QUOTE
             + r"(?P<v>"
+            + ahead
             + _PROSE_NAME
             + r")(?<!\.)(?![A-Za-z0-9_/-])"
-        ),
+        )
+
+    def samples(lead: str) -> tuple[tuple[str, str], ...]:
+        return ((f"the {lead} {sample} is failing", sample), (f"{lead} `{sample}`.", sample))
+
+    shared = {"echo_when": distinctive_name, "category": "arn", "kind": kind, "validate": _prose_name_verdict}
+    rule = Rule(
+        name=f"{service}_prose",
+        regex=regex(leads),
         description=f"A name in prose after its service and type ({leads[0]} <name>)",
         anchors=word_anchors(leads, BLANK + ":"),
-        validate=_prose_name_verdict,
-        must_match=((f"the {leads[0]} {sample} is failing", sample), (f"{leads[0]} `{sample}`.", sample)),
+        must_match=samples(leads[0]),
         must_not_match=(f"the {leads[0]} is healthy", f"{leads[0]} read-only mode"),
+        **shared,  # type: ignore[arg-type]
     )
     if not plain:
         return (rule,)
     alone = Rule(
         name=f"{service}_prose_word",
-        echo_when=distinctive_name,
-        category="arn",
-        kind=kind,
-        regex=(
-            words(plain, not_after="[A-Za-z0-9_./-]")
-            + _PROSE_NAME_LEAD_END
-            + OPEN_QUOTE
-            + r"(?P<v>"
-            + _SHAPED_NAME_AHEAD
-            + _PROSE_NAME
-            + r")(?<!\.)(?![A-Za-z0-9_/-])"
-        ),
+        regex=regex(plain, _SHAPED_NAME_AHEAD),
         description=f"A name with a hyphen or digit in prose after the word for its type ({plain[0]} <name>)",
         anchors=(
             one_of(plain)
             + r"(?:[ \t]{1,4}(?:named|called|is))?:?[ \t]{1,4}(?:``|[\"'`?(])?[A-Za-z0-9_./]{0,60}[-0-9]",
         ),
-        validate=_prose_name_verdict,
-        must_match=((f"the {plain[0]} {sample} is failing", sample), (f"{plain[0]} `{sample}`.", sample)),
+        must_match=samples(plain[0]),
         must_not_match=(f"the {plain[0]} is healthy", f"{plain[0]} `main` returns", f"{plain[0]} read-only"),
+        **shared,  # type: ignore[arg-type]
     )
     return (rule, alone)
 

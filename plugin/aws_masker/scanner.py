@@ -105,7 +105,7 @@ class _Level(NamedTuple):
         return offset + self.source_ends[k - 1] - self.view_ends[k - 1] if k else offset
 
 
-def _unescape_once(text: str) -> tuple[str, _Level] | None:
+def unescape_once(text: str) -> tuple[str, _Level] | None:
     """``text`` with each JSON escape decoded, and the map back. All at C speed: the escapes are split
     out, decoded together by the json module (each to one character: an escaped surrogate pair is one
     escape, and an "x" between escapes keeps two halves written apart from joining), and the offsets
@@ -136,7 +136,7 @@ def unescaped(text: str) -> tuple[str, Callable[[int], int] | None]:
     levels: list[_Level] = []
     view = text
     while len(levels) < ESCAPE_LEVELS and "\\" in view:
-        once = _unescape_once(view)
+        once = unescape_once(view)
         if once is None:
             break
         view, level = once

@@ -98,11 +98,6 @@ class _Marks:
         self._database.scan(text.encode("ascii", "replace"), _note, 0, found, scratch)
         return frozenset(found)
 
-    def holds(self, text: str, name: str) -> bool:
-        if hyperscan is None:  # pragma: no cover - exercised where the package has no wheel
-            return _REGEX[name].search(text) is not None
-        return name in self.found(text)
-
     def found(self, text: str) -> frozenset[str]:
         key = (id(text), len(text), hash(text))
         note = getattr(self._local, "note", None)
@@ -120,7 +115,7 @@ _marks = _Marks()
 
 def holds(text: str, name: str) -> bool:
     """Whether ``text`` holds the mark ``name`` (one of ``MARKS``)."""
-    return _marks.holds(text, name)
+    return name in marks_of(text)
 
 
 class _Searched:
